@@ -1,0 +1,18 @@
+//! PPP in userland, sans-IO.
+//!
+//! Implements:
+//! - RFC 1662 async HDLC-like framing: flags, control escapes, FCS-16, ACCM
+//!   in both directions, address/control field compression ([`hdlc`]);
+//! - RFC 1661 the option negotiation automaton and LCP ([`fsm`], [`lcp`]),
+//!   RFC 1570 Identification, Echo keepalive, Protocol-Reject;
+//! - RFC 1332 + RFC 1877 IPCP with DNS ([`ipcp`]); RFC 5072 IPV6CP ([`ipv6cp`]).
+//!
+//! Leaves out (for now): authentication (PAP/CHAP/MS-CHAPv2), CCP, multilink,
+//! synchronous framing.
+//!
+//! The engine ([`link::Link`]) does no I/O: bytes and time go in through
+//! `handle_*`, bytes, events and deadlines come out through `poll_*`.
+#![forbid(unsafe_code)]
+#![warn(missing_docs)]
+
+pub mod link;
