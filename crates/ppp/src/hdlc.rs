@@ -1,0 +1,742 @@
+//! Async HDLC-like framing for PPP (RFC 1662).
+//!
+//! Implements:
+//! - RFC 1662 section 4.1/4.2: flag sequence `0x7e`, control escape `0x7d`
+//!   (the escaped octet is XORed with `0x20`), the Async-Control-Character-Map
+//!   in both directions, and an extra set of escaped octets for any value
+//!   (user-ppp `set escape 0xff`);
+//! - RFC 1662 section 3.1 and appendix C.2: the 16-bit FCS, table driven
+//!   (slicing-by-8), check value `0xf0b8`;
+//! - RFC 1662 section 3.2 and RFC 1661 section 6.6: Address-and-Control-Field
+//!   Compression (the `ff 03` header is optional on receive);
+//! - RFC 1661 sections 2 and 6.5: Protocol-Field-Compression (a one-octet
+//!   protocol field when its value is below `0x100`) and the rule that a
+//!   protocol field's high octet is even and its low octet odd;
+//! - RFC 1662 section 4.3: frames shorter than 4 octets, frames with a bad FCS
+//!   and aborted frames (`0x7d 0x7e`) are reported and dropped, and the
+//!   decoder resynchronises at the next flag.
+//!
+//! Leaves out: the 32-bit FCS, synchronous and octet-synchronous framing,
+//! and the transparency of section 7.2 for 7-bit links.
+//!
+//! The encoder and the decoder do no I/O and allocate nothing per frame: the
+//! encoder appends to the caller's buffer, the decoder reuses one buffer of
+//! `max_info` + header + FCS bytes and hands out borrowed [`Frame`]s.
+
+/// RFC 1662 section 4.1: the flag sequence that delimits frames.
+pub const FLAG: u8 = 0x7e;
+/// RFC 1662 section 4.2: the control escape octet.
+pub const ESCAPE: u8 = 0x7d;
+/// RFC 1662 section 4.2: an escaped octet is transmitted XORed with this.
+const ESCAPE_XOR: u8 = 0x20;
+/// RFC 1662 section 3.1: the All-Stations address.
+pub const ADDRESS: u8 = 0xff;
+/// RFC 1662 section 3.1: the Unnumbered Information control field.
+pub const CONTROL: u8 = 0x03;
+/// RFC 1662 appendix C.2: the FCS register starts at all ones.
+pub const FCS_INIT: u16 = 0xffff;
+/// RFC 1662 appendix C.2: the FCS over a frame including its own FCS field
+/// leaves this value in the register when the frame is intact.
+pub const FCS_GOOD: u16 = 0xf0b8;
+/// RFC 1662 section 7.1: the ACCM until LCP agreed on another one.
+pub const DEFAULT_ACCM: u32 = 0xffff_ffff;
+
+/// Octets around the information field in the largest frame we accept:
+/// address + control + 2-octet protocol + 2-octet FCS.
+const FRAME_OVERHEAD: usize = 6;
+/// RFC 1662 section 4.3: frames of fewer than 4 octets (with the 16-bit
+/// FCS) are invalid.
+const MIN_FRAME_LEN: usize = 4;
+
+/// Slicing-by-8 tables for the reflected CRC-16 with polynomial
+/// x^16 + x^12 + x^5 + 1 (`0x8408` bit-reversed), RFC 1662 appendix C.2.
+/// `FCS_TABLES[0]` is the RFC's `fcstab`; `FCS_TABLES[k][b]` is the effect
+/// of octet `b` followed by `k` zero octets, which lets [`fcs16`] fold eight
+/// octets per step.
+static FCS_TABLES: [[u16; 256]; 8] = build_fcs_tables();
+
+const fn build_fcs_tables() -> [[u16; 256]; 8] {
+    let mut tables = [[0u16; 256]; 8];
+    let mut b = 0;
+    while b < 256 {
+        let mut v = b as u16;
+        let mut bit = 0;
+        while bit < 8 {
+            v = if v & 1 != 0 {
+                (v >> 1) ^ 0x8408
+            } else {
+                v >> 1
+            };
+            bit += 1;
+        }
+        tables[0][b] = v;
+        b += 1;
+    }
+    let mut k = 1;
+    while k < 8 {
+        let mut b = 0;
+        while b < 256 {
+            let prev = tables[k - 1][b];
+            tables[k][b] = (prev >> 8) ^ tables[0][(prev & 0xff) as usize];
+            b += 1;
+        }
+        k += 1;
+    }
+    tables
+}
+
+/// RFC 1662 appendix C.2 `pppfcs16`: continues the FCS register `fcs` over
+/// `data`. Start with [`FCS_INIT`]; to transmit, send `!fcs` low octet
+/// first; on receive, the register over the whole frame including its FCS is
+/// [`FCS_GOOD`] when the frame is intact.
+///
+/// Folds eight octets per step (slicing-by-8): this runs over every data
+/// packet of the link.
+pub fn fcs16(fcs: u16, data: &[u8]) -> u16 {
+    let t = &FCS_TABLES;
+    let mut fcs = fcs;
+    let mut chunks = data.chunks_exact(8);
+    for c in &mut chunks {
+        let x = fcs ^ u16::from_le_bytes([c[0], c[1]]);
+        fcs = t[7][(x & 0xff) as usize]
+            ^ t[6][(x >> 8) as usize]
+            ^ t[5][c[2] as usize]
+            ^ t[4][c[3] as usize]
+            ^ t[3][c[4] as usize]
+            ^ t[2][c[5] as usize]
+            ^ t[1][c[6] as usize]
+            ^ t[0][c[7] as usize];
+    }
+    for &b in chunks.remainder() {
+        fcs = (fcs >> 8) ^ t[0][((fcs ^ b as u16) & 0xff) as usize];
+    }
+    fcs
+}
+
+/// A set of octet values, one bit each.
+#[derive(Clone, Copy, PartialEq, Eq, Default)]
+struct ByteSet([u64; 4]);
+
+impl ByteSet {
+    fn insert(&mut self, b: u8) {
+        self.0[(b >> 6) as usize] |= 1u64 << (b & 63);
+    }
+
+    fn contains(&self, b: u8) -> bool {
+        self.0[(b >> 6) as usize] & (1u64 << (b & 63)) != 0
+    }
+
+    /// The control characters 0x00..=0x1f whose bit is set in `accm`
+    /// (RFC 1662 section 7.1: bit 0 is 0x00, bit 31 is 0x1f).
+    fn insert_accm(&mut self, accm: u32) {
+        self.0[0] |= accm as u64;
+    }
+
+    fn table(&self) -> [bool; 256] {
+        let mut t = [false; 256];
+        for (b, slot) in t.iter_mut().enumerate() {
+            *slot = self.contains(b as u8);
+        }
+        t
+    }
+}
+
+impl std::fmt::Debug for ByteSet {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_set()
+            .entries((0..=255u8).filter(|b| self.contains(*b)).map(HexByte))
+            .finish()
+    }
+}
+
+/// Prints an octet as `0x7e` in `Debug` output.
+struct HexByte(u8);
+
+impl std::fmt::Debug for HexByte {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{:#04x}", self.0)
+    }
+}
+
+/// Frames packets for the byte stream (RFC 1662 section 4).
+///
+/// Holds what the peer asked of us: its ACCM, whether it accepts ACFC and
+/// PFC, and the extra octets the configuration says to escape.
+#[derive(Clone)]
+pub struct Encoder {
+    accm: u32,
+    extra: ByteSet,
+    acfc: bool,
+    pfc: bool,
+    /// Octets escaped in ordinary frames.
+    escape: [bool; 256],
+    /// Octets escaped in frames sent with the LCP defaults (full ACCM).
+    escape_lcp: [bool; 256],
+}
+
+impl std::fmt::Debug for Encoder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Encoder")
+            .field("accm", &format_args!("{:#010x}", self.accm))
+            .field("extra", &self.extra)
+            .field("acfc", &self.acfc)
+            .field("pfc", &self.pfc)
+            .finish()
+    }
+}
+
+impl Default for Encoder {
+    fn default() -> Self {
+        Encoder::new()
+    }
+}
+
+impl Encoder {
+    /// An encoder with the RFC 1662 section 7.1 defaults: ACCM `0xffffffff`,
+    /// `ff 03` on every frame, 2-octet protocol fields, no extra escapes.
+    pub fn new() -> Encoder {
+        let mut e = Encoder {
+            accm: DEFAULT_ACCM,
+            extra: ByteSet::default(),
+            acfc: false,
+            pfc: false,
+            escape: [false; 256],
+            escape_lcp: [false; 256],
+        };
+        e.rebuild();
+        e
+    }
+
+    fn rebuild(&mut self) {
+        let mut set = self.extra;
+        // RFC 1662 section 4.2: flag and control escape are always escaped.
+        set.insert(FLAG);
+        set.insert(ESCAPE);
+        let mut lcp = set;
+        set.insert_accm(self.accm);
+        lcp.insert_accm(DEFAULT_ACCM);
+        self.escape = set.table();
+        self.escape_lcp = lcp.table();
+    }
+
+    /// The ACCM the peer asked for in its LCP Configure-Request (the control
+    /// characters it wants us to escape), RFC 1662 section 7.1.
+    pub fn set_accm(&mut self, accm: u32) {
+        self.accm = accm;
+        self.rebuild();
+    }
+
+    /// The ACCM in use.
+    pub fn accm(&self) -> u32 {
+        self.accm
+    }
+
+    /// Replaces the set of extra octets always escaped (user-ppp
+    /// `set escape 0xff ...`), any value 0..=255, in every frame.
+    ///
+    /// `0x5d` and `0x5e` are ignored: escaped they would be sent as `7d 7d`
+    /// and `7d 7e`, the second of which aborts the frame (RFC 1662 section
+    /// 4.2) and the first of which Linux ppp_async cannot receive.
+    pub fn set_escape(&mut self, extra: &[u8]) {
+        let mut set = ByteSet::default();
+        for &b in extra {
+            if b != ESCAPE ^ ESCAPE_XOR && b != FLAG ^ ESCAPE_XOR {
+                set.insert(b);
+            }
+        }
+        self.extra = set;
+        self.rebuild();
+    }
+
+    /// Omit `ff 03` (the peer accepted Address-and-Control-Field-Compression,
+    /// RFC 1661 section 6.6).
+    pub fn set_acfc(&mut self, on: bool) {
+        self.acfc = on;
+    }
+
+    /// Send protocols below `0x100` as one octet (the peer accepted
+    /// Protocol-Field-Compression, RFC 1661 section 6.5).
+    pub fn set_pfc(&mut self, on: bool) {
+        self.pfc = on;
+    }
+
+    /// Appends one complete frame (flag, [`ff 03`], protocol, info, FCS,
+    /// flag) to `out`.
+    ///
+    /// The opening flag is left out when `out` already ends with a flag:
+    /// back-to-back frames share it (RFC 1662 section 4.1, as pppd does).
+    ///
+    /// `lcp_defaults` = true forces ACCM `0xffffffff`, `ff 03` and a 2-octet
+    /// protocol: LCP Configure/Terminate/Code-Reject packets (codes 1..7)
+    /// always go with the defaults (RFC 1662 section 7.1, RFC 1661 sections
+    /// 6.5 and 6.6). The extra escape set still applies.
+    pub fn encode(&self, protocol: u16, info: &[u8], lcp_defaults: bool, out: &mut Vec<u8>) {
+        let (escape, acfc, pfc) = if lcp_defaults {
+            (&self.escape_lcp, false, false)
+        } else {
+            (&self.escape, self.acfc, self.pfc)
+        };
+        let mut header = [0u8; 4];
+        let mut header_len = 0;
+        if !acfc {
+            header[0] = ADDRESS;
+            header[1] = CONTROL;
+            header_len = 2;
+        }
+        // RFC 1661 section 6.5: only protocols whose high octet is zero can
+        // be compressed to one octet.
+        if pfc && protocol < 0x100 {
+            header[header_len] = protocol as u8;
+            header_len += 1;
+        } else {
+            header[header_len..header_len + 2].copy_from_slice(&protocol.to_be_bytes());
+            header_len += 2;
+        }
+        let header = &header[..header_len];
+        let fcs = !fcs16(fcs16(FCS_INIT, header), info);
+
+        // Most octets go out as they are; reserve for the plain case and let
+        // the vector grow if escapes are many.
+        out.reserve(header_len + info.len() + info.len() / 16 + 8);
+        if out.last() != Some(&FLAG) {
+            out.push(FLAG);
+        }
+        escape_into(escape, header, out);
+        escape_into(escape, info, out);
+        escape_into(escape, &fcs.to_le_bytes(), out);
+        out.push(FLAG);
+    }
+}
+
+/// Appends `data` to `out`, escaping the octets marked in `escape`; runs of
+/// plain octets are copied in one go.
+fn escape_into(escape: &[bool; 256], data: &[u8], out: &mut Vec<u8>) {
+    let mut rest = data;
+    while !rest.is_empty() {
+        let plain = rest
+            .iter()
+            .position(|&b| escape[b as usize])
+            .unwrap_or(rest.len());
+        out.extend_from_slice(&rest[..plain]);
+        if let Some(&b) = rest.get(plain) {
+            out.push(ESCAPE);
+            out.push(b ^ ESCAPE_XOR);
+            rest = &rest[plain + 1..];
+        } else {
+            rest = &[];
+        }
+    }
+}
+
+/// One received frame with its FCS checked, `ff 03` and PFC undone.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Frame<'a> {
+    /// The PPP protocol field (RFC 1661 section 2).
+    pub protocol: u16,
+    /// The information field (without padding removal: PPP padding is
+    /// protocol specific, RFC 1661 section 2).
+    pub info: &'a [u8],
+    address_control_omitted: bool,
+    protocol_compressed: bool,
+}
+
+impl Frame<'_> {
+    /// The frame came without `ff 03` (ACFC, RFC 1661 section 6.6).
+    pub fn address_control_omitted(&self) -> bool {
+        self.address_control_omitted
+    }
+
+    /// The protocol field was one octet (PFC, RFC 1661 section 6.5).
+    pub fn protocol_compressed(&self) -> bool {
+        self.protocol_compressed
+    }
+}
+
+/// Why a received frame was dropped (RFC 1662 section 4.3 and RFC 1661
+/// section 2). Lengths count octets after escapes were undone, between the
+/// flags, FCS included.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum FrameError {
+    /// The FCS over the frame did not leave [`FCS_GOOD`].
+    #[error(
+        "frame of {len} bytes has a bad FCS: received {received:#06x}, computed {computed:#06x}"
+    )]
+    BadFcs {
+        /// Frame length.
+        len: usize,
+        /// The FCS field as received.
+        received: u16,
+        /// The FCS computed over the frame's other octets.
+        computed: u16,
+    },
+    /// RFC 1662 section 4.3: fewer than 4 octets.
+    #[error("frame of {len} bytes is shorter than protocol + FCS (4 bytes)")]
+    TooShort {
+        /// Frame length.
+        len: usize,
+    },
+    /// After `ff 03`, no complete protocol field was left.
+    #[error("frame of {len} bytes has no room for a protocol field after address/control")]
+    NoProtocol {
+        /// Frame length.
+        len: usize,
+    },
+    /// The information field was longer than the decoder's `max_info` (our
+    /// MRU). `len` is the whole frame when the decoder stopped buffering it.
+    #[error("frame of {len} bytes exceeds the limit of {max_info} information bytes")]
+    TooLong {
+        /// Frame length (or information length if the frame fit the buffer).
+        len: usize,
+        /// The decoder's limit on the information field.
+        max_info: usize,
+    },
+    /// The first octet was `0xff` (an address field) but the second was not
+    /// the UI control field `0x03` (RFC 1662 section 3.1).
+    #[error("address/control field is {address:#04x} {control:#04x}, expected 0xff 0x03")]
+    BadAddressControl {
+        /// The address octet.
+        address: u8,
+        /// The octet where the control field should be.
+        control: u8,
+    },
+    /// The protocol field's low octet was even (RFC 1661 section 2).
+    #[error("protocol field {protocol:#06x} is invalid: its low octet must be odd")]
+    BadProtocol {
+        /// The protocol field as received.
+        protocol: u16,
+    },
+    /// The sender aborted the frame with `0x7d 0x7e` (RFC 1662 section 4.2).
+    #[error("frame aborted by the sender (control escape before flag) after {len} bytes")]
+    Aborted {
+        /// Octets received before the abort.
+        len: usize,
+    },
+}
+
+/// Counters of what the decoder saw.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct DecoderStats {
+    /// Frames delivered with a good FCS.
+    pub frames: u64,
+    /// Frames reported as a [`FrameError`].
+    pub errors: u64,
+    /// Of those, frames with a bad FCS.
+    pub bad_fcs: u64,
+    /// Of those, aborted frames.
+    pub aborted: u64,
+    /// Control characters dropped because their bit is set in the receive
+    /// ACCM (inserted by equipment on the way, RFC 1662 section 4.2).
+    pub dropped_control_chars: u64,
+    /// Octets discarded before the first flag of the stream.
+    pub skipped_before_first_flag: u64,
+}
+
+/// Splits a byte stream into frames (RFC 1662 section 4).
+///
+/// Octets before the first flag of the stream are skipped (an SSH banner or a
+/// partial frame); back-to-back flags are ignored. One buffer of
+/// `max_info` + 6 octets is reused for every frame; a longer frame is
+/// counted, not buffered, and reported at its closing flag.
+#[derive(Debug, Clone)]
+pub struct Decoder {
+    max_info: usize,
+    rx_accm: u32,
+    /// Octets that need attention: flag, escape and the control characters
+    /// of the receive ACCM.
+    special: [bool; 256],
+    buf: Vec<u8>,
+    /// The previous octet was a control escape.
+    escaped: bool,
+    /// No flag seen yet on this stream.
+    hunting: bool,
+    /// The current frame outgrew the buffer; its octets are only counted.
+    overflow: Option<usize>,
+    stats: DecoderStats,
+}
+
+impl Decoder {
+    /// A decoder that accepts information fields of up to `max_info` octets
+    /// (our MRU), with the default receive ACCM `0xffffffff`.
+    pub fn new(max_info: usize) -> Decoder {
+        let capacity = max_info.saturating_add(FRAME_OVERHEAD);
+        let mut d = Decoder {
+            max_info,
+            rx_accm: DEFAULT_ACCM,
+            special: [false; 256],
+            buf: Vec::with_capacity(capacity),
+            escaped: false,
+            hunting: true,
+            overflow: None,
+            stats: DecoderStats::default(),
+        };
+        d.rebuild();
+        d
+    }
+
+    fn rebuild(&mut self) {
+        let mut set = ByteSet::default();
+        set.insert(FLAG);
+        set.insert(ESCAPE);
+        set.insert_accm(self.rx_accm);
+        self.special = set.table();
+    }
+
+    /// The ACCM we asked the peer for: control characters with their bit set
+    /// arrive escaped, so raw ones are noise and are dropped (RFC 1662
+    /// section 4.2). Set it to our agreed ACCM once LCP is opened.
+    pub fn set_rx_accm(&mut self, accm: u32) {
+        self.rx_accm = accm;
+        self.rebuild();
+    }
+
+    /// The receive ACCM in use.
+    pub fn rx_accm(&self) -> u32 {
+        self.rx_accm
+    }
+
+    /// The limit on the information field.
+    pub fn max_info(&self) -> usize {
+        self.max_info
+    }
+
+    /// Counters so far.
+    pub fn stats(&self) -> &DecoderStats {
+        &self.stats
+    }
+
+    fn buffer_limit(&self) -> usize {
+        self.max_info.saturating_add(FRAME_OVERHEAD)
+    }
+
+    /// Appends a run of plain octets to the current frame, undoing a pending
+    /// escape on its first octet.
+    fn append(&mut self, run: &[u8]) {
+        if let Some(len) = self.overflow.as_mut() {
+            *len = len.saturating_add(run.len());
+            self.escaped = false;
+            return;
+        }
+        if self.buf.len() + run.len() > self.buffer_limit() {
+            self.overflow = Some(self.buf.len() + run.len());
+            self.buf.clear();
+            self.escaped = false;
+            return;
+        }
+        let start = self.buf.len();
+        self.buf.extend_from_slice(run);
+        if self.escaped {
+            self.buf[start] ^= ESCAPE_XOR;
+            self.escaped = false;
+        }
+    }
+
+    /// Feeds stream octets; calls `on_frame` for every complete frame or
+    /// framing error, in stream order. A frame may span any number of calls.
+    pub fn push(&mut self, bytes: &[u8], on_frame: &mut dyn FnMut(Result<Frame<'_>, FrameError>)) {
+        let mut rest = bytes;
+        if self.hunting {
+            match rest.iter().position(|&b| b == FLAG) {
+                Some(i) => {
+                    self.stats.skipped_before_first_flag += i as u64;
+                    self.hunting = false;
+                    rest = &rest[i + 1..];
+                }
+                None => {
+                    self.stats.skipped_before_first_flag += rest.len() as u64;
+                    return;
+                }
+            }
+        }
+        while !rest.is_empty() {
+            let plain = rest
+                .iter()
+                .position(|&b| self.special[b as usize])
+                .unwrap_or(rest.len());
+            if plain > 0 {
+                self.append(&rest[..plain]);
+            }
+            let Some(&b) = rest.get(plain) else {
+                break;
+            };
+            rest = &rest[plain + 1..];
+            match b {
+                FLAG => self.end_frame(on_frame),
+                ESCAPE if self.escaped => {
+                    // RFC 1662 section 4.2: the octet after a control escape
+                    // is XORed with 0x20, whatever it is (except a flag).
+                    self.append(&[ESCAPE]);
+                }
+                ESCAPE => self.escaped = true,
+                _ => {
+                    // A control character flagged in the receive ACCM: the
+                    // peer would have escaped it, so equipment inserted it.
+                    self.stats.dropped_control_chars += 1;
+                }
+            }
+        }
+    }
+
+    fn end_frame(&mut self, on_frame: &mut dyn FnMut(Result<Frame<'_>, FrameError>)) {
+        let escaped = std::mem::replace(&mut self.escaped, false);
+        let overflow = self.overflow.take();
+        let result = if escaped {
+            self.stats.aborted += 1;
+            Err(FrameError::Aborted {
+                len: overflow.unwrap_or(self.buf.len()),
+            })
+        } else if let Some(len) = overflow {
+            Err(FrameError::TooLong {
+                len,
+                max_info: self.max_info,
+            })
+        } else if self.buf.is_empty() {
+            // RFC 1662 section 4.1: back-to-back flags, an empty frame.
+            return;
+        } else {
+            parse_frame(&self.buf, self.max_info)
+        };
+        match &result {
+            Ok(_) => self.stats.frames += 1,
+            Err(e) => {
+                self.stats.errors += 1;
+                if matches!(e, FrameError::BadFcs { .. }) {
+                    self.stats.bad_fcs += 1;
+                }
+            }
+        }
+        on_frame(result);
+        self.buf.clear();
+    }
+}
+
+/// Checks and takes apart one unescaped frame (everything between flags).
+fn parse_frame(frame: &[u8], max_info: usize) -> Result<Frame<'_>, FrameError> {
+    let len = frame.len();
+    if len < MIN_FRAME_LEN {
+        return Err(FrameError::TooShort { len });
+    }
+    if fcs16(FCS_INIT, frame) != FCS_GOOD {
+        let (body, fcs_field) = frame.split_at(len - 2);
+        return Err(FrameError::BadFcs {
+            len,
+            received: u16::from_le_bytes([fcs_field[0], fcs_field[1]]),
+            computed: !fcs16(FCS_INIT, body),
+        });
+    }
+    let mut body = &frame[..len - 2];
+    let mut address_control_omitted = true;
+    if let [ADDRESS, control, rest @ ..] = body {
+        if *control != CONTROL {
+            return Err(FrameError::BadAddressControl {
+                address: ADDRESS,
+                control: *control,
+            });
+        }
+        body = rest;
+        address_control_omitted = false;
+    }
+    let (protocol, info, protocol_compressed) = match body {
+        [] => return Err(FrameError::NoProtocol { len }),
+        // RFC 1661 section 2: an odd first octet ends the protocol field.
+        [p, info @ ..] if p & 1 == 1 => (u16::from(*p), info, true),
+        [_] => return Err(FrameError::NoProtocol { len }),
+        [hi, lo, info @ ..] => {
+            let protocol = u16::from_be_bytes([*hi, *lo]);
+            if lo & 1 == 0 {
+                return Err(FrameError::BadProtocol { protocol });
+            }
+            (protocol, info, false)
+        }
+    };
+    if info.len() > max_info {
+        return Err(FrameError::TooLong {
+            len: info.len(),
+            max_info,
+        });
+    }
+    Ok(Frame {
+        protocol,
+        info,
+        address_control_omitted,
+        protocol_compressed,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Bit-at-a-time CRC straight from the polynomial, to check the tables.
+    fn fcs16_bitwise(mut fcs: u16, data: &[u8]) -> u16 {
+        for &b in data {
+            fcs ^= u16::from(b);
+            for _ in 0..8 {
+                fcs = if fcs & 1 != 0 {
+                    (fcs >> 1) ^ 0x8408
+                } else {
+                    fcs >> 1
+                };
+            }
+        }
+        fcs
+    }
+
+    #[test]
+    fn fcs_table_matches_rfc1662_fcstab_start_and_end() {
+        // RFC 1662 appendix C.2 fcstab, first and last entries.
+        assert_eq!(&FCS_TABLES[0][..4], &[0x0000, 0x1189, 0x2312, 0x329b]);
+        assert_eq!(&FCS_TABLES[0][252..], &[0x3de3, 0x2c6a, 0x1ef1, 0x0f78]);
+    }
+
+    #[test]
+    fn fcs_check_value_123456789() {
+        // CRC-16/X.25 (the PPP FCS) check value.
+        assert_eq!(!fcs16(FCS_INIT, b"123456789"), 0x906e);
+        assert_eq!(!fcs16_bitwise(FCS_INIT, b"123456789"), 0x906e);
+    }
+
+    #[test]
+    fn fcs_slicing_matches_bitwise_for_all_lengths() {
+        let data: Vec<u8> = (0..100u32).map(|i| (i * 37 + 11) as u8).collect();
+        for len in 0..data.len() {
+            assert_eq!(
+                fcs16(FCS_INIT, &data[..len]),
+                fcs16_bitwise(FCS_INIT, &data[..len]),
+                "len {len}"
+            );
+        }
+    }
+
+    #[test]
+    fn good_fcs_over_frame_with_its_fcs() {
+        let body = [0xff, 0x03, 0xc0, 0x21, 0x01, 0x01, 0x00, 0x04];
+        let fcs = !fcs16(FCS_INIT, &body);
+        let mut frame = body.to_vec();
+        frame.extend_from_slice(&fcs.to_le_bytes());
+        assert_eq!(fcs16(FCS_INIT, &frame), FCS_GOOD);
+    }
+
+    #[test]
+    fn decodes_pppd_first_lcp_confreq() {
+        // 01-defaults, A->B chunk 1: LCP ConfReq with every control
+        // character escaped.
+        let stream = [
+            0x7e, 0xff, 0x7d, 0x23, 0xc0, 0x21, 0x7d, 0x21, 0x7d, 0x21, 0x7d, 0x20, 0x7d, 0x34,
+            0x7d, 0x22, 0x7d, 0x26, 0x7d, 0x20, 0x7d, 0x20, 0x7d, 0x20, 0x7d, 0x20, 0x7d, 0x25,
+            0x7d, 0x26, 0xe5, 0xf3, 0xce, 0xdb, 0x7d, 0x27, 0x7d, 0x22, 0x7d, 0x28, 0x7d, 0x22,
+            0x98, 0x27, 0x7e,
+        ];
+        let mut d = Decoder::new(1500);
+        let mut seen = Vec::new();
+        d.push(&stream, &mut |f| {
+            let f = f.expect("good frame");
+            seen.push((f.protocol, f.info.to_vec()));
+        });
+        assert_eq!(seen.len(), 1);
+        assert_eq!(seen[0].0, 0xc021);
+        assert_eq!(&seen[0].1[..4], &[0x01, 0x01, 0x00, 0x14]);
+        let mut out = Vec::new();
+        Encoder::new().encode(0xc021, &seen[0].1, true, &mut out);
+        assert_eq!(out, stream);
+    }
+}
