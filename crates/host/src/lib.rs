@@ -2,10 +2,13 @@
 //!
 //! Everything here talks to Linux: `/dev/net/tun` (ioctl TUNSETIFF) and
 //! rtnetlink (RFC 3549) for links, addresses and routes. No `ip` subprocesses.
-//! This is the only crate of tsunagi that uses `unsafe` (ioctls).
+//! This is the only crate of tsunagi that uses `unsafe` (ioctls); each block
+//! is small and says why it is sound.
+
+#![deny(unsafe_op_in_unsafe_fn, clippy::undocumented_unsafe_blocks)]
 
 pub mod netlink;
 pub mod tun;
 
-pub use netlink::Netlink;
+pub use netlink::{InterfaceAddress, Ipv4Net, Ipv4NetError, Netlink, ROUTE_PROTOCOL};
 pub use tun::Tun;

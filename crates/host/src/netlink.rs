@@ -1,9 +1,43 @@
-//! Links, addresses and routes over rtnetlink.
+//! Links, addresses and routes over rtnetlink (RFC 3549, `rtnetlink(7)`).
+//!
+//! Each operation is one request on the `NETLINK_ROUTE` socket opened by
+//! [`Netlink::new`]; the socket belongs to the network namespace the calling
+//! thread was in at that moment, and so do all the changes made through it.
+//!
+//! Routes added here carry the protocol number [`ROUTE_PROTOCOL`] (shown by
+//! `ip route` as `proto 84`), so that they can be told apart from routes an
+//! operator added by hand: [`Netlink::del_route`] removes only ours.
+//!
+//! Errors are `io::Error`s whose message names the interface and the
+//! operation, e.g. `ts-labs: add route 10.1.0.0/24: Network is unreachable`.
 
+use std::fmt;
 use std::io;
-use std::net::Ipv4Addr;
+use std::net::{IpAddr, Ipv4Addr};
+use std::str::FromStr;
+
+use futures::StreamExt;
+use netlink_packet_core::{
+    NetlinkMessage, NetlinkPayload, NLM_F_ACK, NLM_F_CREATE, NLM_F_DUMP, NLM_F_EXCL, NLM_F_REQUEST,
+};
+use netlink_packet_route::address::{AddressAttribute, AddressMessage};
+use netlink_packet_route::link::{LinkAttribute, LinkFlag, LinkMessage};
+use netlink_packet_route::route::{
+    RouteAddress, RouteAttribute, RouteHeader, RouteMessage, RouteProtocol, RouteScope, RouteType,
+};
+use netlink_packet_route::{AddressFamily, RouteNetlinkMessage};
+
+/// The `rtm_protocol` of routes tsunagi installs. Numbers below 5 belong to
+/// the kernel (`RTPROT_*` in `linux/rtnetlink.h`); 84 (`'T'`) is not taken
+/// by any routing daemon in iproute2's `rt_protos`.
+pub const ROUTE_PROTOCOL: u8 = 84;
 
 /// An IPv4 network, e.g. 192.168.253.0/24.
+///
+/// Parsing (`"192.168.253.0/24".parse()`) is strict: host bits set after the
+/// prefix (`192.168.253.1/24`) are an error rather than silently masked,
+/// because in a config file they are almost always a typo for a host or for
+/// another prefix length. A bare address (`10.0.0.1`) means `/32`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct Ipv4Net {
     /// Network address.
@@ -12,45 +46,654 @@ pub struct Ipv4Net {
     pub prefix: u8,
 }
 
+/// Why a string or a pair (address, prefix) is not an [`Ipv4Net`].
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum Ipv4NetError {
+    /// The part before `/` is not a dotted-quad IPv4 address.
+    #[error("network {input:?}: address {address:?} is not an IPv4 address")]
+    BadAddress { input: String, address: String },
+    /// The part after `/` is not a decimal number.
+    #[error("network {input:?}: prefix length {prefix:?} is not a number")]
+    BadPrefix { input: String, prefix: String },
+    /// The prefix length is above 32.
+    #[error("network {input:?}: prefix length {prefix} is longer than 32")]
+    PrefixTooLong { input: String, prefix: u32 },
+    /// Bits are set in the address beyond the prefix length.
+    #[error("network {input:?}: host bits set after the prefix; the network is {network}")]
+    HostBitsSet { input: String, network: Ipv4Net },
+}
+
+impl Ipv4Net {
+    /// A network from its address and prefix length, with the same checks
+    /// as parsing: prefix at most 32, no host bits set.
+    pub fn new(addr: Ipv4Addr, prefix: u8) -> Result<Ipv4Net, Ipv4NetError> {
+        let input = || format!("{addr}/{prefix}");
+        if prefix > 32 {
+            return Err(Ipv4NetError::PrefixTooLong {
+                input: input(),
+                prefix: prefix.into(),
+            });
+        }
+        let net = Ipv4Net { addr, prefix };
+        if net.network() != addr {
+            return Err(Ipv4NetError::HostBitsSet {
+                input: input(),
+                network: Ipv4Net {
+                    addr: net.network(),
+                    prefix,
+                },
+            });
+        }
+        Ok(net)
+    }
+
+    /// A single host, `addr/32`.
+    pub fn host(addr: Ipv4Addr) -> Ipv4Net {
+        Ipv4Net { addr, prefix: 32 }
+    }
+
+    /// The netmask, e.g. 255.255.255.0 for /24 (0.0.0.0 for /0).
+    pub fn netmask(&self) -> Ipv4Addr {
+        Ipv4Addr::from(mask_bits(self.prefix))
+    }
+
+    /// The address with the host bits cleared.
+    pub fn network(&self) -> Ipv4Addr {
+        Ipv4Addr::from(u32::from(self.addr) & mask_bits(self.prefix))
+    }
+
+    /// Whether `ip` lies inside this network.
+    pub fn contains(&self, ip: Ipv4Addr) -> bool {
+        u32::from(ip) & mask_bits(self.prefix) == self.network().into()
+    }
+
+    /// Checked form for the kernel: prefix ≤ 32 and no host bits, since the
+    /// fields are public and may have been filled in by hand.
+    fn check(&self) -> io::Result<()> {
+        Ipv4Net::new(self.addr, self.prefix)
+            .map(|_| ())
+            .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))
+    }
+}
+
+fn mask_bits(prefix: u8) -> u32 {
+    match prefix {
+        0 => 0,
+        p if p >= 32 => u32::MAX,
+        p => u32::MAX << (32 - u32::from(p)),
+    }
+}
+
+impl fmt::Display for Ipv4Net {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}/{}", self.addr, self.prefix)
+    }
+}
+
+impl FromStr for Ipv4Net {
+    type Err = Ipv4NetError;
+
+    fn from_str(input: &str) -> Result<Ipv4Net, Ipv4NetError> {
+        let (address, prefix) = match input.split_once('/') {
+            Some((a, p)) => (a, Some(p)),
+            None => (input, None),
+        };
+        let addr: Ipv4Addr = address.parse().map_err(|_| Ipv4NetError::BadAddress {
+            input: input.to_owned(),
+            address: address.to_owned(),
+        })?;
+        let prefix: u32 = match prefix {
+            None => 32,
+            // u32::from_str accepts a leading '+'; a prefix never has one.
+            Some(p) if p.is_empty() || !p.bytes().all(|b| b.is_ascii_digit()) => {
+                return Err(Ipv4NetError::BadPrefix {
+                    input: input.to_owned(),
+                    prefix: p.to_owned(),
+                })
+            }
+            Some(p) => p.parse().map_err(|_| Ipv4NetError::BadPrefix {
+                input: input.to_owned(),
+                prefix: p.to_owned(),
+            })?,
+        };
+        let prefix = u8::try_from(prefix)
+            .ok()
+            .filter(|p| *p <= 32)
+            .ok_or_else(|| Ipv4NetError::PrefixTooLong {
+                input: input.to_owned(),
+                prefix,
+            })?;
+        Ipv4Net::new(addr, prefix).map_err(|e| match e {
+            Ipv4NetError::HostBitsSet { network, .. } => Ipv4NetError::HostBitsSet {
+                input: input.to_owned(),
+                network,
+            },
+            other => other,
+        })
+    }
+}
+
+/// An IPv4 address on an interface, as `ip -4 addr show` lists it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct InterfaceAddress {
+    /// `IFA_LOCAL`: our address.
+    pub local: Ipv4Addr,
+    /// `IFA_ADDRESS`: the peer on a point-to-point link, else equal to `local`.
+    pub address: Ipv4Addr,
+    /// Prefix length of `address`.
+    pub prefix: u8,
+}
+
 /// A handle on the current network namespace's rtnetlink.
+///
+/// Cheap to share by reference between tasks; each call is one request.
 pub struct Netlink {
-    _private: (),
+    handle: rtnetlink::Handle,
+}
+
+impl fmt::Debug for Netlink {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Netlink").finish_non_exhaustive()
+    }
+}
+
+/// Wrap an error with the interface and the operation it came from.
+fn context(ifname: &str, op: &str, e: io::Error) -> io::Error {
+    io::Error::new(e.kind(), format!("{ifname}: {op}: {e}"))
 }
 
 impl Netlink {
     /// Open a netlink connection (spawns its driver task on the current runtime).
+    ///
+    /// Must be called inside a tokio runtime; outside one it is an error,
+    /// not a panic.
     pub fn new() -> io::Result<Netlink> {
-        todo!("H3")
+        let runtime = tokio::runtime::Handle::try_current().map_err(|e| {
+            io::Error::new(
+                io::ErrorKind::Other,
+                format!("netlink: open: needs a tokio runtime: {e}"),
+            )
+        })?;
+        let (connection, handle, _multicast) = rtnetlink::new_connection()
+            .map_err(|e| io::Error::new(e.kind(), format!("netlink: open NETLINK_ROUTE: {e}")))?;
+        runtime.spawn(connection);
+        Ok(Netlink { handle })
     }
 
-    /// Set the MTU and bring the interface up.
+    /// Send one request and collect the answers. A NACK becomes the errno
+    /// as an `io::Error`; the ACK (error code 0) ends the exchange.
+    async fn request(
+        &self,
+        message: RouteNetlinkMessage,
+        flags: u16,
+    ) -> io::Result<Vec<RouteNetlinkMessage>> {
+        let mut request = NetlinkMessage::from(message);
+        request.header.flags = flags;
+        let mut responses = self
+            .handle
+            .clone()
+            .request(request)
+            .map_err(|e| io::Error::new(io::ErrorKind::BrokenPipe, e.to_string()))?;
+        let mut answers = Vec::new();
+        while let Some(response) = responses.next().await {
+            match response.payload {
+                NetlinkPayload::InnerMessage(inner) => answers.push(inner),
+                NetlinkPayload::Error(e) if e.code.is_some() => return Err(e.to_io()),
+                NetlinkPayload::Error(_ack) => break,
+                NetlinkPayload::Done(_) => break,
+                NetlinkPayload::Overrun(_) => {
+                    return Err(io::Error::new(
+                        io::ErrorKind::Other,
+                        "netlink answer overran the socket buffer",
+                    ))
+                }
+                _ => {}
+            }
+        }
+        Ok(answers)
+    }
+
+    /// The interface index of `ifname`; `ErrorKind::NotFound` if there is none.
+    pub async fn ifindex(&self, ifname: &str) -> io::Result<u32> {
+        let mut message = LinkMessage::default();
+        message
+            .attributes
+            .push(LinkAttribute::IfName(ifname.to_owned()));
+        let answers = self
+            .request(RouteNetlinkMessage::GetLink(message), NLM_F_REQUEST)
+            .await
+            .map_err(|e| {
+                if e.raw_os_error() == Some(libc::ENODEV) {
+                    io::Error::new(
+                        io::ErrorKind::NotFound,
+                        format!("{ifname}: no such interface"),
+                    )
+                } else {
+                    context(ifname, "look up interface", e)
+                }
+            })?;
+        answers
+            .into_iter()
+            .find_map(|m| match m {
+                RouteNetlinkMessage::NewLink(link) if link.header.index != 0 => {
+                    Some(link.header.index)
+                }
+                _ => None,
+            })
+            .ok_or_else(|| {
+                io::Error::new(
+                    io::ErrorKind::NotFound,
+                    format!("{ifname}: no such interface"),
+                )
+            })
+    }
+
+    /// Whether an interface called `ifname` exists in this namespace.
+    pub async fn link_exists(&self, ifname: &str) -> io::Result<bool> {
+        match self.ifindex(ifname).await {
+            Ok(_) => Ok(true),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(false),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Set the MTU and bring the interface up (`ip link set IF mtu M up`).
     pub async fn link_up(&self, ifname: &str, mtu: u32) -> io::Result<()> {
-        let _ = (ifname, mtu);
-        todo!("H3")
+        let index = self.ifindex(ifname).await?;
+        let mut message = LinkMessage::default();
+        message.header.index = index;
+        message.header.flags = vec![LinkFlag::Up];
+        message.header.change_mask = vec![LinkFlag::Up];
+        message.attributes.push(LinkAttribute::Mtu(mtu));
+        self.request(
+            RouteNetlinkMessage::SetLink(message),
+            NLM_F_REQUEST | NLM_F_ACK,
+        )
+        .await
+        .map_err(|e| context(ifname, &format!("set mtu {mtu} and up"), e))?;
+        Ok(())
+    }
+
+    /// Bring the interface down (`ip link set IF down`).
+    pub async fn link_down(&self, ifname: &str) -> io::Result<()> {
+        let index = self.ifindex(ifname).await?;
+        let mut message = LinkMessage::default();
+        message.header.index = index;
+        message.header.change_mask = vec![LinkFlag::Up];
+        self.request(
+            RouteNetlinkMessage::SetLink(message),
+            NLM_F_REQUEST | NLM_F_ACK,
+        )
+        .await
+        .map_err(|e| context(ifname, "set down", e))?;
+        Ok(())
+    }
+
+    fn ptp_address_message(index: u32, local: Ipv4Addr, peer: Ipv4Addr) -> AddressMessage {
+        let mut message = AddressMessage::default();
+        message.header.family = AddressFamily::Inet;
+        message.header.prefix_len = 32;
+        message.header.index = index;
+        message
+            .attributes
+            .push(AddressAttribute::Local(IpAddr::V4(local)));
+        message
+            .attributes
+            .push(AddressAttribute::Address(IpAddr::V4(peer)));
+        message
     }
 
     /// Point-to-point address: `local peer peer/32` (like `ip addr add L peer P dev IF`).
-    pub async fn add_address_ptp(&self, ifname: &str, local: Ipv4Addr, peer: Ipv4Addr) -> io::Result<()> {
-        let _ = (ifname, local, peer);
-        todo!("H3")
+    ///
+    /// The kernel then adds the device route to `peer/32` by itself
+    /// (`proto kernel scope link`). The same address already present is not
+    /// an error, so a redial can call this again.
+    pub async fn add_address_ptp(
+        &self,
+        ifname: &str,
+        local: Ipv4Addr,
+        peer: Ipv4Addr,
+    ) -> io::Result<()> {
+        let index = self.ifindex(ifname).await?;
+        let message = Self::ptp_address_message(index, local, peer);
+        match self
+            .request(
+                RouteNetlinkMessage::NewAddress(message),
+                NLM_F_REQUEST | NLM_F_ACK | NLM_F_CREATE | NLM_F_EXCL,
+            )
+            .await
+        {
+            Ok(_) => Ok(()),
+            Err(e) if e.raw_os_error() == Some(libc::EEXIST) => Ok(()),
+            Err(e) => Err(context(
+                ifname,
+                &format!("add address {local} peer {peer}/32"),
+                e,
+            )),
+        }
+    }
+
+    /// Remove an address added by `add_address_ptp`. Already-absent (or the
+    /// interface gone) is not an error.
+    pub async fn del_address_ptp(
+        &self,
+        ifname: &str,
+        local: Ipv4Addr,
+        peer: Ipv4Addr,
+    ) -> io::Result<()> {
+        let index = match self.ifindex(ifname).await {
+            Ok(index) => index,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
+            Err(e) => return Err(e),
+        };
+        let message = Self::ptp_address_message(index, local, peer);
+        match self
+            .request(
+                RouteNetlinkMessage::DelAddress(message),
+                NLM_F_REQUEST | NLM_F_ACK,
+            )
+            .await
+        {
+            Ok(_) => Ok(()),
+            Err(e) if e.raw_os_error() == Some(libc::EADDRNOTAVAIL) => Ok(()),
+            Err(e) => Err(context(
+                ifname,
+                &format!("delete address {local} peer {peer}/32"),
+                e,
+            )),
+        }
+    }
+
+    /// The IPv4 addresses on `ifname`.
+    pub async fn addresses(&self, ifname: &str) -> io::Result<Vec<InterfaceAddress>> {
+        let index = self.ifindex(ifname).await?;
+        let mut message = AddressMessage::default();
+        message.header.family = AddressFamily::Inet;
+        let answers = self
+            .request(
+                RouteNetlinkMessage::GetAddress(message),
+                NLM_F_REQUEST | NLM_F_DUMP,
+            )
+            .await
+            .map_err(|e| context(ifname, "list addresses", e))?;
+        let mut found = Vec::new();
+        for answer in answers {
+            let RouteNetlinkMessage::NewAddress(a) = answer else {
+                continue;
+            };
+            if a.header.index != index || a.header.family != AddressFamily::Inet {
+                continue;
+            }
+            let mut local = None;
+            let mut address = None;
+            for attribute in &a.attributes {
+                match attribute {
+                    AddressAttribute::Local(IpAddr::V4(l)) => local = Some(*l),
+                    AddressAttribute::Address(IpAddr::V4(p)) => address = Some(*p),
+                    _ => {}
+                }
+            }
+            if let Some(address) = address.or(local) {
+                found.push(InterfaceAddress {
+                    local: local.unwrap_or(address),
+                    address,
+                    prefix: a.header.prefix_len,
+                });
+            }
+        }
+        Ok(found)
+    }
+
+    /// A device route message: `dest dev IF scope link proto 84 table main`.
+    fn device_route_message(dest: Ipv4Net, index: u32, scope: RouteScope) -> RouteMessage {
+        let mut message = RouteMessage::default();
+        message.header.address_family = AddressFamily::Inet;
+        message.header.destination_prefix_length = dest.prefix;
+        message.header.table = RouteHeader::RT_TABLE_MAIN;
+        message.header.protocol = RouteProtocol::Other(ROUTE_PROTOCOL);
+        message.header.scope = scope;
+        message.header.kind = RouteType::Unicast;
+        if dest.prefix > 0 {
+            message
+                .attributes
+                .push(RouteAttribute::Destination(RouteAddress::Inet(dest.addr)));
+        }
+        message.attributes.push(RouteAttribute::Oif(index));
+        message
     }
 
     /// Route `dest` via the interface (device route, scope link).
     /// Already-present is not an error.
+    ///
+    /// "Already present" means a route to `dest` in the main table through
+    /// this same interface (ours, or the kernel's route to a ptp peer). A
+    /// route to `dest` through another interface is a conflict and an error
+    /// (`AlreadyExists`) naming it: taking it over silently could cut off
+    /// the host.
     pub async fn add_route(&self, dest: Ipv4Net, ifname: &str) -> io::Result<()> {
-        let _ = (dest, ifname);
-        todo!("H3")
+        let op = || format!("add route {dest}");
+        dest.check().map_err(|e| context(ifname, &op(), e))?;
+        let index = self.ifindex(ifname).await?;
+        let message = Self::device_route_message(dest, index, RouteScope::Link);
+        match self
+            .request(
+                RouteNetlinkMessage::NewRoute(message),
+                NLM_F_REQUEST | NLM_F_ACK | NLM_F_CREATE | NLM_F_EXCL,
+            )
+            .await
+        {
+            Ok(_) => Ok(()),
+            Err(e) if e.raw_os_error() == Some(libc::EEXIST) => {
+                let existing = self
+                    .main_routes()
+                    .await
+                    .map_err(|e| context(ifname, &op(), e))?;
+                let others: Vec<u32> = existing
+                    .iter()
+                    .filter(|(net, _)| *net == dest)
+                    .map(|(_, oif)| *oif)
+                    .collect();
+                if others.contains(&index) {
+                    Ok(())
+                } else {
+                    Err(io::Error::new(
+                        io::ErrorKind::AlreadyExists,
+                        format!(
+                            "{ifname}: {}: a route to {dest} already exists through interface index {:?}",
+                            op(),
+                            others
+                        ),
+                    ))
+                }
+            }
+            Err(e) => Err(context(ifname, &op(), e)),
+        }
     }
 
     /// Remove a route added by `add_route`. Already-absent is not an error.
+    ///
+    /// Only a route with tsunagi's protocol number ([`ROUTE_PROTOCOL`]) is
+    /// removed, never an operator's or the kernel's route to the same place.
+    /// If the interface is gone, so are its routes: that is not an error.
     pub async fn del_route(&self, dest: Ipv4Net, ifname: &str) -> io::Result<()> {
-        let _ = (dest, ifname);
-        todo!("H3")
+        let op = || format!("delete route {dest}");
+        dest.check().map_err(|e| context(ifname, &op(), e))?;
+        let index = match self.ifindex(ifname).await {
+            Ok(index) => index,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
+            Err(e) => return Err(e),
+        };
+        // Scope "nowhere" is the wildcard for deletion (as `ip route del`).
+        let message = Self::device_route_message(dest, index, RouteScope::NoWhere);
+        match self
+            .request(
+                RouteNetlinkMessage::DelRoute(message),
+                NLM_F_REQUEST | NLM_F_ACK,
+            )
+            .await
+        {
+            Ok(_) => Ok(()),
+            Err(e) if e.raw_os_error() == Some(libc::ESRCH) => Ok(()),
+            Err(e) => Err(context(ifname, &op(), e)),
+        }
+    }
+
+    /// All IPv4 unicast routes in the main table, as (destination, oif).
+    async fn main_routes(&self) -> io::Result<Vec<(Ipv4Net, u32)>> {
+        let mut message = RouteMessage::default();
+        message.header.address_family = AddressFamily::Inet;
+        let answers = self
+            .request(
+                RouteNetlinkMessage::GetRoute(message),
+                NLM_F_REQUEST | NLM_F_DUMP,
+            )
+            .await
+            .map_err(|e| io::Error::new(e.kind(), format!("list routes: {e}")))?;
+        let mut routes = Vec::new();
+        for answer in answers {
+            let RouteNetlinkMessage::NewRoute(route) = answer else {
+                continue;
+            };
+            if route.header.address_family != AddressFamily::Inet
+                || route.header.kind != RouteType::Unicast
+            {
+                continue;
+            }
+            let mut table = u32::from(route.header.table);
+            let mut dest = Ipv4Addr::UNSPECIFIED;
+            let mut oif = None;
+            for attribute in &route.attributes {
+                match attribute {
+                    RouteAttribute::Table(t) => table = *t,
+                    RouteAttribute::Destination(RouteAddress::Inet(d)) => dest = *d,
+                    RouteAttribute::Oif(o) => oif = Some(*o),
+                    _ => {}
+                }
+            }
+            if table != u32::from(RouteHeader::RT_TABLE_MAIN) {
+                continue;
+            }
+            let Some(oif) = oif else { continue };
+            let prefix = route.header.destination_prefix_length.min(32);
+            routes.push((Ipv4Net { addr: dest, prefix }, oif));
+        }
+        Ok(routes)
     }
 
     /// Routes currently in the main table through `ifname`.
+    ///
+    /// All IPv4 unicast routes through it, whoever added them (the kernel's
+    /// route to a ptp peer is among them); multipath routes are not listed.
     pub async fn routes_via(&self, ifname: &str) -> io::Result<Vec<Ipv4Net>> {
-        let _ = ifname;
-        todo!("H3")
+        let index = self.ifindex(ifname).await?;
+        let routes = self
+            .main_routes()
+            .await
+            .map_err(|e| context(ifname, "list routes", e))?;
+        Ok(routes
+            .into_iter()
+            .filter(|(_, oif)| *oif == index)
+            .map(|(net, _)| net)
+            .collect())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn net(s: &str) -> Ipv4Net {
+        s.parse().unwrap()
+    }
+
+    #[test]
+    fn parses_networks() {
+        assert_eq!(
+            net("192.168.253.0/24"),
+            Ipv4Net {
+                addr: Ipv4Addr::new(192, 168, 253, 0),
+                prefix: 24
+            }
+        );
+        assert_eq!(net("0.0.0.0/0").prefix, 0);
+        assert_eq!(net("10.0.0.1/32").addr, Ipv4Addr::new(10, 0, 0, 1));
+        assert_eq!(net("10.0.0.1"), Ipv4Net::host(Ipv4Addr::new(10, 0, 0, 1)));
+    }
+
+    #[test]
+    fn display_round_trips() {
+        for s in [
+            "192.168.253.0/24",
+            "0.0.0.0/0",
+            "10.0.0.1/32",
+            "172.16.0.0/12",
+        ] {
+            assert_eq!(net(s).to_string(), s);
+        }
+    }
+
+    #[test]
+    fn prefix_too_long_names_the_prefix() {
+        let err = "10.0.0.0/33".parse::<Ipv4Net>().unwrap_err();
+        assert!(matches!(
+            err,
+            Ipv4NetError::PrefixTooLong { prefix: 33, .. }
+        ));
+        let msg = err.to_string();
+        assert!(msg.contains("33") && msg.contains("prefix"), "{msg}");
+        let err = "10.0.0.0/4294967296".parse::<Ipv4Net>().unwrap_err();
+        assert!(matches!(err, Ipv4NetError::BadPrefix { .. }), "{err}");
+        assert!(Ipv4Net::new(Ipv4Addr::UNSPECIFIED, 33).is_err());
+    }
+
+    #[test]
+    fn host_bits_are_an_error_naming_the_network() {
+        let err = "192.168.253.1/24".parse::<Ipv4Net>().unwrap_err();
+        assert_eq!(
+            err,
+            Ipv4NetError::HostBitsSet {
+                input: "192.168.253.1/24".into(),
+                network: net("192.168.253.0/24"),
+            }
+        );
+        assert!(err.to_string().contains("192.168.253.0/24"), "{err}");
+        assert!(Ipv4Net::new(Ipv4Addr::new(10, 0, 0, 1), 0).is_err());
+    }
+
+    #[test]
+    fn rejects_garbage() {
+        for bad in [
+            "",
+            "/24",
+            "10.0.0/24",
+            "10.0.0.256/24",
+            "10.0.0.0/",
+            "10.0.0.0/+8",
+            "10.0.0.0/-1",
+            "10.0.0.0/8/8",
+            "10.0.0.0 /8",
+            "::1/128",
+            "hello",
+        ] {
+            assert!(bad.parse::<Ipv4Net>().is_err(), "{bad:?} parsed");
+        }
+        let err = "10.0.0.0/x".parse::<Ipv4Net>().unwrap_err();
+        assert!(matches!(err, Ipv4NetError::BadPrefix { ref prefix, .. } if prefix == "x"));
+        let err = "10.0.0.300/8".parse::<Ipv4Net>().unwrap_err();
+        assert!(
+            matches!(err, Ipv4NetError::BadAddress { ref address, .. } if address == "10.0.0.300")
+        );
+    }
+
+    #[test]
+    fn masks_and_contains() {
+        let n = net("172.16.0.0/12");
+        assert_eq!(n.netmask(), Ipv4Addr::new(255, 240, 0, 0));
+        assert!(n.contains(Ipv4Addr::new(172, 31, 255, 255)));
+        assert!(!n.contains(Ipv4Addr::new(172, 32, 0, 0)));
+        assert_eq!(net("0.0.0.0/0").netmask(), Ipv4Addr::UNSPECIFIED);
+        assert!(net("0.0.0.0/0").contains(Ipv4Addr::new(8, 8, 8, 8)));
+        assert_eq!(net("1.2.3.4/32").netmask(), Ipv4Addr::BROADCAST);
     }
 }
