@@ -209,12 +209,8 @@ impl Netlink {
     /// Must be called inside a tokio runtime; outside one it is an error,
     /// not a panic.
     pub fn new() -> io::Result<Netlink> {
-        let runtime = tokio::runtime::Handle::try_current().map_err(|e| {
-            io::Error::new(
-                io::ErrorKind::Other,
-                format!("netlink: open: needs a tokio runtime: {e}"),
-            )
-        })?;
+        let runtime = tokio::runtime::Handle::try_current()
+            .map_err(|e| io::Error::other(format!("netlink: open: needs a tokio runtime: {e}")))?;
         let (connection, handle, _multicast) = rtnetlink::new_connection()
             .map_err(|e| io::Error::new(e.kind(), format!("netlink: open NETLINK_ROUTE: {e}")))?;
         runtime.spawn(connection);
@@ -243,10 +239,7 @@ impl Netlink {
                 NetlinkPayload::Error(_ack) => break,
                 NetlinkPayload::Done(_) => break,
                 NetlinkPayload::Overrun(_) => {
-                    return Err(io::Error::new(
-                        io::ErrorKind::Other,
-                        "netlink answer overran the socket buffer",
-                    ))
+                    return Err(io::Error::other("netlink answer overran the socket buffer"))
                 }
                 _ => {}
             }

@@ -103,10 +103,7 @@ impl Tun {
         let name = String::from_utf8(kernel_name).unwrap_or_else(|_| name.to_owned());
 
         if let Err(e) = tokio::runtime::Handle::try_current() {
-            return Err(with_context(
-                "register with tokio",
-                io::Error::new(io::ErrorKind::Other, e),
-            ));
+            return Err(with_context("register with tokio", io::Error::other(e)));
         }
         // SAFETY: `file` owns its fd, and `AsyncFd` owns `file` from here on;
         // nothing closes or replaces that fd before the `AsyncFd` is dropped.
