@@ -185,6 +185,14 @@ pub struct InterfaceAddress {
     pub prefix: u8,
 }
 
+/// One route of the main table, as far as tsunagi cares.
+#[derive(Debug, Clone, Copy)]
+struct MainRoute {
+    dest: Ipv4Net,
+    gateway: Option<Ipv4Addr>,
+    oif: u32,
+}
+
 /// A handle on the current network namespace's rtnetlink.
 ///
 /// Cheap to share by reference between tasks; each call is one request.
@@ -438,8 +446,14 @@ impl Netlink {
         Ok(found)
     }
 
-    /// A device route message: `dest dev IF scope link proto 84 table main`.
-    fn device_route_message(dest: Ipv4Net, index: u32, scope: RouteScope) -> RouteMessage {
+    /// A route message: `dest [via GW] dev IF proto 84 table main`, scope
+    /// link for a device route, universe for one through a gateway.
+    fn route_message(
+        dest: Ipv4Net,
+        gateway: Option<Ipv4Addr>,
+        index: u32,
+        scope: RouteScope,
+    ) -> RouteMessage {
         let mut message = RouteMessage::default();
         message.header.address_family = AddressFamily::Inet;
         message.header.destination_prefix_length = dest.prefix;
@@ -451,6 +465,11 @@ impl Netlink {
             message
                 .attributes
                 .push(RouteAttribute::Destination(RouteAddress::Inet(dest.addr)));
+        }
+        if let Some(gateway) = gateway {
+            message
+                .attributes
+                .push(RouteAttribute::Gateway(RouteAddress::Inet(gateway)));
         }
         message.attributes.push(RouteAttribute::Oif(index));
         message
@@ -465,43 +484,107 @@ impl Netlink {
     /// (`AlreadyExists`) naming it: taking it over silently could cut off
     /// the host.
     pub async fn add_route(&self, dest: Ipv4Net, ifname: &str) -> io::Result<()> {
-        let op = || format!("add route {dest}");
+        self.add_route_inner(dest, None, ifname).await
+    }
+
+    /// Route `dest` through `gateway` on `ifname` (`ip route add DEST via GW
+    /// dev IF`), for a LAN behind a router on a broadcast interface. The
+    /// same route already present is not an error; a route to `dest`
+    /// through another interface or gateway is (`AlreadyExists`).
+    /// [`Netlink::del_route`] removes it.
+    pub async fn add_route_via_gateway(
+        &self,
+        dest: Ipv4Net,
+        gateway: Ipv4Addr,
+        ifname: &str,
+    ) -> io::Result<()> {
+        self.add_route_inner(dest, Some(gateway), ifname).await
+    }
+
+    async fn add_route_inner(
+        &self,
+        dest: Ipv4Net,
+        gateway: Option<Ipv4Addr>,
+        ifname: &str,
+    ) -> io::Result<()> {
+        let op = || match gateway {
+            Some(gateway) => format!("add route {dest} via {gateway}"),
+            None => format!("add route {dest}"),
+        };
         dest.check().map_err(|e| context(ifname, &op(), e))?;
         let index = self.ifindex(ifname).await?;
-        let message = Self::device_route_message(dest, index, RouteScope::Link);
-        match self
+        let scope = match gateway {
+            Some(_) => RouteScope::Universe,
+            None => RouteScope::Link,
+        };
+        let message = Self::route_message(dest, gateway, index, scope);
+        let e = match self
             .request(
                 RouteNetlinkMessage::NewRoute(message),
                 NLM_F_REQUEST | NLM_F_ACK | NLM_F_CREATE | NLM_F_EXCL,
             )
             .await
         {
-            Ok(_) => Ok(()),
-            Err(e) if e.raw_os_error() == Some(libc::EEXIST) => {
-                let existing = self
-                    .main_routes()
-                    .await
-                    .map_err(|e| context(ifname, &op(), e))?;
-                let others: Vec<u32> = existing
-                    .iter()
-                    .filter(|(net, _)| *net == dest)
-                    .map(|(_, oif)| *oif)
-                    .collect();
-                if others.contains(&index) {
-                    Ok(())
-                } else {
-                    Err(io::Error::new(
-                        io::ErrorKind::AlreadyExists,
-                        format!(
-                            "{ifname}: {}: a route to {dest} already exists through interface index {:?}",
-                            op(),
-                            others
-                        ),
-                    ))
-                }
-            }
-            Err(e) => Err(context(ifname, &op(), e)),
+            Ok(_) => return Ok(()),
+            Err(e) if e.raw_os_error() == Some(libc::EEXIST) => e,
+            Err(e) => return Err(context(ifname, &op(), e)),
+        };
+        // EEXIST: some route to `dest` with the same metric is in the table.
+        // Ours (same interface, same gateway) is fine; anything else is not.
+        let existing: Vec<MainRoute> = self
+            .main_routes()
+            .await
+            .map_err(|e| context(ifname, &op(), e))?
+            .into_iter()
+            .filter(|r| r.dest == dest)
+            .collect();
+        if existing
+            .iter()
+            .any(|r| r.oif == index && (gateway.is_none() || r.gateway == gateway))
+        {
+            return Ok(());
         }
+        let mut through = Vec::new();
+        for route in &existing {
+            let name = self
+                .ifname_of(route.oif)
+                .await
+                .unwrap_or_else(|_| format!("ifindex {}", route.oif));
+            through.push(match route.gateway {
+                Some(gw) => format!("via {gw} dev {name}"),
+                None => format!("dev {name}"),
+            });
+        }
+        let through = if through.is_empty() {
+            e.to_string()
+        } else {
+            format!("a route to {dest} already exists {}", through.join(", "))
+        };
+        Err(io::Error::new(
+            io::ErrorKind::AlreadyExists,
+            format!("{ifname}: {}: {through}", op()),
+        ))
+    }
+
+    /// The name of the interface with index `index`.
+    async fn ifname_of(&self, index: u32) -> io::Result<String> {
+        let mut message = LinkMessage::default();
+        message.header.index = index;
+        let answers = self
+            .request(RouteNetlinkMessage::GetLink(message), NLM_F_REQUEST)
+            .await?;
+        answers
+            .into_iter()
+            .find_map(|m| match m {
+                RouteNetlinkMessage::NewLink(link) => {
+                    link.attributes.into_iter().find_map(|a| match a {
+                        LinkAttribute::IfName(name) => Some(name),
+                        _ => None,
+                    })
+                }
+                _ => None,
+            })
+            .ok_or_else(|| io::Error::new(io::ErrorKind::NotFound, "no such interface"))
     }
 
     /// Remove a route added by `add_route`. Already-absent is not an error.
@@ -509,6 +592,8 @@ impl Netlink {
     /// Only a route with tsunagi's protocol number ([`ROUTE_PROTOCOL`]) is
     /// removed, never an operator's or the kernel's route to the same place.
     /// If the interface is gone, so are its routes: that is not an error.
+    /// A route from [`Netlink::add_route_via_gateway`] is removed too (the
+    /// kernel matches any gateway when none is given).
     pub async fn del_route(&self, dest: Ipv4Net, ifname: &str) -> io::Result<()> {
         let op = || format!("delete route {dest}");
         dest.check().map_err(|e| context(ifname, &op(), e))?;
@@ -518,7 +603,7 @@ impl Netlink {
             Err(e) => return Err(e),
         };
         // Scope "nowhere" is the wildcard for deletion (as `ip route del`).
-        let message = Self::device_route_message(dest, index, RouteScope::NoWhere);
+        let message = Self::route_message(dest, None, index, RouteScope::NoWhere);
         match self
             .request(
                 RouteNetlinkMessage::DelRoute(message),
@@ -532,8 +617,8 @@ impl Netlink {
         }
     }
 
-    /// All IPv4 unicast routes in the main table, as (destination, oif).
-    async fn main_routes(&self) -> io::Result<Vec<(Ipv4Net, u32)>> {
+    /// All IPv4 unicast single-path routes in the main table.
+    async fn main_routes(&self) -> io::Result<Vec<MainRoute>> {
         let mut message = RouteMessage::default();
         message.header.address_family = AddressFamily::Inet;
         let answers = self
@@ -556,10 +641,12 @@ impl Netlink {
             let mut table = u32::from(route.header.table);
             let mut dest = Ipv4Addr::UNSPECIFIED;
             let mut oif = None;
+            let mut gateway = None;
             for attribute in &route.attributes {
                 match attribute {
                     RouteAttribute::Table(t) => table = *t,
                     RouteAttribute::Destination(RouteAddress::Inet(d)) => dest = *d,
+                    RouteAttribute::Gateway(RouteAddress::Inet(g)) => gateway = Some(*g),
                     RouteAttribute::Oif(o) => oif = Some(*o),
                     _ => {}
                 }
@@ -569,7 +656,11 @@ impl Netlink {
             }
             let Some(oif) = oif else { continue };
             let prefix = route.header.destination_prefix_length.min(32);
-            routes.push((Ipv4Net { addr: dest, prefix }, oif));
+            routes.push(MainRoute {
+                dest: Ipv4Net { addr: dest, prefix },
+                gateway,
+                oif,
+            });
         }
         Ok(routes)
     }
@@ -586,8 +677,8 @@ impl Netlink {
             .map_err(|e| context(ifname, "list routes", e))?;
         Ok(routes
             .into_iter()
-            .filter(|(_, oif)| *oif == index)
-            .map(|(net, _)| net)
+            .filter(|r| r.oif == index)
+            .map(|r| r.dest)
             .collect())
     }
 }

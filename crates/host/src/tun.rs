@@ -122,8 +122,9 @@ impl Tun {
 
     /// Read one IP packet into `buf`; returns its length.
     ///
-    /// `buf` should hold at least the interface MTU; a longer packet is an
-    /// error (`InvalidData`), never a silently cut one.
+    /// `buf` should hold at least the interface MTU. A longer packet is
+    /// lost (the kernel drops what does not fit) and reported as
+    /// `InvalidData`, never passed on cut; the next call reads the next one.
     pub async fn recv(&self, buf: &mut [u8]) -> io::Result<usize> {
         loop {
             let mut guard = self.fd.readable().await?;
@@ -170,18 +171,37 @@ impl AsRawFd for Tun {
 
 fn read_packet(mut file: &File, buf: &mut [u8]) -> io::Result<usize> {
     let n = file.read(buf)?;
-    if n > buf.len() {
-        // The kernel reports the full packet length when the buffer was too
-        // short; the tail is lost, so do not pass a cut packet on.
-        return Err(io::Error::new(
-            io::ErrorKind::InvalidData,
-            format!(
-                "tun packet of {n} bytes does not fit a {}-byte buffer",
-                buf.len()
-            ),
-        ));
+    // The kernel copies what fits and drops the rest of a longer packet
+    // (tun_put_user), returning the copied length. So a read that fills
+    // the buffer may be a cut packet: the IP header says how long it was.
+    if n == buf.len() {
+        if let Some(declared) = declared_ip_len(&buf[..n]) {
+            if declared > n {
+                return Err(io::Error::new(
+                    io::ErrorKind::InvalidData,
+                    format!(
+                        "tun packet of {declared} bytes cut to the {n}-byte buffer; the buffer must hold the MTU"
+                    ),
+                ));
+            }
+        }
     }
     Ok(n)
+}
+
+/// The packet length its IP header declares: IPv4 Total Length (RFC 791
+/// section 3.1) or 40 + IPv6 Payload Length (RFC 8200 section 3). `None`
+/// when the header is too short to say, or the version is neither.
+fn declared_ip_len(packet: &[u8]) -> Option<usize> {
+    let version = packet.first()? >> 4;
+    match version {
+        4 => Some(usize::from(u16::from_be_bytes([
+            *packet.get(2)?,
+            *packet.get(3)?,
+        ]))),
+        6 => Some(40 + usize::from(u16::from_be_bytes([*packet.get(4)?, *packet.get(5)?]))),
+        _ => None,
+    }
 }
 
 fn write_packet(mut file: &File, packet: &[u8]) -> io::Result<usize> {
@@ -191,6 +211,16 @@ fn write_packet(mut file: &File, packet: &[u8]) -> io::Result<usize> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn declared_lengths() {
+        assert_eq!(declared_ip_len(&[0x45, 0, 0x05, 0xdc]), Some(1500));
+        assert_eq!(declared_ip_len(&[0x60, 0, 0, 0, 0, 8]), Some(48));
+        assert_eq!(declared_ip_len(&[0x45, 0]), None);
+        assert_eq!(declared_ip_len(&[0x60, 0, 0, 0, 0]), None);
+        assert_eq!(declared_ip_len(&[0x10, 0, 0, 0]), None);
+        assert_eq!(declared_ip_len(&[]), None);
+    }
 
     #[test]
     fn ifname_rules() {

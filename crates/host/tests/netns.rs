@@ -162,10 +162,34 @@ fn addresses_and_routes() {
             nl.link_up("tsh1", 1500).await.unwrap();
             let err = nl.add_route(lan, "tsh1").await.unwrap_err();
             assert_eq!(err.kind(), io::ErrorKind::AlreadyExists, "{err}");
+            assert_eq!(
+                err.to_string(),
+                "tsh1: add route 10.98.0.0/24: a route to 10.98.0.0/24 already exists dev tsh0"
+            );
+
+            // A route through a gateway (the ptp peer here).
+            let behind = net("10.94.0.0/24");
+            nl.add_route_via_gateway(behind, PEER, "tsh0")
+                .await
+                .unwrap();
+            nl.add_route_via_gateway(behind, PEER, "tsh0")
+                .await
+                .unwrap();
+            let route = ns.ip(&["route"]);
+            let ours = format!("10.94.0.0/24 via 10.99.0.2 dev tsh0 proto {ROUTE_PROTOCOL}");
+            assert!(route.contains(&ours), "{route}");
+            // The device route to `lan` is not the same as one through the peer.
+            let err = nl
+                .add_route_via_gateway(lan, PEER, "tsh0")
+                .await
+                .unwrap_err();
+            assert_eq!(err.kind(), io::ErrorKind::AlreadyExists, "{err}");
             assert!(
-                err.to_string().contains("tsh1") && err.to_string().contains("10.98.0.0/24"),
+                err.to_string().ends_with("already exists dev tsh0"),
                 "{err}"
             );
+            nl.del_route(behind, "tsh0").await.unwrap();
+            assert!(!nl.routes_via("tsh0").await.unwrap().contains(&behind));
 
             nl.del_route(lan, "tsh0").await.unwrap();
             nl.del_route(lan, "tsh0").await.unwrap(); // already absent: fine
@@ -349,6 +373,31 @@ fn packets_through_the_tun() {
             let (n, from) = socket.recv_from(&mut buf).unwrap();
             assert_eq!(from, std::net::SocketAddr::V4(far));
             assert_eq!(&buf[..n], b"from the far side");
+
+            // A packet longer than the buffer: the kernel cuts it to fit and
+            // drops the rest; recv sees that from the IP length field and
+            // says so instead of passing a cut packet on. The next packet is
+            // read normally.
+            socket.send_to(&[7u8; 200], far).unwrap();
+            let mut small = [0u8; 64];
+            let waited = tokio::time::timeout(Duration::from_secs(5), async {
+                loop {
+                    match tun.recv(&mut small).await {
+                        // Not ours (e.g. an IPv6 router solicitation).
+                        Ok(n) if n < 28 || small[9] != 17 => continue,
+                        other => return other,
+                    }
+                }
+            })
+            .await
+            .expect("the long packet did not arrive");
+            match waited {
+                Err(e) => assert_eq!(e.kind(), io::ErrorKind::InvalidData, "{e}"),
+                Ok(n) => panic!("a 228-byte packet came back as {n} bytes"),
+            }
+            socket.send_to(b"after", far).unwrap();
+            let p = recv_udp_to(&tun, far).await;
+            assert_eq!(&p[28..], b"after");
 
             // try_send works the same way.
             let packet = udp_packet(far, local, b"second");
