@@ -195,7 +195,10 @@ struct MainRoute {
 
 /// A handle on the current network namespace's rtnetlink.
 ///
-/// Cheap to share by reference between tasks; each call is one request.
+/// Share it by reference between tasks; each call is one request (plus an
+/// interface-name lookup). The socket's driver task runs on the runtime
+/// that called [`Netlink::new`]; once that runtime is gone, calls fail with
+/// `BrokenPipe`.
 pub struct Netlink {
     handle: rtnetlink::Handle,
 }

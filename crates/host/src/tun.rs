@@ -125,6 +125,9 @@ impl Tun {
     /// `buf` should hold at least the interface MTU. A longer packet is
     /// lost (the kernel drops what does not fit) and reported as
     /// `InvalidData`, never passed on cut; the next call reads the next one.
+    ///
+    /// Cancel-safe (for `select!`): it only waits before reading, so a
+    /// dropped future has consumed no packet.
     pub async fn recv(&self, buf: &mut [u8]) -> io::Result<usize> {
         loop {
             let mut guard = self.fd.readable().await?;
@@ -146,6 +149,8 @@ impl Tun {
     }
 
     /// Write one IP packet.
+    ///
+    /// Cancel-safe: a dropped future has written nothing.
     pub async fn send(&self, packet: &[u8]) -> io::Result<usize> {
         loop {
             let mut guard = self.fd.writable().await?;
