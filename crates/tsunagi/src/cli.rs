@@ -1,0 +1,338 @@
+//! The `tsunagi` command line.
+//!
+//! `tsunagi [-c CONFIG] [-S SOCKET] run | check | direct PROFILE | status [--json] | dial NAME | hangup NAME`
+//!
+//! The control socket is, in order: `-S`, `$TSUNAGI_SOCKET`, the config's
+//! `[daemon] control_socket`, `/run/tsunagi/tsunagi.sock`.
+
+use std::io::Write;
+use std::os::fd::AsFd;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+use crate::config::{Config, DEFAULT_CONFIG_PATH, DEFAULT_CONTROL_SOCKET};
+use crate::control::{self, LinkStatus, Request, Response, EXIT_REFUSED};
+
+/// tsunagi: a VPN gateway (PPP over SSH).
+#[derive(Debug, Parser)]
+#[command(name = "tsunagi", version, about)]
+pub struct Cli {
+    /// Config file.
+    #[arg(short = 'c', long = "config", global = true, value_name = "CONFIG")]
+    pub config: Option<PathBuf>,
+    /// Control socket (also $TSUNAGI_SOCKET).
+    #[arg(short = 'S', long = "socket", global = true, value_name = "SOCKET")]
+    pub socket: Option<PathBuf>,
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// The subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the daemon in the foreground.
+    Run,
+    /// Parse and validate the config.
+    Check,
+    /// Hand this process's stdin/stdout to the daemon as PPP link PROFILE
+    /// (for ssh `command=` / ForceCommand; user-ppp `-direct`).
+    Direct {
+        /// The `[link.NAME]` with `mode = "direct"`.
+        profile: String,
+    },
+    /// Show every link.
+    Status {
+        /// JSON instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Dial a link now (root).
+    Dial {
+        /// Link name.
+        name: String,
+    },
+    /// Close a link and stop redialling it (root).
+    Hangup {
+        /// Link name.
+        name: String,
+    },
+    /// Seed 000's HOME and Labs sites in network namespaces.
+    Lab(crate::lab::LabArgs),
+}
+
+/// Parse the command line and run it.
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    ExitCode::from(run(cli).clamp(0, 255) as u8)
+}
+
+/// Run a parsed command line; returns the exit status.
+pub fn run(cli: Cli) -> i32 {
+    let config_path = cli
+        .config
+        .clone()
+        .unwrap_or_else(|| PathBuf::from(DEFAULT_CONFIG_PATH));
+    match cli.command {
+        Command::Check => match Config::load(&config_path) {
+            Ok(c) => {
+                println!("config OK: {} links", c.links.len());
+                0
+            }
+            Err(e) => {
+                eprintln!("{e}");
+                1
+            }
+        },
+        Command::Run => {
+            let config = match Config::load(&config_path) {
+                Ok(c) => c,
+                Err(e) => {
+                    eprintln!("{e}");
+                    return 1;
+                }
+            };
+            let socket = cli
+                .socket
+                .or_else(socket_from_env)
+                .unwrap_or_else(|| config.daemon.control_socket.clone());
+            match crate::daemon::run(config, socket) {
+                Ok(()) => 0,
+                Err(e) => {
+                    eprintln!("tsunagi run: {e:#}");
+                    1
+                }
+            }
+        }
+        Command::Direct { profile } => {
+            let socket = control_socket(cli.socket, &config_path);
+            direct(&socket, profile)
+        }
+        Command::Status { json } => {
+            let socket = control_socket(cli.socket, &config_path);
+            match control::call(&socket, &Request::Status {}, &[]) {
+                Ok(Response::Status { links }) => {
+                    let out = if json {
+                        serde_json::to_string_pretty(&links).unwrap_or_default() + "\n"
+                    } else {
+                        status_table(&links)
+                    };
+                    let _ = std::io::stdout().write_all(out.as_bytes());
+                    0
+                }
+                Ok(other) => report_other(other),
+                Err(e) => {
+                    eprintln!("tsunagi status: {e}");
+                    1
+                }
+            }
+        }
+        Command::Dial { name } => simple(
+            &control_socket(cli.socket, &config_path),
+            Request::Dial { link: name },
+        ),
+        Command::Hangup { name } => simple(
+            &control_socket(cli.socket, &config_path),
+            Request::Hangup { link: name },
+        ),
+        Command::Lab(args) => match crate::lab::run(args) {
+            Ok(()) => 0,
+            Err(e) => {
+                eprintln!("tsunagi lab: {e:#}");
+                1
+            }
+        },
+    }
+}
+
+fn socket_from_env() -> Option<PathBuf> {
+    std::env::var_os("TSUNAGI_SOCKET")
+        .filter(|s| !s.is_empty())
+        .map(PathBuf::from)
+}
+
+/// `-S`, `$TSUNAGI_SOCKET`, the config's, the default. The config may be
+/// unreadable for the ssh account that runs `direct`: then the default.
+fn control_socket(flag: Option<PathBuf>, config_path: &Path) -> PathBuf {
+    flag.or_else(socket_from_env).unwrap_or_else(|| {
+        Config::load(config_path)
+            .map(|c| c.daemon.control_socket)
+            .unwrap_or_else(|_| PathBuf::from(DEFAULT_CONTROL_SOCKET))
+    })
+}
+
+/// `tsunagi direct`: stdout is the PPP stream, so every word goes to stderr.
+fn direct(socket: &Path, profile: String) -> i32 {
+    let stdin = std::io::stdin();
+    let stdout = std::io::stdout();
+    let request = Request::Direct {
+        profile: profile.clone(),
+    };
+    match control::call(socket, &request, &[stdin.as_fd(), stdout.as_fd()]) {
+        Ok(Response::Ended { reason, exit_code }) => {
+            eprintln!("tsunagi direct {profile}: link ended: {reason}");
+            exit_code
+        }
+        Ok(other) => report_other(other),
+        Err(e) => {
+            eprintln!("tsunagi direct {profile}: {e}");
+            EXIT_REFUSED
+        }
+    }
+}
+
+fn simple(socket: &Path, request: Request) -> i32 {
+    match control::call(socket, &request, &[]) {
+        Ok(Response::Done { message }) => {
+            println!("{message}");
+            0
+        }
+        Ok(other) => report_other(other),
+        Err(e) => {
+            eprintln!("tsunagi: {e}");
+            1
+        }
+    }
+}
+
+fn report_other(response: Response) -> i32 {
+    match response {
+        Response::Refused { message } => eprintln!("refused: {message}"),
+        Response::Error { message } => eprintln!("error: {message}"),
+        other => eprintln!("unexpected answer from the daemon: {other:?}"),
+    }
+    EXIT_REFUSED
+}
+
+/// Human-readable `status`: one row per link, counters in both directions.
+pub fn status_table(links: &[LinkStatus]) -> String {
+    let header = [
+        "NAME",
+        "MODE",
+        "PHASE",
+        "TUN",
+        "LOCAL",
+        "REMOTE",
+        "PEER",
+        "UPTIME",
+        "RX pkts/bytes",
+        "TX pkts/bytes",
+        "ERRORS",
+        "REDIALS",
+    ];
+    let mut rows: Vec<Vec<String>> = vec![header.iter().map(|s| s.to_string()).collect()];
+    for l in links {
+        let c = &l.counters;
+        let errors = c.rx_bad_fcs + c.rx_malformed + c.rx_unknown_protocol + c.rx_bad_control;
+        let mut redials = l.redials.to_string();
+        if let Some(n) = l.next_redial_secs {
+            redials.push_str(&format!(" (next in {n}s)"));
+        }
+        rows.push(vec![
+            l.name.clone(),
+            l.mode.clone(),
+            l.phase.clone(),
+            l.tun.clone(),
+            l.local.clone().unwrap_or_else(|| "-".into()),
+            l.peer_addr.clone().unwrap_or_else(|| "-".into()),
+            if l.peer.is_empty() {
+                "-".into()
+            } else {
+                l.peer.clone()
+            },
+            l.uptime_secs.map_or_else(|| "-".into(), human_duration),
+            format!("{}/{}", c.rx_packets, c.rx_bytes),
+            format!("{}/{}", c.tx_packets, c.tx_bytes),
+            if errors == 0 {
+                "0".into()
+            } else {
+                format!(
+                    "{errors} (fcs {} malformed {} proto {} ctl {})",
+                    c.rx_bad_fcs, c.rx_malformed, c.rx_unknown_protocol, c.rx_bad_control
+                )
+            },
+            redials,
+        ]);
+    }
+    let widths: Vec<usize> = (0..header.len())
+        .map(|i| rows.iter().map(|r| r[i].chars().count()).max().unwrap_or(0))
+        .collect();
+    let mut out = String::new();
+    for row in rows {
+        let line: Vec<String> = row
+            .iter()
+            .zip(&widths)
+            .map(|(cell, w)| format!("{cell:<w$}"))
+            .collect();
+        out.push_str(line.join("  ").trim_end());
+        out.push('\n');
+    }
+    for l in links {
+        if let Some(why) = &l.last_down {
+            out.push_str(&format!("{}: last down: {why}\n", l.name));
+        }
+    }
+    out
+}
+
+/// `1h02m03s`.
+pub fn human_duration(secs: u64) -> String {
+    match secs {
+        s if s >= 3600 => format!("{}h{:02}m{:02}s", s / 3600, s / 60 % 60, s % 60),
+        s if s >= 60 => format!("{}m{:02}s", s / 60, s % 60),
+        s => format!("{s}s"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cli_parses() {
+        let c = Cli::try_parse_from(["tsunagi", "-S", "/s", "direct", "home"]).unwrap();
+        assert_eq!(c.socket.as_deref(), Some(Path::new("/s")));
+        assert!(matches!(c.command, Command::Direct { ref profile } if profile == "home"));
+        let c = Cli::try_parse_from(["tsunagi", "status", "--json", "-c", "/x.toml"]).unwrap();
+        assert!(matches!(c.command, Command::Status { json: true }));
+        assert_eq!(c.config.as_deref(), Some(Path::new("/x.toml")));
+        assert!(Cli::try_parse_from(["tsunagi", "direct"]).is_err());
+    }
+
+    #[test]
+    fn table_lists_every_link() {
+        let t = status_table(&[
+            LinkStatus {
+                name: "labs".into(),
+                mode: "dial".into(),
+                phase: "network".into(),
+                tun: "tun0".into(),
+                local: Some("10.0.0.1".into()),
+                peer_addr: Some("10.0.0.2".into()),
+                peer: "u@h".into(),
+                uptime_secs: Some(3723),
+                ..LinkStatus::default()
+            },
+            LinkStatus {
+                name: "home".into(),
+                mode: "direct".into(),
+                phase: "idle".into(),
+                next_redial_secs: Some(4),
+                redials: 2,
+                last_down: Some("echo timeout".into()),
+                ..LinkStatus::default()
+            },
+        ]);
+        let lines: Vec<&str> = t.lines().collect();
+        assert!(lines[0].starts_with("NAME"));
+        assert!(
+            lines[1].contains("1h02m03s")
+                && lines[1].contains("10.0.0.2")
+                && lines[1].contains("u@h")
+        );
+        assert!(lines[2].contains("2 (next in 4s)"));
+        assert_eq!(lines[3], "home: last down: echo timeout");
+    }
+}

@@ -1,0 +1,777 @@
+//! The configuration file, `/etc/tsunagi/tsunagi.toml` by default.
+//!
+//! TOML, read with serde and `deny_unknown_fields`: a misspelt key is an
+//! error, not a silently ignored setting. Every error names the file, the
+//! line and column (1-based, from toml's byte span) and the problem, e.g.
+//! `tsunagi.toml:7:10: link.labs: invalid IPv4 address syntax`.
+//!
+//! ```toml
+//! [daemon]
+//! control_socket = "/run/tsunagi/tsunagi.sock"
+//! log_file = "/var/log/tsunagi.log"
+//!
+//! [link.labs]
+//! mode = "dial"
+//! device = "!ssh -i /k pppossh@203.0.113.2 tsunagi direct home"
+//! local = "10.224.1.1"
+//! remote = "10.224.1.2"
+//! routes = ["192.168.253.0/24"]
+//! ```
+//!
+//! The keys follow user-ppp (`set device "!cmd"`, `set ifaddr`, `add NET
+//! HISADDR`, `set escape`, `disable ipv6cp`, `allow user`) and pppd
+//! (`lcp-echo-interval`, `usepeerdns`, `persist`, ip-up/ip-down).
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::net::Ipv4Addr;
+use std::ops::Range;
+use std::path::{Path, PathBuf};
+use std::str::FromStr;
+use std::time::Duration;
+
+use serde::Deserialize;
+use toml::Spanned;
+use tsunagi_host::netlink::Ipv4Net;
+use tsunagi_ppp::link::{EchoConfig, FsmTimers, IpcpConfig, Ipv6cpConfig, LcpConfig, LinkConfig};
+
+/// Where the daemon and the CLI look for the config when `-c` is not given.
+pub const DEFAULT_CONFIG_PATH: &str = "/etc/tsunagi/tsunagi.toml";
+/// The control socket when neither the config, `-S` nor `TSUNAGI_SOCKET` names one.
+pub const DEFAULT_CONTROL_SOCKET: &str = "/run/tsunagi/tsunagi.sock";
+/// Linux interface names are at most IFNAMSIZ - 1 = 15 bytes.
+pub const MAX_IFNAME_LEN: usize = 15;
+
+/// A config that could not be read or is not valid.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The file could not be read.
+    #[error("{path}: cannot read: {source}")]
+    Read {
+        /// The config file.
+        path: String,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// Syntax, type, unknown key or a value that fails validation.
+    #[error("{path}:{line}:{column}: {message}")]
+    Invalid {
+        /// The config file.
+        path: String,
+        /// 1-based line of the offending value.
+        line: usize,
+        /// 1-based column (in characters) of the offending value.
+        column: usize,
+        /// What is wrong.
+        message: String,
+    },
+}
+
+/// `mode` of a link.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Mode {
+    /// We run `device` and speak PPP over its stdin/stdout (the ssh client side).
+    Dial,
+    /// `tsunagi direct NAME` hands us a stream (the sshd side, user-ppp `-direct`).
+    Direct,
+}
+
+impl fmt::Display for Mode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Mode::Dial => "dial",
+            Mode::Direct => "direct",
+        })
+    }
+}
+
+/// An IPv4 prefix written `A.B.C.D/N` in the config.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Cidr(pub Ipv4Net);
+
+impl FromStr for Cidr {
+    type Err = String;
+
+    /// `A.B.C.D/N`, or a bare address for `/32`; host bits after the prefix
+    /// are an error (the kernel would refuse the route at IPCP up).
+    fn from_str(s: &str) -> Result<Cidr, String> {
+        s.parse::<Ipv4Net>()
+            .map(Cidr)
+            .map_err(|e| format!("bad CIDR: {e}"))
+    }
+}
+
+impl<'de> Deserialize<'de> for Cidr {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Cidr, D::Error> {
+        let s = String::deserialize(d)?;
+        s.parse().map_err(serde::de::Error::custom)
+    }
+}
+
+impl fmt::Display for Cidr {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}/{}", self.0.addr, self.0.prefix)
+    }
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawFile {
+    #[serde(default)]
+    daemon: RawDaemon,
+    #[serde(default)]
+    link: BTreeMap<String, Spanned<RawLink>>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawDaemon {
+    control_socket: Option<PathBuf>,
+    log_file: Option<PathBuf>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawLink {
+    mode: Spanned<Mode>,
+    device: Option<Spanned<String>>,
+    tun: Option<Spanned<String>>,
+    local: Option<Ipv4Addr>,
+    remote: Option<Ipv4Addr>,
+    #[serde(default)]
+    routes: Vec<Spanned<String>>,
+    ident: Option<String>,
+    #[serde(default)]
+    escape: Vec<u8>,
+    #[serde(default)]
+    accm: u32,
+    mru: Option<Spanned<u16>>,
+    mtu: Option<Spanned<u16>>,
+    pfc: Option<bool>,
+    acfc: Option<bool>,
+    ipv6cp: Option<bool>,
+    dns: Option<Spanned<Vec<Ipv4Addr>>>,
+    #[serde(default)]
+    usepeerdns: bool,
+    echo_interval: Option<u64>,
+    echo_failure: Option<Spanned<u32>>,
+    restart: Option<Spanned<u64>>,
+    persist: Option<bool>,
+    redial_min: Option<Spanned<u64>>,
+    redial_max: Option<Spanned<u64>>,
+    ip_up: Option<PathBuf>,
+    ip_down: Option<PathBuf>,
+    #[serde(default)]
+    allow_users: Vec<String>,
+}
+
+/// The `[daemon]` section.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DaemonSettings {
+    /// Unix socket for `status`, `direct`, `dial`, `hangup`.
+    pub control_socket: PathBuf,
+    /// Log file (appended); `None` logs to stderr.
+    pub log_file: Option<PathBuf>,
+}
+
+/// One `[link.NAME]` section, validated, defaults filled in.
+#[derive(Debug, Clone, PartialEq)]
+pub struct LinkSettings {
+    /// The section's name; also the ip-up `ipparam`.
+    pub name: String,
+    /// Dial or direct.
+    pub mode: Mode,
+    /// Dial mode: the shell command whose stdin/stdout carry PPP ('!' removed).
+    pub device: Option<String>,
+    /// The tun interface's name.
+    pub tun: String,
+    /// Our address; `None` asks the peer.
+    pub local: Option<Ipv4Addr>,
+    /// The address we give the peer; `None` accepts its own.
+    pub remote: Option<Ipv4Addr>,
+    /// Routes through the link while IPCP is open.
+    pub routes: Vec<Ipv4Net>,
+    /// RFC 1570 Identification text.
+    pub ident: Option<String>,
+    /// Bytes always escaped when sending (user-ppp `set escape`).
+    pub escape: Vec<u8>,
+    /// ACCM we ask of the peer (RFC 1662 section 7.1).
+    pub accm: u32,
+    /// Our MRU.
+    pub mru: u16,
+    /// The tun's MTU; `None` = min(our MRU, peer's MRU).
+    pub mtu: Option<u16>,
+    /// Protocol-Field-Compression.
+    pub pfc: bool,
+    /// Address-and-Control-Field-Compression.
+    pub acfc: bool,
+    /// Negotiate IPV6CP.
+    pub ipv6cp: bool,
+    /// DNS servers handed to peers that ask (at most 2, RFC 1877).
+    pub dns: Vec<Ipv4Addr>,
+    /// Ask the peer for DNS servers.
+    pub usepeerdns: bool,
+    /// LCP Echo-Request interval; zero disables.
+    pub echo_interval: Duration,
+    /// Unanswered echoes before the link is declared dead.
+    pub echo_failure: u32,
+    /// RFC 1661 restart timer.
+    pub restart: Duration,
+    /// Dial mode: redial when the link ends.
+    pub persist: bool,
+    /// First redial delay.
+    pub redial_min: Duration,
+    /// Largest redial delay (the backoff doubles up to it).
+    pub redial_max: Duration,
+    /// Hook run when IPCP comes up.
+    pub ip_up: Option<PathBuf>,
+    /// Hook run when IPCP goes down.
+    pub ip_down: Option<PathBuf>,
+    /// Direct mode: user names whose uid may hand us a stream.
+    pub allow_users: Vec<String>,
+}
+
+/// The whole config.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Config {
+    /// The file it was read from (for messages).
+    pub path: PathBuf,
+    /// `[daemon]`.
+    pub daemon: DaemonSettings,
+    /// The links, sorted by name.
+    pub links: Vec<LinkSettings>,
+}
+
+impl Config {
+    /// Read and validate `path`.
+    pub fn load(path: &Path) -> Result<Config, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.display().to_string(),
+            source,
+        })?;
+        Config::parse(path, &text)
+    }
+
+    /// Validate `text`, naming `path` in errors.
+    pub fn parse(path: &Path, text: &str) -> Result<Config, ConfigError> {
+        let invalid = |span: Option<Range<usize>>, message: String| {
+            let (line, column) = line_column(text, span.map_or(0, |s| s.start));
+            ConfigError::Invalid {
+                path: path.display().to_string(),
+                line,
+                column,
+                message,
+            }
+        };
+        let raw: RawFile = toml::from_str(text).map_err(|e| {
+            // toml's message is multi-line with a source excerpt; its first
+            // line ("TOML parse error at line 3, column 1") repeats what we say.
+            invalid(e.span(), e.message().trim().to_string())
+        })?;
+        let daemon = DaemonSettings {
+            control_socket: raw
+                .daemon
+                .control_socket
+                .unwrap_or_else(|| PathBuf::from(DEFAULT_CONTROL_SOCKET)),
+            log_file: raw.daemon.log_file,
+        };
+        let mut links = Vec::with_capacity(raw.link.len());
+        let mut tuns: BTreeMap<String, String> = BTreeMap::new();
+        for (name, spanned) in raw.link {
+            let span = spanned.span();
+            let link = validate_link(&name, span.clone(), spanned.into_inner())
+                .map_err(|(span, msg)| invalid(Some(span), format!("link.{name}: {msg}")))?;
+            if let Some(other) = tuns.insert(link.tun.clone(), name.clone()) {
+                return Err(invalid(
+                    Some(span),
+                    format!(
+                        "link.{name}: tun {:?} is already used by link.{other}",
+                        link.tun
+                    ),
+                ));
+            }
+            links.push(link);
+        }
+        Ok(Config {
+            path: path.to_path_buf(),
+            daemon,
+            links,
+        })
+    }
+
+    /// The link called `name`.
+    pub fn link(&self, name: &str) -> Option<&LinkSettings> {
+        self.links.iter().find(|l| l.name == name)
+    }
+}
+
+type Invalid = (Range<usize>, String);
+
+fn validate_link(name: &str, section: Range<usize>, raw: RawLink) -> Result<LinkSettings, Invalid> {
+    if name.is_empty()
+        || !name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c))
+    {
+        return Err((
+            section,
+            "link names may use only letters, digits, '-', '_' and '.'".into(),
+        ));
+    }
+    let mode = *raw.mode.get_ref();
+    let device = match (mode, raw.device) {
+        (Mode::Dial, None) => {
+            return Err((
+                raw.mode.span(),
+                "mode = \"dial\" needs `device` (the command that carries PPP, e.g. \"!ssh user@host tsunagi direct NAME\")".into(),
+            ))
+        }
+        (Mode::Dial, Some(dev)) => {
+            let cmd = dev.get_ref().strip_prefix('!').unwrap_or(dev.get_ref()).trim();
+            if cmd.is_empty() {
+                return Err((dev.span(), "device is an empty command".into()));
+            }
+            Some(cmd.to_string())
+        }
+        (Mode::Direct, Some(dev)) => {
+            return Err((
+                dev.span(),
+                "`device` is only for mode = \"dial\"; a direct link gets its stream from `tsunagi direct`".into(),
+            ))
+        }
+        (Mode::Direct, None) => None,
+    };
+    if mode == Mode::Direct && raw.allow_users.is_empty() {
+        return Err((
+            raw.mode.span(),
+            "mode = \"direct\" needs `allow_users` (who may run `tsunagi direct` for it)".into(),
+        ));
+    }
+    let tun = match raw.tun {
+        Some(t) => {
+            let n = t.get_ref();
+            if n.is_empty()
+                || n.len() > MAX_IFNAME_LEN
+                || n.contains(['/', ' ', '\0'])
+                || n == "."
+                || n == ".."
+            {
+                return Err((
+                    t.span(),
+                    format!(
+                        "tun {n:?} is not a valid interface name (1..=15 bytes, no '/' or spaces)"
+                    ),
+                ));
+            }
+            n.clone()
+        }
+        None => default_tun_name(name),
+    };
+    let mru = match raw.mru {
+        Some(m) if *m.get_ref() < 128 => {
+            return Err((
+                m.span(),
+                format!("mru {} is below 128 (pppd's minimum)", m.get_ref()),
+            ))
+        }
+        Some(m) => *m.get_ref(),
+        None => 1500,
+    };
+    let mtu = match raw.mtu {
+        Some(m) if *m.get_ref() < 128 => {
+            return Err((m.span(), format!("mtu {} is below 128", m.get_ref())))
+        }
+        Some(m) => Some(*m.get_ref()),
+        None => None,
+    };
+    if let Some(dns) = raw.dns.as_ref().filter(|d| d.get_ref().len() > 2) {
+        return Err((
+            dns.span(),
+            "at most 2 dns servers (RFC 1877 primary and secondary)".into(),
+        ));
+    }
+    let echo_failure = match raw.echo_failure {
+        Some(f) if *f.get_ref() == 0 => {
+            return Err((
+                f.span(),
+                "echo_failure must be at least 1 (use echo_interval = 0 to disable echoes)".into(),
+            ))
+        }
+        Some(f) => *f.get_ref(),
+        None => 3,
+    };
+    let restart = match raw.restart {
+        Some(r) if *r.get_ref() == 0 => {
+            return Err((r.span(), "restart must be at least 1 second".into()))
+        }
+        Some(r) => *r.get_ref(),
+        None => 3,
+    };
+    let redial_min = match raw.redial_min {
+        Some(r) if *r.get_ref() == 0 => {
+            return Err((r.span(), "redial_min must be at least 1 second".into()))
+        }
+        Some(r) => *r.get_ref(),
+        None => 1,
+    };
+    let redial_max = match raw.redial_max {
+        Some(r) if *r.get_ref() < redial_min => {
+            return Err((
+                r.span(),
+                format!(
+                    "redial_max {} is below redial_min {redial_min}",
+                    r.get_ref()
+                ),
+            ))
+        }
+        Some(r) => *r.get_ref(),
+        None => 30.max(redial_min),
+    };
+    let mut routes = Vec::with_capacity(raw.routes.len());
+    for r in &raw.routes {
+        // Parsed here rather than by serde so that the error points at the
+        // element, not at the whole array.
+        routes.push(r.get_ref().parse::<Cidr>().map_err(|e| (r.span(), e))?.0);
+    }
+    Ok(LinkSettings {
+        name: name.to_string(),
+        mode,
+        device,
+        tun,
+        local: raw.local,
+        remote: raw.remote,
+        routes,
+        ident: raw.ident,
+        escape: raw.escape,
+        accm: raw.accm,
+        mru,
+        mtu,
+        pfc: raw.pfc.unwrap_or(true),
+        acfc: raw.acfc.unwrap_or(true),
+        ipv6cp: raw.ipv6cp.unwrap_or(true),
+        dns: raw.dns.map(Spanned::into_inner).unwrap_or_default(),
+        usepeerdns: raw.usepeerdns,
+        echo_interval: Duration::from_secs(raw.echo_interval.unwrap_or(10)),
+        echo_failure,
+        restart: Duration::from_secs(restart),
+        persist: raw.persist.unwrap_or(true),
+        redial_min: Duration::from_secs(redial_min),
+        redial_max: Duration::from_secs(redial_max),
+        ip_up: raw.ip_up,
+        ip_down: raw.ip_down,
+        allow_users: raw.allow_users,
+    })
+}
+
+/// "ts-" + the link name, cut to 15 bytes (on a char boundary).
+pub fn default_tun_name(link: &str) -> String {
+    let mut name = format!("ts-{link}");
+    while name.len() > MAX_IFNAME_LEN {
+        name.pop();
+    }
+    name
+}
+
+/// 1-based line and column (in chars) of byte `offset` in `text`.
+fn line_column(text: &str, offset: usize) -> (usize, usize) {
+    let offset = offset.min(text.len());
+    let mut offset = offset;
+    while !text.is_char_boundary(offset) {
+        offset -= 1;
+    }
+    let before = &text[..offset];
+    let line = before.matches('\n').count() + 1;
+    let line_start = before.rfind('\n').map_or(0, |i| i + 1);
+    let column = before[line_start..].chars().count() + 1;
+    (line, column)
+}
+
+impl LinkSettings {
+    /// The PPP engine's configuration (RFC 1661 timers: Max-Configure 10,
+    /// Max-Terminate 2, Max-Failure 5, as the RFC's section 4.6 suggests).
+    pub fn link_config(&self) -> LinkConfig {
+        LinkConfig {
+            name: self.name.clone(),
+            lcp: LcpConfig {
+                mru: self.mru,
+                accm: self.accm,
+                escape: self.escape.clone(),
+                pfc: self.pfc,
+                acfc: self.acfc,
+                ident: self.ident.clone(),
+                echo: (!self.echo_interval.is_zero()).then_some(EchoConfig {
+                    interval: self.echo_interval,
+                    failures: self.echo_failure,
+                }),
+            },
+            ipcp: IpcpConfig {
+                local: self.local,
+                remote: self.remote,
+                dns: [self.dns.first().copied(), self.dns.get(1).copied()],
+                request_dns: self.usepeerdns,
+            },
+            ipv6cp: self.ipv6cp.then(Ipv6cpConfig::default),
+            timers: FsmTimers {
+                restart: self.restart,
+                max_configure: 10,
+                max_terminate: 2,
+                max_failure: 5,
+            },
+        }
+    }
+
+    /// Settings an operator should know are weak, for the start-up log.
+    pub fn weak_settings(&self) -> Vec<String> {
+        let mut weak = Vec::new();
+        if self.echo_interval.is_zero() {
+            weak.push("echo_interval = 0: a dead peer is never detected".to_string());
+        }
+        if self.allow_users.iter().any(|u| u == "root") {
+            weak.push("allow_users includes root: root logins may hand us streams".to_string());
+        }
+        if self.mode == Mode::Direct && self.remote.is_none() {
+            weak.push("no `remote`: the peer chooses its own address".to_string());
+        }
+        weak.push(
+            "no PPP authentication: the link trusts the SSH login that carries it".to_string(),
+        );
+        weak
+    }
+
+    /// Who the peer is, for `status`: the ssh target of the device command.
+    pub fn dial_peer(&self) -> String {
+        self.device.as_deref().map(ssh_target).unwrap_or_default()
+    }
+}
+
+/// The `user@host` of an ssh command line, or the command itself when it
+/// does not run ssh.
+pub fn ssh_target(command: &str) -> String {
+    // ssh(1) options that take an argument.
+    const WITH_ARG: &str = "BbcDEeFIiJLlmOoPpQRSWw";
+    let mut words = command.split_whitespace();
+    while let Some(w) = words.next() {
+        if w.rsplit('/').next() != Some("ssh") {
+            continue;
+        }
+        while let Some(opt) = words.next() {
+            if let Some(flags) = opt.strip_prefix('-') {
+                // "-p 22" takes the next word, "-p22" and "-4v" do not.
+                if let Some(pos) = flags.find(|c| WITH_ARG.contains(c)) {
+                    if pos + 1 == flags.len() {
+                        words.next();
+                    }
+                }
+                continue;
+            }
+            return opt.to_string();
+        }
+    }
+    command.to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The example of the design brief, verbatim.
+    pub const EXAMPLE: &str = r#"
+[daemon]
+control_socket = "/run/tsunagi/tsunagi.sock"   # default; also global CLI flag -S / env TSUNAGI_SOCKET
+log_file = "/var/log/tsunagi.log"              # optional; default stderr. pppd-style lines with timestamps
+
+[link.labs]                     # the link's name
+mode = "dial"                   # "dial": run `device`; "direct": answer `tsunagi direct labs`
+device = "!ssh -i /k pppossh@203.0.113.2 tsunagi direct home"  # user-ppp `set device "!cmd"` ('!' optional)
+tun = "tun0"                    # optional, default "ts-" + name (truncated to 15)
+local = "10.224.1.1"            # our address (set ifaddr); omit to ask the peer
+remote = "10.224.1.2"           # address for the peer; omit to accept the peer's own
+routes = ["192.168.253.0/24", "172.16.1.0/24"]   # user-ppp `add NET HISADDR`: added on IPCP up, removed on down
+ident = "HOME Network"          # RFC 1570 Identification text
+escape = [0xff]                 # user-ppp `set escape`
+accm = 0                        # default 0
+mru = 1500                      # default 1500
+mtu = 1500                      # tun MTU, default = min(mru, peer's MRU)
+pfc = true                      # default true
+acfc = true                     # default true
+ipv6cp = false                  # default true; false = user-ppp `disable ipv6cp`
+dns = ["10.224.1.1"]            # handed to peers that ask
+usepeerdns = false
+echo_interval = 10              # seconds, 0 disables; default 10
+echo_failure = 3                # default 3
+restart = 3                     # seconds; max_configure = 10, max_terminate = 2, max_failure = 5
+persist = true                  # dial mode: redial when the link ends (default true)
+redial_min = 1                  # seconds, backoff doubles up to redial_max
+redial_max = 30
+ip_up = "/etc/tsunagi/ip-up"    # optional hook scripts, pppd's six arguments:
+ip_down = "/etc/tsunagi/ip-down" #   interface tty speed local-ip remote-ip ipparam
+allow_users = ["pppossh"]       # direct mode: user names whose uid may hand us a stream
+"#;
+
+    fn parse(text: &str) -> Result<Config, ConfigError> {
+        Config::parse(Path::new("t.toml"), text)
+    }
+
+    fn err(text: &str) -> String {
+        parse(text)
+            .expect_err("config should be rejected")
+            .to_string()
+    }
+
+    #[test]
+    fn example_parses() {
+        let c = parse(EXAMPLE).unwrap();
+        assert_eq!(
+            c.daemon.control_socket,
+            Path::new("/run/tsunagi/tsunagi.sock")
+        );
+        assert_eq!(
+            c.daemon.log_file.as_deref(),
+            Some(Path::new("/var/log/tsunagi.log"))
+        );
+        let l = c.link("labs").unwrap();
+        assert_eq!(l.mode, Mode::Dial);
+        assert_eq!(
+            l.device.as_deref(),
+            Some("ssh -i /k pppossh@203.0.113.2 tsunagi direct home")
+        );
+        assert_eq!(l.tun, "tun0");
+        assert_eq!(l.local, Some(Ipv4Addr::new(10, 224, 1, 1)));
+        assert_eq!(l.remote, Some(Ipv4Addr::new(10, 224, 1, 2)));
+        assert_eq!(
+            l.routes,
+            vec![
+                Ipv4Net {
+                    addr: Ipv4Addr::new(192, 168, 253, 0),
+                    prefix: 24
+                },
+                Ipv4Net {
+                    addr: Ipv4Addr::new(172, 16, 1, 0),
+                    prefix: 24
+                },
+            ]
+        );
+        assert_eq!(l.escape, vec![0xff]);
+        assert!(!l.ipv6cp);
+        assert_eq!(l.echo_interval, Duration::from_secs(10));
+        assert_eq!(l.redial_max, Duration::from_secs(30));
+        assert_eq!(l.allow_users, vec!["pppossh".to_string()]);
+        assert_eq!(l.dial_peer(), "pppossh@203.0.113.2");
+        let pc = l.link_config();
+        assert_eq!(pc.lcp.escape, vec![0xff]);
+        assert!(pc.ipv6cp.is_none());
+        assert_eq!(pc.ipcp.dns, [Some(Ipv4Addr::new(10, 224, 1, 1)), None]);
+        assert_eq!(pc.lcp.echo.as_ref().map(|e| e.failures), Some(3));
+    }
+
+    #[test]
+    fn defaults() {
+        let c = parse("[link.a-very-long-link-name]\nmode = \"direct\"\nallow_users = [\"u\"]\n")
+            .unwrap();
+        let l = &c.links[0];
+        assert_eq!(l.tun, "ts-a-very-long-");
+        assert_eq!(l.mru, 1500);
+        assert!(l.pfc && l.acfc && l.ipv6cp && l.persist);
+        assert_eq!(l.restart, Duration::from_secs(3));
+        assert_eq!(c.daemon.control_socket, Path::new(DEFAULT_CONTROL_SOCKET));
+        assert_eq!(parse("").unwrap().links.len(), 0);
+    }
+
+    #[test]
+    fn unknown_key_names_line_and_key() {
+        let e = err("[link.x]\nmode = \"dial\"\ndevice = \"cat\"\nmur = 1500\n");
+        assert!(e.starts_with("t.toml:4:1: "), "{e}");
+        assert!(e.contains("unknown field `mur`"), "{e}");
+        let e = err("[daemon]\nsocket = \"/x\"\n");
+        assert!(
+            e.starts_with("t.toml:2:1: ") && e.contains("unknown field `socket`"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn bad_address_names_position() {
+        let e = err("[link.x]\nmode = \"dial\"\ndevice = \"cat\"\nlocal = \"10.0.0.300\"\n");
+        assert!(e.starts_with("t.toml:4:9: "), "{e}");
+        assert!(e.contains("IP"), "{e}");
+    }
+
+    #[test]
+    fn bad_cidr_names_position_and_problem() {
+        let e = err("[link.x]\nmode = \"dial\"\ndevice = \"cat\"\nroutes = [\"10.0.0.0/8\", \"10.1.0.0/33\"]\n");
+        assert!(e.starts_with("t.toml:4:25: "), "{e}");
+        assert!(
+            e.contains("bad CIDR") && e.contains("prefix length 33"),
+            "{e}"
+        );
+        let e = err("[link.x]\nmode = \"dial\"\ndevice = \"cat\"\nroutes = [\"10.1.2.3/16\"]\n");
+        assert!(
+            e.contains("host bits set") && e.contains("10.1.0.0/16"),
+            "{e}"
+        );
+        let e = err("[link.x]\nmode = \"dial\"\ndevice = \"cat\"\nroutes = [\"10.1.2/24\"]\n");
+        assert!(e.contains("not an IPv4 address"), "{e}");
+        let c = parse("[link.x]\nmode = \"dial\"\ndevice = \"cat\"\nroutes = [\"10.1.2.3\"]\n")
+            .unwrap();
+        assert_eq!(
+            c.links[0].routes,
+            vec![Ipv4Net::host(Ipv4Addr::new(10, 1, 2, 3))]
+        );
+    }
+
+    #[test]
+    fn dial_needs_device() {
+        let e = err("\n[link.labs]\nmode = \"dial\"\nlocal = \"10.0.0.1\"\n");
+        assert!(e.starts_with("t.toml:3:8: link.labs: "), "{e}");
+        assert!(e.contains("needs `device`"), "{e}");
+    }
+
+    #[test]
+    fn other_validation() {
+        assert!(err("[link.x]\nmode = \"direct\"\n").contains("needs `allow_users`"));
+        assert!(
+            err("[link.x]\nmode = \"direct\"\nallow_users=[\"a\"]\ndevice = \"cat\"\n")
+                .starts_with("t.toml:4:10: link.x: `device` is only for")
+        );
+        assert!(
+            err("[link.x]\nmode = \"dial\"\ndevice = \"cat\"\ntun = \"0123456789abcdef\"\n")
+                .contains("not a valid interface name")
+        );
+        assert!(err("[link.x]\nmode = \"dialup\"\n").contains("unknown variant `dialup`"));
+        assert!(err(
+            "[link.x]\nmode = \"dial\"\ndevice = \"cat\"\nredial_min = 5\nredial_max = 2\n"
+        )
+        .starts_with("t.toml:5:14: "));
+        assert!(err("[link.x]\nmode = \"dial\"\ndevice = \"cat\"\ndns = [\"1.1.1.1\", \"1.0.0.1\", \"8.8.8.8\"]\n")
+            .contains("at most 2 dns"));
+        let e = err("[link.a]\nmode = \"dial\"\ndevice = \"cat\"\ntun = \"t\"\n[link.b]\nmode = \"dial\"\ndevice = \"cat\"\ntun = \"t\"\n");
+        assert!(e.contains("already used by link.a"), "{e}");
+        assert!(
+            err("[link.x]\nmode = \"dial\"\ndevice = \"cat\"\nmru = 70000\n")
+                .starts_with("t.toml:4:7: ")
+        );
+    }
+
+    #[test]
+    fn ssh_targets() {
+        assert_eq!(
+            ssh_target("ssh -p 2222 -o BatchMode=yes u@h tsunagi direct x"),
+            "u@h"
+        );
+        assert_eq!(ssh_target("/usr/bin/ssh -4 -p22 -i /k host cmd"), "host");
+        assert_eq!(ssh_target("exec ssh -T u@h"), "u@h");
+        assert_eq!(
+            ssh_target("tsunagi -S /s direct p"),
+            "tsunagi -S /s direct p"
+        );
+    }
+
+    #[test]
+    fn line_columns() {
+        assert_eq!(line_column("ab\ncd", 0), (1, 1));
+        assert_eq!(line_column("ab\ncd", 4), (2, 2));
+        assert_eq!(line_column("é\nx", 1), (1, 1));
+        assert_eq!(line_column("x", 99), (1, 2));
+    }
+}

@@ -1,0 +1,439 @@
+//! The control protocol between `tsunagi` commands and `tsunagi run`.
+//!
+//! Transport: a Unix stream socket (`[daemon] control_socket`, default
+//! `/run/tsunagi/tsunagi.sock`, mode 0666). Anyone may connect; the daemon
+//! decides per request from the caller's credentials (`SO_PEERCRED`).
+//!
+//! Exchange: the client sends **one** request, a JSON object on one line
+//! ending in `\n`; the daemon answers with **one** response line and closes.
+//!
+//! | request | who | response |
+//! |---|---|---|
+//! | `{"op":"status"}` | anyone | `{"result":"status","links":[LinkStatus...]}` |
+//! | `{"op":"dial","link":"labs"}` | root | `{"result":"done","message":"..."}` |
+//! | `{"op":"hangup","link":"labs"}` | root | `{"result":"done","message":"..."}` |
+//! | `{"op":"direct","profile":"home"}` + 2 fds | `allow_users` | `{"result":"ended","reason":"...","exit_code":N}` when the link ends |
+//!
+//! A `direct` request carries the caller's stdin and stdout (in that order)
+//! as `SCM_RIGHTS` ancillary data on the same `sendmsg` as the request
+//! line. The daemon runs PPP over them and answers only when the link has
+//! ended; the `exit_code` is the one `tsunagi direct` exits with:
+//! 0 = terminated normally, 1 = refused or error, 2 = the link failed
+//! (echo timeout, negotiation failure, looped back, stream lost).
+//!
+//! Any request may instead be answered `{"result":"refused","message":"..."}`
+//! (not allowed, no such link, profile busy) or
+//! `{"result":"error","message":"..."}` (malformed request).
+
+use std::io::{self, IoSlice, IoSliceMut};
+use std::mem::MaybeUninit;
+use std::os::fd::{AsFd, OwnedFd};
+use std::os::unix::net::UnixStream as StdUnixStream;
+use std::path::Path;
+
+use rustix::net::{
+    RecvAncillaryBuffer, RecvAncillaryMessage, RecvFlags, SendAncillaryBuffer,
+    SendAncillaryMessage, SendFlags,
+};
+use serde::{Deserialize, Serialize};
+
+/// Longest request line the daemon reads.
+pub const MAX_REQUEST_LEN: usize = 64 * 1024;
+
+/// Exit status of `tsunagi direct` when the link terminated normally.
+pub const EXIT_NORMAL: i32 = 0;
+/// Exit status when the daemon refused or something failed.
+pub const EXIT_REFUSED: i32 = 1;
+/// Exit status when the link failed (echo timeout, negotiation, stream lost).
+pub const EXIT_LINK_FAILED: i32 = 2;
+
+/// One request line.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "op", rename_all = "lowercase", deny_unknown_fields)]
+pub enum Request {
+    /// Every link's state. (A struct variant, so that unknown fields
+    /// are refused as for the others.)
+    Status {},
+    /// Start (or restart the redial of) a dial link.
+    Dial {
+        /// Link name.
+        link: String,
+    },
+    /// Close a link with LCP Terminate-Request and stop redialling it.
+    Hangup {
+        /// Link name.
+        link: String,
+    },
+    /// Run PPP over the fds attached to this message for a direct profile.
+    Direct {
+        /// The `[link.NAME]` with `mode = "direct"`.
+        profile: String,
+    },
+}
+
+/// One response line.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "result", rename_all = "lowercase")]
+pub enum Response {
+    /// Answer to `status`.
+    Status {
+        /// One entry per configured link.
+        links: Vec<LinkStatus>,
+    },
+    /// A `dial`/`hangup` was carried out.
+    Done {
+        /// What happened.
+        message: String,
+    },
+    /// The direct link ended.
+    Ended {
+        /// Why, in words (e.g. "peer terminated: User request").
+        reason: String,
+        /// What `tsunagi direct` should exit with.
+        exit_code: i32,
+    },
+    /// Not allowed, unknown link, busy profile.
+    Refused {
+        /// Why.
+        message: String,
+    },
+    /// The request could not be understood or carried out.
+    Error {
+        /// Why.
+        message: String,
+    },
+}
+
+/// Counters of one link, from the engine (`tsunagi_ppp::link::LinkStats`).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Counters {
+    /// IP packets from the peer.
+    pub rx_packets: u64,
+    /// Their bytes.
+    pub rx_bytes: u64,
+    /// IP packets to the peer.
+    pub tx_packets: u64,
+    /// Their bytes.
+    pub tx_bytes: u64,
+    /// Frames with a bad FCS.
+    pub rx_bad_fcs: u64,
+    /// Malformed frames.
+    pub rx_malformed: u64,
+    /// Frames of protocols we do not speak.
+    pub rx_unknown_protocol: u64,
+    /// Control packets that failed to parse.
+    pub rx_bad_control: u64,
+}
+
+impl From<&tsunagi_ppp::link::LinkStats> for Counters {
+    fn from(s: &tsunagi_ppp::link::LinkStats) -> Counters {
+        Counters {
+            rx_packets: s.rx_packets,
+            rx_bytes: s.rx_bytes,
+            tx_packets: s.tx_packets,
+            tx_bytes: s.tx_bytes,
+            rx_bad_fcs: s.rx_bad_fcs,
+            rx_malformed: s.rx_malformed,
+            rx_unknown_protocol: s.rx_unknown_protocol,
+            rx_bad_control: s.rx_bad_control,
+        }
+    }
+}
+
+/// One link in a `status` answer.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LinkStatus {
+    /// Link name.
+    pub name: String,
+    /// "dial" or "direct".
+    pub mode: String,
+    /// "idle", "connecting", "dead", "establish", "authenticate", "network",
+    /// "terminate", "waiting" (for a redial) or "stopped".
+    pub phase: String,
+    /// The tun interface.
+    pub tun: String,
+    /// Our address once IPCP is open.
+    pub local: Option<String>,
+    /// The peer's address once IPCP is open.
+    pub peer_addr: Option<String>,
+    /// Who is at the other end: the ssh target, or "direct via uid N pid P".
+    pub peer: String,
+    /// Seconds since IPCP came up (None while not up).
+    pub uptime_secs: Option<u64>,
+    /// Engine counters of the current (or last) session.
+    pub counters: Counters,
+    /// Sessions started since the daemon started, minus one (0 = first dial).
+    pub redials: u64,
+    /// Seconds until the next redial, while waiting for it.
+    pub next_redial_secs: Option<u64>,
+    /// Why the last session ended.
+    pub last_down: Option<String>,
+}
+
+impl Request {
+    /// The request as one JSON line.
+    pub fn to_line(&self) -> String {
+        let mut s = serde_json::to_string(self).unwrap_or_default();
+        s.push('\n');
+        s
+    }
+}
+
+impl Response {
+    /// The response as one JSON line.
+    pub fn to_line(&self) -> String {
+        let mut s = serde_json::to_string(self).unwrap_or_default();
+        s.push('\n');
+        s
+    }
+}
+
+/// Errors of a control client.
+#[derive(Debug, thiserror::Error)]
+pub enum ClientError {
+    /// connect(2) failed.
+    #[error("cannot connect to control socket {path}: {source} (is `tsunagi run` running?)")]
+    Connect {
+        /// The socket path.
+        path: String,
+        /// Why.
+        source: io::Error,
+    },
+    /// Sending or receiving failed.
+    #[error("control socket I/O: {0}")]
+    Io(#[from] io::Error),
+    /// The daemon closed without answering.
+    #[error("the daemon closed the control connection without an answer")]
+    NoAnswer,
+    /// The answer was not a response line.
+    #[error("malformed answer from the daemon: {0}")]
+    BadAnswer(String),
+}
+
+/// Send `request` (with `fds` attached, may be empty) and wait for the answer.
+/// Blocking; the CLI has no need for a runtime.
+pub fn call(
+    socket: &Path,
+    request: &Request,
+    fds: &[std::os::fd::BorrowedFd<'_>],
+) -> Result<Response, ClientError> {
+    let stream = StdUnixStream::connect(socket).map_err(|source| ClientError::Connect {
+        path: socket.display().to_string(),
+        source,
+    })?;
+    let line = request.to_line();
+    let mut space = [MaybeUninit::<u8>::uninit(); rustix::cmsg_space!(ScmRights(2))];
+    let mut control = SendAncillaryBuffer::new(&mut space);
+    if !fds.is_empty() && !control.push(SendAncillaryMessage::ScmRights(fds)) {
+        return Err(ClientError::Io(io::Error::other(
+            "too many fds for one request",
+        )));
+    }
+    // The fds travel with the first byte; the rest of a long line follows.
+    let mut sent = rustix::net::sendmsg(
+        &stream,
+        &[IoSlice::new(line.as_bytes())],
+        &mut control,
+        SendFlags::empty(),
+    )
+    .map_err(io::Error::from)?;
+    while sent < line.len() {
+        sent += rustix::io::write(&stream, &line.as_bytes()[sent..]).map_err(io::Error::from)?;
+    }
+    let mut answer = Vec::new();
+    let mut buf = [0u8; 4096];
+    loop {
+        let n = rustix::io::read(&stream, &mut buf).map_err(io::Error::from)?;
+        if n == 0 {
+            break;
+        }
+        answer.extend_from_slice(&buf[..n]);
+        if answer.contains(&b'\n') || answer.len() > 16 * 1024 * 1024 {
+            break;
+        }
+    }
+    let line = answer.split(|b| *b == b'\n').next().unwrap_or_default();
+    if line.is_empty() {
+        return Err(ClientError::NoAnswer);
+    }
+    serde_json::from_slice(line).map_err(|e| ClientError::BadAnswer(e.to_string()))
+}
+
+/// A request as the daemon received it.
+#[derive(Debug)]
+pub struct Received {
+    /// The parsed request, or why it could not be parsed.
+    pub request: Result<Request, String>,
+    /// File descriptors that came with it (`SCM_RIGHTS`), in order.
+    pub fds: Vec<OwnedFd>,
+}
+
+/// Read one request line and the fds passed with it from a connection.
+pub async fn receive(stream: &tokio::net::UnixStream) -> io::Result<Received> {
+    let mut line = Vec::new();
+    let mut fds = Vec::new();
+    let mut buf = [0u8; 4096];
+    loop {
+        let mut space = [MaybeUninit::<u8>::uninit(); rustix::cmsg_space!(ScmRights(4))];
+        let n = stream
+            .async_io(tokio::io::Interest::READABLE, || {
+                let mut control = RecvAncillaryBuffer::new(&mut space);
+                let msg = rustix::net::recvmsg(
+                    stream.as_fd(),
+                    &mut [IoSliceMut::new(&mut buf)],
+                    &mut control,
+                    RecvFlags::CMSG_CLOEXEC,
+                )
+                .map_err(io::Error::from)?;
+                for m in control.drain() {
+                    if let RecvAncillaryMessage::ScmRights(rights) = m {
+                        fds.extend(rights);
+                    }
+                }
+                Ok(msg.bytes)
+            })
+            .await?;
+        if n == 0 {
+            break;
+        }
+        line.extend_from_slice(&buf[..n]);
+        if line.contains(&b'\n') {
+            break;
+        }
+        if line.len() > MAX_REQUEST_LEN {
+            return Ok(Received {
+                request: Err(format!("request longer than {MAX_REQUEST_LEN} bytes")),
+                fds,
+            });
+        }
+    }
+    let text = line.split(|b| *b == b'\n').next().unwrap_or_default();
+    let request = serde_json::from_slice(text).map_err(|e| format!("malformed request: {e}"));
+    Ok(Received { request, fds })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn request_lines_round_trip() {
+        for r in [
+            Request::Status {},
+            Request::Dial {
+                link: "labs".into(),
+            },
+            Request::Hangup {
+                link: "labs".into(),
+            },
+            Request::Direct {
+                profile: "home".into(),
+            },
+        ] {
+            let line = r.to_line();
+            assert!(line.ends_with('\n') && !line[..line.len() - 1].contains('\n'));
+            assert_eq!(serde_json::from_str::<Request>(line.trim_end()).unwrap(), r);
+        }
+        assert_eq!(
+            Request::Direct {
+                profile: "p".into()
+            }
+            .to_line(),
+            "{\"op\":\"direct\",\"profile\":\"p\"}\n"
+        );
+        assert!(serde_json::from_str::<Request>("{\"op\":\"status\",\"x\":1}").is_err());
+        assert!(serde_json::from_str::<Request>("{\"op\":\"reboot\"}").is_err());
+    }
+
+    #[test]
+    fn response_lines_round_trip() {
+        let st = LinkStatus {
+            name: "labs".into(),
+            mode: "dial".into(),
+            phase: "network".into(),
+            local: Some("10.0.0.1".into()),
+            uptime_secs: Some(5),
+            counters: Counters {
+                rx_packets: 3,
+                ..Counters::default()
+            },
+            ..LinkStatus::default()
+        };
+        for r in [
+            Response::Status { links: vec![st] },
+            Response::Done {
+                message: "ok".into(),
+            },
+            Response::Ended {
+                reason: "peer terminated".into(),
+                exit_code: 0,
+            },
+            Response::Refused {
+                message: "no".into(),
+            },
+            Response::Error {
+                message: "bad".into(),
+            },
+        ] {
+            let line = r.to_line();
+            assert_eq!(
+                serde_json::from_str::<Response>(line.trim_end()).unwrap(),
+                r
+            );
+        }
+    }
+
+    #[tokio::test]
+    async fn fds_travel_with_the_request() {
+        let dir = std::env::temp_dir().join(format!("tsunagi-ctl-{}", std::process::id()));
+        let _ = std::fs::create_dir_all(&dir);
+        let path = dir.join("s");
+        let _ = std::fs::remove_file(&path);
+        let listener = tokio::net::UnixListener::bind(&path).unwrap();
+        let server = tokio::spawn(async move {
+            let (conn, _) = listener.accept().await.unwrap();
+            let got = receive(&conn).await.unwrap();
+            let reply = Response::Done {
+                message: format!("{} fds", got.fds.len()),
+            };
+            // Prove the fd is live: write through it.
+            let f = std::fs::File::from(got.fds.into_iter().next().unwrap());
+            std::io::Write::write_all(&mut &f, b"hi").unwrap();
+            conn.writable().await.unwrap();
+            conn.try_write(reply.to_line().as_bytes()).unwrap();
+            got.request.unwrap()
+        });
+        let (mut r, w) = std::io::pipe().unwrap();
+        let p = path.clone();
+        let (answer, w) = tokio::task::spawn_blocking(move || {
+            let a = call(
+                &p,
+                &Request::Direct {
+                    profile: "x".into(),
+                },
+                &[w.as_fd(), w.as_fd()],
+            )
+            .unwrap();
+            (a, w)
+        })
+        .await
+        .unwrap();
+        assert_eq!(
+            answer,
+            Response::Done {
+                message: "2 fds".into()
+            }
+        );
+        assert_eq!(
+            server.await.unwrap(),
+            Request::Direct {
+                profile: "x".into()
+            }
+        );
+        drop(w);
+        let mut s = String::new();
+        std::io::Read::read_to_string(&mut r, &mut s).unwrap();
+        assert_eq!(s, "hi");
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+}

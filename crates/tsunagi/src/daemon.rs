@@ -1,0 +1,712 @@
+//! `tsunagi run`: the daemon.
+//!
+//! One supervisor task per configured link, one listener on the control
+//! socket (see [`crate::control`] for the protocol), signals.
+//!
+//! - A dial link is dialled at start: its `device` runs under `sh -c` in its
+//!   own process group, stdin/stdout carry PPP, stderr goes to our log.
+//!   When the session ends it is redialled (with `persist`) after a backoff
+//!   that starts at `redial_min`, doubles up to `redial_max`, and starts
+//!   over once a link has stayed up for [`STABLE_UP`].
+//! - A direct link waits for `tsunagi direct NAME`, whose caller must be one
+//!   of `allow_users` (checked by uid from `SO_PEERCRED`). One stream at a
+//!   time; a second is refused while the first runs.
+//! - SIGTERM/SIGINT: every link sends LCP Terminate-Request and gets up to
+//!   3 s for the Ack; routes are removed, tuns closed, the socket unlinked.
+
+use std::collections::BTreeMap;
+use std::net::Ipv4Addr;
+use std::os::fd::OwnedFd;
+use std::os::unix::fs::{FileTypeExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context as _};
+use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+use tokio::net::{UnixListener, UnixStream};
+use tokio::sync::{mpsc, oneshot, watch};
+use tracing::{error, info, warn};
+use tsunagi_host::Netlink;
+
+use crate::config::{Config, LinkSettings, Mode};
+use crate::control::{self, Counters, LinkStatus, Request, Response};
+use crate::driver::{self, SessionCtx, SessionEnd, Stream};
+use crate::users;
+
+/// A link that stayed up this long resets its redial backoff.
+pub const STABLE_UP: Duration = Duration::from_secs(30);
+/// How long the daemon waits for its links at shutdown before it exits anyway.
+pub const SHUTDOWN_WAIT: Duration = Duration::from_secs(5);
+
+/// What `status` shows of a link; written by its supervisor and session.
+#[derive(Debug, Clone, Default)]
+pub struct LiveStatus {
+    /// Phase name (see [`LinkStatus::phase`]).
+    pub phase: String,
+    /// Our address while IPCP is open.
+    pub local: Option<Ipv4Addr>,
+    /// The peer's address while IPCP is open.
+    pub peer_addr: Option<Ipv4Addr>,
+    /// Who is at the other end.
+    pub peer: String,
+    /// When IPCP came up.
+    pub up_since: Option<Instant>,
+    /// Engine counters of the current or last session.
+    pub counters: Counters,
+    /// Sessions after the first.
+    pub redials: u64,
+    /// When the next dial happens.
+    pub next_redial: Option<Instant>,
+    /// Why the last session ended.
+    pub last_down: Option<String>,
+}
+
+/// A stream handed over by `tsunagi direct`.
+#[derive(Debug)]
+pub struct Attach {
+    /// The caller's stdin: bytes from the peer.
+    pub from_peer: OwnedFd,
+    /// The caller's stdout: bytes to the peer.
+    pub to_peer: OwnedFd,
+    /// The caller's uid.
+    pub uid: u32,
+    /// The caller's pid.
+    pub pid: i32,
+    /// Where the final answer goes.
+    pub reply: oneshot::Sender<Response>,
+}
+
+/// Requests to a link's supervisor.
+#[derive(Debug)]
+pub enum LinkCommand {
+    /// Dial now.
+    Dial(oneshot::Sender<Response>),
+    /// Close and stop redialling.
+    Hangup(oneshot::Sender<Response>),
+    /// Run a direct session over these fds.
+    Attach(Attach),
+}
+
+struct LinkHandle {
+    settings: Arc<LinkSettings>,
+    commands: mpsc::Sender<LinkCommand>,
+    status: Arc<Mutex<LiveStatus>>,
+}
+
+/// Run the daemon until SIGTERM/SIGINT.
+pub fn run(config: Config, socket: PathBuf) -> anyhow::Result<()> {
+    crate::logging::init(config.daemon.log_file.as_deref())
+        .with_context(|| format!("cannot open log file {:?}", config.daemon.log_file))?;
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .context("cannot start the runtime")?;
+    let result = rt.block_on(serve(config, socket));
+    // Hook scripts still running are not waited for.
+    rt.shutdown_timeout(Duration::from_millis(100));
+    result
+}
+
+async fn serve(config: Config, socket: PathBuf) -> anyhow::Result<()> {
+    let listener = bind_control_socket(&socket)?;
+    let netlink = Arc::new(Netlink::new().context("cannot open rtnetlink")?);
+    info!(
+        "tsunagi {} started: config {}, control socket {}, {} links",
+        env!("CARGO_PKG_VERSION"),
+        config.path.display(),
+        socket.display(),
+        config.links.len()
+    );
+    let (shutdown_tx, shutdown_rx) = watch::channel(false);
+    let mut links = BTreeMap::new();
+    let mut tasks = Vec::new();
+    for settings in config.links {
+        log_link(&settings);
+        let settings = Arc::new(settings);
+        let (tx, rx) = mpsc::channel(8);
+        let status = Arc::new(Mutex::new(LiveStatus {
+            phase: "idle".into(),
+            peer: match settings.mode {
+                Mode::Dial => settings.dial_peer(),
+                Mode::Direct => String::new(),
+            },
+            ..LiveStatus::default()
+        }));
+        let sup = Supervisor {
+            settings: settings.clone(),
+            netlink: netlink.clone(),
+            status: status.clone(),
+            commands: rx,
+            shutdown: shutdown_rx.clone(),
+        };
+        tasks.push(tokio::spawn(sup.run()));
+        links.insert(
+            settings.name.clone(),
+            LinkHandle {
+                settings,
+                commands: tx,
+                status,
+            },
+        );
+    }
+    let links = Arc::new(links);
+    let server = tokio::spawn(accept_loop(listener, links.clone()));
+
+    let mut sigterm = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+    let mut sigint = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::interrupt())?;
+    tokio::select! {
+        _ = sigterm.recv() => info!("SIGTERM: closing every link"),
+        _ = sigint.recv() => info!("SIGINT: closing every link"),
+    }
+    let _ = shutdown_tx.send(true);
+    let all = futures_join(tasks);
+    if tokio::time::timeout(SHUTDOWN_WAIT, all).await.is_err() {
+        warn!(
+            "links did not finish within {}s; exiting anyway",
+            SHUTDOWN_WAIT.as_secs()
+        );
+    }
+    server.abort();
+    let _ = std::fs::remove_file(&socket);
+    info!("tsunagi stopped");
+    Ok(())
+}
+
+async fn futures_join(tasks: Vec<tokio::task::JoinHandle<()>>) {
+    for t in tasks {
+        let _ = t.await;
+    }
+}
+
+fn log_link(s: &LinkSettings) {
+    let routes: Vec<String> = s.routes.iter().map(|r| r.to_string()).collect();
+    let addr =
+        |a: Option<Ipv4Addr>| a.map_or_else(|| "(peer's choice)".to_string(), |a| a.to_string());
+    match s.mode {
+        Mode::Dial => info!(
+            "link {}: dial {:?} tun {} local {} remote {} routes [{}] persist {}",
+            s.name,
+            s.device.as_deref().unwrap_or_default(),
+            s.tun,
+            addr(s.local),
+            addr(s.remote),
+            routes.join(", "),
+            s.persist
+        ),
+        Mode::Direct => info!(
+            "link {}: direct for users [{}] tun {} local {} remote {} routes [{}]",
+            s.name,
+            s.allow_users.join(", "),
+            s.tun,
+            addr(s.local),
+            addr(s.remote),
+            routes.join(", ")
+        ),
+    }
+    for w in s.weak_settings() {
+        warn!("link {}: weak setting: {w}", s.name);
+    }
+}
+
+/// Bind the control socket: parent directory created 0755, a stale socket
+/// removed (one that nobody answers on), the socket made 0666 since every
+/// request is checked by the caller's uid.
+pub fn bind_control_socket(path: &Path) -> anyhow::Result<UnixListener> {
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        if !dir.exists() {
+            std::fs::create_dir_all(dir)
+                .with_context(|| format!("cannot create {}", dir.display()))?;
+            std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o755))
+                .with_context(|| format!("cannot chmod {}", dir.display()))?;
+        }
+    }
+    if let Ok(meta) = std::fs::symlink_metadata(path) {
+        if !meta.file_type().is_socket() {
+            bail!(
+                "{} exists and is not a socket; not removing it",
+                path.display()
+            );
+        }
+        if std::os::unix::net::UnixStream::connect(path).is_ok() {
+            bail!("another daemon is listening on {}", path.display());
+        }
+        std::fs::remove_file(path)
+            .with_context(|| format!("cannot remove stale socket {}", path.display()))?;
+    }
+    let listener =
+        UnixListener::bind(path).with_context(|| format!("cannot bind {}", path.display()))?;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o666))
+        .with_context(|| format!("cannot chmod {}", path.display()))?;
+    Ok(listener)
+}
+
+async fn accept_loop(listener: UnixListener, links: Arc<BTreeMap<String, LinkHandle>>) {
+    loop {
+        match listener.accept().await {
+            Ok((conn, _)) => {
+                let links = links.clone();
+                tokio::spawn(async move {
+                    if let Err(e) = handle_connection(conn, &links).await {
+                        warn!("control connection: {e}");
+                    }
+                });
+            }
+            Err(e) => {
+                error!("control socket accept: {e}");
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        }
+    }
+}
+
+async fn handle_connection(
+    mut conn: UnixStream,
+    links: &BTreeMap<String, LinkHandle>,
+) -> std::io::Result<()> {
+    let cred = conn.peer_cred()?;
+    let uid = cred.uid();
+    let pid = cred.pid().unwrap_or(0);
+    let received = control::receive(&conn).await?;
+    let response = match received.request {
+        Err(message) => Response::Error { message },
+        Ok(request) => dispatch(links, uid, pid, request, received.fds).await,
+    };
+    conn.write_all(response.to_line().as_bytes()).await?;
+    conn.shutdown().await
+}
+
+/// Carry out one request from uid `uid`.
+async fn dispatch(
+    links: &BTreeMap<String, LinkHandle>,
+    uid: u32,
+    pid: i32,
+    request: Request,
+    fds: Vec<OwnedFd>,
+) -> Response {
+    let refused = |message: String| Response::Refused { message };
+    match request {
+        Request::Status {} => Response::Status {
+            links: links.values().map(status_of).collect(),
+        },
+        Request::Dial { link } | Request::Hangup { link } if uid != 0 => refused(format!(
+            "uid {uid} may not dial or hang up {link}: root only"
+        )),
+        Request::Dial { link } => match links.get(&link) {
+            None => refused(format!("no link named {link:?}")),
+            Some(h) if h.settings.mode == Mode::Direct => {
+                refused(format!("{link} is a direct link: the peer dials it"))
+            }
+            Some(h) => ask(h, LinkCommand::Dial).await,
+        },
+        Request::Hangup { link } => match links.get(&link) {
+            None => refused(format!("no link named {link:?}")),
+            Some(h) => ask(h, LinkCommand::Hangup).await,
+        },
+        Request::Direct { profile } => {
+            let verdict = check_direct(links, uid, &profile, fds.len());
+            let handle = match verdict {
+                Err(why) => {
+                    warn!("direct {profile:?} refused for uid {uid} pid {pid}: {why}");
+                    return refused(why);
+                }
+                Ok(h) => h,
+            };
+            let mut fds = fds.into_iter();
+            let (Some(from_peer), Some(to_peer)) = (fds.next(), fds.next()) else {
+                return Response::Error {
+                    message: "direct needs stdin and stdout".into(),
+                };
+            };
+            info!("{profile}: direct stream from uid {uid} pid {pid}");
+            let (tx, rx) = oneshot::channel();
+            let attach = Attach {
+                from_peer,
+                to_peer,
+                uid,
+                pid,
+                reply: tx,
+            };
+            if handle
+                .commands
+                .send(LinkCommand::Attach(attach))
+                .await
+                .is_err()
+            {
+                return refused(format!("{profile}: the daemon is stopping"));
+            }
+            rx.await
+                .unwrap_or_else(|_| refused(format!("{profile}: the daemon is stopping")))
+        }
+    }
+}
+
+/// Whether uid `uid` may hand a stream to `profile`: the profile exists,
+/// is `mode = "direct"`, lists the uid's user in `allow_users`, and the
+/// request carried exactly stdin and stdout.
+fn check_direct<'a>(
+    links: &'a BTreeMap<String, LinkHandle>,
+    uid: u32,
+    profile: &str,
+    nfds: usize,
+) -> Result<&'a LinkHandle, String> {
+    let Some(h) = links.get(profile) else {
+        return Err(format!("no profile named {profile:?}"));
+    };
+    check_direct_settings(&h.settings, uid, nfds)?;
+    Ok(h)
+}
+
+/// The settings part of [`check_direct`].
+pub fn check_direct_settings(settings: &LinkSettings, uid: u32, nfds: usize) -> Result<(), String> {
+    let profile = &settings.name;
+    if settings.mode != Mode::Direct {
+        return Err(format!("profile {profile} is not mode = \"direct\""));
+    }
+    if !users::uid_allowed(uid, &settings.allow_users) {
+        return Err(format!(
+            "uid {uid} is not in allow_users of profile {profile}"
+        ));
+    }
+    if nfds != 2 {
+        return Err(format!("expected stdin and stdout (2 fds), got {nfds}"));
+    }
+    Ok(())
+}
+
+async fn ask(
+    h: &LinkHandle,
+    make: impl FnOnce(oneshot::Sender<Response>) -> LinkCommand,
+) -> Response {
+    let (tx, rx) = oneshot::channel();
+    if h.commands.send(make(tx)).await.is_err() {
+        return Response::Refused {
+            message: "the daemon is stopping".into(),
+        };
+    }
+    rx.await.unwrap_or_else(|_| Response::Refused {
+        message: "the daemon is stopping".into(),
+    })
+}
+
+fn status_of(h: &LinkHandle) -> LinkStatus {
+    let st = h.status.lock().unwrap_or_else(|e| e.into_inner()).clone();
+    let now = Instant::now();
+    LinkStatus {
+        name: h.settings.name.clone(),
+        mode: h.settings.mode.to_string(),
+        phase: st.phase,
+        tun: h.settings.tun.clone(),
+        local: st.local.map(|a| a.to_string()),
+        peer_addr: st.peer_addr.map(|a| a.to_string()),
+        peer: st.peer,
+        uptime_secs: st
+            .up_since
+            .map(|t| now.saturating_duration_since(t).as_secs()),
+        counters: st.counters,
+        redials: st.redials,
+        next_redial_secs: st
+            .next_redial
+            .map(|t| t.saturating_duration_since(now).as_secs()),
+        last_down: st.last_down,
+    }
+}
+
+struct Supervisor {
+    settings: Arc<LinkSettings>,
+    netlink: Arc<Netlink>,
+    status: Arc<Mutex<LiveStatus>>,
+    commands: mpsc::Receiver<LinkCommand>,
+    shutdown: watch::Receiver<bool>,
+}
+
+/// What a supervisor does while no session runs.
+enum Idle {
+    /// Go on (dial now).
+    Proceed,
+    /// A direct stream arrived.
+    Attach(Attach),
+    /// Stop dialling until `dial`.
+    Hangup,
+    /// The daemon stops.
+    Shutdown,
+}
+
+impl Supervisor {
+    fn set_status(&self, f: impl FnOnce(&mut LiveStatus)) {
+        f(&mut self.status.lock().unwrap_or_else(|e| e.into_inner()));
+    }
+
+    async fn run(self) {
+        match self.settings.mode {
+            Mode::Dial => self.run_dial().await,
+            Mode::Direct => self.run_direct().await,
+        }
+    }
+
+    /// Wait up to `delay` (forever if `None`) for a command or shutdown.
+    async fn idle(&mut self, delay: Option<Duration>) -> Idle {
+        let name = self.settings.name.clone();
+        let sleep = async {
+            match delay {
+                Some(d) => tokio::time::sleep(d).await,
+                None => std::future::pending().await,
+            }
+        };
+        tokio::pin!(sleep);
+        loop {
+            if *self.shutdown.borrow() {
+                return Idle::Shutdown;
+            }
+            tokio::select! {
+                () = &mut sleep => return Idle::Proceed,
+                _ = self.shutdown.changed() => {
+                    if *self.shutdown.borrow() {
+                        return Idle::Shutdown;
+                    }
+                }
+                cmd = self.commands.recv() => match cmd {
+                    None => return Idle::Shutdown,
+                    Some(LinkCommand::Dial(reply)) => {
+                        if self.settings.mode == Mode::Dial {
+                            let _ = reply.send(Response::Done { message: format!("{name}: dialling") });
+                            return Idle::Proceed;
+                        }
+                        let _ = reply.send(Response::Refused { message: format!("{name} is a direct link") });
+                    }
+                    Some(LinkCommand::Hangup(reply)) => {
+                        let _ = reply.send(Response::Done { message: format!("{name}: not connected; redial stopped") });
+                        if self.settings.mode == Mode::Dial {
+                            return Idle::Hangup;
+                        }
+                    }
+                    Some(LinkCommand::Attach(a)) => {
+                        if self.settings.mode == Mode::Direct {
+                            return Idle::Attach(a);
+                        }
+                        let _ = a.reply.send(Response::Refused { message: format!("profile {name} is not mode = \"direct\"") });
+                    }
+                },
+            }
+        }
+    }
+
+    async fn run_dial(mut self) {
+        let name = self.settings.name.clone();
+        let mut backoff = self.settings.redial_min;
+        let mut sessions = 0u64;
+        let mut wanted = true;
+        loop {
+            if !wanted {
+                self.set_status(|s| {
+                    s.phase = "stopped".into();
+                    s.next_redial = None;
+                });
+                match self.idle(None).await {
+                    Idle::Proceed => {
+                        wanted = true;
+                        backoff = self.settings.redial_min;
+                    }
+                    Idle::Shutdown => return,
+                    Idle::Hangup | Idle::Attach(_) => continue,
+                }
+            }
+            if *self.shutdown.borrow() {
+                return;
+            }
+            sessions += 1;
+            self.set_status(|s| {
+                s.phase = "connecting".into();
+                s.next_redial = None;
+                s.redials = sessions - 1;
+                s.counters = Counters::default();
+            });
+            let end = self.dial_once().await;
+            info!("{name}: session ended: {}", end.reason);
+            if end.shutdown || *self.shutdown.borrow() {
+                return;
+            }
+            if end.hangup {
+                wanted = false;
+                continue;
+            }
+            if !self.settings.persist {
+                info!("{name}: persist is off: not redialling");
+                wanted = false;
+                continue;
+            }
+            if end.up_for.is_some_and(|d| d >= STABLE_UP) {
+                backoff = self.settings.redial_min;
+            }
+            info!("{name}: redial in {}s", backoff.as_secs());
+            let at = Instant::now() + backoff;
+            self.set_status(|s| {
+                s.phase = "waiting".into();
+                s.next_redial = Some(at);
+            });
+            let delay = backoff;
+            backoff = (backoff * 2).min(self.settings.redial_max);
+            match self.idle(Some(delay)).await {
+                Idle::Proceed | Idle::Attach(_) => {}
+                Idle::Hangup => wanted = false,
+                Idle::Shutdown => return,
+            }
+        }
+    }
+
+    async fn dial_once(&mut self) -> SessionEnd {
+        let name = self.settings.name.clone();
+        let device = self.settings.device.clone().unwrap_or_default();
+        info!("{name}: dialling: {device}");
+        let mut cmd = tokio::process::Command::new("sh");
+        cmd.arg("-c")
+            .arg(&device)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .kill_on_drop(true)
+            // Its own process group, so that ending the session reaches
+            // ssh even when the shell did not exec it.
+            .process_group(0);
+        let mut child = match cmd.spawn() {
+            Ok(c) => c,
+            Err(e) => {
+                warn!("{name}: cannot run device: {e}");
+                return SessionEnd::failed(format!("cannot run device: {e}"));
+            }
+        };
+        let pid = child.id();
+        let (Some(stdin), Some(stdout)) = (child.stdin.take(), child.stdout.take()) else {
+            return SessionEnd::failed("device has no stdin/stdout".into());
+        };
+        if let Some(stderr) = child.stderr.take() {
+            let name = name.clone();
+            tokio::spawn(async move {
+                let mut lines = BufReader::new(stderr).lines();
+                while let Ok(Some(line)) = lines.next_line().await {
+                    info!("{name}: device: {line}");
+                }
+            });
+        }
+        let stream = Stream {
+            reader: Box::new(stdout),
+            writer: Box::new(stdin),
+            child: Some(child),
+        };
+        let ctx = SessionCtx {
+            settings: &self.settings,
+            netlink: &self.netlink,
+            status: &self.status,
+            commands: &mut self.commands,
+            shutdown: self.shutdown.clone(),
+            tty: "ssh",
+        };
+        let end = driver::run_session(ctx, stream).await;
+        if let Some(pid) = pid.and_then(|p| rustix::process::Pid::from_raw(p as i32)) {
+            // The child itself is killed on drop; this reaches what it forked.
+            let _ = rustix::process::kill_process_group(pid, rustix::process::Signal::TERM);
+        }
+        end
+    }
+
+    async fn run_direct(mut self) {
+        let name = self.settings.name.clone();
+        loop {
+            self.set_status(|s| s.phase = "idle".into());
+            let attach = match self.idle(None).await {
+                Idle::Attach(a) => a,
+                Idle::Shutdown => return,
+                Idle::Proceed | Idle::Hangup => continue,
+            };
+            self.set_status(|s| {
+                s.phase = "connecting".into();
+                s.peer = format!("direct via uid {} pid {}", attach.uid, attach.pid);
+                s.counters = Counters::default();
+            });
+            let end = match Stream::from_fds(attach.from_peer, attach.to_peer) {
+                Err(e) => {
+                    warn!("{name}: direct stream unusable: {e}");
+                    SessionEnd::failed(format!("unusable stream: {e}"))
+                }
+                Ok(stream) => {
+                    let ctx = SessionCtx {
+                        settings: &self.settings,
+                        netlink: &self.netlink,
+                        status: &self.status,
+                        commands: &mut self.commands,
+                        shutdown: self.shutdown.clone(),
+                        tty: "direct",
+                    };
+                    driver::run_session(ctx, stream).await
+                }
+            };
+            info!("{name}: session ended: {}", end.reason);
+            self.set_status(|s| s.last_down = Some(end.reason.clone()));
+            let _ = attach.reply.send(end.response());
+            if end.shutdown || *self.shutdown.borrow() {
+                return;
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::path::Path;
+
+    fn settings(text: &str) -> LinkSettings {
+        Config::parse(Path::new("t.toml"), text)
+            .unwrap()
+            .links
+            .remove(0)
+    }
+
+    #[test]
+    fn direct_checks() {
+        let direct = settings("[link.home]\nmode = \"direct\"\nallow_users = [\"root\"]\n");
+        assert_eq!(check_direct_settings(&direct, 0, 2), Ok(()));
+        assert_eq!(
+            check_direct_settings(&direct, 65534, 2),
+            Err("uid 65534 is not in allow_users of profile home".into())
+        );
+        assert!(check_direct_settings(&direct, 0, 1)
+            .unwrap_err()
+            .contains("2 fds"));
+        let dial =
+            settings("[link.labs]\nmode = \"dial\"\ndevice = \"cat\"\nallow_users = [\"root\"]\n");
+        assert_eq!(
+            check_direct_settings(&dial, 0, 2),
+            Err("profile labs is not mode = \"direct\"".into())
+        );
+    }
+
+    #[tokio::test]
+    async fn stale_socket_is_replaced_live_one_is_not() {
+        let dir = std::env::temp_dir().join(format!("tsunagi-bind-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let path = dir.join("sub/s.sock");
+        let l = bind_control_socket(&path).unwrap();
+        let mode = std::fs::metadata(&path).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o666);
+        let dmode = std::fs::metadata(dir.join("sub"))
+            .unwrap()
+            .permissions()
+            .mode()
+            & 0o777;
+        assert_eq!(dmode, 0o755);
+        let e = bind_control_socket(&path).unwrap_err().to_string();
+        assert!(e.contains("another daemon"), "{e}");
+        drop(l);
+        // The socket file stays behind after the listener is gone: stale.
+        bind_control_socket(&path).unwrap();
+        std::fs::write(dir.join("file"), b"x").unwrap();
+        assert!(bind_control_socket(&dir.join("file"))
+            .unwrap_err()
+            .to_string()
+            .contains("not a socket"));
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+}

@@ -1,0 +1,719 @@
+//! One PPP session: the byte stream, the engine and the tun device.
+//!
+//! The engine ([`tsunagi_ppp::link::Link`]) is sans-IO; this is the loop
+//! around it, in the calling order the engine documents: after every input
+//! drain `poll_transmit` and `poll_event`, then re-arm the timer from
+//! `poll_timeout`.
+//!
+//! The data path batches: up to 64 KiB is read from the stream at a time
+//! and handed to the engine in one call, whose datagrams go to the tun with
+//! `try_send` straight from the engine's buffer (no copy, no allocation);
+//! from the tun up to [`TUN_BATCH`] packets are drained per wake-up into one
+//! write buffer, written to the stream with as few `write`s as it takes.
+//! Reading the stream never waits for writing it (both peers may be writing
+//! at once through pipes), and the tun is not read while more than
+//! [`WRITE_HIGH_WATER`] bytes wait for the stream: then the kernel's tun
+//! queue fills and drops, which TCP inside the tunnel reads as congestion.
+
+use std::io;
+use std::net::Ipv4Addr;
+use std::os::fd::OwnedFd;
+use std::pin::Pin;
+use std::process::ExitStatus;
+use std::sync::{Arc, Mutex};
+use std::task::{ready, Context, Poll};
+use std::time::{Duration, Instant};
+
+use tokio::io::unix::AsyncFd;
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf};
+use tokio::process::Child;
+use tokio::sync::{mpsc, watch};
+use tracing::{debug, info, warn};
+use tsunagi_host::{Netlink, Tun};
+use tsunagi_ppp::link::{DownReason, Event, IpVersion, Link, Phase};
+
+use crate::config::LinkSettings;
+use crate::control::{Response, EXIT_LINK_FAILED, EXIT_NORMAL, EXIT_REFUSED};
+use crate::daemon::{LinkCommand, LiveStatus};
+use crate::hooks;
+
+/// Bytes read from the stream per `read`.
+pub const STREAM_READ: usize = 64 * 1024;
+/// Tun packets drained per wake-up before writing them out.
+pub const TUN_BATCH: usize = 64;
+/// Stop reading the tun while this much waits to be written to the stream.
+pub const WRITE_HIGH_WATER: usize = 512 * 1024;
+/// How long a Terminate-Request exchange may take on hangup or shutdown.
+pub const CLOSE_WAIT: Duration = Duration::from_secs(3);
+/// How long we try to flush the last frames (Terminate-Ack) once the link is down.
+pub const FLUSH_WAIT: Duration = Duration::from_secs(1);
+
+/// A PPP byte stream: the device command's stdout/stdin, or the fds that
+/// `tsunagi direct` passed us.
+pub struct Stream {
+    /// Bytes from the peer.
+    pub reader: Box<dyn AsyncRead + Unpin + Send>,
+    /// Bytes to the peer.
+    pub writer: Box<dyn AsyncWrite + Unpin + Send>,
+    /// The device process, when we started one.
+    pub child: Option<Child>,
+}
+
+impl Stream {
+    /// Wrap the two fds of a `direct` request (stdin = from the peer,
+    /// stdout = to the peer). They must be pollable: a pipe, socket or tty.
+    pub fn from_fds(from_peer: OwnedFd, to_peer: OwnedFd) -> io::Result<Stream> {
+        Ok(Stream {
+            reader: Box::new(FdIo::new(from_peer)?),
+            writer: Box::new(FdIo::new(to_peer)?),
+            child: None,
+        })
+    }
+}
+
+/// A non-blocking fd driven by tokio's reactor.
+struct FdIo(AsyncFd<OwnedFd>);
+
+impl FdIo {
+    fn new(fd: OwnedFd) -> io::Result<FdIo> {
+        let flags = rustix::fs::fcntl_getfl(&fd)?;
+        rustix::fs::fcntl_setfl(&fd, flags | rustix::fs::OFlags::NONBLOCK)?;
+        // AsyncFd::new is deprecated (tokio #8587) because a `T` whose fd
+        // can be closed or swapped through `&T` makes it unsound; an
+        // `OwnedFd` cannot be, and `register` would need `unsafe` here.
+        #[allow(deprecated)]
+        let registered = AsyncFd::new(fd);
+        registered.map(FdIo).map_err(|e| {
+            if e.raw_os_error() == Some(libc::EPERM) {
+                io::Error::new(
+                    e.kind(),
+                    "the passed stdin/stdout must be a pipe, socket or tty",
+                )
+            } else {
+                e
+            }
+        })
+    }
+}
+
+impl AsyncRead for FdIo {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        loop {
+            let mut guard = ready!(self.0.poll_read_ready(cx))?;
+            let unfilled = buf.initialize_unfilled();
+            match guard.try_io(|fd| {
+                rustix::io::read(fd.get_ref(), &mut *unfilled).map_err(io::Error::from)
+            }) {
+                Ok(Ok(n)) => {
+                    buf.advance(n);
+                    return Poll::Ready(Ok(()));
+                }
+                Ok(Err(e)) => return Poll::Ready(Err(e)),
+                Err(_would_block) => continue,
+            }
+        }
+    }
+}
+
+impl AsyncWrite for FdIo {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        data: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        loop {
+            let mut guard = ready!(self.0.poll_write_ready(cx))?;
+            match guard.try_io(|fd| rustix::io::write(fd.get_ref(), data).map_err(io::Error::from))
+            {
+                Ok(result) => return Poll::Ready(result),
+                Err(_would_block) => continue,
+            }
+        }
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Poll::Ready(Ok(()))
+    }
+}
+
+/// How a session ended.
+#[derive(Debug, Clone)]
+pub struct SessionEnd {
+    /// In words, for logs, `status` and the `direct` caller.
+    pub reason: String,
+    /// What `tsunagi direct` exits with.
+    pub exit_code: i32,
+    /// An administrator hung up: do not redial.
+    pub hangup: bool,
+    /// The daemon is stopping.
+    pub shutdown: bool,
+    /// How long IPCP was up (None if it never came up).
+    pub up_for: Option<Duration>,
+}
+
+impl SessionEnd {
+    /// A session that failed before PPP started.
+    pub fn failed(reason: String) -> SessionEnd {
+        SessionEnd {
+            reason,
+            exit_code: EXIT_REFUSED,
+            hangup: false,
+            shutdown: false,
+            up_for: None,
+        }
+    }
+
+    /// The answer for the `direct` caller.
+    pub fn response(&self) -> Response {
+        Response::Ended {
+            reason: self.reason.clone(),
+            exit_code: self.exit_code,
+        }
+    }
+}
+
+/// Why the engine went down, in words and as an exit status.
+fn describe_down(reason: &DownReason) -> (String, i32) {
+    match reason {
+        DownReason::PeerTerminated(text) if text.is_empty() => {
+            ("peer terminated".into(), EXIT_NORMAL)
+        }
+        DownReason::PeerTerminated(text) => (format!("peer terminated: {text}"), EXIT_NORMAL),
+        DownReason::AdminClose => ("closed by us".into(), EXIT_NORMAL),
+        DownReason::EchoTimeout => (
+            "LCP echo timeout: peer not answering".into(),
+            EXIT_LINK_FAILED,
+        ),
+        DownReason::LoopbackDetected => (
+            "loopback detected (peer echoes our magic number)".into(),
+            EXIT_LINK_FAILED,
+        ),
+        DownReason::NegotiationFailed(proto) => {
+            (format!("{proto} negotiation failed"), EXIT_LINK_FAILED)
+        }
+        DownReason::LowerDown => ("stream lost".into(), EXIT_LINK_FAILED),
+    }
+}
+
+/// Phase names as `status` shows them.
+pub fn phase_name(phase: Phase) -> &'static str {
+    match phase {
+        Phase::Dead => "dead",
+        Phase::Establish => "establish",
+        Phase::Authenticate => "authenticate",
+        Phase::Network => "network",
+        Phase::Terminate => "terminate",
+    }
+}
+
+/// 64 bits of seed from the kernel (magic numbers, interface identifiers).
+pub fn random_seed() -> u64 {
+    let mut b = [0u8; 8];
+    let got =
+        std::fs::File::open("/dev/urandom").and_then(|mut f| io::Read::read_exact(&mut f, &mut b));
+    if got.is_err() {
+        // Never fails on Linux; if it does, a seed that differs per run.
+        let t = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos() as u64);
+        return t ^ u64::from(std::process::id()).rotate_left(32);
+    }
+    u64::from_ne_bytes(b)
+}
+
+/// What a session needs from its supervisor.
+pub struct SessionCtx<'a> {
+    /// The link's settings.
+    pub settings: &'a LinkSettings,
+    /// Shared rtnetlink handle.
+    pub netlink: &'a Netlink,
+    /// What `status` shows.
+    pub status: &'a Arc<Mutex<LiveStatus>>,
+    /// Commands for this link (hangup, a second `direct`).
+    pub commands: &'a mut mpsc::Receiver<LinkCommand>,
+    /// Becomes true when the daemon stops.
+    pub shutdown: watch::Receiver<bool>,
+    /// "ssh" or "direct" (pppd's tty argument of the hooks).
+    pub tty: &'static str,
+}
+
+/// Addresses while IPCP is open.
+#[derive(Debug, Clone, Copy)]
+struct Ipv4State {
+    local: Ipv4Addr,
+    peer: Ipv4Addr,
+    since: Instant,
+}
+
+/// Run one session over `stream` until the link is down. Never panics on
+/// what the peer sends; every failure becomes a [`SessionEnd`].
+pub async fn run_session(ctx: SessionCtx<'_>, stream: Stream) -> SessionEnd {
+    let name = ctx.settings.name.as_str();
+    let tun = match Tun::create(&ctx.settings.tun) {
+        Ok(t) => t,
+        Err(e) => {
+            warn!("{name}: cannot create tun {}: {e}", ctx.settings.tun);
+            return SessionEnd::failed(format!("cannot create tun {}: {e}", ctx.settings.tun));
+        }
+    };
+    let mut session = Session {
+        ctx,
+        tun,
+        link: None,
+        ipv4: None,
+        tun_errors: 0,
+    };
+    let end = session.run(stream).await;
+    session.ipv4_down().await;
+    {
+        let mut st = session.ctx.status.lock().unwrap_or_else(|e| e.into_inner());
+        st.phase = "dead".into();
+        st.last_down = Some(end.reason.clone());
+        if let Some(link) = &session.link {
+            st.counters = link.stats().into();
+        }
+    }
+    // Dropping the tun removes the device and what remains of its routes.
+    end
+}
+
+struct Session<'a> {
+    ctx: SessionCtx<'a>,
+    tun: Tun,
+    link: Option<Link>,
+    ipv4: Option<Ipv4State>,
+    tun_errors: u64,
+}
+
+impl Session<'_> {
+    async fn run(&mut self, stream: Stream) -> SessionEnd {
+        let Stream {
+            mut reader,
+            mut writer,
+            mut child,
+        } = stream;
+        let name = self.ctx.settings.name.clone();
+        let mut link = Link::new(self.ctx.settings.link_config(), random_seed());
+        link.start(Instant::now());
+        info!(
+            "{name}: PPP started on {} (tun {})",
+            self.ctx.tty,
+            self.tun.name()
+        );
+
+        let mut out: Vec<u8> = Vec::with_capacity(WRITE_HIGH_WATER + 64 * 1024);
+        let mut written = 0usize;
+        let mut rbuf = vec![0u8; STREAM_READ];
+        let mut tbuf = vec![0u8; 65536];
+        let far = tokio::time::Instant::now() + Duration::from_secs(86400 * 365);
+        let timer = tokio::time::sleep_until(far);
+        tokio::pin!(timer);
+        let mut armed: Option<Instant> = None;
+        // Set when the session is to end: (why, flush until).
+        let mut ending: Option<(SessionEnd, Instant)> = None;
+        // Set while a Terminate-Request exchange runs (hangup, shutdown).
+        let mut closing: Option<(bool, Instant)> = None;
+        let mut stream_eof = false;
+        let mut write_failed = false;
+        let mut child_done = child.is_none();
+        let mut shutdown_seen = *self.ctx.shutdown.borrow();
+        if shutdown_seen {
+            link.close(Instant::now(), "daemon shutting down");
+            closing = Some((false, Instant::now() + CLOSE_WAIT));
+        }
+
+        loop {
+            link.poll_transmit(&mut out);
+            while let Some(event) = link.poll_event() {
+                if let Some(end) = self.handle_event(event, &name).await {
+                    ending.get_or_insert((end, Instant::now() + FLUSH_WAIT));
+                }
+            }
+            {
+                let mut st = self.ctx.status.lock().unwrap_or_else(|e| e.into_inner());
+                st.phase = phase_name(link.phase()).into();
+                st.counters = link.stats().into();
+            }
+            if let Some((end, flush_until)) = &ending {
+                if written == out.len() || write_failed || Instant::now() >= *flush_until {
+                    let mut end = end.clone();
+                    if let Some((hangup, _)) = closing {
+                        end.hangup |= hangup;
+                        end.shutdown |= !hangup;
+                    }
+                    end.up_for = self.ipv4.map(|s| s.since.elapsed());
+                    self.link = Some(link);
+                    return end;
+                }
+            }
+            let next = link.poll_timeout();
+            if next != armed {
+                armed = next;
+                let at = next.map_or(far, tokio::time::Instant::from_std);
+                timer.as_mut().reset(at);
+            }
+            let stop_at = match (&ending, &closing) {
+                (Some((_, t)), _) => Some(*t),
+                (None, Some((_, t))) => Some(*t),
+                (None, None) => None,
+            };
+            let stop_timer = async move {
+                match stop_at {
+                    Some(t) => tokio::time::sleep_until(t.into()).await,
+                    None => std::future::pending().await,
+                }
+            };
+            let pending_write = out.len() - written;
+            let child_wait = async {
+                match child.as_mut() {
+                    Some(c) if !child_done => c.wait().await,
+                    _ => std::future::pending().await,
+                }
+            };
+
+            tokio::select! {
+                r = reader.read(&mut rbuf), if !stream_eof => {
+                    let now = Instant::now();
+                    match r {
+                        Ok(n) if n > 0 => {
+                            let tun = &self.tun;
+                            let errors = &mut self.tun_errors;
+                            link.handle_input(now, &rbuf[..n], &mut |_version, packet| {
+                                if tun.try_send(packet).is_err() {
+                                    *errors += 1;
+                                }
+                            });
+                        }
+                        Ok(_) => {
+                            info!("{name}: stream closed by the peer");
+                            stream_eof = true;
+                            link.lower_down(now);
+                            ending.get_or_insert((self.end_now("stream closed", EXIT_LINK_FAILED), now + FLUSH_WAIT));
+                        }
+                        Err(e) => {
+                            warn!("{name}: stream read: {e}");
+                            stream_eof = true;
+                            link.lower_down(now);
+                            ending.get_or_insert((self.end_now(&format!("stream read error: {e}"), EXIT_LINK_FAILED), now));
+                        }
+                    }
+                }
+                r = writer.write(&out[written..]), if pending_write > 0 && !write_failed => {
+                    match r {
+                        Ok(n) if n > 0 => {
+                            written += n;
+                            if written == out.len() {
+                                out.clear();
+                                written = 0;
+                            } else if written > WRITE_HIGH_WATER {
+                                out.drain(..written);
+                                written = 0;
+                            }
+                        }
+                        r => {
+                            let why = match r { Err(e) => e.to_string(), Ok(_) => "wrote 0 bytes".into() };
+                            warn!("{name}: stream write: {why}");
+                            write_failed = true;
+                            out.clear();
+                            written = 0;
+                            let now = Instant::now();
+                            if !stream_eof {
+                                link.lower_down(now);
+                            }
+                            ending.get_or_insert((self.end_now(&format!("stream write error: {why}"), EXIT_LINK_FAILED), now));
+                        }
+                    }
+                }
+                r = self.tun.recv(&mut tbuf), if pending_write < WRITE_HIGH_WATER && ending.is_none() => {
+                    match r {
+                        Ok(n) => {
+                            encapsulate(&mut link, &tbuf[..n], &mut out);
+                            // Drain a burst in this wake-up so it leaves in one write.
+                            for _ in 1..TUN_BATCH {
+                                match self.tun.try_recv(&mut tbuf) {
+                                    Ok(n) => encapsulate(&mut link, &tbuf[..n], &mut out),
+                                    Err(_) => break,
+                                }
+                            }
+                        }
+                        Err(e) => {
+                            warn!("{name}: tun read: {e}");
+                            let now = Instant::now();
+                            link.close(now, "tun device failed");
+                            ending.get_or_insert((self.end_now(&format!("tun read error: {e}"), EXIT_LINK_FAILED), now + FLUSH_WAIT));
+                        }
+                    }
+                }
+                () = &mut timer, if armed.is_some() => {
+                    armed = None;
+                    link.handle_timeout(Instant::now());
+                }
+                status = child_wait => {
+                    child_done = true;
+                    let why = describe_exit(status);
+                    info!("{name}: device {why}");
+                    let now = Instant::now();
+                    if !stream_eof {
+                        stream_eof = true;
+                        link.lower_down(now);
+                    }
+                    ending.get_or_insert((self.end_now(&format!("device {why}"), EXIT_LINK_FAILED), now + FLUSH_WAIT));
+                }
+                cmd = self.ctx.commands.recv() => {
+                    match cmd {
+                        Some(LinkCommand::Hangup(reply)) => {
+                            info!("{name}: hangup requested");
+                            link.close(Instant::now(), "Administrative hangup");
+                            closing.get_or_insert((true, Instant::now() + CLOSE_WAIT));
+                            let _ = reply.send(Response::Done { message: format!("{name}: closing") });
+                        }
+                        Some(LinkCommand::Dial(reply)) => {
+                            let _ = reply.send(Response::Done { message: format!("{name}: already connected") });
+                        }
+                        Some(LinkCommand::Attach(attach)) => {
+                            warn!("{name}: direct refused for uid {} pid {}: profile already in use", attach.uid, attach.pid);
+                            let _ = attach.reply.send(Response::Refused {
+                                message: format!("profile {name} is already in use"),
+                            });
+                        }
+                        None => {}
+                    }
+                }
+                _ = self.ctx.shutdown.changed(), if !shutdown_seen => {
+                    shutdown_seen = true;
+                    if *self.ctx.shutdown.borrow() {
+                        link.close(Instant::now(), "daemon shutting down");
+                        closing.get_or_insert((false, Instant::now() + CLOSE_WAIT));
+                    }
+                }
+                () = stop_timer => {
+                    if ending.is_none() {
+                        let why = if closing.is_some_and(|(h, _)| h) { "hangup" } else { "daemon shutdown" };
+                        info!("{name}: no Terminate-Ack within {}s, closing anyway", CLOSE_WAIT.as_secs());
+                        ending = Some((self.end_now(why, EXIT_NORMAL), Instant::now()));
+                    }
+                    // Past the flush deadline: the check at the top ends the loop.
+                }
+            }
+        }
+    }
+
+    fn end_now(&self, reason: &str, exit_code: i32) -> SessionEnd {
+        SessionEnd {
+            reason: reason.to_string(),
+            exit_code,
+            hangup: false,
+            shutdown: false,
+            up_for: None,
+        }
+    }
+
+    /// React to one engine event; `Some` when the link is finished.
+    async fn handle_event(&mut self, event: Event, name: &str) -> Option<SessionEnd> {
+        match event {
+            Event::Phase(p) => {
+                debug!("{name}: phase {}", phase_name(p));
+                None
+            }
+            Event::Ipv4Up { local, peer, dns } => {
+                info!("{name}: IPCP: myaddr {local} hisaddr = {peer}");
+                if self.ctx.settings.usepeerdns {
+                    for d in dns.iter().flatten() {
+                        info!("{name}: IPCP: peer DNS {d}");
+                    }
+                }
+                self.ipv4_up(local, peer).await;
+                None
+            }
+            Event::Ipv4Down => {
+                info!("{name}: IPCP: down");
+                self.ipv4_down().await;
+                None
+            }
+            Event::Ipv6Up { local_id, peer_id } => {
+                info!(
+                    "{name}: IPV6CP: up, local id {} peer id {}",
+                    hex(&local_id),
+                    hex(&peer_id)
+                );
+                None
+            }
+            Event::Ipv6Down => {
+                info!("{name}: IPV6CP: down");
+                None
+            }
+            Event::PeerIdent(text) => {
+                info!("{name}: LCP: peer identifies as {text:?}");
+                None
+            }
+            Event::Down(reason) => {
+                let (why, code) = describe_down(&reason);
+                info!("{name}: link down: {why}");
+                Some(self.end_now(&why, code))
+            }
+        }
+    }
+
+    async fn ipv4_up(&mut self, local: Ipv4Addr, peer: Ipv4Addr) {
+        let s = self.ctx.settings;
+        let name = &s.name;
+        let ifname = self.tun.name().to_string();
+        let mtu = u32::from(s.mtu.unwrap_or(s.mru));
+        if let Err(e) = self.ctx.netlink.link_up(&ifname, mtu).await {
+            warn!("{name}: {ifname}: cannot set mtu {mtu} and up: {e}");
+        }
+        if let Err(e) = self.ctx.netlink.add_address_ptp(&ifname, local, peer).await {
+            warn!("{name}: {ifname}: cannot add address {local} peer {peer}: {e}");
+        }
+        for route in &s.routes {
+            match self.ctx.netlink.add_route(*route, &ifname).await {
+                Ok(()) => info!("{name}: route {route} via {ifname} added"),
+                Err(e) => warn!("{name}: route {route} via {ifname}: {e}"),
+            }
+        }
+        self.ipv4 = Some(Ipv4State {
+            local,
+            peer,
+            since: Instant::now(),
+        });
+        {
+            let mut st = self.ctx.status.lock().unwrap_or_else(|e| e.into_inner());
+            st.local = Some(local);
+            st.peer_addr = Some(peer);
+            st.up_since = Some(Instant::now());
+        }
+        if let Some(hook) = &s.ip_up {
+            hooks::spawn(hook, &ifname, self.ctx.tty, local, peer, name);
+        }
+    }
+
+    async fn ipv4_down(&mut self) {
+        let Some(state) = self.ipv4.take() else {
+            return;
+        };
+        let s = self.ctx.settings;
+        let ifname = self.tun.name().to_string();
+        for route in &s.routes {
+            if let Err(e) = self.ctx.netlink.del_route(*route, &ifname).await {
+                warn!("{}: route {route} via {ifname}: cannot remove: {e}", s.name);
+            }
+        }
+        {
+            let mut st = self.ctx.status.lock().unwrap_or_else(|e| e.into_inner());
+            st.local = None;
+            st.peer_addr = None;
+            st.up_since = None;
+        }
+        if self.tun_errors > 0 {
+            info!(
+                "{}: {} packets could not be written to {ifname}",
+                s.name, self.tun_errors
+            );
+        }
+        if let Some(hook) = &s.ip_down {
+            hooks::spawn(
+                hook,
+                &ifname,
+                self.ctx.tty,
+                state.local,
+                state.peer,
+                &s.name,
+            );
+        }
+    }
+}
+
+/// One packet from the tun to the stream buffer. Anything that is not
+/// IPv4 or IPv6 (by its version nibble) is dropped.
+fn encapsulate(link: &mut Link, packet: &[u8], out: &mut Vec<u8>) {
+    let version = match packet.first().map(|b| b >> 4) {
+        Some(4) => IpVersion::V4,
+        Some(6) => IpVersion::V6,
+        _ => return,
+    };
+    // false = that NCP is not open (yet); the packet is dropped, as pppd does.
+    let _ = link.encapsulate(version, packet, out);
+}
+
+fn describe_exit(status: io::Result<ExitStatus>) -> String {
+    match status {
+        Ok(s) => match (s.code(), std::os::unix::process::ExitStatusExt::signal(&s)) {
+            (Some(c), _) => format!("exited with status {c}"),
+            (None, Some(sig)) => format!("killed by signal {sig}"),
+            _ => "exited".into(),
+        },
+        Err(e) => format!("wait failed: {e}"),
+    }
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn down_reasons_map_to_exit_codes() {
+        assert_eq!(
+            describe_down(&DownReason::PeerTerminated("bye".into())),
+            ("peer terminated: bye".into(), 0)
+        );
+        assert_eq!(describe_down(&DownReason::AdminClose).1, EXIT_NORMAL);
+        assert_eq!(describe_down(&DownReason::EchoTimeout).1, EXIT_LINK_FAILED);
+        assert_eq!(
+            describe_down(&DownReason::NegotiationFailed("IPCP")).0,
+            "IPCP negotiation failed"
+        );
+    }
+
+    #[tokio::test]
+    async fn fd_stream_moves_bytes_both_ways() {
+        let (a_read, b_write) = std::io::pipe().unwrap();
+        let (b_read, a_write) = std::io::pipe().unwrap();
+        let mut a = Stream::from_fds(OwnedFd::from(a_read), OwnedFd::from(a_write)).unwrap();
+        let mut b = Stream::from_fds(OwnedFd::from(b_read), OwnedFd::from(b_write)).unwrap();
+        // More than a pipe holds, so both writers must wait for the reader.
+        let data: Vec<u8> = (0..300_000u32).map(|i| i as u8).collect();
+        let d2 = data.clone();
+        let writer = tokio::spawn(async move {
+            a.writer.write_all(&d2).await.unwrap();
+            drop(a.writer);
+            a.reader
+        });
+        let mut got = Vec::new();
+        b.reader.read_to_end(&mut got).await.unwrap();
+        assert_eq!(got, data);
+        let mut a_reader = writer.await.unwrap();
+        b.writer.write_all(b"back").await.unwrap();
+        drop(b.writer);
+        let mut back = Vec::new();
+        a_reader.read_to_end(&mut back).await.unwrap();
+        assert_eq!(back, b"back");
+    }
+
+    #[test]
+    fn regular_files_are_refused() {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        rt.block_on(async {
+            let f = std::fs::File::open("/etc/passwd").unwrap();
+            let g = std::fs::File::open("/etc/passwd").unwrap();
+            let e = Stream::from_fds(f.into(), g.into())
+                .err()
+                .expect("regular file accepted");
+            assert!(e.to_string().contains("pipe, socket or tty"), "{e}");
+        });
+    }
+}

@@ -1,0 +1,20 @@
+//! tsunagi: the daemon and the command line around the PPP engine.
+//!
+//! - [`config`]: the TOML config and its validation;
+//! - [`control`]: the control socket protocol (JSON lines, `SCM_RIGHTS`);
+//! - [`daemon`]: `tsunagi run`, one supervisor task per link;
+//! - [`driver`]: the I/O loop of one PPP session (stream <-> engine <-> tun);
+//! - [`hooks`]: ip-up / ip-down;
+//! - [`cli`]: the subcommands;
+//! - [`lab`]: seed 000's two sites in network namespaces (`tsunagi lab`).
+#![forbid(unsafe_code)]
+
+pub mod cli;
+pub mod config;
+pub mod control;
+pub mod daemon;
+pub mod driver;
+pub mod hooks;
+pub mod lab;
+pub mod logging;
+pub mod users;

@@ -1,0 +1,111 @@
+//! Log lines in the shape operators know from pppd and user-ppp's syslog:
+//!
+//! ```text
+//! Nov 25 16:02:11 tsunagi[4711]: labs: IPCP: myaddr 10.224.1.1 hisaddr = 10.224.1.2
+//! ```
+//!
+//! Time in UTC, `tsunagi[pid]`, then the level when it is not INFO, then the
+//! message and its fields. To `[daemon] log_file` (appended) or stderr.
+
+use std::fmt;
+use std::path::Path;
+use std::sync::Mutex;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use tracing::{Event, Level, Subscriber};
+use tracing_subscriber::fmt::format::Writer;
+use tracing_subscriber::fmt::{FmtContext, FormatEvent, FormatFields};
+use tracing_subscriber::registry::LookupSpan;
+use tracing_subscriber::EnvFilter;
+
+/// The pppd-like line format.
+pub struct PppdFormat {
+    pid: u32,
+}
+
+impl<S, N> FormatEvent<S, N> for PppdFormat
+where
+    S: Subscriber + for<'a> LookupSpan<'a>,
+    N: for<'a> FormatFields<'a> + 'static,
+{
+    fn format_event(
+        &self,
+        ctx: &FmtContext<'_, S, N>,
+        mut writer: Writer<'_>,
+        event: &Event<'_>,
+    ) -> fmt::Result {
+        let secs = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs());
+        write!(writer, "{} tsunagi[{}]: ", syslog_time(secs), self.pid)?;
+        let level = *event.metadata().level();
+        if level != Level::INFO {
+            write!(writer, "{level}: ")?;
+        }
+        ctx.field_format().format_fields(writer.by_ref(), event)?;
+        writeln!(writer)
+    }
+}
+
+/// `Mmm dd hh:mm:ss` (syslog's RFC 3164 timestamp) for a Unix time, UTC.
+pub fn syslog_time(unix_secs: u64) -> String {
+    const MONTHS: [&str; 12] = [
+        "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
+    ];
+    let days = (unix_secs / 86_400) as i64;
+    let rem = unix_secs % 86_400;
+    // Howard Hinnant's civil_from_days.
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let _year = yoe + era * 400 + i64::from(month <= 2);
+    format!(
+        "{} {:2} {:02}:{:02}:{:02}",
+        MONTHS[(month - 1) as usize],
+        day,
+        rem / 3600,
+        rem / 60 % 60,
+        rem % 60
+    )
+}
+
+/// Install the global subscriber: `RUST_LOG` filter (default `info`), to
+/// `log_file` when given, else stderr.
+pub fn init(log_file: Option<&Path>) -> std::io::Result<()> {
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .event_format(PppdFormat {
+            pid: std::process::id(),
+        });
+    let result = match log_file {
+        Some(path) => {
+            let file = std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(path)?;
+            builder.with_writer(Mutex::new(file)).try_init()
+        }
+        None => builder.with_writer(std::io::stderr).try_init(),
+    };
+    // Already installed (tests): keep the first one.
+    let _ = result;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn syslog_times() {
+        assert_eq!(super::syslog_time(0), "Jan  1 00:00:00");
+        // 2026-11-25 16:02:11 UTC
+        assert_eq!(super::syslog_time(1_795_622_531), "Nov 25 16:02:11");
+        // 2024-02-29 23:59:59 UTC
+        assert_eq!(super::syslog_time(1_709_251_199), "Feb 29 23:59:59");
+    }
+}
