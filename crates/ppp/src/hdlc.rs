@@ -208,15 +208,8 @@ impl Encoder {
     }
 
     fn rebuild(&mut self) {
-        let mut set = self.extra;
-        // RFC 1662 section 4.2: flag and control escape are always escaped.
-        set.insert(FLAG);
-        set.insert(ESCAPE);
-        let mut lcp = set;
-        set.insert_accm(self.accm);
-        lcp.insert_accm(DEFAULT_ACCM);
-        self.escape = set.table();
-        self.escape_lcp = lcp.table();
+        self.escape = escape_table(self.accm, self.extra);
+        self.escape_lcp = escape_table(DEFAULT_ACCM, self.extra);
     }
 
     /// The ACCM the peer asked for in its LCP Configure-Request (the control
@@ -234,9 +227,14 @@ impl Encoder {
     /// Replaces the set of extra octets always escaped (user-ppp
     /// `set escape 0xff ...`), any value 0..=255, in every frame.
     ///
-    /// `0x5d` and `0x5e` are ignored: escaped they would be sent as `7d 7d`
-    /// and `7d 7e`, the second of which aborts the frame (RFC 1662 section
-    /// 4.2) and the first of which Linux ppp_async cannot receive.
+    /// Some octets cannot be escaped and are sent as they are:
+    /// - `0x5d` and `0x5e`: escaped they would be sent as `7d 7d` and
+    ///   `7d 7e`; the second aborts the frame (RFC 1662 section 4.2) and
+    ///   Linux ppp_async cannot receive the first;
+    /// - `0x20..=0x3f` while the ACCM in force (the negotiated one, or
+    ///   `0xffffffff` for frames sent with the LCP defaults) flags the
+    ///   control character they would become: the receiver removes that
+    ///   character before undoing the escape.
     pub fn set_escape(&mut self, extra: &[u8]) {
         let mut set = ByteSet::default();
         for &b in extra {
@@ -284,8 +282,12 @@ impl Encoder {
             header_len = 2;
         }
         // RFC 1661 section 6.5: only protocols whose high octet is zero can
-        // be compressed to one octet.
-        if pfc && protocol < 0x100 {
+        // be compressed to one octet. RFC 1662 section 4.3: receivers drop
+        // frames under 4 octets, so an empty information field without
+        // `ff 03` keeps the 2-octet protocol. Without `ff 03`, a compressed
+        // protocol 0x00ff would read as an address field.
+        let ambiguous = acfc && (info.is_empty() || protocol == 0x00ff);
+        if pfc && protocol < 0x100 && !ambiguous {
             header[header_len] = protocol as u8;
             header_len += 1;
         } else {
@@ -306,6 +308,27 @@ impl Encoder {
         escape_into(escape, &fcs.to_le_bytes(), out);
         out.push(FLAG);
     }
+}
+
+/// The octets escaped under `accm` with the extra set `extra`.
+fn escape_table(accm: u32, extra: ByteSet) -> [bool; 256] {
+    let mut set = ByteSet::default();
+    // RFC 1662 section 4.2: flag and control escape are always escaped.
+    set.insert(FLAG);
+    set.insert(ESCAPE);
+    set.insert_accm(accm);
+    for b in 0..=255u8 {
+        // An escaped 0x20..=0x3f goes out as a control character; if that
+        // character is in the ACCM the receiver removes it before undoing
+        // the escape (RFC 1662 section 4.2, and Linux ppp_async does so),
+        // so such an octet can only be sent as it is.
+        let escaped = b ^ ESCAPE_XOR;
+        let receiver_drops = escaped < 0x20 && accm & (1 << escaped) != 0;
+        if extra.contains(b) && !receiver_drops {
+            set.insert(b);
+        }
+    }
+    set.table()
 }
 
 /// Appends `data` to `out`, escaping the octets marked in `escape`; runs of
