@@ -1,0 +1,176 @@
+//! Shared pieces of the end-to-end tests: skip rules, a lab that is taken
+//! down when the test ends (also when it fails), and process lookups.
+//!
+//! The tests need root (network namespaces, an account, sshd) and OpenSSH.
+//! Without them they print `SKIPPED: <reason>` and return, never a silent
+//! pass.
+
+#![allow(dead_code)]
+
+use std::path::Path;
+use std::process::Command;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::{Duration, Instant};
+
+pub use tsunagi::lab::{Lab, Node};
+
+/// The binary under test.
+pub const BIN: &str = env!("CARGO_BIN_EXE_tsunagi");
+
+/// Why these tests cannot run here, if they cannot.
+pub fn skip_reason() -> Option<String> {
+    if !rustix::process::geteuid().is_root() {
+        return Some("end-to-end lab tests need root (network namespaces, useradd, sshd)".into());
+    }
+    for tool in ["/usr/sbin/sshd", "/usr/bin/ssh", "/usr/bin/ssh-keygen"] {
+        if !Path::new(tool).exists() {
+            return Some(format!(
+                "{tool} is missing (apt-get install openssh-server openssh-client)"
+            ));
+        }
+    }
+    for tool in ["ip", "ping", "ss", "setsid", "useradd"] {
+        let found = std::env::var_os("PATH")
+            .map(|p| std::env::split_paths(&p).any(|d| d.join(tool).exists()))
+            .unwrap_or(false);
+        if !found {
+            return Some(format!("{tool} is not on PATH"));
+        }
+    }
+    None
+}
+
+/// Prints the skip line and says whether to skip.
+pub fn skip(test: &str) -> bool {
+    match skip_reason() {
+        Some(reason) => {
+            println!("SKIPPED: {test}: {reason}");
+            true
+        }
+        None => false,
+    }
+}
+
+static NEXT: AtomicU32 = AtomicU32::new(0);
+
+/// A lab brought up with `tsunagi lab up`, taken down on drop.
+pub struct LabGuard {
+    pub lab: Lab,
+    pub prefix: String,
+}
+
+impl LabGuard {
+    /// `tsunagi lab up --prefix t<pid><n>`; panics with its output if it fails.
+    pub fn up() -> LabGuard {
+        let prefix = format!(
+            "t{}{}",
+            std::process::id(),
+            NEXT.fetch_add(1, Ordering::SeqCst)
+        );
+        let lab = Lab::new(&prefix).expect("valid prefix");
+        let guard = LabGuard {
+            lab,
+            prefix: prefix.clone(),
+        };
+        let started = Instant::now();
+        let out = Command::new(BIN)
+            .args(["lab", "up", "--prefix", &prefix])
+            .output()
+            .expect("running tsunagi lab up");
+        println!(
+            "tsunagi lab up --prefix {prefix}: {} in {:.1} s\n{}{}",
+            out.status,
+            started.elapsed().as_secs_f64(),
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(out.status.success(), "tsunagi lab up failed");
+        guard
+    }
+
+    /// Pids of processes in `node`'s namespace whose command name is `comm`.
+    pub fn pids_named(&self, node: Node, comm: &str) -> Vec<i32> {
+        tsunagi::lab::netns_pids(&self.lab.ns(node))
+            .into_iter()
+            .filter(|pid| {
+                std::fs::read_to_string(format!("/proc/{pid}/comm"))
+                    .map(|c| c.trim() == comm)
+                    .unwrap_or(false)
+            })
+            .collect()
+    }
+
+    /// Kills the HOME gateway's ssh client (the PPP link's byte stream).
+    pub fn kill_ssh(&self) -> i32 {
+        let pids = self.pids_named(Node::HomeGw, "ssh");
+        assert_eq!(
+            pids.len(),
+            1,
+            "expected one ssh in the HOME gateway, found {pids:?}"
+        );
+        let pid = rustix::process::Pid::from_raw(pids[0]).expect("pid");
+        rustix::process::kill_process(pid, rustix::process::Signal::KILL).expect("kill ssh");
+        pids[0]
+    }
+
+    /// Polls `cond` every `every` until it holds or `limit` passes; returns
+    /// the time it took.
+    pub fn wait_until(
+        limit: Duration,
+        every: Duration,
+        mut cond: impl FnMut() -> bool,
+    ) -> Option<Duration> {
+        let started = Instant::now();
+        loop {
+            if cond() {
+                return Some(started.elapsed());
+            }
+            if started.elapsed() > limit {
+                return None;
+            }
+            std::thread::sleep(every);
+        }
+    }
+
+    /// The lab's daemon log of one gateway.
+    pub fn log(&self, node: Node) -> String {
+        let path = match node {
+            Node::HomeGw => self.lab.home_log(),
+            _ => self.lab.labs_log(),
+        };
+        std::fs::read_to_string(path).unwrap_or_default()
+    }
+
+    /// Prints the end of both daemons' logs (for failing tests).
+    pub fn dump_logs(&self) {
+        for node in [Node::HomeGw, Node::LabsGw] {
+            let log = self.log(node);
+            let lines: Vec<&str> = log.lines().collect();
+            println!("---- {:?} log (last 40 lines) ----", node);
+            for l in &lines[lines.len().saturating_sub(40)..] {
+                println!("{l}");
+            }
+        }
+    }
+}
+
+impl Drop for LabGuard {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            self.dump_logs();
+        }
+        let out = Command::new(BIN)
+            .args(["lab", "down", "--prefix", &self.prefix])
+            .output();
+        match out {
+            Ok(o) if o.status.success() => {}
+            Ok(o) => eprintln!(
+                "tsunagi lab down --prefix {} failed: {}{}",
+                self.prefix,
+                String::from_utf8_lossy(&o.stdout),
+                String::from_utf8_lossy(&o.stderr)
+            ),
+            Err(e) => eprintln!("running tsunagi lab down: {e}"),
+        }
+    }
+}
