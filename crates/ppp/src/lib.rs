@@ -15,5 +15,6 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+pub mod fuzzing;
 pub mod hdlc;
 pub mod link;
