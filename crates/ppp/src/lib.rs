@@ -15,6 +15,19 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+pub mod display;
+pub mod fsm;
 pub mod fuzzing;
 pub mod hdlc;
+pub mod ipcp;
+pub mod ipv6cp;
+pub mod lcp;
 pub mod link;
+pub mod rng;
+pub mod wire;
+
+pub use display::{describe, PacketDisplay};
+pub use link::{
+    DownReason, EchoConfig, Event, FsmTimers, IpVersion, IpcpConfig, Ipv6cpConfig, LcpConfig, Link,
+    LinkConfig, LinkStats, LinkStatus, Phase,
+};

@@ -5,8 +5,18 @@
 //! `poll_event` until `None`, and re-arm the timer from `poll_timeout`.
 //! When the timer fires call `handle_timeout(now)`.
 
+use std::collections::VecDeque;
 use std::net::Ipv4Addr;
 use std::time::{Duration, Instant};
+
+use crate::display::{describe, escaped};
+use crate::fsm::{Fsm, Output, Signal, State};
+use crate::hdlc::{Decoder, Encoder, FrameError, DEFAULT_ACCM};
+use crate::ipcp::IpcpNegotiator;
+use crate::ipv6cp::{link_local_text, Ipv6cpNegotiator};
+use crate::lcp::LcpNegotiator;
+use crate::rng::Rng;
+use crate::wire::{Code, ControlRepr, Protocol};
 
 /// Which network protocol a datagram carries.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -179,37 +189,269 @@ pub struct LinkStats {
     pub rx_unknown_protocol: u64,
     /// Control packets that failed to parse (bad length, bad option).
     pub rx_bad_control: u64,
+    /// Frames with a good FCS.
+    pub rx_frames: u64,
+    /// Frames sent (control and data).
+    pub tx_frames: u64,
+    /// Control packets discarded as not matching (wrong identifier, an Ack
+    /// that differs from our request, not expected in this state).
+    pub rx_discarded_control: u64,
+    /// IP packets or NCP packets dropped because LCP or that NCP was not open.
+    pub rx_not_open: u64,
+    /// Code-Rejects we sent (unknown codes received).
+    pub tx_code_rejects: u64,
+    /// Protocol-Rejects we sent.
+    pub tx_protocol_rejects: u64,
+    /// Echo-Requests sent.
+    pub tx_echo_requests: u64,
+    /// Echo-Replies received.
+    pub rx_echo_replies: u64,
+}
+
+impl Default for FsmTimers {
+    /// RFC 1661 s4.6: Restart 3 s, Max-Terminate 2, Max-Configure 10, Max-Failure 5.
+    fn default() -> Self {
+        FsmTimers {
+            restart: Duration::from_secs(3),
+            max_configure: 10,
+            max_terminate: 2,
+            max_failure: 5,
+        }
+    }
+}
+
+impl Default for EchoConfig {
+    /// Debian's /etc/ppp/options: lcp-echo-interval 30, lcp-echo-failure 4.
+    fn default() -> Self {
+        EchoConfig {
+            interval: Duration::from_secs(30),
+            failures: 4,
+        }
+    }
+}
+
+impl Default for LcpConfig {
+    /// MRU 1500, ACCM 0 (as pppd asks), PFC and ACFC on, no ident,
+    /// echo every 30 s with 4 failures.
+    fn default() -> Self {
+        LcpConfig {
+            mru: crate::lcp::DEFAULT_MRU,
+            accm: 0,
+            escape: Vec::new(),
+            pfc: true,
+            acfc: true,
+            ident: None,
+            echo: Some(EchoConfig::default()),
+        }
+    }
+}
+
+impl Default for LinkConfig {
+    /// Link "ppp", LCP/IPCP/timer defaults, IPV6CP off.
+    fn default() -> Self {
+        LinkConfig {
+            name: "ppp".to_string(),
+            lcp: LcpConfig::default(),
+            ipcp: IpcpConfig::default(),
+            ipv6cp: None,
+            timers: FsmTimers::default(),
+        }
+    }
+}
+
+/// What was negotiated, for `tsunagi status`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LinkStatus {
+    /// Phase.
+    pub phase: Phase,
+    /// LCP automaton state.
+    pub lcp: State,
+    /// IPCP automaton state.
+    pub ipcp: State,
+    /// IPV6CP automaton state (`None` when disabled).
+    pub ipv6cp: Option<State>,
+    /// Our MRU as the peer acked it.
+    pub mru: u16,
+    /// The peer's MRU (the largest frame we send).
+    pub peer_mru: u16,
+    /// Our Magic-Number (0 if not negotiated).
+    pub magic: u32,
+    /// The peer's Magic-Number.
+    pub peer_magic: Option<u32>,
+    /// ACCM we escape with when sending (the peer's wish).
+    pub tx_accm: u32,
+    /// ACCM the peer agreed to use towards us.
+    pub rx_accm: u32,
+    /// We send with Protocol-Field-Compression.
+    pub tx_pfc: bool,
+    /// We send with Address-and-Control-Field-Compression.
+    pub tx_acfc: bool,
+    /// The peer's Identification text (RFC 1570).
+    pub peer_ident: Option<String>,
+    /// Our IPv4 address (IPCP opened).
+    pub local_ip: Option<Ipv4Addr>,
+    /// The peer's IPv4 address (IPCP opened).
+    pub peer_ip: Option<Ipv4Addr>,
+    /// DNS servers the peer gave us.
+    pub dns: [Option<Ipv4Addr>; 2],
+    /// Interface identifiers (ours, peer's) when IPV6CP opened.
+    pub ipv6_ids: Option<([u8; 8], [u8; 8])>,
 }
 
 /// One PPP link engine.
+///
+/// Owns LCP, IPCP and (optionally) IPV6CP automata and the HDLC framing of
+/// the byte stream. See the module documentation for the calling order.
 pub struct Link {
-    _private: (),
+    name: String,
+    config: LinkConfig,
+    phase: Phase,
+    lcp: Fsm<LcpNegotiator>,
+    ipcp: Fsm<IpcpNegotiator>,
+    ipv6cp: Option<Fsm<Ipv6cpNegotiator>>,
+    encoder: Encoder,
+    /// `None` only while `handle_input` runs the decoder.
+    decoder: Option<Decoder>,
+    rx_accm: u32,
+    tx: Vec<u8>,
+    events: VecDeque<Event>,
+    stats: LinkStats,
+    echo_deadline: Option<Instant>,
+    echo_pending: u32,
+    peer_ident: Option<String>,
+    down_reason: Option<DownReason>,
+    /// Down was reported; nothing more happens until `start`.
+    finished: bool,
+    started: bool,
+    ipv4_up: bool,
+    ipv6_up: bool,
+}
+
+/// Which automaton produced an [`Output`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Layer {
+    Lcp,
+    Ipcp,
+    Ipv6cp,
+}
+
+impl Layer {
+    fn protocol(self) -> Protocol {
+        match self {
+            Layer::Lcp => Protocol::Lcp,
+            Layer::Ipcp => Protocol::Ipcp,
+            Layer::Ipv6cp => Protocol::Ipv6cp,
+        }
+    }
+}
+
+/// An NCP is negotiating or open (RFC 1661 states 6..=9).
+fn alive(state: State) -> bool {
+    matches!(
+        state,
+        State::ReqSent | State::AckRcvd | State::AckSent | State::Opened
+    )
 }
 
 impl Link {
     /// A new link in the Dead phase. `seed` seeds magic numbers and
     /// interface identifiers (pass real randomness in production).
     pub fn new(config: LinkConfig, seed: u64) -> Link {
-        let _ = (config, seed);
-        todo!("H1")
+        let mut seeds = Rng::new(seed);
+        let lcp = Fsm::new(
+            LcpNegotiator::new(config.lcp.clone(), seeds.next_u64()),
+            config.timers.clone(),
+        );
+        let ipcp = Fsm::new(
+            IpcpNegotiator::new(config.ipcp.clone()),
+            config.timers.clone(),
+        );
+        let ipv6_seed = seeds.next_u64();
+        let ipv6cp = config
+            .ipv6cp
+            .clone()
+            .map(|c| Fsm::new(Ipv6cpNegotiator::new(c, ipv6_seed), config.timers.clone()));
+        let max_info = config.lcp.mru.max(crate::lcp::DEFAULT_MRU) as usize;
+        let mut link = Link {
+            name: config.name.clone(),
+            phase: Phase::Dead,
+            lcp,
+            ipcp,
+            ipv6cp,
+            encoder: Encoder::new(),
+            decoder: Some(Decoder::new(max_info)),
+            rx_accm: DEFAULT_ACCM,
+            tx: Vec::new(),
+            events: VecDeque::new(),
+            stats: LinkStats::default(),
+            echo_deadline: None,
+            echo_pending: 0,
+            peer_ident: None,
+            down_reason: None,
+            finished: false,
+            started: false,
+            ipv4_up: false,
+            ipv6_up: false,
+            config,
+        };
+        link.reset_framing();
+        link
     }
 
     /// The byte stream is connected: LCP Up + Open (RFC 1661 events Up, Open).
     pub fn start(&mut self, now: Instant) {
-        let _ = now;
-        todo!("H1")
+        self.finished = false;
+        self.started = true;
+        self.down_reason = None;
+        self.lcp.set_terminate_text("");
+        tracing::info!("{}: Connect: starting LCP", self.name);
+        let mut out = Output::default();
+        self.ipcp.open(now, &mut out);
+        self.process(now, Layer::Ipcp, out);
+        if let Some(ipv6cp) = &mut self.ipv6cp {
+            let mut out = Output::default();
+            ipv6cp.open(now, &mut out);
+            self.process(now, Layer::Ipv6cp, out);
+        }
+        let mut out = Output::default();
+        self.lcp.open(now, &mut out);
+        self.process(now, Layer::Lcp, out);
+        let mut out = Output::default();
+        self.lcp.up(now, &mut out);
+        self.process(now, Layer::Lcp, out);
+        self.sync_phase();
     }
 
     /// Administrative Close: send Terminate-Request with `reason`.
     pub fn close(&mut self, now: Instant, reason: &str) {
-        let _ = (now, reason);
-        todo!("H1")
+        if self.finished {
+            return;
+        }
+        tracing::info!("{}: Closing link: {}", self.name, reason);
+        self.down_reason.get_or_insert(DownReason::AdminClose);
+        self.lcp.set_terminate_text(reason);
+        let mut out = Output::default();
+        self.lcp.close(now, &mut out);
+        self.process(now, Layer::Lcp, out);
+        // Closed or Initial without tlf (e.g. from Stopped): nothing left
+        // to wait for.
+        if matches!(self.lcp.state(), State::Initial | State::Closed) && !self.finished {
+            let reason = self.down_reason.take().unwrap_or(DownReason::AdminClose);
+            self.report_down(reason);
+        }
+        self.sync_phase();
     }
 
     /// The byte stream ended (RFC 1661 event Down).
     pub fn lower_down(&mut self, now: Instant) {
-        let _ = now;
-        todo!("H1")
+        let mut out = Output::default();
+        self.lcp.down(now, &mut out);
+        self.process(now, Layer::Lcp, out);
+        if !self.finished && self.started {
+            let reason = self.down_reason.take().unwrap_or(DownReason::LowerDown);
+            self.report_down(reason);
+        }
+        self.sync_phase();
     }
 
     /// Bytes read from the stream. IP datagrams found are passed to `deliver`
@@ -220,46 +462,669 @@ impl Link {
         stream: &[u8],
         deliver: &mut dyn FnMut(IpVersion, &[u8]),
     ) {
-        let _ = (now, stream, deliver);
-        todo!("H1")
+        let Some(mut decoder) = self.decoder.take() else {
+            return;
+        };
+        // Feed the decoder one frame at a time: a frame can open LCP and
+        // change the receive ACCM for the frames behind it in the same read.
+        let mut rest = stream;
+        while !rest.is_empty() {
+            let end = rest
+                .iter()
+                .position(|&b| b == crate::hdlc::FLAG)
+                .map_or(rest.len(), |i| i + 1);
+            let (segment, tail) = rest.split_at(end);
+            rest = tail;
+            decoder.push(segment, &mut |frame| match frame {
+                Ok(frame) => self.handle_frame(now, frame.protocol, frame.info, deliver),
+                Err(e) => {
+                    match e {
+                        FrameError::BadFcs { .. } => self.stats.rx_bad_fcs += 1,
+                        _ => self.stats.rx_malformed += 1,
+                    }
+                    tracing::debug!("{}: dropped frame: {}", self.name, e);
+                }
+            });
+            if decoder.rx_accm() != self.rx_accm {
+                decoder.set_rx_accm(self.rx_accm);
+            }
+        }
+        self.decoder = Some(decoder);
+        self.sync_phase();
     }
 
     /// Frame one IP datagram for the stream, appended to `out`. Returns
     /// false (and counts nothing) when that NCP is not open.
     pub fn encapsulate(&mut self, version: IpVersion, packet: &[u8], out: &mut Vec<u8>) -> bool {
-        let _ = (version, packet, out);
-        todo!("H1")
+        let (open, protocol) = match version {
+            IpVersion::V4 => (self.ipcp.state() == State::Opened, Protocol::Ipv4),
+            IpVersion::V6 => (
+                self.ipv6cp
+                    .as_ref()
+                    .is_some_and(|f| f.state() == State::Opened),
+                Protocol::Ipv6,
+            ),
+        };
+        if !open || self.lcp.state() != State::Opened {
+            return false;
+        }
+        self.encoder.encode(protocol.into(), packet, false, out);
+        self.stats.tx_packets += 1;
+        self.stats.tx_bytes += packet.len() as u64;
+        self.stats.tx_frames += 1;
+        true
     }
 
     /// Append pending control frames (already HDLC-framed) to `out`.
     pub fn poll_transmit(&mut self, out: &mut Vec<u8>) {
-        let _ = out;
-        todo!("H1")
+        out.append(&mut self.tx);
     }
 
     /// Timers expired.
     pub fn handle_timeout(&mut self, now: Instant) {
-        let _ = now;
-        todo!("H1")
+        let mut out = Output::default();
+        self.lcp.handle_timeout(now, &mut out);
+        self.process(now, Layer::Lcp, out);
+        let mut out = Output::default();
+        self.ipcp.handle_timeout(now, &mut out);
+        self.process(now, Layer::Ipcp, out);
+        if let Some(ipv6cp) = &mut self.ipv6cp {
+            let mut out = Output::default();
+            ipv6cp.handle_timeout(now, &mut out);
+            self.process(now, Layer::Ipv6cp, out);
+        }
+        if self.echo_deadline.is_some_and(|d| d <= now) {
+            self.echo_timer(now);
+        }
+        self.sync_phase();
     }
 
     /// The next deadline, if any.
     pub fn poll_timeout(&self) -> Option<Instant> {
-        todo!("H1")
+        [
+            self.lcp.deadline(),
+            self.ipcp.deadline(),
+            self.ipv6cp.as_ref().and_then(|f| f.deadline()),
+            self.echo_deadline,
+        ]
+        .into_iter()
+        .flatten()
+        .min()
     }
 
     /// The next event, if any.
     pub fn poll_event(&mut self) -> Option<Event> {
-        todo!("H1")
+        self.events.pop_front()
     }
 
     /// Current phase.
     pub fn phase(&self) -> Phase {
-        todo!("H1")
+        self.phase
     }
 
     /// Counters.
     pub fn stats(&self) -> &LinkStats {
-        todo!("H1")
+        &self.stats
+    }
+
+    /// What was negotiated.
+    pub fn status(&self) -> LinkStatus {
+        let lcp = &self.lcp.negotiator;
+        let ipcp_open = self.ipcp.state() == State::Opened;
+        LinkStatus {
+            phase: self.phase,
+            lcp: self.lcp.state(),
+            ipcp: self.ipcp.state(),
+            ipv6cp: self.ipv6cp.as_ref().map(|f| f.state()),
+            mru: lcp.ours.mru,
+            peer_mru: lcp.peer.mru,
+            magic: lcp.magic(),
+            peer_magic: lcp.peer.magic,
+            tx_accm: self.encoder.accm(),
+            rx_accm: lcp.ours.accm,
+            tx_pfc: lcp.peer.pfc && self.lcp.state() == State::Opened,
+            tx_acfc: lcp.peer.acfc && self.lcp.state() == State::Opened,
+            peer_ident: self.peer_ident.clone(),
+            local_ip: ipcp_open.then_some(self.ipcp.negotiator.local),
+            peer_ip: ipcp_open.then_some(self.ipcp.negotiator.peer),
+            dns: if ipcp_open {
+                self.ipcp.negotiator.dns
+            } else {
+                [None; 2]
+            },
+            ipv6_ids: self
+                .ipv6cp
+                .as_ref()
+                .filter(|f| f.state() == State::Opened)
+                .map(|f| (f.negotiator.local_id, f.negotiator.peer_id)),
+        }
+    }
+
+    /// The link's name, as used in its log lines.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    // ----- internals -----
+
+    fn reset_framing(&mut self) {
+        self.encoder = Encoder::new();
+        self.encoder.set_escape(&self.config.lcp.escape);
+        self.set_rx_accm(DEFAULT_ACCM);
+    }
+
+    /// The receive ACCM; applied between frames (see `handle_input`).
+    fn set_rx_accm(&mut self, accm: u32) {
+        self.rx_accm = accm;
+        if let Some(decoder) = &mut self.decoder {
+            decoder.set_rx_accm(accm);
+        }
+    }
+
+    fn handle_frame(
+        &mut self,
+        now: Instant,
+        protocol: u16,
+        info: &[u8],
+        deliver: &mut dyn FnMut(IpVersion, &[u8]),
+    ) {
+        self.stats.rx_frames += 1;
+        let lcp_open = self.lcp.state() == State::Opened;
+        match Protocol::from(protocol) {
+            Protocol::Lcp => self.handle_lcp(now, info),
+            Protocol::Ipv4 => {
+                if lcp_open && self.ipcp.state() == State::Opened {
+                    self.stats.rx_packets += 1;
+                    self.stats.rx_bytes += info.len() as u64;
+                    deliver(IpVersion::V4, info);
+                } else {
+                    self.stats.rx_not_open += 1;
+                    tracing::debug!("{}: discarded IP packet: IPCP not open", self.name);
+                }
+            }
+            Protocol::Ipv6 if self.ipv6cp.is_some() => {
+                if lcp_open
+                    && self
+                        .ipv6cp
+                        .as_ref()
+                        .is_some_and(|f| f.state() == State::Opened)
+                {
+                    self.stats.rx_packets += 1;
+                    self.stats.rx_bytes += info.len() as u64;
+                    deliver(IpVersion::V6, info);
+                } else {
+                    self.stats.rx_not_open += 1;
+                    tracing::debug!("{}: discarded IPv6 packet: IPV6CP not open", self.name);
+                }
+            }
+            p @ (Protocol::Ipcp | Protocol::Ipv6cp)
+                if p != Protocol::Ipv6cp || self.ipv6cp.is_some() =>
+            {
+                if !lcp_open {
+                    // RFC 1661 s3.4/s12: NCP packets before LCP opens are
+                    // silently discarded.
+                    self.stats.rx_not_open += 1;
+                    tracing::debug!(
+                        "{}: rcvd [{}]: discarded non-LCP packet when LCP not open",
+                        self.name,
+                        describe(protocol, info)
+                    );
+                    return;
+                }
+                tracing::debug!("{}: rcvd [{}]", self.name, describe(protocol, info));
+                let packet = match ControlRepr::parse_bytes(info) {
+                    Ok(p) => p,
+                    Err(e) => {
+                        self.stats.rx_bad_control += 1;
+                        tracing::debug!("{}: bad {} packet: {}", self.name, p, e);
+                        return;
+                    }
+                };
+                let mut out = Output::default();
+                let (layer, result) = if p == Protocol::Ipcp {
+                    (Layer::Ipcp, self.ipcp.receive(now, packet, info, &mut out))
+                } else {
+                    let Some(fsm) = self.ipv6cp.as_mut() else {
+                        return;
+                    };
+                    (Layer::Ipv6cp, fsm.receive(now, packet, info, &mut out))
+                };
+                self.count_discard(p, result);
+                self.process(now, layer, out);
+            }
+            other => {
+                // RFC 1661 s5.7: unknown protocols are rejected only while
+                // LCP is Opened; otherwise silently discarded.
+                self.stats.rx_unknown_protocol += 1;
+                if lcp_open {
+                    tracing::debug!(
+                        "{}: rcvd [{}]: sending Protocol-Reject",
+                        self.name,
+                        describe(protocol, info)
+                    );
+                    let mut data = Vec::with_capacity(info.len() + 2);
+                    data.extend_from_slice(&protocol.to_be_bytes());
+                    let room = (self.lcp.negotiator.peer.mru as usize).saturating_sub(6);
+                    data.extend_from_slice(&info[..info.len().min(room)]);
+                    let id = self.lcp.next_identifier();
+                    self.stats.tx_protocol_rejects += 1;
+                    self.send_control(
+                        Protocol::Lcp,
+                        crate::fsm::packet(Code::ProtocolReject, id, &data),
+                    );
+                } else {
+                    tracing::debug!("{}: discarded {} frame: LCP not open", self.name, other);
+                }
+            }
+        }
+    }
+
+    fn count_discard(&mut self, protocol: Protocol, result: Result<(), crate::fsm::Discard>) {
+        match result {
+            Ok(()) => {}
+            Err(crate::fsm::Discard::Malformed(e)) => {
+                self.stats.rx_bad_control += 1;
+                tracing::debug!("{}: bad {} packet: {}", self.name, protocol, e);
+            }
+            Err(e) => {
+                self.stats.rx_discarded_control += 1;
+                tracing::debug!("{}: discarded {} packet: {}", self.name, protocol, e);
+            }
+        }
+    }
+
+    fn handle_lcp(&mut self, now: Instant, info: &[u8]) {
+        let packet = match ControlRepr::parse_bytes(info) {
+            Ok(p) => p,
+            Err(e) => {
+                self.stats.rx_bad_control += 1;
+                tracing::debug!("{}: bad LCP packet: {}", self.name, e);
+                return;
+            }
+        };
+        tracing::debug!(
+            "{}: rcvd [{}]",
+            self.name,
+            describe(Protocol::Lcp.into(), info)
+        );
+        let opened = self.lcp.state() == State::Opened;
+        let mut out = Output::default();
+        match packet.code {
+            Code::ProtocolReject => {
+                let [hi, lo, ..] = *packet.data else {
+                    self.stats.rx_bad_control += 1;
+                    tracing::debug!("{}: bad LCP Protocol-Reject: no protocol field", self.name);
+                    return;
+                };
+                if !opened {
+                    self.stats.rx_discarded_control += 1;
+                    return;
+                }
+                let rejected = Protocol::from(u16::from_be_bytes([hi, lo]));
+                tracing::info!("{}: Protocol-Reject for {} received", self.name, rejected);
+                match rejected {
+                    Protocol::Lcp => self.lcp.reject_received(now, true, &mut out),
+                    Protocol::Ipcp => {
+                        let mut ncp = Output::default();
+                        self.ipcp.reject_received(now, true, &mut ncp);
+                        self.process(now, Layer::Ipcp, ncp);
+                    }
+                    Protocol::Ipv6cp => {
+                        if let Some(fsm) = &mut self.ipv6cp {
+                            let mut ncp = Output::default();
+                            fsm.reject_received(now, true, &mut ncp);
+                            self.process(now, Layer::Ipv6cp, ncp);
+                        }
+                    }
+                    _ => self.lcp.reject_received(now, false, &mut out),
+                }
+            }
+            Code::EchoRequest | Code::EchoReply | Code::DiscardRequest => {
+                if packet.data.len() < 4 {
+                    self.stats.rx_bad_control += 1;
+                    tracing::debug!("{}: bad LCP {:?}: no magic number", self.name, packet.code);
+                    return;
+                }
+                self.lcp.echo_or_discard_received(now, &mut out);
+                if packet.code == Code::EchoReply && opened {
+                    self.stats.rx_echo_replies += 1;
+                    self.echo_pending = 0;
+                }
+                if out.send_echo_reply {
+                    out.send_echo_reply = false;
+                    let magic = self.lcp.negotiator.magic();
+                    let room = (self.lcp.negotiator.peer.mru as usize).saturating_sub(8);
+                    let rest = &packet.data[4..];
+                    let mut data = Vec::with_capacity(4 + rest.len());
+                    data.extend_from_slice(&magic.to_be_bytes());
+                    data.extend_from_slice(&rest[..rest.len().min(room)]);
+                    out.packets.push(crate::fsm::packet(
+                        Code::EchoReply,
+                        packet.identifier,
+                        &data,
+                    ));
+                }
+            }
+            Code::Identification => {
+                if packet.data.len() < 4 {
+                    self.stats.rx_bad_control += 1;
+                    tracing::debug!("{}: bad LCP Identification: no magic number", self.name);
+                    return;
+                }
+                let text = &packet.data[4..];
+                tracing::info!("{}: LCP: TEXT {}", self.name, escaped(text));
+                let text = String::from_utf8_lossy(text).into_owned();
+                self.peer_ident = Some(text.clone());
+                self.events.push_back(Event::PeerIdent(text));
+            }
+            Code::TimeRemaining => {
+                tracing::info!(
+                    "{}: rcvd [{}]",
+                    self.name,
+                    describe(Protocol::Lcp.into(), info)
+                );
+            }
+            Code::TerminateRequest => {
+                if matches!(
+                    self.lcp.state(),
+                    State::Opened | State::ReqSent | State::AckRcvd | State::AckSent
+                ) {
+                    let text = escaped(packet.data);
+                    tracing::info!("{}: LCP terminated by peer ({})", self.name, text);
+                    self.down_reason.get_or_insert(DownReason::PeerTerminated(
+                        String::from_utf8_lossy(packet.data).into_owned(),
+                    ));
+                }
+                let result = self.lcp.receive(now, packet, info, &mut out);
+                self.count_discard(Protocol::Lcp, result);
+            }
+            code => {
+                if let Code::Unknown(_) = code {
+                    if !matches!(self.lcp.state(), State::Initial | State::Starting) {
+                        self.stats.tx_code_rejects += 1;
+                    }
+                }
+                let result = self.lcp.receive(now, packet, info, &mut out);
+                self.count_discard(Protocol::Lcp, result);
+                if code == Code::ConfigureRequest
+                    && self.lcp.negotiator.loops >= self.config.timers.max_failure.max(1)
+                {
+                    tracing::warn!("{}: Serial line is looped back", self.name);
+                    self.process(now, Layer::Lcp, out);
+                    self.finish_now(now, DownReason::LoopbackDetected);
+                    return;
+                }
+            }
+        }
+        self.process(now, Layer::Lcp, out);
+    }
+
+    fn echo_timer(&mut self, now: Instant) {
+        self.echo_deadline = None;
+        let Some(echo) = self.config.lcp.echo.clone() else {
+            return;
+        };
+        if self.lcp.state() != State::Opened || self.finished {
+            return;
+        }
+        if self.echo_pending >= echo.failures {
+            tracing::info!(
+                "{}: No response to {} echo-requests",
+                self.name,
+                self.echo_pending
+            );
+            self.finish_now(now, DownReason::EchoTimeout);
+            return;
+        }
+        let magic = self.lcp.negotiator.magic();
+        let id = self.lcp.next_identifier();
+        self.echo_pending += 1;
+        self.stats.tx_echo_requests += 1;
+        self.send_control(
+            Protocol::Lcp,
+            crate::fsm::packet(Code::EchoRequest, id, &magic.to_be_bytes()),
+        );
+        self.echo_deadline = Some(now + echo.interval);
+    }
+
+    /// Ends the link at once: Terminate-Request (best effort), then
+    /// Down. Used when waiting for the peer makes no sense (it is silent,
+    /// or it is ourselves).
+    fn finish_now(&mut self, now: Instant, reason: DownReason) {
+        let text = match &reason {
+            DownReason::EchoTimeout => "Peer not responding",
+            DownReason::LoopbackDetected => "Loopback detected",
+            _ => "",
+        };
+        self.lcp.set_terminate_text(text);
+        let mut out = Output::default();
+        self.lcp.close(now, &mut out);
+        self.process(now, Layer::Lcp, out);
+        let mut out = Output::default();
+        self.lcp.down(now, &mut out);
+        self.process(now, Layer::Lcp, out);
+        if !self.finished {
+            self.down_reason = None;
+            self.report_down(reason);
+        }
+    }
+
+    fn report_down(&mut self, reason: DownReason) {
+        self.finished = true;
+        self.echo_deadline = None;
+        self.sync_phase();
+        tracing::info!("{}: Connection terminated: {:?}", self.name, reason);
+        self.events.push_back(Event::Down(reason));
+    }
+
+    fn wanted_phase(&self) -> Phase {
+        if self.finished || !self.started {
+            return Phase::Dead;
+        }
+        match self.lcp.state() {
+            State::Opened => Phase::Network,
+            State::Closing | State::Stopping => Phase::Terminate,
+            State::Initial => Phase::Dead,
+            _ => Phase::Establish,
+        }
+    }
+
+    fn sync_phase(&mut self) {
+        let phase = self.wanted_phase();
+        if phase != self.phase {
+            self.phase = phase;
+            tracing::info!("{}: Phase: {:?}", self.name, phase);
+            self.events.push_back(Event::Phase(phase));
+        }
+    }
+
+    fn send_control(&mut self, protocol: Protocol, packet: Vec<u8>) {
+        tracing::debug!(
+            "{}: sent [{}]",
+            self.name,
+            describe(protocol.into(), &packet)
+        );
+        // RFC 1662 s7.1 / RFC 1661 s6: LCP Configure, Terminate and
+        // Code-Reject packets always go with the default framing.
+        let lcp_defaults =
+            protocol == Protocol::Lcp && (1..=7).contains(packet.first().unwrap_or(&0));
+        self.encoder
+            .encode(protocol.into(), &packet, lcp_defaults, &mut self.tx);
+        self.stats.tx_frames += 1;
+    }
+
+    /// Sends the packets and acts on the layer signals of one automaton.
+    fn process(&mut self, now: Instant, layer: Layer, out: Output) {
+        for packet in out.packets {
+            self.send_control(layer.protocol(), packet);
+        }
+        for signal in out.signals {
+            match layer {
+                Layer::Lcp => self.lcp_signal(now, signal),
+                Layer::Ipcp => self.ipcp_signal(now, signal),
+                Layer::Ipv6cp => self.ipv6cp_signal(now, signal),
+            }
+        }
+    }
+
+    fn lcp_signal(&mut self, now: Instant, signal: Signal) {
+        match signal {
+            Signal::Up => {
+                let n = &self.lcp.negotiator;
+                let (peer, ours) = (n.peer, n.ours);
+                // What the peer acked of ours is how it sends to us; what we
+                // acked of its request is how we send (RFC 1662 s7.1).
+                self.encoder.set_accm(peer.accm);
+                self.encoder.set_pfc(peer.pfc);
+                self.encoder.set_acfc(peer.acfc);
+                self.set_rx_accm(ours.accm);
+                if let Some(magic) = peer.magic {
+                    tracing::info!("{}: LCP: MAGICNUM {:08x}", self.name, magic);
+                }
+                tracing::info!(
+                    "{}: LCP opened: mru {} peer mru {} asyncmap {:#x} peer asyncmap {:#x} pcomp {} accomp {}",
+                    self.name,
+                    ours.mru,
+                    peer.mru,
+                    ours.accm,
+                    peer.accm,
+                    peer.pfc,
+                    peer.acfc
+                );
+                self.sync_phase();
+                if let Some(text) = self.config.lcp.ident.clone() {
+                    let mut data = self.lcp.negotiator.magic().to_be_bytes().to_vec();
+                    let room = (peer.mru as usize).saturating_sub(8);
+                    data.extend_from_slice(&text.as_bytes()[..text.len().min(room)]);
+                    let id = self.lcp.next_identifier();
+                    self.send_control(
+                        Protocol::Lcp,
+                        crate::fsm::packet(Code::Identification, id, &data),
+                    );
+                }
+                self.echo_pending = 0;
+                self.echo_deadline = self.config.lcp.echo.as_ref().map(|e| now + e.interval);
+                let mut out = Output::default();
+                self.ipcp.up(now, &mut out);
+                self.process(now, Layer::Ipcp, out);
+                if let Some(fsm) = &mut self.ipv6cp {
+                    let mut out = Output::default();
+                    fsm.up(now, &mut out);
+                    self.process(now, Layer::Ipv6cp, out);
+                }
+            }
+            Signal::Down => {
+                self.echo_deadline = None;
+                let mut out = Output::default();
+                self.ipcp.down(now, &mut out);
+                self.process(now, Layer::Ipcp, out);
+                if let Some(fsm) = &mut self.ipv6cp {
+                    let mut out = Output::default();
+                    fsm.down(now, &mut out);
+                    self.process(now, Layer::Ipv6cp, out);
+                }
+                self.reset_framing();
+                self.sync_phase();
+            }
+            Signal::Started => self.sync_phase(),
+            Signal::Finished => {
+                if !self.finished {
+                    let reason = self
+                        .down_reason
+                        .take()
+                        .unwrap_or(DownReason::NegotiationFailed("LCP"));
+                    self.report_down(reason);
+                }
+            }
+        }
+    }
+
+    fn ncp_finished(&mut self, now: Instant, name: &'static str) {
+        let others_alive =
+            alive(self.ipcp.state()) || self.ipv6cp.as_ref().is_some_and(|f| alive(f.state()));
+        if !others_alive && self.lcp.state() == State::Opened {
+            tracing::info!(
+                "{}: {} finished: no network protocols running",
+                self.name,
+                name
+            );
+            self.down_reason
+                .get_or_insert(DownReason::NegotiationFailed(name));
+            self.lcp.set_terminate_text("No network protocols running");
+            let mut out = Output::default();
+            self.lcp.close(now, &mut out);
+            self.process(now, Layer::Lcp, out);
+        }
+    }
+
+    fn ipcp_signal(&mut self, now: Instant, signal: Signal) {
+        match signal {
+            Signal::Up => {
+                let n = &self.ipcp.negotiator;
+                let (local, peer, dns) = (n.local, n.peer, n.dns);
+                tracing::info!("{}: IPCP: myaddr {} hisaddr = {}", self.name, local, peer);
+                tracing::info!("{}: local  IP address {}", self.name, local);
+                tracing::info!("{}: remote IP address {}", self.name, peer);
+                if let Some(d) = dns[0] {
+                    tracing::info!("{}: primary   DNS address {}", self.name, d);
+                }
+                if let Some(d) = dns[1] {
+                    tracing::info!("{}: secondary DNS address {}", self.name, d);
+                }
+                self.ipv4_up = true;
+                self.events.push_back(Event::Ipv4Up { local, peer, dns });
+            }
+            Signal::Down => {
+                if self.ipv4_up {
+                    self.ipv4_up = false;
+                    tracing::info!("{}: IPCP: down", self.name);
+                    self.events.push_back(Event::Ipv4Down);
+                }
+            }
+            Signal::Started => {}
+            Signal::Finished => self.ncp_finished(now, "IPCP"),
+        }
+    }
+
+    fn ipv6cp_signal(&mut self, now: Instant, signal: Signal) {
+        match signal {
+            Signal::Up => {
+                let Some(fsm) = &self.ipv6cp else { return };
+                let (local_id, peer_id) = (fsm.negotiator.local_id, fsm.negotiator.peer_id);
+                tracing::info!(
+                    "{}: local  LL address {}",
+                    self.name,
+                    link_local_text(&local_id)
+                );
+                tracing::info!(
+                    "{}: remote LL address {}",
+                    self.name,
+                    link_local_text(&peer_id)
+                );
+                self.ipv6_up = true;
+                self.events.push_back(Event::Ipv6Up { local_id, peer_id });
+            }
+            Signal::Down => {
+                if self.ipv6_up {
+                    self.ipv6_up = false;
+                    tracing::info!("{}: IPV6CP: down", self.name);
+                    self.events.push_back(Event::Ipv6Down);
+                }
+            }
+            Signal::Started => {}
+            Signal::Finished => self.ncp_finished(now, "IPV6CP"),
+        }
+    }
+}
+
+impl std::fmt::Debug for Link {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Link")
+            .field("name", &self.name)
+            .field("phase", &self.phase)
+            .field("lcp", &self.lcp.state())
+            .field("ipcp", &self.ipcp.state())
+            .field("ipv6cp", &self.ipv6cp.as_ref().map(|f| f.state()))
+            .finish()
     }
 }

@@ -1,0 +1,409 @@
+//! LCP options and negotiation (RFC 1661 section 6, RFC 1662 section 7.1).
+//!
+//! We ask for: Maximum-Receive-Unit (when not 1500), Async-Control-Character-Map,
+//! Magic-Number, Protocol-Field-Compression, Address-and-Control-Field-Compression.
+//! We accept the same from the peer. Authentication-Protocol and
+//! Quality-Protocol are rejected (authentication is not implemented yet, so
+//! a peer that requires it will give up), as is every unknown option.
+
+use std::fmt;
+
+use crate::fsm::{Negotiator, OptionVerdict};
+use crate::link::LcpConfig;
+use crate::rng::Rng;
+use crate::wire::{
+    emit_option, exact, write_unknown_option, OptionIter, Protocol, RawOption, WireError,
+};
+
+/// LCP option types (RFC 1661 s6, IANA "PPP LCP Configuration Option Types").
+pub mod kind {
+    /// Maximum-Receive-Unit (s6.1).
+    pub const MRU: u8 = 1;
+    /// Async-Control-Character-Map (RFC 1662 s7.1).
+    pub const ACCM: u8 = 2;
+    /// Authentication-Protocol (s6.2).
+    pub const AUTH: u8 = 3;
+    /// Quality-Protocol (s6.3).
+    pub const QUALITY: u8 = 4;
+    /// Magic-Number (s6.4).
+    pub const MAGIC: u8 = 5;
+    /// Protocol-Field-Compression (s6.5).
+    pub const PFC: u8 = 7;
+    /// Address-and-Control-Field-Compression (s6.6).
+    pub const ACFC: u8 = 8;
+}
+
+/// The smallest MRU we agree to send with (pppd's MINMRU).
+pub const MIN_MRU: u16 = 128;
+/// The MRU every implementation must accept (RFC 1661 s6.1).
+pub const DEFAULT_MRU: u16 = 1500;
+
+/// One decoded LCP option.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LcpOption<'a> {
+    /// Maximum-Receive-Unit (s6.1).
+    Mru(u16),
+    /// Async-Control-Character-Map (RFC 1662 s7.1).
+    Accm(u32),
+    /// Authentication-Protocol (s6.2): protocol and its data.
+    AuthProtocol {
+        /// PAP 0xc023, CHAP 0xc223...
+        protocol: u16,
+        /// E.g. the CHAP algorithm.
+        data: &'a [u8],
+    },
+    /// Quality-Protocol (s6.3).
+    QualityProtocol {
+        /// E.g. LQR 0xc025.
+        protocol: u16,
+        /// Protocol data.
+        data: &'a [u8],
+    },
+    /// Magic-Number (s6.4).
+    MagicNumber(u32),
+    /// Protocol-Field-Compression (s6.5).
+    Pfc,
+    /// Address-and-Control-Field-Compression (s6.6).
+    Acfc,
+    /// Anything else.
+    Unknown(RawOption<'a>),
+}
+
+impl<'a> LcpOption<'a> {
+    /// Decodes one option, checking its length for its type.
+    pub fn parse(option: &RawOption<'a>) -> Result<LcpOption<'a>, WireError> {
+        Ok(match option.kind {
+            kind::MRU => LcpOption::Mru(u16::from_be_bytes(exact("LCP", option, "MRU", "4")?)),
+            kind::ACCM => LcpOption::Accm(u32::from_be_bytes(exact("LCP", option, "ACCM", "6")?)),
+            kind::AUTH | kind::QUALITY => {
+                if option.data.len() < 2 {
+                    return Err(WireError::OptionBadLength {
+                        protocol: "LCP",
+                        kind: option.kind,
+                        name: if option.kind == kind::AUTH {
+                            "auth"
+                        } else {
+                            "quality"
+                        },
+                        length: option.data.len() as u8 + 2,
+                        expected: ">= 4",
+                    });
+                }
+                let protocol = u16::from_be_bytes([option.data[0], option.data[1]]);
+                let data = &option.data[2..];
+                if option.kind == kind::AUTH {
+                    LcpOption::AuthProtocol { protocol, data }
+                } else {
+                    LcpOption::QualityProtocol { protocol, data }
+                }
+            }
+            kind::MAGIC => {
+                LcpOption::MagicNumber(u32::from_be_bytes(exact("LCP", option, "magic", "6")?))
+            }
+            kind::PFC => {
+                exact::<0>("LCP", option, "pcomp", "2")?;
+                LcpOption::Pfc
+            }
+            kind::ACFC => {
+                exact::<0>("LCP", option, "accomp", "2")?;
+                LcpOption::Acfc
+            }
+            _ => LcpOption::Unknown(*option),
+        })
+    }
+}
+
+/// Parses the option list of an LCP Configure-* packet (for fuzzing and
+/// tests; the engine iterates without allocating a list).
+pub fn parse_options(data: &[u8]) -> Result<Vec<LcpOption<'_>>, WireError> {
+    OptionIter::new("LCP", data)
+        .map(|option| LcpOption::parse(&option?))
+        .collect()
+}
+
+/// pppd's text for one LCP option ("asyncmap 0x0", "magic 0x804044b9").
+pub fn describe_option(f: &mut fmt::Formatter<'_>, option: &RawOption<'_>) -> fmt::Result {
+    match LcpOption::parse(option) {
+        Ok(LcpOption::Mru(mru)) => write!(f, "mru {mru}"),
+        Ok(LcpOption::Accm(accm)) => write!(f, "asyncmap {accm:#x}"),
+        Ok(LcpOption::AuthProtocol { protocol, data }) => match (protocol, data) {
+            (0xc023, _) => f.write_str("auth pap"),
+            (0xc223, [5]) => f.write_str("auth chap MD5"),
+            (0xc223, [0x80]) => f.write_str("auth chap MS"),
+            (0xc223, [0x81]) => f.write_str("auth chap MS-v2"),
+            (0xc227, _) => f.write_str("auth eap"),
+            _ => write!(f, "auth {protocol:#06x}"),
+        },
+        Ok(LcpOption::QualityProtocol { protocol, .. }) => write!(f, "quality {protocol:#06x}"),
+        Ok(LcpOption::MagicNumber(magic)) => write!(f, "magic {magic:#x}"),
+        Ok(LcpOption::Pfc) => f.write_str("pcomp"),
+        Ok(LcpOption::Acfc) => f.write_str("accomp"),
+        Ok(LcpOption::Unknown(raw)) => write_unknown_option(f, &raw),
+        Err(e) => write!(f, "malformed: {e}"),
+    }
+}
+
+/// What one side uses after LCP opened.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LcpValues {
+    /// Maximum-Receive-Unit.
+    pub mru: u16,
+    /// Async-Control-Character-Map.
+    pub accm: u32,
+    /// Magic-Number, if negotiated.
+    pub magic: Option<u32>,
+    /// Protocol-Field-Compression.
+    pub pfc: bool,
+    /// Address-and-Control-Field-Compression.
+    pub acfc: bool,
+}
+
+impl Default for LcpValues {
+    /// RFC 1661/1662 values without negotiation.
+    fn default() -> Self {
+        LcpValues {
+            mru: DEFAULT_MRU,
+            accm: crate::hdlc::DEFAULT_ACCM,
+            magic: None,
+            pfc: false,
+            acfc: false,
+        }
+    }
+}
+
+/// The LCP half of the automaton.
+#[derive(Debug)]
+pub struct LcpNegotiator {
+    config: LcpConfig,
+    rng: Rng,
+    /// What we ask for now (Naks and Rejects change it).
+    want: Wants,
+    /// What the peer acked of ours: how the peer sends to us.
+    pub ours: LcpValues,
+    /// What we acked of the peer's: how we send to the peer.
+    pub peer: LcpValues,
+    /// Peer Configure-Requests that carried our own Magic-Number (s6.4).
+    pub loops: u32,
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Wants {
+    mru: Option<u16>,
+    accm: Option<u32>,
+    magic: Option<u32>,
+    pfc: bool,
+    acfc: bool,
+}
+
+impl LcpNegotiator {
+    /// From our configuration and a seed for magic numbers.
+    pub fn new(config: LcpConfig, seed: u64) -> Self {
+        let mut n = LcpNegotiator {
+            want: Wants {
+                mru: None,
+                accm: None,
+                magic: None,
+                pfc: false,
+                acfc: false,
+            },
+            config,
+            rng: Rng::new(seed),
+            ours: LcpValues::default(),
+            peer: LcpValues::default(),
+            loops: 0,
+        };
+        n.reset();
+        n
+    }
+
+    /// The Magic-Number we currently use (0 when not negotiated).
+    pub fn magic(&self) -> u32 {
+        self.want.magic.unwrap_or(0)
+    }
+
+    /// Our configuration.
+    pub fn config(&self) -> &LcpConfig {
+        &self.config
+    }
+
+    /// The largest MRU we can receive: the decoder is sized for it.
+    fn max_receive(&self) -> u16 {
+        self.config.mru.max(DEFAULT_MRU)
+    }
+}
+
+impl Negotiator for LcpNegotiator {
+    const PROTOCOL: Protocol = Protocol::Lcp;
+    const NAME: &'static str = "LCP";
+
+    fn reset(&mut self) {
+        self.want = Wants {
+            mru: (self.config.mru != DEFAULT_MRU).then_some(self.config.mru),
+            accm: (self.config.accm != crate::hdlc::DEFAULT_ACCM).then_some(self.config.accm),
+            magic: Some(self.rng.nonzero_u32()),
+            pfc: self.config.pfc,
+            acfc: self.config.acfc,
+        };
+        self.ours = LcpValues::default();
+        self.peer = LcpValues::default();
+    }
+
+    fn build_request(&mut self, out: &mut Vec<u8>) {
+        if let Some(mru) = self.want.mru {
+            emit_option(out, kind::MRU, &mru.to_be_bytes());
+        }
+        if let Some(accm) = self.want.accm {
+            emit_option(out, kind::ACCM, &accm.to_be_bytes());
+        }
+        if let Some(magic) = self.want.magic {
+            emit_option(out, kind::MAGIC, &magic.to_be_bytes());
+        }
+        if self.want.pfc {
+            emit_option(out, kind::PFC, &[]);
+        }
+        if self.want.acfc {
+            emit_option(out, kind::ACFC, &[]);
+        }
+    }
+
+    fn begin_request(&mut self) {
+        self.peer = LcpValues::default();
+    }
+
+    fn check_option(
+        &mut self,
+        option: &RawOption<'_>,
+        nak: &mut Vec<u8>,
+    ) -> Result<OptionVerdict, WireError> {
+        // A known option with a wrong length is rejected, as pppd does,
+        // rather than dropping the whole request.
+        let Ok(parsed) = LcpOption::parse(option) else {
+            return Ok(OptionVerdict::Reject);
+        };
+        Ok(match parsed {
+            LcpOption::Mru(mru) if mru < MIN_MRU => {
+                emit_option(nak, kind::MRU, &MIN_MRU.to_be_bytes());
+                OptionVerdict::Nak
+            }
+            LcpOption::Mru(mru) => {
+                self.peer.mru = mru;
+                OptionVerdict::Ack
+            }
+            LcpOption::Accm(accm) => {
+                self.peer.accm = accm;
+                OptionVerdict::Ack
+            }
+            LcpOption::MagicNumber(magic) => {
+                if magic == 0 || Some(magic) == self.want.magic {
+                    if magic != 0 {
+                        // RFC 1661 s6.4: possibly looped back; Nak with a
+                        // different number and count it.
+                        self.loops += 1;
+                    }
+                    let mut suggestion = self.rng.nonzero_u32();
+                    if Some(suggestion) == self.want.magic {
+                        suggestion = suggestion.wrapping_add(1).max(1);
+                    }
+                    emit_option(nak, kind::MAGIC, &suggestion.to_be_bytes());
+                    OptionVerdict::Nak
+                } else {
+                    self.peer.magic = Some(magic);
+                    OptionVerdict::Ack
+                }
+            }
+            LcpOption::Pfc if self.config.pfc => {
+                self.peer.pfc = true;
+                OptionVerdict::Ack
+            }
+            LcpOption::Acfc if self.config.acfc => {
+                self.peer.acfc = true;
+                OptionVerdict::Ack
+            }
+            _ => OptionVerdict::Reject,
+        })
+    }
+
+    fn handle_ack(&mut self) {
+        self.ours = LcpValues {
+            mru: self.want.mru.unwrap_or(DEFAULT_MRU),
+            accm: self.want.accm.unwrap_or(crate::hdlc::DEFAULT_ACCM),
+            magic: self.want.magic,
+            pfc: self.want.pfc,
+            acfc: self.want.acfc,
+        };
+    }
+
+    fn handle_nak(&mut self, option: &RawOption<'_>) -> Result<(), WireError> {
+        match LcpOption::parse(option)? {
+            // Take a smaller MRU; a larger one only up to what the decoder holds.
+            LcpOption::Mru(mru) if (MIN_MRU..=self.max_receive()).contains(&mru) => {
+                self.want.mru = Some(mru);
+            }
+            // The peer needs more characters escaped: add them (RFC 1662 s7.1).
+            LcpOption::Accm(accm) if self.want.accm.is_some() => {
+                self.want.accm = Some(self.want.accm.unwrap_or(0) | accm);
+            }
+            LcpOption::MagicNumber(suggested) if self.want.magic.is_some() => {
+                // s6.4: on a Nak of the Magic-Number pick a new random one,
+                // not the one suggested.
+                let mut magic = self.rng.nonzero_u32();
+                if magic == suggested {
+                    magic = magic.wrapping_add(1).max(1);
+                }
+                self.want.magic = Some(magic);
+            }
+            // Nak'd options we did not ask for (e.g. a prompt for
+            // authentication) are not followed.
+            _ => {}
+        }
+        Ok(())
+    }
+
+    fn handle_reject(&mut self, option: &RawOption<'_>) -> Result<(), WireError> {
+        match option.kind {
+            kind::MRU => self.want.mru = None,
+            kind::ACCM => self.want.accm = None,
+            kind::MAGIC => self.want.magic = None,
+            kind::PFC => self.want.pfc = false,
+            kind::ACFC => self.want.acfc = false,
+            _ => {}
+        }
+        Ok(())
+    }
+
+    fn describe_option(f: &mut fmt::Formatter<'_>, option: &RawOption<'_>) -> fmt::Result {
+        describe_option(f, option)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parse_pppd_request() {
+        // 02-asyncmap0-mtu1410: <mru 1410> <asyncmap 0x0> <magic 0x3cdecdb6> <pcomp> <accomp>
+        let data = [
+            1, 4, 0x05, 0x82, 2, 6, 0, 0, 0, 0, 5, 6, 0x3c, 0xde, 0xcd, 0xb6, 7, 2, 8, 2,
+        ];
+        let options = parse_options(&data).unwrap();
+        assert_eq!(
+            options,
+            vec![
+                LcpOption::Mru(1410),
+                LcpOption::Accm(0),
+                LcpOption::MagicNumber(0x3cdecdb6),
+                LcpOption::Pfc,
+                LcpOption::Acfc
+            ]
+        );
+    }
+
+    #[test]
+    fn wrong_lengths_name_the_option() {
+        let e = parse_options(&[1, 3, 5]).unwrap_err();
+        assert_eq!(e.to_string(), "LCP option 1 (MRU) length 3 != 4");
+        let e = parse_options(&[5, 4, 0, 0]).unwrap_err();
+        assert_eq!(e.to_string(), "LCP option 5 (magic) length 4 != 6");
+    }
+}
