@@ -393,10 +393,24 @@ impl Session<'_> {
                             });
                         }
                         Ok(_) => {
-                            info!("{name}: stream closed by the peer");
+                            // A device that closed its stdout is usually
+                            // exiting: its status says more than the EOF.
+                            let why = match child.as_mut() {
+                                Some(c) if !child_done => {
+                                    match tokio::time::timeout(Duration::from_millis(500), c.wait()).await {
+                                        Ok(status) => {
+                                            child_done = true;
+                                            format!("device {}", describe_exit(status))
+                                        }
+                                        Err(_) => "the device closed the stream".to_string(),
+                                    }
+                                }
+                                _ => "the peer closed the stream".to_string(),
+                            };
+                            info!("{name}: {why}");
                             stream_eof = true;
                             link.lower_down(now);
-                            ending.get_or_insert((self.end_now("stream closed", EXIT_LINK_FAILED), now + FLUSH_WAIT));
+                            ending.get_or_insert((self.end_now(&why, EXIT_LINK_FAILED), now + FLUSH_WAIT));
                         }
                         Err(e) => {
                             warn!("{name}: stream read: {e}");

@@ -1,0 +1,140 @@
+//! `tsunagi check` on good and bad configs: the messages name the file,
+//! the line and column and the problem; the exit status is 1 on error.
+
+use std::path::PathBuf;
+use std::process::Command;
+
+const BIN: &str = env!("CARGO_BIN_EXE_tsunagi");
+
+struct TempDir(PathBuf);
+
+impl TempDir {
+    fn new(tag: &str) -> TempDir {
+        let dir = std::env::temp_dir().join(format!("tsunagi-{tag}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        TempDir(dir)
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// Run `tsunagi -c FILE check` on `text`: (exit code, stdout, stderr, file path).
+fn check(dir: &TempDir, name: &str, text: &str) -> (i32, String, String, String) {
+    let path = dir.0.join(name);
+    std::fs::write(&path, text).unwrap();
+    let out = Command::new(BIN)
+        .arg("-c")
+        .arg(&path)
+        .arg("check")
+        .output()
+        .unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+        path.display().to_string(),
+    )
+}
+
+const EXAMPLE: &str = r#"[daemon]
+control_socket = "/run/tsunagi/tsunagi.sock"
+log_file = "/var/log/tsunagi.log"
+
+[link.labs]
+mode = "dial"
+device = "!ssh -i /k pppossh@203.0.113.2 tsunagi direct home"
+tun = "tun0"
+local = "10.224.1.1"
+remote = "10.224.1.2"
+routes = ["192.168.253.0/24", "172.16.1.0/24"]
+ident = "HOME Network"
+escape = [0xff]
+accm = 0
+mru = 1500
+mtu = 1500
+pfc = true
+acfc = true
+ipv6cp = false
+dns = ["10.224.1.1"]
+usepeerdns = false
+echo_interval = 10
+echo_failure = 3
+restart = 3
+persist = true
+redial_min = 1
+redial_max = 30
+ip_up = "/etc/tsunagi/ip-up"
+ip_down = "/etc/tsunagi/ip-down"
+allow_users = ["pppossh"]
+
+[link.home]
+mode = "direct"
+allow_users = ["pppossh"]
+"#;
+
+#[test]
+fn example_config_is_ok() {
+    let dir = TempDir::new("cfg-ok");
+    let (code, out, err, _) = check(&dir, "ok.toml", EXAMPLE);
+    assert_eq!(code, 0, "stderr: {err}");
+    assert_eq!(out, "config OK: 2 links\n");
+}
+
+#[test]
+fn errors_name_file_line_column_and_problem() {
+    let dir = TempDir::new("cfg-bad");
+    let cases: &[(&str, &str, &str)] = &[
+        (
+            "unknown.toml",
+            "[link.labs]\nmode = \"dial\"\ndevice = \"cat\"\nmur = 1400\n",
+            ":4:1: unknown field `mur`",
+        ),
+        (
+            "addr.toml",
+            "[link.labs]\nmode = \"dial\"\ndevice = \"cat\"\nremote = \"10.224.1.256\"\n",
+            ":4:10: invalid IPv4 address syntax",
+        ),
+        (
+            "cidr.toml",
+            "[link.labs]\nmode = \"dial\"\ndevice = \"cat\"\nroutes = [\"192.168.253.0/24\", \"172.16.1.0/40\"]\n",
+            ":4:31: link.labs: bad CIDR",
+        ),
+        (
+            "device.toml",
+            "[daemon]\n\n[link.labs]\nmode = \"dial\"\nlocal = \"10.224.1.1\"\n",
+            ":4:8: link.labs: mode = \"dial\" needs `device`",
+        ),
+    ];
+    for (name, text, want) in cases {
+        let (code, out, err, path) = check(&dir, name, text);
+        assert_eq!(
+            code, 1,
+            "{name}: exit status; stdout {out:?} stderr {err:?}"
+        );
+        assert!(out.is_empty(), "{name}: stdout {out:?}");
+        let want = format!("{path}{want}");
+        assert!(
+            err.starts_with(&want),
+            "{name}: expected {want:?}, got {err:?}"
+        );
+    }
+}
+
+#[test]
+fn missing_file_is_an_error() {
+    let out = Command::new(BIN)
+        .args(["-c", "/nonexistent/tsunagi.toml", "check"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.starts_with("/nonexistent/tsunagi.toml: cannot read: "),
+        "{err}"
+    );
+}

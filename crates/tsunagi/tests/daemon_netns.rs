@@ -1,0 +1,282 @@
+//! Two daemons in two fresh network namespaces, PPP between them through
+//! the real control socket and SCM_RIGHTS: daemon B dials with
+//! `device = "tsunagi -S A.sock direct p2"` (run as root, allowed by
+//! `allow_users = ["root"]`), daemon A answers in direct mode. Then:
+//! ping across the tun pair, `status` on both, kill the `direct` process and
+//! see B redial and the link work again within 10 s, SIGTERM both daemons.
+//!
+//! Needs root and `ip`; prints `SKIPPED: ...` otherwise. Namespaces and
+//! daemons are removed by a guard, also when an assertion fails.
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+const BIN: &str = env!("CARGO_BIN_EXE_tsunagi");
+
+struct Side {
+    ns: String,
+    dir: PathBuf,
+    tag: &'static str,
+    daemon: Option<Child>,
+}
+
+impl Side {
+    fn socket(&self) -> PathBuf {
+        self.dir.join(format!("{}.sock", self.tag))
+    }
+
+    fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.join(format!("{}.log", self.tag))).unwrap_or_default()
+    }
+
+    fn start(&mut self, links: &str) {
+        let cfg = self.dir.join(format!("{}.toml", self.tag));
+        let text = format!(
+            "[daemon]\ncontrol_socket = \"{}\"\nlog_file = \"{}\"\n\n{links}",
+            self.socket().display(),
+            self.dir.join(format!("{}.log", self.tag)).display()
+        );
+        std::fs::write(&cfg, text).unwrap();
+        let child = Command::new("ip")
+            .args(["netns", "exec", &self.ns, BIN, "-c"])
+            .arg(&cfg)
+            .arg("run")
+            .env("RUST_LOG", "debug")
+            .stdin(Stdio::null())
+            .spawn()
+            .unwrap();
+        self.daemon = Some(child);
+        wait_for(Duration::from_secs(10), "daemon socket", || {
+            self.socket().exists()
+        });
+    }
+
+    fn status(&self) -> serde_json::Value {
+        let out = Command::new(BIN)
+            .arg("-S")
+            .arg(self.socket())
+            .args(["status", "--json"])
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "status: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        serde_json::from_slice(&out.stdout).unwrap()
+    }
+
+    fn exec(&self, args: &[&str]) -> std::process::Output {
+        Command::new("ip")
+            .args(["netns", "exec", &self.ns])
+            .args(args)
+            .output()
+            .unwrap()
+    }
+
+    /// SIGTERM the daemon; its exit status.
+    fn stop(&mut self) -> Option<i32> {
+        let mut child = self.daemon.take()?;
+        let pid = rustix::process::Pid::from_child(&child);
+        let _ = rustix::process::kill_process(pid, rustix::process::Signal::TERM);
+        let deadline = Instant::now() + Duration::from_secs(8);
+        loop {
+            if let Some(s) = child.try_wait().unwrap() {
+                return s.code();
+            }
+            if Instant::now() > deadline {
+                let _ = child.kill();
+                let _ = child.wait();
+                return None;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+/// Removes what the test made, whatever happened.
+struct Guard {
+    sides: Vec<Side>,
+}
+
+impl Drop for Guard {
+    fn drop(&mut self) {
+        for side in &mut self.sides {
+            if let Some(mut c) = side.daemon.take() {
+                let _ = c.kill();
+                let _ = c.wait();
+            }
+            let _ = Command::new("ip").args(["netns", "del", &side.ns]).status();
+        }
+        if let Some(s) = self.sides.first() {
+            if std::thread::panicking() {
+                for side in &self.sides {
+                    eprintln!("---- log of daemon {} ----\n{}", side.tag, side.log());
+                }
+            }
+            let _ = std::fs::remove_dir_all(&s.dir);
+        }
+    }
+}
+
+fn wait_for(limit: Duration, what: &str, mut cond: impl FnMut() -> bool) {
+    let deadline = Instant::now() + limit;
+    while !cond() {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+fn skip_reason() -> Option<String> {
+    if !rustix::process::geteuid().is_root() {
+        return Some("needs root (network namespaces, tun devices)".into());
+    }
+    for tool in ["ip", "ping"] {
+        let ok = Command::new(tool)
+            .arg("-V")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status();
+        if ok.is_err() {
+            return Some(format!("{tool} is not installed"));
+        }
+    }
+    if !Path::new("/dev/net/tun").exists() {
+        return Some("/dev/net/tun is missing".into());
+    }
+    None
+}
+
+fn ping(side: &Side, addr: &str) -> bool {
+    let out = side.exec(&["ping", "-c", "2", "-i", "0.2", "-W", "2", addr]);
+    out.status.success()
+}
+
+#[test]
+fn two_daemons_direct_over_the_control_socket_with_redial() {
+    if let Some(why) = skip_reason() {
+        println!("SKIPPED: two_daemons_direct_over_the_control_socket_with_redial: {why}");
+        return;
+    }
+    let pid = std::process::id();
+    let dir = std::env::temp_dir().join(format!("tsunagi-dnetns-{pid}"));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let mut guard = Guard { sides: Vec::new() };
+    for tag in ["a", "b"] {
+        let ns = format!("tsd{pid}{tag}");
+        let st = Command::new("ip")
+            .args(["netns", "add", &ns])
+            .status()
+            .unwrap();
+        assert!(st.success(), "ip netns add {ns}");
+        guard.sides.push(Side {
+            ns,
+            dir: dir.clone(),
+            tag,
+            daemon: None,
+        });
+    }
+    // Addresses only inside these namespaces; an octet from the pid keeps
+    // parallel runs apart.
+    let net = format!("10.251.{}", pid % 250);
+    let (a_addr, b_addr) = (format!("{net}.1"), format!("{net}.2"));
+    let a_links = format!(
+        r#"[link.p2]
+mode = "direct"
+tun = "tsa{pid}"
+local = "{a_addr}"
+remote = "{b_addr}"
+ipv6cp = false
+echo_interval = 1
+echo_failure = 3
+allow_users = ["root"]
+"#
+    );
+    let b_links = format!(
+        r#"[link.p1]
+mode = "dial"
+device = "{BIN} -S {sock} direct p2"
+tun = "tsb{pid}"
+routes = ["10.252.{oct}.0/24"]
+ipv6cp = false
+echo_interval = 1
+echo_failure = 3
+redial_min = 1
+redial_max = 2
+"#,
+        sock = guard.sides[0].socket().display(),
+        oct = pid % 250,
+    );
+    guard.sides[0].start(&a_links);
+    guard.sides[1].start(&b_links);
+    let (a, b) = (&guard.sides[0], &guard.sides[1]);
+
+    // B asked for its address (no `local`) and got A's `remote`.
+    wait_for(Duration::from_secs(15), "IPCP up on B", || {
+        b.status()[0]["local"].as_str() == Some(b_addr.as_str())
+    });
+    assert!(ping(b, &a_addr), "ping B -> A failed");
+    assert!(ping(a, &b_addr), "ping A -> B failed");
+    let sb = b.status();
+    assert_eq!(sb[0]["phase"], "network", "{sb}");
+    assert_eq!(sb[0]["peer_addr"], a_addr.as_str(), "{sb}");
+    assert!(
+        sb[0]["counters"]["rx_packets"].as_u64().unwrap() >= 2,
+        "{sb}"
+    );
+    assert!(
+        sb[0]["counters"]["tx_packets"].as_u64().unwrap() >= 2,
+        "{sb}"
+    );
+    let routes = String::from_utf8_lossy(&b.exec(&["ip", "route"]).stdout).into_owned();
+    assert!(
+        routes.contains(&format!("10.252.{}.0/24 dev tsb{pid}", pid % 250)),
+        "{routes}"
+    );
+    let sa = a.status();
+    assert_eq!(sa[0]["phase"], "network", "{sa}");
+    let peer = sa[0]["peer"].as_str().unwrap().to_string();
+    assert!(peer.starts_with("direct via uid 0 pid "), "{sa}");
+    let log_a = a.log();
+    assert!(
+        log_a.contains(&format!("p2: IPCP: myaddr {a_addr} hisaddr = {b_addr}")),
+        "{log_a}"
+    );
+
+    // Kill the `tsunagi direct` process: B sees its device exit, A the
+    // stream end; B redials and the link works again within 10 s.
+    let direct_pid: i32 = peer.rsplit(' ').next().unwrap().parse().unwrap();
+    let killed_at = Instant::now();
+    rustix::process::kill_process(
+        rustix::process::Pid::from_raw(direct_pid).unwrap(),
+        rustix::process::Signal::KILL,
+    )
+    .unwrap();
+    wait_for(Duration::from_secs(10), "redial on B", || {
+        let s = b.status();
+        s[0]["redials"].as_u64() >= Some(1) && s[0]["local"].as_str() == Some(b_addr.as_str())
+    });
+    assert!(ping(b, &a_addr), "ping after redial failed");
+    assert!(
+        killed_at.elapsed() < Duration::from_secs(10),
+        "redial took {:?}",
+        killed_at.elapsed()
+    );
+    let sa = a.status();
+    assert_ne!(
+        sa[0]["peer"].as_str().unwrap(),
+        peer,
+        "A still shows the old stream: {sa}"
+    );
+
+    // SIGTERM: both exit 0; B's tun and route are gone with it.
+    assert_eq!(guard.sides[1].stop(), Some(0), "B's exit status");
+    assert_eq!(guard.sides[0].stop(), Some(0), "A's exit status");
+    let b = &guard.sides[1];
+    let links = String::from_utf8_lossy(&b.exec(&["ip", "link"]).stdout).into_owned();
+    assert!(!links.contains(&format!("tsb{pid}")), "{links}");
+    let log_b = b.log();
+    assert!(log_b.contains("SIGTERM"), "{log_b}");
+}
