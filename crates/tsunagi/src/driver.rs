@@ -333,7 +333,7 @@ impl Session<'_> {
         loop {
             link.poll_transmit(&mut out);
             while let Some(event) = link.poll_event() {
-                if let Some(end) = self.handle_event(event, &name).await {
+                if let Some(end) = self.handle_event(event, &name, &link).await {
                     ending.get_or_insert((end, Instant::now() + FLUSH_WAIT));
                 }
             }
@@ -531,7 +531,7 @@ impl Session<'_> {
     }
 
     /// React to one engine event; `Some` when the link is finished.
-    async fn handle_event(&mut self, event: Event, name: &str) -> Option<SessionEnd> {
+    async fn handle_event(&mut self, event: Event, name: &str, link: &Link) -> Option<SessionEnd> {
         match event {
             Event::Phase(p) => {
                 debug!("{name}: phase {}", phase_name(p));
@@ -544,7 +544,7 @@ impl Session<'_> {
                         info!("{name}: IPCP: peer DNS {d}");
                     }
                 }
-                self.ipv4_up(local, peer).await;
+                self.ipv4_up(local, peer, link.status().peer_mru).await;
                 None
             }
             Event::Ipv4Down => {
@@ -576,11 +576,14 @@ impl Session<'_> {
         }
     }
 
-    async fn ipv4_up(&mut self, local: Ipv4Addr, peer: Ipv4Addr) {
+    /// Address, routes and hook for an opened IPCP. The MTU is the
+    /// configured one, else the smaller of our MRU and the peer's: a packet
+    /// the peer cannot receive must not leave the tun whole.
+    async fn ipv4_up(&mut self, local: Ipv4Addr, peer: Ipv4Addr, peer_mru: u16) {
         let s = self.ctx.settings;
         let name = &s.name;
         let ifname = self.tun.name().to_string();
-        let mtu = u32::from(s.mtu.unwrap_or(s.mru));
+        let mtu = u32::from(s.mtu.unwrap_or(s.mru.min(peer_mru)));
         if let Err(e) = self.ctx.netlink.link_up(&ifname, mtu).await {
             warn!("{name}: {ifname}: cannot set mtu {mtu} and up: {e}");
         }

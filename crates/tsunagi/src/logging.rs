@@ -80,6 +80,8 @@ pub fn init(log_file: Option<&Path>) -> std::io::Result<()> {
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
+        // Field values in colour codes are noise in a log file or journal.
+        .with_ansi(false)
         .event_format(PppdFormat {
             pid: std::process::id(),
         });
