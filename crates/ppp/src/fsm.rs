@@ -395,6 +395,8 @@ pub struct Output {
     pub signals: Vec<Signal>,
     /// ser ran: the caller (LCP) answers the Echo-Request.
     pub send_echo_reply: bool,
+    /// The actions run, in order (for logs and tests).
+    pub actions: Vec<Action>,
 }
 
 /// Why a received control packet was not used.
@@ -557,9 +559,38 @@ impl<N: Negotiator> Fsm<N> {
         }
     }
 
+    /// The restart counter (RFC 1661 s4.6).
+    pub fn restart_count(&self) -> u32 {
+        self.restart_count
+    }
+
+    /// Test and fuzzing hook: put the automaton in `state` directly.
+    #[doc(hidden)]
+    pub fn force_state(&mut self, state: State) {
+        self.state = state;
+    }
+
+    /// Test and fuzzing hook: run one RFC event as is, without a received
+    /// packet (sca/scn answer an empty request with identifier 0, scj
+    /// rejects an empty packet).
+    #[doc(hidden)]
+    pub fn inject(&mut self, now: Instant, event: FsmEvent, out: &mut Output) {
+        let reply = match event {
+            FsmEvent::RcrPlus => Some((Code::ConfigureAck, 0, Vec::new())),
+            FsmEvent::RcrMinus => Some((Code::ConfigureNak, 0, Vec::new())),
+            _ => None,
+        };
+        let mut ctx = Ctx {
+            reply,
+            ..Ctx::default()
+        };
+        self.run(now, event, &mut ctx, out);
+    }
+
     /// A control packet (codes 1..=7, or an unknown code) for this protocol.
-    /// `raw` is the whole packet (for Code-Reject). Returns the Terminate
-    /// text on a Terminate-Request, for the caller's logs.
+    /// `raw` is the whole packet (for Code-Reject). RFC 1661 s5: packets
+    /// that do not parse or do not match our request are discarded (`Err`)
+    /// without any event.
     pub fn receive(
         &mut self,
         now: Instant,
@@ -688,6 +719,7 @@ impl<N: Negotiator> Fsm<N> {
         };
         let from = self.state;
         for action in transition.actions {
+            out.actions.push(*action);
             match action {
                 Tlu => out.signals.push(Signal::Up),
                 Tld => out.signals.push(Signal::Down),

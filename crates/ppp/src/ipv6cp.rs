@@ -70,10 +70,10 @@ pub fn parse_options(data: &[u8]) -> Result<Vec<Ipv6cpOption<'_>>, WireError> {
 }
 
 /// The link-local address of an interface identifier, as pppd prints it
-/// ("fe80::6441:6fd5:c640:6ccf").
+/// ("fe80::6441:6fd5:c640:6ccf", every group four digits: "fe80::d911:45f9:0487:4f84").
 pub fn link_local_text(id: &[u8; 8]) -> String {
     let g = |i: usize| u16::from_be_bytes([id[i], id[i + 1]]);
-    format!("fe80::{:x}:{:x}:{:x}:{:x}", g(0), g(2), g(4), g(6))
+    format!("fe80::{:04x}:{:04x}:{:04x}:{:04x}", g(0), g(2), g(4), g(6))
 }
 
 /// pppd's text for one IPV6CP option.

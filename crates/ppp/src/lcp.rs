@@ -184,6 +184,8 @@ pub struct LcpNegotiator {
     pub peer: LcpValues,
     /// Peer Configure-Requests that carried our own Magic-Number (s6.4).
     pub loops: u32,
+    /// Test hook: use this Magic-Number instead of a random one.
+    pinned_magic: Option<u32>,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -211,6 +213,7 @@ impl LcpNegotiator {
             ours: LcpValues::default(),
             peer: LcpValues::default(),
             loops: 0,
+            pinned_magic: None,
         };
         n.reset();
         n
@@ -219,6 +222,13 @@ impl LcpNegotiator {
     /// The Magic-Number we currently use (0 when not negotiated).
     pub fn magic(&self) -> u32 {
         self.want.magic.unwrap_or(0)
+    }
+
+    /// Test hook: the next negotiation uses `magic` (to replay recorded
+    /// peers, whose Acks carry the magic they were sent).
+    #[doc(hidden)]
+    pub fn pin_magic(&mut self, magic: u32) {
+        self.pinned_magic = Some(magic);
     }
 
     /// Our configuration.
@@ -240,7 +250,11 @@ impl Negotiator for LcpNegotiator {
         self.want = Wants {
             mru: (self.config.mru != DEFAULT_MRU).then_some(self.config.mru),
             accm: (self.config.accm != crate::hdlc::DEFAULT_ACCM).then_some(self.config.accm),
-            magic: Some(self.rng.nonzero_u32()),
+            magic: Some(
+                self.pinned_magic
+                    .take()
+                    .unwrap_or_else(|| self.rng.nonzero_u32()),
+            ),
             pfc: self.config.pfc,
             acfc: self.config.acfc,
         };

@@ -600,6 +600,13 @@ impl Link {
         }
     }
 
+    /// Test hook: the next LCP negotiation uses this Magic-Number (to
+    /// replay a recorded peer, whose Acks name the magic they acked).
+    #[doc(hidden)]
+    pub fn pin_magic(&mut self, magic: u32) {
+        self.lcp.negotiator.pin_magic(magic);
+    }
+
     /// The link's name, as used in its log lines.
     pub fn name(&self) -> &str {
         &self.name
@@ -790,8 +797,9 @@ impl Link {
                     self.stats.rx_echo_replies += 1;
                     self.echo_pending = 0;
                 }
-                if out.send_echo_reply {
-                    out.send_echo_reply = false;
+                // RXR covers Echo-Reply and Discard-Request too; only an
+                // Echo-Request is answered (RFC 1661 s5.8).
+                if std::mem::take(&mut out.send_echo_reply) && packet.code == Code::EchoRequest {
                     let magic = self.lcp.negotiator.magic();
                     let room = (self.lcp.negotiator.peer.mru as usize).saturating_sub(8);
                     let rest = &packet.data[4..];

@@ -28,7 +28,7 @@ impl Side {
             events: Vec::new(),
             received: Vec::new(),
             sent_frames: Vec::new(),
-            sniffer: Decoder::new(65535),
+            sniffer: lax_decoder(),
             transmit: true,
         }
     }
@@ -285,7 +285,7 @@ pub fn vectors_dir() -> std::path::PathBuf {
 
 /// All frames of a byte stream, decoded.
 pub fn frames(bytes: &[u8]) -> Vec<(u16, Vec<u8>)> {
-    let mut decoder = Decoder::new(65535);
+    let mut decoder = lax_decoder();
     let mut out = Vec::new();
     decoder.push(bytes, &mut |f| {
         out.push(
@@ -325,4 +325,12 @@ pub fn init_logs() {
         .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
         .with_test_writer()
         .try_init();
+}
+
+/// A decoder that keeps every control character (receive ACCM 0): after
+/// LCP opens pppd sends them unescaped.
+pub fn lax_decoder() -> Decoder {
+    let mut d = Decoder::new(65535);
+    d.set_rx_accm(0);
+    d
 }
