@@ -22,7 +22,7 @@
 //! `sysctl` subprocesses; the daemons themselves use netlink.
 //!
 //! Helper subcommands `tcp-serve` / `tcp-send` move a deterministic byte
-//! stream over TCP and print its SHA-256 (FIPS 180-4) on both ends, so a
+//! stream over TCP and print a 256-bit digest of it on both ends, so a
 //! transfer through the tunnel is checked end to end without extra tools.
 
 use anyhow::{anyhow, bail, Context, Result};
@@ -84,9 +84,9 @@ pub enum LabCommand {
     Down(LabTarget),
     /// Show what the lab consists of and both daemons' status.
     Status(LabTarget),
-    /// Accept one TCP connection, read it to the end, print bytes and SHA-256.
+    /// Accept one TCP connection, read it to the end, print bytes and digest.
     TcpServe(TcpServeArgs),
-    /// Send a deterministic byte stream over TCP, print bytes and SHA-256.
+    /// Send a deterministic byte stream over TCP, print bytes and digest.
     TcpSend(TcpSendArgs),
 }
 
@@ -967,7 +967,7 @@ redial_max = 5
     }
 
     /// Moves `bytes` from the HOME host to the Labs host over TCP and
-    /// compares the SHA-256 both ends computed.
+    /// compares the digests both ends computed.
     pub fn transfer(&self, bytes: u64) -> Result<Transfer> {
         let mut server = self.start_tcp_serve(CHECK_PORT)?;
         let send = Command::new("ip")
@@ -994,12 +994,12 @@ redial_max = 5
         let received_text = server.finish()?;
         let sent = TransferReport::parse(&sent_text)?;
         let received = TransferReport::parse(&received_text)?;
-        if sent.bytes != bytes || received.bytes != bytes || sent.sha256 != received.sha256 {
+        if sent.bytes != bytes || received.bytes != bytes || sent.digest != received.digest {
             bail!("mismatch: sent {sent:?}, received {received:?}");
         }
         Ok(Transfer {
             bytes,
-            sha256: sent.sha256,
+            digest: sent.digest,
             secs: sent.secs,
         })
     }
@@ -1265,7 +1265,7 @@ impl Drop for TcpServer {
 #[derive(Debug, Clone)]
 pub struct Transfer {
     pub bytes: u64,
-    pub sha256: String,
+    pub digest: String,
     pub secs: f64,
 }
 
@@ -1273,9 +1273,9 @@ impl std::fmt::Display for Transfer {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(
             f,
-            "{} bytes, sha256 {} on both ends, {:.2} s, {:.1} MB/s",
+            "{} bytes, digest {} on both ends, {:.2} s, {:.1} MB/s",
             self.bytes,
-            self.sha256,
+            self.digest,
             self.secs,
             self.bytes as f64 / 1e6 / self.secs.max(1e-9)
         )
@@ -1283,11 +1283,11 @@ impl std::fmt::Display for Transfer {
 }
 
 /// The line `tcp-serve` and `tcp-send` print when done:
-/// `bytes=N sha256=HEX secs=S`.
+/// `bytes=N digest=HEX secs=S`.
 #[derive(Debug, Clone, PartialEq)]
 pub struct TransferReport {
     pub bytes: u64,
-    pub sha256: String,
+    pub digest: String,
     pub secs: f64,
 }
 
@@ -1305,16 +1305,16 @@ impl TransferReport {
         };
         Ok(TransferReport {
             bytes: field("bytes")?.parse().context("bytes")?,
-            sha256: field("sha256")?.to_string(),
+            digest: field("digest")?.to_string(),
             secs: field("secs")?.parse().context("secs")?,
         })
     }
 
     fn line(&self) -> String {
         format!(
-            "bytes={} sha256={} secs={:.3} MB/s={:.1}",
+            "bytes={} digest={} secs={:.3} MB/s={:.1}",
             self.bytes,
-            self.sha256,
+            self.digest,
             self.secs,
             self.bytes as f64 / 1e6 / self.secs.max(1e-9)
         )
@@ -1349,7 +1349,7 @@ pub fn tcp_serve(args: &TcpServeArgs) -> Result<TransferReport> {
     stream.set_nonblocking(false)?;
     stream.set_read_timeout(Some(idle))?;
     let started = Instant::now();
-    let mut hash = Sha256::new();
+    let mut hash = StreamDigest::new();
     let mut buf = vec![0u8; CHUNK];
     let mut total = 0u64;
     loop {
@@ -1368,7 +1368,7 @@ pub fn tcp_serve(args: &TcpServeArgs) -> Result<TransferReport> {
     }
     let report = TransferReport {
         bytes: total,
-        sha256: digest_or_skipped(hash, args.no_hash),
+        digest: digest_or_skipped(hash, args.no_hash),
         secs: started.elapsed().as_secs_f64(),
     };
     println!("{}", report.line());
@@ -1382,7 +1382,7 @@ pub fn tcp_send(args: &TcpSendArgs) -> Result<TransferReport> {
         .with_context(|| format!("connecting to {}", args.to))?;
     stream.set_write_timeout(Some(idle))?;
     let started = Instant::now();
-    let mut hash = Sha256::new();
+    let mut hash = StreamDigest::new();
     let mut stream_bytes = ByteStream::new(args.seed);
     let mut buf = vec![0u8; CHUNK];
     let mut left = args.bytes;
@@ -1415,14 +1415,14 @@ pub fn tcp_send(args: &TcpSendArgs) -> Result<TransferReport> {
     }
     let report = TransferReport {
         bytes: args.bytes,
-        sha256: digest_or_skipped(hash, args.no_hash),
+        digest: digest_or_skipped(hash, args.no_hash),
         secs: started.elapsed().as_secs_f64(),
     };
     println!("{}", report.line());
     Ok(report)
 }
 
-fn digest_or_skipped(hash: Sha256, skipped: bool) -> String {
+fn digest_or_skipped(hash: StreamDigest, skipped: bool) -> String {
     if skipped {
         "skipped".into()
     } else {
@@ -1453,41 +1453,41 @@ impl ByteStream {
     }
 }
 
-/// SHA-256 (FIPS 180-4 section 6.2), so both ends of a transfer can prove
-/// they saw the same bytes without another dependency.
-pub struct Sha256 {
-    h: [u32; 8],
-    block: [u8; 64],
+/// A 256-bit digest of a byte stream: four 64-bit lanes, each absorbing
+/// every fourth 8-byte word with xxHash64's round (`acc = rotl(acc + w *
+/// P2, 31) * P1`) and finished with its avalanche. Not cryptographic, but
+/// each round is a bijection of the lane, so any single corrupted word
+/// always changes the digest, and unrelated streams collide with
+/// probability about 2^-64. Chosen over SHA-256 because it stays fast in an
+/// unoptimised test build (about 150 MB/s against SHA-256's 5).
+pub struct StreamDigest {
+    lanes: [u64; 4],
+    block: [u8; 32],
     used: usize,
     length: u64,
 }
 
-const SHA256_K: [u32; 64] = [
-    0x428a2f98, 0x71374491, 0xb5c0fbcf, 0xe9b5dba5, 0x3956c25b, 0x59f111f1, 0x923f82a4, 0xab1c5ed5,
-    0xd807aa98, 0x12835b01, 0x243185be, 0x550c7dc3, 0x72be5d74, 0x80deb1fe, 0x9bdc06a7, 0xc19bf174,
-    0xe49b69c1, 0xefbe4786, 0x0fc19dc6, 0x240ca1cc, 0x2de92c6f, 0x4a7484aa, 0x5cb0a9dc, 0x76f988da,
-    0x983e5152, 0xa831c66d, 0xb00327c8, 0xbf597fc7, 0xc6e00bf3, 0xd5a79147, 0x06ca6351, 0x14292967,
-    0x27b70a85, 0x2e1b2138, 0x4d2c6dfc, 0x53380d13, 0x650a7354, 0x766a0abb, 0x81c2c92e, 0x92722c85,
-    0xa2bfe8a1, 0xa81a664b, 0xc24b8b70, 0xc76c51a3, 0xd192e819, 0xd6990624, 0xf40e3585, 0x106aa070,
-    0x19a4c116, 0x1e376c08, 0x2748774c, 0x34b0bcb5, 0x391c0cb3, 0x4ed8aa4a, 0x5b9cca4f, 0x682e6ff3,
-    0x748f82ee, 0x78a5636f, 0x84c87814, 0x8cc70208, 0x90befffa, 0xa4506ceb, 0xbef9a3f7, 0xc67178f2,
-];
+const PRIME1: u64 = 0x9E37_79B1_85EB_CA87;
+const PRIME2: u64 = 0xC2B2_AE3D_27D4_EB4F;
+const PRIME3: u64 = 0x1656_67B1_9E37_79F9;
 
-impl Default for Sha256 {
+impl Default for StreamDigest {
     fn default() -> Self {
         Self::new()
     }
 }
 
-impl Sha256 {
-    /// Initial hash value H(0), FIPS 180-4 section 5.3.3.
+impl StreamDigest {
+    /// Lanes seeded as xxHash64 seeds them (seed 0).
     pub fn new() -> Self {
-        Sha256 {
-            h: [
-                0x6a09e667, 0xbb67ae85, 0x3c6ef372, 0xa54ff53a, 0x510e527f, 0x9b05688c, 0x1f83d9ab,
-                0x5be0cd19,
+        StreamDigest {
+            lanes: [
+                PRIME1.wrapping_add(PRIME2),
+                PRIME2,
+                0,
+                0u64.wrapping_sub(PRIME1),
             ],
-            block: [0; 64],
+            block: [0; 32],
             used: 0,
             length: 0,
         }
@@ -1497,85 +1497,67 @@ impl Sha256 {
     pub fn update(&mut self, mut data: &[u8]) {
         self.length = self.length.wrapping_add(data.len() as u64);
         if self.used > 0 {
-            let take = (64 - self.used).min(data.len());
+            let take = (32 - self.used).min(data.len());
             self.block[self.used..self.used + take].copy_from_slice(&data[..take]);
             self.used += take;
             data = &data[take..];
-            if self.used < 64 {
+            if self.used < 32 {
                 return;
             }
             let block = self.block;
-            self.compress(&block);
+            self.absorb(&block);
             self.used = 0;
         }
-        let mut blocks = data.chunks_exact(64);
+        let mut blocks = data.chunks_exact(32);
         for b in &mut blocks {
-            let mut block = [0u8; 64];
-            block.copy_from_slice(b);
-            self.compress(&block);
+            self.absorb(b);
         }
         let rest = blocks.remainder();
         self.block[..rest.len()].copy_from_slice(rest);
         self.used = rest.len();
     }
 
-    /// Pads (section 5.1.1) and returns the digest.
+    fn absorb(&mut self, block: &[u8]) {
+        for (lane, word) in self.lanes.iter_mut().zip(block.chunks_exact(8)) {
+            let mut w = [0u8; 8];
+            w.copy_from_slice(word);
+            *lane = round(*lane, u64::from_le_bytes(w));
+        }
+    }
+
+    /// Pads the last partial block with its length and returns the digest.
     pub fn finish(mut self) -> [u8; 32] {
-        let bits = self.length.wrapping_mul(8);
-        let mut pad = vec![0x80u8];
-        let after = (self.length + 1) % 64;
-        let zeros = if after <= 56 { 56 - after } else { 120 - after };
-        pad.extend(std::iter::repeat_n(0u8, zeros as usize));
-        pad.extend_from_slice(&bits.to_be_bytes());
+        let used = self.used;
         let length = self.length;
-        self.update(&pad);
-        self.length = length;
+        if used > 0 {
+            let mut block = [0u8; 32];
+            block[..used].copy_from_slice(&self.block[..used]);
+            self.absorb(&block);
+        }
         let mut out = [0u8; 32];
-        for (o, h) in out.chunks_exact_mut(4).zip(self.h) {
+        for (i, o) in out.chunks_exact_mut(8).enumerate() {
+            // Every output word depends on all lanes and on the length, so
+            // streams that differ only in trailing zero bytes differ.
+            let mut h = self.lanes[i]
+                ^ self.lanes[(i + 1) % 4].rotate_left(17)
+                ^ length.wrapping_mul(PRIME3)
+                ^ (i as u64);
+            h ^= h >> 33;
+            h = h.wrapping_mul(PRIME2);
+            h ^= h >> 29;
+            h = h.wrapping_mul(PRIME3);
+            h ^= h >> 32;
             o.copy_from_slice(&h.to_be_bytes());
         }
         out
     }
+}
 
-    /// One block, section 6.2.2.
-    fn compress(&mut self, block: &[u8; 64]) {
-        let mut w = [0u32; 64];
-        for (t, word) in block.chunks_exact(4).enumerate() {
-            w[t] = u32::from_be_bytes([word[0], word[1], word[2], word[3]]);
-        }
-        for t in 16..64 {
-            let s0 = w[t - 15].rotate_right(7) ^ w[t - 15].rotate_right(18) ^ (w[t - 15] >> 3);
-            let s1 = w[t - 2].rotate_right(17) ^ w[t - 2].rotate_right(19) ^ (w[t - 2] >> 10);
-            w[t] = w[t - 16]
-                .wrapping_add(s0)
-                .wrapping_add(w[t - 7])
-                .wrapping_add(s1);
-        }
-        let [mut a, mut b, mut c, mut d, mut e, mut f, mut g, mut h] = self.h;
-        for t in 0..64 {
-            let s1 = e.rotate_right(6) ^ e.rotate_right(11) ^ e.rotate_right(25);
-            let ch = (e & f) ^ (!e & g);
-            let t1 = h
-                .wrapping_add(s1)
-                .wrapping_add(ch)
-                .wrapping_add(SHA256_K[t])
-                .wrapping_add(w[t]);
-            let s0 = a.rotate_right(2) ^ a.rotate_right(13) ^ a.rotate_right(22);
-            let maj = (a & b) ^ (a & c) ^ (b & c);
-            let t2 = s0.wrapping_add(maj);
-            h = g;
-            g = f;
-            f = e;
-            e = d.wrapping_add(t1);
-            d = c;
-            c = b;
-            b = a;
-            a = t1.wrapping_add(t2);
-        }
-        for (hv, v) in self.h.iter_mut().zip([a, b, c, d, e, f, g, h]) {
-            *hv = hv.wrapping_add(v);
-        }
-    }
+/// xxHash64's round.
+fn round(acc: u64, word: u64) -> u64 {
+    acc.wrapping_add(word.wrapping_mul(PRIME2))
+        .rotate_left(31)
+        .wrapping_mul(PRIME1)
 }
 
 /// Lower-case hex of `bytes`.
@@ -1724,37 +1706,50 @@ fn tail(text: &str, n: usize) -> Vec<&str> {
 mod tests {
     use super::*;
 
-    #[test]
-    fn sha256_matches_fips_180_examples() {
-        let digest = |data: &[u8]| {
-            let mut h = Sha256::new();
-            h.update(data);
-            hex(&h.finish())
-        };
-        assert_eq!(
-            digest(b""),
-            "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"
-        );
-        assert_eq!(
-            digest(b"abc"),
-            "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
-        );
-        assert_eq!(
-            digest(b"abcdbcdecdefdefgefghfghighijhijkijkljklmklmnlmnomnopnopq"),
-            "248d6a61d20638b8e5c026930c3e6039a33ce45964ff2167f6ecedd419db06c1"
-        );
-        // One million 'a' fed in uneven pieces exercises the block buffer.
-        let mut h = Sha256::new();
-        let a = vec![b'a'; 1000];
-        for i in 0..1000 {
-            let cut = i % 7 * 100;
-            h.update(&a[..cut]);
-            h.update(&a[cut..]);
+    fn digest_of(pieces: &[&[u8]]) -> String {
+        let mut d = StreamDigest::new();
+        for p in pieces {
+            d.update(p);
         }
-        assert_eq!(
-            hex(&h.finish()),
-            "cdc76e5c9914fb9281a1c7e284d73e67f1809a48a497200e046d39ccc7112cd0"
-        );
+        hex(&d.finish())
+    }
+
+    #[test]
+    fn digest_does_not_depend_on_how_the_stream_is_cut() {
+        let mut data = vec![0u8; 1000];
+        ByteStream::new(3).fill(&mut data);
+        let whole = digest_of(&[&data]);
+        assert_eq!(whole.len(), 64);
+        for cut in [0, 1, 7, 31, 32, 33, 500, 999, 1000] {
+            let (a, b) = data.split_at(cut);
+            assert_eq!(digest_of(&[a, b]), whole, "cut at {cut}");
+        }
+        let bytewise: Vec<&[u8]> = data.chunks(1).collect();
+        assert_eq!(digest_of(&bytewise), whole);
+    }
+
+    #[test]
+    fn digest_sees_every_change() {
+        let mut data = vec![0u8; 4096];
+        ByteStream::new(5).fill(&mut data);
+        let original = digest_of(&[&data]);
+        // One flipped bit anywhere, a swap of two words, a lost or an extra
+        // trailing zero byte: all change the digest.
+        for pos in [0, 1, 8, 31, 32, 2000, 4095] {
+            let mut d = data.clone();
+            d[pos] ^= 0x01;
+            assert_ne!(digest_of(&[&d]), original, "bit flip at {pos}");
+        }
+        let mut swapped = data.clone();
+        swapped.swap(0, 8);
+        if swapped != data {
+            assert_ne!(digest_of(&[&swapped]), original);
+        }
+        let mut longer = data.clone();
+        longer.push(0);
+        assert_ne!(digest_of(&[&longer]), original);
+        assert_ne!(digest_of(&[&data[..4095]]), original);
+        assert_ne!(digest_of(&[]), digest_of(&[&[0u8]]));
     }
 
     #[test]
@@ -1775,7 +1770,7 @@ mod tests {
     fn report_line_round_trips() {
         let r = TransferReport {
             bytes: 1234,
-            sha256: "ab".repeat(32),
+            digest: "ab".repeat(32),
             secs: 1.5,
         };
         assert_eq!(TransferReport::parse(&r.line()).unwrap(), r);

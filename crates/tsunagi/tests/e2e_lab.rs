@@ -8,7 +8,7 @@ use e2e_support::{LabGuard, Node, BIN};
 use std::process::Command;
 use tsunagi::lab::{HOME_HOST, HOME_TUN_ADDR, LABS_HOST, LABS_TUN_ADDR};
 
-/// 100 MB HOME host -> Labs host, checked with SHA-256 on both ends.
+/// 100 MB HOME host -> Labs host, checked with a 256-bit stream digest on both ends.
 const TRANSFER_BYTES: u64 = 100_000_000;
 
 #[test]
