@@ -334,3 +334,22 @@ pub fn lax_decoder() -> Decoder {
     d.set_rx_accm(0);
     d
 }
+
+/// Frames a control packet (default framing) for `protocol`.
+pub fn control_frame(protocol: u16, code: u8, id: u8, data: &[u8]) -> Vec<u8> {
+    let mut pkt = Vec::new();
+    tsunagi_ppp::wire::ControlRepr {
+        code: code.into(),
+        identifier: id,
+        data,
+    }
+    .emit(&mut pkt);
+    raw_frame(protocol, &pkt)
+}
+
+/// Frames any information field (default framing, FCS correct).
+pub fn raw_frame(protocol: u16, info: &[u8]) -> Vec<u8> {
+    let mut framed = Vec::new();
+    tsunagi_ppp::hdlc::Encoder::new().encode(protocol, info, true, &mut framed);
+    framed
+}

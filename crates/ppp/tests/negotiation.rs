@@ -1,0 +1,253 @@
+//! Ack, Nak and Reject between two links; Naks that converge; Max-Failure;
+//! loopback detection (RFC 1661 s6.4).
+
+mod util;
+
+use std::net::Ipv4Addr;
+use std::time::{Duration, Instant};
+
+use tsunagi_ppp::wire::ControlRepr;
+use tsunagi_ppp::{describe, DownReason, Event, Link, LinkConfig};
+use util::{config, Pair};
+
+fn ipv4_up(side: &util::Side) -> Option<(Ipv4Addr, Ipv4Addr, [Option<Ipv4Addr>; 2])> {
+    side.events.iter().find_map(|e| match e {
+        Event::Ipv4Up { local, peer, dns } => Some((*local, *peer, *dns)),
+        _ => None,
+    })
+}
+
+fn both_up(p: &Pair) -> bool {
+    ipv4_up(&p.a).is_some() && ipv4_up(&p.b).is_some()
+}
+
+/// pppd-style text of what a side sent, one protocol.
+fn sent(side: &util::Side, prefix: &str) -> Vec<String> {
+    side.sent_frames
+        .iter()
+        .map(|(p, i)| describe(*p, i).to_string())
+        .filter(|t| t.starts_with(prefix))
+        .collect()
+}
+
+#[test]
+fn both_sides_ask_for_addresses_and_converge() {
+    // Neither knows its own address; each knows what to give the other.
+    let mut a = LinkConfig {
+        name: "a".into(),
+        ..LinkConfig::default()
+    };
+    a.ipcp.remote = Some([192, 168, 7, 2].into());
+    let mut b = LinkConfig {
+        name: "b".into(),
+        ..LinkConfig::default()
+    };
+    b.ipcp.remote = Some([192, 168, 7, 1].into());
+    let mut pair = Pair::new(a, b, 1, 2);
+    pair.start_both();
+    assert!(pair.drive_until(Duration::from_secs(10), both_up));
+    assert_eq!(
+        ipv4_up(&pair.a).unwrap().0..=ipv4_up(&pair.a).unwrap().1,
+        Ipv4Addr::from([192, 168, 7, 1])..=Ipv4Addr::from([192, 168, 7, 2])
+    );
+    assert_eq!(
+        ipv4_up(&pair.b).unwrap().0,
+        Ipv4Addr::from([192, 168, 7, 2])
+    );
+    assert_eq!(
+        ipv4_up(&pair.b).unwrap().1,
+        Ipv4Addr::from([192, 168, 7, 1])
+    );
+    let a_ipcp = sent(&pair.a, "IPCP");
+    assert_eq!(a_ipcp[0], "IPCP ConfReq id=0x1 <addr 0.0.0.0>");
+    assert!(
+        a_ipcp.contains(&"IPCP ConfNak id=0x1 <addr 192.168.7.2>".to_string()),
+        "{a_ipcp:#?}"
+    );
+    assert!(
+        a_ipcp.contains(&"IPCP ConfReq id=0x2 <addr 192.168.7.1>".to_string()),
+        "{a_ipcp:#?}"
+    );
+    let b_ipcp = sent(&pair.b, "IPCP");
+    assert!(
+        b_ipcp.contains(&"IPCP ConfNak id=0x1 <addr 192.168.7.1>".to_string()),
+        "{b_ipcp:#?}"
+    );
+}
+
+#[test]
+fn small_mru_is_naked_up_to_128_and_taken() {
+    let mut a = config("a", [10, 0, 0, 1], [10, 0, 0, 2]);
+    a.lcp.mru = 64;
+    let b = config("b", [10, 0, 0, 2], [10, 0, 0, 1]);
+    let mut pair = Pair::new(a, b, 3, 4);
+    pair.start_both();
+    assert!(pair.drive_until(Duration::from_secs(10), both_up));
+    let b_lcp = sent(&pair.b, "LCP ConfNak");
+    assert_eq!(b_lcp, vec!["LCP ConfNak id=0x1 <mru 128>".to_string()]);
+    assert_eq!(pair.a.link.status().mru, 128);
+    assert_eq!(pair.b.link.status().peer_mru, 128);
+}
+
+#[test]
+fn unwanted_options_are_rejected_and_dropped() {
+    // B does not do PFC/ACFC: it rejects them, A stops asking, LCP opens
+    // and A sends with the full header.
+    let a = config("a", [10, 0, 0, 1], [10, 0, 0, 2]);
+    let mut b = config("b", [10, 0, 0, 2], [10, 0, 0, 1]);
+    b.lcp.pfc = false;
+    b.lcp.acfc = false;
+    let mut pair = Pair::new(a, b, 5, 6);
+    pair.start_both();
+    assert!(pair.drive_until(Duration::from_secs(10), both_up));
+    assert_eq!(
+        sent(&pair.b, "LCP ConfRej"),
+        vec!["LCP ConfRej id=0x1 <pcomp> <accomp>".to_string()]
+    );
+    let a_req = sent(&pair.a, "LCP ConfReq");
+    assert!(
+        a_req[1].starts_with("LCP ConfReq id=0x2 <asyncmap 0x0> <magic "),
+        "{a_req:#?}"
+    );
+    assert!(
+        !a_req[1].contains("pcomp") && !a_req[1].contains("accomp"),
+        "{a_req:#?}"
+    );
+    let s = pair.a.link.status();
+    assert!(!s.tx_pfc && !s.tx_acfc);
+    let mut out = Vec::new();
+    assert!(pair
+        .a
+        .link
+        .encapsulate(tsunagi_ppp::IpVersion::V4, &[0x45, 0, 0, 4], &mut out));
+    // ff 03 and a two-byte protocol (ACCM 0: 0x03 is not escaped).
+    assert_eq!(&out[..5], &[0x7e, 0xff, 0x03, 0x00, 0x21]);
+}
+
+#[test]
+fn dns_given_and_dns_refused() {
+    let mut a = config("a", [10, 0, 0, 1], [10, 0, 0, 2]);
+    a.ipcp.dns = [Some([10, 0, 0, 53].into()), Some([10, 0, 0, 54].into())];
+    a.ipcp.request_dns = true;
+    let mut b = config("b", [10, 0, 0, 2], [10, 0, 0, 1]);
+    b.ipcp.request_dns = true;
+    let mut pair = Pair::new(a, b, 7, 8);
+    pair.start_both();
+    assert!(pair.drive_until(Duration::from_secs(10), both_up));
+    // B asked and got both.
+    assert_eq!(
+        ipv4_up(&pair.b).unwrap().2,
+        [Some([10, 0, 0, 53].into()), Some([10, 0, 0, 54].into())]
+    );
+    // A asked, B has none to give: rejected, A is up without DNS.
+    assert!(sent(&pair.b, "IPCP ConfRej")[0].contains("<ms-dns1 0.0.0.0> <ms-dns2 0.0.0.0>"));
+    assert_eq!(ipv4_up(&pair.a).unwrap().2, [None, None]);
+}
+
+#[test]
+fn naks_turn_into_a_reject_after_max_failure() {
+    // A insists on 10.0.0.9 (configured, so Naks are not taken); B wants
+    // A to be 10.0.0.1. After Max-Failure (5) Naks, B rejects the option
+    // (RFC 1661 s4.6) and IPCP converges.
+    let a = config("a", [10, 0, 0, 9], [10, 0, 0, 2]);
+    let b = config("b", [10, 0, 0, 2], [10, 0, 0, 1]);
+    let mut pair = Pair::new(a, b, 9, 10);
+    pair.start_both();
+    assert!(pair.drive_until(Duration::from_secs(30), both_up));
+    let b_replies: Vec<_> = sent(&pair.b, "IPCP Conf")
+        .into_iter()
+        .filter(|t| t.contains("ConfNak") || t.contains("ConfRej"))
+        .collect();
+    assert_eq!(b_replies.len(), 6, "{b_replies:#?}");
+    assert!(b_replies[..5]
+        .iter()
+        .all(|t| t.ends_with("<addr 10.0.0.1>") && t.contains("ConfNak")));
+    assert!(b_replies[5].contains("ConfRej") && b_replies[5].ends_with("<addr 10.0.0.9>"));
+    assert_eq!(ipv4_up(&pair.a).unwrap().0, Ipv4Addr::from([10, 0, 0, 9]));
+}
+
+#[test]
+fn equal_magic_numbers_are_detected_as_loopback() {
+    // Same seed on both sides: the same "random" magic numbers every
+    // time, as on a looped-back line.
+    let mut pair = Pair::new(
+        config("a", [10, 0, 0, 1], [10, 0, 0, 2]),
+        config("b", [10, 0, 0, 1], [10, 0, 0, 2]),
+        42,
+        42,
+    );
+    pair.start_both();
+    let looped = |s: &util::Side| s.has_event(|e| *e == Event::Down(DownReason::LoopbackDetected));
+    assert!(pair.drive_until(Duration::from_secs(60), |p| looped(&p.a) && looped(&p.b)));
+    // Each time, a Nak with a different magic number.
+    let naks = sent(&pair.a, "LCP ConfNak");
+    assert!(naks.len() >= 4, "{naks:#?}");
+    assert!(naks.iter().all(|t| t.contains("<magic 0x")));
+}
+
+#[test]
+fn a_link_fed_its_own_frames_detects_loopback() {
+    let mut link = Link::new(config("loop", [10, 0, 0, 1], [10, 0, 0, 2]), 7);
+    let mut now = Instant::now();
+    link.start(now);
+    let mut events = Vec::new();
+    for _ in 0..200 {
+        let mut bytes = Vec::new();
+        link.poll_transmit(&mut bytes);
+        if bytes.is_empty() {
+            match link.poll_timeout() {
+                Some(t) => {
+                    now = now.max(t);
+                    link.handle_timeout(now);
+                }
+                None => break,
+            }
+        }
+        link.handle_input(now, &bytes, &mut |_, _| {});
+        while let Some(e) = link.poll_event() {
+            events.push(e);
+        }
+        if events.iter().any(|e| matches!(e, Event::Down(_))) {
+            break;
+        }
+    }
+    assert!(
+        events.contains(&Event::Down(DownReason::LoopbackDetected)),
+        "{events:?}"
+    );
+}
+
+#[test]
+fn configure_request_id_and_contents_in_ack_must_match() {
+    // Our first request from a fresh link; an Ack with another id or other
+    // options is discarded and counted (RFC 1661 s5.2).
+    let mut link = Link::new(config("a", [10, 0, 0, 1], [10, 0, 0, 2]), 3);
+    let now = Instant::now();
+    link.start(now);
+    let mut bytes = Vec::new();
+    link.poll_transmit(&mut bytes);
+    let (_, info) = util::frames(&bytes).pop().unwrap();
+    let request = ControlRepr::parse_bytes(&info).unwrap();
+    let id = request.identifier;
+    link.handle_input(
+        now,
+        &util::control_frame(0xc021, 2, id.wrapping_add(1), request.data),
+        &mut |_, _| {},
+    );
+    let mut other = request.data.to_vec();
+    let last = other.len() - 1;
+    other[last] ^= 1;
+    link.handle_input(
+        now,
+        &util::control_frame(0xc021, 2, id, &other),
+        &mut |_, _| {},
+    );
+    assert_eq!(link.stats().rx_discarded_control, 2);
+    assert_eq!(link.status().lcp, tsunagi_ppp::fsm::State::ReqSent);
+    link.handle_input(
+        now,
+        &util::control_frame(0xc021, 2, id, request.data),
+        &mut |_, _| {},
+    );
+    assert_eq!(link.status().lcp, tsunagi_ppp::fsm::State::AckRcvd);
+}
