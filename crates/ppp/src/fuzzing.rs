@@ -5,14 +5,23 @@
 //! They panic when an invariant breaks; that is how a fuzzer notices.
 //! Nothing here is meant for production use.
 
+use std::net::Ipv4Addr;
+use std::time::{Duration, Instant};
+
 use crate::hdlc::{Decoder, Encoder, FrameError};
+use crate::link::{
+    EchoConfig, FsmTimers, IpVersion, IpcpConfig, Ipv6cpConfig, LcpConfig, Link, LinkConfig,
+};
+use crate::wire::{ControlRepr, Protocol};
 
 /// How one fuzz input is read: the first octet picks a configuration, the
 /// rest is the byte stream from the peer.
 ///
 /// Configuration octet:
 /// - bit 0: receive ACCM 0 (set) or the default `0xffffffff` (clear);
-/// - bits 1..=2: the decoder's `max_info`: 1500, 64, 4 or 0;
+/// - bits 1..=2: the decoder's `max_info`: 1500, 64, 4 or 0; for the
+///   [`Link`], bit 1 enables IPV6CP and bit 2 selects MRU 296 with
+///   `set escape 0xff` instead of MRU 1500;
 /// - bits 3..=7: where the stream is cut into two reads, in 32nds of its
 ///   length (the decoder must not care).
 #[derive(Debug, Clone, Copy)]
@@ -38,10 +47,22 @@ impl InputConfig {
 ///   RFC 1661 section 2;
 /// - re-encoded with the same ACFC/PFC under the full ACCM, it decodes to
 ///   the same protocol and information;
-/// - the decoder's counters agree with what it reported.
+/// - the decoder's counters agree with what it reported;
+/// - the packet parsers (control header, LCP/IPCP/IPV6CP options, the pppd
+///   style log text) take any information field without panicking, and a
+///   parsed control packet emits back to the same packet;
+///
+/// and then drives a whole [`Link`] with the same stream (see
+/// [`link_input`]).
 ///
 /// Input layout: see the configuration octet above.
 pub fn ppp_input(data: &[u8]) {
+    decoder_input(data);
+    link_input(data);
+}
+
+/// The decoder and parser half of [`ppp_input`].
+pub fn decoder_input(data: &[u8]) {
     let Some((&config, stream)) = data.split_first() else {
         return;
     };
@@ -70,6 +91,7 @@ pub fn ppp_input(data: &[u8]) {
                         frame.protocol_compressed(),
                         config.max_info,
                     );
+                    check_parsers(frame.protocol, frame.info);
                 }
                 Err(error) => check_error(&error),
             }
@@ -104,4 +126,164 @@ fn check_error(error: &FrameError) {
         text.contains("frame") || text.contains("field"),
         "vague error: {text}"
     );
+}
+
+/// Runs H1's packet parsers over one information field.
+fn check_parsers(protocol: u16, info: &[u8]) {
+    // The log text parses everything it shows.
+    let text = crate::display::describe(protocol, info).to_string();
+    assert!(!text.is_empty());
+    let Ok(repr) = ControlRepr::parse_bytes(info) else {
+        return;
+    };
+    let mut emitted = Vec::with_capacity(repr.buffer_len());
+    repr.emit(&mut emitted);
+    assert_eq!(emitted.len(), repr.buffer_len());
+    assert_eq!(ControlRepr::parse_bytes(&emitted).ok(), Some(repr));
+    match Protocol::from(protocol) {
+        Protocol::Lcp => drop(crate::lcp::parse_options(repr.data)),
+        Protocol::Ipcp => drop(crate::ipcp::parse_options(repr.data)),
+        Protocol::Ipv6cp => drop(crate::ipv6cp::parse_options(repr.data)),
+        _ => {}
+    }
+}
+
+/// The fixed link configuration of the fuzz target (pppd-like peer: our
+/// side offers addresses and DNS, keepalive every second).
+fn fuzz_link_config(config: u8) -> LinkConfig {
+    let small = config & 4 != 0;
+    LinkConfig {
+        name: "fuzz".to_string(),
+        lcp: LcpConfig {
+            mru: if small { 296 } else { 1500 },
+            escape: if small { vec![0xff] } else { Vec::new() },
+            ident: Some("tsunagi fuzz".to_string()),
+            echo: Some(EchoConfig {
+                interval: Duration::from_secs(1),
+                failures: 3,
+            }),
+            ..LcpConfig::default()
+        },
+        ipcp: IpcpConfig {
+            local: Some(Ipv4Addr::new(10, 98, 0, 1)),
+            remote: Some(Ipv4Addr::new(10, 98, 0, 2)),
+            dns: [Some(Ipv4Addr::new(10, 98, 0, 53)), None],
+            request_dns: false,
+        },
+        ipv6cp: (config & 2 != 0).then_some(Ipv6cpConfig {
+            local_id: Some([0x02, 0, 0, 0, 0, 0, 0, 0x01]),
+        }),
+        timers: FsmTimers::default(),
+    }
+}
+
+/// Checks what a [`Link`] sends: every frame decodes with a good FCS, and
+/// every LCP/IPCP/IPV6CP frame is a well-formed control packet.
+struct TransmitChecker {
+    decoder: Decoder,
+    out: Vec<u8>,
+    frames: u64,
+}
+
+impl TransmitChecker {
+    fn new() -> TransmitChecker {
+        let mut decoder = Decoder::new(usize::from(u16::MAX));
+        // ACCM 0 keeps raw control characters as data: it reads any ACCM
+        // the link may be sending with.
+        decoder.set_rx_accm(0);
+        TransmitChecker {
+            decoder,
+            out: Vec::new(),
+            frames: 0,
+        }
+    }
+
+    fn drain(&mut self, link: &mut Link) {
+        self.out.clear();
+        link.poll_transmit(&mut self.out);
+        while link.poll_event().is_some() {}
+        self.check_out();
+    }
+
+    fn check_out(&mut self) {
+        let frames = &mut self.frames;
+        self.decoder.push(&self.out, &mut |result| {
+            let frame = result.expect("the link sends only good frames");
+            *frames += 1;
+            if matches!(
+                Protocol::from(frame.protocol),
+                Protocol::Lcp | Protocol::Ipcp | Protocol::Ipv6cp
+            ) {
+                ControlRepr::parse_bytes(frame.info)
+                    .expect("the link sends well-formed control packets");
+            }
+        });
+    }
+}
+
+/// Fires the timers due at `now` (bounded: a buggy deadline in the past
+/// must not hang the fuzzer, so it fails instead).
+fn fire_timers(link: &mut Link, now: Instant, checker: &mut TransmitChecker) {
+    for _ in 0..64 {
+        match link.poll_timeout() {
+            Some(deadline) if deadline <= now => {
+                link.handle_timeout(now);
+                checker.drain(link);
+            }
+            _ => return,
+        }
+    }
+    panic!("timers still due after 64 rounds at the same instant");
+}
+
+/// Drives one [`Link`] (fixed configuration, see [`fuzz_link_config`]) with
+/// the peer's stream: start, the stream in reads of at most 256 octets 100 ms
+/// apart (cut first where the configuration octet says), timers, sending an
+/// IPv4 and an IPv6 packet, an administrative close and the timers after
+/// it, then lower-down. Whatever the peer sends, the link must not panic and
+/// must send only good frames.
+pub fn link_input(data: &[u8]) {
+    let Some((&config, stream)) = data.split_first() else {
+        return;
+    };
+    let input = InputConfig::parse(config, stream.len());
+    let mut link = Link::new(fuzz_link_config(config), 0x7473_756e_6167_6921);
+    let mut checker = TransmitChecker::new();
+    let mut now = Instant::now();
+    link.start(now);
+    checker.drain(&mut link);
+
+    let (first, second) = stream.split_at(input.cut);
+    let mut delivered = 0usize;
+    for read in first.chunks(256).chain(second.chunks(256)) {
+        now += Duration::from_millis(100);
+        fire_timers(&mut link, now, &mut checker);
+        link.handle_input(now, read, &mut |_version, packet| {
+            delivered += packet.len();
+        });
+        checker.drain(&mut link);
+    }
+
+    let ipv4 = [
+        0x45u8, 0, 0, 20, 0, 0, 0x40, 0, 64, 1, 0, 0, 10, 98, 0, 1, 10, 98, 0, 2,
+    ];
+    for version in [IpVersion::V4, IpVersion::V6] {
+        checker.out.clear();
+        if link.encapsulate(version, &ipv4, &mut checker.out) {
+            checker.check_out();
+        }
+    }
+
+    // Run the clock: keepalives, retransmissions, the close handshake.
+    for step in 0..40 {
+        if step == 10 {
+            link.close(now, "fuzz done");
+            checker.drain(&mut link);
+        }
+        now = link.poll_timeout().map_or(now, |d| d.max(now)) + Duration::from_millis(1);
+        fire_timers(&mut link, now, &mut checker);
+    }
+    link.lower_down(now);
+    checker.drain(&mut link);
+    let _ = (delivered, link.stats(), link.status(), link.phase());
 }
