@@ -44,7 +44,7 @@ pub const SHUTDOWN_WAIT: Duration = Duration::from_secs(5);
 #[derive(Debug, Clone, Default)]
 pub struct LiveStatus {
     /// Phase name (see [`LinkStatus::phase`]).
-    pub phase: String,
+    pub phase: &'static str,
     /// Our address while IPCP is open.
     pub local: Option<Ipv4Addr>,
     /// The peer's address while IPCP is open.
@@ -128,7 +128,7 @@ async fn serve(config: Config, socket: PathBuf) -> anyhow::Result<()> {
         let settings = Arc::new(settings);
         let (tx, rx) = mpsc::channel(8);
         let status = Arc::new(Mutex::new(LiveStatus {
-            phase: "idle".into(),
+            phase: "idle",
             peer: match settings.mode {
                 Mode::Dial => settings.dial_peer(),
                 Mode::Direct => String::new(),
@@ -397,7 +397,7 @@ fn status_of(h: &LinkHandle) -> LinkStatus {
     LinkStatus {
         name: h.settings.name.clone(),
         mode: h.settings.mode.to_string(),
-        phase: st.phase,
+        phase: st.phase.to_string(),
         tun: h.settings.tun.clone(),
         local: st.local.map(|a| a.to_string()),
         peer_addr: st.peer_addr.map(|a| a.to_string()),
@@ -501,7 +501,7 @@ impl Supervisor {
         loop {
             if !wanted {
                 self.set_status(|s| {
-                    s.phase = "stopped".into();
+                    s.phase = "stopped";
                     s.next_redial = None;
                 });
                 match self.idle(None).await {
@@ -518,7 +518,7 @@ impl Supervisor {
             }
             sessions += 1;
             self.set_status(|s| {
-                s.phase = "connecting".into();
+                s.phase = "connecting";
                 s.next_redial = None;
                 s.redials = sessions - 1;
                 s.counters = Counters::default();
@@ -543,7 +543,7 @@ impl Supervisor {
             info!("{name}: redial in {}s", backoff.as_secs());
             let at = Instant::now() + backoff;
             self.set_status(|s| {
-                s.phase = "waiting".into();
+                s.phase = "waiting";
                 s.next_redial = Some(at);
             });
             let delay = backoff;
@@ -614,14 +614,14 @@ impl Supervisor {
     async fn run_direct(mut self) {
         let name = self.settings.name.clone();
         loop {
-            self.set_status(|s| s.phase = "idle".into());
+            self.set_status(|s| s.phase = "idle");
             let attach = match self.idle(None).await {
                 Idle::Attach(a) => a,
                 Idle::Shutdown => return,
                 Idle::Proceed | Idle::Hangup => continue,
             };
             self.set_status(|s| {
-                s.phase = "connecting".into();
+                s.phase = "connecting";
                 s.peer = format!("direct via uid {} pid {}", attach.uid, attach.pid);
                 s.counters = Counters::default();
             });

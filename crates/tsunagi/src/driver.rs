@@ -27,7 +27,7 @@ use std::time::{Duration, Instant};
 use tokio::io::unix::AsyncFd;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf};
 use tokio::process::Child;
-use tokio::sync::{mpsc, watch};
+use tokio::sync::{mpsc, oneshot, watch};
 use tracing::{debug, info, warn};
 use tsunagi_host::{Netlink, Tun};
 use tsunagi_ppp::link::{DownReason, Event, IpVersion, Link, Phase};
@@ -45,6 +45,8 @@ pub const TUN_BATCH: usize = 64;
 pub const WRITE_HIGH_WATER: usize = 512 * 1024;
 /// How long a Terminate-Request exchange may take on hangup or shutdown.
 pub const CLOSE_WAIT: Duration = Duration::from_secs(3);
+/// How often the counters that `status` shows are refreshed.
+pub const STATUS_REFRESH: Duration = Duration::from_millis(250);
 /// How long we try to flush the last frames (Terminate-Ack) once the link is down.
 pub const FLUSH_WAIT: Duration = Duration::from_secs(1);
 
@@ -275,7 +277,7 @@ pub async fn run_session(ctx: SessionCtx<'_>, stream: Stream) -> SessionEnd {
     session.ipv4_down().await;
     {
         let mut st = session.ctx.status.lock().unwrap_or_else(|e| e.into_inner());
-        st.phase = "dead".into();
+        st.phase = "dead";
         st.last_down = Some(end.reason.clone());
         if let Some(link) = &session.link {
             st.counters = link.stats().into();
@@ -323,7 +325,16 @@ impl Session<'_> {
         let mut closing: Option<(bool, Instant)> = None;
         let mut stream_eof = false;
         let mut write_failed = false;
-        let mut child_done = child.is_none();
+        // The device process is waited for in its own task: polling
+        // `Child::wait` in the loop below would cost a waitpid per wake-up.
+        // Dropping `_kill_device` at the end of the session kills it.
+        let (_kill_device, mut device_exit) = watch_device(child.take());
+        let mut child_done = device_exit.is_none();
+        let mut shown_phase = "";
+        let mut status_due = Instant::now();
+        let mut status_armed = false;
+        let status_timer = tokio::time::sleep_until(far);
+        tokio::pin!(status_timer);
         let mut shutdown_seen = *self.ctx.shutdown.borrow();
         if shutdown_seen {
             link.close(Instant::now(), "daemon shutting down");
@@ -337,10 +348,22 @@ impl Session<'_> {
                     ending.get_or_insert((end, Instant::now() + FLUSH_WAIT));
                 }
             }
-            {
+            // `status` reads this; refreshed on a phase change and a few
+            // times a second, not per batch: the data path takes no lock.
+            let phase = phase_name(link.phase());
+            let now = Instant::now();
+            if phase != shown_phase || now >= status_due {
+                shown_phase = phase;
+                status_due = now + STATUS_REFRESH;
+                status_armed = false;
                 let mut st = self.ctx.status.lock().unwrap_or_else(|e| e.into_inner());
-                st.phase = phase_name(link.phase()).into();
+                st.phase = phase;
                 st.counters = link.stats().into();
+            } else if !status_armed {
+                // Something may have changed since: publish it when due
+                // even if the link then goes quiet.
+                status_armed = true;
+                status_timer.as_mut().reset(status_due.into());
             }
             if let Some((end, flush_until)) = &ending {
                 if written == out.len() || write_failed || Instant::now() >= *flush_until {
@@ -373,8 +396,11 @@ impl Session<'_> {
             };
             let pending_write = out.len() - written;
             let child_wait = async {
-                match child.as_mut() {
-                    Some(c) if !child_done => c.wait().await,
+                match device_exit.as_mut() {
+                    Some(rx) if !child_done => match rx.await {
+                        Ok(status) => status,
+                        Err(_) => Err(io::Error::other("device watcher gone")),
+                    },
                     _ => std::future::pending().await,
                 }
             };
@@ -395,14 +421,14 @@ impl Session<'_> {
                         Ok(_) => {
                             // A device that closed its stdout is usually
                             // exiting: its status says more than the EOF.
-                            let why = match child.as_mut() {
-                                Some(c) if !child_done => {
-                                    match tokio::time::timeout(Duration::from_millis(500), c.wait()).await {
-                                        Ok(status) => {
+                            let why = match device_exit.as_mut() {
+                                Some(rx) if !child_done => {
+                                    match tokio::time::timeout(Duration::from_millis(500), rx).await {
+                                        Ok(Ok(status)) => {
                                             child_done = true;
                                             format!("device {}", describe_exit(status))
                                         }
-                                        Err(_) => "the device closed the stream".to_string(),
+                                        _ => "the device closed the stream".to_string(),
                                     }
                                 }
                                 _ => "the peer closed the stream".to_string(),
@@ -466,6 +492,7 @@ impl Session<'_> {
                         }
                     }
                 }
+                () = &mut status_timer, if status_armed => {}
                 () = &mut timer, if armed.is_some() => {
                     armed = None;
                     link.handle_timeout(Instant::now());
@@ -646,6 +673,33 @@ impl Session<'_> {
             );
         }
     }
+}
+
+/// Wait for the device process in a task of its own. Returns the sender
+/// whose drop kills the device, and the receiver of its exit status.
+#[allow(clippy::type_complexity)]
+fn watch_device(
+    child: Option<Child>,
+) -> (
+    Option<oneshot::Sender<()>>,
+    Option<oneshot::Receiver<io::Result<ExitStatus>>>,
+) {
+    let Some(mut child) = child else {
+        return (None, None);
+    };
+    let (kill_tx, kill_rx) = oneshot::channel::<()>();
+    let (exit_tx, exit_rx) = oneshot::channel();
+    tokio::spawn(async move {
+        let status = tokio::select! {
+            status = child.wait() => status,
+            _ = kill_rx => {
+                let _ = child.start_kill();
+                child.wait().await
+            }
+        };
+        let _ = exit_tx.send(status);
+    });
+    (Some(kill_tx), Some(exit_rx))
 }
 
 /// One packet from the tun to the stream buffer. Anything that is not
