@@ -148,9 +148,14 @@ fn check_parsers(protocol: u16, info: &[u8]) {
     }
 }
 
-/// The fixed link configuration of the fuzz target (pppd-like peer: our
-/// side offers addresses and DNS, keepalive every second).
-fn fuzz_link_config(config: u8) -> LinkConfig {
+/// The seed of the [`Link`] under test in [`link_input`]: its magic number
+/// and identifiers are fixed, so a recorded peer stream can answer it.
+pub const LINK_SEED: u64 = 0x7473_756e_6167_6921;
+
+/// The fixed link configuration of the fuzz target for a configuration
+/// octet (see [`ppp_input`]): our side offers addresses and DNS, keepalive
+/// every second.
+pub fn fuzz_link_config(config: u8) -> LinkConfig {
     let small = config & 4 != 0;
     LinkConfig {
         name: "fuzz".to_string(),
@@ -247,7 +252,7 @@ pub fn link_input(data: &[u8]) {
         return;
     };
     let input = InputConfig::parse(config, stream.len());
-    let mut link = Link::new(fuzz_link_config(config), 0x7473_756e_6167_6921);
+    let mut link = Link::new(fuzz_link_config(config), LINK_SEED);
     let mut checker = TransmitChecker::new();
     let mut now = Instant::now();
     link.start(now);
