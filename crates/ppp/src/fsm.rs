@@ -368,6 +368,10 @@ pub trait Negotiator {
     /// The peer rejected some of our options.
     fn handle_reject(&mut self, option: &RawOption<'_>) -> Result<(), WireError>;
 
+    /// Checks one option of a Configure-Nak or -Reject before any is
+    /// applied, so a malformed reply is discarded whole (RFC 1661 s5).
+    fn validate_option(option: &RawOption<'_>) -> Result<(), WireError>;
+
     /// pppd-style text for one option ("mru 1410").
     fn describe_option(f: &mut fmt::Formatter<'_>, option: &RawOption<'_>) -> fmt::Result;
 }
@@ -418,6 +422,9 @@ pub enum Discard {
     /// A Configure-Ack whose options differ from what we sent (s5.2).
     #[error("Configure-Ack options differ from our request")]
     AckMismatch,
+    /// A Configure-Reject naming an option we did not send (s5.4).
+    #[error("Configure-Reject of option {0}, which is not in our request")]
+    RejectMismatch(u8),
     /// The packet cannot be used in this state.
     #[error("{0} not expected in state {1}")]
     NotExpected(&'static str, State),
@@ -635,14 +642,23 @@ impl<N: Negotiator> Fsm<N> {
                         FsmEvent::Rca
                     }
                     Code::ConfigureNak => {
-                        crate::wire::check_options(N::NAME, packet.data)?;
+                        for option in OptionIter::new(N::NAME, packet.data) {
+                            N::validate_option(&option?)?;
+                        }
                         for option in OptionIter::new(N::NAME, packet.data) {
                             self.negotiator.handle_nak(&option?)?;
                         }
                         FsmEvent::Rcn
                     }
                     _ => {
-                        crate::wire::check_options(N::NAME, packet.data)?;
+                        // s5.4: a Configure-Reject lists only options of
+                        // our request, unchanged; anything else is invalid.
+                        for option in OptionIter::new(N::NAME, packet.data) {
+                            let option = option?;
+                            if !self.requested(&option) {
+                                return Err(Discard::RejectMismatch(option.kind));
+                            }
+                        }
                         for option in OptionIter::new(N::NAME, packet.data) {
                             self.negotiator.handle_reject(&option?)?;
                         }
@@ -677,6 +693,13 @@ impl<N: Negotiator> Fsm<N> {
             _ => self.unknown_code_received(now, raw, out),
         }
         Ok(())
+    }
+
+    /// Whether `option` appears unchanged in our last Configure-Request.
+    fn requested(&self, option: &RawOption<'_>) -> bool {
+        OptionIter::new(N::NAME, &self.last_request)
+            .flatten()
+            .any(|ours| ours == *option)
     }
 
     /// Checks a Configure-Request: Reject beats Nak beats Ack (RFC 1661

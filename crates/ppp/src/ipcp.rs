@@ -265,6 +265,10 @@ impl Negotiator for IpcpNegotiator {
         Ok(())
     }
 
+    fn validate_option(option: &RawOption<'_>) -> Result<(), WireError> {
+        IpcpOption::parse(option).map(|_| ())
+    }
+
     fn describe_option(f: &mut fmt::Formatter<'_>, option: &RawOption<'_>) -> fmt::Result {
         describe_option(f, option)
     }

@@ -186,6 +186,10 @@ impl Negotiator for Ipv6cpNegotiator {
         Ok(())
     }
 
+    fn validate_option(option: &RawOption<'_>) -> Result<(), WireError> {
+        Ipv6cpOption::parse(option).map(|_| ())
+    }
+
     fn describe_option(f: &mut fmt::Formatter<'_>, option: &RawOption<'_>) -> fmt::Result {
         describe_option(f, option)
     }

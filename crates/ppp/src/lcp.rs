@@ -385,6 +385,10 @@ impl Negotiator for LcpNegotiator {
         Ok(())
     }
 
+    fn validate_option(option: &RawOption<'_>) -> Result<(), WireError> {
+        LcpOption::parse(option).map(|_| ())
+    }
+
     fn describe_option(f: &mut fmt::Formatter<'_>, option: &RawOption<'_>) -> fmt::Result {
         describe_option(f, option)
     }

@@ -185,7 +185,8 @@ pub struct LinkStats {
     pub rx_bad_fcs: u64,
     /// Frames dropped as too short, too long, or otherwise malformed.
     pub rx_malformed: u64,
-    /// Frames for protocols we do not speak (answered with Protocol-Reject).
+    /// Frames for protocols we do not speak (answered with Protocol-Reject
+    /// while LCP is Opened, discarded before).
     pub rx_unknown_protocol: u64,
     /// Control packets that failed to parse (bad length, bad option).
     pub rx_bad_control: u64,
@@ -400,9 +401,18 @@ impl Link {
 
     /// The byte stream is connected: LCP Up + Open (RFC 1661 events Up, Open).
     pub fn start(&mut self, now: Instant) {
+        // A link that went down may be started again (redial): bring LCP
+        // back to Initial/Starting first, so Open and Up act.
+        if self.lcp.state() != State::Initial {
+            let mut out = Output::default();
+            self.lcp.down(now, &mut out);
+            self.process(now, Layer::Lcp, out);
+        }
         self.finished = false;
         self.started = true;
         self.down_reason = None;
+        self.echo_pending = 0;
+        self.lcp.negotiator.loops = 0;
         self.lcp.set_terminate_text("");
         tracing::info!("{}: Connect: starting LCP", self.name);
         let mut out = Output::default();
@@ -847,11 +857,6 @@ impl Link {
                 self.count_discard(Protocol::Lcp, result);
             }
             code => {
-                if let Code::Unknown(_) = code {
-                    if !matches!(self.lcp.state(), State::Initial | State::Starting) {
-                        self.stats.tx_code_rejects += 1;
-                    }
-                }
                 let result = self.lcp.receive(now, packet, info, &mut out);
                 self.count_discard(Protocol::Lcp, result);
                 if code == Code::ConfigureRequest
@@ -964,6 +969,9 @@ impl Link {
     /// Sends the packets and acts on the layer signals of one automaton.
     fn process(&mut self, now: Instant, layer: Layer, out: Output) {
         for packet in out.packets {
+            if packet.first() == Some(&u8::from(Code::CodeReject)) {
+                self.stats.tx_code_rejects += 1;
+            }
             self.send_control(layer.protocol(), packet);
         }
         for signal in out.signals {

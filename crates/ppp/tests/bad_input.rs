@@ -103,7 +103,7 @@ fn unknown_code_gets_code_reject_and_counts() {
     // IPCP knows only codes 1..7: Echo-Request there is unknown.
     let sent = poke(&mut pair, &control_frame(0x8021, 9, 8, &[0, 0, 0, 0]));
     assert!(sent[0].starts_with("IPCP CodeRej id="), "{sent:?}");
-    assert_eq!(pair.a.link.stats().tx_code_rejects, 1);
+    assert_eq!(pair.a.link.stats().tx_code_rejects, 2);
     assert_healthy(&pair);
 }
 

@@ -203,6 +203,9 @@ impl Negotiator for Plain {
     fn handle_reject(&mut self, _: &RawOption<'_>) -> Result<(), WireError> {
         Ok(())
     }
+    fn validate_option(_: &RawOption<'_>) -> Result<(), WireError> {
+        Ok(())
+    }
     fn describe_option(f: &mut fmt::Formatter<'_>, _: &RawOption<'_>) -> fmt::Result {
         f.write_str("x")
     }

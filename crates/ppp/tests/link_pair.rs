@@ -321,3 +321,50 @@ fn silent_peer_fails_negotiation_after_max_configure() {
         .count();
     assert_eq!(reqs, 10);
 }
+
+#[test]
+fn a_link_can_be_started_again_after_down() {
+    let mut pair = Pair::new(
+        config("home", [10, 0, 0, 1], [10, 0, 0, 2]),
+        config("labs", [10, 0, 0, 2], [10, 0, 0, 1]),
+        21,
+        22,
+    );
+    pair.start_both();
+    assert!(pair.drive_until(Duration::from_secs(10), both_up));
+    // Peer terminates; A ends in Stopped after the restart period.
+    let now = pair.now;
+    pair.b.link.close(now, "bye");
+    let down = |s: &util::Side| s.has_event(|e| matches!(e, Event::Down(_)));
+    assert!(pair.drive_until(Duration::from_secs(10), |p| down(&p.a) && down(&p.b)));
+    // Redial: both start again on the same Link values.
+    pair.a.events.clear();
+    pair.b.events.clear();
+    pair.start_both();
+    assert!(pair.drive_until(Duration::from_secs(10), both_up));
+    assert_eq!(pair.a.link.phase(), Phase::Network);
+}
+
+#[test]
+fn a_reject_of_an_option_we_did_not_send_is_discarded() {
+    use tsunagi_ppp::wire::ControlRepr;
+    let mut link = tsunagi_ppp::Link::new(config("a", [10, 0, 0, 1], [10, 0, 0, 2]), 3);
+    let now = std::time::Instant::now();
+    link.start(now);
+    let mut bytes = Vec::new();
+    link.poll_transmit(&mut bytes);
+    let (_, info) = util::frames(&bytes).pop().unwrap();
+    let request = ControlRepr::parse_bytes(&info).unwrap();
+    // Reject of MRU, which we did not ask for (we ask for 1500 = default).
+    let frame = util::control_frame(0xc021, 4, request.identifier, &[1, 4, 5, 0xdc]);
+    link.handle_input(now, &frame, &mut |_, _| {});
+    assert_eq!(link.stats().rx_discarded_control, 1);
+    assert_eq!(link.status().lcp, State::ReqSent);
+    // A Nak with a malformed option is discarded whole.
+    let frame = util::control_frame(0xc021, 3, request.identifier, &[5, 4, 1, 2]);
+    link.handle_input(now, &frame, &mut |_, _| {});
+    assert_eq!(link.stats().rx_bad_control, 1);
+    bytes.clear();
+    link.poll_transmit(&mut bytes);
+    assert!(bytes.is_empty(), "nothing answered to invalid replies");
+}
