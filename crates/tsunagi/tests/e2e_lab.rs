@@ -6,6 +6,7 @@ mod e2e_support;
 
 use e2e_support::{LabGuard, Node, BIN};
 use std::process::Command;
+use std::time::Duration;
 use tsunagi::lab::{HOME_HOST, HOME_TUN_ADDR, LABS_HOST, LABS_TUN_ADDR};
 
 /// 100 MB HOME host -> Labs host, checked with a 256-bit stream digest on both ends.
@@ -40,7 +41,15 @@ fn lans_reach_each_other_through_the_tunnel() {
     println!("transfer: {t}");
     assert_eq!(t.bytes, TRANSFER_BYTES);
 
-    // status --json on both sides: phase, addresses, counters.
+    // status --json on both sides: phase, addresses, counters. The daemon
+    // publishes counters every 250 ms (driver::STATUS_REFRESH), so give the
+    // last of the transfer a moment to show.
+    let counter = |v: &serde_json::Value, k: &str| v["counters"][k].as_u64().unwrap_or(0);
+    LabGuard::wait_until(Duration::from_secs(2), Duration::from_millis(100), || {
+        let home = lab.daemon_link(Node::HomeGw).expect("HOME status");
+        let labs = lab.daemon_link(Node::LabsGw).expect("Labs status");
+        counter(&home, "tx_bytes") >= TRANSFER_BYTES && counter(&labs, "rx_bytes") >= TRANSFER_BYTES
+    });
     let home = lab.daemon_link(Node::HomeGw).expect("HOME status");
     let labs = lab.daemon_link(Node::LabsGw).expect("Labs status");
     println!("HOME: {home}\nLabs: {labs}");
@@ -52,7 +61,6 @@ fn lans_reach_each_other_through_the_tunnel() {
     assert_eq!(home["peer_addr"], LABS_TUN_ADDR);
     assert_eq!(labs["local"], LABS_TUN_ADDR);
     assert_eq!(labs["peer_addr"], HOME_TUN_ADDR);
-    let counter = |v: &serde_json::Value, k: &str| v["counters"][k].as_u64().unwrap_or(0);
     // The 100 MB went out of HOME and into Labs.
     assert!(
         counter(&home, "tx_bytes") >= TRANSFER_BYTES,
