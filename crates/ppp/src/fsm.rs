@@ -16,7 +16,7 @@ use std::fmt;
 use std::time::Instant;
 
 use crate::link::FsmTimers;
-use crate::wire::{emit_option, Code, ControlRepr, OptionIter, Protocol, RawOption, WireError};
+use crate::wire::{Code, ControlRepr, OptionIter, Protocol, RawOption, WireError};
 
 /// RFC 1661 section 4.2 states.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -831,11 +831,6 @@ pub fn packet(code: Code, identifier: u8, data: &[u8]) -> Vec<u8> {
     }
     .emit(&mut out);
     out
-}
-
-/// Appends an option with a fixed-size value.
-pub fn push_option(out: &mut Vec<u8>, kind: u8, data: &[u8]) {
-    emit_option(out, kind, data);
 }
 
 #[cfg(test)]

@@ -7,6 +7,10 @@
 //!   RFC 1570 Identification, Echo keepalive, Protocol-Reject;
 //! - RFC 1332 + RFC 1877 IPCP with DNS ([`ipcp`]); RFC 5072 IPV6CP ([`ipv6cp`]).
 //!
+//! Around them: typed views of control packets and options ([`wire`]),
+//! pppd-style text of packets for logs and tests ([`display`]), and a
+//! seeded generator for magic numbers and interface identifiers ([`rng`]).
+//!
 //! Leaves out (for now): authentication (PAP/CHAP/MS-CHAPv2), CCP, multilink,
 //! synchronous framing.
 //!

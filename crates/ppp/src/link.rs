@@ -434,7 +434,7 @@ impl Link {
 
     /// Administrative Close: send Terminate-Request with `reason`.
     pub fn close(&mut self, now: Instant, reason: &str) {
-        if self.finished {
+        if self.finished || !self.started {
             return;
         }
         tracing::info!("{}: Closing link: {}", self.name, reason);
@@ -829,19 +829,17 @@ impl Link {
                     tracing::debug!("{}: bad LCP Identification: no magic number", self.name);
                     return;
                 }
-                let text = &packet.data[4..];
-                tracing::info!("{}: LCP: TEXT {}", self.name, escaped(text));
-                let text = String::from_utf8_lossy(text).into_owned();
-                self.peer_ident = Some(text.clone());
-                self.events.push_back(Event::PeerIdent(text));
+                let text = String::from_utf8_lossy(&packet.data[4..]).into_owned();
+                // Logged and reported once per new text: a peer repeating
+                // it must not flood the log.
+                if self.peer_ident.as_deref() != Some(text.as_str()) {
+                    tracing::info!("{}: LCP: TEXT {}", self.name, escaped(&packet.data[4..]));
+                    self.peer_ident = Some(text.clone());
+                    self.events.push_back(Event::PeerIdent(text));
+                }
             }
-            Code::TimeRemaining => {
-                tracing::info!(
-                    "{}: rcvd [{}]",
-                    self.name,
-                    describe(Protocol::Lcp.into(), info)
-                );
-            }
+            // RFC 1570 s2.2: informational only (logged above at debug).
+            Code::TimeRemaining => {}
             Code::TerminateRequest => {
                 if matches!(
                     self.lcp.state(),

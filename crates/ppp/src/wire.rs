@@ -475,7 +475,8 @@ pub fn check_options(protocol: &'static str, data: &[u8]) -> Result<(), WireErro
     Ok(())
 }
 
-/// Reads a big-endian u16 from an option's data of exactly 2 bytes.
+/// An option's data as exactly `N` bytes, or an error naming the option
+/// and the length it must have.
 pub(crate) fn exact<const N: usize>(
     protocol: &'static str,
     option: &RawOption<'_>,
