@@ -77,8 +77,15 @@ fn killed_ssh_redials_and_routes_follow_the_link() {
             .unwrap_or(false)
     });
     assert!(started.is_some(), "the transfer did not start");
+    let redials_before = lab.daemon_link(Node::HomeGw).expect("status")["redials"]
+        .as_u64()
+        .unwrap_or(0);
     let pid = g.kill_ssh();
     println!("killed ssh pid {pid} mid-transfer");
+    assert!(
+        !transfer.is_finished(),
+        "the transfer ended before ssh was killed; nothing was tested"
+    );
     let t = transfer
         .join()
         .expect("transfer thread")
@@ -86,4 +93,9 @@ fn killed_ssh_redials_and_routes_follow_the_link() {
     println!("across the redial: {t}");
     assert_eq!(t.bytes, bytes);
     assert!(lab.link_state(Node::HomeGw).is_up());
+    let status = lab.daemon_link(Node::HomeGw).expect("status");
+    assert!(
+        status["redials"].as_u64().unwrap_or(0) > redials_before,
+        "no redial after the mid-transfer kill: {status}"
+    );
 }
