@@ -19,6 +19,7 @@
 #   ratio tunnel/raw-ssh: X
 # The lab is torn down on exit, also on failure or ^C.
 set -euo pipefail
+export LC_ALL=C
 cd "$(dirname "$(readlink -f "$0")")/.."
 MB=${1:-1000}
 BYTES=$((MB * 1000000))
@@ -55,6 +56,17 @@ gw_ticks() {
 	echo "$total"
 }
 
+# One line per gateway process: "netns/comm[pid] ticks" (for the breakdown).
+gw_snapshot() {
+	local ns pid
+	for ns in "$P-home-gw" "$P-labs-gw"; do
+		for pid in $(ip netns pids "$ns"); do
+			sed 's/^.*) //' "/proc/$pid/stat" 2>/dev/null |
+				awk -v id="${ns#"$P"-}/$(cat "/proc/$pid/comm" 2>/dev/null)[$pid]" '{print id, $12+$13+$14+$15}'
+		done
+	done | sort
+}
+
 mbps() { awk -v b="$1" -v s="$2" 'BEGIN{printf "%.1f", b/1e6/s}'; }
 per_gb() { awk -v t="$1" -v hz="$TCK" -v b="$2" 'BEGIN{printf "%.2f", t/hz/(b/1e9)}'; }
 
@@ -63,10 +75,12 @@ ip netns exec "$P-labs-host" "$LB" lab tcp-serve --no-hash --listen 0.0.0.0:5002
 	--idle-timeout 120 >"$WORK/serve.out" 2>&1 &
 SERVE_PID=$!
 for _ in $(seq 50); do grep -q listening "$WORK/serve.out" && break; sleep 0.1; done
+gw_snapshot >"$WORK/cpu.before"
 c0=$(gw_ticks)
 ip netns exec "$P-home-host" "$LB" lab tcp-send --no-hash --idle-timeout 120 \
 	192.168.253.10:5002 "$BYTES" >"$WORK/send.out"
 c1=$(gw_ticks)
+gw_snapshot >"$WORK/cpu.after"
 wait "$SERVE_PID"; SERVE_PID=
 tun_secs=$(sed -n 's/.*secs=\([0-9.]*\).*/\1/p' "$WORK/send.out")
 got=$(sed -n 's/^bytes=\([0-9]*\).*/\1/p' "$WORK/serve.out")
@@ -96,4 +110,7 @@ raw_cpu=$(per_gb $((c1 - c0 + client_ticks)) "$BYTES")
 echo "ssh cipher: ${cipher:-unknown}"
 echo "tunnel (TCP HOME host -> Labs host through tsunagi PPP over ssh): $MB MB in ${tun_secs} s = ${tun_mbps} MB/s, ${tun_cpu} CPU s/GB (daemons + ssh + sshd)"
 echo "raw ssh pipe (HOME gw -> cat >/dev/null on Labs gw):              $MB MB in ${raw_secs} s = ${raw_mbps} MB/s, ${raw_cpu} CPU s/GB (ssh + sshd)"
+echo "tunnel CPU by process (s per GB):"
+join -a 2 "$WORK/cpu.before" "$WORK/cpu.after" | awk -v hz="$TCK" -v b="$BYTES" \
+	'{d = (NF == 3 ? $3 - $2 : $2); if (d > 0) printf "  %-40s %6.2f\n", $1, d/hz/(b/1e9)}'
 awk -v t="$tun_mbps" -v r="$raw_mbps" 'BEGIN{printf "ratio tunnel/raw-ssh: %.2f\n", t/r}'
