@@ -132,6 +132,10 @@ impl ByteSet {
         self.0[0] |= accm as u64;
     }
 
+    fn special(&self) -> Special {
+        Special::new(self)
+    }
+
     fn table(&self) -> [bool; 256] {
         let mut t = [false; 256];
         for (b, slot) in t.iter_mut().enumerate() {
@@ -158,6 +162,79 @@ impl std::fmt::Debug for HexByte {
     }
 }
 
+/// `0x01` in every octet of a word.
+const ONES: u64 = 0x0101_0101_0101_0101;
+/// `0x80` in every octet of a word.
+const HIGHS: u64 = 0x8080_8080_8080_8080;
+
+/// Some octet of `word` equals `b`: the classic SWAR zero-octet test on
+/// `word ^ b..b`, exact as a yes/no answer for the whole word.
+fn has_octet(word: u64, b: u8) -> bool {
+    let x = word ^ (ONES * u64::from(b));
+    x.wrapping_sub(ONES) & !x & HIGHS != 0
+}
+
+/// The octets that interrupt a plain run: escaped ones when sending, flag,
+/// escape and receive-ACCM control characters when receiving.
+///
+/// Finding them is the inner loop of the data path. When the set is just
+/// flag and escape (ACCM 0, what pppd and Linux negotiate, and no extra
+/// escapes), eight octets are tested at a time and only a word that holds
+/// one is looked at octet by octet. Otherwise a table lookup per octet: with
+/// control characters in the set, random data hits one in most words and a
+/// word test only adds work (measured with benches/hdlc.rs).
+#[derive(Clone)]
+struct Special {
+    table: [bool; 256],
+    /// The set is exactly {0x7d, 0x7e}.
+    word_scan: bool,
+}
+
+impl std::fmt::Debug for Special {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_set()
+            .entries((0..=255u8).filter(|b| self.contains(*b)).map(HexByte))
+            .finish()
+    }
+}
+
+impl Special {
+    fn new(set: &ByteSet) -> Special {
+        let table = set.table();
+        Special {
+            word_scan: (0..=255u8).all(|b| table[usize::from(b)] == (b == FLAG || b == ESCAPE)),
+            table,
+        }
+    }
+
+    fn contains(&self, b: u8) -> bool {
+        self.table[usize::from(b)]
+    }
+
+    /// Index of the first special octet in `data`.
+    fn find(&self, data: &[u8]) -> Option<usize> {
+        let mut offset = 0;
+        if self.word_scan {
+            let mut words = data.chunks_exact(8);
+            for chunk in &mut words {
+                let mut octets = [0u8; 8];
+                octets.copy_from_slice(chunk);
+                let word = u64::from_le_bytes(octets);
+                if has_octet(word, FLAG) || has_octet(word, ESCAPE) {
+                    if let Some(i) = chunk.iter().position(|&b| self.contains(b)) {
+                        return Some(offset + i);
+                    }
+                }
+                offset += 8;
+            }
+        }
+        data[offset..]
+            .iter()
+            .position(|&b| self.contains(b))
+            .map(|i| offset + i)
+    }
+}
+
 /// Frames packets for the byte stream (RFC 1662 section 4).
 ///
 /// Holds what the peer asked of us: its ACCM, whether it accepts ACFC and
@@ -169,9 +246,9 @@ pub struct Encoder {
     acfc: bool,
     pfc: bool,
     /// Octets escaped in ordinary frames.
-    escape: [bool; 256],
+    escape: Special,
     /// Octets escaped in frames sent with the LCP defaults (full ACCM).
-    escape_lcp: [bool; 256],
+    escape_lcp: Special,
 }
 
 impl std::fmt::Debug for Encoder {
@@ -200,8 +277,8 @@ impl Encoder {
             extra: ByteSet::default(),
             acfc: false,
             pfc: false,
-            escape: [false; 256],
-            escape_lcp: [false; 256],
+            escape: ByteSet::default().special(),
+            escape_lcp: ByteSet::default().special(),
         };
         e.rebuild();
         e
@@ -311,7 +388,7 @@ impl Encoder {
 }
 
 /// The octets escaped under `accm` with the extra set `extra`.
-fn escape_table(accm: u32, extra: ByteSet) -> [bool; 256] {
+fn escape_table(accm: u32, extra: ByteSet) -> Special {
     let mut set = ByteSet::default();
     // RFC 1662 section 4.2: flag and control escape are always escaped.
     set.insert(FLAG);
@@ -328,18 +405,15 @@ fn escape_table(accm: u32, extra: ByteSet) -> [bool; 256] {
             set.insert(b);
         }
     }
-    set.table()
+    set.special()
 }
 
 /// Appends `data` to `out`, escaping the octets marked in `escape`; runs of
 /// plain octets are copied in one go.
-fn escape_into(escape: &[bool; 256], data: &[u8], out: &mut Vec<u8>) {
+fn escape_into(escape: &Special, data: &[u8], out: &mut Vec<u8>) {
     let mut rest = data;
     while !rest.is_empty() {
-        let plain = rest
-            .iter()
-            .position(|&b| escape[b as usize])
-            .unwrap_or(rest.len());
+        let plain = escape.find(rest).unwrap_or(rest.len());
         out.extend_from_slice(&rest[..plain]);
         if let Some(&b) = rest.get(plain) {
             out.push(ESCAPE);
@@ -466,7 +540,7 @@ pub struct Decoder {
     rx_accm: u32,
     /// Octets that need attention: flag, escape and the control characters
     /// of the receive ACCM.
-    special: [bool; 256],
+    special: Special,
     buf: Vec<u8>,
     /// The previous octet was a control escape.
     escaped: bool,
@@ -485,7 +559,7 @@ impl Decoder {
         let mut d = Decoder {
             max_info,
             rx_accm: DEFAULT_ACCM,
-            special: [false; 256],
+            special: ByteSet::default().special(),
             buf: Vec::with_capacity(capacity),
             escaped: false,
             hunting: true,
@@ -501,7 +575,7 @@ impl Decoder {
         set.insert(FLAG);
         set.insert(ESCAPE);
         set.insert_accm(self.rx_accm);
-        self.special = set.table();
+        self.special = set.special();
     }
 
     /// The ACCM we asked the peer for: control characters with their bit set
@@ -571,10 +645,7 @@ impl Decoder {
             }
         }
         while !rest.is_empty() {
-            let plain = rest
-                .iter()
-                .position(|&b| self.special[b as usize])
-                .unwrap_or(rest.len());
+            let plain = self.special.find(rest).unwrap_or(rest.len());
             if plain > 0 {
                 self.append(&rest[..plain]);
             }
@@ -761,5 +832,40 @@ mod tests {
         let mut out = Vec::new();
         Encoder::new().encode(0xc021, &seen[0].1, true, &mut out);
         assert_eq!(out, stream);
+    }
+
+    #[test]
+    fn word_tests_are_exact_for_one_octet() {
+        for b in 0..=255u8 {
+            for pos in 0..8 {
+                let mut octets = [0x41u8; 8];
+                octets[pos] = b;
+                let word = u64::from_le_bytes(octets);
+                assert_eq!(has_octet(word, FLAG), b == FLAG, "{b:#04x} at {pos}");
+                assert_eq!(has_octet(word, ESCAPE), b == ESCAPE, "{b:#04x} at {pos}");
+            }
+        }
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn special_find_matches_a_plain_search(
+            data in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..64),
+            accm: u32,
+            extra in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..3),
+        ) {
+            let mut set = ByteSet::default();
+            set.insert(FLAG);
+            set.insert(ESCAPE);
+            set.insert_accm(accm);
+            let plain_only = set.special();
+            for &b in &extra {
+                set.insert(b);
+            }
+            for special in [plain_only, set.special()] {
+                let expected = data.iter().position(|&b| special.contains(b));
+                proptest::prop_assert_eq!(special.find(&data), expected);
+            }
+        }
     }
 }
