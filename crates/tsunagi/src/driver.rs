@@ -321,6 +321,9 @@ impl Session<'_> {
         let mut armed: Option<Instant> = None;
         // Set when the session is to end: (why, flush until).
         let mut ending: Option<(SessionEnd, Instant)> = None;
+        // The stream or the device ended; becomes `ending` once the engine
+        // has said what it makes of that (see below).
+        let mut stream_end: Option<(SessionEnd, Instant)> = None;
         // Set while a Terminate-Request exchange runs (hangup, shutdown).
         let mut closing: Option<(bool, Instant)> = None;
         let mut stream_eof = false;
@@ -344,9 +347,18 @@ impl Session<'_> {
         loop {
             link.poll_transmit(&mut out);
             while let Some(event) = link.poll_event() {
-                if let Some(end) = self.handle_event(event, &name, &link).await {
+                if let Some((end, lower_down)) = self.handle_event(event, &name, &link).await {
+                    // "stream lost" says less than why we know it was lost;
+                    // a Terminate-Request the peer sent before says more.
+                    let end = match stream_end.take() {
+                        Some((ours, _)) if lower_down => ours,
+                        _ => end,
+                    };
                     ending.get_or_insert((end, Instant::now() + FLUSH_WAIT));
                 }
+            }
+            if let Some(end) = stream_end.take() {
+                ending.get_or_insert(end);
             }
             // `status` reads this; refreshed on a phase change and a few
             // times a second, not per batch: the data path takes no lock.
@@ -436,13 +448,13 @@ impl Session<'_> {
                             info!("{name}: {why}");
                             stream_eof = true;
                             link.lower_down(now);
-                            ending.get_or_insert((self.end_now(&why, EXIT_LINK_FAILED), now + FLUSH_WAIT));
+                            stream_end.get_or_insert((self.end_now(&why, EXIT_LINK_FAILED), now + FLUSH_WAIT));
                         }
                         Err(e) => {
                             warn!("{name}: stream read: {e}");
                             stream_eof = true;
                             link.lower_down(now);
-                            ending.get_or_insert((self.end_now(&format!("stream read error: {e}"), EXIT_LINK_FAILED), now));
+                            stream_end.get_or_insert((self.end_now(&format!("stream read error: {e}"), EXIT_LINK_FAILED), now));
                         }
                     }
                 }
@@ -468,7 +480,7 @@ impl Session<'_> {
                             if !stream_eof {
                                 link.lower_down(now);
                             }
-                            ending.get_or_insert((self.end_now(&format!("stream write error: {why}"), EXIT_LINK_FAILED), now));
+                            stream_end.get_or_insert((self.end_now(&format!("stream write error: {why}"), EXIT_LINK_FAILED), now));
                         }
                     }
                 }
@@ -506,7 +518,7 @@ impl Session<'_> {
                         stream_eof = true;
                         link.lower_down(now);
                     }
-                    ending.get_or_insert((self.end_now(&format!("device {why}"), EXIT_LINK_FAILED), now + FLUSH_WAIT));
+                    stream_end.get_or_insert((self.end_now(&format!("device {why}"), EXIT_LINK_FAILED), now + FLUSH_WAIT));
                 }
                 cmd = self.ctx.commands.recv() => {
                     match cmd {
@@ -557,8 +569,14 @@ impl Session<'_> {
         }
     }
 
-    /// React to one engine event; `Some` when the link is finished.
-    async fn handle_event(&mut self, event: Event, name: &str, link: &Link) -> Option<SessionEnd> {
+    /// React to one engine event; `Some((end, lower_down))` when the link
+    /// is finished, `lower_down` when only because its stream ended.
+    async fn handle_event(
+        &mut self,
+        event: Event,
+        name: &str,
+        link: &Link,
+    ) -> Option<(SessionEnd, bool)> {
         match event {
             Event::Phase(p) => {
                 debug!("{name}: phase {}", phase_name(p));
@@ -598,7 +616,7 @@ impl Session<'_> {
             Event::Down(reason) => {
                 let (why, code) = describe_down(&reason);
                 info!("{name}: link down: {why}");
-                Some(self.end_now(&why, code))
+                Some((self.end_now(&why, code), reason == DownReason::LowerDown))
             }
         }
     }

@@ -3,7 +3,9 @@
 //! `device = "tsunagi -S A.sock direct p2"` (run as root, allowed by
 //! `allow_users = ["root"]`), daemon A answers in direct mode. Then:
 //! ping across the tun pair, `status` on both, kill the `direct` process and
-//! see B redial and the link work again within 10 s, SIGTERM both daemons.
+//! see B redial and the link work again within 10 s; ip-up/ip-down hooks
+//! with pppd's arguments; `hangup` and `dial`; a peer that stops answering
+//! (SIGSTOP) taken down by LCP echo and redialled; SIGTERM both daemons.
 //!
 //! Needs root and `ip`; prints `SKIPPED: ...` otherwise. Namespaces and
 //! daemons are removed by a guard, also when an assertion fails.
@@ -194,6 +196,15 @@ echo_failure = 3
 allow_users = ["root"]
 "#
     );
+    // pppd's six hook arguments, one line per call.
+    let hook = dir.join("hook");
+    let hook_log = dir.join("hook.log");
+    std::fs::write(
+        &hook,
+        format!("#!/bin/sh\necho \"$0 $*\" >> {}\n", hook_log.display()),
+    )
+    .unwrap();
+    std::fs::set_permissions(&hook, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
     let b_links = format!(
         r#"[link.p1]
 mode = "dial"
@@ -205,9 +216,12 @@ echo_interval = 1
 echo_failure = 3
 redial_min = 1
 redial_max = 2
+ip_up = "{hook}"
+ip_down = "{hook}"
 "#,
         sock = guard.sides[0].socket().display(),
         oct = pid % 250,
+        hook = hook.display(),
     );
     guard.sides[0].start(&a_links);
     guard.sides[1].start(&b_links);
@@ -219,6 +233,11 @@ redial_max = 2
     });
     assert!(ping(b, &a_addr), "ping B -> A failed");
     assert!(ping(a, &b_addr), "ping A -> B failed");
+    // Counters are published a few times a second.
+    wait_for(Duration::from_secs(2), "counters", || {
+        let c = &b.status()[0]["counters"];
+        c["rx_packets"].as_u64() >= Some(2) && c["tx_packets"].as_u64() >= Some(2)
+    });
     let sb = b.status();
     assert_eq!(sb[0]["phase"], "network", "{sb}");
     assert_eq!(sb[0]["peer_addr"], a_addr.as_str(), "{sb}");
@@ -245,6 +264,13 @@ redial_max = 2
         "{log_a}"
     );
 
+    let want_hook = format!("{} tsb{pid} ssh 0 {b_addr} {a_addr} p1", hook.display());
+    wait_for(Duration::from_secs(5), "ip-up hook", || {
+        std::fs::read_to_string(&hook_log)
+            .unwrap_or_default()
+            .contains(&want_hook)
+    });
+
     // Kill the `tsunagi direct` process: B sees its device exit, A the
     // stream end; B redials and the link works again within 10 s.
     let direct_pid: i32 = peer.rsplit(' ').next().unwrap().parse().unwrap();
@@ -270,6 +296,85 @@ redial_max = 2
         peer,
         "A still shows the old stream: {sa}"
     );
+
+    // The same ip-down hook ran when the killed link went down.
+    let hooks = std::fs::read_to_string(&hook_log).unwrap_or_default();
+    assert!(
+        hooks.lines().filter(|l| *l == want_hook).count() >= 2,
+        "{hooks}"
+    );
+
+    // hangup: B closes with Terminate-Request and stops; A's direct caller
+    // is told the peer terminated; dial brings it back.
+    let cli = |args: &[&str]| {
+        let out = Command::new(BIN)
+            .arg("-S")
+            .arg(b.socket())
+            .args(args)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    assert!(cli(&["hangup", "p1"]).contains("p1: closing"));
+    wait_for(Duration::from_secs(5), "hangup", || {
+        b.status()[0]["phase"] == "stopped"
+    });
+    wait_for(Duration::from_secs(5), "A idle", || {
+        a.status()[0]["phase"] == "idle"
+    });
+    let sa = a.status();
+    assert!(
+        sa[0]["last_down"]
+            .as_str()
+            .unwrap_or("")
+            .contains("peer terminated: Administrative hangup"),
+        "{sa}"
+    );
+    assert!(!ping(b, &a_addr), "ping works after hangup");
+    assert!(cli(&["dial", "p1"]).contains("dialling"));
+    wait_for(Duration::from_secs(10), "dial after hangup", || {
+        b.status()[0]["local"].as_str() == Some(b_addr.as_str())
+    });
+    assert!(ping(b, &a_addr), "ping after dial failed");
+
+    // A peer that stops answering (daemon A stopped): B's LCP echoes go
+    // unanswered, B takes the link down and redials; once A runs again
+    // the link comes back.
+    let a_pid = rustix::process::Pid::from_child(a.daemon.as_ref().unwrap());
+    rustix::process::kill_process(a_pid, rustix::process::Signal::STOP).unwrap();
+    let stopped = Instant::now();
+    let waited = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        wait_for(Duration::from_secs(10), "echo timeout on B", || {
+            b.status()[0]["last_down"]
+                .as_str()
+                .unwrap_or("")
+                .contains("echo timeout")
+        })
+    }));
+    rustix::process::kill_process(a_pid, rustix::process::Signal::CONT).unwrap();
+    if let Err(e) = waited {
+        std::panic::resume_unwind(e);
+    }
+    // echo_interval 1 s, echo_failure 3: about 4 s.
+    assert!(
+        stopped.elapsed() < Duration::from_secs(8),
+        "{:?}",
+        stopped.elapsed()
+    );
+    wait_for(
+        Duration::from_secs(20),
+        "link back after the peer resumed",
+        || {
+            let s = b.status();
+            s[0]["phase"] == "network" && s[0]["local"].as_str() == Some(b_addr.as_str())
+        },
+    );
+    assert!(ping(b, &a_addr), "ping after echo-timeout redial failed");
 
     // SIGTERM: both exit 0; B's tun and route are gone with it.
     assert_eq!(guard.sides[1].stop(), Some(0), "B's exit status");
