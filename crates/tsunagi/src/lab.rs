@@ -811,6 +811,19 @@ redial_max = 5
             .ok_or_else(|| anyhow!("status --json of {} lists no link {name:?}", sock.display()))
     }
 
+    /// Pid of the gateway's daemon, if it runs.
+    pub fn daemon_pid(&self, gw: Node) -> Option<i32> {
+        let label = match gw {
+            Node::HomeGw => "tsunagi[home]",
+            _ => "tsunagi[labs]",
+        };
+        self.recorded("pids")
+            .iter()
+            .filter_map(|l| RecordedPid::parse(l))
+            .find(|p| p.label == label && p.is_alive())
+            .map(|p| p.pid)
+    }
+
     fn recorded_pid_alive(&self, label: &str) -> bool {
         self.recorded("pids")
             .iter()
@@ -1108,6 +1121,10 @@ redial_max = 5
             if p.is_alive() {
                 let _ =
                     rustix::process::kill_process(p.rustix_pid(), rustix::process::Signal::TERM);
+                // A stopped process (a test froze it) acts on TERM only
+                // once continued.
+                let _ =
+                    rustix::process::kill_process(p.rustix_pid(), rustix::process::Signal::CONT);
             }
         }
         let deadline = Instant::now() + Duration::from_secs(5);
