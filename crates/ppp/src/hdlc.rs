@@ -6,7 +6,8 @@
 //!   in both directions, and an extra set of escaped octets for any value
 //!   (user-ppp `set escape 0xff`);
 //! - RFC 1662 section 3.1 and appendix C.2: the 16-bit FCS, table driven
-//!   (slicing-by-8), check value `0xf0b8`;
+//!   (slicing-by-8); a frame is good when the FCS over it, FCS field
+//!   included, is `0xf0b8`;
 //! - RFC 1662 section 3.2 and RFC 1661 section 6.6: Address-and-Control-Field
 //!   Compression (the `ff 03` header is optional on receive);
 //! - RFC 1661 sections 2 and 6.5: Protocol-Field-Compression (a one-octet
@@ -14,7 +15,14 @@
 //!   protocol field's high octet is even and its low octet odd;
 //! - RFC 1662 section 4.3: frames shorter than 4 octets, frames with a bad FCS
 //!   and aborted frames (`0x7d 0x7e`) are reported and dropped, and the
-//!   decoder resynchronises at the next flag.
+//!   decoder resynchronises at the next flag. Octets before the first flag
+//!   of a stream (an SSH banner, half a frame) are skipped.
+//!
+//! The encoder never sends what a receiver would misread: it leaves the
+//! opening flag out only right after a closing flag, keeps 2-octet protocol
+//! fields where one octet would be ambiguous, and sends as they are the
+//! extra-escape octets whose escaped form a receiver would drop (see
+//! [`Encoder::set_escape`]).
 //!
 //! Leaves out: the 32-bit FCS, synchronous and octet-synchronous framing,
 //! and the transparency of section 7.2 for 7-bit links.
@@ -49,7 +57,8 @@ const FRAME_OVERHEAD: usize = 6;
 const MIN_FRAME_LEN: usize = 4;
 
 /// Slicing-by-8 tables for the reflected CRC-16 with polynomial
-/// x^16 + x^12 + x^5 + 1 (`0x8408` bit-reversed), RFC 1662 appendix C.2.
+/// x^16 + x^12 + x^5 + 1 (`0x1021`, `0x8408` bit-reversed), RFC 1662
+/// appendix C.2.
 /// `FCS_TABLES[0]` is the RFC's `fcstab`; `FCS_TABLES[k][b]` is the effect
 /// of octet `b` followed by `k` zero octets, which lets [`fcs16`] fold eight
 /// octets per step.
@@ -335,8 +344,8 @@ impl Encoder {
         self.pfc = on;
     }
 
-    /// Appends one complete frame (flag, [`ff 03`], protocol, info, FCS,
-    /// flag) to `out`.
+    /// Appends one complete frame (flag, `ff 03` unless ACFC, protocol,
+    /// info, FCS, flag) to `out`, escaped.
     ///
     /// The opening flag is left out when `out` already ends with a flag:
     /// back-to-back frames share it (RFC 1662 section 4.1, as pppd does).
@@ -479,10 +488,11 @@ pub enum FrameError {
         len: usize,
     },
     /// The information field was longer than the decoder's `max_info` (our
-    /// MRU). `len` is the whole frame when the decoder stopped buffering it.
-    #[error("frame of {len} bytes exceeds the limit of {max_info} information bytes")]
+    /// MRU, RFC 1661 section 6.1). A frame longer than `max_info` + 6 is
+    /// not buffered, only counted up to its closing flag.
+    #[error("frame of {len} bytes carries more than the limit of {max_info} information bytes")]
     TooLong {
-        /// Frame length (or information length if the frame fit the buffer).
+        /// Frame length.
         len: usize,
         /// The decoder's limit on the information field.
         max_info: usize,
@@ -743,10 +753,7 @@ fn parse_frame(frame: &[u8], max_info: usize) -> Result<Frame<'_>, FrameError> {
         }
     };
     if info.len() > max_info {
-        return Err(FrameError::TooLong {
-            len: info.len(),
-            max_info,
-        });
+        return Err(FrameError::TooLong { len, max_info });
     }
     Ok(Frame {
         protocol,

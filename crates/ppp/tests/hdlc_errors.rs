@@ -155,7 +155,7 @@ fn information_field_limit_is_exact() {
     assert_eq!(
         got[1],
         Err(FrameError::TooLong {
-            len: 11,
+            len: 1 + 11 + 2,
             max_info: 10
         })
     );
