@@ -289,3 +289,56 @@ proptest! {
         assert_healthy(&pair);
     }
 }
+
+proptest! {
+    #![proptest_config(proptest_config())]
+
+    /// Any frames while negotiating (every automaton state is reachable
+    /// from here) never panic, keep deadlines in the future and keep the
+    /// output bounded; time still ends a stuck negotiation.
+    #[test]
+    fn random_frames_while_negotiating(
+        steps in prop::collection::vec(
+            (prop_oneof![Just(0xc021u16), Just(0x8021), Just(0x8057), any::<u16>().prop_map(|p| p | 1)],
+             0u8..16, any::<u8>(), prop::collection::vec(any::<u8>(), 0..40), 0u64..4000),
+            1..30)
+    ) {
+        let mut link = Link::new(config("a", [10, 0, 0, 1], [10, 0, 0, 2]), 5);
+        let start = std::time::Instant::now();
+        let mut now = start;
+        link.start(now);
+        let mut out = Vec::new();
+        for (protocol, code, id, data, wait_ms) in &steps {
+            link.handle_input(now, &control_frame(*protocol, *code, *id, data), &mut |_, _| {});
+            now += Duration::from_millis(*wait_ms);
+            if link.poll_timeout().is_some_and(|t| t <= now) {
+                link.handle_timeout(now);
+            }
+            if let Some(t) = link.poll_timeout() {
+                prop_assert!(t > now, "deadline {:?} not after now", t - start);
+            }
+            out.clear();
+            link.poll_transmit(&mut out);
+            prop_assert!(out.len() < 16 * 1024);
+            while link.poll_event().is_some() {}
+        }
+        // Without a real peer, the link ends within Max-Configure restarts.
+        let mut ended = false;
+        for _ in 0..100 {
+            match link.poll_timeout() {
+                Some(t) => {
+                    now = now.max(t);
+                    link.handle_timeout(now);
+                }
+                None => break,
+            }
+            while let Some(e) = link.poll_event() {
+                ended |= matches!(e, Event::Down(_));
+            }
+            if ended {
+                break;
+            }
+        }
+        prop_assert!(ended || link.poll_timeout().is_none() || link.phase() == Phase::Network);
+    }
+}
