@@ -251,3 +251,135 @@ fn configure_request_id_and_contents_in_ack_must_match() {
     );
     assert_eq!(link.status().lcp, tsunagi_ppp::fsm::State::AckRcvd);
 }
+
+/// A link with IPV6CP, opened with a peer; returns the pair.
+fn opened_with_ipv6cp(a_id: Option<[u8; 8]>) -> Pair {
+    let mut a = config("a", [10, 0, 0, 1], [10, 0, 0, 2]);
+    a.ipv6cp = Some(tsunagi_ppp::Ipv6cpConfig { local_id: a_id });
+    let mut b = config("b", [10, 0, 0, 2], [10, 0, 0, 1]);
+    b.ipv6cp = Some(tsunagi_ppp::Ipv6cpConfig::default());
+    let mut pair = Pair::new(a, b, 31, 32);
+    pair.start_both();
+    let v6 = |s: &util::Side| s.has_event(|e| matches!(e, Event::Ipv6Up { .. }));
+    assert!(pair.drive_until(Duration::from_secs(10), |p| v6(&p.a) && v6(&p.b)));
+    pair
+}
+
+#[test]
+fn ipv6cp_zero_or_equal_interface_id_is_naked_with_a_new_one() {
+    let own = [0x02, 0, 0, 0, 0, 0, 0, 0x01];
+    let mut pair = opened_with_ipv6cp(Some(own));
+    for (i, asked) in [[0u8; 8], own].into_iter().enumerate() {
+        let mut option = vec![1, 10];
+        option.extend_from_slice(&asked);
+        let now = pair.now;
+        pair.a.link.handle_input(
+            now,
+            &util::control_frame(0x8057, 1, 0x40 + i as u8, &option),
+            &mut |_, _| {},
+        );
+        let mut out = Vec::new();
+        pair.a.link.poll_transmit(&mut out);
+        let nak = util::frames(&out)
+            .into_iter()
+            .filter(|(p, _)| *p == 0x8057)
+            .find_map(|(_, info)| {
+                let packet = ControlRepr::parse_bytes(&info).ok()?;
+                (u8::from(packet.code) == 3).then(|| packet.data.to_vec())
+            })
+            .expect("a ConfNak");
+        assert_eq!(&nak[..2], &[1, 10]);
+        let suggested: [u8; 8] = nak[2..].try_into().unwrap();
+        assert_ne!(suggested, [0; 8]);
+        assert_ne!(suggested, own);
+    }
+}
+
+#[test]
+fn ipv6cp_takes_a_naked_interface_id_when_not_configured() {
+    // Two links with random ids; when A's IPV6CP request goes out, A is
+    // fed a Nak suggesting another id instead, and must ask for that one
+    // (RFC 5072 s4.1).
+    let mut link = Link::new(
+        {
+            let mut c = config("a", [10, 0, 0, 1], [10, 0, 0, 2]);
+            c.ipv6cp = Some(tsunagi_ppp::Ipv6cpConfig::default());
+            c
+        },
+        5,
+    );
+    let mut peer = Link::new(
+        {
+            let mut c = config("b", [10, 0, 0, 2], [10, 0, 0, 1]);
+            c.ipv6cp = Some(tsunagi_ppp::Ipv6cpConfig::default());
+            c
+        },
+        6,
+    );
+    let now = Instant::now();
+    link.start(now);
+    peer.start(now);
+    // Bring LCP up between the two.
+    for _ in 0..10 {
+        let mut ab = Vec::new();
+        link.poll_transmit(&mut ab);
+        let ipv6cp_req = util::frames(&ab).into_iter().find_map(|(p, info)| {
+            let packet = ControlRepr::parse_bytes(&info).ok()?;
+            (p == 0x8057 && u8::from(packet.code) == 1).then(|| packet.identifier)
+        });
+        if let Some(id) = ipv6cp_req {
+            // Nak it with a suggestion before the peer sees it.
+            let suggestion = [0x0a, 0, 0, 0, 0, 0, 0, 0x0b];
+            let mut option = vec![1, 10];
+            option.extend_from_slice(&suggestion);
+            link.handle_input(
+                now,
+                &util::control_frame(0x8057, 3, id, &option),
+                &mut |_, _| {},
+            );
+            let mut again = Vec::new();
+            link.poll_transmit(&mut again);
+            let text: Vec<String> = util::frames(&again)
+                .iter()
+                .map(|(p, i)| describe(*p, i).to_string())
+                .collect();
+            assert!(
+                text.iter().any(|t| t.starts_with("IPV6CP ConfReq")
+                    && t.ends_with("<addr fe80::0a00:0000:0000:000b>")),
+                "{text:#?}"
+            );
+            return;
+        }
+        peer.handle_input(now, &ab, &mut |_, _| {});
+        let mut ba = Vec::new();
+        peer.poll_transmit(&mut ba);
+        link.handle_input(now, &ba, &mut |_, _| {});
+    }
+    panic!("IPV6CP never started");
+}
+
+#[test]
+fn protocol_reject_of_ipcp_ends_the_link_without_other_ncps() {
+    let mut pair = Pair::new(
+        config("a", [10, 0, 0, 1], [10, 0, 0, 2]),
+        config("b", [10, 0, 0, 2], [10, 0, 0, 1]),
+        1,
+        2,
+    );
+    pair.start_both();
+    assert!(pair.drive_until(Duration::from_secs(10), both_up));
+    let now = pair.now;
+    // B "does not speak IPCP": A gets a Protocol-Reject of 0x8021.
+    pair.a.link.handle_input(
+        now,
+        &util::control_frame(0xc021, 8, 0x50, &[0x80, 0x21, 1, 1, 0, 4]),
+        &mut |_, _| {},
+    );
+    pair.a.drain_events();
+    assert!(pair.a.has_event(|e| *e == Event::Ipv4Down));
+    let down = |p: &Pair| p.a.has_event(|e| matches!(e, Event::Down(_)));
+    assert!(pair.drive_until(Duration::from_secs(30), down));
+    assert!(pair
+        .a
+        .has_event(|e| *e == Event::Down(DownReason::NegotiationFailed("IPCP"))));
+}
