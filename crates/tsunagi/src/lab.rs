@@ -68,6 +68,7 @@ pub const CHECK_PORT: u16 = 5001;
 /// `tsunagi lab ...`
 #[derive(Debug, Args)]
 pub struct LabArgs {
+    /// What to do.
     #[command(subcommand)]
     pub command: LabCommand,
 }
@@ -101,6 +102,7 @@ pub struct LabTarget {
 /// `tsunagi lab check`
 #[derive(Debug, Args, Clone)]
 pub struct CheckArgs {
+    /// Which lab.
     #[command(flatten)]
     pub target: LabTarget,
     /// Bytes to move HOME host -> Labs host.
@@ -179,10 +181,15 @@ fn require_root() -> Result<()> {
 /// The five namespaces of seed 000's topology.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Node {
+    /// A PC on the HOME LAN, 192.168.1.10/24.
     HomeHost,
+    /// The HOME VPN gateway (seed 000's "VPN client"): dials over ssh.
     HomeGw,
+    /// The Internet between the two sites: routes only the gateways' WAN /30s.
     Inet,
+    /// The Labs VPN gateway (seed 000's "VPN server"): sshd, direct mode.
     LabsGw,
+    /// A host on the Labs LAN, 192.168.253.10/24.
     LabsHost,
 }
 
@@ -777,7 +784,7 @@ redial_max = 5
             }
             if Instant::now() > deadline {
                 bail!(
-                    "link not up after {} s: HOME gateway {home:?}, Labs gateway {labs:?}",
+                    "link not up after {} s: HOME gateway {home}; Labs gateway {labs}",
                     limit.as_secs()
                 );
             }
@@ -981,7 +988,7 @@ redial_max = 5
 
     /// Moves `bytes` from the HOME host to the Labs host over TCP and
     /// compares the digests both ends computed.
-    pub fn transfer(&self, bytes: u64) -> Result<Transfer> {
+    pub fn transfer(&self, bytes: u64) -> Result<TransferReport> {
         let mut server = self.start_tcp_serve(CHECK_PORT)?;
         let send = Command::new("ip")
             .args(["netns", "exec", &self.ns(Node::HomeHost)])
@@ -1010,11 +1017,7 @@ redial_max = 5
         if sent.bytes != bytes || received.bytes != bytes || sent.digest != received.digest {
             bail!("mismatch: sent {sent:?}, received {received:?}");
         }
-        Ok(Transfer {
-            bytes,
-            digest: sent.digest,
-            secs: sent.secs,
-        })
+        Ok(sent)
     }
 
     /// Starts `tsunagi lab tcp-serve` on the Labs host and waits until it
@@ -1087,7 +1090,7 @@ redial_max = 5
             );
         }
         for (label, gw) in [("HOME", Node::HomeGw), ("Labs", Node::LabsGw)] {
-            println!("  {label} gateway tunnel: {:?}", self.link_state(gw));
+            println!("  {label} gateway: {}", self.link_state(gw));
         }
         for (label, sock) in [("HOME", self.home_sock()), ("Labs", self.labs_sock())] {
             println!("---- {label} gateway: tsunagi status ----");
@@ -1227,6 +1230,18 @@ pub struct LinkState {
     pub route: bool,
 }
 
+impl std::fmt::Display for LinkState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let yes_no = |b: bool| if b { "yes" } else { "no" };
+        write!(
+            f,
+            "tun0 addresses: {}, route to the other LAN: {}",
+            yes_no(self.tun_address),
+            yes_no(self.route)
+        )
+    }
+}
+
 impl LinkState {
     /// Both the addresses and the route are in place.
     pub fn is_up(&self) -> bool {
@@ -1237,7 +1252,7 @@ impl LinkState {
         if self.is_up() {
             Ok("tun0 has its addresses and the route to the other LAN".into())
         } else {
-            Err(anyhow!("{self:?}"))
+            Err(anyhow!("{self}"))
         }
     }
 }
@@ -1278,15 +1293,19 @@ impl Drop for TcpServer {
     }
 }
 
-/// A checked transfer.
-#[derive(Debug, Clone)]
-pub struct Transfer {
+/// What `tcp-serve` and `tcp-send` report when done, one line
+/// `bytes=N digest=HEX secs=S MB/s=R`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TransferReport {
+    /// Bytes moved.
     pub bytes: u64,
+    /// [`StreamDigest`] of them in hex, or "skipped" (`--no-hash`).
     pub digest: String,
+    /// Seconds from connect (or accept) to the end.
     pub secs: f64,
 }
 
-impl std::fmt::Display for Transfer {
+impl std::fmt::Display for TransferReport {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(
             f,
@@ -1297,15 +1316,6 @@ impl std::fmt::Display for Transfer {
             self.bytes as f64 / 1e6 / self.secs.max(1e-9)
         )
     }
-}
-
-/// The line `tcp-serve` and `tcp-send` print when done:
-/// `bytes=N digest=HEX secs=S`.
-#[derive(Debug, Clone, PartialEq)]
-pub struct TransferReport {
-    pub bytes: u64,
-    pub digest: String,
-    pub secs: f64,
 }
 
 impl TransferReport {
