@@ -325,7 +325,7 @@ fn ipv6cp_takes_a_naked_interface_id_when_not_configured() {
         link.poll_transmit(&mut ab);
         let ipv6cp_req = util::frames(&ab).into_iter().find_map(|(p, info)| {
             let packet = ControlRepr::parse_bytes(&info).ok()?;
-            (p == 0x8057 && u8::from(packet.code) == 1).then(|| packet.identifier)
+            (p == 0x8057 && u8::from(packet.code) == 1).then_some(packet.identifier)
         });
         if let Some(id) = ipv6cp_req {
             // Nak it with a suggestion before the peer sees it.
