@@ -565,7 +565,9 @@ impl Decoder {
     /// A decoder that accepts information fields of up to `max_info` octets
     /// (our MRU), with the default receive ACCM `0xffffffff`.
     pub fn new(max_info: usize) -> Decoder {
-        let capacity = max_info.saturating_add(FRAME_OVERHEAD);
+        // An MRU is 16 bits (RFC 1661 section 6.1); a larger limit still
+        // works, the buffer then grows on demand instead of up front.
+        let capacity = max_info.min(usize::from(u16::MAX)) + FRAME_OVERHEAD;
         let mut d = Decoder {
             max_info,
             rx_accm: DEFAULT_ACCM,
@@ -874,5 +876,18 @@ mod tests {
                 proptest::prop_assert_eq!(special.find(&data), expected);
             }
         }
+    }
+
+    #[test]
+    fn huge_limit_does_not_allocate_up_front() {
+        let mut d = Decoder::new(usize::MAX);
+        let mut frame = Vec::new();
+        Encoder::new().encode(0x0021, &[0x45; 100], false, &mut frame);
+        let mut n = 0;
+        d.push(&frame, &mut |r| {
+            assert_eq!(r.expect("good frame").info.len(), 100);
+            n += 1;
+        });
+        assert_eq!(n, 1);
     }
 }
