@@ -383,3 +383,44 @@ fn protocol_reject_of_ipcp_ends_the_link_without_other_ncps() {
         .a
         .has_event(|e| *e == Event::Down(DownReason::NegotiationFailed("IPCP"))));
 }
+
+#[test]
+fn deprecated_and_compression_options_are_rejected_politely() {
+    let mut pair = opened_with_ipv6cp(None);
+    let now = pair.now;
+    // IPCP: IP-Addresses (1, deprecated), VJ (2) and NBNS (130) rejected;
+    // the acceptable IP-Address is not mentioned in the reject.
+    let options = [
+        1, 10, 10, 0, 0, 2, 10, 0, 0, 1, 2, 6, 0, 0x2d, 0x0f, 1, 3, 6, 10, 0, 0, 2, 130, 6, 1, 2,
+        3, 4,
+    ];
+    pair.a.link.handle_input(
+        now,
+        &util::control_frame(0x8021, 1, 0x61, &options),
+        &mut |_, _| {},
+    );
+    // IPV6CP: IPv6-Compression-Protocol (2) rejected.
+    let v6 = [2, 4, 0, 0x4f, 1, 10, 0, 0, 0, 0, 0, 0, 0, 9];
+    pair.a.link.handle_input(
+        now,
+        &util::control_frame(0x8057, 1, 0x62, &v6),
+        &mut |_, _| {},
+    );
+    let mut out = Vec::new();
+    pair.a.link.poll_transmit(&mut out);
+    let text: Vec<String> = util::frames(&out)
+        .iter()
+        .map(|(p, i)| describe(*p, i).to_string())
+        .collect();
+    assert!(
+        text.contains(
+            &"IPCP ConfRej id=0x61 <addrs 10.0.0.2 10.0.0.1> <compress VJ 0f 01> <ms-wins 1.2.3.4>"
+                .to_string()
+        ),
+        "{text:#?}"
+    );
+    assert!(
+        text.contains(&"IPV6CP ConfRej id=0x62 <compress 0x004f>".to_string()),
+        "{text:#?}"
+    );
+}
