@@ -305,8 +305,9 @@ static TABLE: [[Option<Transition>; 10]; 16] = [
 /// The RFC 1661 s4.1 table: what `event` does in `state`. `None` is the
 /// RFC's `-` (cannot happen); the runtime logs and ignores it.
 pub fn transition(state: State, event: FsmEvent) -> Option<Transition> {
-    let row = FsmEvent::ALL.iter().position(|e| *e == event).unwrap_or(0);
-    TABLE[row][state.number()]
+    // Rows are in the order of `FsmEvent`'s variants, columns in that of
+    // `State`'s (both the RFC's order).
+    TABLE[event as usize][state.number()]
 }
 
 /// What a Negotiator says about one option of the peer's Configure-Request.
