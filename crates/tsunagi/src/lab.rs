@@ -408,6 +408,18 @@ impl Lab {
     }
 
     fn build_network(&self) -> Result<()> {
+        // A namespace of that name that we did not make must not end up in
+        // our record, or `down` would delete it.
+        let existing = cmd_stdout("ip", &["netns", "list"])?;
+        for node in Node::ALL {
+            let ns = self.ns(node);
+            if existing
+                .lines()
+                .any(|l| l.split_whitespace().next() == Some(ns.as_str()))
+            {
+                bail!("network namespace {ns} exists already and is not this lab's; choose another --prefix");
+            }
+        }
         for node in Node::ALL {
             let ns = self.ns(node);
             self.record("netns", &ns)?;
