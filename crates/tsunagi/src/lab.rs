@@ -517,6 +517,24 @@ impl Lab {
     /// with `UsePAM no` accepts its key.
     fn ensure_user(&self) -> Result<()> {
         if user_exists(LAB_USER) {
+            // sshd without PAM refuses every login, keys included, to an
+            // account whose password field is locked ("!...").
+            let locked = fs::read_to_string("/etc/shadow")
+                .ok()
+                .and_then(|shadow| {
+                    shadow
+                        .lines()
+                        .find(|l| l.split(':').next() == Some(LAB_USER))
+                        .map(|l| l.split(':').nth(1).unwrap_or("").starts_with('!'))
+                })
+                .unwrap_or(false);
+            if locked {
+                eprintln!(
+                    "lab {}: warning: the existing account {LAB_USER} is locked; sshd (UsePAM no) \
+                     will refuse its key. `usermod -p '*' {LAB_USER}` unlocks it without a password.",
+                    self.prefix
+                );
+            }
             return Ok(());
         }
         self.record("user-created", LAB_USER)?;
