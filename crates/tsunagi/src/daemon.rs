@@ -581,6 +581,8 @@ impl Supervisor {
         let (Some(stdin), Some(stdout)) = (child.stdin.take(), child.stdout.take()) else {
             return SessionEnd::failed("device has no stdin/stdout".into());
         };
+        driver::enlarge_pipe(&stdin);
+        driver::enlarge_pipe(&stdout);
         if let Some(stderr) = child.stderr.take() {
             let name = name.clone();
             tokio::spawn(async move {

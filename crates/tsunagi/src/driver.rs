@@ -73,11 +73,22 @@ impl Stream {
     }
 }
 
+/// Pipe capacity asked for the PPP stream (the kernel's default is 64 KiB).
+pub const PIPE_SIZE: usize = 1024 * 1024;
+
+/// Enlarge the pipe behind `fd` to [`PIPE_SIZE`] so that one wake-up moves
+/// more frames; not a pipe (a socket, a tty) or over the system's
+/// `/proc/sys/fs/pipe-max-size`: left as it is.
+pub fn enlarge_pipe(fd: impl std::os::fd::AsFd) {
+    let _ = rustix::pipe::fcntl_setpipe_size(fd, PIPE_SIZE);
+}
+
 /// A non-blocking fd driven by tokio's reactor.
 struct FdIo(AsyncFd<OwnedFd>);
 
 impl FdIo {
     fn new(fd: OwnedFd) -> io::Result<FdIo> {
+        enlarge_pipe(&fd);
         let flags = rustix::fs::fcntl_getfl(&fd)?;
         rustix::fs::fcntl_setfl(&fd, flags | rustix::fs::OFlags::NONBLOCK)?;
         // AsyncFd::new is deprecated (tokio #8587) because a `T` whose fd
