@@ -444,18 +444,12 @@ impl Session<'_> {
                         Ok(_) => {
                             // A device that closed its stdout is usually
                             // exiting: its status says more than the EOF.
-                            let why = match device_exit.as_mut() {
-                                Some(rx) if !child_done => {
-                                    match tokio::time::timeout(Duration::from_millis(500), rx).await {
-                                        Ok(Ok(status)) => {
-                                            child_done = true;
-                                            format!("device {}", describe_exit(status))
-                                        }
-                                        _ => "the device closed the stream".to_string(),
-                                    }
-                                }
-                                _ => "the peer closed the stream".to_string(),
+                            let fallback = if device_exit.is_some() {
+                                "the device closed the stream"
+                            } else {
+                                "the peer closed the stream"
                             };
+                            let why = device_status_or(&mut device_exit, &mut child_done, fallback).await;
                             info!("{name}: {why}");
                             stream_eof = true;
                             link.lower_down(now);
@@ -484,6 +478,12 @@ impl Session<'_> {
                         r => {
                             let why = match r { Err(e) => e.to_string(), Ok(_) => "wrote 0 bytes".into() };
                             warn!("{name}: stream write: {why}");
+                            let why = device_status_or(
+                                &mut device_exit,
+                                &mut child_done,
+                                &format!("stream write error: {why}"),
+                            )
+                            .await;
                             write_failed = true;
                             out.clear();
                             written = 0;
@@ -491,7 +491,7 @@ impl Session<'_> {
                             if !stream_eof {
                                 link.lower_down(now);
                             }
-                            stream_end.get_or_insert((self.end_now(&format!("stream write error: {why}"), EXIT_LINK_FAILED), now));
+                            stream_end.get_or_insert((self.end_now(&why, EXIT_LINK_FAILED), now));
                         }
                     }
                 }
@@ -702,6 +702,23 @@ impl Session<'_> {
             );
         }
     }
+}
+
+/// Why the stream failed: a device that closed its end or stopped reading
+/// is usually exiting, and its exit status says more than EOF or EPIPE.
+/// Waits up to half a second for it; `fallback` when there is no device.
+async fn device_status_or(
+    device_exit: &mut Option<oneshot::Receiver<io::Result<ExitStatus>>>,
+    done: &mut bool,
+    fallback: &str,
+) -> String {
+    if let Some(rx) = device_exit.as_mut().filter(|_| !*done) {
+        if let Ok(Ok(status)) = tokio::time::timeout(Duration::from_millis(500), rx).await {
+            *done = true;
+            return format!("device {}", describe_exit(status));
+        }
+    }
+    fallback.to_string()
 }
 
 /// Wait for the device process in a task of its own. Returns the sender
