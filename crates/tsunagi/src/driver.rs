@@ -594,7 +594,6 @@ impl Session<'_> {
                 None
             }
             Event::Ipv4Up { local, peer, dns } => {
-                info!("{name}: IPCP: myaddr {local} hisaddr = {peer}");
                 if self.ctx.settings.usepeerdns {
                     for d in dns.iter().flatten() {
                         info!("{name}: IPCP: peer DNS {d}");
@@ -604,7 +603,6 @@ impl Session<'_> {
                 None
             }
             Event::Ipv4Down => {
-                info!("{name}: IPCP: down");
                 self.ipv4_down().await;
                 None
             }
@@ -643,8 +641,9 @@ impl Session<'_> {
         if let Err(e) = self.ctx.netlink.link_up(&ifname, mtu).await {
             warn!("{name}: {ifname}: cannot set mtu {mtu} and up: {e}");
         }
-        if let Err(e) = self.ctx.netlink.add_address_ptp(&ifname, local, peer).await {
-            warn!("{name}: {ifname}: cannot add address {local} peer {peer}: {e}");
+        match self.ctx.netlink.add_address_ptp(&ifname, local, peer).await {
+            Ok(()) => info!("{name}: {ifname} up: mtu {mtu}, {local} peer {peer}"),
+            Err(e) => warn!("{name}: {ifname}: cannot add address {local} peer {peer}: {e}"),
         }
         for route in &s.routes {
             match self.ctx.netlink.add_route(*route, &ifname).await {
@@ -675,8 +674,9 @@ impl Session<'_> {
         let s = self.ctx.settings;
         let ifname = self.tun.name().to_string();
         for route in &s.routes {
-            if let Err(e) = self.ctx.netlink.del_route(*route, &ifname).await {
-                warn!("{}: route {route} via {ifname}: cannot remove: {e}", s.name);
+            match self.ctx.netlink.del_route(*route, &ifname).await {
+                Ok(()) => info!("{}: route {route} via {ifname} removed", s.name),
+                Err(e) => warn!("{}: route {route} via {ifname}: cannot remove: {e}", s.name),
             }
         }
         {

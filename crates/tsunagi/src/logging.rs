@@ -74,10 +74,15 @@ pub fn syslog_time(unix_secs: u64) -> String {
     )
 }
 
-/// Install the global subscriber: `RUST_LOG` filter (default `info`), to
+/// Install the global subscriber: `RUST_LOG` filter (default `info`, the
+/// netlink crates only at `error`), to
 /// `log_file` when given, else stderr.
 pub fn init(log_file: Option<&Path>) -> std::io::Result<()> {
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    // netlink-packet-route warns about every attribute newer than itself
+    // (e.g. IFLA_INET6_CONF of a newer kernel): noise to an operator.
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| {
+        EnvFilter::new("info,netlink_packet_route=error,netlink_packet_core=error")
+    });
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         // Field values in colour codes are noise in a log file or journal.
