@@ -28,6 +28,7 @@ pub mod ipv6cp;
 pub mod lcp;
 pub mod link;
 pub mod rng;
+pub mod secrets;
 pub mod wire;
 
 pub use display::{describe, PacketDisplay};
