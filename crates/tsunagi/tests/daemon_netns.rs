@@ -264,6 +264,23 @@ ip_down = "{hook}"
         "{log_a}"
     );
 
+    // A second stream for the busy profile is refused, and says so.
+    let busy = Command::new(BIN)
+        .arg("-S")
+        .arg(a.socket())
+        .args(["direct", "p2"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .output()
+        .unwrap();
+    assert_eq!(busy.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&busy.stderr);
+    assert!(
+        err.contains("refused: profile p2 is already in use"),
+        "{err}"
+    );
+    assert!(busy.stdout.is_empty());
+
     let want_hook = format!("{} tsb{pid} ssh 0 {b_addr} {a_addr} p1", hook.display());
     wait_for(Duration::from_secs(5), "ip-up hook", || {
         std::fs::read_to_string(&hook_log)
