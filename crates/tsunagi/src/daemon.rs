@@ -422,6 +422,23 @@ struct Supervisor {
     shutdown: watch::Receiver<bool>,
 }
 
+/// The wait before the next dial and the backoff after it: `current`,
+/// doubled each time up to `max`; back to `min` once a session kept IPCP
+/// up for [`STABLE_UP`].
+pub fn redial_delay(
+    current: Duration,
+    up_for: Option<Duration>,
+    min: Duration,
+    max: Duration,
+) -> (Duration, Duration) {
+    let delay = if up_for.is_some_and(|d| d >= STABLE_UP) {
+        min
+    } else {
+        current.clamp(min, max)
+    };
+    (delay, (delay * 2).min(max))
+}
+
 /// What a supervisor does while no session runs.
 enum Idle {
     /// Go on (dial now).
@@ -537,17 +554,19 @@ impl Supervisor {
                 wanted = false;
                 continue;
             }
-            if end.up_for.is_some_and(|d| d >= STABLE_UP) {
-                backoff = self.settings.redial_min;
-            }
-            info!("{name}: redial in {}s", backoff.as_secs());
-            let at = Instant::now() + backoff;
+            let (delay, next) = redial_delay(
+                backoff,
+                end.up_for,
+                self.settings.redial_min,
+                self.settings.redial_max,
+            );
+            backoff = next;
+            info!("{name}: redial in {}s", delay.as_secs());
+            let at = Instant::now() + delay;
             self.set_status(|s| {
                 s.phase = "waiting";
                 s.next_redial = Some(at);
             });
-            let delay = backoff;
-            backoff = (backoff * 2).min(self.settings.redial_max);
             match self.idle(Some(delay)).await {
                 Idle::Proceed | Idle::Attach(_) => {}
                 Idle::Hangup => wanted = false,
@@ -664,6 +683,23 @@ mod tests {
             .unwrap()
             .links
             .remove(0)
+    }
+
+    #[test]
+    fn redial_backoff_doubles_and_resets_after_a_stable_link() {
+        let (min, max) = (Duration::from_secs(1), Duration::from_secs(30));
+        let mut backoff = min;
+        let mut delays = Vec::new();
+        for _ in 0..7 {
+            let (d, next) = redial_delay(backoff, Some(Duration::from_secs(5)), min, max);
+            delays.push(d.as_secs());
+            backoff = next;
+        }
+        assert_eq!(delays, [1, 2, 4, 8, 16, 30, 30]);
+        let (d, next) = redial_delay(backoff, Some(STABLE_UP), min, max);
+        assert_eq!((d, next), (min, 2 * min));
+        let (d, _) = redial_delay(backoff, None, min, max);
+        assert_eq!(d, max);
     }
 
     #[test]

@@ -263,7 +263,6 @@ pub struct SessionCtx<'a> {
 struct Ipv4State {
     local: Ipv4Addr,
     peer: Ipv4Addr,
-    since: Instant,
 }
 
 /// Run one session over `stream` until the link is down. Never panics on
@@ -282,6 +281,7 @@ pub async fn run_session(ctx: SessionCtx<'_>, stream: Stream) -> SessionEnd {
         tun,
         link: None,
         ipv4: None,
+        first_up: None,
         tun_errors: 0,
     };
     let end = session.run(stream).await;
@@ -303,6 +303,9 @@ struct Session<'a> {
     tun: Tun,
     link: Option<Link>,
     ipv4: Option<Ipv4State>,
+    /// When IPCP first came up in this session (kept after it goes down:
+    /// the redial backoff asks how long the link was good).
+    first_up: Option<Instant>,
     tun_errors: u64,
 }
 
@@ -317,7 +320,7 @@ impl Session<'_> {
         let mut link = Link::new(self.ctx.settings.link_config(), random_seed());
         link.start(Instant::now());
         info!(
-            "{name}: PPP started on {} (tun {})",
+            "{name}: PPP started over the {} stream on {}",
             self.ctx.tty,
             self.tun.name()
         );
@@ -395,7 +398,7 @@ impl Session<'_> {
                         end.hangup |= hangup;
                         end.shutdown |= !hangup;
                     }
-                    end.up_for = self.ipv4.map(|s| s.since.elapsed());
+                    end.up_for = self.first_up.map(|t| t.elapsed());
                     self.link = Some(link);
                     return end;
                 }
@@ -651,11 +654,8 @@ impl Session<'_> {
                 Err(e) => warn!("{name}: route {route} via {ifname}: {e}"),
             }
         }
-        self.ipv4 = Some(Ipv4State {
-            local,
-            peer,
-            since: Instant::now(),
-        });
+        self.first_up.get_or_insert_with(Instant::now);
+        self.ipv4 = Some(Ipv4State { local, peer });
         {
             let mut st = self.ctx.status.lock().unwrap_or_else(|e| e.into_inner());
             st.local = Some(local);
