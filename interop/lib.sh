@@ -1,0 +1,46 @@
+# Shared settings of the interop harness. Sourced by build.sh, vm.sh and run.sh; not run.
+#
+# Everything machine-local lives in one persistent cache directory, so a second run on
+# the same machine reuses the image (rebuilt when the recipe's hash changes):
+#   $INTEROP_CACHE/rootfs/       debootstrapped Debian 12 tree (source of the image)
+#   $INTEROP_CACHE/disk.img      raw ext4 image of rootfs/ (booted snapshot=on, never written)
+#   $INTEROP_CACHE/boot/         vmlinuz + initrd.img copied out of rootfs/boot
+#   $INTEROP_CACHE/keys/         the ssh key root@VM accepts (generated on this machine)
+# Per run (one boot) state lives in $INTEROP_RUN.
+INTEROP_DIR=${INTEROP_DIR:-$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)}
+INTEROP_CACHE=${INTEROP_CACHE:-/var/cache/tsunagi-interop}
+INTEROP_RUN=${INTEROP_RUN:-/run/tsunagi-interop.$$}
+# Names carry the pid of the process that created them, so concurrent runs (and other
+# engineers' namespaces) never collide, and teardown deletes only what this run made.
+INTEROP_TAG=${INTEROP_TAG:-ti$$}
+NS_GW=${NS_GW:-$INTEROP_TAG-gw}      # host side: tap to the VM, tsunagi daemon, sshd
+NS_LAN=${NS_LAN:-$INTEROP_TAG-lan}   # the LAN behind tsunagi
+TAP=${TAP:-$INTEROP_TAG-tap}
+HOST_IP=10.200.0.1
+VM_IP=10.200.0.2
+VM_MAC=52:54:00:c8:00:02
+KEY=$INTEROP_CACHE/keys/id_ed25519
+
+# Packages inside the VM. Add pptpd / xl2tpd / strongswan here when their scenarios
+# arrive: the package stage is keyed by this list, so changing it rebuilds the image.
+VM_PKGS=(
+  linux-image-amd64 initramfs-tools zstd kmod udev dbus systemd-sysv
+  ppp openssh-server openssh-client iproute2 iputils-ping procps psmisc
+  socat netcat-openbsd
+)
+
+ilog() { printf '[interop %s] %s\n' "$(date +%T)" "$*" >&2; }
+
+ssh_opts() {
+  # ControlMaster: the first ssh pays the (emulated, slow) key exchange; later ones reuse it.
+  printf '%s\n' -i "$KEY" -o IdentitiesOnly=yes -o StrictHostKeyChecking=no \
+    -o UserKnownHostsFile=/dev/null -o LogLevel=ERROR -o BatchMode=yes \
+    -o ConnectTimeout=5 -o ServerAliveInterval=5 -o ServerAliveCountMax=6 \
+    -o ControlMaster=auto -o "ControlPath=$INTEROP_RUN/ssh-%C" -o ControlPersist=900
+}
+
+# vm_exec CMD...: run a shell command in the VM as root (over the tap, from $NS_GW).
+vm_exec() {
+  local o; mapfile -t o < <(ssh_opts)
+  ip netns exec "$NS_GW" ssh "${o[@]}" "root@$VM_IP" "$@"
+}
