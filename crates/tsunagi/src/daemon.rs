@@ -37,6 +37,8 @@ use crate::users;
 
 /// A link that stayed up this long resets its redial backoff.
 pub const STABLE_UP: Duration = Duration::from_secs(30);
+/// How long a control client may take to send its request line.
+pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
 /// How long the daemon waits for its links at shutdown before it exits anyway.
 pub const SHUTDOWN_WAIT: Duration = Duration::from_secs(5);
 
@@ -269,7 +271,13 @@ async fn handle_connection(
     let cred = conn.peer_cred()?;
     let uid = cred.uid();
     let pid = cred.pid().unwrap_or(0);
-    let received = control::receive(&conn).await?;
+    // A client that connects and never finishes its line must not hold
+    // a task (and fds it passed) forever.
+    let received = tokio::time::timeout(REQUEST_TIMEOUT, control::receive(&conn))
+        .await
+        .map_err(|_| {
+            std::io::Error::new(std::io::ErrorKind::TimedOut, "no request line within 10 s")
+        })??;
     let response = match received.request {
         Err(message) => Response::Error { message },
         Ok(request) => dispatch(links, uid, pid, request, received.fds).await,
