@@ -1,0 +1,946 @@
+//! `ipf.rules` + `ipnat.rules` -> one nftables JSON ruleset
+//! (`libnftables-json(5)`), applied atomically with `nft -j -f -`.
+//!
+//! # Tables and hooks
+//!
+//! - `inet tsunagi`, the filter. IPFilter keeps two lists, `in` (packets
+//!   arriving on an interface) and `out` (packets leaving one). `in` rules
+//!   run in a base chain `in` on the prerouting hook at priority 0 (after
+//!   conntrack at -200 and `rdr` at -100), `out` rules in a base chain `out`
+//!   on postrouting at priority 0 (before `map` at 100): as in IPFilter,
+//!   inbound packets are filtered after `rdr`, outbound before `map`. Only
+//!   IPv4 is filtered (`ipf` without `-6`); IPv6 passes these chains.
+//! - `ip tsunagi_nat`: `map` in `postrouting` (srcnat, 100), `rdr` in
+//!   `prerouting` (dstnat, -100), first matching rule wins as in `ipnat`.
+//!
+//! A ruleset starts with `add table; delete table; add table` for both
+//! tables, so one `nft -j -f -` transaction replaces an earlier ruleset or
+//! creates the first, and a failure leaves the old one in place.
+//!
+//! # Last match wins, `quick`, groups (ipf.conf(5) "FILTER RULES", "GROUPS")
+//!
+//! IPFilter walks a list in order; every matching rule replaces the verdict,
+//! a `quick` rule ends the walk, and a matching `head N` rule walks group N
+//! at once (its verdict replacing the head's if any rule of N matched, and a
+//! `quick` match in N ending everything). Nftables stops at the first
+//! terminal verdict, so each group and direction compiles to two chains:
+//!
+//! 1. `gN_DIR_quick`, rules in order: each `quick` rule with its verdict;
+//!    each `head M` rule as `jump gM_DIR_quick`. The first `quick` match
+//!    IPFilter would stop at is the first terminal verdict here.
+//! 2. `gN_DIR_last`, rules in *reverse* order: each non-`quick` rule with
+//!    its verdict; each `head M` rule as `jump gM_DIR_last` followed by the
+//!    head rule's own verdict (used when nothing in M matched). With no
+//!    `quick` match anywhere (chain 1 returned), the last match in file order
+//!    is the first match in reverse order.
+//!
+//! The base chain jumps to `g0_DIR_quick` then `g0_DIR_last`; its policy
+//! `accept` is IPFilter's default when no rule matches. `quick` together
+//! with `head` is refused (IPFilter's result there depends on whether the
+//! group matched, which these two passes cannot express).
+//!
+//! # keep state
+//!
+//! A deciding `pass ... keep state` rule sets the connection's mark to
+//! `0x8000_0000 | id` (nftables `ct mark`). Both base chains first accept
+//! any packet of such a connection in either direction, on any interface,
+//! like IPFilter's state table (checked before the rules); if the rule had
+//! `log`, these packets are logged with that rule's prefix, which is why
+//! seed 000 appendix B.3 shows every packet of the telnet session. The mark
+//! is on the conntrack entry from the first packet on, so the first packet's
+//! `out` pass through the gateway also matches the state.
+//!
+//! # Fragments, options, short packets
+//!
+//! Linux reassembles fragments (nf_defrag, priority -400) before conntrack,
+//! so `keep frags` needs no rule and `with frag` can only be seen earlier:
+//! the `in` rules with `with frag` go into a base chain `in_defrag`
+//! (prerouting, priority -450) together with the `quick` group-0 `in` rules
+//! before them, in order (those must not be `head` rules). `with frag` on an
+//! `out` rule is refused: the kernel fragments after the last hook. `with
+//! ipopts` is `ip hdrlength > 5`; `with short` is an IP total length too
+//! small for the transport header (TCP 20, UDP 8, ICMP 4 octets) on a first
+//! fragment. Several `with` options match when any one does (seed 000 §4.3).
+//!
+//! # Logs and counters
+//!
+//! `log` adds `log group G prefix "@GROUP:RULE A DIR[ K-S][ K-F]"` (NFLOG);
+//! [`crate::ipmon`] turns prefix + packet into the ipmon line. `RULE` is the
+//! rule's 1-based number among the rules of its group and direction, as
+//! `ipfstat -n` counts. Every rule has a named counter (`RuleInfo::counter`)
+//! that counts the packets it decided, including those let through by its
+//! state.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::net::Ipv4Addr;
+
+use serde_json::{json, Value};
+
+use crate::ast::{
+    Action, AddrMatch, Direction, FilterRule, IpfRules, IpnatRules, NatRule, PortMatch, PortOp,
+    Proto, RdrProto, WithOpt,
+};
+
+/// Name of the filter table (family `inet`).
+pub const FILTER_TABLE: &str = "tsunagi";
+/// Name of the NAT table (family `ip`).
+pub const NAT_TABLE: &str = "tsunagi_nat";
+/// `ct mark` bit saying "state created by a tsunagi `keep state` rule".
+pub const STATE_MARK: u32 = 0x8000_0000;
+
+/// Why rules cannot be compiled; each names the rule's line.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum CompileError {
+    /// The rules name an interface the map does not translate.
+    #[error("line {line}: interface `{name}` has no Linux name in the interface map")]
+    UnmappedInterface {
+        /// Rule line.
+        line: usize,
+        /// Interface as written in the rules.
+        name: String,
+    },
+    /// Rules in a group that no `head` rule of their direction leads to.
+    #[error("line {line}: group {group} has no `head {group}` rule reachable from group 0 in direction `{direction}`")]
+    GroupUnreachable {
+        /// Rule line.
+        line: usize,
+        /// The group.
+        group: u32,
+        /// The rule's direction.
+        direction: Direction,
+    },
+    /// Two rules head the same group.
+    #[error("line {line}: group {group} already has a head rule (line {first})")]
+    HeadTwice {
+        /// Second head's line.
+        line: usize,
+        /// First head's line.
+        first: usize,
+        /// The group.
+        group: u32,
+    },
+    /// A port range with nothing inside (`port 5 >< 6`).
+    #[error("line {line}: port range {range} matches no port")]
+    EmptyPortRange {
+        /// Rule line.
+        line: usize,
+        /// The range as written.
+        range: String,
+    },
+    /// A construct this compiler does not translate.
+    #[error("line {line}: {what} is not supported")]
+    Unsupported {
+        /// Rule line.
+        line: usize,
+        /// What.
+        what: &'static str,
+    },
+}
+
+/// FreeBSD interface names in the rules -> Linux interface names.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct IfaceMap {
+    map: BTreeMap<String, String>,
+}
+
+impl IfaceMap {
+    /// An empty map.
+    pub fn new() -> IfaceMap {
+        IfaceMap::default()
+    }
+
+    /// Add `rules_name -> linux_name`.
+    pub fn insert(&mut self, rules_name: &str, linux_name: &str) -> &mut IfaceMap {
+        self.map
+            .insert(rules_name.to_string(), linux_name.to_string());
+        self
+    }
+
+    /// Every interface the rules name, mapped to itself (rules that already
+    /// use Linux names).
+    pub fn identity(ipf: &IpfRules, ipnat: &IpnatRules) -> IfaceMap {
+        let mut map = IfaceMap::new();
+        for name in ipf
+            .rules
+            .iter()
+            .filter_map(|r| r.interface.as_deref())
+            .chain(ipnat.rules.iter().map(NatRule::interface))
+        {
+            map.insert(name, name);
+        }
+        map
+    }
+
+    /// The Linux name of `rules_name`.
+    pub fn linux_name(&self, rules_name: &str) -> Option<&str> {
+        self.map.get(rules_name).map(String::as_str)
+    }
+
+    /// The name the rules use for Linux interface `linux_name` (for logs).
+    pub fn rules_name(&self, linux_name: &str) -> Option<&str> {
+        self.map
+            .iter()
+            .find(|(_, l)| l.as_str() == linux_name)
+            .map(|(r, _)| r.as_str())
+    }
+
+    fn get(&self, line: usize, name: &str) -> Result<&str, CompileError> {
+        self.linux_name(name)
+            .ok_or_else(|| CompileError::UnmappedInterface {
+                line,
+                name: name.to_string(),
+            })
+    }
+}
+
+/// Compiler settings.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Options {
+    /// NFLOG group that `log` rules send to.
+    pub nflog_group: u16,
+}
+
+impl Default for Options {
+    fn default() -> Options {
+        Options { nflog_group: 1 }
+    }
+}
+
+/// What the ruleset knows about one source rule (for `status` hit counts).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RuleInfo {
+    /// Source line.
+    pub line: usize,
+    /// `ipf` or `ipnat`.
+    pub file: &'static str,
+    /// `@GROUP:RULE` (filter rules) or `nat:LINE`.
+    pub label: String,
+    /// Name of the nftables counter object.
+    pub counter: String,
+    /// Table holding the counter (`inet tsunagi` or `ip tsunagi_nat`).
+    pub family: &'static str,
+    /// Table name.
+    pub table: &'static str,
+    /// The rule as printed.
+    pub text: String,
+}
+
+/// A compiled ruleset.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CompiledPolicy {
+    /// The `{"nftables": [...]}` document that replaces both tables.
+    pub ruleset: Value,
+    /// One entry per source rule.
+    pub rules: Vec<RuleInfo>,
+}
+
+impl CompiledPolicy {
+    /// The ruleset as JSON text for `nft -j -f -`.
+    pub fn to_json(&self) -> String {
+        self.ruleset.to_string()
+    }
+
+    /// A document that removes both tables, whether or not they exist.
+    pub fn removal() -> Value {
+        let mut cmds = vec![json!({"metainfo": {"json_schema_version": 1}})];
+        for (family, name) in [("inet", FILTER_TABLE), ("ip", NAT_TABLE)] {
+            let t = json!({"table": {"family": family, "name": name}});
+            cmds.push(json!({"add": t.clone()}));
+            cmds.push(json!({"delete": t}));
+        }
+        json!({ "nftables": cmds })
+    }
+}
+
+/// Position of a filter rule: its group/direction list and number in it.
+#[derive(Debug, Clone, Copy)]
+struct Numbered<'a> {
+    rule: &'a FilterRule,
+    /// 1-based within (group, direction), as `ipfstat -n` shows.
+    number: usize,
+    /// Unique id in the ruleset, for `ct mark`.
+    id: u32,
+}
+
+fn dir_name(d: Direction) -> &'static str {
+    match d {
+        Direction::In => "in",
+        Direction::Out => "out",
+    }
+}
+
+fn counter_name(r: &Numbered<'_>) -> String {
+    format!(
+        "ipf_g{}_{}_{}",
+        r.rule.group,
+        dir_name(r.rule.direction),
+        r.number
+    )
+}
+
+/// The NFLOG prefix of a rule; see [`crate::ipmon::LogPrefix`].
+fn log_prefix(r: &Numbered<'_>, direction: Direction) -> String {
+    let mut p = format!(
+        "@{}:{} {} {}",
+        r.rule.group,
+        r.number,
+        match r.rule.action {
+            Action::Pass => "p",
+            Action::Block => "b",
+        },
+        match direction {
+            Direction::In => "IN",
+            Direction::Out => "OUT",
+        }
+    );
+    if r.rule.keep_state {
+        p.push_str(" K-S");
+    }
+    if r.rule.keep_frags {
+        p.push_str(" K-F");
+    }
+    p
+}
+
+fn matcher(op: &str, left: Value, right: Value) -> Value {
+    json!({"match": {"op": op, "left": left, "right": right}})
+}
+
+fn meta(key: &str) -> Value {
+    json!({"meta": {"key": key}})
+}
+
+fn payload(protocol: &str, field: &str) -> Value {
+    json!({"payload": {"protocol": protocol, "field": field}})
+}
+
+fn addr_match(field: &str, addr: &AddrMatch) -> Option<Value> {
+    let (net, prefix) = addr.network()?;
+    if prefix == 0 {
+        return None;
+    }
+    let right = if prefix == 32 {
+        json!(net.to_string())
+    } else {
+        json!({"prefix": {"addr": net.to_string(), "len": prefix}})
+    };
+    Some(matcher("==", payload("ip", field), right))
+}
+
+fn port_match(line: usize, proto: &str, field: &str, m: &PortMatch) -> Result<Value, CompileError> {
+    let left = payload(proto, field);
+    Ok(match *m {
+        PortMatch::Cmp(op, n) => {
+            let op = match op {
+                PortOp::Eq => "==",
+                PortOp::Ne => "!=",
+                PortOp::Lt => "<",
+                PortOp::Gt => ">",
+                PortOp::Le => "<=",
+                PortOp::Ge => ">=",
+            };
+            matcher(op, left, json!(n))
+        }
+        PortMatch::Inside(a, b) => {
+            // Exclusive at both ends (ipf.conf(5)).
+            if u32::from(a) + 1 > u32::from(b).saturating_sub(1) || b == 0 {
+                return Err(CompileError::EmptyPortRange {
+                    line,
+                    range: m.to_string(),
+                });
+            }
+            matcher("==", left, json!({"range": [a + 1, b - 1]}))
+        }
+        PortMatch::Outside(a, b) => {
+            if a > b {
+                // Every port is below a or above b.
+                matcher(">=", left, json!(0))
+            } else {
+                matcher("!=", left, json!({"range": [a, b]}))
+            }
+        }
+    })
+}
+
+fn l4proto_match(protos: &[&str]) -> Value {
+    if protos.len() == 1 {
+        matcher("==", meta("l4proto"), json!(protos[0]))
+    } else {
+        matcher("==", meta("l4proto"), json!({"set": protos}))
+    }
+}
+
+/// The alternatives (any one matching is a match) of a rule's conditions,
+/// without interface; `frag` is only in the result of [`frag_alternatives`].
+fn rule_alternatives(rule: &FilterRule) -> Result<Vec<Vec<Value>>, CompileError> {
+    let line = rule.line;
+    let mut base = Vec::new();
+    let port_proto = match rule.proto {
+        None => None,
+        Some(Proto::Tcp) => {
+            base.push(l4proto_match(&["tcp"]));
+            Some("tcp")
+        }
+        Some(Proto::Udp) => {
+            base.push(l4proto_match(&["udp"]));
+            Some("udp")
+        }
+        Some(Proto::TcpUdp) => {
+            base.push(l4proto_match(&["tcp", "udp"]));
+            Some("th")
+        }
+        Some(Proto::Icmp) => {
+            base.push(l4proto_match(&["icmp"]));
+            None
+        }
+        Some(Proto::Number(n)) => {
+            base.push(matcher("==", meta("l4proto"), json!(n)));
+            None
+        }
+    };
+    base.extend(addr_match("saddr", &rule.src));
+    base.extend(addr_match("daddr", &rule.dst));
+    for (field, port) in [("sport", &rule.src_port), ("dport", &rule.dst_port)] {
+        if let Some(p) = port {
+            let proto = port_proto.ok_or(CompileError::Unsupported {
+                line,
+                what: "a port match without proto tcp/udp",
+            })?;
+            base.push(port_match(line, proto, field, p)?);
+        }
+    }
+    if let Some(flags) = &rule.flags {
+        base.push(matcher(
+            "==",
+            json!({"&": [payload("tcp", "flags"), flags.mask()]}),
+            json!(flags.set & flags.mask()),
+        ));
+    }
+    if rule.with.is_empty() {
+        return Ok(vec![base]);
+    }
+    let mut alternatives = Vec::new();
+    for w in &rule.with {
+        match w {
+            WithOpt::Frag => {}
+            WithOpt::IpOpts => {
+                let mut alt = base.clone();
+                alt.push(matcher(">", payload("ip", "hdrlength"), json!(5)));
+                alternatives.push(alt);
+            }
+            WithOpt::Short => {
+                let protos: &[(&str, u16)] = match rule.proto {
+                    Some(Proto::Tcp) => &[("tcp", 20)],
+                    Some(Proto::Udp) => &[("udp", 8)],
+                    Some(Proto::TcpUdp) => &[("tcp", 20), ("udp", 8)],
+                    Some(Proto::Icmp) => &[("icmp", 4)],
+                    Some(Proto::Number(_)) => &[],
+                    None => &[("tcp", 20), ("udp", 8), ("icmp", 4)],
+                };
+                for &(proto, min) in protos {
+                    // nftables cannot add two fields, so one rule per header
+                    // length: total length < IHL*4 + transport minimum.
+                    for ihl in 5u16..=15 {
+                        let mut alt = base.clone();
+                        if protos.len() > 1 || rule.proto.is_none() {
+                            alt.push(l4proto_match(&[proto]));
+                        }
+                        alt.push(matcher(
+                            "==",
+                            json!({"&": [payload("ip", "frag-off"), 0x1fff]}),
+                            json!(0),
+                        ));
+                        alt.push(matcher("==", payload("ip", "hdrlength"), json!(ihl)));
+                        alt.push(matcher("<", payload("ip", "length"), json!(ihl * 4 + min)));
+                        alternatives.push(alt);
+                    }
+                }
+            }
+        }
+    }
+    Ok(alternatives)
+}
+
+/// The `with frag` alternative of a rule, if it has one.
+fn frag_alternatives(rule: &FilterRule) -> Result<Vec<Vec<Value>>, CompileError> {
+    if !rule.with.contains(&WithOpt::Frag) {
+        return Ok(Vec::new());
+    }
+    let mut plain = rule.clone();
+    plain.with.clear();
+    let mut alts = rule_alternatives(&plain)?;
+    for alt in &mut alts {
+        alt.push(matcher(
+            "!=",
+            json!({"&": [payload("ip", "frag-off"), 0x3fff]}),
+            json!(0),
+        ));
+    }
+    Ok(alts)
+}
+
+struct Builder<'m> {
+    cmds: Vec<Value>,
+    iface: &'m IfaceMap,
+    opts: &'m Options,
+}
+
+impl Builder<'_> {
+    fn chain(&mut self, name: &str) {
+        self.cmds.push(json!({"add": {"chain": {
+            "family": "inet", "table": FILTER_TABLE, "name": name}}}));
+    }
+
+    fn base_chain(&mut self, name: &str, hook: &str, prio: i32) {
+        self.cmds.push(json!({"add": {"chain": {
+            "family": "inet", "table": FILTER_TABLE, "name": name,
+            "type": "filter", "hook": hook, "prio": prio, "policy": "accept"}}}));
+    }
+
+    fn rule(&mut self, chain: &str, expr: Vec<Value>, comment: Option<String>) {
+        let mut rule =
+            json!({"family": "inet", "table": FILTER_TABLE, "chain": chain, "expr": expr});
+        if let Some(c) = comment {
+            rule["comment"] = json!(c);
+        }
+        self.cmds.push(json!({"add": {"rule": rule}}));
+    }
+
+    fn iface_match(&self, r: &FilterRule) -> Result<Option<Value>, CompileError> {
+        let Some(name) = &r.interface else {
+            return Ok(None);
+        };
+        let linux = self.iface.get(r.line, name)?;
+        let key = match r.direction {
+            Direction::In => "iifname",
+            Direction::Out => "oifname",
+        };
+        Ok(Some(matcher("==", meta(key), json!(linux))))
+    }
+
+    /// Rules for `alternatives` of `r`, each ending in `tail`.
+    fn emit(
+        &mut self,
+        chain: &str,
+        r: &Numbered<'_>,
+        alternatives: &[Vec<Value>],
+        tail: &[Value],
+    ) -> Result<(), CompileError> {
+        let iface = self.iface_match(r.rule)?;
+        for alt in alternatives {
+            let mut expr: Vec<Value> = iface.iter().cloned().collect();
+            expr.extend(alt.iter().cloned());
+            expr.extend(tail.iter().cloned());
+            self.rule(chain, expr, Some(format!("ipf line {}", r.rule.line)));
+        }
+        Ok(())
+    }
+
+    /// counter, log, state mark and verdict of a deciding rule.
+    fn verdict(&self, r: &Numbered<'_>) -> Vec<Value> {
+        let mut tail = vec![json!({"counter": counter_name(r)})];
+        if r.rule.log {
+            tail.push(json!({"log": {"prefix": log_prefix(r, r.rule.direction),
+                "group": self.opts.nflog_group}}));
+        }
+        match r.rule.action {
+            Action::Pass => {
+                if r.rule.keep_state {
+                    tail.push(json!({"mangle": {"key": {"ct": {"key": "mark"}},
+                        "value": STATE_MARK | r.id}}));
+                }
+                tail.push(json!({"accept": null}));
+            }
+            Action::Block => tail.push(json!({"drop": null})),
+        }
+        tail
+    }
+}
+
+/// Compile filter and NAT rules into one nftables JSON ruleset.
+pub fn compile(
+    ipf: &IpfRules,
+    ipnat: &IpnatRules,
+    iface: &IfaceMap,
+    opts: &Options,
+) -> Result<CompiledPolicy, CompileError> {
+    // Number the rules per (group, direction) and give each an id.
+    let mut counts: HashMap<(u32, Direction), usize> = HashMap::new();
+    let mut numbered = Vec::new();
+    for (i, rule) in ipf.rules.iter().enumerate() {
+        let n = counts.entry((rule.group, rule.direction)).or_insert(0);
+        *n += 1;
+        let id = u32::try_from(i + 1).map_err(|_| CompileError::Unsupported {
+            line: rule.line,
+            what: "more than 2^31 rules",
+        })?;
+        if id >= STATE_MARK {
+            return Err(CompileError::Unsupported {
+                line: rule.line,
+                what: "more than 2^31 rules",
+            });
+        }
+        numbered.push(Numbered {
+            rule,
+            number: *n,
+            id,
+        });
+    }
+
+    // Heads: group -> (direction, line); groups must be reachable from 0.
+    let mut heads: HashMap<u32, (Direction, usize)> = HashMap::new();
+    for r in &numbered {
+        if let Some(h) = r.rule.head {
+            if r.rule.quick {
+                return Err(CompileError::Unsupported {
+                    line: r.rule.line,
+                    what: "`quick` together with `head`",
+                });
+            }
+            if let Some(&(_, first)) = heads.get(&h) {
+                return Err(CompileError::HeadTwice {
+                    line: r.rule.line,
+                    first,
+                    group: h,
+                });
+            }
+            heads.insert(h, (r.rule.direction, r.rule.line));
+        }
+    }
+    let mut reachable: BTreeSet<(u32, Direction)> = [(0, Direction::In), (0, Direction::Out)]
+        .into_iter()
+        .collect();
+    loop {
+        let before = reachable.len();
+        for r in &numbered {
+            if let Some(h) = r.rule.head {
+                if reachable.contains(&(r.rule.group, r.rule.direction)) {
+                    reachable.insert((h, r.rule.direction));
+                }
+            }
+        }
+        if reachable.len() == before {
+            break;
+        }
+    }
+    for r in &numbered {
+        if !reachable.contains(&(r.rule.group, r.rule.direction)) {
+            return Err(CompileError::GroupUnreachable {
+                line: r.rule.line,
+                group: r.rule.group,
+                direction: r.rule.direction,
+            });
+        }
+        if let Some(p) = r.rule.dst_port.iter().chain(r.rule.src_port.iter()).next() {
+            // Validate ranges early so the error names the rule.
+            port_match(r.rule.line, "th", "dport", p)?;
+        }
+        if r.rule.with.contains(&WithOpt::Frag) {
+            if r.rule.direction == Direction::Out {
+                return Err(CompileError::Unsupported {
+                    line: r.rule.line,
+                    what: "`with frag` on an `out` rule (Linux fragments after the last hook)",
+                });
+            }
+            if !r.rule.quick || r.rule.group != 0 || r.rule.keep_state {
+                return Err(CompileError::Unsupported {
+                    line: r.rule.line,
+                    what: "`with frag` other than in a `quick` group-0 rule without `keep state`",
+                });
+            }
+        }
+    }
+
+    let mut b = Builder {
+        cmds: vec![json!({"metainfo": {"json_schema_version": 1}})],
+        iface,
+        opts,
+    };
+    let filter = json!({"table": {"family": "inet", "name": FILTER_TABLE}});
+    b.cmds.push(json!({"add": filter.clone()}));
+    b.cmds.push(json!({"delete": filter.clone()}));
+    b.cmds.push(json!({"add": filter}));
+    let mut infos = Vec::new();
+    for r in &numbered {
+        let name = counter_name(r);
+        b.cmds.push(json!({"add": {"counter": {
+            "family": "inet", "table": FILTER_TABLE, "name": name}}}));
+        infos.push(RuleInfo {
+            line: r.rule.line,
+            file: "ipf",
+            label: format!(
+                "@{}:{} {}",
+                r.rule.group,
+                r.number,
+                dir_name(r.rule.direction)
+            ),
+            counter: name,
+            family: "inet",
+            table: FILTER_TABLE,
+            text: r.rule.to_string(),
+        });
+    }
+
+    // Group chains, created before the jumps to them.
+    let groups: BTreeSet<(u32, Direction)> = reachable;
+    for &(g, d) in &groups {
+        b.chain(&format!("g{g}_{}_quick", dir_name(d)));
+        b.chain(&format!("g{g}_{}_last", dir_name(d)));
+    }
+    for &(g, d) in &groups {
+        let list: Vec<&Numbered<'_>> = numbered
+            .iter()
+            .filter(|r| r.rule.group == g && r.rule.direction == d)
+            .collect();
+        let quick_chain = format!("g{g}_{}_quick", dir_name(d));
+        let last_chain = format!("g{g}_{}_last", dir_name(d));
+        for r in &list {
+            let alts = rule_alternatives(r.rule)?;
+            if let Some(h) = r.rule.head {
+                let target = format!("g{h}_{}_quick", dir_name(d));
+                b.emit(
+                    &quick_chain,
+                    r,
+                    &alts,
+                    &[json!({"jump": {"target": target}})],
+                )?;
+            } else if r.rule.quick {
+                let tail = b.verdict(r);
+                b.emit(&quick_chain, r, &alts, &tail)?;
+            }
+        }
+        for r in list.iter().rev() {
+            let alts = rule_alternatives(r.rule)?;
+            if let Some(h) = r.rule.head {
+                let target = format!("g{h}_{}_last", dir_name(d));
+                b.emit(
+                    &last_chain,
+                    r,
+                    &alts,
+                    &[json!({"jump": {"target": target}})],
+                )?;
+                let tail = b.verdict(r);
+                b.emit(&last_chain, r, &alts, &tail)?;
+            } else if !r.rule.quick {
+                let tail = b.verdict(r);
+                b.emit(&last_chain, r, &alts, &tail)?;
+            }
+        }
+    }
+
+    // Fragments, before reassembly.
+    let last_frag = numbered
+        .iter()
+        .rposition(|r| r.rule.with.contains(&WithOpt::Frag));
+    if let Some(last) = last_frag {
+        b.base_chain("in_defrag", "prerouting", -450);
+        b.rule(
+            "in_defrag",
+            vec![
+                matcher("!=", meta("nfproto"), json!("ipv4")),
+                json!({"accept": null}),
+            ],
+            None,
+        );
+        for r in &numbered[..=last] {
+            if r.rule.group != 0 || r.rule.direction != Direction::In {
+                continue;
+            }
+            if r.rule.head.is_some() {
+                return Err(CompileError::Unsupported {
+                    line: r.rule.line,
+                    what: "a `head` rule before a `with frag` rule",
+                });
+            }
+            if !r.rule.quick {
+                continue;
+            }
+            let mut alts = frag_alternatives(r.rule)?;
+            if alts.is_empty() {
+                alts = rule_alternatives(r.rule)?;
+            }
+            let mut tail = b.verdict(r);
+            // No conntrack yet: a state mark cannot be set here.
+            tail.retain(|v| v.get("mangle").is_none());
+            b.emit("in_defrag", r, &alts, &tail)?;
+        }
+    }
+
+    for d in [Direction::In, Direction::Out] {
+        let chain = dir_name(d);
+        let hook = match d {
+            Direction::In => "prerouting",
+            Direction::Out => "postrouting",
+        };
+        b.base_chain(chain, hook, 0);
+        b.rule(
+            chain,
+            vec![
+                matcher("!=", meta("nfproto"), json!("ipv4")),
+                json!({"accept": null}),
+            ],
+            None,
+        );
+        // State table first, like IPFilter.
+        for r in numbered
+            .iter()
+            .filter(|r| r.rule.keep_state && r.rule.action == Action::Pass)
+        {
+            let mut expr = vec![
+                matcher(
+                    "==",
+                    json!({"ct": {"key": "mark"}}),
+                    json!(STATE_MARK | r.id),
+                ),
+                matcher("!=", json!({"ct": {"key": "state"}}), json!("invalid")),
+                json!({"counter": counter_name(r)}),
+            ];
+            if r.rule.log {
+                expr.push(json!({"log": {"prefix": log_prefix(r, d), "group": opts.nflog_group}}));
+            }
+            expr.push(json!({"accept": null}));
+            b.rule(
+                chain,
+                expr,
+                Some(format!("state of ipf line {}", r.rule.line)),
+            );
+        }
+        b.rule(
+            chain,
+            vec![json!({"jump": {"target": format!("g0_{chain}_quick")}})],
+            None,
+        );
+        b.rule(
+            chain,
+            vec![json!({"jump": {"target": format!("g0_{chain}_last")}})],
+            None,
+        );
+    }
+
+    compile_nat(&mut b, ipnat, &mut infos)?;
+    Ok(CompiledPolicy {
+        ruleset: json!({ "nftables": b.cmds }),
+        rules: infos,
+    })
+}
+
+fn nat_protos(p: RdrProto) -> (&'static [&'static str], &'static str) {
+    match p {
+        RdrProto::Tcp => (&["tcp"], "tcp"),
+        RdrProto::Udp => (&["udp"], "udp"),
+        RdrProto::TcpUdp => (&["tcp", "udp"], "th"),
+    }
+}
+
+fn compile_nat(
+    b: &mut Builder<'_>,
+    ipnat: &IpnatRules,
+    infos: &mut Vec<RuleInfo>,
+) -> Result<(), CompileError> {
+    let table = json!({"table": {"family": "ip", "name": NAT_TABLE}});
+    b.cmds.push(json!({"add": table.clone()}));
+    b.cmds.push(json!({"delete": table.clone()}));
+    if ipnat.rules.is_empty() {
+        return Ok(());
+    }
+    b.cmds.push(json!({"add": table}));
+    for (name, hook, prio) in [
+        ("prerouting", "prerouting", -100),
+        ("postrouting", "postrouting", 100),
+    ] {
+        b.cmds.push(
+            json!({"add": {"chain": {"family": "ip", "table": NAT_TABLE, "name": name,
+            "type": "nat", "hook": hook, "prio": prio, "policy": "accept"}}}),
+        );
+    }
+    for rule in &ipnat.rules {
+        let line = rule.line();
+        let counter = format!("ipnat_line_{line}");
+        b.cmds.push(
+            json!({"add": {"counter": {"family": "ip", "table": NAT_TABLE, "name": counter}}}),
+        );
+        infos.push(RuleInfo {
+            line,
+            file: "ipnat",
+            label: format!("nat:{line}"),
+            counter: counter.clone(),
+            family: "ip",
+            table: NAT_TABLE,
+            text: rule.to_string(),
+        });
+        let linux = b.iface.get(line, rule.interface())?;
+        let (chain, expr) = match rule {
+            NatRule::Map {
+                src, to, portmap, ..
+            } => {
+                let mut expr = vec![matcher("==", meta("oifname"), json!(linux))];
+                expr.extend(addr_match("saddr", src));
+                let port = match portmap {
+                    None => None,
+                    Some(pm) => {
+                        let (protos, _) = nat_protos(pm.proto);
+                        expr.push(l4proto_match(protos));
+                        // `auto`: IPFilter picks ports above the reserved ones.
+                        let (lo, hi) = pm.range.unwrap_or((1024, 65535));
+                        Some(json!({"range": [lo, hi]}))
+                    }
+                };
+                expr.push(json!({"counter": counter}));
+                let nat = match to.network() {
+                    // `0/32`: the outgoing interface's own address.
+                    Some((a, 32)) if a == Ipv4Addr::UNSPECIFIED => {
+                        let mut m = json!({});
+                        if let Some(p) = port {
+                            m["port"] = p;
+                        }
+                        json!({ "masquerade": m })
+                    }
+                    None => {
+                        return Err(CompileError::Unsupported {
+                            line,
+                            what: "`map ... -> any`",
+                        })
+                    }
+                    Some((net, prefix)) => {
+                        let addr = if prefix == 32 {
+                            json!(net.to_string())
+                        } else {
+                            let last = u32::from(net) | (u32::MAX >> prefix);
+                            json!({"range": [net.to_string(), Ipv4Addr::from(last).to_string()]})
+                        };
+                        let mut m = json!({ "addr": addr });
+                        if let Some(p) = port {
+                            m["port"] = p;
+                        }
+                        json!({ "snat": m })
+                    }
+                };
+                expr.push(nat);
+                ("postrouting", expr)
+            }
+            NatRule::Rdr {
+                dst,
+                port,
+                to,
+                to_port,
+                proto,
+                ..
+            } => {
+                let (protos, field) = nat_protos(*proto);
+                let mut expr = vec![matcher("==", meta("iifname"), json!(linux))];
+                expr.extend(addr_match("daddr", dst));
+                expr.push(l4proto_match(protos));
+                expr.push(matcher("==", payload(field, "dport"), json!(port)));
+                expr.push(json!({"counter": counter}));
+                expr.push(json!({"dnat": {"addr": to.to_string(), "port": to_port}}));
+                ("prerouting", expr)
+            }
+        };
+        b.cmds.push(
+            json!({"add": {"rule": {"family": "ip", "table": NAT_TABLE, "chain": chain,
+            "expr": expr, "comment": format!("ipnat line {line}")}}}),
+        );
+    }
+    Ok(())
+}

@@ -1,0 +1,63 @@
+//! Gateway policy in the language of IPFilter, enforced by Linux nftables.
+//!
+//! Seed 000 (§4.3, §4.4, appendix B.3) guards its gateway with IPFilter:
+//! `ipf.rules` (filter), `ipnat.rules` (NAPT and redirection) and `ipmon`
+//! log lines. This crate keeps that language and hands the filtering to the
+//! kernel:
+//!
+//! - [`ast`]: typed rules of `ipf.conf(5)` and `ipnat.conf(5)` as seed 000
+//!   uses them, with a printer (`Display`) whose output parses back to the
+//!   same rules;
+//! - [`parse`]: the parsers; errors name line, column and the offending token;
+//! - [`compile`]: one nftables JSON ruleset (tables `inet tsunagi` and
+//!   `ip tsunagi_nat`) that replaces itself atomically under `nft -j -f -`;
+//!   the module docs explain how IPFilter's last-match-wins, `quick`, groups
+//!   and `keep state` are preserved;
+//! - [`ipmon`]: the log line of `ipmon(8)` from a logged packet and the
+//!   prefix the compiled rule put on it.
+//!
+//! Left out: IPv6 rules, `ipf` `log body`/`level`, `to`/`dup-to`/`fastroute`,
+//! `return-rst`/`return-icmp`, `mask` address syntax, `bimap`/`map-block`,
+//! `rdr` round-robin and proxies. They are parse errors, not silently ignored.
+//! No I/O here: applying the ruleset (`nft`) and reading NFLOG live in
+//! `tsunagi-host`.
+
+#![forbid(unsafe_code)]
+#![warn(missing_docs)]
+
+pub mod ast;
+pub mod compile;
+pub mod ipmon;
+pub mod parse;
+
+pub use ast::{
+    Action, AddrMatch, Direction, FilterRule, IpfRules, IpnatRules, NatRule, PortMap, PortMatch,
+    PortOp, Proto, RdrProto, TcpFlags, WithOpt,
+};
+pub use compile::{compile, CompileError, CompiledPolicy, IfaceMap, Options, RuleInfo};
+pub use ipmon::{format_ipmon_line, LogPrefix};
+pub use parse::{parse_ipf, parse_ipnat, ParseError};
+
+/// Entry point for fuzzing (fuzz/fuzz_targets/policy_parse.rs) and its
+/// corpus replay test: both parsers on arbitrary bytes; whatever parses must
+/// print to text that parses back to the same rules, and must compile or be
+/// refused with an error, never a panic.
+pub fn fuzz_policy_parse(data: &[u8]) {
+    let Ok(text) = std::str::from_utf8(data) else {
+        return;
+    };
+    if let Ok(rules) = parse_ipf(text) {
+        let printed = rules.to_string();
+        let again = parse_ipf(&printed).expect("printed ipf rules parse");
+        assert_eq!(again, rules, "ipf print/parse round trip");
+        let map = IfaceMap::identity(&rules, &IpnatRules::default());
+        let _ = compile(&rules, &IpnatRules::default(), &map, &Default::default());
+    }
+    if let Ok(rules) = parse_ipnat(text) {
+        let printed = rules.to_string();
+        let again = parse_ipnat(&printed).expect("printed ipnat rules parse");
+        assert_eq!(again, rules, "ipnat print/parse round trip");
+        let map = IfaceMap::identity(&IpfRules::default(), &rules);
+        let _ = compile(&IpfRules::default(), &rules, &map, &Default::default());
+    }
+}
