@@ -604,7 +604,6 @@ impl Supervisor {
                 return SessionEnd::failed(format!("cannot run device: {e}"));
             }
         };
-        let pid = child.id();
         let (Some(stdin), Some(stdout)) = (child.stdin.take(), child.stdout.take()) else {
             return SessionEnd::failed("device has no stdin/stdout".into());
         };
@@ -632,12 +631,7 @@ impl Supervisor {
             shutdown: self.shutdown.clone(),
             tty: "ssh",
         };
-        let end = driver::run_session(ctx, stream).await;
-        if let Some(pid) = pid.and_then(|p| rustix::process::Pid::from_raw(p as i32)) {
-            // The child itself is killed on drop; this reaches what it forked.
-            let _ = rustix::process::kill_process_group(pid, rustix::process::Signal::TERM);
-        }
-        end
+        driver::run_session(ctx, stream).await
     }
 
     async fn run_direct(mut self) {

@@ -735,12 +735,27 @@ fn watch_device(
     };
     let (kill_tx, kill_rx) = oneshot::channel::<()>();
     let (exit_tx, exit_rx) = oneshot::channel();
+    // The device runs in a process group of its own (see the daemon's
+    // dial); `sh -c` may have forked ssh rather than exec'd it.
+    let group = child
+        .id()
+        .and_then(|p| rustix::process::Pid::from_raw(p as i32));
     tokio::spawn(async move {
         let status = tokio::select! {
             status = child.wait() => status,
             _ = kill_rx => {
-                let _ = child.start_kill();
-                child.wait().await
+                // SIGTERM first, while the leader is unreaped and so the
+                // group id cannot have been reused: ssh exits cleanly.
+                if let Some(g) = group {
+                    let _ = rustix::process::kill_process_group(g, rustix::process::Signal::TERM);
+                }
+                match tokio::time::timeout(Duration::from_millis(500), child.wait()).await {
+                    Ok(status) => status,
+                    Err(_) => {
+                        let _ = child.start_kill();
+                        child.wait().await
+                    }
+                }
             }
         };
         let _ = exit_tx.send(status);
