@@ -113,8 +113,17 @@ pub fn run(config: Config, socket: PathBuf) -> anyhow::Result<()> {
 }
 
 async fn serve(config: Config, socket: PathBuf) -> anyhow::Result<()> {
+    // Before anything else: a SIGTERM from now on is a clean shutdown.
+    let mut sigterm = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+    let mut sigint = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::interrupt())?;
     let listener = bind_control_socket(&socket)?;
-    let netlink = Arc::new(Netlink::new().context("cannot open rtnetlink")?);
+    let netlink = match Netlink::new() {
+        Ok(n) => Arc::new(n),
+        Err(e) => {
+            let _ = std::fs::remove_file(&socket);
+            return Err(e).context("cannot open rtnetlink");
+        }
+    };
     info!(
         "tsunagi {} started: config {}, control socket {}, {} links",
         env!("CARGO_PKG_VERSION"),
@@ -157,8 +166,6 @@ async fn serve(config: Config, socket: PathBuf) -> anyhow::Result<()> {
     let links = Arc::new(links);
     let server = tokio::spawn(accept_loop(listener, links.clone()));
 
-    let mut sigterm = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
-    let mut sigint = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::interrupt())?;
     tokio::select! {
         _ = sigterm.recv() => info!("SIGTERM: closing every link"),
         _ = sigint.recv() => info!("SIGINT: closing every link"),
