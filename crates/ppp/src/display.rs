@@ -22,16 +22,6 @@ pub fn describe(protocol: u16, info: &[u8]) -> PacketDisplay<'_> {
     PacketDisplay { protocol, info }
 }
 
-fn ccp_option(f: &mut fmt::Formatter<'_>, option: &RawOption<'_>) -> fmt::Result {
-    match (option.kind, option.data) {
-        (26, [w, ..]) => write!(f, "deflate {}", (w >> 4) + 8),
-        (24, [w, ..]) => write!(f, "deflate(old#) {}", (w >> 4) + 8),
-        (21, [v, ..]) => write!(f, "bsd v{} {}", v >> 5, v & 0x1f),
-        (18, _) => f.write_str("mppe"),
-        _ => crate::wire::write_unknown_option(f, option),
-    }
-}
-
 impl fmt::Display for PacketDisplay<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let protocol = Protocol::from(self.protocol);
@@ -40,7 +30,10 @@ impl fmt::Display for PacketDisplay<'_> {
                 Protocol::Lcp => crate::lcp::describe_option,
                 Protocol::Ipcp => crate::ipcp::describe_option,
                 Protocol::Ipv6cp => crate::ipv6cp::describe_option,
-                Protocol::Ccp => ccp_option,
+                Protocol::Ccp => crate::ccp::describe_option,
+                Protocol::Pap | Protocol::Chap => {
+                    return crate::auth::describe(self.protocol, self.info, f)
+                }
                 _ => {
                     return match protocol {
                         Protocol::Unknown(n) => {

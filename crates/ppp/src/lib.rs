@@ -19,6 +19,8 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+pub mod auth;
+pub mod ccp;
 pub mod display;
 pub mod fsm;
 pub mod fuzzing;
