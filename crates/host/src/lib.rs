@@ -8,6 +8,9 @@
 #![deny(unsafe_op_in_unsafe_fn, clippy::undocumented_unsafe_blocks)]
 
 pub mod netlink;
+pub mod nflog;
+pub mod nft;
+pub mod policy_route;
 pub mod tun;
 
 pub use netlink::{InterfaceAddress, Ipv4Net, Ipv4NetError, Netlink, ROUTE_PROTOCOL};

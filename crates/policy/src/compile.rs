@@ -944,3 +944,136 @@ fn compile_nat(
     }
     Ok(())
 }
+
+/// Packets and bytes of one named counter.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Counter {
+    /// Packets counted.
+    pub packets: u64,
+    /// Octets counted.
+    pub bytes: u64,
+}
+
+/// The named counters in `nft -j list counters` output, by name.
+pub fn parse_counters(json: &[u8]) -> Result<BTreeMap<String, Counter>, serde_json::Error> {
+    let doc: Value = serde_json::from_slice(json)?;
+    let mut map = BTreeMap::new();
+    for item in doc["nftables"].as_array().into_iter().flatten() {
+        let c = &item["counter"];
+        if let Some(name) = c["name"].as_str() {
+            map.insert(
+                name.to_string(),
+                Counter {
+                    packets: c["packets"].as_u64().unwrap_or(0),
+                    bytes: c["bytes"].as_u64().unwrap_or(0),
+                },
+            );
+        }
+    }
+    Ok(map)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::parse::{parse_ipf, parse_ipnat};
+
+    #[test]
+    fn counters_from_nft_output() {
+        let json = br#"{"nftables": [{"metainfo": {"version": "1.0.6"}},
+            {"counter": {"family": "inet", "name": "ipf_g0_in_1", "table": "tsunagi",
+             "handle": 3, "packets": 2, "bytes": 120}}]}"#;
+        let c = parse_counters(json).unwrap();
+        assert_eq!(
+            c["ipf_g0_in_1"],
+            Counter {
+                packets: 2,
+                bytes: 120
+            }
+        );
+        assert!(parse_counters(b"not json").is_err());
+    }
+
+    fn compile_text(ipf: &str) -> Result<CompiledPolicy, CompileError> {
+        let ipf = parse_ipf(ipf).unwrap();
+        let nat = parse_ipnat("").unwrap();
+        compile(
+            &ipf,
+            &nat,
+            &IfaceMap::identity(&ipf, &nat),
+            &Options::default(),
+        )
+    }
+
+    #[test]
+    fn refusals_name_the_line() {
+        let e = compile_text("pass in all\npass in proto tcp all group 7\n").unwrap_err();
+        assert_eq!(
+            e,
+            CompileError::GroupUnreachable {
+                line: 2,
+                group: 7,
+                direction: Direction::In
+            }
+        );
+        let e = compile_text("block out all head 5\npass in proto tcp all group 5\n").unwrap_err();
+        assert!(
+            matches!(e, CompileError::GroupUnreachable { line: 2, .. }),
+            "{e}"
+        );
+        let e = compile_text("pass in quick all head 5\n").unwrap_err();
+        assert!(
+            matches!(e, CompileError::Unsupported { line: 1, .. }),
+            "{e}"
+        );
+        let e = compile_text("block out quick all with frag\n").unwrap_err();
+        assert!(
+            matches!(e, CompileError::Unsupported { line: 1, .. }),
+            "{e}"
+        );
+        let e = compile_text("pass in proto tcp from any to any port 5 >< 6\n").unwrap_err();
+        assert!(
+            matches!(e, CompileError::EmptyPortRange { line: 1, .. }),
+            "{e}"
+        );
+        let e = compile_text("pass in all head 1\npass in all head 1\n").unwrap_err();
+        assert_eq!(
+            e,
+            CompileError::HeadTwice {
+                line: 2,
+                first: 1,
+                group: 1
+            }
+        );
+        let ipf = parse_ipf("pass in on em0 all").unwrap();
+        let e = compile(
+            &ipf,
+            &IpnatRules::default(),
+            &IfaceMap::new(),
+            &Options::default(),
+        )
+        .unwrap_err();
+        assert_eq!(
+            e,
+            CompileError::UnmappedInterface {
+                line: 1,
+                name: "em0".into()
+            }
+        );
+    }
+
+    #[test]
+    fn interface_names_are_mapped() {
+        let ipf = parse_ipf("block in quick on tun0 all").unwrap();
+        let nat = parse_ipnat("map em0 10.0.0.0/8 -> 0/32").unwrap();
+        let mut map = IfaceMap::new();
+        map.insert("tun0", "tsunagi-labs").insert("em0", "eth0");
+        let c = compile(&ipf, &nat, &map, &Options::default()).unwrap();
+        let text = c.to_json();
+        assert!(text.contains("\"tsunagi-labs\""), "{text}");
+        assert!(text.contains("\"eth0\""), "{text}");
+        assert!(text.contains("masquerade"), "{text}");
+        assert!(!text.contains("\"tun0\""), "{text}");
+        assert_eq!(map.rules_name("eth0"), Some("em0"));
+    }
+}

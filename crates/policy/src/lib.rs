@@ -34,7 +34,9 @@ pub use ast::{
     Action, AddrMatch, Direction, FilterRule, IpfRules, IpnatRules, NatRule, PortMap, PortMatch,
     PortOp, Proto, RdrProto, TcpFlags, WithOpt,
 };
-pub use compile::{compile, CompileError, CompiledPolicy, IfaceMap, Options, RuleInfo};
+pub use compile::{
+    compile, parse_counters, CompileError, CompiledPolicy, Counter, IfaceMap, Options, RuleInfo,
+};
 pub use ipmon::{format_ipmon_line, LogPrefix};
 pub use parse::{parse_ipf, parse_ipnat, ParseError};
 

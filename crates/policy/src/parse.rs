@@ -210,7 +210,12 @@ impl<'a> Cursor<'a> {
             None => (text, None),
             Some((a, p)) => (a, Some(p)),
         };
-        let addr: Ipv4Addr = addr.parse().map_err(|_| self.error_prev(WHAT))?;
+        // ipnat.conf(5) writes the interface's own address as `0/32`.
+        let addr: Ipv4Addr = if addr == "0" {
+            Ipv4Addr::UNSPECIFIED
+        } else {
+            addr.parse().map_err(|_| self.error_prev(WHAT))?
+        };
         let prefix = match prefix {
             None => 32,
             Some(p) if p.bytes().all(|b| b.is_ascii_digit()) && !p.is_empty() => {
