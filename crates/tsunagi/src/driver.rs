@@ -263,6 +263,8 @@ pub struct SessionCtx<'a> {
 struct Ipv4State {
     local: Ipv4Addr,
     peer: Ipv4Addr,
+    /// DNS servers the peer gave us (for the hooks' DNS1/DNS2).
+    dns: [Option<Ipv4Addr>; 2],
 }
 
 /// Run one session over `stream` until the link is down. Never panics on
@@ -602,7 +604,7 @@ impl Session<'_> {
                         info!("{name}: IPCP: peer DNS {d}");
                     }
                 }
-                self.ipv4_up(local, peer, link.status().peer_mru).await;
+                self.ipv4_up(local, peer, dns, link.status().peer_mru).await;
                 None
             }
             Event::Ipv4Down => {
@@ -636,7 +638,13 @@ impl Session<'_> {
     /// Address, routes and hook for an opened IPCP. The MTU is the
     /// configured one, else the smaller of our MRU and the peer's: a packet
     /// the peer cannot receive must not leave the tun whole.
-    async fn ipv4_up(&mut self, local: Ipv4Addr, peer: Ipv4Addr, peer_mru: u16) {
+    async fn ipv4_up(
+        &mut self,
+        local: Ipv4Addr,
+        peer: Ipv4Addr,
+        dns: [Option<Ipv4Addr>; 2],
+        peer_mru: u16,
+    ) {
         let s = self.ctx.settings;
         let name = &s.name;
         let ifname = self.tun.name().to_string();
@@ -655,7 +663,7 @@ impl Session<'_> {
             }
         }
         self.first_up.get_or_insert_with(Instant::now);
-        self.ipv4 = Some(Ipv4State { local, peer });
+        self.ipv4 = Some(Ipv4State { local, peer, dns });
         {
             let mut st = self.ctx.status.lock().unwrap_or_else(|e| e.into_inner());
             st.local = Some(local);
@@ -663,7 +671,7 @@ impl Session<'_> {
             st.up_since = Some(Instant::now());
         }
         if let Some(hook) = &s.ip_up {
-            hooks::spawn(hook, &ifname, self.ctx.tty, local, peer, name);
+            hooks::spawn(hook, &ifname, self.ctx.tty, local, peer, name, dns);
         }
     }
 
@@ -699,6 +707,7 @@ impl Session<'_> {
                 state.local,
                 state.peer,
                 &s.name,
+                state.dns,
             );
         }
     }

@@ -201,7 +201,10 @@ allow_users = ["root"]
     let hook_log = dir.join("hook.log");
     std::fs::write(
         &hook,
-        format!("#!/bin/sh\necho \"$0 $*\" >> {}\n", hook_log.display()),
+        format!(
+            "#!/bin/sh\necho \"$0 $*\" >> {log}\necho \"env $IFNAME $DEVICE $IPLOCAL $IPREMOTE $IPPARAM\" >> {log}\n",
+            log = hook_log.display()
+        ),
     )
     .unwrap();
     std::fs::set_permissions(&hook, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
@@ -282,10 +285,10 @@ ip_down = "{hook}"
     assert!(busy.stdout.is_empty());
 
     let want_hook = format!("{} tsb{pid} ssh 0 {b_addr} {a_addr} p1", hook.display());
+    let want_env = format!("env tsb{pid} ssh {b_addr} {a_addr} p1");
     wait_for(Duration::from_secs(5), "ip-up hook", || {
-        std::fs::read_to_string(&hook_log)
-            .unwrap_or_default()
-            .contains(&want_hook)
+        let log = std::fs::read_to_string(&hook_log).unwrap_or_default();
+        log.contains(&want_hook) && log.contains(&want_env)
     });
 
     // Kill the `tsunagi direct` process: B sees its device exit, A the
