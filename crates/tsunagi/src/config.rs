@@ -490,6 +490,10 @@ fn line_column(text: &str, offset: usize) -> (usize, usize) {
 impl LinkSettings {
     /// The PPP engine's configuration (RFC 1661 timers: Max-Configure 10,
     /// Max-Terminate 2, Max-Failure 5, as the RFC's section 4.6 suggests).
+    /// Anything the config does not name (authentication, compression as
+    /// the engine grows them) keeps the engine's default, which is off.
+    // The update is needless only while every field is named here.
+    #[allow(clippy::needless_update)]
     pub fn link_config(&self) -> LinkConfig {
         LinkConfig {
             name: self.name.clone(),
@@ -518,6 +522,7 @@ impl LinkSettings {
                 max_terminate: 2,
                 max_failure: 5,
             },
+            ..LinkConfig::default()
         }
     }
 
