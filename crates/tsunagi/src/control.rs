@@ -37,6 +37,8 @@ use rustix::net::{
 };
 use serde::{Deserialize, Serialize};
 
+/// Most file descriptors one request may carry (`direct`: stdin, stdout).
+pub const MAX_FDS: usize = 2;
 /// Longest request line the daemon reads.
 pub const MAX_REQUEST_LEN: usize = 64 * 1024;
 
@@ -222,7 +224,7 @@ pub fn call(
         source,
     })?;
     let line = request.to_line();
-    let mut space = [MaybeUninit::<u8>::uninit(); rustix::cmsg_space!(ScmRights(2))];
+    let mut space = [MaybeUninit::<u8>::uninit(); rustix::cmsg_space!(ScmRights(4))];
     let mut control = SendAncillaryBuffer::new(&mut space);
     if !fds.is_empty() && !control.push(SendAncillaryMessage::ScmRights(fds)) {
         return Err(ClientError::Io(io::Error::other(
@@ -272,6 +274,7 @@ pub struct Received {
 pub async fn receive(stream: &tokio::net::UnixStream) -> io::Result<Received> {
     let mut line = Vec::new();
     let mut fds = Vec::new();
+    let mut extra_fds = 0usize;
     let mut buf = [0u8; 4096];
     loop {
         let mut space = [MaybeUninit::<u8>::uninit(); rustix::cmsg_space!(ScmRights(4))];
@@ -287,7 +290,16 @@ pub async fn receive(stream: &tokio::net::UnixStream) -> io::Result<Received> {
                 .map_err(io::Error::from)?;
                 for m in control.drain() {
                     if let RecvAncillaryMessage::ScmRights(rights) = m {
-                        fds.extend(rights);
+                        // Keep at most MAX_FDS: a client sending fds with
+                        // every byte must not exhaust ours (the rest are
+                        // closed as they drop here).
+                        for fd in rights {
+                            if fds.len() < MAX_FDS {
+                                fds.push(fd);
+                            } else {
+                                extra_fds += 1;
+                            }
+                        }
                     }
                 }
                 Ok(msg.bytes)
@@ -308,7 +320,11 @@ pub async fn receive(stream: &tokio::net::UnixStream) -> io::Result<Received> {
         }
     }
     let text = line.split(|b| *b == b'\n').next().unwrap_or_default();
-    let request = serde_json::from_slice(text).map_err(|e| format!("malformed request: {e}"));
+    let request = if extra_fds > 0 {
+        Err(format!("too many file descriptors (at most {MAX_FDS})"))
+    } else {
+        serde_json::from_slice(text).map_err(|e| format!("malformed request: {e}"))
+    };
     Ok(Received { request, fds })
 }
 
@@ -381,6 +397,41 @@ mod tests {
                 r
             );
         }
+    }
+
+    #[tokio::test]
+    async fn too_many_fds_are_closed_and_refused() {
+        let dir = std::env::temp_dir().join(format!("tsunagi-ctl3-{}", std::process::id()));
+        let _ = std::fs::create_dir_all(&dir);
+        let path = dir.join("s");
+        let _ = std::fs::remove_file(&path);
+        let listener = tokio::net::UnixListener::bind(&path).unwrap();
+        let server = tokio::spawn(async move {
+            let (conn, _) = listener.accept().await.unwrap();
+            let got = receive(&conn).await.unwrap();
+            conn.writable().await.unwrap();
+            let _ = conn.try_write(
+                Response::Error {
+                    message: "x".into(),
+                }
+                .to_line()
+                .as_bytes(),
+            );
+            (got.fds.len(), got.request)
+        });
+        let (_r, w) = std::io::pipe().unwrap();
+        let p = path.clone();
+        tokio::task::spawn_blocking(move || {
+            let fds = [w.as_fd(), w.as_fd(), w.as_fd()];
+            call(&p, &Request::Status {}, &fds[..])
+        })
+        .await
+        .unwrap()
+        .ok();
+        let (kept, request) = server.await.unwrap();
+        assert_eq!(kept, MAX_FDS);
+        assert!(request.unwrap_err().contains("too many file descriptors"));
+        let _ = std::fs::remove_dir_all(&dir);
     }
 
     #[tokio::test]
