@@ -14,7 +14,7 @@
 //! both histories still take it (pppd's behaviour, vector 07).
 //!
 //! MPPE: option 18, 40- or 128-bit (56-bit accepted for receiving only
-//! when negotiated), stateless (H bit) or stateful. Stateless: a new key
+//! when negotiated), stateless (H bit) or stateful (only when configured). Stateless: a new key
 //! per packet, late packets (coherency count behind ours) are dropped,
 //! never rekeyed backwards. Stateful: the key changes on every "flag"
 //! packet (count low octet 0xff); after loss we send a CCP Reset-Request
@@ -92,8 +92,8 @@ pub struct MppeConfig {
     pub bits40: bool,
     /// Accept 128-bit keys (preferred).
     pub bits128: bool,
-    /// Accept stateful mode (pppd `mppe-stateful`); stateless is always
-    /// preferred.
+    /// Allow stateful mode and ask for it (pppd `mppe-stateful`);
+    /// otherwise stateless only (H bit).
     pub stateful: bool,
     /// The link goes down when MPPE cannot be negotiated, and no IP flows
     /// before it is up (pppd `require-mppe`).
@@ -255,6 +255,7 @@ impl CcpNegotiator {
         } else {
             return None;
         };
+        // The peer's wish for the H bit stands if we allow it.
         let h = if offered & mppe_bits::H != 0 || !m.stateful {
             mppe_bits::H
         } else {
@@ -265,7 +266,8 @@ impl CcpNegotiator {
 
     fn our_mppe_bits(&self) -> Option<u32> {
         let m = self.mppe_active()?;
-        let mut bits = mppe_bits::H;
+        // pppd `mppe-stateful`: ask for stateful mode when allowed.
+        let mut bits = if m.stateful { 0 } else { mppe_bits::H };
         if m.bits128 {
             bits |= mppe_bits::S;
         }

@@ -48,7 +48,12 @@ impl fmt::Display for PacketDisplay<'_> {
             Ok(p) => p,
             Err(e) => return write!(f, "{name} <malformed: {e}>"),
         };
-        match packet.code.pppd_name() {
+        let ccp_code = match (protocol, u8::from(packet.code)) {
+            (Protocol::Ccp, crate::ccp::code::RESET_REQUEST) => Some("ResetReq"),
+            (Protocol::Ccp, crate::ccp::code::RESET_ACK) => Some("ResetAck"),
+            _ => None,
+        };
+        match ccp_code.or(packet.code.pppd_name()) {
             Some(code) => write!(f, "{name} {code} id={:#x}", packet.identifier)?,
             None => write!(
                 f,

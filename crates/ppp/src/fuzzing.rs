@@ -179,6 +179,7 @@ pub fn fuzz_link_config(config: u8) -> LinkConfig {
             local_id: Some([0x02, 0, 0, 0, 0, 0, 0, 0x01]),
         }),
         timers: FsmTimers::default(),
+        ..LinkConfig::default()
     }
 }
 

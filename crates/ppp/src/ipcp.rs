@@ -148,6 +148,13 @@ pub struct IpcpNegotiator {
 }
 
 impl IpcpNegotiator {
+    /// The peer's address, fixed after authentication (the secrets file's
+    /// address column): Nak'd to this one from now on.
+    pub fn set_remote(&mut self, addr: Ipv4Addr) {
+        self.config.remote = Some(addr);
+        self.peer = addr;
+    }
+
     /// From our configuration.
     pub fn new(config: IpcpConfig) -> Self {
         let mut n = IpcpNegotiator {

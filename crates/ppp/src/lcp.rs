@@ -2,12 +2,15 @@
 //!
 //! We ask for: Maximum-Receive-Unit (when not 1500), Async-Control-Character-Map,
 //! Magic-Number, Protocol-Field-Compression, Address-and-Control-Field-Compression.
-//! We accept the same from the peer. Authentication-Protocol and
-//! Quality-Protocol are rejected (authentication is not implemented yet, so
-//! a peer that requires it will give up), as is every unknown option.
+//! We accept the same from the peer. Authentication-Protocol (s6.2) is
+//! asked for when we require the peer to authenticate, and accepted when
+//! the peer asks for a method we have credentials for (else Nak'd with
+//! one we can do, or rejected when we can do none). Quality-Protocol and
+//! every unknown option are rejected.
 
 use std::fmt;
 
+use crate::auth::AuthMethod;
 use crate::fsm::{Negotiator, OptionVerdict};
 use crate::link::LcpConfig;
 use crate::rng::Rng;
@@ -156,6 +159,9 @@ pub struct LcpValues {
     pub pfc: bool,
     /// Address-and-Control-Field-Compression.
     pub acfc: bool,
+    /// Authentication-Protocol: in `ours`, the method the peer agreed to
+    /// authenticate with; in `peer`, the one it wants from us.
+    pub auth: Option<AuthMethod>,
 }
 
 impl Default for LcpValues {
@@ -167,6 +173,7 @@ impl Default for LcpValues {
             magic: None,
             pfc: false,
             acfc: false,
+            auth: None,
         }
     }
 }
@@ -186,6 +193,12 @@ pub struct LcpNegotiator {
     pub loops: u32,
     /// Test hook: use this Magic-Number instead of a random one.
     pinned_magic: Option<u32>,
+    /// Methods we require the peer to authenticate with (preference order).
+    auth_require: Vec<AuthMethod>,
+    /// Methods we can authenticate ourselves with.
+    auth_can: Vec<AuthMethod>,
+    /// The peer rejected our Authentication-Protocol option.
+    pub auth_refused: bool,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -195,6 +208,7 @@ struct Wants {
     magic: Option<u32>,
     pfc: bool,
     acfc: bool,
+    auth: Option<AuthMethod>,
 }
 
 impl LcpNegotiator {
@@ -207,6 +221,7 @@ impl LcpNegotiator {
                 magic: None,
                 pfc: false,
                 acfc: false,
+                auth: None,
             },
             config,
             rng: Rng::new(seed),
@@ -214,6 +229,9 @@ impl LcpNegotiator {
             peer: LcpValues::default(),
             loops: 0,
             pinned_magic: None,
+            auth_require: Vec::new(),
+            auth_can: Vec::new(),
+            auth_refused: false,
         };
         n.reset();
         n
@@ -229,6 +247,14 @@ impl LcpNegotiator {
     #[doc(hidden)]
     pub fn pin_magic(&mut self, magic: u32) {
         self.pinned_magic = Some(magic);
+    }
+
+    /// Authentication wishes: `require` the peer to authenticate with one
+    /// of these (in order), and authenticate ourselves with one of `can`.
+    pub fn set_auth(&mut self, require: Vec<AuthMethod>, can: Vec<AuthMethod>) {
+        self.auth_require = require;
+        self.auth_can = can;
+        self.reset();
     }
 
     /// Our configuration.
@@ -257,7 +283,9 @@ impl Negotiator for LcpNegotiator {
             ),
             pfc: self.config.pfc,
             acfc: self.config.acfc,
+            auth: self.auth_require.first().copied(),
         };
+        self.auth_refused = false;
         self.ours = LcpValues::default();
         self.peer = LcpValues::default();
     }
@@ -268,6 +296,12 @@ impl Negotiator for LcpNegotiator {
         }
         if let Some(accm) = self.want.accm {
             emit_option(out, kind::ACCM, &accm.to_be_bytes());
+        }
+        if let Some(method) = self.want.auth {
+            let (protocol, data) = method.option_data();
+            let mut value = protocol.to_be_bytes().to_vec();
+            value.extend_from_slice(data);
+            emit_option(out, kind::AUTH, &value);
         }
         if let Some(magic) = self.want.magic {
             emit_option(out, kind::MAGIC, &magic.to_be_bytes());
@@ -333,6 +367,25 @@ impl Negotiator for LcpNegotiator {
                 self.peer.acfc = true;
                 OptionVerdict::Ack
             }
+            LcpOption::AuthProtocol { protocol, data } => {
+                match AuthMethod::from_option(protocol, data) {
+                    Some(m) if self.auth_can.contains(&m) => {
+                        self.peer.auth = Some(m);
+                        OptionVerdict::Ack
+                    }
+                    _ => match self.auth_can.first() {
+                        // RFC 1661 s6.2: Nak with the method we prefer.
+                        Some(m) => {
+                            let (protocol, data) = m.option_data();
+                            let mut value = protocol.to_be_bytes().to_vec();
+                            value.extend_from_slice(data);
+                            emit_option(nak, kind::AUTH, &value);
+                            OptionVerdict::Nak
+                        }
+                        None => OptionVerdict::Reject,
+                    },
+                }
+            }
             _ => OptionVerdict::Reject,
         })
     }
@@ -344,6 +397,7 @@ impl Negotiator for LcpNegotiator {
             magic: self.want.magic,
             pfc: self.want.pfc,
             acfc: self.want.acfc,
+            auth: self.want.auth,
         };
     }
 
@@ -366,6 +420,24 @@ impl Negotiator for LcpNegotiator {
                 }
                 self.want.magic = Some(magic);
             }
+            // The peer prefers another method: take it if we require it,
+            // else try our next one.
+            LcpOption::AuthProtocol { protocol, data } if self.want.auth.is_some() => {
+                let suggested = AuthMethod::from_option(protocol, data);
+                if let Some(m) = suggested.filter(|m| self.auth_require.contains(m)) {
+                    self.want.auth = Some(m);
+                } else if let Some(current) = self.want.auth {
+                    let next = self
+                        .auth_require
+                        .iter()
+                        .skip_while(|m| **m != current)
+                        .nth(1)
+                        .copied();
+                    if let Some(next) = next {
+                        self.want.auth = Some(next);
+                    }
+                }
+            }
             // Nak'd options we did not ask for (e.g. a prompt for
             // authentication) are not followed.
             _ => {}
@@ -380,6 +452,12 @@ impl Negotiator for LcpNegotiator {
             kind::MAGIC => self.want.magic = None,
             kind::PFC => self.want.pfc = false,
             kind::ACFC => self.want.acfc = false,
+            kind::AUTH if self.want.auth.is_some() => {
+                // We require authentication: the link cannot go on; the
+                // link engine closes it when LCP opens without it.
+                self.want.auth = None;
+                self.auth_refused = true;
+            }
             _ => {}
         }
         Ok(())

@@ -9,6 +9,8 @@ use std::collections::VecDeque;
 use std::net::Ipv4Addr;
 use std::time::{Duration, Instant};
 
+use crate::auth::{AuthConfig, AuthMethod, AuthOutcome, AuthOutput, AuthPeer, Authenticator};
+use crate::ccp::{CcpConfig, CcpMethod, CcpNegotiator, DeflateRx, DeflateTx, MppeRx, MppeTx};
 use crate::display::{describe, escaped};
 use crate::fsm::{Fsm, Output, Signal, State};
 use crate::hdlc::{Decoder, Encoder, FrameError, DEFAULT_ACCM};
@@ -34,7 +36,7 @@ pub enum Phase {
     Dead,
     /// Link Establishment (LCP negotiating).
     Establish,
-    /// Authentication (not yet implemented; passed through).
+    /// Authentication (RFC 1661 s3.5): PAP, CHAP-MD5, MS-CHAPv2.
     Authenticate,
     /// Network-Layer Protocol (NCPs negotiating or open).
     Network,
@@ -119,6 +121,55 @@ pub struct LinkConfig {
     pub ipv6cp: Option<Ipv6cpConfig>,
     /// RFC 1661 timers and counters.
     pub timers: FsmTimers,
+    /// Authentication (default: none either way, pppd `noauth`).
+    pub auth: AuthConfig,
+    /// CCP: Deflate and MPPE (default: off; a peer's CCP is
+    /// Protocol-Rejected).
+    pub ccp: CcpConfig,
+}
+
+/// What the authentication phase tells the driver (a queue of its own,
+/// [`Link::poll_auth_event`], so that drivers matching [`Event`]
+/// exhaustively keep compiling).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AuthEvent {
+    /// The peer authenticated to us.
+    Authenticated {
+        /// The peer's name.
+        user: String,
+        /// The method.
+        method: AuthMethod,
+        /// The per-user fixed address from the secrets' 4th column; the
+        /// link already uses it as the peer's IPCP address.
+        address: Option<Ipv4Addr>,
+    },
+    /// We authenticated to the peer.
+    AuthenticatedToPeer {
+        /// Our name.
+        user: String,
+        /// The method.
+        method: AuthMethod,
+    },
+    /// Authentication failed (either direction); the link terminates.
+    AuthFailed {
+        /// The name that failed (the peer's, or ours when `ours`).
+        user: String,
+        /// The method.
+        method: AuthMethod,
+        /// Why (never contains a secret).
+        reason: String,
+        /// We failed to authenticate ourselves to the peer.
+        ours: bool,
+    },
+    /// The peer refused to authenticate (rejected the LCP option).
+    PeerRefusedAuth,
+    /// CCP opened: what each direction uses.
+    CcpUp {
+        /// What we send with.
+        tx: Option<CcpMethod>,
+        /// What the peer sends with.
+        rx: Option<CcpMethod>,
+    },
 }
 
 /// What the link tells its driver.
@@ -207,6 +258,14 @@ pub struct LinkStats {
     pub tx_echo_requests: u64,
     /// Echo-Replies received.
     pub rx_echo_replies: u64,
+    /// PAP/CHAP packets that did not parse (bad lengths, empty names).
+    pub rx_bad_auth: u64,
+    /// PAP/CHAP packets discarded (unknown identifier, unexpected code).
+    pub rx_discarded_auth: u64,
+    /// Compressed datagrams dropped (late, lost, corrupt, before CCP).
+    pub rx_ccp_dropped: u64,
+    /// CCP Reset-Requests we sent.
+    pub tx_ccp_resets: u64,
 }
 
 impl Default for FsmTimers {
@@ -256,6 +315,8 @@ impl Default for LinkConfig {
             ipcp: IpcpConfig::default(),
             ipv6cp: None,
             timers: FsmTimers::default(),
+            auth: AuthConfig::default(),
+            ccp: CcpConfig::default(),
         }
     }
 }
@@ -297,6 +358,30 @@ pub struct LinkStatus {
     pub dns: [Option<Ipv4Addr>; 2],
     /// Interface identifiers (ours, peer's) when IPV6CP opened.
     pub ipv6_ids: Option<([u8; 8], [u8; 8])>,
+    /// The name the peer authenticated with, and how.
+    pub peer_auth: Option<(String, AuthMethod)>,
+    /// How we authenticated ourselves to the peer.
+    pub our_auth: Option<AuthMethod>,
+    /// CCP state (`None` when CCP is off).
+    pub ccp: Option<State>,
+    /// What we send with after CCP opened.
+    pub ccp_tx: Option<CcpMethod>,
+    /// What the peer sends with after CCP opened.
+    pub ccp_rx: Option<CcpMethod>,
+}
+
+/// Our sending half of the CCP data path.
+#[derive(Debug)]
+enum TxPath {
+    Deflate(DeflateTx),
+    Mppe(Box<MppeTx>),
+}
+
+/// The peer's sending half of the CCP data path.
+#[derive(Debug)]
+enum RxPath {
+    Deflate(DeflateRx),
+    Mppe(Box<MppeRx>),
 }
 
 /// One PPP link engine.
@@ -326,6 +411,21 @@ pub struct Link {
     started: bool,
     ipv4_up: bool,
     ipv6_up: bool,
+    ccp: Option<Fsm<CcpNegotiator>>,
+    authenticator: Option<Authenticator>,
+    auth_peer: Option<AuthPeer>,
+    /// Authentication passed (or was not needed): Network phase.
+    network: bool,
+    auth_events: VecDeque<AuthEvent>,
+    auth_seed: u64,
+    peer_auth: Option<(String, AuthMethod)>,
+    tx_path: Option<TxPath>,
+    rx_path: Option<RxPath>,
+    /// NCPs are held until CCP opens (MPPE required).
+    ncps_waiting: bool,
+    /// Our outstanding CCP Reset-Request: identifier and when to repeat it
+    /// (pppd repeats it every second until the Reset-Ack).
+    ccp_reset: Option<(u8, Instant)>,
 }
 
 /// Which automaton produced an [`Output`].
@@ -334,6 +434,7 @@ enum Layer {
     Lcp,
     Ipcp,
     Ipv6cp,
+    Ccp,
 }
 
 impl Layer {
@@ -342,6 +443,7 @@ impl Layer {
             Layer::Lcp => Protocol::Lcp,
             Layer::Ipcp => Protocol::Ipcp,
             Layer::Ipv6cp => Protocol::Ipv6cp,
+            Layer::Ccp => Protocol::Ccp,
         }
     }
 }
@@ -359,10 +461,18 @@ impl Link {
     /// interface identifiers (pass real randomness in production).
     pub fn new(config: LinkConfig, seed: u64) -> Link {
         let mut seeds = Rng::new(seed);
-        let lcp = Fsm::new(
+        let mut lcp = Fsm::new(
             LcpNegotiator::new(config.lcp.clone(), seeds.next_u64()),
             config.timers.clone(),
         );
+        let can: Vec<AuthMethod> = config
+            .auth
+            .accept
+            .iter()
+            .copied()
+            .filter(|m| config.auth.can_authenticate_with(*m))
+            .collect();
+        lcp.negotiator.set_auth(config.auth.require.clone(), can);
         let ipcp = Fsm::new(
             IpcpNegotiator::new(config.ipcp.clone()),
             config.timers.clone(),
@@ -372,6 +482,14 @@ impl Link {
             .ipv6cp
             .clone()
             .map(|c| Fsm::new(Ipv6cpNegotiator::new(c, ipv6_seed), config.timers.clone()));
+        let ccp = config.ccp.enabled().then(|| {
+            Fsm::new(
+                CcpNegotiator::new(config.ccp.clone()),
+                config.timers.clone(),
+            )
+        });
+        // Drawn after the others so existing seeds keep their magic numbers.
+        let auth_seed = seeds.next_u64();
         let max_info = config.lcp.mru.max(crate::lcp::DEFAULT_MRU) as usize;
         let mut link = Link {
             name: config.name.clone(),
@@ -393,6 +511,17 @@ impl Link {
             started: false,
             ipv4_up: false,
             ipv6_up: false,
+            ccp,
+            authenticator: None,
+            auth_peer: None,
+            network: false,
+            auth_events: VecDeque::new(),
+            auth_seed,
+            peer_auth: None,
+            tx_path: None,
+            rx_path: None,
+            ncps_waiting: false,
+            ccp_reset: None,
             config,
         };
         link.reset_framing();
@@ -422,6 +551,11 @@ impl Link {
             let mut out = Output::default();
             ipv6cp.open(now, &mut out);
             self.process(now, Layer::Ipv6cp, out);
+        }
+        if let Some(ccp) = &mut self.ccp {
+            let mut out = Output::default();
+            ccp.open(now, &mut out);
+            self.process(now, Layer::Ccp, out);
         }
         let mut out = Output::default();
         self.lcp.open(now, &mut out);
@@ -518,7 +652,27 @@ impl Link {
         if !open || self.lcp.state() != State::Opened {
             return false;
         }
-        self.encoder.encode(protocol.into(), packet, false, out);
+        let proto = u16::from(protocol);
+        let mppe_required = self.mppe_required();
+        match &mut self.tx_path {
+            Some(TxPath::Mppe(tx)) => {
+                let data = tx.encrypt(proto, packet);
+                self.encoder
+                    .encode(Protocol::CompressedDatagram.into(), &data, false, out);
+            }
+            Some(TxPath::Deflate(tx)) => match tx.compress(proto, packet) {
+                Some(data) => {
+                    self.encoder
+                        .encode(Protocol::CompressedDatagram.into(), &data, false, out)
+                }
+                None => self.encoder.encode(proto, packet, false, out),
+            },
+            None if mppe_required => {
+                // Never plaintext when MPPE is required.
+                return false;
+            }
+            None => self.encoder.encode(proto, packet, false, out),
+        }
         self.stats.tx_packets += 1;
         self.stats.tx_bytes += packet.len() as u64;
         self.stats.tx_frames += 1;
@@ -543,6 +697,20 @@ impl Link {
             ipv6cp.handle_timeout(now, &mut out);
             self.process(now, Layer::Ipv6cp, out);
         }
+        if let Some(ccp) = &mut self.ccp {
+            let mut out = Output::default();
+            ccp.handle_timeout(now, &mut out);
+            self.process(now, Layer::Ccp, out);
+        }
+        let mut out = AuthOutput::default();
+        if let Some(a) = &mut self.authenticator {
+            a.handle_timeout(now, &mut out);
+        }
+        if let Some(p) = &mut self.auth_peer {
+            p.handle_timeout(now, &mut out);
+        }
+        self.after_auth(now, out);
+        self.ccp_reset_timer(now);
         if self.echo_deadline.is_some_and(|d| d <= now) {
             self.echo_timer(now);
         }
@@ -555,6 +723,10 @@ impl Link {
             self.lcp.deadline(),
             self.ipcp.deadline(),
             self.ipv6cp.as_ref().and_then(|f| f.deadline()),
+            self.ccp.as_ref().and_then(|f| f.deadline()),
+            self.authenticator.as_ref().and_then(|a| a.deadline()),
+            self.auth_peer.as_ref().and_then(|p| p.deadline()),
+            self.ccp_reset.map(|(_, due)| due),
             self.echo_deadline,
         ]
         .into_iter()
@@ -565,6 +737,12 @@ impl Link {
     /// The next event, if any.
     pub fn poll_event(&mut self) -> Option<Event> {
         self.events.pop_front()
+    }
+
+    /// The next authentication or CCP event, if any (drain it like
+    /// `poll_event`).
+    pub fn poll_auth_event(&mut self) -> Option<AuthEvent> {
+        self.auth_events.pop_front()
     }
 
     /// Current phase.
@@ -607,6 +785,22 @@ impl Link {
                 .as_ref()
                 .filter(|f| f.state() == State::Opened)
                 .map(|f| (f.negotiator.local_id, f.negotiator.peer_id)),
+            peer_auth: self.peer_auth.clone(),
+            our_auth: self.auth_peer.as_ref().and_then(|p| match p.outcome() {
+                AuthOutcome::Success { method, .. } => Some(*method),
+                _ => None,
+            }),
+            ccp: self.ccp.as_ref().map(|f| f.state()),
+            ccp_tx: self
+                .ccp
+                .as_ref()
+                .filter(|f| f.state() == State::Opened)
+                .and_then(|f| f.negotiator.tx),
+            ccp_rx: self
+                .ccp
+                .as_ref()
+                .filter(|f| f.state() == State::Opened)
+                .and_then(|f| f.negotiator.rx),
         }
     }
 
@@ -649,30 +843,41 @@ impl Link {
         let lcp_open = self.lcp.state() == State::Opened;
         match Protocol::from(protocol) {
             Protocol::Lcp => self.handle_lcp(now, info),
-            Protocol::Ipv4 => {
-                if lcp_open && self.ipcp.state() == State::Opened {
-                    self.stats.rx_packets += 1;
-                    self.stats.rx_bytes += info.len() as u64;
-                    deliver(IpVersion::V4, info);
-                } else {
-                    self.stats.rx_not_open += 1;
-                    tracing::debug!("{}: discarded IP packet: IPCP not open", self.name);
+            p @ (Protocol::Ipv4 | Protocol::Ipv6)
+                if p == Protocol::Ipv4 || self.ipv6cp.is_some() =>
+            {
+                let mppe_required = self.mppe_required();
+                match &mut self.rx_path {
+                    Some(RxPath::Mppe(_)) => {
+                        // RFC 3078 s1: with MPPE on, unencrypted data is
+                        // not accepted.
+                        self.stats.rx_ccp_dropped += 1;
+                        tracing::debug!("{}: dropped unencrypted {} packet", self.name, p);
+                        return;
+                    }
+                    Some(RxPath::Deflate(rx)) => rx.incompressible(protocol, info),
+                    None if mppe_required => {
+                        self.stats.rx_not_open += 1;
+                        return;
+                    }
+                    None => {}
                 }
+                self.deliver_ip(protocol, info, deliver);
             }
-            Protocol::Ipv6 if self.ipv6cp.is_some() => {
-                if lcp_open
-                    && self
-                        .ipv6cp
-                        .as_ref()
-                        .is_some_and(|f| f.state() == State::Opened)
-                {
-                    self.stats.rx_packets += 1;
-                    self.stats.rx_bytes += info.len() as u64;
-                    deliver(IpVersion::V6, info);
-                } else {
+            Protocol::Pap | Protocol::Chap => self.handle_auth(now, protocol, info),
+            Protocol::CompressedDatagram if self.ccp.is_some() => {
+                self.handle_compressed(now, info, deliver)
+            }
+            Protocol::Ccp if self.ccp.is_some() => {
+                if !self.network {
                     self.stats.rx_not_open += 1;
-                    tracing::debug!("{}: discarded IPv6 packet: IPV6CP not open", self.name);
+                    tracing::debug!(
+                        "{}: discarded CCP packet before the Network phase",
+                        self.name
+                    );
+                    return;
                 }
+                self.handle_ccp(now, info);
             }
             p @ (Protocol::Ipcp | Protocol::Ipv6cp)
                 if p != Protocol::Ipv6cp || self.ipv6cp.is_some() =>
@@ -731,6 +936,443 @@ impl Link {
                     );
                 } else {
                     tracing::debug!("{}: discarded {} frame: LCP not open", self.name, other);
+                }
+            }
+        }
+    }
+
+    /// An IP datagram (after CCP) for its NCP.
+    fn deliver_ip(
+        &mut self,
+        protocol: u16,
+        info: &[u8],
+        deliver: &mut dyn FnMut(IpVersion, &[u8]),
+    ) {
+        let lcp_open = self.lcp.state() == State::Opened;
+        let (version, open) = match Protocol::from(protocol) {
+            Protocol::Ipv4 => (IpVersion::V4, self.ipcp.state() == State::Opened),
+            Protocol::Ipv6 => (
+                IpVersion::V6,
+                self.ipv6cp
+                    .as_ref()
+                    .is_some_and(|f| f.state() == State::Opened),
+            ),
+            other => {
+                self.stats.rx_unknown_protocol += 1;
+                tracing::debug!("{}: discarded decompressed {} packet", self.name, other);
+                return;
+            }
+        };
+        if lcp_open && open {
+            self.stats.rx_packets += 1;
+            self.stats.rx_bytes += info.len() as u64;
+            deliver(version, info);
+        } else {
+            self.stats.rx_not_open += 1;
+            tracing::debug!(
+                "{}: discarded {:?} packet: NCP not open",
+                self.name,
+                version
+            );
+        }
+    }
+
+    fn mppe_required(&self) -> bool {
+        self.config.ccp.mppe.as_ref().is_some_and(|m| m.required)
+    }
+
+    /// A Compressed Datagram (RFC 1962 s3, protocol 0x00fd).
+    fn handle_compressed(
+        &mut self,
+        now: Instant,
+        info: &[u8],
+        deliver: &mut dyn FnMut(IpVersion, &[u8]),
+    ) {
+        let result = match &mut self.rx_path {
+            Some(RxPath::Mppe(rx)) => rx.decrypt(info),
+            Some(RxPath::Deflate(rx)) => rx.decompress(info),
+            None => {
+                self.stats.rx_ccp_dropped += 1;
+                tracing::debug!("{}: compressed datagram before CCP opened", self.name);
+                return;
+            }
+        };
+        match result {
+            Ok((protocol, packet)) => {
+                // MPPE resynchronises on a flushed packet without waiting
+                // for the Reset-Ack.
+                if matches!(self.rx_path, Some(RxPath::Mppe(_))) {
+                    self.ccp_reset = None;
+                }
+                self.deliver_ip(protocol, &packet, deliver)
+            }
+            Err(e) => {
+                self.stats.rx_ccp_dropped += 1;
+                tracing::debug!("{}: dropped compressed datagram: {}", self.name, e);
+                if e.needs_reset() {
+                    self.send_ccp_reset_request(now);
+                }
+            }
+        }
+    }
+
+    /// RFC 1962 s2.1: asks the peer to reset its compressor; repeated
+    /// every second until the matching Reset-Ack.
+    fn send_ccp_reset_request(&mut self, now: Instant) {
+        if self.ccp_reset.is_some() {
+            return;
+        }
+        let Some(ccp) = &mut self.ccp else { return };
+        let id = ccp.next_identifier();
+        self.ccp_reset = Some((id, now));
+        self.ccp_reset_timer(now);
+    }
+
+    fn ccp_reset_timer(&mut self, now: Instant) {
+        let Some((id, due)) = self.ccp_reset else {
+            return;
+        };
+        if due > now {
+            return;
+        }
+        if self.ccp.as_ref().is_none_or(|f| f.state() != State::Opened) {
+            self.ccp_reset = None;
+            return;
+        }
+        self.ccp_reset = Some((id, now + Duration::from_secs(1)));
+        self.stats.tx_ccp_resets += 1;
+        self.send_control(
+            Protocol::Ccp,
+            crate::auth::build(crate::ccp::code::RESET_REQUEST, id, &[]),
+        );
+    }
+
+    fn handle_ccp(&mut self, now: Instant, info: &[u8]) {
+        tracing::debug!(
+            "{}: rcvd [{}]",
+            self.name,
+            describe(Protocol::Ccp.into(), info)
+        );
+        let packet = match ControlRepr::parse_bytes(info) {
+            Ok(p) => p,
+            Err(e) => {
+                self.stats.rx_bad_control += 1;
+                tracing::debug!("{}: bad CCP packet: {}", self.name, e);
+                return;
+            }
+        };
+        let opened = self
+            .ccp
+            .as_ref()
+            .is_some_and(|f| f.state() == State::Opened);
+        match u8::from(packet.code) {
+            crate::ccp::code::RESET_REQUEST => {
+                if !opened {
+                    self.stats.rx_discarded_control += 1;
+                    return;
+                }
+                // RFC 1962 s2.1: reset our compressor, then Reset-Ack.
+                match &mut self.tx_path {
+                    Some(TxPath::Deflate(tx)) => tx.reset(),
+                    Some(TxPath::Mppe(tx)) => tx.reset(),
+                    None => {}
+                }
+                self.send_control(
+                    Protocol::Ccp,
+                    crate::auth::build(crate::ccp::code::RESET_ACK, packet.identifier, &[]),
+                );
+            }
+            crate::ccp::code::RESET_ACK => {
+                // Only the Ack of our outstanding request resets: a late
+                // duplicate must not break a stream that resumed.
+                // MPPE is back in step only once a flushed packet
+                // decrypts: until then the request keeps being repeated.
+                if self
+                    .ccp_reset
+                    .is_some_and(|(id, _)| id == packet.identifier)
+                {
+                    if let Some(RxPath::Deflate(rx)) = &mut self.rx_path {
+                        rx.reset();
+                        self.ccp_reset = None;
+                    }
+                } else {
+                    self.stats.rx_discarded_control += 1;
+                }
+            }
+            _ => {
+                let Some(fsm) = self.ccp.as_mut() else { return };
+                let mut out = Output::default();
+                let result = fsm.receive(now, packet, info, &mut out);
+                self.count_discard(Protocol::Ccp, result);
+                self.process(now, Layer::Ccp, out);
+            }
+        }
+    }
+
+    fn handle_auth(&mut self, now: Instant, protocol: u16, info: &[u8]) {
+        if self.lcp.state() != State::Opened {
+            self.stats.rx_not_open += 1;
+            return;
+        }
+        tracing::debug!("{}: rcvd [{}]", self.name, describe(protocol, info));
+        let protocol = Protocol::from(protocol);
+        let code = info.first().copied().unwrap_or(0);
+        // Requests/Responses go to the authenticator, the rest to our peer
+        // side (RFC 1334 s2.2, RFC 1994 s4, RFC 2759 s7).
+        let to_authenticator = match protocol {
+            Protocol::Pap => code == crate::auth::pap_code::REQUEST,
+            _ => matches!(
+                code,
+                crate::auth::chap_code::RESPONSE | crate::auth::chap_code::CHANGE_PASSWORD
+            ),
+        };
+        let mut out = AuthOutput::default();
+        let handled = if to_authenticator {
+            self.authenticator.as_mut().map(|a| {
+                let before = a.stats.clone();
+                a.handle_packet(now, protocol, info, &mut out);
+                (before, a.stats.clone())
+            })
+        } else {
+            self.auth_peer.as_mut().map(|p| {
+                let before = p.stats.clone();
+                p.handle_packet(now, protocol, info, &mut out);
+                (before, p.stats.clone())
+            })
+        };
+        match handled {
+            Some((before, after)) => {
+                self.stats.rx_bad_auth += after.rx_malformed - before.rx_malformed;
+                self.stats.rx_discarded_auth += after.rx_discarded - before.rx_discarded;
+            }
+            None => {
+                self.stats.rx_discarded_auth += 1;
+                tracing::debug!("{}: {} packet not expected", self.name, protocol);
+            }
+        }
+        self.after_auth(now, out);
+    }
+
+    /// Sends what the auth engines produced and acts on their outcomes.
+    fn after_auth(&mut self, now: Instant, out: AuthOutput) {
+        for (protocol, packet) in out.packets {
+            self.send_control(protocol, packet);
+        }
+        if self.lcp.state() != State::Opened || self.finished {
+            return;
+        }
+        let mut failure = None;
+        if let Some(a) = &self.authenticator {
+            match a.outcome().clone() {
+                AuthOutcome::Failure {
+                    user,
+                    method,
+                    reason,
+                } => failure = Some((user, method, reason, false)),
+                AuthOutcome::Success {
+                    user,
+                    method,
+                    address,
+                } if self.peer_auth.is_none() => {
+                    if let Some(addr) = address {
+                        tracing::info!(
+                            "{}: peer {} gets its fixed address {}",
+                            self.name,
+                            user,
+                            addr
+                        );
+                        self.ipcp.negotiator.set_remote(addr);
+                    }
+                    self.peer_auth = Some((user.clone(), method));
+                    self.auth_events.push_back(AuthEvent::Authenticated {
+                        user,
+                        method,
+                        address,
+                    });
+                }
+                _ => {}
+            }
+        }
+        if let Some(p) = &self.auth_peer {
+            if let AuthOutcome::Failure {
+                user,
+                method,
+                reason,
+            } = p.outcome().clone()
+            {
+                failure.get_or_insert((user, method, reason, true));
+            }
+        }
+        if let Some((user, method, reason, ours)) = failure {
+            self.auth_events.push_back(AuthEvent::AuthFailed {
+                user,
+                method,
+                reason,
+                ours,
+            });
+            // pppd's Terminate texts.
+            let text = if ours {
+                "Failed to authenticate ourselves to peer"
+            } else {
+                "Authentication failed"
+            };
+            self.authenticator = None;
+            self.auth_peer = None;
+            self.down_reason
+                .get_or_insert(DownReason::NegotiationFailed("authentication"));
+            self.lcp.set_terminate_text(text);
+            let mut out = Output::default();
+            self.lcp.close(now, &mut out);
+            self.process(now, Layer::Lcp, out);
+            return;
+        }
+        if self.network {
+            return;
+        }
+        let authenticator_done = self
+            .authenticator
+            .as_ref()
+            .is_none_or(|a| matches!(a.outcome(), AuthOutcome::Success { .. }));
+        let peer_done = match &self.auth_peer {
+            None => true,
+            Some(p) => match p.outcome() {
+                AuthOutcome::Success { user, method, .. } => {
+                    let (user, method) = (user.clone(), *method);
+                    if authenticator_done {
+                        self.auth_events
+                            .push_back(AuthEvent::AuthenticatedToPeer { user, method });
+                    }
+                    true
+                }
+                _ => false,
+            },
+        };
+        if authenticator_done && peer_done {
+            self.enter_network(now);
+        }
+    }
+
+    /// RFC 1661 s3.5 -> s3.6: authentication is over; CCP and the NCPs start.
+    fn enter_network(&mut self, now: Instant) {
+        self.network = true;
+        self.sync_phase();
+        let mppe_keys = self
+            .authenticator
+            .as_ref()
+            .is_some_and(|a| a.mppe_keys.is_some())
+            || self
+                .auth_peer
+                .as_ref()
+                .is_some_and(|p| p.mppe_keys.is_some());
+        if let Some(ccp) = &mut self.ccp {
+            ccp.negotiator.set_mppe_available(mppe_keys);
+            let mut out = Output::default();
+            ccp.up(now, &mut out);
+            self.process(now, Layer::Ccp, out);
+        }
+        if self.mppe_required() {
+            if !mppe_keys {
+                tracing::warn!(
+                    "{}: MPPE required but no MS-CHAPv2 keys (MPPE needs MS-CHAPv2)",
+                    self.name
+                );
+                self.fail_link(now, "MPPE required but not available", "MPPE");
+                return;
+            }
+            self.ncps_waiting = true;
+            return;
+        }
+        self.start_ncps(now);
+    }
+
+    fn start_ncps(&mut self, now: Instant) {
+        self.ncps_waiting = false;
+        let mut out = Output::default();
+        self.ipcp.up(now, &mut out);
+        self.process(now, Layer::Ipcp, out);
+        if let Some(fsm) = &mut self.ipv6cp {
+            let mut out = Output::default();
+            fsm.up(now, &mut out);
+            self.process(now, Layer::Ipv6cp, out);
+        }
+    }
+
+    /// Closes LCP with `text` and reports `what` as the failed protocol.
+    fn fail_link(&mut self, now: Instant, text: &str, what: &'static str) {
+        self.down_reason
+            .get_or_insert(DownReason::NegotiationFailed(what));
+        self.lcp.set_terminate_text(text);
+        let mut out = Output::default();
+        self.lcp.close(now, &mut out);
+        self.process(now, Layer::Lcp, out);
+    }
+
+    fn ccp_signal(&mut self, now: Instant, signal: Signal) {
+        match signal {
+            Signal::Up => {
+                let Some(ccp) = &self.ccp else { return };
+                let (tx, rx) = (ccp.negotiator.tx, ccp.negotiator.rx);
+                let keys = self
+                    .authenticator
+                    .as_ref()
+                    .and_then(|a| a.mppe_keys.clone())
+                    .or_else(|| self.auth_peer.as_ref().and_then(|p| p.mppe_keys.clone()));
+                self.tx_path = match tx {
+                    Some(CcpMethod::Deflate { .. }) => Some(TxPath::Deflate(DeflateTx::new())),
+                    Some(CcpMethod::Mppe {
+                        strength,
+                        stateless,
+                    }) => keys
+                        .as_ref()
+                        .map(|k| TxPath::Mppe(Box::new(MppeTx::new(k, strength, stateless)))),
+                    None => None,
+                };
+                self.rx_path = match rx {
+                    Some(CcpMethod::Deflate { .. }) => Some(RxPath::Deflate(DeflateRx::new())),
+                    Some(CcpMethod::Mppe {
+                        strength,
+                        stateless,
+                    }) => keys
+                        .as_ref()
+                        .map(|k| RxPath::Mppe(Box::new(MppeRx::new(k, strength, stateless)))),
+                    None => None,
+                };
+                let show = |m: Option<CcpMethod>| m.map_or("none".to_string(), |m| m.to_string());
+                tracing::info!(
+                    "{}: CCP: send {} / receive {}",
+                    self.name,
+                    show(tx),
+                    show(rx)
+                );
+                self.auth_events.push_back(AuthEvent::CcpUp { tx, rx });
+                if self.mppe_required() {
+                    let both = matches!(self.tx_path, Some(TxPath::Mppe(_)))
+                        && matches!(self.rx_path, Some(RxPath::Mppe(_)));
+                    if !both {
+                        self.fail_link(now, "MPPE required but peer negotiated without", "MPPE");
+                        return;
+                    }
+                    if self.ncps_waiting {
+                        self.start_ncps(now);
+                    }
+                }
+            }
+            Signal::Down => {
+                self.tx_path = None;
+                self.rx_path = None;
+                self.ccp_reset = None;
+                if self.mppe_required() && self.lcp.state() == State::Opened {
+                    // As pppd: no encryption, no link.
+                    tracing::info!("{}: MPPE disabled", self.name);
+                    self.fail_link(now, "MPPE disabled", "MPPE");
+                }
+            }
+            Signal::Started => {}
+            Signal::Finished => {
+                self.tx_path = None;
+                self.rx_path = None;
+                if self.mppe_required() && self.lcp.state() == State::Opened {
+                    self.fail_link(now, "MPPE required but peer refused", "MPPE");
                 }
             }
         }
@@ -933,7 +1575,8 @@ impl Link {
             return Phase::Dead;
         }
         match self.lcp.state() {
-            State::Opened => Phase::Network,
+            State::Opened if self.network => Phase::Network,
+            State::Opened => Phase::Authenticate,
             State::Closing | State::Stopping => Phase::Terminate,
             State::Initial => Phase::Dead,
             _ => Phase::Establish,
@@ -977,6 +1620,7 @@ impl Link {
                 Layer::Lcp => self.lcp_signal(now, signal),
                 Layer::Ipcp => self.ipcp_signal(now, signal),
                 Layer::Ipv6cp => self.ipv6cp_signal(now, signal),
+                Layer::Ccp => self.ccp_signal(now, signal),
             }
         }
     }
@@ -1005,6 +1649,11 @@ impl Link {
                     peer.pfc,
                     peer.acfc
                 );
+                // Without authentication LCP goes straight to the Network
+                // phase (RFC 1661 s3.5), with no Authenticate phase event.
+                self.network = peer.auth.is_none()
+                    && ours.auth.is_none()
+                    && self.config.auth.require.is_empty();
                 self.sync_phase();
                 if let Some(text) = self.config.lcp.ident.clone() {
                     let mut data = self.lcp.negotiator.magic().to_be_bytes().to_vec();
@@ -1018,17 +1667,22 @@ impl Link {
                 }
                 self.echo_pending = 0;
                 self.echo_deadline = self.config.lcp.echo.as_ref().map(|e| now + e.interval);
-                let mut out = Output::default();
-                self.ipcp.up(now, &mut out);
-                self.process(now, Layer::Ipcp, out);
-                if let Some(fsm) = &mut self.ipv6cp {
-                    let mut out = Output::default();
-                    fsm.up(now, &mut out);
-                    self.process(now, Layer::Ipv6cp, out);
-                }
+                self.begin_auth(now);
             }
             Signal::Down => {
                 self.echo_deadline = None;
+                self.authenticator = None;
+                self.auth_peer = None;
+                self.network = false;
+                self.ncps_waiting = false;
+                self.peer_auth = None;
+                self.tx_path = None;
+                self.rx_path = None;
+                if let Some(fsm) = &mut self.ccp {
+                    let mut out = Output::default();
+                    fsm.down(now, &mut out);
+                    self.process(now, Layer::Ccp, out);
+                }
                 let mut out = Output::default();
                 self.ipcp.down(now, &mut out);
                 self.process(now, Layer::Ipcp, out);
@@ -1051,6 +1705,50 @@ impl Link {
                 }
             }
         }
+    }
+
+    /// LCP opened: RFC 1661 s3.5, authenticate in both directions as
+    /// negotiated, or go straight to the Network phase.
+    fn begin_auth(&mut self, now: Instant) {
+        let (ours, theirs) = (self.lcp.negotiator.ours.auth, self.lcp.negotiator.peer.auth);
+        if !self.config.auth.require.is_empty() && ours.is_none() {
+            // pppd: "peer refused to authenticate".
+            tracing::warn!("{}: peer refused to authenticate", self.name);
+            self.auth_events.push_back(AuthEvent::PeerRefusedAuth);
+            self.fail_link(now, "Peer refused to authenticate", "authentication");
+            return;
+        }
+        if ours.is_none() && theirs.is_none() {
+            self.enter_network(now);
+            return;
+        }
+        let mut out = AuthOutput::default();
+        if let Some(method) = ours {
+            tracing::info!("{}: authenticating peer with {}", self.name, method.name());
+            self.authenticator = Some(Authenticator::start(
+                method,
+                self.config.auth.clone(),
+                self.auth_seed,
+                now,
+                &mut out,
+            ));
+        }
+        if let Some(method) = theirs {
+            tracing::info!(
+                "{}: authenticating to peer with {}",
+                self.name,
+                method.name()
+            );
+            self.auth_peer = Some(AuthPeer::start(
+                method,
+                self.config.auth.clone(),
+                self.auth_seed ^ 0x5a5a_5a5a_5a5a_5a5a,
+                now,
+                &mut out,
+            ));
+        }
+        self.sync_phase();
+        self.after_auth(now, out);
     }
 
     fn ncp_finished(&mut self, now: Instant, name: &'static str) {

@@ -172,6 +172,19 @@ impl Pair {
         done(self)
     }
 
+    /// Delivers bytes one side produced to the other, through the lossy
+    /// pipe.
+    pub fn deliver_bytes(&mut self, from_a: bool, bytes: &[u8]) {
+        let to = if from_a { &mut self.b } else { &mut self.a };
+        let kept = lossy(bytes, self.loss_per_mille, &mut self.rng, &mut self.dropped);
+        let now = self.now;
+        let mut received = Vec::new();
+        to.link
+            .handle_input(now, &kept, &mut |v, p| received.push((v, p.to_vec())));
+        to.received.extend(received);
+        to.drain_events();
+    }
+
     /// Sends an IP packet from one side; true if it was framed.
     pub fn send_ip(&mut self, from_a: bool, version: IpVersion, packet: &[u8]) -> bool {
         let (from, to) = if from_a {
