@@ -40,26 +40,36 @@ pub use compile::{
 pub use ipmon::{format_ipmon_line, LogPrefix};
 pub use parse::{parse_ipf, parse_ipnat, ParseError};
 
-/// Entry point for fuzzing (fuzz/fuzz_targets/policy_parse.rs) and its
-/// corpus replay test: both parsers on arbitrary bytes; whatever parses must
-/// print to text that parses back to the same rules, and must compile or be
-/// refused with an error, never a panic.
-pub fn fuzz_policy_parse(data: &[u8]) {
-    let Ok(text) = std::str::from_utf8(data) else {
-        return;
-    };
-    if let Ok(rules) = parse_ipf(text) {
-        let printed = rules.to_string();
-        let again = parse_ipf(&printed).expect("printed ipf rules parse");
-        assert_eq!(again, rules, "ipf print/parse round trip");
-        let map = IfaceMap::identity(&rules, &IpnatRules::default());
-        let _ = compile(&rules, &IpnatRules::default(), &map, &Default::default());
-    }
-    if let Ok(rules) = parse_ipnat(text) {
-        let printed = rules.to_string();
-        let again = parse_ipnat(&printed).expect("printed ipnat rules parse");
-        assert_eq!(again, rules, "ipnat print/parse round trip");
-        let map = IfaceMap::identity(&IpfRules::default(), &rules);
-        let _ = compile(&IpfRules::default(), &rules, &map, &Default::default());
+/// Checks shared by the fuzz target (fuzz/fuzz_targets/policy_parse.rs) and
+/// its corpus replay test (tests/fuzz_corpus.rs). They panic when an
+/// invariant breaks, which is what a fuzzer looks for; nothing else in the
+/// crate calls them.
+pub mod fuzzing {
+    use crate::{compile, parse_ipf, parse_ipnat, IfaceMap, IpfRules, IpnatRules, Options};
+
+    /// Arbitrary bytes as `ipf.rules` and as `ipnat.rules`: the parsers
+    /// return a value or an error; whatever parses prints to text that
+    /// parses back to the same rules, and compiles or is refused with an
+    /// error.
+    pub fn policy_parse(data: &[u8]) {
+        let Ok(text) = std::str::from_utf8(data) else {
+            return;
+        };
+        if let Ok(rules) = parse_ipf(text) {
+            let printed = rules.to_string();
+            let again = parse_ipf(&printed)
+                .unwrap_or_else(|e| panic!("printed ipf rules do not parse: {e}\n{printed}"));
+            assert_eq!(again, rules, "ipf print/parse round trip of\n{printed}");
+            let map = IfaceMap::identity(&rules, &IpnatRules::default());
+            let _ = compile(&rules, &IpnatRules::default(), &map, &Options::default());
+        }
+        if let Ok(rules) = parse_ipnat(text) {
+            let printed = rules.to_string();
+            let again = parse_ipnat(&printed)
+                .unwrap_or_else(|e| panic!("printed ipnat rules do not parse: {e}\n{printed}"));
+            assert_eq!(again, rules, "ipnat print/parse round trip of\n{printed}");
+            let map = IfaceMap::identity(&IpfRules::default(), &rules);
+            let _ = compile(&IpfRules::default(), &rules, &map, &Options::default());
+        }
     }
 }
