@@ -11,7 +11,7 @@
 //! ```
 //!
 //! Date and time are left to the writer of the log file. The rule part comes
-//! from the NFLOG prefix the compiled rule carries ([`crate::compile`]).
+//! from the NFLOG prefix the compiled rule carries ([`mod@crate::compile`]).
 
 use std::net::Ipv4Addr;
 

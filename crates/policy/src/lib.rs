@@ -9,12 +9,26 @@
 //!   uses them, with a printer (`Display`) whose output parses back to the
 //!   same rules;
 //! - [`parse`]: the parsers; errors name line, column and the offending token;
-//! - [`compile`]: one nftables JSON ruleset (tables `inet tsunagi` and
+//! - [`mod@compile`]: one nftables JSON ruleset (tables `inet tsunagi` and
 //!   `ip tsunagi_nat`) that replaces itself atomically under `nft -j -f -`;
 //!   the module docs explain how IPFilter's last-match-wins, `quick`, groups
 //!   and `keep state` are preserved;
 //! - [`ipmon`]: the log line of `ipmon(8)` from a logged packet and the
 //!   prefix the compiled rule put on it.
+//!
+//! Readings of the seed worth knowing:
+//!
+//! - Rule numbers in log lines count the rules of a group and direction in
+//!   file order (`ipfstat -n`): in seed 000's ipf.rules the telnet rule is
+//!   `@300:5`. Appendix B.3 shows `@300:2` for telnet, so its log was taken
+//!   with a different file; the format is the same.
+//! - `with ipopts frag` is read as seed 000 §4.3 describes it ("options *or*
+//!   fragmented"), one nftables rule per option.
+//! - `port A >< B` excludes both ends as in `ipf.conf(5)`: seed 000's
+//!   passive FTP range `9900 >< 9990` is 9901-9989.
+//! - Out-rule log lines show addresses before `map` (the out filter runs
+//!   before NAT, HP-UX IPFilter Administrator Guide §6.1.2.1); appendix B.3
+//!   shows the translated source on `em0 ... OUT`.
 //!
 //! Left out: IPv6 rules, `ipf` `log body`/`level`, `to`/`dup-to`/`fastroute`,
 //! `return-rst`/`return-icmp`, `mask` address syntax, `bimap`/`map-block`,

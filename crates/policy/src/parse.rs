@@ -44,6 +44,36 @@ pub struct ParseError {
     pub expected: String,
 }
 
+impl ParseError {
+    /// The error as `tsunagi policy check` prints it: `FILE:LINE:COLUMN:
+    /// message`, then the source line and a caret under the offending token.
+    pub fn render(&self, file: &str, text: &str) -> String {
+        let source = text.lines().nth(self.line.saturating_sub(1)).unwrap_or("");
+        let width = match self
+            .found
+            .strip_prefix('`')
+            .and_then(|f| f.strip_suffix('`'))
+        {
+            Some(token) => token.chars().count().max(1),
+            None => 1,
+        };
+        // Tabs keep their width under the caret line.
+        let pad: String = source
+            .chars()
+            .take(self.column.saturating_sub(1))
+            .map(|c| if c == '\t' { '\t' } else { ' ' })
+            .collect();
+        format!(
+            "{file}:{}:{}: expected {}, found {}\n  {source}\n  {pad}{}",
+            self.line,
+            self.column,
+            self.expected,
+            self.found,
+            "^".repeat(width)
+        )
+    }
+}
+
 #[derive(Debug, Clone, Copy)]
 struct Token<'a> {
     text: &'a str,
@@ -604,6 +634,18 @@ mod tests {
         assert_eq!(err.found, "end of line");
         let err = parse_ipf("pass in proto icmp from any to any port = 5").unwrap_err();
         assert_eq!(err.found, "`port`");
+    }
+
+    #[test]
+    fn render_points_at_the_token() {
+        let text = "pass in all\nblock in quick proto tcp from any to any port = http\n";
+        let err = parse_ipf(text).unwrap_err();
+        let expected = format!(
+            "ipf.rules:2:49: expected a port number 0..=65535, found `http`\n  \
+             block in quick proto tcp from any to any port = http\n  {}^^^^",
+            " ".repeat(48)
+        );
+        assert_eq!(err.render("ipf.rules", text), expected);
     }
 
     #[test]
