@@ -433,8 +433,15 @@ impl Negotiator for LcpNegotiator {
                         .skip_while(|m| **m != current)
                         .nth(1)
                         .copied();
-                    if let Some(next) = next {
-                        self.want.auth = Some(next);
+                    match next {
+                        Some(next) => self.want.auth = Some(next),
+                        // Nothing left that we accept: stop asking (no
+                        // endless Nak loop); the link engine ends the link
+                        // when LCP opens without authentication.
+                        None => {
+                            self.want.auth = None;
+                            self.auth_refused = true;
+                        }
                     }
                 }
             }
