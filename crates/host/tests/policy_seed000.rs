@@ -173,12 +173,12 @@ fn udp_socket(ns: &Netns, addr: &str, port: u16) -> UdpSocket {
 
 /// Send one datagram from `from` to `to:port`; the source `server` saw, if
 /// it arrived.
-fn udp_arrives(from: &UdpSocket, server: &UdpSocket, to: &str, port: u16) -> Option<Ipv4Addr> {
+fn udp_arrives(from: &UdpSocket, server: &UdpSocket, to: &str, port: u16) -> Option<SocketAddrV4> {
     from.send_to(b"update", SocketAddrV4::new(v4(to), port))
         .expect("send");
     let mut buf = [0u8; 64];
     match server.recv_from(&mut buf) {
-        Ok((_, SocketAddr::V4(peer))) => Some(*peer.ip()),
+        Ok((_, SocketAddr::V4(peer))) => Some(peer),
         _ => None,
     }
 }
@@ -365,9 +365,22 @@ fn seed_000_rules_load_and_behave() {
     assert!(tcp_connects(&t.r, home, "192.168.253.2", 53));
     assert!(!tcp_connects(&t.r, home, "192.168.253.1", 53));
     // DNS update (UDP 53) only from 192.168.1.8.
+    let seen = udp_arrives(&from_8, &dns_udp, "192.168.253.2", 53).expect("DNS update passes");
     assert_eq!(
-        udp_arrives(&from_8, &dns_udp, "192.168.253.2", 53),
-        Some(v4("192.168.253.4"))
+        *seen.ip(),
+        v4("192.168.253.4"),
+        "map em0 rewrote the source"
+    );
+    // keep state: the answer goes back out through tun0, where group 350
+    // would block it without the state of the rule that let the update in.
+    let mut buf = [0u8; 64];
+    dns_udp.send_to(b"answer", seen).expect("answer");
+    from_8
+        .set_read_timeout(Some(BLOCKED_WAIT))
+        .expect("timeout");
+    assert!(
+        from_8.recv_from(&mut buf).is_ok(),
+        "the answer passes by keep state"
     );
     assert_eq!(udp_arrives(&from_215, &dns_udp, "192.168.253.2", 53), None);
     // Everything else in group 300 is blocked.
