@@ -7,14 +7,37 @@
 //!
 //! This is the VPN data path, so `recv`/`send`/`try_recv`/`try_send` do not
 //! allocate: they read into and write from the caller's buffers.
+//!
+//! ## Offload mode
+//!
+//! [`Tun::create_offload`] opens the device with `IFF_VNET_HDR`: every read
+//! and write then carries a 10-byte `struct virtio_net_hdr` (the legacy
+//! layout of the virtio specification 1.1 section 5.1.6, in host byte
+//! order) in front of the packet, as wireguard-go and tailscale use it.
+//! Once [`Tun::set_tso`] has enabled `TUN_F_CSUM | TUN_F_TSO4 | TUN_F_TSO6`
+//! the kernel hands over TCP super-packets (GSO, up to 64 KiB) and packets
+//! whose checksum it left to the device (`NEEDS_CSUM`); this module
+//! completes those checksums in software, so what the caller gets is always
+//! a valid IP packet that any peer or capture can read. Written packets
+//! longer than the MTU set with [`Tun::set_gso_mtu`] that are plain TCP go
+//! in as GSO packets (`gso_size` = MTU minus the IP and TCP headers): the
+//! kernel segments them where it has to (a device without TSO, a real NIC
+//! does it in hardware), and keeps them whole across veth pairs. A
+//! super-packet too large for the other end of the tunnel can be cut into
+//! MTU-sized packets with [`segment_tcp`].
 
 use std::fs::{File, OpenOptions};
 use std::io::{self, Read, Write};
+use std::io::{IoSlice, IoSliceMut};
 use std::os::fd::AsRawFd;
 use std::os::unix::fs::OpenOptionsExt;
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 use tokio::io::unix::AsyncFd;
 use tokio::io::Interest;
+
+use crate::offload::{complete_offloaded, gso_plan, VnetHdr, VNET_HDR_LEN};
+pub use crate::offload::{Received, MAX_OFFLOAD_PACKET};
 
 /// Longest interface name the kernel accepts (IFNAMSIZ minus the NUL).
 pub const MAX_IFNAME_LEN: usize = libc::IFNAMSIZ - 1;
@@ -28,6 +51,10 @@ pub const MAX_IFNAME_LEN: usize = libc::IFNAMSIZ - 1;
 pub struct Tun {
     fd: AsyncFd<File>,
     name: String,
+    /// Opened with `IFF_VNET_HDR`: reads and writes carry a [`VnetHdr`].
+    vnet_hdr: bool,
+    /// Written TCP packets longer than this go in as GSO packets (0: never).
+    gso_mtu: AtomicUsize,
 }
 
 /// Check `name` the way the kernel's `dev_valid_name()` does, so that a bad
@@ -67,6 +94,19 @@ impl Tun {
     /// chosen name is then in [`Tun::name`]. Attaching to a device that
     /// another process has open fails with EBUSY.
     pub fn create(name: &str) -> io::Result<Tun> {
+        Tun::open(name, false)
+    }
+
+    /// Like [`Tun::create`], in offload mode (see the module docs): reads
+    /// and writes carry a virtio_net_hdr, handled here. No offload is
+    /// enabled yet, so until [`Tun::set_tso`] the kernel hands over only
+    /// ordinary packets; [`Tun::recv`] and [`Tun::send`] work the same way
+    /// in both modes.
+    pub fn create_offload(name: &str) -> io::Result<Tun> {
+        Tun::open(name, true)
+    }
+
+    fn open(name: &str, vnet_hdr: bool) -> io::Result<Tun> {
         check_ifname(name)?;
         let with_context =
             |op: &str, e: io::Error| io::Error::new(e.kind(), format!("tun {name}: {op}: {e}"));
@@ -84,13 +124,26 @@ impl Tun {
             *dst = src as libc::c_char;
         }
         // The name is at most 15 bytes, so ifr_name[15] stays NUL.
-        req.ifr_ifru.ifru_flags = (libc::IFF_TUN | libc::IFF_NO_PI) as libc::c_short;
+        let mut flags = libc::IFF_TUN | libc::IFF_NO_PI;
+        if vnet_hdr {
+            flags |= libc::IFF_VNET_HDR;
+        }
+        req.ifr_ifru.ifru_flags = flags as libc::c_short;
 
         // SAFETY: TUNSETIFF reads and writes one `struct ifreq`; `req` is a
         // live, properly sized and aligned ifreq, and `file` is an open fd.
         let rc = unsafe { libc::ioctl(file.as_raw_fd(), libc::TUNSETIFF, &mut req) };
         if rc < 0 {
             return Err(with_context("TUNSETIFF", io::Error::last_os_error()));
+        }
+        if vnet_hdr {
+            let size = VNET_HDR_LEN as libc::c_int;
+            // SAFETY: TUNSETVNETHDRSZ reads one `int` through the pointer;
+            // `size` is a live int, and `file` is an open tun fd.
+            let rc = unsafe { libc::ioctl(file.as_raw_fd(), libc::TUNSETVNETHDRSZ, &size) };
+            if rc < 0 {
+                return Err(with_context("TUNSETVNETHDRSZ", io::Error::last_os_error()));
+            }
         }
 
         // The kernel writes back the name it used (it differs for `%d`).
@@ -111,8 +164,64 @@ impl Tun {
             AsyncFd::register_with_interest(file, Interest::READABLE | Interest::WRITABLE)
         }
         .map_err(|e| with_context("register with tokio", e.into()))?;
-        tracing::debug!(tun = %name, "tun device open");
-        Ok(Tun { fd, name })
+        tracing::debug!(tun = %name, vnet_hdr, "tun device open");
+        Ok(Tun {
+            fd,
+            name,
+            vnet_hdr,
+            gso_mtu: AtomicUsize::new(0),
+        })
+    }
+
+    /// Opened with [`Tun::create_offload`].
+    pub fn is_offload(&self) -> bool {
+        self.vnet_hdr
+    }
+
+    /// Let the kernel hand over TCP super-packets and packets with their
+    /// checksum left to us (`TUNSETOFFLOAD` with `TUN_F_CSUM | TUN_F_TSO4 |
+    /// TUN_F_TSO6`), or stop it (`on = false`). Only in offload mode; may be
+    /// called while the interface is up. [`Tun::recv`] completes what the
+    /// kernel left undone, so callers only see longer packets.
+    pub fn set_tso(&self, on: bool) -> io::Result<()> {
+        if !self.vnet_hdr {
+            return Err(io::Error::new(
+                io::ErrorKind::Unsupported,
+                format!(
+                    "tun {}: TSO needs a device opened in offload mode",
+                    self.name
+                ),
+            ));
+        }
+        let flags: libc::c_uint = if on {
+            libc::TUN_F_CSUM | libc::TUN_F_TSO4 | libc::TUN_F_TSO6
+        } else {
+            0
+        };
+        // SAFETY: TUNSETOFFLOAD takes the flags as the ioctl's integer
+        // argument itself, not through a pointer; the fd is an open tun.
+        let rc = unsafe {
+            libc::ioctl(
+                self.as_raw_fd(),
+                libc::TUNSETOFFLOAD,
+                libc::c_ulong::from(flags),
+            )
+        };
+        if rc < 0 {
+            let e = io::Error::last_os_error();
+            return Err(io::Error::new(
+                e.kind(),
+                format!("tun {}: TUNSETOFFLOAD {flags:#x}: {e}", self.name),
+            ));
+        }
+        Ok(())
+    }
+
+    /// Written TCP packets longer than `mtu` go in as GSO packets with
+    /// segments that fit `mtu` (offload mode only; 0 = never). Set it to
+    /// the interface MTU.
+    pub fn set_gso_mtu(&self, mtu: usize) {
+        self.gso_mtu.store(mtu, Ordering::Relaxed);
     }
 
     /// The kernel's name for the device.
@@ -129,13 +238,42 @@ impl Tun {
     /// Cancel-safe (for `select!`): it only waits before reading, so a
     /// dropped future has consumed no packet.
     pub async fn recv(&self, buf: &mut [u8]) -> io::Result<usize> {
+        self.recv_gso(buf).await.map(|r| r.len)
+    }
+
+    /// [`Tun::recv`], also saying whether the packet is a TCP super-packet
+    /// (offload mode with TSO on); its checksums are complete either way.
+    /// In offload mode `buf` should hold [`MAX_OFFLOAD_PACKET`] bytes.
+    pub async fn recv_gso(&self, buf: &mut [u8]) -> io::Result<Received> {
         loop {
             let mut guard = self.fd.readable().await?;
-            match guard.try_io(|file| read_packet(file.get_ref(), buf)) {
+            match guard.try_io(|file| self.read_one(file.get_ref(), buf)) {
                 Ok(result) => return result,
                 Err(_would_block) => continue,
             }
         }
+    }
+
+    /// [`Tun::try_recv`] with what [`Tun::recv_gso`] tells.
+    pub fn try_recv_gso(&self, buf: &mut [u8]) -> io::Result<Received> {
+        self.read_one(self.fd.get_ref(), buf)
+    }
+
+    fn read_one(&self, file: &File, buf: &mut [u8]) -> io::Result<Received> {
+        if !self.vnet_hdr {
+            return read_packet(file, buf).map(|len| Received { len, gso: None });
+        }
+        let mut raw_hdr = [0u8; VNET_HDR_LEN];
+        let n = read_vectored_packet(file, &mut raw_hdr, buf)?;
+        let hdr = VnetHdr::parse(&raw_hdr);
+        let packet = &mut buf[..n];
+        let gso = complete_offloaded(&hdr, packet).map_err(|e| {
+            io::Error::new(
+                io::ErrorKind::InvalidData,
+                format!("tun {}: offloaded packet of {n} bytes: {e}", self.name),
+            )
+        })?;
+        Ok(Received { len: n, gso })
     }
 
     /// Read one IP packet if one is queued, without waiting.
@@ -145,7 +283,7 @@ impl Tun {
     pub fn try_recv(&self, buf: &mut [u8]) -> io::Result<usize> {
         // A WouldBlock here leaves tokio's readiness flag set; the next
         // `recv` then sees WouldBlock once more and clears it. Harmless.
-        read_packet(self.fd.get_ref(), buf)
+        self.read_one(self.fd.get_ref(), buf).map(|r| r.len)
     }
 
     /// Write one IP packet.
@@ -154,7 +292,7 @@ impl Tun {
     pub async fn send(&self, packet: &[u8]) -> io::Result<usize> {
         loop {
             let mut guard = self.fd.writable().await?;
-            match guard.try_io(|file| write_packet(file.get_ref(), packet)) {
+            match guard.try_io(|file| self.write_one(file.get_ref(), packet)) {
                 Ok(result) => return result,
                 Err(_would_block) => continue,
             }
@@ -164,7 +302,41 @@ impl Tun {
     /// Write one IP packet without waiting; `ErrorKind::WouldBlock` if the
     /// device cannot take it now (rare: tun writes go straight to the stack).
     pub fn try_send(&self, packet: &[u8]) -> io::Result<usize> {
-        write_packet(self.fd.get_ref(), packet)
+        self.write_one(self.fd.get_ref(), packet)
+    }
+
+    /// One packet, with a virtio_net_hdr in offload mode: a GSO one for a
+    /// TCP packet longer than the GSO MTU, else an empty one. Returns the
+    /// packet's length (without the header).
+    fn write_one(&self, mut file: &File, packet: &[u8]) -> io::Result<usize> {
+        if !self.vnet_hdr {
+            return file.write(packet);
+        }
+        let mtu = self.gso_mtu.load(Ordering::Relaxed);
+        let plan = if mtu > 0 && packet.len() > mtu {
+            gso_plan(packet, mtu)
+        } else {
+            None
+        };
+        let written = match plan {
+            None => file.write_vectored(&[
+                IoSlice::new(&VnetHdr::default().emit()),
+                IoSlice::new(packet),
+            ])?,
+            Some((hdr, pseudo)) => {
+                // The TCP checksum field carries the pseudo-header sum, as
+                // for CHECKSUM_PARTIAL (the kernel adds the rest per
+                // segment); the packet itself is not copied.
+                let at = usize::from(hdr.csum_start) + usize::from(hdr.csum_offset);
+                file.write_vectored(&[
+                    IoSlice::new(&hdr.emit()),
+                    IoSlice::new(&packet[..at]),
+                    IoSlice::new(&pseudo.to_be_bytes()),
+                    IoSlice::new(&packet[at + 2..]),
+                ])?
+            }
+        };
+        Ok(written.saturating_sub(VNET_HDR_LEN))
     }
 }
 
@@ -209,8 +381,34 @@ fn declared_ip_len(packet: &[u8]) -> Option<usize> {
     }
 }
 
-fn write_packet(mut file: &File, packet: &[u8]) -> io::Result<usize> {
-    file.write(packet)
+/// `readv` of one packet behind its virtio_net_hdr; returns the packet's
+/// length. A packet that did not fit `buf` is an error, as in `read_packet`.
+fn read_vectored_packet(
+    mut file: &File,
+    hdr: &mut [u8; VNET_HDR_LEN],
+    buf: &mut [u8],
+) -> io::Result<usize> {
+    let room = buf.len();
+    let n = file.read_vectored(&mut [IoSliceMut::new(hdr), IoSliceMut::new(buf)])?;
+    let Some(n) = n.checked_sub(VNET_HDR_LEN) else {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidData,
+            format!("tun read of {n} bytes, shorter than the virtio_net_hdr"),
+        ));
+    };
+    if n == room {
+        if let Some(declared) = declared_ip_len(&buf[..n]) {
+            if declared > n {
+                return Err(io::Error::new(
+                    io::ErrorKind::InvalidData,
+                    format!(
+                        "tun packet of {declared} bytes cut to the {n}-byte buffer; the buffer must hold {MAX_OFFLOAD_PACKET} bytes"
+                    ),
+                ));
+            }
+        }
+    }
+    Ok(n)
 }
 
 #[cfg(test)]
