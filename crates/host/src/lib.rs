@@ -11,6 +11,7 @@ pub mod netlink;
 pub mod nflog;
 pub mod nft;
 pub mod offload;
+pub mod policy_apply;
 pub mod policy_route;
 pub mod tun;
 

@@ -105,7 +105,7 @@ impl Ipv4Net {
 
     /// Whether `ip` lies inside this network.
     pub fn contains(&self, ip: Ipv4Addr) -> bool {
-        u32::from(ip) & mask_bits(self.prefix) == self.network().into()
+        u32::from(ip) & mask_bits(self.prefix) == u32::from(self.network())
     }
 
     /// Checked form for the kernel: prefix ≤ 32 and no host bits, since the

@@ -347,6 +347,12 @@ impl AsFd for NflogSocket {
     }
 }
 
+impl AsRawFd for NflogSocket {
+    fn as_raw_fd(&self) -> std::os::fd::RawFd {
+        self.fd.as_raw_fd()
+    }
+}
+
 /// Name of interface `index` in this thread's network namespace.
 pub fn interface_name(index: u32) -> io::Result<String> {
     let mut buf = [0 as libc::c_char; libc::IF_NAMESIZE];

@@ -241,6 +241,11 @@ impl CompiledPolicy {
         self.ruleset.to_string()
     }
 
+    /// The ruleset as indented JSON, for people (`tsunagi policy show`).
+    pub fn to_json_pretty(&self) -> String {
+        serde_json::to_string_pretty(&self.ruleset).unwrap_or_default()
+    }
+
     /// A document that removes both tables, whether or not they exist.
     pub fn removal() -> Value {
         let mut cmds = vec![json!({"metainfo": {"json_schema_version": 1}})];
