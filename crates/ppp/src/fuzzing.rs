@@ -293,3 +293,193 @@ pub fn link_input(data: &[u8]) {
     checker.drain(&mut link);
     let _ = (delivered, link.stats(), link.status(), link.phase());
 }
+
+/// The secrets and credentials of [`auth_ccp_input`]: the fuzz peer is
+/// "alice" with "wonderland", our name is "vpn".
+pub fn fuzz_auth_config(method: crate::auth::AuthMethod) -> crate::auth::AuthConfig {
+    use std::sync::Arc;
+    let secrets = crate::secrets::ChapSecrets::parse("alice * wonderland 10.98.0.2\n")
+        .expect("fixed secrets parse");
+    crate::auth::AuthConfig {
+        require: vec![method],
+        accept: vec![method],
+        name: "vpn".into(),
+        user: Some("alice".into()),
+        password: Some(tsunagi_crypto::Secret::from("wonderland")),
+        secrets: Some(crate::auth::SecretsHandle(Arc::new(secrets))),
+        rechallenge: Some(Duration::from_secs(5)),
+        ..crate::auth::AuthConfig::default()
+    }
+}
+
+/// Every packet an auth engine sends parses, prints, and a failure
+/// reason never carries the secret.
+fn check_auth_output(out: &mut crate::auth::AuthOutput) {
+    for (protocol, packet) in out.packets.drain(..) {
+        let p = crate::auth::AuthPacket::parse(&packet).expect("we send well-formed auth packets");
+        assert!(p.data.len() + 4 == packet.len());
+        let text = crate::display::describe(protocol.into(), &packet).to_string();
+        assert!(!text.contains("wonderland"), "secret in log text: {text}");
+    }
+}
+
+fn check_outcome(outcome: &crate::auth::AuthOutcome) {
+    if let crate::auth::AuthOutcome::Failure { reason, .. } = outcome {
+        assert!(!reason.contains("wonderland"), "secret in failure reason");
+    }
+}
+
+/// Drives the authentication and CCP engines directly with peer input, so
+/// the fuzzer reaches them without first completing an LCP negotiation,
+/// then a whole [`Link`] configured with authentication and CCP (see
+/// [`auth_link_config`]) with the same bytes as a stream.
+///
+/// Input layout: a configuration octet, then records `[selector, length,
+/// bytes...]`. Configuration: bits 0..=1 the method (PAP, CHAP-MD5,
+/// MS-CHAPv2, MS-CHAPv2), bit 2 our MPPE keys are the server's, bit 3
+/// 40-bit instead of 128-bit MPPE, bit 4 stateful MPPE. Selector modulo 6:
+/// 0 to our authenticator, 1 to our peer side, 2 an MPPE datagram, 3 a
+/// Deflate datagram (an incompressible packet instead when the selector's
+/// top bit is set), 4 a CCP control packet, 5 the clock jumps 4 s and
+/// timers fire.
+pub fn auth_ccp_input(data: &[u8]) {
+    use crate::auth::{AuthMethod, AuthOutput, AuthPeer, Authenticator};
+    use crate::ccp::{CcpConfig, CcpNegotiator, DeflateConfig, DeflateRx, MppeConfig, MppeRx};
+    use crate::fsm::{Fsm, Output};
+    use tsunagi_crypto::mppe::{KeyStrength, StartKeys};
+
+    let Some((&config, mut rest)) = data.split_first() else {
+        return;
+    };
+    let method = [
+        AuthMethod::Pap,
+        AuthMethod::ChapMd5,
+        AuthMethod::MsChapV2,
+        AuthMethod::MsChapV2,
+    ][usize::from(config & 3)];
+    let protocol = if method == AuthMethod::Pap {
+        Protocol::Pap
+    } else {
+        Protocol::Chap
+    };
+    let mut now = Instant::now();
+    let mut out = AuthOutput::default();
+    let mut authenticator =
+        Authenticator::start(method, fuzz_auth_config(method), 1, now, &mut out);
+    let mut peer = AuthPeer::start(method, fuzz_auth_config(method), 2, now, &mut out);
+    check_auth_output(&mut out);
+    let keys = StartKeys::from_mschapv2(&[1; 16], &[2; 24], config & 4 != 0);
+    let strength = if config & 8 != 0 {
+        KeyStrength::Bits40
+    } else {
+        KeyStrength::Bits128
+    };
+    let stateful = config & 16 != 0;
+    let mut mppe = MppeRx::new(&keys, strength, !stateful);
+    let mut deflate = DeflateRx::new();
+    let mut ccp = Fsm::new(
+        CcpNegotiator::new(CcpConfig {
+            deflate: Some(DeflateConfig::default()),
+            mppe: Some(MppeConfig {
+                bits40: true,
+                bits128: true,
+                stateful,
+                required: true,
+            }),
+        }),
+        FsmTimers::default(),
+    );
+    ccp.negotiator.set_mppe_available(config & 4 != 0);
+    let mut fsm_out = Output::default();
+    ccp.open(now, &mut fsm_out);
+    ccp.up(now, &mut fsm_out);
+    while let [selector, len, tail @ ..] = rest {
+        let n = usize::from(*len).min(tail.len());
+        let (bytes, next) = tail.split_at(n);
+        rest = next;
+        now += Duration::from_millis(100);
+        match selector % 6 {
+            0 => authenticator.handle_packet(now, protocol, bytes, &mut out),
+            1 => peer.handle_packet(now, protocol, bytes, &mut out),
+            2 => {
+                if let Ok((_, packet)) = mppe.decrypt(bytes) {
+                    assert!(packet.len() + 4 <= bytes.len());
+                }
+            }
+            3 if selector & 0x80 != 0 => deflate.incompressible(0x21, bytes),
+            3 => {
+                if let Ok((_, packet)) = deflate.decompress(bytes) {
+                    assert!(packet.len() <= 65_537);
+                }
+            }
+            4 => {
+                let _ = crate::display::describe(Protocol::Ccp.into(), bytes).to_string();
+                if let Ok(repr) = ControlRepr::parse_bytes(bytes) {
+                    let _ = ccp.receive(now, repr, bytes, &mut fsm_out);
+                }
+            }
+            _ => {
+                now += Duration::from_secs(4);
+                authenticator.handle_timeout(now, &mut out);
+                peer.handle_timeout(now, &mut out);
+                ccp.handle_timeout(now, &mut fsm_out);
+                // Fired timers are re-armed in the future or not at all.
+                assert!(authenticator.deadline().is_none_or(|d| d > now));
+                assert!(peer.deadline().is_none_or(|d| d > now));
+            }
+        }
+        check_auth_output(&mut out);
+        check_outcome(authenticator.outcome());
+        check_outcome(peer.outcome());
+        for packet in fsm_out.packets.drain(..) {
+            ControlRepr::parse_bytes(&packet).expect("CCP sends well-formed packets");
+        }
+    }
+    let _ = format!("{authenticator:?} {peer:?} {mppe:?} {deflate:?}");
+
+    // The same bytes as a stream into a Link with auth and CCP on.
+    let mut link = Link::new(auth_link_config(config), LINK_SEED);
+    let mut checker = TransmitChecker::new();
+    let mut now = Instant::now();
+    link.start(now);
+    checker.drain(&mut link);
+    for read in data[1..].chunks(256) {
+        now += Duration::from_millis(100);
+        fire_timers(&mut link, now, &mut checker);
+        link.handle_input(now, read, &mut |_, _| {});
+        checker.drain(&mut link);
+        while link.poll_auth_event().is_some() {}
+    }
+    for _ in 0..20 {
+        now = link.poll_timeout().map_or(now, |d| d.max(now)) + Duration::from_millis(1);
+        fire_timers(&mut link, now, &mut checker);
+    }
+    link.lower_down(now);
+    checker.drain(&mut link);
+}
+
+/// The link of [`auth_ccp_input`]: requires the configured method from
+/// the peer and can authenticate itself with it, CCP with Deflate and
+/// MPPE.
+pub fn auth_link_config(config: u8) -> LinkConfig {
+    use crate::auth::AuthMethod;
+    let method = [
+        AuthMethod::Pap,
+        AuthMethod::ChapMd5,
+        AuthMethod::MsChapV2,
+        AuthMethod::MsChapV2,
+    ][usize::from(config & 3)];
+    LinkConfig {
+        auth: fuzz_auth_config(method),
+        ccp: crate::ccp::CcpConfig {
+            deflate: Some(crate::ccp::DeflateConfig::default()),
+            mppe: (config & 4 != 0).then_some(crate::ccp::MppeConfig {
+                required: false,
+                stateful: config & 16 != 0,
+                bits40: config & 8 != 0,
+                bits128: true,
+            }),
+        },
+        ..fuzz_link_config(config & 0b110)
+    }
+}

@@ -306,6 +306,16 @@ impl Default for LcpConfig {
     }
 }
 
+impl LinkConfig {
+    /// The weak algorithms this link enables (MS-CHAPv2, MPPE), for the
+    /// daemon's start-up warning (DESIGN.md "Weak algorithms").
+    pub fn weak_algorithms(&self) -> Vec<&'static str> {
+        let mut out = self.auth.weak_algorithms();
+        out.extend(self.ccp.weak_algorithms());
+        out
+    }
+}
+
 impl Default for LinkConfig {
     /// Link "ppp", LCP/IPCP/timer defaults, IPV6CP off.
     fn default() -> Self {
@@ -1722,6 +1732,9 @@ impl Link {
             self.enter_network(now);
             return;
         }
+        // A new seed per authentication: a redial must never repeat a
+        // challenge (a recorded response would be replayable).
+        self.auth_seed = Rng::new(self.auth_seed).next_u64();
         let mut out = AuthOutput::default();
         if let Some(method) = ours {
             tracing::info!("{}: authenticating peer with {}", self.name, method.name());

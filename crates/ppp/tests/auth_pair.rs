@@ -344,3 +344,24 @@ fn mppe_required_without_mschapv2_ends_the_link() {
     assert!(pair.drive_until(Duration::from_secs(60), both_down));
     assert!(ipv4_up(&pair.a).is_none());
 }
+
+#[test]
+fn weak_algorithms_are_named_for_the_startup_warning() {
+    assert!(LinkConfig::default().weak_algorithms().is_empty());
+    assert!(server(AuthMethod::ChapMd5).weak_algorithms().is_empty());
+    assert_eq!(
+        server(AuthMethod::MsChapV2).weak_algorithms(),
+        vec!["MS-CHAPv2"]
+    );
+    assert_eq!(
+        mppe(server(AuthMethod::MsChapV2), false, true).weak_algorithms(),
+        vec!["MS-CHAPv2", "MPPE", "MPPE 40-bit"]
+    );
+    // MS-CHAPv2 is never used unless named: a default client refuses it.
+    let mut c = client("alice", "wonderland", AuthMethod::ChapMd5);
+    c.auth.accept = AuthConfig::default().accept;
+    let mut pair = Pair::new(server(AuthMethod::MsChapV2), c, 17, 18);
+    pair.start_both();
+    assert!(pair.drive_until(Duration::from_secs(60), both_down));
+    assert!(ipv4_up(&pair.a).is_none());
+}
