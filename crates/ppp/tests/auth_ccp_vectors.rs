@@ -274,3 +274,97 @@ fn deflate15_pppd_traffic_decompresses_to_the_ping() {
         );
     }
 }
+
+/// Our CCP automaton answers pppd's Configure-Requests: Deflate 15 (and
+/// the old number) acked once BSD-Compress is rejected; MPPE-128
+/// stateless acked byte for byte as pppd B did.
+#[test]
+fn ccp_answers_pppds_requests() {
+    use tsunagi_ppp::ccp::{CcpConfig, CcpMethod, CcpNegotiator, DeflateConfig, MppeConfig};
+    use tsunagi_ppp::fsm::{Fsm, Output, State};
+    use tsunagi_ppp::wire::{ControlRepr, OptionIter};
+    use tsunagi_ppp::FsmTimers;
+
+    let now = Instant::now();
+    // 07-deflate: A's request is <deflate 15> <deflate(old#) 15> <bsd v1 15>.
+    let request = of("07-deflate", "stream-a-to-b.hex", CCP)[0].clone();
+    let mut fsm = Fsm::new(
+        CcpNegotiator::new(CcpConfig {
+            deflate: Some(DeflateConfig::default()),
+            mppe: None,
+        }),
+        FsmTimers::default(),
+    );
+    let mut out = Output::default();
+    fsm.open(now, &mut out);
+    fsm.up(now, &mut out);
+    let ours = out.packets.remove(0);
+    assert_eq!(
+        describe(CCP, &ours).to_string(),
+        "CCP ConfReq id=0x1 <deflate 15>"
+    );
+    fsm.receive(
+        now,
+        ControlRepr::parse_bytes(&request).unwrap(),
+        &request,
+        &mut out,
+    )
+    .unwrap();
+    let reply = out.packets.remove(0);
+    assert_eq!(
+        describe(CCP, &reply).to_string(),
+        "CCP ConfRej id=0x1 <bsd v1 15>"
+    );
+    // pppd then asks without BSD: both Deflate options are acked.
+    let data = ControlRepr::parse_bytes(&request).unwrap().data;
+    let mut without_bsd = vec![1, 2, 0, 0];
+    for o in OptionIter::new("CCP", data) {
+        let o = o.unwrap();
+        if o.kind != 21 {
+            o.emit(&mut without_bsd);
+        }
+    }
+    let len = without_bsd.len() as u16;
+    without_bsd[2..4].copy_from_slice(&len.to_be_bytes());
+    fsm.receive(
+        now,
+        ControlRepr::parse_bytes(&without_bsd).unwrap(),
+        &without_bsd,
+        &mut out,
+    )
+    .unwrap();
+    let reply = out.packets.remove(0);
+    assert_eq!(
+        describe(CCP, &reply).to_string(),
+        "CCP ConfAck id=0x2 <deflate 15> <deflate(old#) 15>"
+    );
+    assert_eq!(fsm.negotiator.tx, Some(CcpMethod::Deflate { window: 15 }));
+
+    // 06-mschapv2-mppe128: A's <mppe +H -M +S -L -D -C> is acked as B did.
+    let request = of("06-mschapv2-mppe128", "stream-a-to-b.hex", CCP)[0].clone();
+    let b_ack = of("06-mschapv2-mppe128", "stream-b-to-a.hex", CCP)
+        .into_iter()
+        .find(|p| p[0] == 2)
+        .unwrap();
+    let b_request = of("06-mschapv2-mppe128", "stream-b-to-a.hex", CCP)[0].clone();
+    let mut n = CcpNegotiator::new(CcpConfig {
+        deflate: Some(DeflateConfig::default()),
+        mppe: Some(MppeConfig::default()),
+    });
+    n.set_mppe_available(true);
+    let mut fsm = Fsm::new(n, FsmTimers::default());
+    let mut out = Output::default();
+    fsm.open(now, &mut out);
+    fsm.up(now, &mut out);
+    // Our request is pppd B's, byte for byte (no Deflate offer with MPPE).
+    assert_eq!(out.packets.remove(0), b_request);
+    fsm.receive(
+        now,
+        ControlRepr::parse_bytes(&request).unwrap(),
+        &request,
+        &mut out,
+    )
+    .unwrap();
+    assert_eq!(out.packets.remove(0), b_ack);
+    assert_eq!(fsm.state(), State::AckSent);
+}
