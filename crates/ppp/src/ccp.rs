@@ -28,7 +28,7 @@ use miniz_oxide::deflate::core::{
     compress, create_comp_flags_from_zip_params, CompressorOxide, TDEFLFlush, TDEFLStatus,
 };
 use miniz_oxide::inflate::stream::{inflate, InflateState};
-use miniz_oxide::{DataFormat, MZFlush};
+use miniz_oxide::{DataFormat, MZError, MZFlush, MZStatus};
 use tsunagi_crypto::mppe::{KeyStrength, SessionKey, StartKeys};
 
 use crate::fsm::{Negotiator, OptionVerdict};
@@ -645,9 +645,6 @@ impl DeflateRx {
         let mut rest = input;
         loop {
             let r = inflate(&mut self.inflater, rest, &mut buf, MZFlush::Sync);
-            if r.status.is_err() {
-                return Err(CcpError::Inflate);
-            }
             rest = &rest[r.bytes_consumed..];
             out.extend_from_slice(&buf[..r.bytes_written]);
             if out.len() > MAX_INFLATED {
@@ -655,6 +652,15 @@ impl DeflateRx {
                     limit: MAX_INFLATED,
                 });
             }
+            match r.status {
+                // No more progress possible: fine once all input is in.
+                Err(MZError::Buf) if rest.is_empty() => return Ok(()),
+                Err(_) => return Err(CcpError::Inflate),
+                // A final block: the peer's stream must go on forever.
+                Ok(MZStatus::StreamEnd) => return Err(CcpError::Inflate),
+                Ok(_) => {}
+            }
+            // The output buffer was not filled: everything is out.
             if rest.is_empty() && r.bytes_written < buf.len() {
                 return Ok(());
             }
@@ -880,6 +886,35 @@ impl MppeRx {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn deflate_output_of_exactly_the_buffer_size() {
+        for len in [4095usize, 4096, 8191, 100] {
+            let mut tx = DeflateTx::new();
+            let mut rx = DeflateRx::new();
+            let p = vec![0x61u8; len];
+            let c = tx.compress(0x21, &p).expect("compressible");
+            assert_eq!(rx.decompress(&c).unwrap(), (0x21, p), "len {len}");
+        }
+    }
+
+    #[test]
+    fn deflate_bomb_is_refused() {
+        let mut tx = DeflateTx::new();
+        let mut rx = DeflateRx::new();
+        let c = tx.compress(0x21, &vec![0u8; 200_000]).unwrap();
+        assert!(c.len() < 1000);
+        assert_eq!(
+            rx.decompress(&c).unwrap_err(),
+            CcpError::TooLarge { limit: 65_537 }
+        );
+        // A final block (BFINAL) is an error too: the stream never ends.
+        let mut rx = DeflateRx::new();
+        assert_eq!(
+            rx.decompress(&[0, 0, 0x03, 0x00]).unwrap_err(),
+            CcpError::Inflate
+        );
+    }
 
     #[test]
     fn mppe_text_matches_pppd() {
