@@ -19,6 +19,7 @@ const NFULNL_MSG_PACKET: u16 = 0;
 const NFULNL_MSG_CONFIG: u16 = 1;
 const NFULA_CFG_CMD: u16 = 1;
 const NFULA_CFG_MODE: u16 = 2;
+const NFULA_CFG_QTHRESH: u16 = 5;
 const NFULNL_CFG_CMD_BIND: u8 = 1;
 const NFULNL_COPY_PACKET: u8 = 2;
 const NFULA_PACKET_HDR: u16 = 1;
@@ -254,6 +255,25 @@ impl NflogSocket {
         let mut mode = Vec::from(65535u32.to_be_bytes());
         mode.extend_from_slice(&[NFULNL_COPY_PACKET, 0]);
         sock.request(2, NFULA_CFG_MODE, &mode)?;
+        // One packet per message, at once: the kernel's default batches up
+        // to 100 packets or 1 s, and a log line a second late misleads.
+        sock.request(3, NFULA_CFG_QTHRESH, &1u32.to_be_bytes())?;
+        // A burst must not overflow the queue (the kernel caps this at
+        // net.core.rmem_max; ENOBUFS tells the reader it happened anyway).
+        let size: libc::c_int = 1 << 20;
+        // SAFETY: passes a valid c_int and its size.
+        let rc = unsafe {
+            libc::setsockopt(
+                sock.fd.as_raw_fd(),
+                libc::SOL_SOCKET,
+                libc::SO_RCVBUF,
+                std::ptr::addr_of!(size).cast(),
+                std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+            )
+        };
+        if rc < 0 {
+            return Err(io::Error::last_os_error());
+        }
         sock.set_read_timeout(None)?;
         Ok(sock)
     }

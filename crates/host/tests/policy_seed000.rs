@@ -453,7 +453,12 @@ fn seed_000_rules_load_and_behave() {
     log.set_read_timeout(Some(Duration::from_millis(300)))
         .expect("timeout");
     let mut lines = Vec::new();
-    while let Ok(packets) = log.recv() {
+    loop {
+        let packets = match log.recv() {
+            Ok(p) => p,
+            Err(e) if e.raw_os_error() == Some(libc::ENOBUFS) => panic!("NFLOG overflowed"),
+            Err(_timeout) => break,
+        };
         for p in packets {
             let index = if p.prefix.contains(" IN") {
                 p.indev
