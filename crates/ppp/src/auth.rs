@@ -632,6 +632,20 @@ impl Authenticator {
         self.deadline
     }
 
+    /// Test hook: the outstanding Challenge becomes `id`/`challenge` (to
+    /// replay a recorded peer's Response). Never use outside tests: a
+    /// fixed challenge makes responses replayable.
+    #[doc(hidden)]
+    pub fn pin_challenge(&mut self, id: u8, challenge: [u8; 16]) {
+        if let AuthState::Challenged { transmits, .. } = self.state {
+            self.state = AuthState::Challenged {
+                id,
+                challenge,
+                transmits,
+            };
+        }
+    }
+
     fn challenge(&mut self, now: Instant, out: &mut AuthOutput) {
         let id = self.rng.next_id();
         let challenge = self.rng.next16();

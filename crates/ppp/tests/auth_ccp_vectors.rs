@@ -368,3 +368,47 @@ fn ccp_answers_pppds_requests() {
     assert_eq!(out.packets.remove(0), b_ack);
     assert_eq!(fsm.state(), State::AckSent);
 }
+
+/// Our MS-CHAPv2 authenticator, given pppd A's challenge, accepts pppd B's
+/// Response and answers with exactly pppd A's Success; its MPPE keys
+/// decrypt B's traffic.
+#[test]
+fn mschapv2_authenticator_answers_as_pppd() {
+    let scenario = "06-mschapv2-mppe128";
+    let a = of(scenario, "stream-a-to-b.hex", CHAP);
+    let b = of(scenario, "stream-b-to-a.hex", CHAP);
+    let challenge = AuthPacket::parse(&a[0]).unwrap();
+    let value: [u8; 16] = ChapValue::parse(challenge.data)
+        .unwrap()
+        .value
+        .try_into()
+        .unwrap();
+    let now = Instant::now();
+    let mut out = AuthOutput::default();
+    let mut config = authenticator_config();
+    config.require = vec![AuthMethod::MsChapV2];
+    let mut auth = Authenticator::start(AuthMethod::MsChapV2, config, 9, now, &mut out);
+    auth.pin_challenge(challenge.identifier, value);
+    let mut out = AuthOutput::default();
+    auth.handle_packet(now, Protocol::Chap, &b[0], &mut out);
+    assert_eq!(out.packets[0].1, a[1], "Success differs from pppd's");
+    assert!(matches!(auth.outcome(), AuthOutcome::Success { user, .. } if user == "alice"));
+    let keys = auth.mppe_keys.as_ref().expect("MPPE keys");
+    let mut rx = MppeRx::new(keys, KeyStrength::Bits128, true);
+    let data = of(scenario, "stream-b-to-a.hex", 0xfd);
+    let _ = rx.decrypt(&data[0]).unwrap();
+    let (_, reply) = rx.decrypt(&data[1]).unwrap();
+    assert_eq!(ipv4_icmp(&reply).unwrap().0, 0);
+    // The same Response with a wrong secret on file: E=691 Failure.
+    let mut config = authenticator_config();
+    config.secrets = Some(SecretsHandle(Arc::new(
+        ChapSecrets::parse("alice * other *").unwrap(),
+    )));
+    let mut out = AuthOutput::default();
+    let mut auth = Authenticator::start(AuthMethod::MsChapV2, config, 9, now, &mut out);
+    auth.pin_challenge(challenge.identifier, value);
+    let mut out = AuthOutput::default();
+    auth.handle_packet(now, Protocol::Chap, &b[0], &mut out);
+    assert_eq!(out.packets[0].1[0], 4);
+    assert!(matches!(auth.outcome(), AuthOutcome::Failure { .. }));
+}
