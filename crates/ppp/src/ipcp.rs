@@ -155,6 +155,12 @@ impl IpcpNegotiator {
         self.peer = addr;
     }
 
+    /// Back to the configured peer address (the link went down: the next
+    /// user may have another fixed address, or none).
+    pub fn restore_remote(&mut self, configured: Option<Ipv4Addr>) {
+        self.config.remote = configured;
+    }
+
     /// From our configuration.
     pub fn new(config: IpcpConfig) -> Self {
         let mut n = IpcpNegotiator {

@@ -1688,6 +1688,7 @@ impl Link {
                 self.peer_auth = None;
                 self.tx_path = None;
                 self.rx_path = None;
+                self.ipcp.negotiator.restore_remote(self.config.ipcp.remote);
                 if let Some(fsm) = &mut self.ccp {
                     let mut out = Output::default();
                     fsm.down(now, &mut out);

@@ -365,3 +365,40 @@ fn weak_algorithms_are_named_for_the_startup_warning() {
     assert!(pair.drive_until(Duration::from_secs(60), both_down));
     assert!(ipv4_up(&pair.a).is_none());
 }
+
+#[test]
+fn redial_forgets_the_previous_users_fixed_address_and_challenges() {
+    let method = AuthMethod::ChapMd5;
+    let mut pair = Pair::new(server(method), client("bob", "builder pass", method), 19, 20);
+    pair.start_both();
+    assert!(pair.drive_until(Duration::from_secs(30), both_up));
+    assert_eq!(ipv4_up(&pair.a).unwrap().1, Ipv4Addr::new(10, 224, 1, 77));
+    let first_challenge = pair
+        .a
+        .sent_frames
+        .iter()
+        .find(|(p, info)| *p == 0xc223 && info[0] == 1)
+        .unwrap()
+        .1
+        .clone();
+    // The stream ends; the same server link takes the next caller.
+    let now = pair.now;
+    pair.a.link.lower_down(now);
+    pair.b.link.lower_down(now);
+    pair.b.link = tsunagi_ppp::Link::new(client("alice", "wonderland", method), 21);
+    pair.a.events.clear();
+    pair.b.events.clear();
+    pair.a.sent_frames.clear();
+    pair.start_both();
+    assert!(pair.drive_until(Duration::from_secs(30), both_up));
+    assert_eq!(ipv4_up(&pair.a).unwrap().1, Ipv4Addr::new(10, 224, 1, 2));
+    let second_challenge = pair
+        .a
+        .sent_frames
+        .iter()
+        .find(|(p, info)| *p == 0xc223 && info[0] == 1)
+        .unwrap()
+        .1
+        .clone();
+    assert_ne!(first_challenge[5..21], second_challenge[5..21], "challenge repeated");
+}
