@@ -48,7 +48,10 @@
 //! `log`, these packets are logged with that rule's prefix, which is why
 //! seed 000 appendix B.3 shows every packet of the telnet session. The mark
 //! is on the conntrack entry from the first packet on, so the first packet's
-//! `out` pass through the gateway also matches the state.
+//! `out` pass through the gateway also matches the state. Connections marked
+//! under an earlier ruleset keep passing after a re-apply (IPFilter keeps its
+//! state table across `ipf -f` unless told `-FS`); ids are rule positions,
+//! so an unchanged file keeps its per-rule logging and counting too.
 //!
 //! # Fragments, options, short packets
 //!
@@ -811,6 +814,22 @@ pub fn compile(
                 Some(format!("state of ipf line {}", r.rule.line)),
             );
         }
+        // State made under an earlier ruleset (ids moved or rule gone)
+        // lives on, as IPFilter's state table does across `ipf -f` unless
+        // flushed (`ipf -FS`).
+        b.rule(
+            chain,
+            vec![
+                matcher(
+                    "==",
+                    json!({"&": [{"ct": {"key": "mark"}}, STATE_MARK]}),
+                    json!(STATE_MARK),
+                ),
+                matcher("!=", json!({"ct": {"key": "state"}}), json!("invalid")),
+                json!({"accept": null}),
+            ],
+            Some("state of an earlier ruleset".to_string()),
+        );
         b.rule(
             chain,
             vec![json!({"jump": {"target": format!("g0_{chain}_quick")}})],
