@@ -1445,6 +1445,14 @@ impl Link {
                             self.process(now, Layer::Ipv6cp, ncp);
                         }
                     }
+                    // The peer has no CCP: stop asking (RFC 1661 s5.7).
+                    Protocol::Ccp if self.ccp.is_some() => {
+                        if let Some(fsm) = &mut self.ccp {
+                            let mut ccp = Output::default();
+                            fsm.reject_received(now, true, &mut ccp);
+                            self.process(now, Layer::Ccp, ccp);
+                        }
+                    }
                     _ => self.lcp.reject_received(now, false, &mut out),
                 }
             }

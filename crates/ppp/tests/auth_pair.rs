@@ -369,7 +369,12 @@ fn weak_algorithms_are_named_for_the_startup_warning() {
 #[test]
 fn redial_forgets_the_previous_users_fixed_address_and_challenges() {
     let method = AuthMethod::ChapMd5;
-    let mut pair = Pair::new(server(method), client("bob", "builder pass", method), 19, 20);
+    let mut pair = Pair::new(
+        server(method),
+        client("bob", "builder pass", method),
+        19,
+        20,
+    );
     pair.start_both();
     assert!(pair.drive_until(Duration::from_secs(30), both_up));
     assert_eq!(ipv4_up(&pair.a).unwrap().1, Ipv4Addr::new(10, 224, 1, 77));
@@ -400,5 +405,36 @@ fn redial_forgets_the_previous_users_fixed_address_and_challenges() {
         .unwrap()
         .1
         .clone();
-    assert_ne!(first_challenge[5..21], second_challenge[5..21], "challenge repeated");
+    assert_ne!(
+        first_challenge[5..21],
+        second_challenge[5..21],
+        "challenge repeated"
+    );
+}
+
+#[test]
+fn ccp_protocol_rejected_by_a_peer_without_ccp() {
+    // Deflate asked, peer has no CCP: it Protocol-Rejects, our CCP stops,
+    // IP flows uncompressed.
+    let mut pair = Pair::new(
+        with_deflate(config("a", [10, 0, 0, 1], [10, 0, 0, 2])),
+        config("b", [10, 0, 0, 2], [10, 0, 0, 1]),
+        23,
+        24,
+    );
+    pair.start_both();
+    assert!(pair.drive_until(Duration::from_secs(30), both_up));
+    pair.drive_until(Duration::from_secs(5), |_| false);
+    assert!(matches!(
+        pair.a.link.status().ccp,
+        Some(State::Stopped | State::Closed)
+    ));
+    let ccp_requests = pair
+        .a
+        .sent_frames
+        .iter()
+        .filter(|(p, info)| *p == 0x80fd && info[0] == 1)
+        .count();
+    assert_eq!(ccp_requests, 1, "CCP kept asking after Protocol-Reject");
+    assert_eq!(traffic(&mut pair, 3, false), (3, 3));
 }
