@@ -9,6 +9,25 @@
 //! Leaves out: MS-CHAPv1 (RFC 2433), EAP, MS-CHAPv2 retry and
 //! Change-Password (RFC 2759 s7/s8: a Failure carries R=0, and a
 //! Change-Password packet, code 7, ends the authentication).
+//!
+//! # For the daemon
+//!
+//! Everything but the I/O is here, so the daemon's part is thin:
+//! - read the secrets file, refuse it with
+//!   [`crate::secrets::check_permissions`]'s text when group/others can
+//!   read it, parse it with [`crate::secrets::ChapSecrets::parse`] (errors
+//!   name the line) and share it as a [`SecretsHandle`];
+//! - build [`AuthConfig`] from pppd's words: `noauth` = empty `require`,
+//!   `require-pap`/`require-chap`/`require-mschap-v2` = entries of
+//!   `require`, `name`/`user`/`password`, `chap-interval` = `rechallenge`;
+//!   MS-CHAPv2 and MPPE only when named ([`crate::ccp::MppeConfig`]);
+//! - warn at start-up for each of `LinkConfig::weak_algorithms()`;
+//! - drain `Link::poll_auth_event` like `poll_event`: `AuthFailed` gives
+//!   user and reason for the log line (with the peer's address the daemon
+//!   knows), and is what feeds a [`crate::secrets::FailureLimiter`] keyed
+//!   by the peer's address, to hold off that source's next attempts;
+//!   `Authenticated` carries the secrets file's fixed address, which the
+//!   link already uses for IPCP.
 
 use std::fmt;
 use std::net::Ipv4Addr;
