@@ -1,4 +1,5 @@
 # Shared settings of the interop harness. Sourced by build.sh, vm.sh and run.sh; not run.
+# shellcheck disable=SC2034  # the settings are used by the scripts that source this file
 #
 # Everything machine-local lives in one persistent cache directory, so a second run on
 # the same machine reuses the image (rebuilt when the recipe's hash changes):
