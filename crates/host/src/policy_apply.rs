@@ -16,7 +16,7 @@ use tokio::io::unix::AsyncFd;
 use tsunagi_policy::compile::{Counter, Options, FILTER_TABLE, NAT_TABLE};
 use tsunagi_policy::{
     compile, format_ipmon_line, parse_counters, parse_ipf, parse_ipnat, CompiledPolicy, IfaceMap,
-    IpfRules, IpnatRules, RuleInfo,
+    IpfRules, IpnatRules, LogPrefix, RuleInfo,
 };
 
 use crate::nflog::{interface_name, NflogSocket};
@@ -257,7 +257,9 @@ impl IpmonLog {
                     return Ok(packets
                         .into_iter()
                         .map(|p| {
-                            let inbound = p.prefix.contains(" IN");
+                            // The rule's direction says which interface
+                            // ipmon names; a foreign prefix fails below.
+                            let inbound = LogPrefix::parse(&p.prefix).is_ok_and(|l| l.inbound);
                             let index = if inbound { p.indev } else { p.outdev };
                             let name = index
                                 .and_then(|i| interface_name(i).ok())
