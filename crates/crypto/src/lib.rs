@@ -1,8 +1,8 @@
 //! Legacy cryptography for PPP authentication and encryption.
 //!
 //! Implements:
-//! - thin wrappers over RustCrypto's MD5, MD4, SHA-1, DES and RC4 ([`md5`],
-//!   [`sha1`], [`md4`], [`des_encrypt_block`], [`Rc4`]);
+//! - thin wrappers over RustCrypto's MD5, MD4, SHA-1, DES and RC4 ([`md5()`],
+//!   [`sha1()`], [`md4()`], [`des_encrypt_block`], [`Rc4`]);
 //! - RFC 2759 MS-CHAPv2 (section 8): ChallengeHash, NtPasswordHash,
 //!   ChallengeResponse, GenerateNTResponse, GenerateAuthenticatorResponse,
 //!   CheckAuthenticatorResponse ([`mschapv2`]);
