@@ -696,7 +696,7 @@ impl Authenticator {
     }
 
     fn fail(&mut self, user: String, reason: String) {
-        tracing::info!(
+        tracing::debug!(
             "{} peer authentication failed for {:?}: {}",
             self.method.name(),
             user,
@@ -833,7 +833,7 @@ impl Authenticator {
 
     fn succeed(&mut self, user: String, entry: Option<SecretEntry>, id: u8, reply: Vec<u8>) {
         let address = entry.as_ref().and_then(|e| e.fixed_address());
-        tracing::info!(
+        tracing::debug!(
             "{} peer authentication succeeded for {:?}",
             self.method.name(),
             user
@@ -1111,7 +1111,7 @@ impl AuthPeer {
     }
 
     fn fail(&mut self, reason: String) {
-        tracing::info!("{} authentication failed: {}", self.method.name(), reason);
+        tracing::debug!("{} authentication failed: {}", self.method.name(), reason);
         self.state = PeerState::Done;
         self.deadline = None;
         self.outcome = AuthOutcome::Failure {
@@ -1122,7 +1122,7 @@ impl AuthPeer {
     }
 
     fn succeed(&mut self) {
-        tracing::info!("{} authentication succeeded", self.method.name());
+        tracing::debug!("{} authentication succeeded", self.method.name());
         self.state = PeerState::Done;
         self.deadline = None;
         self.outcome = AuthOutcome::Success {

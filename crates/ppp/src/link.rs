@@ -1193,6 +1193,13 @@ impl Link {
                         );
                         self.ipcp.negotiator.set_remote(addr);
                     }
+                    // pppd: "PAP peer authentication succeeded for alice".
+                    tracing::info!(
+                        "{}: {} peer authentication succeeded for {}",
+                        self.name,
+                        method.name(),
+                        escaped(user.as_bytes())
+                    );
                     self.peer_auth = Some((user.clone(), method));
                     self.auth_events.push_back(AuthEvent::Authenticated {
                         user,
@@ -1214,6 +1221,23 @@ impl Link {
             }
         }
         if let Some((user, method, reason, ours)) = failure {
+            if ours {
+                tracing::warn!(
+                    "{}: {} authentication failed: {}",
+                    self.name,
+                    method.name(),
+                    reason
+                );
+            } else {
+                // pppd: "Peer alice failed CHAP authentication".
+                tracing::warn!(
+                    "{}: Peer {} failed {} authentication: {}",
+                    self.name,
+                    escaped(user.as_bytes()),
+                    method.name(),
+                    reason
+                );
+            }
             self.auth_events.push_back(AuthEvent::AuthFailed {
                 user,
                 method,
@@ -1249,6 +1273,7 @@ impl Link {
                 AuthOutcome::Success { user, method, .. } => {
                     let (user, method) = (user.clone(), *method);
                     if authenticator_done {
+                        tracing::info!("{}: {} authentication succeeded", self.name, method.name());
                         self.auth_events
                             .push_back(AuthEvent::AuthenticatedToPeer { user, method });
                     }

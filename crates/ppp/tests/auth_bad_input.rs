@@ -363,6 +363,14 @@ fn link_counts_bad_auth_frames_and_never_logs_a_secret() {
     let logs = String::from_utf8_lossy(&capture.0.lock().unwrap()).into_owned();
     assert!(logs.contains("CHAP Response"), "logs were captured");
     assert!(logs.contains("PAP AuthReq"), "PAP requests are logged");
+    for method in ["PAP", "CHAP", "MS-CHAP-v2"] {
+        let ok = format!("server: {method} peer authentication succeeded for alice");
+        assert!(logs.contains(&ok), "no `{ok}` in the log");
+        let bad = format!("server: Peer alice failed {method} authentication");
+        assert!(logs.contains(&bad), "no `{bad}` in the log");
+        let ours = format!("client: {method} authentication failed");
+        assert!(logs.contains(&ours), "no `{ours}` in the log");
+    }
     for secret in ["wonderland", "wonderlanX", "longpass"] {
         assert!(!logs.contains(secret), "secret {secret} in logs");
     }
