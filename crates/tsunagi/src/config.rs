@@ -164,6 +164,7 @@ struct RawLink {
     ip_down: Option<PathBuf>,
     #[serde(default)]
     allow_users: Vec<String>,
+    tun_offload: Option<bool>,
 }
 
 /// The `[daemon]` section.
@@ -230,6 +231,9 @@ pub struct LinkSettings {
     pub ip_down: Option<PathBuf>,
     /// Direct mode: user names whose uid may hand us a stream.
     pub allow_users: Vec<String>,
+    /// Open the tun in offload mode and enable TSO when the peer's MRU
+    /// takes 64 KiB super-packets (driver::OFFLOAD_MIN_PEER_MRU).
+    pub tun_offload: bool,
 }
 
 /// The whole config.
@@ -461,6 +465,7 @@ fn validate_link(name: &str, section: Range<usize>, raw: RawLink) -> Result<Link
         ip_up: raw.ip_up,
         ip_down: raw.ip_down,
         allow_users: raw.allow_users,
+        tun_offload: raw.tun_offload.unwrap_or(true),
     })
 }
 
@@ -612,6 +617,8 @@ redial_max = 30
 ip_up = "/etc/tsunagi/ip-up"    # optional hook scripts, pppd's six arguments:
 ip_down = "/etc/tsunagi/ip-down" #   interface tty speed local-ip remote-ip ipparam
 allow_users = ["pppossh"]       # direct mode: user names whose uid may hand us a stream
+tun_offload = true              # default true: TCP super-packets (TSO/GSO on the tun) when the
+                                #   peer's MRU is 65535 (set mru = 65535 on both tsunagi ends)
 "#;
 
     fn parse(text: &str) -> Result<Config, ConfigError> {

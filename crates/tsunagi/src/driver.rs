@@ -14,6 +14,17 @@
 //! at once through pipes), and the tun is not read while more than
 //! [`WRITE_HIGH_WATER`] bytes wait for the stream: then the kernel's tun
 //! queue fills and drops, which TCP inside the tunnel reads as congestion.
+//!
+//! Offload (`tun_offload`, on by default): the tun is opened with a
+//! virtio_net_hdr ([`Tun::create_offload`]). When LCP has agreed a peer MRU
+//! of at least [`OFFLOAD_MIN_PEER_MRU`] (another tsunagi with `mru =
+//! 65535`), TSO is enabled on it: the kernel hands us TCP super-packets of
+//! up to 64 KiB, each sent as one PPP frame, instead of 40 packets of 1500
+//! bytes with a syscall, a route lookup and an HDLC frame each. Packets
+//! from the peer longer than the tun MTU are written back as GSO packets
+//! (the kernel segments them where it must). The tun MTU stays at most
+//! 1500 then, so the hosts behind it see ordinary segment sizes. A peer
+//! with a small MRU (pppd: 1500) gets ordinary packets and nothing changes.
 
 use std::io;
 use std::net::Ipv4Addr;
@@ -29,6 +40,7 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf};
 use tokio::process::Child;
 use tokio::sync::{mpsc, oneshot, watch};
 use tracing::{debug, info, warn};
+use tsunagi_host::offload::{segment_tcp, MAX_OFFLOAD_PACKET};
 use tsunagi_host::{Netlink, Tun};
 use tsunagi_ppp::link::{DownReason, Event, IpVersion, Link, Phase};
 
@@ -38,7 +50,14 @@ use crate::daemon::{LinkCommand, LiveStatus};
 use crate::hooks;
 
 /// Bytes read from the stream per `read`.
-pub const STREAM_READ: usize = 64 * 1024;
+pub const STREAM_READ: usize = 256 * 1024;
+/// The peer MRU from which TSO is enabled on an offload-mode tun: the
+/// kernel's super-packets are up to 64 KiB long (`mru = 65535`). One that is
+/// still longer than the peer's MRU is cut in software.
+pub const OFFLOAD_MIN_PEER_MRU: u16 = 65000;
+/// The tun MTU when the MRUs are large for offload: the segment size the
+/// kernel cuts super-packets into on the LAN side.
+pub const OFFLOAD_MTU: u16 = 1500;
 /// Tun packets drained per wake-up before writing them out.
 pub const TUN_BATCH: usize = 64;
 /// Stop reading the tun while this much waits to be written to the stream.
@@ -271,7 +290,18 @@ struct Ipv4State {
 /// what the peer sends; every failure becomes a [`SessionEnd`].
 pub async fn run_session(ctx: SessionCtx<'_>, stream: Stream) -> SessionEnd {
     let name = ctx.settings.name.as_str();
-    let tun = match Tun::create(&ctx.settings.tun) {
+    let created = if ctx.settings.tun_offload {
+        Tun::create_offload(&ctx.settings.tun).or_else(|e| {
+            warn!(
+                "{name}: tun {} in offload mode: {e}; without offload",
+                ctx.settings.tun
+            );
+            Tun::create(&ctx.settings.tun)
+        })
+    } else {
+        Tun::create(&ctx.settings.tun)
+    };
+    let tun = match created {
         Ok(t) => t,
         Err(e) => {
             warn!("{name}: cannot create tun {}: {e}", ctx.settings.tun);
@@ -285,6 +315,8 @@ pub async fn run_session(ctx: SessionCtx<'_>, stream: Stream) -> SessionEnd {
         ipv4: None,
         first_up: None,
         tun_errors: 0,
+        max_send: usize::from(tsunagi_ppp::lcp::DEFAULT_MRU),
+        segment_scratch: Vec::new(),
     };
     let end = session.run(stream).await;
     session.ipv4_down().await;
@@ -309,6 +341,10 @@ struct Session<'a> {
     /// the redial backoff asks how long the link was good).
     first_up: Option<Instant>,
     tun_errors: u64,
+    /// The peer's MRU: the longest packet one frame may carry.
+    max_send: usize,
+    /// Where [`segment_tcp`] builds segments of a too-long super-packet.
+    segment_scratch: Vec<u8>,
 }
 
 impl Session<'_> {
@@ -330,7 +366,7 @@ impl Session<'_> {
         let mut out: Vec<u8> = Vec::with_capacity(WRITE_HIGH_WATER + 64 * 1024);
         let mut written = 0usize;
         let mut rbuf = vec![0u8; STREAM_READ];
-        let mut tbuf = vec![0u8; 65536];
+        let mut tbuf = vec![0u8; MAX_OFFLOAD_PACKET];
         let far = tokio::time::Instant::now() + Duration::from_secs(86400 * 365);
         let timer = tokio::time::sleep_until(far);
         tokio::pin!(timer);
@@ -500,17 +536,33 @@ impl Session<'_> {
                         }
                     }
                 }
-                r = self.tun.recv(&mut tbuf), if pending_write < WRITE_HIGH_WATER && ending.is_none() => {
+                r = self.tun.recv_gso(&mut tbuf), if pending_write < WRITE_HIGH_WATER && ending.is_none() => {
                     match r {
-                        Ok(n) => {
-                            encapsulate(&mut link, &tbuf[..n], &mut out);
-                            // Drain a burst in this wake-up so it leaves in one write.
+                        Ok(got) => {
+                            self.encapsulate_received(&mut link, &tbuf, got, &mut out);
+                            // Drain a burst in this wake-up so it leaves in
+                            // one write (super-packets fill the buffer sooner).
                             for _ in 1..TUN_BATCH {
-                                match self.tun.try_recv(&mut tbuf) {
-                                    Ok(n) => encapsulate(&mut link, &tbuf[..n], &mut out),
-                                    Err(_) => break,
+                                if out.len() - written >= WRITE_HIGH_WATER {
+                                    break;
+                                }
+                                match self.tun.try_recv_gso(&mut tbuf) {
+                                    Ok(got) => self.encapsulate_received(&mut link, &tbuf, got, &mut out),
+                                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                                    Err(e) => {
+                                        // A packet we could not take (cut, or an
+                                        // offload header we cannot complete):
+                                        // lost like a drop; the tun goes on.
+                                        debug!("{name}: tun read: {e}");
+                                        self.tun_errors += 1;
+                                        break;
+                                    }
                                 }
                             }
+                        }
+                        Err(e) if e.kind() == io::ErrorKind::InvalidData => {
+                            debug!("{name}: tun read: {e}");
+                            self.tun_errors += 1;
                         }
                         Err(e) => {
                             warn!("{name}: tun read: {e}");
@@ -572,6 +624,33 @@ impl Session<'_> {
                     // Past the flush deadline: the check at the top ends the loop.
                 }
             }
+        }
+    }
+
+    /// One packet read from the tun (at the start of `tbuf`) to the stream
+    /// buffer; a super-packet longer than the peer's MRU is cut into
+    /// segments first (rare: only when the kernel's GSO limit exceeds it).
+    fn encapsulate_received(
+        &mut self,
+        link: &mut Link,
+        tbuf: &[u8],
+        got: tsunagi_host::tun::Received,
+        out: &mut Vec<u8>,
+    ) {
+        let packet = &tbuf[..got.len];
+        match got.gso {
+            Some(segment) if packet.len() > self.max_send => {
+                let cut = segment_tcp(
+                    packet,
+                    usize::from(segment),
+                    &mut self.segment_scratch,
+                    &mut |seg| encapsulate(link, seg, out),
+                );
+                if cut.is_err() {
+                    self.tun_errors += 1;
+                }
+            }
+            _ => encapsulate(link, packet, out),
         }
     }
 
@@ -637,7 +716,9 @@ impl Session<'_> {
 
     /// Address, routes and hook for an opened IPCP. The MTU is the
     /// configured one, else the smaller of our MRU and the peer's: a packet
-    /// the peer cannot receive must not leave the tun whole.
+    /// the peer cannot receive must not leave the tun whole; on an
+    /// offload-mode tun at most [`OFFLOAD_MTU`], and TSO goes on when the
+    /// peer's MRU takes super-packets (see the module docs).
     async fn ipv4_up(
         &mut self,
         local: Ipv4Addr,
@@ -648,7 +729,24 @@ impl Session<'_> {
         let s = self.ctx.settings;
         let name = &s.name;
         let ifname = self.tun.name().to_string();
-        let mtu = u32::from(s.mtu.unwrap_or(s.mru.min(peer_mru)));
+        let offload = self.tun.is_offload();
+        let negotiated = s.mru.min(peer_mru);
+        let mtu = s.mtu.unwrap_or(if offload {
+            negotiated.min(OFFLOAD_MTU)
+        } else {
+            negotiated
+        });
+        self.max_send = usize::from(peer_mru);
+        if offload {
+            self.tun.set_gso_mtu(usize::from(mtu));
+            let tso = peer_mru >= OFFLOAD_MIN_PEER_MRU;
+            match self.tun.set_tso(tso) {
+                Ok(()) if tso => info!("{name}: {ifname}: TSO on (peer mru {peer_mru})"),
+                Ok(()) => {}
+                Err(e) => warn!("{name}: {ifname}: {e}"),
+            }
+        }
+        let mtu = u32::from(mtu);
         if let Err(e) = self.ctx.netlink.link_up(&ifname, mtu).await {
             warn!("{name}: {ifname}: cannot set mtu {mtu} and up: {e}");
         }

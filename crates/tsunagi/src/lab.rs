@@ -638,6 +638,7 @@ remote = "{HOME_TUN_ADDR}"
 routes = ["192.168.1.0/24"]     # add 192.168.1.0/24 HISADDR
 escape = [0xff]                 # set escape 0xff
 ipv6cp = false                  # disable ipv6cp
+mru = 65535                     # tsunagi both ends: TCP super-packets over the link (tun_offload)
 "#,
             sock = self.labs_sock().display()
         )
@@ -665,6 +666,7 @@ remote = "{LABS_TUN_ADDR}"
 routes = ["192.168.253.0/24"]   # add 192.168.253.0/24 HISADDR
 ident = "HOME Network"          # ident "HOME Network"
 ipv6cp = false                  # disable ipv6cp
+mru = 65535                     # tsunagi both ends: TCP super-packets over the link (tun_offload)
 echo_interval = 2
 echo_failure = 3
 persist = true
