@@ -1062,8 +1062,12 @@ impl AuthPeer {
             config,
         };
         if method == AuthMethod::Pap {
-            let id = p.rng.next_id();
-            p.state = PeerState::PapSent { id, transmits: 0 };
+            // As pppd: the first request has identifier 1, each
+            // retransmission the next one (RFC 1334 s2.2.1 leaves it open).
+            p.state = PeerState::PapSent {
+                id: 0,
+                transmits: 0,
+            };
             p.send_pap(now, out);
         }
         p
@@ -1093,6 +1097,7 @@ impl AuthPeer {
             return;
         };
         *transmits += 1;
+        *id = id.wrapping_add(1);
         let id = *id;
         let user = self.config.user.clone().unwrap_or_default();
         let user = &user.as_bytes()[..user.len().min(MAX_NAME)];

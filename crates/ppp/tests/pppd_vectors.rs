@@ -410,3 +410,77 @@ fn replay_01_defaults_with_echoes_ccp_and_ipv6cp() {
     assert!(r.link.stats().tx_protocol_rejects >= 3);
     assert_eq!(r.link.stats().rx_bad_control, 0);
 }
+
+/// Our link as pppd B (`noauth user alice password ...`): it acks A's
+/// Authentication-Protocol, authenticates with frames identical to B's,
+/// and then either comes up or leaves with B's Terminate text.
+#[test]
+fn replay_04_05_authenticating_to_pppd() {
+    use tsunagi_crypto::Secret;
+    use tsunagi_ppp::auth::{AuthConfig, AuthMethod};
+    for (scenario, method, password, ok, auth_protocol) in [
+        ("04-pap", AuthMethod::Pap, "wonderland", true, 0xc023),
+        (
+            "04-pap-wrong-password",
+            AuthMethod::Pap,
+            "wrongpass",
+            false,
+            0xc023,
+        ),
+        (
+            "05-chap-md5",
+            AuthMethod::ChapMd5,
+            "wonderland",
+            true,
+            0xc223,
+        ),
+        (
+            "05-chap-md5-wrong-password",
+            AuthMethod::ChapMd5,
+            "wrongpass",
+            false,
+            0xc223,
+        ),
+    ] {
+        let mut config = b_config(Some([10, 98, 0, 2]), Some([10, 98, 0, 1]));
+        config.auth = AuthConfig {
+            user: Some("alice".into()),
+            password: Some(Secret::from(password)),
+            accept: vec![method],
+            ..AuthConfig::default()
+        };
+        let (r, b_frames) = replay_as_b(scenario, config);
+        // The ConfAck of A's request with <auth ...> is B's.
+        let ack = |frames: &[(u16, Vec<u8>)]| {
+            frames
+                .iter()
+                .find(|(p, i)| *p == 0xc021 && i[0] == 2)
+                .map(|f| f.1.clone())
+        };
+        assert_eq!(ack(&r.sent), ack(&b_frames), "{scenario}: LCP ConfAck");
+        let auth = |frames: &[(u16, Vec<u8>)]| -> Vec<Vec<u8>> {
+            frames
+                .iter()
+                .filter(|(p, _)| *p == auth_protocol)
+                .map(|f| f.1.clone())
+                .collect()
+        };
+        assert_eq!(auth(&r.sent), auth(&b_frames), "{scenario}: auth frames");
+        let up = r.events.iter().any(|e| matches!(e, Event::Ipv4Up { .. }));
+        assert_eq!(up, ok, "{scenario}: {:?}", r.sent_text());
+        if !ok {
+            let term = |frames: &[(u16, Vec<u8>)]| {
+                frames
+                    .iter()
+                    .find(|(p, i)| *p == 0xc021 && i[0] == 5)
+                    .map(|f| f.1[4..].to_vec())
+            };
+            assert_eq!(
+                term(&r.sent),
+                Some(b"Failed to authenticate ourselves to peer".to_vec()),
+                "{scenario}"
+            );
+            assert_eq!(term(&r.sent), term(&b_frames), "{scenario}: TermReq text");
+        }
+    }
+}
