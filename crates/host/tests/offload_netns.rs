@@ -1,0 +1,301 @@
+//! Tun offload mode against the real kernel, in a network namespace of its
+//! own (named with the pid), deleted on drop even when a test fails.
+//!
+//! One namespace forwards between three tuns:
+//! - `tso-a` (offload mode, TSO on): the test writes a 20 000-byte TCP
+//!   packet into it, which goes in as one GSO packet;
+//! - `tso-b` (ordinary tun, no offloads): the kernel must cut that packet
+//!   into MTU-sized segments and compute their checksums in software from
+//!   the pseudo-header sum we left in the TCP checksum field; the test
+//!   reads every segment and checks checksums, sequence numbers and bytes;
+//! - `tso-c` (offload mode, TSO on): the kernel keeps the GSO packet whole,
+//!   so reading it gives a super-packet, whose checksums the tun completes.
+//!
+//! Needs root (CI runs as root); otherwise each test prints
+//! `SKIPPED: needs root` and passes.
+
+use std::io;
+use std::net::Ipv4Addr;
+use std::os::fd::AsRawFd;
+use std::process::Command;
+use std::time::Duration;
+
+use tsunagi_host::offload::{sum_words, tcp_checksums_valid, tcp_layout, MAX_OFFLOAD_PACKET};
+use tsunagi_host::Tun;
+
+struct Netns {
+    name: String,
+}
+
+impl Netns {
+    fn create(test: &str) -> Netns {
+        let name = format!("tsunagi-off-{}-{test}", std::process::id());
+        let _ = Command::new("ip")
+            .args(["netns", "del", &name])
+            .stderr(std::process::Stdio::null())
+            .status();
+        run("ip", &["netns", "add", &name]);
+        Netns { name }
+    }
+
+    /// Run `f` on a thread that has joined this namespace.
+    fn run<F, R>(&self, f: F) -> R
+    where
+        F: FnOnce() -> R + Send,
+        R: Send,
+    {
+        let path = format!("/run/netns/{}", self.name);
+        std::thread::scope(|scope| {
+            let handle = scope.spawn(move || {
+                let ns = std::fs::File::open(&path).expect("open netns file");
+                // SAFETY: setns(2) on an fd we own; it changes only this
+                // thread's network namespace, and this thread was made for it.
+                let rc = unsafe { libc::setns(ns.as_raw_fd(), libc::CLONE_NEWNET) };
+                assert_eq!(rc, 0, "setns {path}: {}", io::Error::last_os_error());
+                f()
+            });
+            match handle.join() {
+                Ok(r) => r,
+                Err(panic) => std::panic::resume_unwind(panic),
+            }
+        })
+    }
+
+    fn ip(&self, args: &[&str]) -> String {
+        let mut all = vec!["-n", &self.name];
+        all.extend_from_slice(args);
+        run("ip", &all)
+    }
+
+    fn sysctl(&self, setting: &str) {
+        run(
+            "ip",
+            &["netns", "exec", &self.name, "sysctl", "-q", "-w", setting],
+        );
+    }
+}
+
+impl Drop for Netns {
+    fn drop(&mut self) {
+        let _ = Command::new("ip")
+            .args(["netns", "del", &self.name])
+            .status();
+    }
+}
+
+fn run(program: &str, args: &[&str]) -> String {
+    let out = Command::new(program)
+        .args(args)
+        .output()
+        .unwrap_or_else(|e| panic!("{program} {args:?}: {e}"));
+    assert!(
+        out.status.success(),
+        "{program} {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+fn is_root() -> bool {
+    // SAFETY: geteuid has no preconditions and cannot fail.
+    let root = unsafe { libc::geteuid() } == 0;
+    if !root {
+        println!("SKIPPED: needs root");
+    }
+    root
+}
+
+fn block_on<F: std::future::Future>(f: F) -> F::Output {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("tokio runtime")
+        .block_on(f)
+}
+
+const MTU: usize = 1500;
+const PAYLOAD: usize = 20_000;
+const SEQ: u32 = 0xfff0_0000; // wraps inside the packet
+const SENDER: Ipv4Addr = Ipv4Addr::new(10, 77, 0, 2);
+
+/// An IPv4 + TCP packet `src:40000 -> dst:5001`, ACK|PSH, `PAYLOAD`
+/// pattern bytes, valid checksums (computed here, independently of the
+/// crate's own functions).
+fn big_tcp_packet(src: Ipv4Addr, dst: Ipv4Addr) -> Vec<u8> {
+    let total = 20 + 20 + PAYLOAD;
+    let mut p = vec![0u8; total];
+    p[0] = 0x45;
+    p[2..4].copy_from_slice(&(total as u16).to_be_bytes());
+    p[4..6].copy_from_slice(&0x4242u16.to_be_bytes());
+    p[6] = 0x40; // DF
+    p[8] = 64;
+    p[9] = 6;
+    p[12..16].copy_from_slice(&src.octets());
+    p[16..20].copy_from_slice(&dst.octets());
+    let t = 20;
+    p[t..t + 2].copy_from_slice(&40000u16.to_be_bytes());
+    p[t + 2..t + 4].copy_from_slice(&5001u16.to_be_bytes());
+    p[t + 4..t + 8].copy_from_slice(&SEQ.to_be_bytes());
+    p[t + 8..t + 12].copy_from_slice(&1u32.to_be_bytes());
+    p[t + 12] = 5 << 4;
+    p[t + 13] = 0x18;
+    p[t + 14..t + 16].copy_from_slice(&0xffffu16.to_be_bytes());
+    for (i, b) in p[40..].iter_mut().enumerate() {
+        *b = (i * 7 + i / 251) as u8;
+    }
+    let ip_sum = checksum16(&p[..20], 0);
+    p[10..12].copy_from_slice(&ip_sum.to_be_bytes());
+    let mut pseudo = Vec::new();
+    pseudo.extend_from_slice(&p[12..20]);
+    pseudo.extend_from_slice(&[0, 6]);
+    pseudo.extend_from_slice(&((total - 20) as u16).to_be_bytes());
+    let pseudo_sum = pseudo
+        .chunks(2)
+        .map(|w| u32::from(u16::from_be_bytes([w[0], w[1]])))
+        .sum::<u32>();
+    let tcp_sum = checksum16(&p[20..], pseudo_sum);
+    p[36..38].copy_from_slice(&tcp_sum.to_be_bytes());
+    p
+}
+
+/// RFC 1071, 16 bits at a time, the slow obvious way.
+fn checksum16(data: &[u8], initial: u32) -> u16 {
+    let mut sum = initial;
+    for w in data.chunks(2) {
+        let hi = u32::from(w[0]) << 8;
+        let lo = w.get(1).copied().map_or(0, u32::from);
+        sum += hi | lo;
+    }
+    while sum > 0xffff {
+        sum = (sum & 0xffff) + (sum >> 16);
+    }
+    !(sum as u16)
+}
+
+/// Bring up `dev` with `local` peer `peer` and `MTU`.
+fn configure(ns: &Netns, dev: &str, local: &str, peer: &str) {
+    ns.ip(&["addr", "add", local, "peer", peer, "dev", dev]);
+    ns.ip(&["link", "set", dev, "mtu", &MTU.to_string(), "up"]);
+}
+
+/// Read packets from `tun` until a TCP one from `SENDER` comes (the kernel
+/// may send IPv6 router solicitations and the like on its own).
+async fn next_tcp(tun: &Tun, buf: &mut [u8]) -> tsunagi_host::tun::Received {
+    loop {
+        let got = tokio::time::timeout(Duration::from_secs(5), tun.recv_gso(buf))
+            .await
+            .expect("no packet within 5 s")
+            .expect("tun read");
+        let p = &buf[..got.len];
+        if p.len() >= 20 && p[0] >> 4 == 4 && p[9] == 6 && p[12..16] == SENDER.octets() {
+            return got;
+        }
+    }
+}
+
+#[test]
+fn gso_write_is_segmented_and_tso_read_is_whole() {
+    if !is_root() {
+        return;
+    }
+    let ns = Netns::create("gso");
+    ns.sysctl("net.ipv4.ip_forward=1");
+    ns.run(|| {
+        block_on(async {
+            let a = Tun::create_offload("tso-a").unwrap();
+            let b = Tun::create("tso-b").unwrap();
+            let c = Tun::create_offload("tso-c").unwrap();
+            assert!(a.is_offload() && !b.is_offload() && c.is_offload());
+            a.set_tso(true).unwrap();
+            c.set_tso(true).unwrap();
+            a.set_gso_mtu(MTU);
+            assert!(b.set_tso(true).is_err(), "TSO needs offload mode");
+            configure(&ns, "tso-a", "10.77.0.1", "10.77.0.2");
+            configure(&ns, "tso-b", "10.78.0.1", "10.78.0.2");
+            configure(&ns, "tso-c", "10.79.0.1", "10.79.0.2");
+
+            // (1) Through tso-b: cut by the kernel, checksums done by it.
+            let packet = big_tcp_packet(SENDER, Ipv4Addr::new(10, 78, 0, 2));
+            assert!(tcp_checksums_valid(&packet));
+            assert_eq!(a.send(&packet).await.unwrap(), packet.len());
+            let mut buf = vec![0u8; MAX_OFFLOAD_PACKET];
+            let mut payload = Vec::new();
+            let mut segments = 0;
+            while payload.len() < PAYLOAD {
+                let got = next_tcp(&b, &mut buf).await;
+                let seg = &buf[..got.len];
+                assert_eq!(got.gso, None);
+                assert!(seg.len() <= MTU, "segment of {} bytes", seg.len());
+                assert!(
+                    tcp_checksums_valid(seg),
+                    "segment {segments}: bad checksum (the pseudo-header sum we left is wrong)"
+                );
+                let layout = tcp_layout(seg).unwrap();
+                let seq = u32::from_be_bytes(seg[24..28].try_into().unwrap());
+                assert_eq!(seq, SEQ.wrapping_add(payload.len() as u32));
+                assert_eq!(seg[8], 63, "forwarded: TTL decremented");
+                payload.extend_from_slice(&seg[layout.headers()..]);
+                segments += 1;
+            }
+            assert_eq!(segments, PAYLOAD.div_ceil(MTU - 40));
+            assert_eq!(payload, packet[40..]);
+
+            // (2) Through tso-c: kept whole, handed over as a super-packet
+            // with its checksums completed.
+            let packet = big_tcp_packet(SENDER, Ipv4Addr::new(10, 79, 0, 2));
+            a.send(&packet).await.unwrap();
+            let got = next_tcp(&c, &mut buf).await;
+            let whole = &buf[..got.len];
+            assert_eq!(got.len, packet.len(), "one super-packet");
+            assert_eq!(got.gso, Some((MTU - 40) as u16));
+            assert!(tcp_checksums_valid(whole), "completed checksums");
+            assert_eq!(whole[40..], packet[40..]);
+            // The same packet as sent, but for the TTL and so the header
+            // checksum.
+            assert_eq!(whole[8], 63);
+            assert_eq!(whole[20..], packet[20..]);
+            assert_eq!(sum_words(&whole[..20], 0) % 0xffff, 0);
+
+            // (3) A small packet in offload mode: no GSO either way.
+            let mut small = big_tcp_packet(SENDER, Ipv4Addr::new(10, 79, 0, 2));
+            small.truncate(40 + 100);
+            small[2..4].copy_from_slice(&140u16.to_be_bytes());
+            small[10..12].copy_from_slice(&[0, 0]);
+            let s = checksum16(&small[..20], 0);
+            small[10..12].copy_from_slice(&s.to_be_bytes());
+            small[36..38].copy_from_slice(&[0, 0]);
+            let layout = tcp_layout(&small).unwrap();
+            assert_eq!(layout.headers(), 40);
+            let mut pseudo = Vec::new();
+            pseudo.extend_from_slice(&small[12..20]);
+            pseudo.extend_from_slice(&[0, 6, 0, 120]);
+            let ps = pseudo
+                .chunks(2)
+                .map(|w| u32::from(u16::from_be_bytes([w[0], w[1]])))
+                .sum::<u32>();
+            let t = checksum16(&small[20..], ps);
+            small[36..38].copy_from_slice(&t.to_be_bytes());
+            a.send(&small).await.unwrap();
+            let got = next_tcp(&c, &mut buf).await;
+            assert_eq!(got.len, 140);
+            assert_eq!(got.gso, None);
+            assert!(tcp_checksums_valid(&buf[..140]));
+        })
+    });
+}
+
+#[test]
+fn without_vnet_hdr_offload_is_refused() {
+    if !is_root() {
+        return;
+    }
+    let ns = Netns::create("plain");
+    ns.run(|| {
+        block_on(async {
+            let t = Tun::create("tso-p").unwrap();
+            let e = t.set_tso(true).unwrap_err();
+            assert_eq!(e.kind(), io::ErrorKind::Unsupported, "{e}");
+            assert!(e.to_string().contains("tso-p"), "{e}");
+        })
+    });
+}
