@@ -536,6 +536,10 @@ pub fn compressible(protocol: u16) -> bool {
 pub struct DeflateTx {
     compressor: Box<CompressorOxide>,
     seq: u16,
+    /// Protocol + packet, reused (no allocation per packet).
+    input: Vec<u8>,
+    /// Compressor output chunk, reused.
+    chunk: Vec<u8>,
 }
 
 impl fmt::Debug for DeflateTx {
@@ -558,12 +562,15 @@ impl DeflateTx {
         DeflateTx {
             compressor: Box::new(CompressorOxide::new(flags)),
             seq: 0,
+            input: Vec::new(),
+            chunk: Vec::new(),
         }
     }
 
     /// Reset-Request received: start a new stream.
     pub fn reset(&mut self) {
-        *self = DeflateTx::new();
+        self.compressor.reset();
+        self.seq = 0;
     }
 
     /// Compresses one packet. Returns the Compressed Datagram information
@@ -571,28 +578,39 @@ impl DeflateTx {
     /// packet as is; `None` means send it uncompressed (the history took
     /// it all the same, as the peer's will).
     pub fn compress(&mut self, protocol: u16, packet: &[u8]) -> Option<Vec<u8>> {
-        let mut input = Vec::with_capacity(packet.len() + 2);
+        let mut out = Vec::new();
+        self.compress_into(protocol, packet, &mut out)
+            .then_some(out)
+    }
+
+    /// [`DeflateTx::compress`] into `out` (cleared first), without
+    /// allocating once the buffers have grown: true when `out` holds the
+    /// datagram, false when the packet goes uncompressed.
+    pub fn compress_into(&mut self, protocol: u16, packet: &[u8], out: &mut Vec<u8>) -> bool {
+        self.input.clear();
         if protocol < 0x100 {
-            input.push(protocol as u8);
+            self.input.push(protocol as u8);
         } else {
-            input.extend_from_slice(&protocol.to_be_bytes());
+            self.input.extend_from_slice(&protocol.to_be_bytes());
         }
-        input.extend_from_slice(packet);
-        let mut out = Vec::with_capacity(input.len() + 64);
+        self.input.extend_from_slice(packet);
+        out.clear();
         out.extend_from_slice(&self.seq.to_be_bytes());
         self.seq = self.seq.wrapping_add(1);
         let mut consumed = 0;
-        let mut buf = vec![0u8; input.len() + 64];
+        self.chunk.resize(self.input.len() + 64, 0);
         loop {
             let (status, used, written) = compress(
                 &mut self.compressor,
-                &input[consumed..],
-                &mut buf,
+                &self.input[consumed..],
+                &mut self.chunk,
                 TDEFLFlush::Sync,
             );
             consumed += used;
-            out.extend_from_slice(&buf[..written]);
-            if status != TDEFLStatus::Okay || (consumed == input.len() && written < buf.len()) {
+            out.extend_from_slice(&self.chunk[..written]);
+            if status != TDEFLStatus::Okay
+                || (consumed == self.input.len() && written < self.chunk.len())
+            {
                 break;
             }
         }
@@ -602,7 +620,7 @@ impl DeflateTx {
             out.truncate(out.len() - 4);
         }
         // Smaller than the packet with its 2-octet protocol field?
-        (out.len() < packet.len() + 2).then_some(out)
+        out.len() < packet.len() + 2
     }
 }
 
@@ -611,6 +629,8 @@ pub struct DeflateRx {
     inflater: Box<InflateState>,
     seq: u16,
     broken: bool,
+    /// Deflate data + flush marker, reused.
+    input: Vec<u8>,
 }
 
 impl fmt::Debug for DeflateRx {
@@ -632,19 +652,22 @@ impl DeflateRx {
             inflater: InflateState::new_boxed(DataFormat::Raw),
             seq: 0,
             broken: false,
+            input: Vec::new(),
         }
     }
 
     /// Our Reset-Request was acked: start over.
     pub fn reset(&mut self) {
-        *self = DeflateRx::new();
+        self.inflater.reset(DataFormat::Raw);
+        self.seq = 0;
+        self.broken = false;
     }
 
-    fn feed(&mut self, input: &[u8], out: &mut Vec<u8>) -> Result<(), CcpError> {
+    fn feed(inflater: &mut InflateState, input: &[u8], out: &mut Vec<u8>) -> Result<(), CcpError> {
         let mut buf = [0u8; 4096];
         let mut rest = input;
         loop {
-            let r = inflate(&mut self.inflater, rest, &mut buf, MZFlush::Sync);
+            let r = inflate(inflater, rest, &mut buf, MZFlush::Sync);
             rest = &rest[r.bytes_consumed..];
             out.extend_from_slice(&buf[..r.bytes_written]);
             if out.len() > MAX_INFLATED {
@@ -673,6 +696,15 @@ impl DeflateRx {
     /// Decompresses the information field of a Compressed Datagram into
     /// (protocol, packet).
     pub fn decompress(&mut self, data: &[u8]) -> Result<(u16, Vec<u8>), CcpError> {
+        let mut out = Vec::new();
+        let protocol = self.decompress_into(data, &mut out)?;
+        Ok((protocol, out))
+    }
+
+    /// [`DeflateRx::decompress`] into `out` (cleared first; the packet
+    /// without its protocol field), returning the protocol.
+    pub fn decompress_into(&mut self, data: &[u8], out: &mut Vec<u8>) -> Result<u16, CcpError> {
+        out.clear();
         if self.broken {
             return Err(CcpError::AwaitingReset);
         }
@@ -692,17 +724,24 @@ impl DeflateRx {
             });
         }
         self.seq = self.seq.wrapping_add(1);
-        let mut out = Vec::with_capacity(deflated.len() * 4);
-        let mut input = Vec::with_capacity(deflated.len() + 4);
-        input.extend_from_slice(deflated);
+        self.input.clear();
+        self.input.extend_from_slice(deflated);
         // Put back the flush marker the sender left out.
-        input.extend_from_slice(&[0, 0, 0xff, 0xff]);
-        if let Err(e) = self.feed(&input, &mut out) {
+        self.input.extend_from_slice(&[0, 0, 0xff, 0xff]);
+        if let Err(e) = Self::feed(&mut self.inflater, &self.input, out) {
             self.broken = true;
+            out.clear();
             return Err(e);
         }
-        let (protocol, rest) = split_protocol(&out)?;
-        Ok((protocol, rest.to_vec()))
+        let (protocol, header) = match split_protocol(out) {
+            Ok((p, rest)) => (p, out.len() - rest.len()),
+            Err(e) => {
+                out.clear();
+                return Err(e);
+            }
+        };
+        out.drain(..header);
+        Ok(protocol)
     }
 
     /// A packet the peer sent uncompressed: add it to the history as
@@ -728,7 +767,7 @@ impl DeflateRx {
             block.extend_from_slice(&(!len).to_le_bytes());
             block.extend_from_slice(chunk);
             sink.clear();
-            if self.feed(&block, &mut sink).is_err() {
+            if Self::feed(&mut self.inflater, &block, &mut sink).is_err() {
                 self.broken = true;
                 return;
             }
@@ -775,6 +814,13 @@ impl MppeTx {
     /// information field: header, then the encrypted 2-octet protocol and
     /// packet.
     pub fn encrypt(&mut self, protocol: u16, packet: &[u8]) -> Vec<u8> {
+        let mut out = Vec::with_capacity(packet.len() + 4);
+        self.encrypt_into(protocol, packet, &mut out);
+        out
+    }
+
+    /// [`MppeTx::encrypt`] appended to `out` (no allocation when it has room).
+    pub fn encrypt_into(&mut self, protocol: u16, packet: &[u8], out: &mut Vec<u8>) {
         self.count = (self.count + 1) % CCOUNT_SPACE;
         let mut flushed = false;
         if self.stateless || self.count & 0xff == 0xff {
@@ -791,12 +837,11 @@ impl MppeTx {
         if flushed {
             h |= header::FLUSHED;
         }
-        let mut out = Vec::with_capacity(packet.len() + 4);
+        let start = out.len();
         out.extend_from_slice(&h.to_be_bytes());
         out.extend_from_slice(&protocol.to_be_bytes());
         out.extend_from_slice(packet);
-        self.key.apply(&mut out[2..]);
-        out
+        self.key.apply(&mut out[start + 2..]);
     }
 }
 
@@ -823,6 +868,15 @@ impl MppeRx {
     /// Decrypts a Compressed Datagram's information field into
     /// (protocol, packet).
     pub fn decrypt(&mut self, data: &[u8]) -> Result<(u16, Vec<u8>), CcpError> {
+        let mut out = Vec::new();
+        let protocol = self.decrypt_into(data, &mut out)?;
+        Ok((protocol, out))
+    }
+
+    /// [`MppeRx::decrypt`] into `out` (cleared first; the packet without
+    /// its protocol field), returning the protocol.
+    pub fn decrypt_into(&mut self, data: &[u8], out: &mut Vec<u8>) -> Result<u16, CcpError> {
+        out.clear();
         let [hi, lo, body @ ..] = data else {
             return Err(CcpError::Truncated {
                 what: "MPPE",
@@ -874,11 +928,17 @@ impl MppeRx {
             self.discard = false;
         }
         self.count = count;
-        let mut plain = body.to_vec();
-        self.key.apply(&mut plain);
-        match plain.as_slice() {
-            [a, b, rest @ ..] => Ok((u16::from_be_bytes([*a, *b]), rest.to_vec())),
-            _ => Err(CcpError::NoProtocol),
+        out.extend_from_slice(body);
+        self.key.apply(out);
+        match *out.as_slice() {
+            [a, b, ..] => {
+                out.drain(..2);
+                Ok(u16::from_be_bytes([a, b]))
+            }
+            _ => {
+                out.clear();
+                Err(CcpError::NoProtocol)
+            }
         }
     }
 }

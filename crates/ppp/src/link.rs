@@ -436,6 +436,8 @@ pub struct Link {
     /// Our outstanding CCP Reset-Request: identifier and when to repeat it
     /// (pppd repeats it every second until the Reset-Ack).
     ccp_reset: Option<(u8, Instant)>,
+    /// Compressed/encrypted datagram scratch space (no allocation per packet).
+    ccp_buf: Vec<u8>,
 }
 
 /// Which automaton produced an [`Output`].
@@ -532,6 +534,7 @@ impl Link {
             rx_path: None,
             ncps_waiting: false,
             ccp_reset: None,
+            ccp_buf: Vec::new(),
             config,
         };
         link.reset_framing();
@@ -666,17 +669,27 @@ impl Link {
         let mppe_required = self.mppe_required();
         match &mut self.tx_path {
             Some(TxPath::Mppe(tx)) => {
-                let data = tx.encrypt(proto, packet);
-                self.encoder
-                    .encode(Protocol::CompressedDatagram.into(), &data, false, out);
+                self.ccp_buf.clear();
+                tx.encrypt_into(proto, packet, &mut self.ccp_buf);
+                self.encoder.encode(
+                    Protocol::CompressedDatagram.into(),
+                    &self.ccp_buf,
+                    false,
+                    out,
+                );
             }
-            Some(TxPath::Deflate(tx)) => match tx.compress(proto, packet) {
-                Some(data) => {
-                    self.encoder
-                        .encode(Protocol::CompressedDatagram.into(), &data, false, out)
+            Some(TxPath::Deflate(tx)) => {
+                if tx.compress_into(proto, packet, &mut self.ccp_buf) {
+                    self.encoder.encode(
+                        Protocol::CompressedDatagram.into(),
+                        &self.ccp_buf,
+                        false,
+                        out,
+                    )
+                } else {
+                    self.encoder.encode(proto, packet, false, out)
                 }
-                None => self.encoder.encode(proto, packet, false, out),
-            },
+            }
             None if mppe_required => {
                 // Never plaintext when MPPE is required.
                 return false;
@@ -998,25 +1011,29 @@ impl Link {
         info: &[u8],
         deliver: &mut dyn FnMut(IpVersion, &[u8]),
     ) {
+        let mut packet = std::mem::take(&mut self.ccp_buf);
         let result = match &mut self.rx_path {
-            Some(RxPath::Mppe(rx)) => rx.decrypt(info),
-            Some(RxPath::Deflate(rx)) => rx.decompress(info),
+            Some(RxPath::Mppe(rx)) => rx.decrypt_into(info, &mut packet),
+            Some(RxPath::Deflate(rx)) => rx.decompress_into(info, &mut packet),
             None => {
+                self.ccp_buf = packet;
                 self.stats.rx_ccp_dropped += 1;
                 tracing::debug!("{}: compressed datagram before CCP opened", self.name);
                 return;
             }
         };
         match result {
-            Ok((protocol, packet)) => {
+            Ok(protocol) => {
                 // MPPE resynchronises on a flushed packet without waiting
                 // for the Reset-Ack.
                 if matches!(self.rx_path, Some(RxPath::Mppe(_))) {
                     self.ccp_reset = None;
                 }
-                self.deliver_ip(protocol, &packet, deliver)
+                self.deliver_ip(protocol, &packet, deliver);
+                self.ccp_buf = packet;
             }
             Err(e) => {
+                self.ccp_buf = packet;
                 self.stats.rx_ccp_dropped += 1;
                 tracing::debug!("{}: dropped compressed datagram: {}", self.name, e);
                 if e.needs_reset() {
