@@ -631,6 +631,8 @@ pub struct DeflateRx {
     broken: bool,
     /// Deflate data + flush marker, reused.
     input: Vec<u8>,
+    /// Output of incompressible packets (discarded), reused.
+    sink: Vec<u8>,
 }
 
 impl fmt::Debug for DeflateRx {
@@ -653,6 +655,7 @@ impl DeflateRx {
             seq: 0,
             broken: false,
             input: Vec::new(),
+            sink: Vec::new(),
         }
     }
 
@@ -751,26 +754,34 @@ impl DeflateRx {
             return;
         }
         self.seq = self.seq.wrapping_add(1);
-        let mut data = Vec::with_capacity(packet.len() + 2);
-        if protocol < 0x100 {
-            data.push(protocol as u8);
+        // Stored blocks (RFC 1951 s3.2.4) of protocol + packet: the history
+        // takes them as they are; the output they make is thrown away.
+        let mut proto = [0u8; 2];
+        let proto: &[u8] = if protocol < 0x100 {
+            proto[0] = protocol as u8;
+            &proto[..1]
         } else {
-            data.extend_from_slice(&protocol.to_be_bytes());
+            proto = protocol.to_be_bytes();
+            &proto[..]
+        };
+        let total = proto.len() + packet.len();
+        self.input.clear();
+        let mut rest = (proto, packet);
+        let mut left = total;
+        while left > 0 {
+            let len = left.min(0xffff);
+            self.input.push(0); // BFINAL 0, BTYPE 00 (stored), aligned
+            self.input.extend_from_slice(&(len as u16).to_le_bytes());
+            self.input.extend_from_slice(&(!(len as u16)).to_le_bytes());
+            let from_proto = rest.0.len().min(len);
+            self.input.extend_from_slice(&rest.0[..from_proto]);
+            self.input.extend_from_slice(&rest.1[..len - from_proto]);
+            rest = (&rest.0[from_proto..], &rest.1[len - from_proto..]);
+            left -= len;
         }
-        data.extend_from_slice(packet);
-        let mut sink = Vec::new();
-        for chunk in data.chunks(0xffff) {
-            let len = chunk.len() as u16;
-            let mut block = Vec::with_capacity(chunk.len() + 5);
-            block.push(0); // BFINAL 0, BTYPE 00 (stored), aligned
-            block.extend_from_slice(&len.to_le_bytes());
-            block.extend_from_slice(&(!len).to_le_bytes());
-            block.extend_from_slice(chunk);
-            sink.clear();
-            if Self::feed(&mut self.inflater, &block, &mut sink).is_err() {
-                self.broken = true;
-                return;
-            }
+        self.sink.clear();
+        if Self::feed(&mut self.inflater, &self.input, &mut self.sink).is_err() {
+            self.broken = true;
         }
     }
 }
@@ -956,6 +967,29 @@ mod tests {
             let c = tx.compress(0x21, &p).expect("compressible");
             assert_eq!(rx.decompress(&c).unwrap(), (0x21, p), "len {len}");
         }
+    }
+
+    #[test]
+    fn large_incompressible_packets_keep_the_histories_in_step() {
+        let mut tx = DeflateTx::new();
+        let mut rx = DeflateRx::new();
+        let mut x = 12345u32;
+        let big: Vec<u8> = (0..70_000)
+            .map(|_| {
+                x = x.wrapping_mul(1_103_515_245).wrapping_add(12345);
+                (x >> 16) as u8
+            })
+            .collect();
+        // 65535 + the protocol octet needs two stored blocks.
+        for len in [65_535usize, 40_000, 10] {
+            assert!(tx.compress(0x21, &big[..len]).is_none());
+            rx.incompressible(0x21, &big[..len]);
+        }
+        // Now a packet that repeats recent history compresses and decodes.
+        let again = big[39_700..40_000].to_vec();
+        let c = tx.compress(0x21, &again).expect("history makes it small");
+        assert!(c.len() < 50, "{} octets", c.len());
+        assert_eq!(rx.decompress(&c).unwrap(), (0x21, again));
     }
 
     #[test]
