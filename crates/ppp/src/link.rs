@@ -1,9 +1,15 @@
-//! One PPP link: LCP, the NCPs and the data path over async HDLC framing.
+//! One PPP link: LCP, authentication, CCP, the NCPs and the data path over
+//! async HDLC framing.
+//!
+//! Phases (RFC 1661 s3): LCP opens (Establish), then PAP/CHAP/MS-CHAPv2 run
+//! in each direction that was negotiated (Authenticate; skipped when none
+//! was), then CCP and the NCPs start (Network). With MPPE required the
+//! NCPs wait for CCP, and no IP goes out or is accepted unencrypted.
 //!
 //! Calling order (as in quinn-proto): after every `handle_*` or `encapsulate`
 //! call, drain `poll_transmit` (bytes for the byte stream, e.g. ssh's stdin),
-//! `poll_event` until `None`, and re-arm the timer from `poll_timeout`.
-//! When the timer fires call `handle_timeout(now)`.
+//! `poll_event` and `poll_auth_event` until `None`, and re-arm the timer
+//! from `poll_timeout`. When the timer fires call `handle_timeout(now)`.
 
 use std::collections::VecDeque;
 use std::net::Ipv4Addr;
