@@ -171,32 +171,31 @@ impl std::fmt::Debug for HexByte {
     }
 }
 
-/// `0x01` in every octet of a word.
-const ONES: u64 = 0x0101_0101_0101_0101;
-/// `0x80` in every octet of a word.
-const HIGHS: u64 = 0x8080_8080_8080_8080;
-
-/// Some octet of `word` equals `b`: the classic SWAR zero-octet test on
-/// `word ^ b..b`, exact as a yes/no answer for the whole word.
-fn has_octet(word: u64, b: u8) -> bool {
-    let x = word ^ (ONES * u64::from(b));
-    x.wrapping_sub(ONES) & !x & HIGHS != 0
-}
-
 /// The octets that interrupt a plain run: escaped ones when sending, flag,
 /// escape and receive-ACCM control characters when receiving.
 ///
-/// Finding them is the inner loop of the data path. When the set is just
-/// flag and escape (ACCM 0, what pppd and Linux negotiate, and no extra
-/// escapes), eight octets are tested at a time and only a word that holds
-/// one is looked at octet by octet. Otherwise a table lookup per octet: with
-/// control characters in the set, random data hits one in most words and a
-/// word test only adds work (measured with benches/hdlc.rs).
+/// Finding them is the inner loop of the data path. When the set has at
+/// most three members (flag and escape with ACCM 0, what pppd and Linux
+/// negotiate, perhaps one extra escape such as user-ppp's `set escape
+/// 0xff`), `memchr2`/`memchr3` search with SIMD. Otherwise a table lookup
+/// per octet: with control characters in the set, random data hits one in
+/// most words and a vector search only adds work (measured with
+/// benches/hdlc.rs).
 #[derive(Clone)]
 struct Special {
     table: [bool; 256],
-    /// The set is exactly {0x7d, 0x7e}.
-    word_scan: bool,
+    /// The set when it has at most three members.
+    few: Few,
+}
+
+/// A small set of octets, searched with `memchr`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Few {
+    Two(u8, u8),
+    Three(u8, u8, u8),
+    /// More than three (or fewer than two: never, flag and escape are
+    /// always in).
+    Many,
 }
 
 impl std::fmt::Debug for Special {
@@ -210,10 +209,13 @@ impl std::fmt::Debug for Special {
 impl Special {
     fn new(set: &ByteSet) -> Special {
         let table = set.table();
-        Special {
-            word_scan: (0..=255u8).all(|b| table[usize::from(b)] == (b == FLAG || b == ESCAPE)),
-            table,
-        }
+        let members: Vec<u8> = (0..=255u8).filter(|b| table[usize::from(*b)]).collect();
+        let few = match members[..] {
+            [a, b] => Few::Two(a, b),
+            [a, b, c] => Few::Three(a, b, c),
+            _ => Few::Many,
+        };
+        Special { table, few }
     }
 
     fn contains(&self, b: u8) -> bool {
@@ -222,25 +224,11 @@ impl Special {
 
     /// Index of the first special octet in `data`.
     fn find(&self, data: &[u8]) -> Option<usize> {
-        let mut offset = 0;
-        if self.word_scan {
-            let mut words = data.chunks_exact(8);
-            for chunk in &mut words {
-                let mut octets = [0u8; 8];
-                octets.copy_from_slice(chunk);
-                let word = u64::from_le_bytes(octets);
-                if has_octet(word, FLAG) || has_octet(word, ESCAPE) {
-                    if let Some(i) = chunk.iter().position(|&b| self.contains(b)) {
-                        return Some(offset + i);
-                    }
-                }
-                offset += 8;
-            }
+        match self.few {
+            Few::Two(a, b) => memchr::memchr2(a, b, data),
+            Few::Three(a, b, c) => memchr::memchr3(a, b, c, data),
+            Few::Many => data.iter().position(|&b| self.contains(b)),
         }
-        data[offset..]
-            .iter()
-            .position(|&b| self.contains(b))
-            .map(|i| offset + i)
     }
 }
 
@@ -415,6 +403,12 @@ fn escape_table(accm: u32, extra: ByteSet) -> Special {
         }
     }
     set.special()
+}
+
+/// Index of the first flag in `data` (a vector search: it runs over every
+/// octet the peer sends).
+pub fn find_flag(data: &[u8]) -> Option<usize> {
+    memchr::memchr(FLAG, data)
 }
 
 /// Appends `data` to `out`, escaping the octets marked in `escape`; runs of
@@ -644,7 +638,7 @@ impl Decoder {
     pub fn push(&mut self, bytes: &[u8], on_frame: &mut dyn FnMut(Result<Frame<'_>, FrameError>)) {
         let mut rest = bytes;
         if self.hunting {
-            match rest.iter().position(|&b| b == FLAG) {
+            match find_flag(rest) {
                 Some(i) => {
                     self.stats.skipped_before_first_flag += i as u64;
                     self.hunting = false;
@@ -843,26 +837,16 @@ mod tests {
         assert_eq!(out, stream);
     }
 
-    #[test]
-    fn word_tests_are_exact_for_one_octet() {
-        for b in 0..=255u8 {
-            for pos in 0..8 {
-                let mut octets = [0x41u8; 8];
-                octets[pos] = b;
-                let word = u64::from_le_bytes(octets);
-                assert_eq!(has_octet(word, FLAG), b == FLAG, "{b:#04x} at {pos}");
-                assert_eq!(has_octet(word, ESCAPE), b == ESCAPE, "{b:#04x} at {pos}");
-            }
-        }
-    }
-
     proptest::proptest! {
         #[test]
         fn special_find_matches_a_plain_search(
-            data in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..64),
+            data in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..300),
             accm: u32,
+            zero_accm: bool,
             extra in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..3),
         ) {
+            // ACCM 0 with 0..2 extras takes the memchr2/memchr3 paths.
+            let accm = if zero_accm { 0 } else { accm };
             let mut set = ByteSet::default();
             set.insert(FLAG);
             set.insert(ESCAPE);

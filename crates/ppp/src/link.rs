@@ -632,10 +632,7 @@ impl Link {
         // change the receive ACCM for the frames behind it in the same read.
         let mut rest = stream;
         while !rest.is_empty() {
-            let end = rest
-                .iter()
-                .position(|&b| b == crate::hdlc::FLAG)
-                .map_or(rest.len(), |i| i + 1);
+            let end = crate::hdlc::find_flag(rest).map_or(rest.len(), |i| i + 1);
             let (segment, tail) = rest.split_at(end);
             rest = tail;
             decoder.push(segment, &mut |frame| match frame {
