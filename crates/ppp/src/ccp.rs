@@ -13,8 +13,9 @@
 //! removed; a packet that does not get smaller goes out uncompressed and
 //! both histories still take it (pppd's behaviour, vector 07).
 //!
-//! MPPE: option 18, 40- or 128-bit (56-bit accepted for receiving only
-//! when negotiated), stateless (H bit) or stateful (only when configured). Stateless: a new key
+//! MPPE: option 18, 40- or 128-bit (56-bit is neither offered nor
+//! accepted), stateless (H bit) or stateful (only when configured).
+//! Stateless: a new key
 //! per packet, late packets (coherency count behind ours) are dropped,
 //! never rekeyed backwards. Stateful: the key changes on every "flag"
 //! packet (count low octet 0xff); after loss we send a CCP Reset-Request
