@@ -15,9 +15,8 @@
 //!
 //! MPPE: option 18, 40- or 128-bit (56-bit is neither offered nor
 //! accepted), stateless (H bit) or stateful (only when configured).
-//! Stateless: a new key
-//! per packet, late packets (coherency count behind ours) are dropped,
-//! never rekeyed backwards. Stateful: the key changes on every "flag"
+//! Stateless: a new key per packet, late packets (coherency count behind
+//! ours) are dropped, never rekeyed backwards. Stateful: the key changes on every "flag"
 //! packet (count low octet 0xff); after loss we send a CCP Reset-Request
 //! and drop until a packet with the flushed bit (A).
 //!
