@@ -266,7 +266,7 @@ vm_route() { vm_exec "ip route replace 192.168.1.0/24 dev ppp0" </dev/null; }
 fetch_pppd_log() { vm_exec "cat /tmp/$1-pppd.log" </dev/null > "$SD/pppd.log" 2>/dev/null; }
 
 wait_link() { # both ends up, then the route in the VM
-  wait_for "${1:-90}" ts_up || { tail -5 "$SD/tsunagi.log" >&2; why "tsunagi's link did not reach phase network"; return 1; }
+  wait_for 90 ts_up || { tail -5 "$SD/tsunagi.log" >&2; why "tsunagi's link did not reach phase network"; return 1; }
   wait_for 30 vm_ppp_up || why "pppd's ppp0 did not come up with $PPPD_ADDR peer $TS_ADDR" || return 1
   vm_route || why "cannot add the route to 192.168.1.0/24 in the VM"
 }
@@ -336,11 +336,18 @@ check_agreed() {
   t_own_magic=$(grep 'sent \[LCP ConfReq' "$t" | tail -1 | grep -o 'magic 0x[0-9a-f]*' | cut -d' ' -f2)
   [ -n "$t_own_magic" ] && [ "$((q_magic))" = "$((t_own_magic))" ] ||
     { why "tsunagi's own magic ${t_own_magic:-not logged}, pppd acked ${q_magic:-none}"; m=1; }
+  # Protocol-Field and Address-and-Control-Field compression pppd asked for and got.
+  local flag want
+  for flag in pcomp accomp; do
+    want=false; grep -q "<$flag>" <<<"$own" && want=true
+    grep -q "$flag $want" <<<"${opened#*peer asyncmap}" ||
+      { why "pppd's acked request has $flag=$want, tsunagi logged: ${opened#*: }"; m=1; }
+  done
   local pl pr
   pl=$(sed -n 's/^local  IP address //p' "$p" | tail -1); pr=$(sed -n 's/^remote IP address //p' "$p" | tail -1)
   grep -q "IPCP: myaddr $pr hisaddr = $pl\$" "$t" ||
     { why "pppd: local $pl remote $pr; tsunagi: $(grep -o 'IPCP: myaddr.*' "$t" | tail -1)"; m=1; }
-  [ "$m" = 0 ] && echo "    agreed (both logs): pppd mru $p_mru asyncmap $p_accm magic $p_magic; tsunagi mru $t_mru asyncmap $t_accm magic $t_own_magic; addresses $pl <-> $pr" >&2
+  [ "$m" = 0 ] && echo "    agreed (both logs): pppd mru $p_mru asyncmap $p_accm magic $p_magic $(grep -o '<[pa][c]*comp>' <<<"$own" | tr -d '<>' | tr '\n' ' '); tsunagi mru $t_mru asyncmap $t_accm magic $t_own_magic; addresses $pl <-> $pr" >&2
   return "$m"
 }
 

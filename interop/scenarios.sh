@@ -21,6 +21,7 @@ dial_pppd() {
 PPPD_PID=""
 pppd_dials() {
   local name=$1 popts=$2; shift 2
+  # shellcheck disable=SC2034  # read by ts_start/ts_status in run.sh
   TS_SOCK=$INTEROP_RUN/direct.sock
   ts_start < <(ts_config direct "allow_users = [\"$ACCT\"]" "$@") || return 1
   local connect="exec ssh -i /root/.ssh/tsunagi_client -o IdentitiesOnly=yes -o BatchMode=yes \
@@ -53,7 +54,13 @@ scenario_s2_pppd_dials_tsunagi() {
   local uid; uid=$(id -u "$ACCT")
   ts_status | grep -q "direct via uid $uid" || why "tsunagi's peer is not 'direct via uid $uid': $(ts_status)" || return 1
   grep -q "Accepted publickey for $ACCT from $VM_IP" "$INTEROP_RUN/sshd.log" ||
-    why "sshd did not log a key login of $ACCT from $VM_IP"
+    why "sshd did not log a key login of $ACCT from $VM_IP" || return 1
+  # from=: the same key from another address (the gateway's own) is refused.
+  if ip netns exec "$NS_GW" ssh -i "$INTEROP_RUN/ssh/vm_client" -o IdentitiesOnly=yes -o BatchMode=yes \
+      -o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null -o ConnectTimeout=5 \
+      "$ACCT@$HOST_IP" true </dev/null >/dev/null 2>&1; then
+    why "the key was accepted from $HOST_IP although authorized_keys says from=\"$VM_IP\""
+  fi
 }
 
 # Both ends' LCP echoes answered by the other. pppd 2.4.9 leaves echo packets out of its
@@ -93,8 +100,9 @@ watch_down() {
 ECHO_TS=("echo_interval = $ECHO_INTERVAL" "echo_failure = $ECHO_FAILURE")
 ECHO_PPPD="lcp-echo-interval $ECHO_INTERVAL lcp-echo-failure $ECHO_FAILURE"
 # A silent peer is noticed after ECHO_FAILURE unanswered requests, one every
-# ECHO_INTERVAL, plus at most one interval until the first of them goes out.
-ECHO_LIMIT=$((ECHO_INTERVAL * (ECHO_FAILURE + 1) + 2))
+# ECHO_INTERVAL, plus at most one interval until the first of them goes out; 3 s more
+# for the poll (one ssh round trip into the emulated VM takes up to about 1 s when busy).
+ECHO_LIMIT=$((ECHO_INTERVAL * (ECHO_FAILURE + 1) + 3))
 
 scenario_s3_echo_tsunagi_dials() {
   local name=$1 ssh_pid
@@ -152,12 +160,12 @@ check_mtu_1410() {
   [ "$(ip -n "$NS_GW" -o link show tun0 | grep -o 'mtu [0-9]*')" = "mtu 1410" ] ||
     why "tsunagi's tun0 has $(ip -n "$NS_GW" -o link show tun0 | grep -o 'mtu [0-9]*'), not 1410" || return 1
   vm_exec "ip -o link show ppp0 | grep -q 'mtu 1410 '" </dev/null || why "pppd's ppp0 MTU is not 1410" || return 1
-  ip netns exec "$NS_LAN" ping -c 2 -W 3 -M do -s 1382 "$LAN2_HOST" >/dev/null ||
+  ip netns exec "$NS_LAN" ping -c 2 -W 3 -M "do" -s 1382 "$LAN2_HOST" >/dev/null ||
     why "a 1410-byte packet (ping -M do -s 1382) did not cross $LAN_HOST -> $LAN2_HOST" || return 1
   vm_exec "ip netns exec lan2 ping -c 2 -W 3 -M do -s 1382 $LAN_HOST" </dev/null >/dev/null ||
     why "a 1410-byte packet did not cross $LAN2_HOST -> $LAN_HOST" || return 1
   # One byte more with DF set: refused at the router in front of the link, which names the MTU.
-  out=$(ip netns exec "$NS_LAN" ping -c 2 -W 3 -M do -s 1383 "$LAN2_HOST" 2>&1)
+  out=$(ip netns exec "$NS_LAN" ping -c 2 -W 3 -M "do" -s 1383 "$LAN2_HOST" 2>&1)
   [ $? -ne 0 ] && grep -Eq 'mtu ?= ?1410' <<<"$out" ||
     why "ping -M do -s 1383 $LAN_HOST -> $LAN2_HOST was not refused with mtu 1410: $(tail -3 <<<"$out" | tr '\n' ' ')" || return 1
   out=$(vm_exec "ip netns exec lan2 ping -c 2 -W 3 -M do -s 1383 $LAN_HOST" </dev/null 2>&1)
