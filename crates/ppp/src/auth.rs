@@ -936,7 +936,7 @@ impl Authenticator {
                     mschapv2::check_nt_response(
                         &challenge,
                         &r.peer_challenge,
-                        response.name,
+                        mschap_hash_name(response.name),
                         &e.secret,
                         &r.nt_response,
                     )
@@ -948,7 +948,7 @@ impl Authenticator {
                             &r.nt_response,
                             &r.peer_challenge,
                             &challenge,
-                            response.name,
+                            mschap_hash_name(response.name),
                         );
                         let msg = format!("{s} M=Access granted");
                         let reply = build(chap_code::SUCCESS, id, &[msg.as_bytes()]);
@@ -984,6 +984,16 @@ impl Authenticator {
         if let Some(every) = self.config.rechallenge {
             self.deadline = Some(now + every);
         }
+    }
+}
+
+/// RFC 2759 s8.2: "Only the user name (as presented by the peer and
+/// excluding any prepended domain name) is used as input to SHAHash":
+/// `DOMAIN\user` hashes as `user` (Windows clients send the domain).
+pub fn mschap_hash_name(name: &[u8]) -> &[u8] {
+    match name.iter().rposition(|&b| b == b'\\') {
+        Some(i) => &name[i + 1..],
+        None => name,
     }
 }
 
@@ -1239,7 +1249,7 @@ impl AuthPeer {
                             &m.nt_response,
                             &m.peer_challenge,
                             &m.auth_challenge,
-                            user.as_bytes(),
+                            mschap_hash_name(user.as_bytes()),
                             s,
                         ) {
                             let hash = mschapv2::nt_password_hash(&secret);
@@ -1302,8 +1312,12 @@ impl AuthPeer {
                     return;
                 };
                 let peer_challenge = self.rng.next16();
-                let nt_response =
-                    mschapv2::generate_nt_response(&auth_challenge, &peer_challenge, name, &secret);
+                let nt_response = mschapv2::generate_nt_response(
+                    &auth_challenge,
+                    &peer_challenge,
+                    mschap_hash_name(name),
+                    &secret,
+                );
                 let r = MsChapV2Response {
                     peer_challenge,
                     nt_response,

@@ -481,3 +481,44 @@ fn mppe_stateless_reordered_frames_late_ones_dropped_no_desync() {
     // And in-order traffic goes on.
     assert_eq!(traffic(&mut pair, 3, true), (3, 3));
 }
+
+#[test]
+fn mschapv2_domain_user_hashes_without_the_domain() {
+    // RFC 2759 s8.2: the peer presents CORP\alice, the hash uses alice;
+    // the secrets file names the full CORP\alice.
+    let method = AuthMethod::MsChapV2;
+    let mut s = server(method);
+    s.auth.secrets = Some(SecretsHandle(Arc::new(
+        ChapSecrets::parse(r"CORP\\alice * wonderland *").unwrap(),
+    )));
+    let mut pair = Pair::new(s, client("CORP\\alice", "wonderland", method), 27, 28);
+    pair.start_both();
+    assert!(pair.drive_until(Duration::from_secs(30), both_up));
+    // The NT-Response on the wire is the one for "alice".
+    let challenge = pair
+        .a
+        .sent_frames
+        .iter()
+        .find(|(p, i)| *p == 0xc223 && i[0] == 1)
+        .unwrap()
+        .1
+        .clone();
+    let response = pair
+        .b
+        .sent_frames
+        .iter()
+        .find(|(p, i)| *p == 0xc223 && i[0] == 2)
+        .unwrap()
+        .1
+        .clone();
+    assert!(response.ends_with(b"CORP\\alice"));
+    let auth_challenge: [u8; 16] = challenge[5..21].try_into().unwrap();
+    let peer_challenge: [u8; 16] = response[5..21].try_into().unwrap();
+    let nt = tsunagi_crypto::mschapv2::generate_nt_response(
+        &auth_challenge,
+        &peer_challenge,
+        b"alice",
+        &Secret::from("wonderland"),
+    );
+    assert_eq!(&response[29..53], &nt);
+}
