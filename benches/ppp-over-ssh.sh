@@ -17,6 +17,10 @@
 # client's own CPU comes from bash's `time`.
 # Prints MB/s (10^6 bytes/s) for both, CPU seconds per GB, and ends with
 #   ratio tunnel/raw-ssh: X
+# With BENCH_COMPARE_OFFLOAD=1 the tunnel is first measured in a lab whose
+# gateways run without tun offload (TSUNAGI_LAB_OFFLOAD=off: MRU 1500, one
+# syscall and frame per 1500-byte packet), then the lab is rebuilt as usual,
+# so both lines come from one run.
 # The lab is torn down on exit, also on failure or ^C.
 set -euo pipefail
 export LC_ALL=C
@@ -39,7 +43,6 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
-"$BIN" lab up --prefix "$P" >&2
 LB=$D/bin/tsunagi
 TCK=$(getconf CLK_TCK)
 
@@ -71,22 +74,34 @@ mbps() { awk -v b="$1" -v s="$2" 'BEGIN{printf "%.1f", b/1e6/s}'; }
 per_gb() { awk -v t="$1" -v hz="$TCK" -v b="$2" 'BEGIN{printf "%.2f", t/hz/(b/1e9)}'; }
 
 # ---------------------------------------------------------------- (1) tunnel
-ip netns exec "$P-labs-host" "$LB" lab tcp-serve --no-hash --listen 0.0.0.0:5002 \
-	--idle-timeout 120 >"$WORK/serve.out" 2>&1 &
-SERVE_PID=$!
-for _ in $(seq 50); do grep -q listening "$WORK/serve.out" && break; sleep 0.1; done
-gw_snapshot >"$WORK/cpu.before"
-c0=$(gw_ticks)
-ip netns exec "$P-home-host" "$LB" lab tcp-send --no-hash --idle-timeout 120 \
-	192.168.253.10:5002 "$BYTES" >"$WORK/send.out"
-c1=$(gw_ticks)
-gw_snapshot >"$WORK/cpu.after"
-wait "$SERVE_PID"; SERVE_PID=
-tun_secs=$(sed -n 's/.*secs=\([0-9.]*\).*/\1/p' "$WORK/send.out")
-got=$(sed -n 's/^bytes=\([0-9]*\).*/\1/p' "$WORK/serve.out")
-[ "$got" = "$BYTES" ] || { echo "tunnel transfer: Labs host got ${got:-nothing} of $BYTES bytes" >&2; exit 1; }
-tun_mbps=$(mbps "$BYTES" "$tun_secs")
-tun_cpu=$(per_gb $((c1 - c0)) "$BYTES")
+# Sets tun_secs, tun_mbps, tun_cpu, and leaves cpu.before/cpu.after.
+measure_tunnel() {
+	ip netns exec "$P-labs-host" "$LB" lab tcp-serve --no-hash --listen 0.0.0.0:5002 \
+		--idle-timeout 120 >"$WORK/serve.out" 2>&1 &
+	SERVE_PID=$!
+	for _ in $(seq 50); do grep -q listening "$WORK/serve.out" && break; sleep 0.1; done
+	gw_snapshot >"$WORK/cpu.before"
+	c0=$(gw_ticks)
+	ip netns exec "$P-home-host" "$LB" lab tcp-send --no-hash --idle-timeout 120 \
+		192.168.253.10:5002 "$BYTES" >"$WORK/send.out"
+	c1=$(gw_ticks)
+	gw_snapshot >"$WORK/cpu.after"
+	wait "$SERVE_PID"; SERVE_PID=
+	tun_secs=$(sed -n 's/.*secs=\([0-9.]*\).*/\1/p' "$WORK/send.out")
+	got=$(sed -n 's/^bytes=\([0-9]*\).*/\1/p' "$WORK/serve.out")
+	[ "$got" = "$BYTES" ] || { echo "tunnel transfer: Labs host got ${got:-nothing} of $BYTES bytes" >&2; exit 1; }
+	tun_mbps=$(mbps "$BYTES" "$tun_secs")
+	tun_cpu=$(per_gb $((c1 - c0)) "$BYTES")
+}
+
+if [ "${BENCH_COMPARE_OFFLOAD:-0}" = 1 ]; then
+	TSUNAGI_LAB_OFFLOAD=off "$BIN" lab up --prefix "$P" >&2
+	measure_tunnel
+	off_secs=$tun_secs off_mbps=$tun_mbps off_cpu=$tun_cpu
+	"$BIN" lab down --prefix "$P" >&2
+fi
+"$BIN" lab up --prefix "$P" >&2
+measure_tunnel
 
 # ------------------------------------------------------------- (2) raw ssh
 SSH=(ssh -F /dev/null -T -i "$D/home/bench_ed25519" -o IdentitiesOnly=yes -o BatchMode=yes
@@ -108,9 +123,15 @@ client_ticks=$(awk -v u="$raw_user" -v s="$raw_sys" -v hz="$TCK" 'BEGIN{printf "
 raw_cpu=$(per_gb $((c1 - c0 + client_ticks)) "$BYTES")
 
 echo "ssh cipher: ${cipher:-unknown}"
+if [ -n "${off_mbps:-}" ]; then
+	echo "tunnel without offload (TSUNAGI_LAB_OFFLOAD=off):                 $MB MB in ${off_secs} s = ${off_mbps} MB/s, ${off_cpu} CPU s/GB (daemons + ssh + sshd)"
+fi
 echo "tunnel (TCP HOME host -> Labs host through tsunagi PPP over ssh): $MB MB in ${tun_secs} s = ${tun_mbps} MB/s, ${tun_cpu} CPU s/GB (daemons + ssh + sshd)"
 echo "raw ssh pipe (HOME gw -> cat >/dev/null on Labs gw):              $MB MB in ${raw_secs} s = ${raw_mbps} MB/s, ${raw_cpu} CPU s/GB (ssh + sshd)"
 echo "tunnel CPU by process (s per GB):"
 join -a 2 "$WORK/cpu.before" "$WORK/cpu.after" | awk -v hz="$TCK" -v b="$BYTES" \
 	'{d = (NF == 3 ? $3 - $2 : $2); if (d > 0) printf "  %-40s %6.2f\n", $1, d/hz/(b/1e9)}'
+if [ -n "${off_mbps:-}" ]; then
+	awk -v t="$off_mbps" -v r="$raw_mbps" 'BEGIN{printf "ratio tunnel without offload/raw-ssh: %.2f\n", t/r}'
+fi
 awk -v t="$tun_mbps" -v r="$raw_mbps" 'BEGIN{printf "ratio tunnel/raw-ssh: %.2f\n", t/r}'

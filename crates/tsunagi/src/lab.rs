@@ -46,6 +46,26 @@ pub const STATE_ROOT: &str = "/run/tsunagi-lab";
 /// section 2.2: `pppossh`).
 pub const LAB_USER: &str = "pppossh";
 
+/// Environment variable: `off` makes `lab up` write gateway configs
+/// without the large MRU and with `tun_offload = false` (one packet per
+/// 1500-byte frame, as before offload), for before/after benchmarks.
+pub const OFFLOAD_ENV: &str = "TSUNAGI_LAB_OFFLOAD";
+
+/// The gateways' offload settings: `mru = 65535` on both tsunagi ends so
+/// that the tuns exchange TCP super-packets, unless [`OFFLOAD_ENV`] is
+/// `off`.
+fn offload_settings() -> &'static str {
+    offload_lines(!std::env::var(OFFLOAD_ENV).is_ok_and(|v| v == "off"))
+}
+
+fn offload_lines(enabled: bool) -> &'static str {
+    if enabled {
+        "mru = 65535                     # tsunagi both ends: TCP super-packets over the link (tun_offload)\n"
+    } else {
+        "tun_offload = false             # TSUNAGI_LAB_OFFLOAD=off\n"
+    }
+}
+
 /// The Labs gateway's Internet address, where sshd listens.
 pub const LABS_GW_WAN: &str = "198.51.100.1";
 /// The HOME gateway's Internet address, the only one `from=` admits.
@@ -638,9 +658,9 @@ remote = "{HOME_TUN_ADDR}"
 routes = ["192.168.1.0/24"]     # add 192.168.1.0/24 HISADDR
 escape = [0xff]                 # set escape 0xff
 ipv6cp = false                  # disable ipv6cp
-mru = 65535                     # tsunagi both ends: TCP super-packets over the link (tun_offload)
-"#,
-            sock = self.labs_sock().display()
+{offload}"#,
+            sock = self.labs_sock().display(),
+            offload = offload_settings(),
         )
     }
 
@@ -666,14 +686,14 @@ remote = "{LABS_TUN_ADDR}"
 routes = ["192.168.253.0/24"]   # add 192.168.253.0/24 HISADDR
 ident = "HOME Network"          # ident "HOME Network"
 ipv6cp = false                  # disable ipv6cp
-mru = 65535                     # tsunagi both ends: TCP super-packets over the link (tun_offload)
-echo_interval = 2
+{offload}echo_interval = 2
 echo_failure = 3
 persist = true
 redial_min = 1
 redial_max = 5
 "#,
-            sock = self.home_sock().display()
+            sock = self.home_sock().display(),
+            offload = offload_settings(),
         )
     }
 
@@ -1862,6 +1882,24 @@ mod tests {
         for text in [home, labs] {
             let parsed: toml::Value = toml::from_str(&text).unwrap();
             assert!(parsed.get("daemon").is_some());
+        }
+    }
+
+    #[test]
+    fn offload_settings_parse_both_ways() {
+        let lab = Lab::new("x").unwrap();
+        let plain = offload_lines(false);
+        for (text, offload) in [
+            (lab.home_config(), offload_lines(true)),
+            (lab.labs_config(), offload_lines(true)),
+        ] {
+            for (lines, mru, tun_offload) in [(offload, 65535, true), (plain, 1500, false)] {
+                let text = text.replace(offload_settings(), lines);
+                let config = crate::config::Config::parse(Path::new("lab.toml"), &text)
+                    .unwrap_or_else(|e| panic!("{e}\n{text}"));
+                let link = &config.links[0];
+                assert_eq!((link.mru, link.tun_offload), (mru, tun_offload), "{text}");
+            }
         }
     }
 
