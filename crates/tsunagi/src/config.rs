@@ -32,8 +32,13 @@ use std::time::Duration;
 
 use serde::Deserialize;
 use toml::Spanned;
+use tsunagi_crypto::Secret;
 use tsunagi_host::netlink::Ipv4Net;
+use tsunagi_ppp::auth::{AuthConfig, AuthMethod};
+use tsunagi_ppp::ccp::{CcpConfig, DeflateConfig, MppeConfig};
 use tsunagi_ppp::link::{EchoConfig, FsmTimers, IpcpConfig, Ipv6cpConfig, LcpConfig, LinkConfig};
+
+use crate::auth::Credentials;
 
 /// Where the daemon and the CLI look for the config when `-c` is not given.
 pub const DEFAULT_CONFIG_PATH: &str = "/etc/tsunagi/tsunagi.toml";
@@ -129,6 +134,7 @@ struct RawFile {
 struct RawDaemon {
     control_socket: Option<PathBuf>,
     log_file: Option<PathBuf>,
+    secrets: Option<PathBuf>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -165,6 +171,17 @@ struct RawLink {
     #[serde(default)]
     allow_users: Vec<String>,
     tun_offload: Option<bool>,
+    #[serde(default)]
+    require: Vec<Spanned<String>>,
+    accept: Option<Vec<Spanned<String>>>,
+    name: Option<Spanned<String>>,
+    user: Option<Spanned<String>>,
+    password: Option<Spanned<String>>,
+    password_file: Option<Spanned<PathBuf>>,
+    secrets: Option<PathBuf>,
+    mppe: Option<Spanned<String>>,
+    mppe_stateful: Option<bool>,
+    deflate: Option<Spanned<u8>>,
 }
 
 /// The `[daemon]` section.
@@ -174,6 +191,50 @@ pub struct DaemonSettings {
     pub control_socket: PathBuf,
     /// Log file (appended); `None` logs to stderr.
     pub log_file: Option<PathBuf>,
+    /// chap-secrets for links without their own `secrets`.
+    pub secrets: Option<PathBuf>,
+}
+
+/// Where our own password comes from (pppd `password`, or a file).
+#[derive(Clone, PartialEq)]
+pub enum PasswordSource {
+    /// Written in the config (which then must be 0600 too).
+    Inline(Secret),
+    /// Read at start-up from this file (its first line), refused when
+    /// group or others can read it.
+    File(PathBuf),
+}
+
+impl fmt::Debug for PasswordSource {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            PasswordSource::Inline(_) => f.write_str("Inline(<redacted>)"),
+            PasswordSource::File(p) => write!(f, "File({p:?})"),
+        }
+    }
+}
+
+/// PPP authentication and compression of one link, in pppd's words
+/// (`require-pap`/`-chap`/`-mschap-v2`, `name`, `user`, `password`,
+/// `require-mppe-128`, `mppe-stateful`, `deflate`).
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct AuthSettings {
+    /// Methods the peer must authenticate with; empty is pppd's `noauth`.
+    pub require: Vec<AuthMethod>,
+    /// Methods we agree to prove ourselves with when the peer asks.
+    pub accept: Vec<AuthMethod>,
+    /// Our name in CHAP Challenges and secrets lookups (pppd `name`).
+    pub name: Option<String>,
+    /// The name we authenticate with (pppd `user`).
+    pub user: Option<String>,
+    /// Our password; without it, looked up in `secrets`.
+    pub password: Option<PasswordSource>,
+    /// chap-secrets (the link's own, else `[daemon] secrets`).
+    pub secrets: Option<PathBuf>,
+    /// MPPE (RFC 3078); only when named.
+    pub mppe: Option<MppeConfig>,
+    /// Deflate (RFC 1979) with this window.
+    pub deflate: Option<u8>,
 }
 
 /// One `[link.NAME]` section, validated, defaults filled in.
@@ -234,6 +295,8 @@ pub struct LinkSettings {
     /// Open the tun in offload mode and enable TSO when the peer's MRU
     /// takes 64 KiB super-packets (driver::OFFLOAD_MIN_PEER_MRU).
     pub tun_offload: bool,
+    /// PPP authentication, Deflate and MPPE.
+    pub auth: AuthSettings,
 }
 
 /// The whole config.
@@ -279,13 +342,19 @@ impl Config {
                 .control_socket
                 .unwrap_or_else(|| PathBuf::from(DEFAULT_CONTROL_SOCKET)),
             log_file: raw.daemon.log_file,
+            secrets: raw.daemon.secrets,
         };
         let mut links = Vec::with_capacity(raw.link.len());
         let mut tuns: BTreeMap<String, String> = BTreeMap::new();
         for (name, spanned) in raw.link {
             let span = spanned.span();
-            let link = validate_link(&name, span.clone(), spanned.into_inner())
-                .map_err(|(span, msg)| invalid(Some(span), format!("link.{name}: {msg}")))?;
+            let link = validate_link(
+                &name,
+                span.clone(),
+                spanned.into_inner(),
+                daemon.secrets.as_deref(),
+            )
+            .map_err(|(span, msg)| invalid(Some(span), format!("link.{name}: {msg}")))?;
             if let Some(other) = tuns.insert(link.tun.clone(), name.clone()) {
                 return Err(invalid(
                     Some(span),
@@ -312,7 +381,12 @@ impl Config {
 
 type Invalid = (Range<usize>, String);
 
-fn validate_link(name: &str, section: Range<usize>, raw: RawLink) -> Result<LinkSettings, Invalid> {
+fn validate_link(
+    name: &str,
+    section: Range<usize>,
+    raw: RawLink,
+    daemon_secrets: Option<&Path>,
+) -> Result<LinkSettings, Invalid> {
     if name.is_empty()
         || !name
             .chars()
@@ -323,6 +397,7 @@ fn validate_link(name: &str, section: Range<usize>, raw: RawLink) -> Result<Link
             "link names may use only letters, digits, '-', '_' and '.'".into(),
         ));
     }
+    let auth = validate_auth(&raw, section.clone(), daemon_secrets)?;
     let mode = *raw.mode.get_ref();
     let device = match (mode, raw.device) {
         (Mode::Dial, None) => {
@@ -466,6 +541,184 @@ fn validate_link(name: &str, section: Range<usize>, raw: RawLink) -> Result<Link
         ip_down: raw.ip_down,
         allow_users: raw.allow_users,
         tun_offload: raw.tun_offload.unwrap_or(true),
+        auth,
+    })
+}
+
+/// `require`/`accept` words: pppd's `require-pap`, `require-chap`,
+/// `require-mschap-v2` without the prefix.
+fn auth_method(word: &Spanned<String>) -> Result<AuthMethod, Invalid> {
+    match word.get_ref().as_str() {
+        "pap" => Ok(AuthMethod::Pap),
+        "chap" | "chap-md5" => Ok(AuthMethod::ChapMd5),
+        "mschap-v2" | "ms-chap-v2" => Ok(AuthMethod::MsChapV2),
+        other => Err((
+            word.span(),
+            format!("unknown authentication {other:?} (want \"pap\", \"chap\" or \"mschap-v2\")"),
+        )),
+    }
+}
+
+fn auth_methods(words: &[Spanned<String>]) -> Result<Vec<AuthMethod>, Invalid> {
+    let mut out = Vec::with_capacity(words.len());
+    for w in words {
+        let m = auth_method(w)?;
+        if out.contains(&m) {
+            return Err((w.span(), format!("{:?} is listed twice", w.get_ref())));
+        }
+        out.push(m);
+    }
+    Ok(out)
+}
+
+fn validate_auth(
+    raw: &RawLink,
+    section: Range<usize>,
+    daemon_secrets: Option<&Path>,
+) -> Result<AuthSettings, Invalid> {
+    let require = auth_methods(&raw.require)?;
+    let mut accept = match &raw.accept {
+        Some(words) => auth_methods(words)?,
+        None => vec![AuthMethod::ChapMd5, AuthMethod::Pap],
+    };
+    let password = match (&raw.password, &raw.password_file) {
+        (Some(_), Some(f)) => {
+            return Err((
+                f.span(),
+                "give `password` or `password_file`, not both".into(),
+            ))
+        }
+        (Some(p), None) if p.get_ref().is_empty() => {
+            return Err((p.span(), "password is empty".into()))
+        }
+        (Some(p), None) => Some(PasswordSource::Inline(Secret::new(p.get_ref().as_bytes()))),
+        (None, Some(f)) => Some(PasswordSource::File(f.get_ref().clone())),
+        (None, None) => None,
+    };
+    let user = match &raw.user {
+        Some(u) if u.get_ref().is_empty() || u.get_ref().len() > 255 => {
+            return Err((u.span(), "user must be 1..=255 bytes".into()))
+        }
+        Some(u) => Some(u.get_ref().clone()),
+        None => None,
+    };
+    let secrets = raw
+        .secrets
+        .clone()
+        .or_else(|| daemon_secrets.map(Path::to_path_buf));
+    if let (None, Some(p)) = (&user, &raw.password) {
+        return Err((
+            p.span(),
+            "`password` needs `user` (the name it belongs to)".into(),
+        ));
+    }
+    if let (None, Some(p)) = (&user, &raw.password_file) {
+        return Err((
+            p.span(),
+            "`password_file` needs `user` (the name it belongs to)".into(),
+        ));
+    }
+    if let Some(u) = &raw.user {
+        if password.is_none() && secrets.is_none() {
+            return Err((
+                u.span(),
+                "`user` needs `password`, `password_file` or a `secrets` file holding its secret"
+                    .into(),
+            ));
+        }
+    }
+    if let Some(first) = raw.require.first() {
+        if secrets.is_none() {
+            return Err((
+                first.span(),
+                "`require` needs a `secrets` file (here or under [daemon]) to check the peer against"
+                    .into(),
+            ));
+        }
+    }
+    let name = match &raw.name {
+        Some(n) if n.get_ref().is_empty() || n.get_ref().len() > 255 => {
+            return Err((n.span(), "name must be 1..=255 bytes".into()))
+        }
+        Some(n) => Some(n.get_ref().clone()),
+        None => None,
+    };
+    let mppe = match &raw.mppe {
+        None => {
+            if raw.mppe_stateful.is_some() {
+                return Err((section, "`mppe_stateful` needs `mppe`".into()));
+            }
+            None
+        }
+        Some(word) => {
+            let (required, bits) = match word.get_ref().as_str() {
+                "require-128" => (true, (false, true)),
+                "require-40" => (true, (true, false)),
+                "require" => (true, (true, true)),
+                "allow-128" => (false, (false, true)),
+                "allow-40" => (false, (true, false)),
+                "allow" => (false, (true, true)),
+                other => {
+                    return Err((
+                        word.span(),
+                        format!(
+                            "unknown mppe {other:?} (want \"require-128\", \"require-40\", \"require\", \"allow-128\", \"allow-40\" or \"allow\")"
+                        ),
+                    ))
+                }
+            };
+            // MPPE keys come from MS-CHAPv2 (RFC 3079 s3): one side of
+            // the link must run it.
+            if !require.contains(&AuthMethod::MsChapV2) {
+                if raw.accept.is_some() && !accept.contains(&AuthMethod::MsChapV2) {
+                    return Err((
+                        word.span(),
+                        "mppe needs MS-CHAPv2 keys: add \"mschap-v2\" to `require` or `accept`"
+                            .into(),
+                    ));
+                }
+                if !accept.contains(&AuthMethod::MsChapV2) {
+                    // Naming MPPE names the MS-CHAPv2 it needs.
+                    accept.insert(0, AuthMethod::MsChapV2);
+                }
+                if user.is_none() {
+                    return Err((
+                        word.span(),
+                        "mppe needs MS-CHAPv2: `require = [\"mschap-v2\"]`, or a `user` to authenticate to the peer with it"
+                            .into(),
+                    ));
+                }
+            }
+            Some(MppeConfig {
+                bits40: bits.0,
+                bits128: bits.1,
+                stateful: raw.mppe_stateful.unwrap_or(false),
+                required,
+            })
+        }
+    };
+    let deflate = match &raw.deflate {
+        Some(w) if !(9..=15).contains(w.get_ref()) => {
+            return Err((
+                w.span(),
+                format!(
+                    "deflate window {} is outside 9..=15 (RFC 1979; pppd `deflate 15`)",
+                    w.get_ref()
+                ),
+            ))
+        }
+        Some(w) => Some(*w.get_ref()),
+        None => None,
+    };
+    Ok(AuthSettings {
+        require,
+        accept,
+        name,
+        user,
+        password,
+        secrets,
+        mppe,
+        deflate,
     })
 }
 
@@ -495,11 +748,20 @@ fn line_column(text: &str, offset: usize) -> (usize, usize) {
 impl LinkSettings {
     /// The PPP engine's configuration (RFC 1661 timers: Max-Configure 10,
     /// Max-Terminate 2, Max-Failure 5, as the RFC's section 4.6 suggests).
-    /// Anything the config does not name (authentication, compression as
-    /// the engine grows them) keeps the engine's default, which is off.
+    /// Anything the config does not name keeps the engine's default, which
+    /// is off. Without credentials (secrets, password) a link that
+    /// requires authentication refuses every peer.
+    pub fn link_config(&self) -> LinkConfig {
+        self.link_config_with(&Credentials::default())
+    }
+
+    /// [`Self::link_config`] with the secrets and password the daemon
+    /// read at start-up.
     // The update is needless only while every field is named here.
     #[allow(clippy::needless_update)]
-    pub fn link_config(&self) -> LinkConfig {
+    pub fn link_config_with(&self, credentials: &Credentials) -> LinkConfig {
+        let a = &self.auth;
+        let defaults = AuthConfig::default();
         LinkConfig {
             name: self.name.clone(),
             lcp: LcpConfig {
@@ -527,6 +789,19 @@ impl LinkSettings {
                 max_terminate: 2,
                 max_failure: 5,
             },
+            auth: AuthConfig {
+                require: a.require.clone(),
+                accept: a.accept.clone(),
+                name: a.name.clone().unwrap_or(defaults.name.clone()),
+                user: a.user.clone(),
+                password: credentials.password.clone(),
+                secrets: credentials.secrets.clone(),
+                ..defaults
+            },
+            ccp: CcpConfig {
+                deflate: a.deflate.map(|window| DeflateConfig { window }),
+                mppe: a.mppe.clone(),
+            },
             ..LinkConfig::default()
         }
     }
@@ -543,9 +818,17 @@ impl LinkSettings {
         if self.mode == Mode::Direct && self.remote.is_none() {
             weak.push("no `remote`: the peer chooses its own address".to_string());
         }
-        weak.push(
-            "no PPP authentication: the link trusts the SSH login that carries it".to_string(),
-        );
+        if self.auth.require.is_empty() {
+            weak.push(
+                "no PPP authentication: the link trusts the SSH login that carries it".to_string(),
+            );
+        }
+        if self.auth.require.contains(&AuthMethod::Pap) {
+            weak.push("require pap: the peer's password crosses the link in clear".to_string());
+        }
+        for alg in self.link_config().weak_algorithms() {
+            weak.push(format!("weak algorithm enabled: {alg}"));
+        }
         weak
     }
 
@@ -763,6 +1046,110 @@ tun_offload = true              # default true: TCP super-packets (TSO/GSO on th
             err("[link.x]\nmode = \"dial\"\ndevice = \"cat\"\nmru = 70000\n")
                 .starts_with("t.toml:4:7: ")
         );
+    }
+
+    const DIRECT: &str = "[link.x]\nmode = \"direct\"\nallow_users = [\"u\"]\n";
+
+    #[test]
+    fn auth_keys() {
+        let c = parse(&format!(
+            "[daemon]\nsecrets = \"/etc/tsunagi/chap-secrets\"\n{DIRECT}require = [\"mschap-v2\", \"chap\"]\nname = \"vpn\"\nmppe = \"require-128\"\ndeflate = 15\n"
+        ))
+        .unwrap();
+        let a = &c.links[0].auth;
+        assert_eq!(a.require, vec![AuthMethod::MsChapV2, AuthMethod::ChapMd5]);
+        assert_eq!(
+            a.secrets.as_deref(),
+            Some(Path::new("/etc/tsunagi/chap-secrets"))
+        );
+        assert_eq!(a.name.as_deref(), Some("vpn"));
+        let m = a.mppe.as_ref().unwrap();
+        assert!(m.bits128 && !m.bits40 && m.required && !m.stateful);
+        let lc = c.links[0].link_config();
+        assert_eq!(lc.auth.require, a.require);
+        assert_eq!(lc.auth.name, "vpn");
+        assert_eq!(lc.ccp.deflate, Some(DeflateConfig { window: 15 }));
+        assert!(lc.ccp.mppe.is_some());
+        let weak = c.links[0].weak_settings();
+        assert!(weak.iter().any(|w| w.contains("MS-CHAPv2")), "{weak:?}");
+        assert!(weak.iter().any(|w| w.contains("MPPE")), "{weak:?}");
+        assert!(
+            !weak.iter().any(|w| w.contains("no PPP authentication")),
+            "{weak:?}"
+        );
+
+        // The peer side: user + password, MPPE brings MS-CHAPv2 into accept.
+        let c = parse("[link.y]\nmode = \"dial\"\ndevice = \"cat\"\nuser = \"alice\"\npassword = \"pw\"\nmppe = \"require-40\"\nmppe_stateful = true\n").unwrap();
+        let a = &c.links[0].auth;
+        assert_eq!(a.user.as_deref(), Some("alice"));
+        assert_eq!(a.accept[0], AuthMethod::MsChapV2);
+        assert!(a.mppe.as_ref().unwrap().stateful);
+        assert!(format!("{a:?}").contains("redacted") && !format!("{a:?}").contains("\"pw\""));
+        assert!(c.links[0]
+            .weak_settings()
+            .iter()
+            .any(|w| w.contains("40-bit")));
+
+        // Without auth keys: noauth, no CCP, no weak algorithm but the old warning.
+        let c = parse(DIRECT).unwrap();
+        let lc = c.links[0].link_config();
+        assert!(lc.auth.require.is_empty() && !lc.ccp.enabled());
+        assert!(!lc.auth.accept.contains(&AuthMethod::MsChapV2));
+        assert!(c.links[0]
+            .weak_settings()
+            .iter()
+            .any(|w| w.contains("no PPP authentication")));
+    }
+
+    #[test]
+    fn auth_key_errors_name_the_value() {
+        let e = err(&format!("{DIRECT}secrets = \"/s\"\nrequire = [\"eap\"]\n"));
+        assert!(
+            e.starts_with("t.toml:5:12: link.x: unknown authentication \"eap\""),
+            "{e}"
+        );
+        let e = err(&format!("{DIRECT}require = [\"chap\"]\n"));
+        assert!(e.contains("`require` needs a `secrets` file"), "{e}");
+        let e = err(&format!(
+            "{DIRECT}secrets = \"/s\"\nrequire = [\"chap\", \"chap\"]\n"
+        ));
+        assert!(e.contains("listed twice"), "{e}");
+        let e = err(&format!("{DIRECT}user = \"a\"\n"));
+        assert!(e.contains("`user` needs `password`"), "{e}");
+        let e = err(&format!("{DIRECT}password = \"p\"\n"));
+        assert!(e.contains("`password` needs `user`"), "{e}");
+        let e = err(&format!(
+            "{DIRECT}user = \"a\"\npassword = \"p\"\npassword_file = \"/f\"\n"
+        ));
+        assert!(
+            e.starts_with("t.toml:6:17: ") && e.contains("not both"),
+            "{e}"
+        );
+        let e = err(&format!(
+            "{DIRECT}secrets = \"/s\"\nrequire = [\"chap\"]\nmppe = \"require-128\"\n"
+        ));
+        assert!(
+            e.starts_with("t.toml:6:8: ") && e.contains("mppe needs MS-CHAPv2"),
+            "{e}"
+        );
+        let e = err(&format!(
+            "{DIRECT}secrets = \"/s\"\nrequire = [\"mschap-v2\"]\nmppe = \"strong\"\n"
+        ));
+        assert!(e.contains("unknown mppe \"strong\""), "{e}");
+        let e = err(&format!(
+            "{DIRECT}user = \"a\"\npassword = \"p\"\naccept = [\"chap\"]\nmppe = \"require\"\n"
+        ));
+        assert!(
+            e.contains("add \"mschap-v2\" to `require` or `accept`"),
+            "{e}"
+        );
+        let e = err(&format!("{DIRECT}deflate = 16\n"));
+        assert!(
+            e.starts_with("t.toml:4:11: ") && e.contains("outside 9..=15"),
+            "{e}"
+        );
+        let e = err(&format!("{DIRECT}mppe_stateful = true\n"));
+        assert!(e.contains("`mppe_stateful` needs `mppe`"), "{e}");
     }
 
     #[test]

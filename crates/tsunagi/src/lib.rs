@@ -1,5 +1,6 @@
 //! tsunagi: the daemon and the command line around the PPP engine.
 //!
+//! - [`auth`]: secrets and passwords read at start-up, the failure limiter;
 //! - [`config`]: the TOML config and its validation;
 //! - [`control`]: the control socket protocol (JSON lines, `SCM_RIGHTS`);
 //! - [`daemon`]: `tsunagi run`, one supervisor task per link;
@@ -9,6 +10,7 @@
 //! - [`lab`]: seed 000's two sites in network namespaces (`tsunagi lab`).
 #![forbid(unsafe_code)]
 
+pub mod auth;
 pub mod cli;
 pub mod config;
 pub mod control;
