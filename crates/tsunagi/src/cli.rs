@@ -167,8 +167,14 @@ fn control_socket(flag: Option<PathBuf>, config_path: &Path) -> PathBuf {
 fn direct(socket: &Path, profile: String) -> i32 {
     let stdin = std::io::stdin();
     let stdout = std::io::stdout();
+    // sshd sets SSH_CONNECTION for the login that runs us: the address
+    // an authentication failure is blamed on.
+    let ssh_client = std::env::var("SSH_CONNECTION")
+        .ok()
+        .and_then(|v| crate::auth::ssh_client_address(&v));
     let request = Request::Direct {
         profile: profile.clone(),
+        ssh_client,
     };
     match control::call(socket, &request, &[stdin.as_fd(), stdout.as_fd()]) {
         Ok(Response::Ended { reason, exit_code }) => {
@@ -221,6 +227,8 @@ pub fn status_table(links: &[LinkStatus]) -> String {
         "TX pkts/bytes",
         "ERRORS",
         "REDIALS",
+        "AUTH",
+        "CCP",
     ];
     let mut rows: Vec<Vec<String>> = vec![header.iter().map(|s| s.to_string()).collect()];
     for l in links {
@@ -254,6 +262,8 @@ pub fn status_table(links: &[LinkStatus]) -> String {
                 )
             },
             redials,
+            l.auth.clone().unwrap_or_else(|| "-".into()),
+            l.ccp.clone().unwrap_or_else(|| "-".into()),
         ]);
     }
     let widths: Vec<usize> = (0..header.len())
@@ -313,6 +323,8 @@ mod tests {
                 peer_addr: Some("10.0.0.2".into()),
                 peer: "u@h".into(),
                 uptime_secs: Some(3723),
+                auth: Some("peer alice by CHAP".into()),
+                ccp: Some("send Deflate 15, receive Deflate 15".into()),
                 ..LinkStatus::default()
             },
             LinkStatus {
@@ -331,6 +343,8 @@ mod tests {
             lines[1].contains("1h02m03s")
                 && lines[1].contains("10.0.0.2")
                 && lines[1].contains("u@h")
+                && lines[1].contains("peer alice by CHAP")
+                && lines[1].contains("send Deflate 15, receive Deflate 15")
         );
         assert!(lines[2].contains("2 (next in 4s)"));
         assert_eq!(lines[3], "home: last down: echo timeout");

@@ -12,7 +12,7 @@
 //! | `{"op":"status"}` | anyone | `{"result":"status","links":[LinkStatus...]}` |
 //! | `{"op":"dial","link":"labs"}` | root | `{"result":"done","message":"..."}` |
 //! | `{"op":"hangup","link":"labs"}` | root | `{"result":"done","message":"..."}` |
-//! | `{"op":"direct","profile":"home"}` + 2 fds | `allow_users` | `{"result":"ended","reason":"...","exit_code":N}` when the link ends |
+//! | `{"op":"direct","profile":"home","ssh_client":"192.0.2.1"}` + 2 fds | `allow_users` | `{"result":"ended","reason":"...","exit_code":N}` when the link ends |
 //!
 //! A `direct` request carries the caller's stdin and stdout (in that order)
 //! as `SCM_RIGHTS` ancillary data on the same `sendmsg` as the request
@@ -70,6 +70,12 @@ pub enum Request {
     Direct {
         /// The `[link.NAME]` with `mode = "direct"`.
         profile: String,
+        /// The ssh client's address from the caller's `SSH_CONNECTION`,
+        /// for the auth failure log and limiter. Claimed by the caller,
+        /// so it only narrows who a failure is blamed on: the limiter
+        /// also counts by uid.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        ssh_client: Option<String>,
     },
 }
 
@@ -170,6 +176,14 @@ pub struct LinkStatus {
     pub next_redial_secs: Option<u64>,
     /// Why the last session ended.
     pub last_down: Option<String>,
+    /// PPP authentication of the current session: who authenticated to
+    /// whom and how (e.g. "peer alice by CHAP").
+    #[serde(default)]
+    pub auth: Option<String>,
+    /// CCP of the current session (e.g. "send MPPE-128 stateless, receive
+    /// MPPE-128 stateless").
+    #[serde(default)]
+    pub ccp: Option<String>,
 }
 
 impl Request {
@@ -344,6 +358,11 @@ mod tests {
             },
             Request::Direct {
                 profile: "home".into(),
+                ssh_client: None,
+            },
+            Request::Direct {
+                profile: "home".into(),
+                ssh_client: Some("192.0.2.1".into()),
             },
         ] {
             let line = r.to_line();
@@ -352,7 +371,8 @@ mod tests {
         }
         assert_eq!(
             Request::Direct {
-                profile: "p".into()
+                profile: "p".into(),
+                ssh_client: None,
             }
             .to_line(),
             "{\"op\":\"direct\",\"profile\":\"p\"}\n"
@@ -461,6 +481,7 @@ mod tests {
                 &p,
                 &Request::Direct {
                     profile: "x".into(),
+                    ssh_client: None,
                 },
                 &[w.as_fd(), w.as_fd()],
             )
@@ -478,7 +499,8 @@ mod tests {
         assert_eq!(
             server.await.unwrap(),
             Request::Direct {
-                profile: "x".into()
+                profile: "x".into(),
+                ssh_client: None,
             }
         );
         drop(w);

@@ -30,6 +30,7 @@ use tokio::sync::{mpsc, oneshot, watch};
 use tracing::{error, info, warn};
 use tsunagi_host::Netlink;
 
+use crate::auth::{AuthGuard, Credentials};
 use crate::config::{Config, LinkSettings, Mode};
 use crate::control::{self, Counters, LinkStatus, Request, Response};
 use crate::driver::{self, SessionCtx, SessionEnd, Stream};
@@ -63,6 +64,10 @@ pub struct LiveStatus {
     pub next_redial: Option<Instant>,
     /// Why the last session ended.
     pub last_down: Option<String>,
+    /// PPP authentication of the current session, in words.
+    pub auth: Option<String>,
+    /// CCP of the current session, in words.
+    pub ccp: Option<String>,
 }
 
 /// A stream handed over by `tsunagi direct`.
@@ -76,6 +81,8 @@ pub struct Attach {
     pub uid: u32,
     /// The caller's pid.
     pub pid: i32,
+    /// The ssh client address the caller reported (`SSH_CONNECTION`).
+    pub ssh_client: Option<String>,
     /// Where the final answer goes.
     pub reply: oneshot::Sender<Response>,
 }
@@ -113,6 +120,15 @@ pub fn run(config: Config, socket: PathBuf) -> anyhow::Result<()> {
 }
 
 async fn serve(config: Config, socket: PathBuf) -> anyhow::Result<()> {
+    // Secrets first: a secrets file others can read is a reason not to
+    // start at all (as ssh refuses such a key), before any socket exists.
+    let mut credentials = BTreeMap::new();
+    for settings in &config.links {
+        let c = Credentials::load(settings)
+            .with_context(|| format!("link {}: cannot use its credentials", settings.name))?;
+        credentials.insert(settings.name.clone(), Arc::new(c));
+    }
+    let guard = AuthGuard::new();
     // Before anything else: a SIGTERM from now on is a clean shutdown.
     let mut sigterm = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
     let mut sigint = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::interrupt())?;
@@ -147,6 +163,8 @@ async fn serve(config: Config, socket: PathBuf) -> anyhow::Result<()> {
             ..LiveStatus::default()
         }));
         let sup = Supervisor {
+            credentials: credentials.remove(&settings.name).unwrap_or_default(),
+            guard: guard.clone(),
             settings: settings.clone(),
             netlink: netlink.clone(),
             status: status.clone(),
@@ -320,7 +338,10 @@ async fn dispatch(
             None => refused(format!("no link named {link:?}")),
             Some(h) => ask(h, LinkCommand::Hangup).await,
         },
-        Request::Direct { profile } => {
+        Request::Direct {
+            profile,
+            ssh_client,
+        } => {
             let verdict = check_direct(links, uid, &profile, fds.len());
             let handle = match verdict {
                 Err(why) => {
@@ -342,6 +363,7 @@ async fn dispatch(
                 to_peer,
                 uid,
                 pid,
+                ssh_client,
                 reply: tx,
             };
             if handle
@@ -426,11 +448,15 @@ fn status_of(h: &LinkHandle) -> LinkStatus {
             .next_redial
             .map(|t| t.saturating_duration_since(now).as_secs()),
         last_down: st.last_down,
+        auth: st.auth,
+        ccp: st.ccp,
     }
 }
 
 struct Supervisor {
     settings: Arc<LinkSettings>,
+    credentials: Arc<Credentials>,
+    guard: AuthGuard,
     netlink: Arc<Netlink>,
     status: Arc<Mutex<LiveStatus>>,
     commands: mpsc::Receiver<LinkCommand>,
@@ -548,6 +574,27 @@ impl Supervisor {
             if *self.shutdown.borrow() {
                 return;
             }
+            // Authentication failures against this peer hold off the
+            // next dial (the limiter is keyed by the dial target).
+            let source = self.settings.dial_peer();
+            if let Some(hold) = self.guard.hold_for(Instant::now(), &source) {
+                warn!(
+                    "{name}: authentication failures with {source}: next dial held off {}s",
+                    hold.as_secs().max(1)
+                );
+                self.set_status(|s| {
+                    s.phase = "waiting";
+                    s.next_redial = Some(Instant::now() + hold);
+                });
+                match self.idle(Some(hold)).await {
+                    Idle::Proceed | Idle::Attach(_) => {}
+                    Idle::Hangup => {
+                        wanted = false;
+                        continue;
+                    }
+                    Idle::Shutdown => return,
+                }
+            }
             sessions += 1;
             self.set_status(|s| {
                 s.phase = "connecting";
@@ -632,6 +679,9 @@ impl Supervisor {
         };
         let ctx = SessionCtx {
             settings: &self.settings,
+            credentials: &self.credentials,
+            guard: &self.guard,
+            source: self.settings.dial_peer(),
             netlink: &self.netlink,
             status: &self.status,
             commands: &mut self.commands,
@@ -650,6 +700,24 @@ impl Supervisor {
                 Idle::Shutdown => return,
                 Idle::Proceed | Idle::Hangup => continue,
             };
+            // Failures are counted against the ssh client's address when
+            // the caller reported one (several sites may share one ssh
+            // account), else against its uid. The address is the caller's
+            // claim: an allowed user could vary it, but only after its ssh
+            // login succeeded.
+            let source = match &attach.ssh_client {
+                Some(addr) => addr.clone(),
+                None => format!("uid {}", attach.uid),
+            };
+            if let Some(hold) = self.guard.hold_for(Instant::now(), &source) {
+                let why = format!(
+                    "{name}: too many authentication failures from {source}: refused for {}s",
+                    hold.as_secs().max(1)
+                );
+                warn!("{why}");
+                let _ = attach.reply.send(Response::Refused { message: why });
+                continue;
+            }
             self.set_status(|s| {
                 s.phase = "connecting";
                 s.peer = format!("direct via uid {} pid {}", attach.uid, attach.pid);
@@ -663,6 +731,9 @@ impl Supervisor {
                 Ok(stream) => {
                     let ctx = SessionCtx {
                         settings: &self.settings,
+                        credentials: &self.credentials,
+                        guard: &self.guard,
+                        source: source.clone(),
                         netlink: &self.netlink,
                         status: &self.status,
                         commands: &mut self.commands,

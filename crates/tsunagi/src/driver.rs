@@ -42,8 +42,9 @@ use tokio::sync::{mpsc, oneshot, watch};
 use tracing::{debug, info, warn};
 use tsunagi_host::offload::{segment_tcp, MAX_OFFLOAD_PACKET};
 use tsunagi_host::{Netlink, Tun};
-use tsunagi_ppp::link::{DownReason, Event, IpVersion, Link, Phase};
+use tsunagi_ppp::link::{AuthEvent, DownReason, Event, IpVersion, Link, Phase};
 
+use crate::auth::{AuthGuard, Credentials};
 use crate::config::LinkSettings;
 use crate::control::{Response, EXIT_LINK_FAILED, EXIT_NORMAL, EXIT_REFUSED};
 use crate::daemon::{LinkCommand, LiveStatus};
@@ -265,6 +266,13 @@ pub fn random_seed() -> u64 {
 pub struct SessionCtx<'a> {
     /// The link's settings.
     pub settings: &'a LinkSettings,
+    /// Secrets and password read at start-up.
+    pub credentials: &'a Credentials,
+    /// Daemon-wide authentication failure limiter.
+    pub guard: &'a AuthGuard,
+    /// Where the peer is, for auth log lines and the limiter: the ssh
+    /// client address of a direct caller (else its uid), or the dial target.
+    pub source: String,
     /// Shared rtnetlink handle.
     pub netlink: &'a Netlink,
     /// What `status` shows.
@@ -314,6 +322,7 @@ pub async fn run_session(ctx: SessionCtx<'_>, stream: Stream) -> SessionEnd {
         link: None,
         ipv4: None,
         first_up: None,
+        auth_failure: None,
         tun_errors: 0,
         max_send: usize::from(tsunagi_ppp::lcp::DEFAULT_MRU),
         segment_scratch: Vec::new(),
@@ -323,6 +332,8 @@ pub async fn run_session(ctx: SessionCtx<'_>, stream: Stream) -> SessionEnd {
     {
         let mut st = session.ctx.status.lock().unwrap_or_else(|e| e.into_inner());
         st.phase = "dead";
+        st.auth = None;
+        st.ccp = None;
         st.last_down = Some(end.reason.clone());
         if let Some(link) = &session.link {
             st.counters = link.stats().into();
@@ -345,6 +356,8 @@ struct Session<'a> {
     max_send: usize,
     /// Where [`segment_tcp`] builds segments of a too-long super-packet.
     segment_scratch: Vec<u8>,
+    /// Why authentication failed, to say so when the link goes down.
+    auth_failure: Option<String>,
 }
 
 impl Session<'_> {
@@ -355,7 +368,10 @@ impl Session<'_> {
             mut child,
         } = stream;
         let name = self.ctx.settings.name.clone();
-        let mut link = Link::new(self.ctx.settings.link_config(), random_seed());
+        let mut link = Link::new(
+            self.ctx.settings.link_config_with(self.ctx.credentials),
+            random_seed(),
+        );
         link.start(Instant::now());
         info!(
             "{name}: PPP started over the {} stream on {}",
@@ -398,6 +414,11 @@ impl Session<'_> {
 
         loop {
             link.poll_transmit(&mut out);
+            // Before the link events: a failure is logged before the
+            // "link down" it causes.
+            while let Some(event) = link.poll_auth_event() {
+                self.handle_auth_event(event, &name);
+            }
             while let Some(event) = link.poll_event() {
                 if let Some((end, lower_down)) = self.handle_event(event, &name, &link).await {
                     // "stream lost" says less than why we know it was lost;
@@ -664,6 +685,98 @@ impl Session<'_> {
         }
     }
 
+    /// Log an authentication or CCP outcome, publish it for `status`, and
+    /// feed the failure limiter. Never logs a secret: the engine's reasons
+    /// do not carry them.
+    fn handle_auth_event(&mut self, event: AuthEvent, name: &str) {
+        let source = self.ctx.source.as_str();
+        let publish = |f: &dyn Fn(&mut LiveStatus)| {
+            f(&mut self.ctx.status.lock().unwrap_or_else(|e| e.into_inner()));
+        };
+        let add_auth = |text: String| {
+            publish(&|st: &mut LiveStatus| {
+                st.auth = Some(match &st.auth {
+                    Some(prev) => format!("{prev}; {text}"),
+                    None => text.clone(),
+                });
+            })
+        };
+        match event {
+            AuthEvent::Authenticated {
+                user,
+                method,
+                address,
+            } => {
+                let fixed = address.map_or_else(String::new, |a| format!(", fixed address {a}"));
+                info!(
+                    "{name}: peer {user:?} from {source} authenticated with {}{fixed}",
+                    method.name()
+                );
+                self.ctx.guard.succeeded(source);
+                add_auth(format!("peer {user} by {}", method.name()));
+            }
+            AuthEvent::AuthenticatedToPeer { user, method } => {
+                info!(
+                    "{name}: we authenticated to {source} as {user:?} with {}",
+                    method.name()
+                );
+                add_auth(format!("us as {user} by {}", method.name()));
+            }
+            AuthEvent::AuthFailed {
+                user,
+                method,
+                reason,
+                ours: false,
+            } => {
+                let hold = self.ctx.guard.failed(Instant::now(), source);
+                let held = if hold.is_zero() {
+                    String::new()
+                } else {
+                    format!("; next attempt from {source} held off {}s", hold.as_secs())
+                };
+                warn!(
+                    "{name}: authentication failed: user {user:?} from {source} by {}: {reason}{held}",
+                    method.name()
+                );
+                self.auth_failure = Some(format!(
+                    "authentication of peer {user:?} by {} failed: {reason}",
+                    method.name()
+                ));
+            }
+            AuthEvent::AuthFailed {
+                user,
+                method,
+                reason,
+                ours: true,
+            } => {
+                warn!(
+                    "{name}: {source} refused our authentication as {user:?} by {}: {reason}",
+                    method.name()
+                );
+                self.auth_failure = Some(format!(
+                    "peer refused our authentication as {user:?} by {}: {reason}",
+                    method.name()
+                ));
+            }
+            AuthEvent::PeerRefusedAuth => {
+                let hold = self.ctx.guard.failed(Instant::now(), source);
+                warn!(
+                    "{name}: authentication failed: peer at {source} refused to authenticate (held off {}s)",
+                    hold.as_secs()
+                );
+                self.auth_failure = Some("peer refused to authenticate".to_string());
+            }
+            AuthEvent::CcpUp { tx, rx } => {
+                let show = |m: Option<tsunagi_ppp::ccp::CcpMethod>| {
+                    m.map_or_else(|| "none".to_string(), |m| m.to_string())
+                };
+                let text = format!("send {}, receive {}", show(tx), show(rx));
+                info!("{name}: CCP up: {text}");
+                publish(&|st: &mut LiveStatus| st.ccp = Some(text.clone()));
+            }
+        }
+    }
+
     /// React to one engine event; `Some((end, lower_down))` when the link
     /// is finished, `lower_down` when only because its stream ended.
     async fn handle_event(
@@ -707,7 +820,11 @@ impl Session<'_> {
                 None
             }
             Event::Down(reason) => {
-                let (why, code) = describe_down(&reason);
+                let (mut why, mut code) = describe_down(&reason);
+                if let Some(failure) = &self.auth_failure {
+                    why = format!("{failure}; {why}");
+                    code = EXIT_REFUSED;
+                }
                 info!("{name}: link down: {why}");
                 Some((self.end_now(&why, code), reason == DownReason::LowerDown))
             }
