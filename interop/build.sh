@@ -19,6 +19,9 @@ ROOTFS=$INTEROP_CACHE/rootfs
 IMG=$INTEROP_CACHE/disk.img
 BOOT=$INTEROP_CACHE/boot
 mkdir -p "$INTEROP_CACHE"
+# One build at a time per cache (two checkouts, or CI beside a developer).
+exec 9>"$INTEROP_CACHE/.lock"
+flock 9
 T0=$(date +%s)
 
 # Debian mirror: the one this host's apt already uses.
@@ -86,6 +89,10 @@ trap umount_chroot EXIT
 PKG_KEY="bookworm ${VM_PKGS[*]}"
 if [ "${FORCE:-0}" = 1 ] || [ "$(cat "$ROOTFS/.interop-pkgs" 2>/dev/null)" != "$PKG_KEY" ]; then
   umount_chroot
+  # Never recurse into a host /dev or /proc that an interrupted build left bind-mounted.
+  if grep -q " $ROOTFS/" /proc/mounts; then
+    echo "build.sh: something is still mounted under $ROOTFS; not deleting it" >&2; exit 1
+  fi
   rm -rf "$ROOTFS" "$IMG" "$BOOT" "$INTEROP_CACHE/image.hash"
   ilog "debootstrap bookworm from $MIRROR (about 2 min)"
   debootstrap --variant=minbase --include=systemd-sysv,udev,kmod,iproute2 \
