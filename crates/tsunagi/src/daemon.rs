@@ -124,8 +124,17 @@ async fn serve(config: Config, socket: PathBuf) -> anyhow::Result<()> {
     // start at all (as ssh refuses such a key), before any socket exists.
     let mut credentials = BTreeMap::new();
     for settings in &config.links {
-        let c = Credentials::load(settings)
-            .with_context(|| format!("link {}: cannot use its credentials", settings.name))?;
+        let c = match Credentials::load(settings) {
+            Ok(c) => c,
+            Err(e) => {
+                // In the log as well: a daemon started by an init system
+                // may have nobody reading its stderr.
+                error!("link {}: refusing to start: {e}", settings.name);
+                return Err(e).with_context(|| {
+                    format!("link {}: cannot use its credentials", settings.name)
+                });
+            }
+        };
         credentials.insert(settings.name.clone(), Arc::new(c));
     }
     let guard = AuthGuard::new();

@@ -1,0 +1,444 @@
+//! PPP authentication and CCP between two daemons, each in a fresh network
+//! namespace, as in daemon_netns.rs: daemon B dials with
+//! `device = "... tsunagi -S A.sock direct p2"`, daemon A answers in direct
+//! mode and requires authentication from a chap-secrets file.
+//!
+//! - CHAP-MD5 + Deflate 15: the right password brings IPCP up with the
+//!   fixed address of the secrets' 4th column; ping crosses; `status`
+//!   names user, method and CCP on both sides.
+//! - MS-CHAPv2 + MPPE-128 (stateless): the same, with MPPE both ways.
+//! - A wrong password: refused on both sides with the log lines (user,
+//!   the ssh client address from SSH_CONNECTION, reason), and after a few
+//!   failures A refuses that address's next attempts for a while.
+//! - A secrets file readable by others: the daemon refuses to start,
+//!   naming the file and its mode.
+//!
+//! Needs root and `ip`; prints `SKIPPED: ...` otherwise. Namespaces and
+//! daemons are removed by a guard, also when an assertion fails.
+
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+const BIN: &str = env!("CARGO_BIN_EXE_tsunagi");
+
+/// The ssh client address the dialling side pretends to come from (a
+/// documentation address: it is only a string in a request).
+const SSH_CLIENT: &str = "192.0.2.77";
+
+struct Side {
+    ns: String,
+    dir: PathBuf,
+    tag: &'static str,
+    daemon: Option<Child>,
+}
+
+impl Side {
+    fn socket(&self) -> PathBuf {
+        self.dir.join(format!("{}.sock", self.tag))
+    }
+
+    fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.join(format!("{}.log", self.tag))).unwrap_or_default()
+    }
+
+    fn config(&self, links: &str) -> PathBuf {
+        let cfg = self.dir.join(format!("{}.toml", self.tag));
+        let text = format!(
+            "[daemon]\ncontrol_socket = \"{}\"\nlog_file = \"{}\"\n\n{links}",
+            self.socket().display(),
+            self.dir.join(format!("{}.log", self.tag)).display()
+        );
+        std::fs::write(&cfg, text).unwrap();
+        // The config may hold a password.
+        std::fs::set_permissions(&cfg, std::fs::Permissions::from_mode(0o600)).unwrap();
+        cfg
+    }
+
+    fn start(&mut self, links: &str) {
+        let cfg = self.config(links);
+        let child = Command::new("ip")
+            .args(["netns", "exec", &self.ns, BIN, "-c"])
+            .arg(&cfg)
+            .arg("run")
+            .env("RUST_LOG", "debug")
+            .stdin(Stdio::null())
+            .spawn()
+            .unwrap();
+        self.daemon = Some(child);
+        wait_for(Duration::from_secs(10), "daemon socket", || {
+            self.socket().exists()
+        });
+    }
+
+    fn status(&self) -> serde_json::Value {
+        let out = Command::new(BIN)
+            .arg("-S")
+            .arg(self.socket())
+            .args(["status", "--json"])
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "status: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        serde_json::from_slice(&out.stdout).unwrap()
+    }
+
+    fn exec(&self, args: &[&str]) -> std::process::Output {
+        Command::new("ip")
+            .args(["netns", "exec", &self.ns])
+            .args(args)
+            .output()
+            .unwrap()
+    }
+}
+
+/// Removes what the test made, whatever happened.
+struct Guard {
+    sides: Vec<Side>,
+    dir: PathBuf,
+}
+
+impl Drop for Guard {
+    fn drop(&mut self) {
+        for side in &mut self.sides {
+            if let Some(mut c) = side.daemon.take() {
+                let _ = c.kill();
+                let _ = c.wait();
+            }
+            let _ = Command::new("ip").args(["netns", "del", &side.ns]).status();
+        }
+        // TSUNAGI_TEST_DUMP=1 shows the logs of passing runs too.
+        if std::thread::panicking() || std::env::var_os("TSUNAGI_TEST_DUMP").is_some() {
+            for side in &self.sides {
+                eprintln!("---- log of daemon {} ----\n{}", side.tag, side.log());
+            }
+        }
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+fn wait_for(limit: Duration, what: &str, mut cond: impl FnMut() -> bool) {
+    let deadline = Instant::now() + limit;
+    while !cond() {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+fn skip_reason() -> Option<String> {
+    if !rustix::process::geteuid().is_root() {
+        return Some("needs root (network namespaces, tun devices)".into());
+    }
+    for tool in ["ip", "ping"] {
+        let ok = Command::new(tool)
+            .arg("-V")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status();
+        if ok.is_err() {
+            return Some(format!("{tool} is not installed"));
+        }
+    }
+    if !Path::new("/dev/net/tun").exists() {
+        return Some("/dev/net/tun is missing".into());
+    }
+    None
+}
+
+fn ping(side: &Side, addr: &str) -> bool {
+    let out = side.exec(&["ping", "-c", "2", "-i", "0.2", "-W", "2", addr]);
+    out.status.success()
+}
+
+/// Two namespaces and a scratch directory for the test called `tag`.
+fn pair(tag: &str) -> Guard {
+    let pid = std::process::id();
+    let dir = std::env::temp_dir().join(format!("tsunagi-dauth-{pid}-{tag}"));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let mut guard = Guard {
+        sides: Vec::new(),
+        dir: dir.clone(),
+    };
+    for side in ["a", "b"] {
+        let ns = format!("tsauth{pid}{tag}{side}");
+        let st = Command::new("ip")
+            .args(["netns", "add", &ns])
+            .status()
+            .unwrap();
+        assert!(st.success(), "ip netns add {ns}");
+        guard.sides.push(Side {
+            ns,
+            dir: dir.clone(),
+            tag: if side == "a" { "a" } else { "b" },
+            daemon: None,
+        });
+    }
+    guard
+}
+
+/// A chap-secrets file with this mode.
+fn secrets_file(dir: &Path, text: &str, mode: u32) -> PathBuf {
+    let p = dir.join("chap-secrets");
+    std::fs::write(&p, text).unwrap();
+    std::fs::set_permissions(&p, std::fs::Permissions::from_mode(mode)).unwrap();
+    p
+}
+
+/// What differs between the cases.
+struct Case {
+    /// Short, unique per test (namespace and tun names).
+    tag: &'static str,
+    /// The third octet of the addresses.
+    octet: u32,
+    /// Lines added to A's (authenticator's) link.
+    a_extra: &'static str,
+    /// Lines added to B's (peer's) link.
+    b_extra: &'static str,
+    /// B's password.
+    password: &'static str,
+}
+
+/// Starts A (direct, requires auth; its secrets give bob a fixed address
+/// and A names no `remote`) and B (dials, authenticates as bob).
+fn start_pair(case: &Case) -> (Guard, String, String) {
+    let mut guard = pair(case.tag);
+    let pid = std::process::id() % 10000;
+    let net = format!("10.253.{}", case.octet);
+    let (a_addr, b_addr) = (format!("{net}.1"), format!("{net}.2"));
+    let secrets = secrets_file(
+        &guard.dir,
+        &format!(
+            "# client server secret addresses\nbob * \"right pw\" {b_addr}\n\"carol x\" * other *\n"
+        ),
+        0o600,
+    );
+    let a_links = format!(
+        r#"[link.p2]
+mode = "direct"
+tun = "ta{pid}{tag}"
+local = "{a_addr}"
+ipv6cp = false
+echo_interval = 1
+echo_failure = 3
+allow_users = ["root"]
+secrets = "{secrets}"
+name = "gw-a"
+{extra}
+"#,
+        tag = case.tag,
+        secrets = secrets.display(),
+        extra = case.a_extra,
+    );
+    let b_links = format!(
+        r#"[link.p1]
+mode = "dial"
+device = "SSH_CONNECTION='{SSH_CLIENT} 50022 192.0.2.1 22' {BIN} -S {sock} direct p2"
+tun = "tb{pid}{tag}"
+ipv6cp = false
+echo_interval = 1
+echo_failure = 3
+redial_min = 1
+redial_max = 1
+user = "bob"
+password = "{password}"
+{extra}
+"#,
+        sock = guard.sides[0].socket().display(),
+        tag = case.tag,
+        password = case.password,
+        extra = case.b_extra,
+    );
+    guard.sides[0].start(&a_links);
+    guard.sides[1].start(&b_links);
+    (guard, a_addr, b_addr)
+}
+
+/// The right password: IPCP up with the secrets' fixed address, ping
+/// both ways, `status` shows auth and CCP on both sides, and no log line
+/// carries the password.
+fn succeeds(case: &Case, a_auth: &str, b_auth: &str, ccp: &str) {
+    let (guard, a_addr, b_addr) = start_pair(case);
+    let (a, b) = (&guard.sides[0], &guard.sides[1]);
+    wait_for(Duration::from_secs(15), "IPCP up on B", || {
+        b.status()[0]["local"].as_str() == Some(b_addr.as_str())
+    });
+    assert!(ping(b, &a_addr), "ping B -> A failed");
+    assert!(ping(a, &b_addr), "ping A -> B failed");
+    wait_for(Duration::from_secs(2), "status refreshed", || {
+        a.status()[0]["peer_addr"].as_str() == Some(b_addr.as_str())
+    });
+    let (sa, sb) = (a.status(), b.status());
+    assert_eq!(sa[0]["auth"], a_auth, "{sa}");
+    assert_eq!(sb[0]["auth"], b_auth, "{sb}");
+    assert_eq!(sa[0]["ccp"], ccp, "{sa}");
+    assert_eq!(sb[0]["ccp"], ccp, "{sb}");
+    // The human table shows them too.
+    let table = Command::new(BIN)
+        .arg("-S")
+        .arg(a.socket())
+        .arg("status")
+        .output()
+        .unwrap();
+    let table = String::from_utf8_lossy(&table.stdout);
+    assert!(table.contains(a_auth) && table.contains(ccp), "{table}");
+    let (log_a, log_b) = (a.log(), b.log());
+    assert!(
+        log_a.contains(&format!(
+            "p2: peer \"bob\" from {SSH_CLIENT} authenticated with"
+        )),
+        "{log_a}"
+    );
+    assert!(
+        log_a.contains(&format!("fixed address {b_addr}")),
+        "{log_a}"
+    );
+    // DESIGN.md "Weak algorithms": a warning per weak algorithm named.
+    for log in [&log_a, &log_b] {
+        let warned = log.contains("weak algorithm enabled: MS-CHAPv2")
+            && log.contains("weak algorithm enabled: MPPE");
+        assert_eq!(warned, a_auth.contains("MS-CHAP"), "{log}");
+    }
+    for log in [&log_a, &log_b] {
+        assert!(!log.contains(case.password), "a log carries the password");
+        assert!(!log.contains("right pw"), "a log carries the secret");
+    }
+}
+
+#[test]
+fn chap_md5_with_deflate_brings_the_link_up() {
+    if let Some(why) = skip_reason() {
+        println!("SKIPPED: chap_md5_with_deflate_brings_the_link_up: {why}");
+        return;
+    }
+    succeeds(
+        &Case {
+            tag: "c",
+            octet: 11,
+            a_extra: "require = [\"chap\"]\ndeflate = 15",
+            b_extra: "deflate = 15",
+            password: "right pw",
+        },
+        "peer bob by CHAP",
+        "us as bob by CHAP",
+        "send DEFLATE[4] win 15, receive DEFLATE[4] win 15",
+    );
+}
+
+#[test]
+fn mschap_v2_with_mppe_128_brings_the_link_up() {
+    if let Some(why) = skip_reason() {
+        println!("SKIPPED: mschap_v2_with_mppe_128_brings_the_link_up: {why}");
+        return;
+    }
+    succeeds(
+        &Case {
+            tag: "m",
+            octet: 12,
+            a_extra: "require = [\"mschap-v2\"]\nmppe = \"require-128\"",
+            b_extra: "mppe = \"require-128\"",
+            password: "right pw",
+        },
+        "peer bob by MS-CHAP-v2",
+        "us as bob by MS-CHAP-v2",
+        "send MPPE 128-bit stateless, receive MPPE 128-bit stateless",
+    );
+}
+
+#[test]
+fn wrong_password_is_refused_on_both_sides_and_slowed_down() {
+    if let Some(why) = skip_reason() {
+        println!("SKIPPED: wrong_password_is_refused_on_both_sides_and_slowed_down: {why}");
+        return;
+    }
+    let case = Case {
+        tag: "w",
+        octet: 13,
+        a_extra: "require = [\"chap\"]",
+        b_extra: "",
+        password: "wrong pw",
+    };
+    let (guard, _a_addr, b_addr) = start_pair(&case);
+    let (a, b) = (&guard.sides[0], &guard.sides[1]);
+    wait_for(Duration::from_secs(10), "failure logged on A", || {
+        a.log().contains(&format!(
+            "p2: authentication failed: user \"bob\" from {SSH_CLIENT} by CHAP: "
+        ))
+    });
+    wait_for(Duration::from_secs(10), "failure logged on B", || {
+        b.log()
+            .contains("refused our authentication as \"bob\" by CHAP")
+    });
+    // B never got an address.
+    assert_ne!(b.status()[0]["local"].as_str(), Some(b_addr.as_str()));
+    let sb = b.status();
+    let last = sb[0]["last_down"].as_str().unwrap_or("").to_string();
+    assert!(last.contains("peer refused our authentication"), "{sb}");
+    // B redials every second; after three free failures A holds off the
+    // address and refuses the next attempts, and says so.
+    wait_for(Duration::from_secs(20), "hold-off on A", || {
+        a.log().contains(&format!(
+            "p2: too many authentication failures from {SSH_CLIENT}: refused for"
+        ))
+    });
+    let log_a = a.log();
+    assert!(
+        log_a.contains(&format!("next attempt from {SSH_CLIENT} held off")),
+        "{log_a}"
+    );
+    for log in [a.log(), b.log()] {
+        assert!(!log.contains("wrong pw") && !log.contains("right pw"));
+    }
+}
+
+#[test]
+fn world_readable_secrets_refuse_start_up() {
+    if !rustix::process::geteuid().is_root() {
+        // No namespace is needed, but a daemon is only started as root.
+        println!("SKIPPED: world_readable_secrets_refuse_start_up: needs root");
+        return;
+    }
+    let pid = std::process::id();
+    let dir = std::env::temp_dir().join(format!("tsunagi-dauth-{pid}-perm"));
+    let _ = std::fs::create_dir_all(&dir);
+    let guard = Guard {
+        sides: Vec::new(),
+        dir: dir.clone(),
+    };
+    let secrets = secrets_file(&dir, "bob * \"right pw\" *\n", 0o644);
+    let side = Side {
+        ns: String::new(),
+        dir: dir.clone(),
+        tag: "p",
+        daemon: None,
+    };
+    let cfg = side.config(&format!(
+        "[link.p2]\nmode = \"direct\"\nallow_users = [\"root\"]\nrequire = [\"chap\"]\nsecrets = \"{}\"\n",
+        secrets.display()
+    ));
+    let out = Command::new(BIN)
+        .arg("-c")
+        .arg(&cfg)
+        .arg("run")
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains(&format!(
+            "secrets file {} is accessible by group or others (mode 0644)",
+            secrets.display()
+        )),
+        "{err}"
+    );
+    assert!(err.contains("chmod 600"), "{err}");
+    assert!(!err.contains("right pw"), "{err}");
+    assert!(!side.socket().exists(), "the daemon bound its socket");
+    assert!(side.log().contains("refusing to start"), "{}", side.log());
+    drop(guard);
+}
