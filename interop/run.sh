@@ -38,6 +38,9 @@ SCENARIOS=(
   s4-accm-all-escaped
   s5-ident-and-magic
 )
+# Authentication and CCP scenarios (issue 4) add themselves to SCENARIOS.
+# shellcheck source=scenarios_auth.sh
+. "$HERE/scenarios_auth.sh"
 PASS=0; FAIL=0; SKIP=0
 T_START=$(date +%s)
 ACCT=${INTEROP_ACCOUNT:-tsunagi-iop}   # the unprivileged PPP-over-SSH login (seed 001's "vpn")
