@@ -78,6 +78,18 @@ pub fn run(cli: Cli) -> i32 {
     match cli.command {
         Command::Check => match Config::load(&config_path) {
             Ok(c) => {
+                // What `run` would refuse at start-up: secrets and password
+                // files that are unreadable, malformed or open to others.
+                let mut bad = 0;
+                for l in &c.links {
+                    if let Err(e) = crate::auth::Credentials::load(l) {
+                        eprintln!("link {}: {e}", l.name);
+                        bad += 1;
+                    }
+                }
+                if bad > 0 {
+                    return 1;
+                }
                 println!("config OK: {} links", c.links.len());
                 0
             }

@@ -420,6 +420,16 @@ fn world_readable_secrets_refuse_start_up() {
         "[link.p2]\nmode = \"direct\"\nallow_users = [\"root\"]\nrequire = [\"chap\"]\nsecrets = \"{}\"\n",
         secrets.display()
     ));
+    // `check` says so before anyone tries `run`.
+    let checked = Command::new(BIN)
+        .arg("-c")
+        .arg(&cfg)
+        .arg("check")
+        .output()
+        .unwrap();
+    assert_eq!(checked.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&checked.stderr);
+    assert!(err.contains("(mode 0644)"), "{err}");
     let out = Command::new(BIN)
         .arg("-c")
         .arg(&cfg)
@@ -440,5 +450,18 @@ fn world_readable_secrets_refuse_start_up() {
     assert!(!err.contains("right pw"), "{err}");
     assert!(!side.socket().exists(), "the daemon bound its socket");
     assert!(side.log().contains("refusing to start"), "{}", side.log());
+    // Once the file is private, `check` accepts it.
+    std::fs::set_permissions(&secrets, std::fs::Permissions::from_mode(0o600)).unwrap();
+    let checked = Command::new(BIN)
+        .arg("-c")
+        .arg(&cfg)
+        .arg("check")
+        .output()
+        .unwrap();
+    assert!(
+        checked.status.success(),
+        "{}",
+        String::from_utf8_lossy(&checked.stderr)
+    );
     drop(guard);
 }
