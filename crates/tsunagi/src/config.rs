@@ -21,6 +21,15 @@
 //! The keys follow user-ppp (`set device "!cmd"`, `set ifaddr`, `add NET
 //! HISADDR`, `set escape`, `disable ipv6cp`, `allow user`) and pppd
 //! (`lcp-echo-interval`, `usepeerdns`, `persist`, ip-up/ip-down).
+//!
+//! PPP authentication and CCP use pppd's meanings: `require = ["pap" |
+//! "chap" | "mschap-v2"]` (empty = `noauth`: we do not demand auth),
+//! `name`, `user` + `password`/`password_file`, `accept` (methods we prove
+//! ourselves with; MS-CHAPv2 only when named), `secrets` (chap-secrets, per
+//! link or under `[daemon]`), `mppe = "require-128" | "require-40" |
+//! "require" | "allow-128" | "allow-40" | "allow"` with `mppe_stateful`,
+//! and `deflate = 9..=15`. The files are read by [`crate::auth`] at
+//! start-up, not here.
 
 use std::collections::BTreeMap;
 use std::fmt;
