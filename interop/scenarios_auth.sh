@@ -11,8 +11,10 @@
 # pppd as authenticator: `require-pap`, `require-chap`, `require-mschap-v2`, and
 # `require-mschap-v2 require-mppe-128`; tsunagi answers as venus (`user`/`password`).
 # pppd as the authenticating peer: `user saturn password ...` against tsunagi's
-# `require = ["chap"]` and a 0600 chap-secrets. pppd `deflate 15` against tsunagi's
-# `deflate = 15`.
+# `require = ["chap"]` and a 0600 chap-secrets, tsunagi dialling (a5) and pppd dialling
+# through sshd and `tsunagi direct` (a7: the failure names the ssh client address that
+# `tsunagi direct` read from sshd's SSH_CONNECTION). pppd `deflate 15` against
+# tsunagi's `deflate = 15`.
 
 SCENARIOS+=(
   a1-pppd-require-pap
@@ -21,6 +23,7 @@ SCENARIOS+=(
   a4-pppd-require-mppe-128
   a5-pppd-authenticates-to-tsunagi
   a6-pppd-deflate-15
+  a7-pppd-dials-tsunagi-chap
 )
 
 VENUS_PW=venus-interop-pw     # tsunagi's password when pppd authenticates it
@@ -143,4 +146,35 @@ scenario_a6_pppd_deflate_15() {
     why "pppd did not log 'Deflate (15) compression enabled'" || return 1
   ts_status | grep -q '"ccp": *"send DEFLATE\[4\] win 15' ||
     why "tsunagi status does not show the Deflate CCP: $(ts_status)"
+}
+
+scenario_a7_pppd_dials_tsunagi_chap() {
+  local name=$1 secrets
+  secrets=$SD/chap-secrets
+  ( umask 077; printf 'saturn * "%s" *\n' "$SATURN_PW" > "$secrets" )
+  local ts=('require = ["chap"]' "secrets = \"$secrets\"")
+  vm_pppd_credentials /etc/ppp/saturn-right "$SATURN_PW" &&
+    vm_pppd_credentials /etc/ppp/saturn-wrong "$WRONG_PW" || return 1
+  pppd_dials "$name" "file /etc/ppp/saturn-right" "${ts[@]}" || return 1
+  check_link "$name" 5107 || return 1
+  grep -q "peer \"saturn\" from $VM_IP authenticated with CHAP" "$SD/tsunagi.log" ||
+    why "tsunagi did not log saturn's CHAP authentication from $VM_IP (SSH_CONNECTION)" || return 1
+  grep -q "CHAP authentication succeeded" "$SD/pppd.log" ||
+    why "pppd did not log 'CHAP authentication succeeded'" || return 1
+
+  next_run || return 1
+  # As pppd_dials, without waiting for a link that must not come up.
+  ts_start < <(ts_config direct "allow_users = [\"$ACCT\"]" "${ts[@]}") || return 1
+  local connect="exec ssh -i /root/.ssh/tsunagi_client -o IdentitiesOnly=yes -o BatchMode=yes \
+-o StrictHostKeyChecking=yes -o UserKnownHostsFile=/root/.ssh/tsunagi_known_hosts \
+$ACCT@$HOST_IP tsunagi direct vm"
+  vm_exec "setsid pppd nodetach noauth debug logfile /tmp/$name-wrong-pppd.log \
+pty '$connect' file /etc/ppp/saturn-wrong $PPPD_ADDR:$TS_ADDR </dev/null >/tmp/$name-wrong-pppd.out 2>&1 &" </dev/null ||
+    why "pppd did not start in the VM" || return 1
+  wait_for 90 grep -q "authentication failed: user \"saturn\" from $VM_IP by CHAP" "$SD/tsunagi.log" ||
+    why "wrong password: tsunagi did not log the failure naming $VM_IP" || return 1
+  wait_for 20 pppd_log_has "$name-wrong" "CHAP authentication failed" ||
+    why "wrong password: pppd's log lacks 'CHAP authentication failed'" || return 1
+  ! grep -q "IPCP: myaddr" "$SD/tsunagi.log" || why "wrong password: IPCP came up anyway" || return 1
+  echo "    wrong password: tsunagi: $(grep -o 'authentication failed: .*' "$SD/tsunagi.log" | tail -1)" >&2
 }
