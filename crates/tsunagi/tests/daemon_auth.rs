@@ -16,169 +16,25 @@
 //! Needs root and `ip`; prints `SKIPPED: ...` otherwise. Namespaces and
 //! daemons are removed by a guard, also when an assertion fails.
 
+mod support;
+
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
-
-const BIN: &str = env!("CARGO_BIN_EXE_tsunagi");
+use std::process::{Command, Stdio};
+use std::time::Duration;
+use support::{ping, skip_reason, wait_for, Guard, Side, BIN};
 
 /// The ssh client address the dialling side pretends to come from (a
 /// documentation address: it is only a string in a request).
 const SSH_CLIENT: &str = "192.0.2.77";
 
-struct Side {
-    ns: String,
-    dir: PathBuf,
-    tag: &'static str,
-    daemon: Option<Child>,
-}
-
-impl Side {
-    fn socket(&self) -> PathBuf {
-        self.dir.join(format!("{}.sock", self.tag))
-    }
-
-    fn log(&self) -> String {
-        std::fs::read_to_string(self.dir.join(format!("{}.log", self.tag))).unwrap_or_default()
-    }
-
-    fn config(&self, links: &str) -> PathBuf {
-        let cfg = self.dir.join(format!("{}.toml", self.tag));
-        let text = format!(
-            "[daemon]\ncontrol_socket = \"{}\"\nlog_file = \"{}\"\n\n{links}",
-            self.socket().display(),
-            self.dir.join(format!("{}.log", self.tag)).display()
-        );
-        std::fs::write(&cfg, text).unwrap();
-        // The config may hold a password.
-        std::fs::set_permissions(&cfg, std::fs::Permissions::from_mode(0o600)).unwrap();
-        cfg
-    }
-
-    fn start(&mut self, links: &str) {
-        let cfg = self.config(links);
-        let child = Command::new("ip")
-            .args(["netns", "exec", &self.ns, BIN, "-c"])
-            .arg(&cfg)
-            .arg("run")
-            .env("RUST_LOG", "debug")
-            .stdin(Stdio::null())
-            .spawn()
-            .unwrap();
-        self.daemon = Some(child);
-        wait_for(Duration::from_secs(10), "daemon socket", || {
-            self.socket().exists()
-        });
-    }
-
-    fn status(&self) -> serde_json::Value {
-        let out = Command::new(BIN)
-            .arg("-S")
-            .arg(self.socket())
-            .args(["status", "--json"])
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "status: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        serde_json::from_slice(&out.stdout).unwrap()
-    }
-
-    fn exec(&self, args: &[&str]) -> std::process::Output {
-        Command::new("ip")
-            .args(["netns", "exec", &self.ns])
-            .args(args)
-            .output()
-            .unwrap()
-    }
-}
-
-/// Removes what the test made, whatever happened.
-struct Guard {
-    sides: Vec<Side>,
-    dir: PathBuf,
-}
-
-impl Drop for Guard {
-    fn drop(&mut self) {
-        for side in &mut self.sides {
-            if let Some(mut c) = side.daemon.take() {
-                let _ = c.kill();
-                let _ = c.wait();
-            }
-            let _ = Command::new("ip").args(["netns", "del", &side.ns]).status();
-        }
-        // TSUNAGI_TEST_DUMP=1 shows the logs of passing runs too.
-        if std::thread::panicking() || std::env::var_os("TSUNAGI_TEST_DUMP").is_some() {
-            for side in &self.sides {
-                eprintln!("---- log of daemon {} ----\n{}", side.tag, side.log());
-            }
-        }
-        let _ = std::fs::remove_dir_all(&self.dir);
-    }
-}
-
-fn wait_for(limit: Duration, what: &str, mut cond: impl FnMut() -> bool) {
-    let deadline = Instant::now() + limit;
-    while !cond() {
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(50));
-    }
-}
-
-fn skip_reason() -> Option<String> {
-    if !rustix::process::geteuid().is_root() {
-        return Some("needs root (network namespaces, tun devices)".into());
-    }
-    for tool in ["ip", "ping"] {
-        let ok = Command::new(tool)
-            .arg("-V")
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .status();
-        if ok.is_err() {
-            return Some(format!("{tool} is not installed"));
-        }
-    }
-    if !Path::new("/dev/net/tun").exists() {
-        return Some("/dev/net/tun is missing".into());
-    }
-    None
-}
-
-fn ping(side: &Side, addr: &str) -> bool {
-    let out = side.exec(&["ping", "-c", "2", "-i", "0.2", "-W", "2", addr]);
-    out.status.success()
-}
-
 /// Two namespaces and a scratch directory for the test called `tag`.
 fn pair(tag: &str) -> Guard {
     let pid = std::process::id();
-    let dir = std::env::temp_dir().join(format!("tsunagi-dauth-{pid}-{tag}"));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    let mut guard = Guard {
-        sides: Vec::new(),
-        dir: dir.clone(),
-    };
-    for side in ["a", "b"] {
-        let ns = format!("tsauth{pid}{tag}{side}");
-        let st = Command::new("ip")
-            .args(["netns", "add", &ns])
-            .status()
-            .unwrap();
-        assert!(st.success(), "ip netns add {ns}");
-        guard.sides.push(Side {
-            ns,
-            dir: dir.clone(),
-            tag: if side == "a" { "a" } else { "b" },
-            daemon: None,
-        });
-    }
-    guard
+    Guard::pair(
+        &format!("tsunagi-dauth-{pid}-{tag}"),
+        &format!("tsauth{pid}{tag}"),
+    )
 }
 
 /// A chap-secrets file with this mode.

@@ -10,150 +10,11 @@
 //! Needs root and `ip`; prints `SKIPPED: ...` otherwise. Namespaces and
 //! daemons are removed by a guard, also when an assertion fails.
 
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+mod support;
+
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
-
-const BIN: &str = env!("CARGO_BIN_EXE_tsunagi");
-
-struct Side {
-    ns: String,
-    dir: PathBuf,
-    tag: &'static str,
-    daemon: Option<Child>,
-}
-
-impl Side {
-    fn socket(&self) -> PathBuf {
-        self.dir.join(format!("{}.sock", self.tag))
-    }
-
-    fn log(&self) -> String {
-        std::fs::read_to_string(self.dir.join(format!("{}.log", self.tag))).unwrap_or_default()
-    }
-
-    fn start(&mut self, links: &str) {
-        let cfg = self.dir.join(format!("{}.toml", self.tag));
-        let text = format!(
-            "[daemon]\ncontrol_socket = \"{}\"\nlog_file = \"{}\"\n\n{links}",
-            self.socket().display(),
-            self.dir.join(format!("{}.log", self.tag)).display()
-        );
-        std::fs::write(&cfg, text).unwrap();
-        let child = Command::new("ip")
-            .args(["netns", "exec", &self.ns, BIN, "-c"])
-            .arg(&cfg)
-            .arg("run")
-            .env("RUST_LOG", "debug")
-            .stdin(Stdio::null())
-            .spawn()
-            .unwrap();
-        self.daemon = Some(child);
-        wait_for(Duration::from_secs(10), "daemon socket", || {
-            self.socket().exists()
-        });
-    }
-
-    fn status(&self) -> serde_json::Value {
-        let out = Command::new(BIN)
-            .arg("-S")
-            .arg(self.socket())
-            .args(["status", "--json"])
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "status: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        serde_json::from_slice(&out.stdout).unwrap()
-    }
-
-    fn exec(&self, args: &[&str]) -> std::process::Output {
-        Command::new("ip")
-            .args(["netns", "exec", &self.ns])
-            .args(args)
-            .output()
-            .unwrap()
-    }
-
-    /// SIGTERM the daemon; its exit status.
-    fn stop(&mut self) -> Option<i32> {
-        let mut child = self.daemon.take()?;
-        let pid = rustix::process::Pid::from_child(&child);
-        let _ = rustix::process::kill_process(pid, rustix::process::Signal::TERM);
-        let deadline = Instant::now() + Duration::from_secs(8);
-        loop {
-            if let Some(s) = child.try_wait().unwrap() {
-                return s.code();
-            }
-            if Instant::now() > deadline {
-                let _ = child.kill();
-                let _ = child.wait();
-                return None;
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-    }
-}
-
-/// Removes what the test made, whatever happened.
-struct Guard {
-    sides: Vec<Side>,
-}
-
-impl Drop for Guard {
-    fn drop(&mut self) {
-        for side in &mut self.sides {
-            if let Some(mut c) = side.daemon.take() {
-                let _ = c.kill();
-                let _ = c.wait();
-            }
-            let _ = Command::new("ip").args(["netns", "del", &side.ns]).status();
-        }
-        if let Some(s) = self.sides.first() {
-            if std::thread::panicking() {
-                for side in &self.sides {
-                    eprintln!("---- log of daemon {} ----\n{}", side.tag, side.log());
-                }
-            }
-            let _ = std::fs::remove_dir_all(&s.dir);
-        }
-    }
-}
-
-fn wait_for(limit: Duration, what: &str, mut cond: impl FnMut() -> bool) {
-    let deadline = Instant::now() + limit;
-    while !cond() {
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(50));
-    }
-}
-
-fn skip_reason() -> Option<String> {
-    if !rustix::process::geteuid().is_root() {
-        return Some("needs root (network namespaces, tun devices)".into());
-    }
-    for tool in ["ip", "ping"] {
-        let ok = Command::new(tool)
-            .arg("-V")
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .status();
-        if ok.is_err() {
-            return Some(format!("{tool} is not installed"));
-        }
-    }
-    if !Path::new("/dev/net/tun").exists() {
-        return Some("/dev/net/tun is missing".into());
-    }
-    None
-}
-
-fn ping(side: &Side, addr: &str) -> bool {
-    let out = side.exec(&["ping", "-c", "2", "-i", "0.2", "-W", "2", addr]);
-    out.status.success()
-}
+use support::{ping, skip_reason, wait_for, Guard, BIN};
 
 #[test]
 fn two_daemons_direct_over_the_control_socket_with_redial() {
@@ -162,24 +23,8 @@ fn two_daemons_direct_over_the_control_socket_with_redial() {
         return;
     }
     let pid = std::process::id();
-    let dir = std::env::temp_dir().join(format!("tsunagi-dnetns-{pid}"));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    let mut guard = Guard { sides: Vec::new() };
-    for tag in ["a", "b"] {
-        let ns = format!("tsd{pid}{tag}");
-        let st = Command::new("ip")
-            .args(["netns", "add", &ns])
-            .status()
-            .unwrap();
-        assert!(st.success(), "ip netns add {ns}");
-        guard.sides.push(Side {
-            ns,
-            dir: dir.clone(),
-            tag,
-            daemon: None,
-        });
-    }
+    let mut guard = Guard::pair(&format!("tsunagi-dnetns-{pid}"), &format!("tsd{pid}"));
+    let dir = guard.dir.clone();
     // Addresses only inside these namespaces; an octet from the pid keeps
     // parallel runs apart.
     let net = format!("10.251.{}", pid % 250);

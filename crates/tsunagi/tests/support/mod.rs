@@ -1,0 +1,202 @@
+//! Shared pieces of the two-daemon namespace tests (daemon_netns.rs,
+//! daemon_auth.rs): a daemon in its own network namespace, a guard that
+//! removes namespaces, daemons and the scratch directory whatever happened
+//! (dumping the daemons' logs when the test failed), and the skip rules.
+//!
+//! Each test file uses only part of this module.
+
+#![allow(dead_code)]
+
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// The binary under test.
+pub const BIN: &str = env!("CARGO_BIN_EXE_tsunagi");
+
+/// One daemon: its namespace, and its files in the shared scratch directory
+/// (`<tag>.toml`, `<tag>.sock`, `<tag>.log`).
+pub struct Side {
+    pub ns: String,
+    pub dir: PathBuf,
+    pub tag: &'static str,
+    pub daemon: Option<Child>,
+}
+
+impl Side {
+    pub fn socket(&self) -> PathBuf {
+        self.dir.join(format!("{}.sock", self.tag))
+    }
+
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.join(format!("{}.log", self.tag))).unwrap_or_default()
+    }
+
+    /// Writes `<tag>.toml`: a `[daemon]` section naming this side's socket
+    /// and log, then `links`.
+    pub fn config(&self, links: &str) -> PathBuf {
+        let cfg = self.dir.join(format!("{}.toml", self.tag));
+        let text = format!(
+            "[daemon]\ncontrol_socket = \"{}\"\nlog_file = \"{}\"\n\n{links}",
+            self.socket().display(),
+            self.dir.join(format!("{}.log", self.tag)).display()
+        );
+        std::fs::write(&cfg, text).unwrap();
+        // The config may hold a password.
+        std::fs::set_permissions(&cfg, std::fs::Permissions::from_mode(0o600)).unwrap();
+        cfg
+    }
+
+    /// Starts `tsunagi run` in this side's namespace and waits for its
+    /// control socket.
+    pub fn start(&mut self, links: &str) {
+        let cfg = self.config(links);
+        let child = Command::new("ip")
+            .args(["netns", "exec", &self.ns, BIN, "-c"])
+            .arg(&cfg)
+            .arg("run")
+            .env("RUST_LOG", "debug")
+            .stdin(Stdio::null())
+            .spawn()
+            .unwrap();
+        self.daemon = Some(child);
+        wait_for(Duration::from_secs(10), "daemon socket", || {
+            self.socket().exists()
+        });
+    }
+
+    /// `tsunagi status --json` through this side's control socket.
+    pub fn status(&self) -> serde_json::Value {
+        let out = Command::new(BIN)
+            .arg("-S")
+            .arg(self.socket())
+            .args(["status", "--json"])
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "status: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        serde_json::from_slice(&out.stdout).unwrap()
+    }
+
+    /// Runs `args` inside this side's namespace.
+    pub fn exec(&self, args: &[&str]) -> std::process::Output {
+        Command::new("ip")
+            .args(["netns", "exec", &self.ns])
+            .args(args)
+            .output()
+            .unwrap()
+    }
+
+    /// SIGTERM the daemon; its exit status.
+    pub fn stop(&mut self) -> Option<i32> {
+        let mut child = self.daemon.take()?;
+        let pid = rustix::process::Pid::from_child(&child);
+        let _ = rustix::process::kill_process(pid, rustix::process::Signal::TERM);
+        let deadline = Instant::now() + Duration::from_secs(8);
+        loop {
+            if let Some(s) = child.try_wait().unwrap() {
+                return s.code();
+            }
+            if Instant::now() > deadline {
+                let _ = child.kill();
+                let _ = child.wait();
+                return None;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+/// Removes what the test made, whatever happened.
+pub struct Guard {
+    pub sides: Vec<Side>,
+    pub dir: PathBuf,
+}
+
+impl Guard {
+    /// A fresh scratch directory `$TMPDIR/<dir_name>` and two namespaces,
+    /// `<ns_prefix>a` (side "a") and `<ns_prefix>b` (side "b").
+    pub fn pair(dir_name: &str, ns_prefix: &str) -> Guard {
+        let dir = std::env::temp_dir().join(dir_name);
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let mut guard = Guard {
+            sides: Vec::new(),
+            dir: dir.clone(),
+        };
+        for tag in ["a", "b"] {
+            let ns = format!("{ns_prefix}{tag}");
+            let st = Command::new("ip")
+                .args(["netns", "add", &ns])
+                .status()
+                .unwrap();
+            assert!(st.success(), "ip netns add {ns}");
+            guard.sides.push(Side {
+                ns,
+                dir: dir.clone(),
+                tag,
+                daemon: None,
+            });
+        }
+        guard
+    }
+}
+
+impl Drop for Guard {
+    fn drop(&mut self) {
+        for side in &mut self.sides {
+            if let Some(mut c) = side.daemon.take() {
+                let _ = c.kill();
+                let _ = c.wait();
+            }
+            let _ = Command::new("ip").args(["netns", "del", &side.ns]).status();
+        }
+        // TSUNAGI_TEST_DUMP=1 shows the logs of passing runs too.
+        if std::thread::panicking() || std::env::var_os("TSUNAGI_TEST_DUMP").is_some() {
+            for side in &self.sides {
+                eprintln!("---- log of daemon {} ----\n{}", side.tag, side.log());
+            }
+        }
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// Polls `cond` every 50 ms; panics naming `what` after `limit`.
+pub fn wait_for(limit: Duration, what: &str, mut cond: impl FnMut() -> bool) {
+    let deadline = Instant::now() + limit;
+    while !cond() {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// Why these tests cannot run here, if they cannot.
+pub fn skip_reason() -> Option<String> {
+    if !rustix::process::geteuid().is_root() {
+        return Some("needs root (network namespaces, tun devices)".into());
+    }
+    for tool in ["ip", "ping"] {
+        let ok = Command::new(tool)
+            .arg("-V")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status();
+        if ok.is_err() {
+            return Some(format!("{tool} is not installed"));
+        }
+    }
+    if !Path::new("/dev/net/tun").exists() {
+        return Some("/dev/net/tun is missing".into());
+    }
+    None
+}
+
+/// Two pings from `side`'s namespace to `addr`; whether they were answered.
+pub fn ping(side: &Side, addr: &str) -> bool {
+    let out = side.exec(&["ping", "-c", "2", "-i", "0.2", "-W", "2", addr]);
+    out.status.success()
+}
