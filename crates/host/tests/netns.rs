@@ -5,101 +5,15 @@
 //! Needs root (CI runs as root); otherwise each test prints
 //! `SKIPPED: needs root` and passes.
 
+mod support;
+
 use std::io;
 use std::net::{Ipv4Addr, SocketAddrV4, UdpSocket};
-use std::os::fd::AsRawFd;
-use std::process::Command;
 use std::time::Duration;
 
 use tsunagi_host::{Ipv4Net, Netlink, Tun, ROUTE_PROTOCOL};
 
-/// A named network namespace (`ip netns add`), deleted on drop, so even a
-/// failing test leaves nothing behind.
-struct Netns {
-    name: String,
-}
-
-impl Netns {
-    fn create(test: &str) -> Netns {
-        let name = format!("tsunagi-host-{}-{test}", std::process::id());
-        // A leftover from a crashed run with the same pid would make `add` fail.
-        let _ = Command::new("ip")
-            .args(["netns", "del", &name])
-            .stderr(std::process::Stdio::null())
-            .status();
-        run("ip", &["netns", "add", &name]);
-        Netns { name }
-    }
-
-    /// Run `f` on a new thread that has joined this namespace, inside a
-    /// current-thread tokio runtime; a panic in `f` is re-raised here.
-    fn run<F, R>(&self, f: F) -> R
-    where
-        F: FnOnce() -> R + Send,
-        R: Send,
-    {
-        let path = format!("/run/netns/{}", self.name);
-        std::thread::scope(|scope| {
-            let handle = scope.spawn(move || {
-                let ns = std::fs::File::open(&path).expect("open netns file");
-                // SAFETY: setns(2) on an fd we own; it changes only this
-                // thread's network namespace, and this thread was made for it.
-                let rc = unsafe { libc::setns(ns.as_raw_fd(), libc::CLONE_NEWNET) };
-                assert_eq!(rc, 0, "setns {path}: {}", io::Error::last_os_error());
-                f()
-            });
-            match handle.join() {
-                Ok(r) => r,
-                Err(panic) => std::panic::resume_unwind(panic),
-            }
-        })
-    }
-
-    /// Output of `ip -n NS ARGS...`.
-    fn ip(&self, args: &[&str]) -> String {
-        let mut all = vec!["-n", &self.name];
-        all.extend_from_slice(args);
-        run("ip", &all)
-    }
-}
-
-impl Drop for Netns {
-    fn drop(&mut self) {
-        let _ = Command::new("ip")
-            .args(["netns", "del", &self.name])
-            .status();
-    }
-}
-
-fn run(program: &str, args: &[&str]) -> String {
-    let out = Command::new(program)
-        .args(args)
-        .output()
-        .unwrap_or_else(|e| panic!("{program} {args:?}: {e}"));
-    assert!(
-        out.status.success(),
-        "{program} {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
-
-fn is_root() -> bool {
-    // SAFETY: geteuid has no preconditions and cannot fail.
-    let root = unsafe { libc::geteuid() } == 0;
-    if !root {
-        println!("SKIPPED: needs root");
-    }
-    root
-}
-
-fn block_on<F: std::future::Future>(f: F) -> F::Output {
-    tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .expect("tokio runtime")
-        .block_on(f)
-}
+use support::{block_on, is_root, Netns};
 
 fn net(s: &str) -> Ipv4Net {
     s.parse().unwrap()
@@ -113,7 +27,7 @@ fn addresses_and_routes() {
     if !is_root() {
         return;
     }
-    let ns = Netns::create("routes");
+    let ns = Netns::create("tsunagi-host", "routes");
     ns.run(|| {
         block_on(async {
             let nl = Netlink::new().unwrap();
@@ -248,7 +162,7 @@ fn tun_names_and_errors() {
     if !is_root() {
         return;
     }
-    let ns = Netns::create("names");
+    let ns = Netns::create("tsunagi-host", "names");
     ns.run(|| {
         block_on(async {
             let nl = Netlink::new().unwrap();
@@ -336,7 +250,7 @@ fn packets_through_the_tun() {
     if !is_root() {
         return;
     }
-    let ns = Netns::create("packets");
+    let ns = Netns::create("tsunagi-host", "packets");
     ns.run(|| {
         block_on(async {
             let nl = Netlink::new().unwrap();

@@ -18,104 +18,16 @@
 //! Needs root (CI runs as root); otherwise each test prints
 //! `SKIPPED: needs root` and passes.
 
+mod support;
+
 use std::io::{self, Read};
 use std::net::{Ipv4Addr, TcpListener};
-use std::os::fd::AsRawFd;
-use std::process::Command;
 use std::time::Duration;
 
 use tsunagi_host::offload::{sum_words, tcp_checksums_valid, tcp_layout, MAX_OFFLOAD_PACKET};
 use tsunagi_host::Tun;
 
-struct Netns {
-    name: String,
-}
-
-impl Netns {
-    fn create(test: &str) -> Netns {
-        let name = format!("tsunagi-off-{}-{test}", std::process::id());
-        let _ = Command::new("ip")
-            .args(["netns", "del", &name])
-            .stderr(std::process::Stdio::null())
-            .status();
-        run("ip", &["netns", "add", &name]);
-        Netns { name }
-    }
-
-    /// Run `f` on a thread that has joined this namespace.
-    fn run<F, R>(&self, f: F) -> R
-    where
-        F: FnOnce() -> R + Send,
-        R: Send,
-    {
-        let path = format!("/run/netns/{}", self.name);
-        std::thread::scope(|scope| {
-            let handle = scope.spawn(move || {
-                let ns = std::fs::File::open(&path).expect("open netns file");
-                // SAFETY: setns(2) on an fd we own; it changes only this
-                // thread's network namespace, and this thread was made for it.
-                let rc = unsafe { libc::setns(ns.as_raw_fd(), libc::CLONE_NEWNET) };
-                assert_eq!(rc, 0, "setns {path}: {}", io::Error::last_os_error());
-                f()
-            });
-            match handle.join() {
-                Ok(r) => r,
-                Err(panic) => std::panic::resume_unwind(panic),
-            }
-        })
-    }
-
-    fn ip(&self, args: &[&str]) -> String {
-        let mut all = vec!["-n", &self.name];
-        all.extend_from_slice(args);
-        run("ip", &all)
-    }
-
-    fn sysctl(&self, setting: &str) {
-        run(
-            "ip",
-            &["netns", "exec", &self.name, "sysctl", "-q", "-w", setting],
-        );
-    }
-}
-
-impl Drop for Netns {
-    fn drop(&mut self) {
-        let _ = Command::new("ip")
-            .args(["netns", "del", &self.name])
-            .status();
-    }
-}
-
-fn run(program: &str, args: &[&str]) -> String {
-    let out = Command::new(program)
-        .args(args)
-        .output()
-        .unwrap_or_else(|e| panic!("{program} {args:?}: {e}"));
-    assert!(
-        out.status.success(),
-        "{program} {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
-
-fn is_root() -> bool {
-    // SAFETY: geteuid has no preconditions and cannot fail.
-    let root = unsafe { libc::geteuid() } == 0;
-    if !root {
-        println!("SKIPPED: needs root");
-    }
-    root
-}
-
-fn block_on<F: std::future::Future>(f: F) -> F::Output {
-    tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .expect("tokio runtime")
-        .block_on(f)
-}
+use support::{block_on, is_root, Netns};
 
 const MTU: usize = 1500;
 const PAYLOAD: usize = 20_000;
@@ -202,7 +114,7 @@ fn gso_write_is_segmented_and_tso_read_is_whole() {
     if !is_root() {
         return;
     }
-    let ns = Netns::create("gso");
+    let ns = Netns::create("tsunagi-off", "gso");
     ns.sysctl("net.ipv4.ip_forward=1");
     ns.run(|| {
         block_on(async {
@@ -293,7 +205,7 @@ fn without_vnet_hdr_offload_is_refused() {
     if !is_root() {
         return;
     }
-    let ns = Netns::create("plain");
+    let ns = Netns::create("tsunagi-off", "plain");
     ns.run(|| {
         block_on(async {
             let t = Tun::create("tso-p").unwrap();
@@ -347,17 +259,6 @@ fn tcp_packet(
     p
 }
 
-/// Join `ns` on this thread (tuns and sockets belong to the namespace of
-/// the thread that makes them, and keep it).
-fn enter(ns: &Netns) {
-    let path = format!("/run/netns/{}", ns.name);
-    let f = std::fs::File::open(&path).expect("open netns file");
-    // SAFETY: setns(2) on an fd we own; it changes only this thread's
-    // network namespace, and the thread is one `Netns::run` made for it.
-    let rc = unsafe { libc::setns(f.as_raw_fd(), libc::CLONE_NEWNET) };
-    assert_eq!(rc, 0, "setns {path}: {}", io::Error::last_os_error());
-}
-
 #[test]
 fn gso_write_reaches_a_tcp_receiver_segmented() {
     if !is_root() {
@@ -365,8 +266,8 @@ fn gso_write_reaches_a_tcp_receiver_segmented() {
     }
     // tx: the GSO write and the kernel's segmentation (gso-a -> seg-b);
     // rx: the TCP receiver behind tun rcv-d, fed by the test.
-    let tx = Netns::create("tx");
-    let rx = Netns::create("rx");
+    let tx = Netns::create("tsunagi-off", "tx");
+    let rx = Netns::create("tsunagi-off", "rx");
     tx.sysctl("net.ipv4.ip_forward=1");
     let client = (SENDER, 40000);
     let server = (Ipv4Addr::new(10, 81, 0, 1), 5001);
@@ -380,7 +281,7 @@ fn gso_write_reaches_a_tcp_receiver_segmented() {
             configure(&tx, "seg-b", "10.78.0.1", "10.78.0.2");
             tx.ip(&["route", "add", "10.81.0.0/24", "dev", "seg-b"]);
 
-            enter(&rx);
+            rx.enter();
             let d = Tun::create("rcv-d").unwrap();
             configure(&rx, "rcv-d", "10.81.0.1", "10.81.0.2");
             rx.ip(&["route", "add", "10.77.0.0/24", "dev", "rcv-d"]);

@@ -1,0 +1,120 @@
+//! Shared pieces of the namespace tests (netns.rs, offload_netns.rs): a
+//! named network namespace deleted on drop, a thread that has joined it,
+//! `ip` helpers and the root check.
+//!
+//! Each test file uses only part of this module.
+
+#![allow(dead_code)]
+
+use std::io;
+use std::os::fd::AsRawFd;
+use std::process::Command;
+
+/// A named network namespace (`ip netns add`), deleted on drop, so even a
+/// failing test leaves nothing behind.
+pub struct Netns {
+    pub name: String,
+}
+
+impl Netns {
+    /// `<prefix>-<pid>-<test>`: the pid keeps parallel runs apart, the test
+    /// name the tests of one run.
+    pub fn create(prefix: &str, test: &str) -> Netns {
+        let name = format!("{prefix}-{}-{test}", std::process::id());
+        // A leftover from a crashed run with the same pid would make `add` fail.
+        let _ = Command::new("ip")
+            .args(["netns", "del", &name])
+            .stderr(std::process::Stdio::null())
+            .status();
+        run("ip", &["netns", "add", &name]);
+        Netns { name }
+    }
+
+    /// Join this namespace on the calling thread (tuns and sockets belong
+    /// to the namespace of the thread that makes them, and keep it). Only
+    /// for threads made for it, such as the one `run` makes.
+    pub fn enter(&self) {
+        let path = format!("/run/netns/{}", self.name);
+        let ns = std::fs::File::open(&path).expect("open netns file");
+        // SAFETY: setns(2) on an fd we own; it changes only this thread's
+        // network namespace, and the thread was made for it.
+        let rc = unsafe { libc::setns(ns.as_raw_fd(), libc::CLONE_NEWNET) };
+        assert_eq!(rc, 0, "setns {path}: {}", io::Error::last_os_error());
+    }
+
+    /// Run `f` on a new thread that has joined this namespace; a panic in
+    /// `f` is re-raised here.
+    pub fn run<F, R>(&self, f: F) -> R
+    where
+        F: FnOnce() -> R + Send,
+        R: Send,
+    {
+        std::thread::scope(|scope| {
+            let handle = scope.spawn(move || {
+                self.enter();
+                f()
+            });
+            match handle.join() {
+                Ok(r) => r,
+                Err(panic) => std::panic::resume_unwind(panic),
+            }
+        })
+    }
+
+    /// Output of `ip -n NS ARGS...`.
+    pub fn ip(&self, args: &[&str]) -> String {
+        let mut all = vec!["-n", &self.name];
+        all.extend_from_slice(args);
+        run("ip", &all)
+    }
+
+    /// `sysctl -w SETTING` inside this namespace.
+    pub fn sysctl(&self, setting: &str) {
+        run(
+            "ip",
+            &["netns", "exec", &self.name, "sysctl", "-q", "-w", setting],
+        );
+    }
+}
+
+impl Drop for Netns {
+    fn drop(&mut self) {
+        let _ = Command::new("ip")
+            .args(["netns", "del", &self.name])
+            .status();
+    }
+}
+
+/// Runs `program args...`; its stdout. Panics with its stderr if it fails.
+pub fn run(program: &str, args: &[&str]) -> String {
+    let out = Command::new(program)
+        .args(args)
+        .output()
+        .unwrap_or_else(|e| panic!("{program} {args:?}: {e}"));
+    assert!(
+        out.status.success(),
+        "{program} {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// Whether we are root; prints `SKIPPED: needs root` when not.
+pub fn is_root() -> bool {
+    // SAFETY: geteuid has no preconditions and cannot fail.
+    let root = unsafe { libc::geteuid() } == 0;
+    if !root {
+        println!("SKIPPED: needs root");
+    }
+    root
+}
+
+/// Runs `f` to completion on a current-thread tokio runtime (on the
+/// calling thread, so in its namespace).
+pub fn block_on<F: std::future::Future>(f: F) -> F::Output {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("tokio runtime")
+        .block_on(f)
+}
