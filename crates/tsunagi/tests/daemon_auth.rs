@@ -22,7 +22,7 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::Duration;
-use support::{ping, skip_reason, wait_for, Guard, Side, BIN};
+use support::{ping, skip, wait_for, Guard, Side, BIN};
 
 /// The ssh client address the dialling side pretends to come from (a
 /// documentation address: it is only a string in a request).
@@ -167,8 +167,7 @@ fn succeeds(case: &Case, a_auth: &str, b_auth: &str, ccp: &str) {
 
 #[test]
 fn chap_md5_with_deflate_brings_the_link_up() {
-    if let Some(why) = skip_reason() {
-        println!("SKIPPED: chap_md5_with_deflate_brings_the_link_up: {why}");
+    if skip("chap_md5_with_deflate_brings_the_link_up") {
         return;
     }
     succeeds(
@@ -187,8 +186,7 @@ fn chap_md5_with_deflate_brings_the_link_up() {
 
 #[test]
 fn mschap_v2_with_mppe_128_brings_the_link_up() {
-    if let Some(why) = skip_reason() {
-        println!("SKIPPED: mschap_v2_with_mppe_128_brings_the_link_up: {why}");
+    if skip("mschap_v2_with_mppe_128_brings_the_link_up") {
         return;
     }
     succeeds(
@@ -207,8 +205,7 @@ fn mschap_v2_with_mppe_128_brings_the_link_up() {
 
 #[test]
 fn wrong_password_is_refused_on_both_sides_and_slowed_down() {
-    if let Some(why) = skip_reason() {
-        println!("SKIPPED: wrong_password_is_refused_on_both_sides_and_slowed_down: {why}");
+    if skip("wrong_password_is_refused_on_both_sides_and_slowed_down") {
         return;
     }
     let case = Case {

@@ -14,12 +14,11 @@ mod support;
 
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
-use support::{ping, skip_reason, wait_for, Guard, BIN};
+use support::{ping, skip, wait_for, Guard, BIN};
 
 #[test]
 fn two_daemons_direct_over_the_control_socket_with_redial() {
-    if let Some(why) = skip_reason() {
-        println!("SKIPPED: two_daemons_direct_over_the_control_socket_with_redial: {why}");
+    if skip("two_daemons_direct_over_the_control_socket_with_redial") {
         return;
     }
     let pid = std::process::id();

@@ -35,10 +35,9 @@ impl Drop for Frozen {
 
 #[test]
 fn silent_peer_is_detected_by_lcp_echo_and_redialled() {
-    if e2e_support::skip("silent_peer_is_detected_by_lcp_echo_and_redialled") {
+    let Some(g) = LabGuard::for_test("silent_peer_is_detected_by_lcp_echo_and_redialled") else {
         return;
-    }
-    let g = LabGuard::up();
+    };
     let lab = &g.lab;
     let labs_daemon = lab.daemon_pid(Node::LabsGw).expect("Labs daemon pid");
 

@@ -16,10 +16,9 @@ fn route_to_labs(g: &LabGuard) -> bool {
 
 #[test]
 fn killed_ssh_redials_and_routes_follow_the_link() {
-    if e2e_support::skip("killed_ssh_redials_and_routes_follow_the_link") {
+    let Some(g) = LabGuard::for_test("killed_ssh_redials_and_routes_follow_the_link") else {
         return;
-    }
-    let g = LabGuard::up();
+    };
     let lab = &g.lab;
     assert!(
         route_to_labs(&g),

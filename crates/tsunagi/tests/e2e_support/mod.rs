@@ -88,6 +88,16 @@ impl LabGuard {
         guard
     }
 
+    /// [`LabGuard::up`] for the test called `test`, unless it cannot run
+    /// here: then `None`, after printing `SKIPPED: <test>: <reason>`.
+    pub fn for_test(test: &str) -> Option<LabGuard> {
+        if skip(test) {
+            None
+        } else {
+            Some(LabGuard::up())
+        }
+    }
+
     /// Pids of processes in `node`'s namespace whose command name is `comm`.
     pub fn pids_named(&self, node: Node, comm: &str) -> Vec<i32> {
         tsunagi::lab::netns_pids(&self.lab.ns(node))

@@ -195,6 +195,17 @@ pub fn skip_reason() -> Option<String> {
     None
 }
 
+/// Whether `test` cannot run here; prints `SKIPPED: <test>: <reason>` then.
+pub fn skip(test: &str) -> bool {
+    match skip_reason() {
+        Some(why) => {
+            println!("SKIPPED: {test}: {why}");
+            true
+        }
+        None => false,
+    }
+}
+
 /// Two pings from `side`'s namespace to `addr`; whether they were answered.
 pub fn ping(side: &Side, addr: &str) -> bool {
     let out = side.exec(&["ping", "-c", "2", "-i", "0.2", "-W", "2", addr]);
