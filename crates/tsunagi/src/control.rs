@@ -419,13 +419,27 @@ mod tests {
         }
     }
 
-    #[tokio::test]
-    async fn too_many_fds_are_closed_and_refused() {
-        let dir = std::env::temp_dir().join(format!("tsunagi-ctl3-{}", std::process::id()));
+    /// A control socket `s` listening in the scratch directory
+    /// `$TMPDIR/tsunagi-<name>-<pid>` (made if missing): the directory, for
+    /// the test to remove, the socket's path and the listener.
+    fn listen_in_scratch_dir(
+        name: &str,
+    ) -> (
+        std::path::PathBuf,
+        std::path::PathBuf,
+        tokio::net::UnixListener,
+    ) {
+        let dir = std::env::temp_dir().join(format!("tsunagi-{name}-{}", std::process::id()));
         let _ = std::fs::create_dir_all(&dir);
         let path = dir.join("s");
         let _ = std::fs::remove_file(&path);
         let listener = tokio::net::UnixListener::bind(&path).unwrap();
+        (dir, path, listener)
+    }
+
+    #[tokio::test]
+    async fn too_many_fds_are_closed_and_refused() {
+        let (dir, path, listener) = listen_in_scratch_dir("ctl3");
         let server = tokio::spawn(async move {
             let (conn, _) = listener.accept().await.unwrap();
             let got = receive(&conn).await.unwrap();
@@ -456,11 +470,7 @@ mod tests {
 
     #[tokio::test]
     async fn fds_travel_with_the_request() {
-        let dir = std::env::temp_dir().join(format!("tsunagi-ctl-{}", std::process::id()));
-        let _ = std::fs::create_dir_all(&dir);
-        let path = dir.join("s");
-        let _ = std::fs::remove_file(&path);
-        let listener = tokio::net::UnixListener::bind(&path).unwrap();
+        let (dir, path, listener) = listen_in_scratch_dir("ctl");
         let server = tokio::spawn(async move {
             let (conn, _) = listener.accept().await.unwrap();
             let got = receive(&conn).await.unwrap();
