@@ -134,12 +134,7 @@ fn succeeds(case: &Case, a_auth: &str, b_auth: &str, ccp: &str) {
     assert_eq!(sa[0]["ccp"], ccp, "{sa}");
     assert_eq!(sb[0]["ccp"], ccp, "{sb}");
     // The human table shows them too.
-    let table = Command::new(BIN)
-        .arg("-S")
-        .arg(a.socket())
-        .arg("status")
-        .output()
-        .unwrap();
+    let table = a.cli(&["status"]);
     let table = String::from_utf8_lossy(&table.stdout);
     assert!(table.contains(a_auth) && table.contains(ccp), "{table}");
     let (log_a, log_b) = (a.log(), b.log());

@@ -171,12 +171,7 @@ ip_down = "{hook}"
     // hangup: B closes with Terminate-Request and stops; A's direct caller
     // is told the peer terminated; dial brings it back.
     let cli = |args: &[&str]| {
-        let out = Command::new(BIN)
-            .arg("-S")
-            .arg(b.socket())
-            .args(args)
-            .output()
-            .unwrap();
+        let out = b.cli(args);
         assert!(
             out.status.success(),
             "{args:?}: {}",

@@ -72,12 +72,7 @@ fn silent_peer_is_detected_by_lcp_echo_and_redialled() {
     drop(frozen);
     println!("continued the Labs daemon");
     let back = LabGuard::wait_until(Duration::from_secs(20), Duration::from_millis(100), || {
-        lab.link_state(Node::HomeGw).is_up()
-            && lab.link_state(Node::LabsGw).is_up()
-            && lab
-                .daemon_link(Node::HomeGw)
-                .map(|l| l["phase"] == "network")
-                .unwrap_or(false)
+        g.link_is_up()
     });
     let back = back.expect("link not back within 20 s after the peer resumed");
     println!(

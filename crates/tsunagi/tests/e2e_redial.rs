@@ -37,14 +37,7 @@ fn killed_ssh_redials_and_routes_follow_the_link() {
     });
     let gone = gone.expect("route to 192.168.253.0/24 still there 5 s after ssh died");
     println!("route removed {:.2} s after the kill", gone.as_secs_f64());
-    let back = LabGuard::wait_until(REDIAL_LIMIT, Duration::from_millis(50), || {
-        lab.link_state(Node::HomeGw).is_up()
-            && lab.link_state(Node::LabsGw).is_up()
-            && lab
-                .daemon_link(Node::HomeGw)
-                .map(|l| l["phase"] == "network")
-                .unwrap_or(false)
-    });
+    let back = LabGuard::wait_until(REDIAL_LIMIT, Duration::from_millis(50), || g.link_is_up());
     assert!(
         back.is_some(),
         "link not back within {} s of the kill",

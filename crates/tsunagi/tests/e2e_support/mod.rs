@@ -98,6 +98,19 @@ impl LabGuard {
         }
     }
 
+    /// Whether the link is up end to end: both gateways' tun0 has its
+    /// addresses and route, and the HOME daemon's link is in the network
+    /// phase.
+    pub fn link_is_up(&self) -> bool {
+        self.lab.link_state(Node::HomeGw).is_up()
+            && self.lab.link_state(Node::LabsGw).is_up()
+            && self
+                .lab
+                .daemon_link(Node::HomeGw)
+                .map(|l| l["phase"] == "network")
+                .unwrap_or(false)
+    }
+
     /// Pids of processes in `node`'s namespace whose command name is `comm`.
     pub fn pids_named(&self, node: Node, comm: &str) -> Vec<i32> {
         tsunagi::lab::netns_pids(&self.lab.ns(node))

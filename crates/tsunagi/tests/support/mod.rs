@@ -66,14 +66,19 @@ impl Side {
         });
     }
 
-    /// `tsunagi status --json` through this side's control socket.
-    pub fn status(&self) -> serde_json::Value {
-        let out = Command::new(BIN)
+    /// `tsunagi -S <this side's socket> ARGS...`, run to completion.
+    pub fn cli(&self, args: &[&str]) -> std::process::Output {
+        Command::new(BIN)
             .arg("-S")
             .arg(self.socket())
-            .args(["status", "--json"])
+            .args(args)
             .output()
-            .unwrap();
+            .unwrap()
+    }
+
+    /// `tsunagi status --json` through this side's control socket.
+    pub fn status(&self) -> serde_json::Value {
+        let out = self.cli(&["status", "--json"]);
         assert!(
             out.status.success(),
             "status: {}",
