@@ -24,6 +24,13 @@
 //! extra-escape octets whose escaped form a receiver would drop (see
 //! [`Encoder::set_escape`]).
 //!
+//! - RFC 1570 section 2.1 (FCS-Alternatives): besides the 16-bit FCS, the
+//!   Null FCS (no FCS field at all), chosen per direction once LCP agreed on
+//!   it ([`FcsMode`]). LCP Configure, Terminate and Code-Reject packets
+//!   (codes 1..7) always carry the 16-bit FCS, with the other LCP defaults,
+//!   so that renegotiation works whatever was agreed before; the decoder
+//!   in Null mode recognises them by their protocol and code.
+//!
 //! Leaves out: the 32-bit FCS, synchronous and octet-synchronous framing,
 //! and the transparency of section 7.2 for 7-bit links.
 //!
@@ -55,6 +62,17 @@ const FRAME_OVERHEAD: usize = 6;
 /// RFC 1662 section 4.3: frames of fewer than 4 octets (with the 16-bit
 /// FCS) are invalid.
 const MIN_FRAME_LEN: usize = 4;
+
+/// Which Frame Check Sequence a direction uses (RFC 1570 section 2.1).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum FcsMode {
+    /// The 16-bit FCS of RFC 1662 section 3.1, the default.
+    #[default]
+    Fcs16,
+    /// No FCS field (RFC 1570 section 2.1.2, "Null FCS"): only for links
+    /// whose lower layer already protects the bytes (SSH's MAC).
+    Null,
+}
 
 /// Slicing-by-8 tables for the reflected CRC-16 with polynomial
 /// x^16 + x^12 + x^5 + 1 (`0x1021`, `0x8408` bit-reversed), RFC 1662
@@ -242,6 +260,9 @@ pub struct Encoder {
     extra: ByteSet,
     acfc: bool,
     pfc: bool,
+    /// The FCS of ordinary frames (frames with the LCP defaults always
+    /// carry the 16-bit FCS).
+    fcs: FcsMode,
     /// Octets escaped in ordinary frames.
     escape: Special,
     /// Octets escaped in frames sent with the LCP defaults (full ACCM).
@@ -255,6 +276,7 @@ impl std::fmt::Debug for Encoder {
             .field("extra", &self.extra)
             .field("acfc", &self.acfc)
             .field("pfc", &self.pfc)
+            .field("fcs", &self.fcs)
             .finish()
     }
 }
@@ -274,6 +296,7 @@ impl Encoder {
             extra: ByteSet::default(),
             acfc: false,
             pfc: false,
+            fcs: FcsMode::Fcs16,
             escape: ByteSet::default().special(),
             escape_lcp: ByteSet::default().special(),
         };
@@ -332,6 +355,17 @@ impl Encoder {
         self.pfc = on;
     }
 
+    /// The FCS the peer agreed to receive (its FCS-Alternatives option,
+    /// RFC 1570 section 2.1); frames with the LCP defaults keep the 16-bit FCS.
+    pub fn set_fcs(&mut self, mode: FcsMode) {
+        self.fcs = mode;
+    }
+
+    /// The FCS of ordinary frames.
+    pub fn fcs(&self) -> FcsMode {
+        self.fcs
+    }
+
     /// Appends one complete frame (flag, `ff 03` unless ACFC, protocol,
     /// info, FCS, flag) to `out`, escaped.
     ///
@@ -341,12 +375,23 @@ impl Encoder {
     /// `lcp_defaults` = true forces ACCM `0xffffffff`, `ff 03` and a 2-octet
     /// protocol: LCP Configure/Terminate/Code-Reject packets (codes 1..7)
     /// always go with the defaults (RFC 1662 section 7.1, RFC 1661 sections
-    /// 6.5 and 6.6). The extra escape set still applies.
+    /// 6.5 and 6.6). The extra escape set still applies. Those LCP packets
+    /// always carry the 16-bit FCS, whatever [`Encoder::set_fcs`] says
+    /// (RFC 1570 section 2.1); every other frame uses the FCS set there.
     pub fn encode(&self, protocol: u16, info: &[u8], lcp_defaults: bool, out: &mut Vec<u8>) {
         let (escape, acfc, pfc) = if lcp_defaults {
             (&self.escape_lcp, false, false)
         } else {
             (&self.escape, self.acfc, self.pfc)
+        };
+        // RFC 1570 s2.1: LCP codes 1..7 keep the 16-bit FCS whatever was
+        // agreed, and a receiver in Null FCS mode knows them by protocol and
+        // code (see `parse_frame_null_fcs`); the choice depends on nothing
+        // else, so that the receiver can always tell.
+        let fcs_mode = if is_lcp_configure(protocol, info) {
+            FcsMode::Fcs16
+        } else {
+            self.fcs
         };
         let mut header = [0u8; 4];
         let mut header_len = 0;
@@ -369,7 +414,6 @@ impl Encoder {
             header_len += 2;
         }
         let header = &header[..header_len];
-        let fcs = !fcs16(fcs16(FCS_INIT, header), info);
 
         // Most octets go out as they are; reserve for the plain case and let
         // the vector grow if escapes are many.
@@ -379,7 +423,10 @@ impl Encoder {
         }
         escape_into(escape, header, out);
         escape_into(escape, info, out);
-        escape_into(escape, &fcs.to_le_bytes(), out);
+        if fcs_mode == FcsMode::Fcs16 {
+            let fcs = !fcs16(fcs16(FCS_INIT, header), info);
+            escape_into(escape, &fcs.to_le_bytes(), out);
+        }
         out.push(FLAG);
     }
 }
@@ -542,6 +589,8 @@ pub struct DecoderStats {
 pub struct Decoder {
     max_info: usize,
     rx_accm: u32,
+    /// The FCS we agreed to receive on ordinary frames.
+    rx_fcs: FcsMode,
     /// Octets that need attention: flag, escape and the control characters
     /// of the receive ACCM.
     special: Special,
@@ -565,6 +614,7 @@ impl Decoder {
         let mut d = Decoder {
             max_info,
             rx_accm: DEFAULT_ACCM,
+            rx_fcs: FcsMode::Fcs16,
             special: ByteSet::default().special(),
             buf: Vec::with_capacity(capacity),
             escaped: false,
@@ -595,6 +645,19 @@ impl Decoder {
     /// The receive ACCM in use.
     pub fn rx_accm(&self) -> u32 {
         self.rx_accm
+    }
+
+    /// The FCS the peer agreed to send us (our FCS-Alternatives option, RFC
+    /// 1570 section 2.1). In [`FcsMode::Null`], frames holding LCP codes
+    /// 1..7 are still checked against the 16-bit FCS, which their sender
+    /// always adds. Set it once LCP is opened, between frames.
+    pub fn set_rx_fcs(&mut self, mode: FcsMode) {
+        self.rx_fcs = mode;
+    }
+
+    /// The receive FCS in use.
+    pub fn rx_fcs(&self) -> FcsMode {
+        self.rx_fcs
     }
 
     /// The limit on the information field.
@@ -693,7 +756,10 @@ impl Decoder {
             // RFC 1662 section 4.1: back-to-back flags, an empty frame.
             return;
         } else {
-            parse_frame(&self.buf, self.max_info)
+            match self.rx_fcs {
+                FcsMode::Fcs16 => parse_frame(&self.buf, self.max_info),
+                FcsMode::Null => parse_frame_null_fcs(&self.buf, self.max_info),
+            }
         };
         match &result {
             Ok(_) => self.stats.frames += 1,
@@ -723,7 +789,43 @@ fn parse_frame(frame: &[u8], max_info: usize) -> Result<Frame<'_>, FrameError> {
             computed: !fcs16(FCS_INIT, body),
         });
     }
-    let mut body = &frame[..len - 2];
+    parse_body(&frame[..len - 2], len, max_info)
+}
+
+/// RFC 1662 section 3.1 and RFC 1661 section 13.1: the LCP protocol number.
+const PROTOCOL_LCP: u16 = 0xc021;
+
+/// An LCP Configure, Terminate or Code-Reject packet (codes 1..7), which
+/// always travels with the 16-bit FCS (RFC 1570 s2.1).
+fn is_lcp_configure(protocol: u16, info: &[u8]) -> bool {
+    protocol == PROTOCOL_LCP && info.first().is_some_and(|code| (1..=7).contains(code))
+}
+
+/// Takes apart a frame received under the Null FCS (RFC 1570 section
+/// 2.1.2). A frame that holds an LCP Configure, Terminate or Code-Reject
+/// packet (codes 1..7) was sent with the LCP defaults, 16-bit FCS included,
+/// and is checked as such: a renegotiation starts in the default framing.
+fn parse_frame_null_fcs(frame: &[u8], max_info: usize) -> Result<Frame<'_>, FrameError> {
+    // Room for an FCS read as information until the code is known.
+    let parsed = parse_body(frame, frame.len(), max_info.saturating_add(2))?;
+    if is_lcp_configure(parsed.protocol, parsed.info) {
+        // The last two octets are the FCS, not information.
+        return parse_frame(frame, max_info);
+    }
+    if parsed.info.len() > max_info {
+        return Err(FrameError::TooLong {
+            len: frame.len(),
+            max_info,
+        });
+    }
+    Ok(parsed)
+}
+
+/// Takes apart the octets before the FCS: `ff 03` if present, the protocol
+/// field and the information field. `len` is the whole frame's length, for
+/// errors.
+fn parse_body(body: &[u8], len: usize, max_info: usize) -> Result<Frame<'_>, FrameError> {
+    let mut body = body;
     let mut address_control_omitted = true;
     if let [ADDRESS, control, rest @ ..] = body {
         if *control != CONTROL {

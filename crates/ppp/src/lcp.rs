@@ -7,11 +7,20 @@
 //! the peer asks for a method we have credentials for (else Nak'd with
 //! one we can do, or rejected when we can do none). Quality-Protocol and
 //! every unknown option are rejected.
+//!
+//! FCS-Alternatives (RFC 1570 section 2.1) is asked for with the Null FCS
+//! when the configuration says `fcs = null`; the option names the FCS its
+//! sender wants to receive, so each direction is agreed on its own. We can
+//! receive and send the Null FCS and the 16-bit FCS, not the 32-bit one: a
+//! request for 0x01 (when allowed) or 0x02 is acked, other non-zero values
+//! are Nak'd with one we can do, zero is rejected. A peer that rejects the
+//! option (pppd does) leaves both directions on the 16-bit FCS.
 
 use std::fmt;
 
 use crate::auth::AuthMethod;
 use crate::fsm::{Negotiator, OptionVerdict};
+use crate::hdlc::FcsMode;
 use crate::link::LcpConfig;
 use crate::rng::Rng;
 use crate::wire::{
@@ -34,6 +43,26 @@ pub mod kind {
     pub const PFC: u8 = 7;
     /// Address-and-Control-Field-Compression (s6.6).
     pub const ACFC: u8 = 8;
+    /// FCS-Alternatives (RFC 1570 s2.1).
+    pub const FCS_ALTERNATIVES: u8 = 9;
+}
+
+/// Bits of the FCS-Alternatives option value (RFC 1570 s2.1).
+pub mod fcs_bits {
+    /// Null FCS (s2.1.2).
+    pub const NULL: u8 = 0x01;
+    /// CCITT 16-bit FCS (RFC 1662 s3.1), the default.
+    pub const CCITT_16: u8 = 0x02;
+    /// CCITT 32-bit FCS (RFC 1662 appendix C.3); we do not implement it.
+    pub const CCITT_32: u8 = 0x04;
+}
+
+/// The FCS-Alternatives value that asks for `mode`.
+pub fn fcs_mode_bits(mode: FcsMode) -> u8 {
+    match mode {
+        FcsMode::Fcs16 => fcs_bits::CCITT_16,
+        FcsMode::Null => fcs_bits::NULL,
+    }
 }
 
 /// The smallest MRU we agree to send with (pppd's MINMRU).
@@ -68,6 +97,9 @@ pub enum LcpOption<'a> {
     Pfc,
     /// Address-and-Control-Field-Compression (s6.6).
     Acfc,
+    /// FCS-Alternatives (RFC 1570 s2.1): the FCS bits the sender wants to
+    /// receive.
+    FcsAlternatives(u8),
     /// Anything else.
     Unknown(RawOption<'a>),
 }
@@ -111,6 +143,10 @@ impl<'a> LcpOption<'a> {
                 exact::<0>("LCP", option, "accomp", "2")?;
                 LcpOption::Acfc
             }
+            kind::FCS_ALTERNATIVES => {
+                let [bits] = exact("LCP", option, "fcs-alternatives", "3")?;
+                LcpOption::FcsAlternatives(bits)
+            }
             _ => LcpOption::Unknown(*option),
         })
     }
@@ -141,6 +177,9 @@ pub fn describe_option(f: &mut fmt::Formatter<'_>, option: &RawOption<'_>) -> fm
         Ok(LcpOption::MagicNumber(magic)) => write!(f, "magic {magic:#x}"),
         Ok(LcpOption::Pfc) => f.write_str("pcomp"),
         Ok(LcpOption::Acfc) => f.write_str("accomp"),
+        // pppd prints options it knows by name; this one as user-ppp's
+        // FCSALT does, with the bits in hex.
+        Ok(LcpOption::FcsAlternatives(bits)) => write!(f, "fcs-alternatives {bits:#x}"),
         Ok(LcpOption::Unknown(raw)) => write_unknown_option(f, &raw),
         Err(e) => write!(f, "malformed: {e}"),
     }
@@ -162,6 +201,9 @@ pub struct LcpValues {
     /// Authentication-Protocol: in `ours`, the method the peer agreed to
     /// authenticate with; in `peer`, the one it wants from us.
     pub auth: Option<AuthMethod>,
+    /// FCS-Alternatives (RFC 1570 s2.1): in `ours`, the FCS the peer agreed
+    /// to send us; in `peer`, the one we send.
+    pub fcs: FcsMode,
 }
 
 impl Default for LcpValues {
@@ -174,6 +216,7 @@ impl Default for LcpValues {
             pfc: false,
             acfc: false,
             auth: None,
+            fcs: FcsMode::Fcs16,
         }
     }
 }
@@ -209,6 +252,8 @@ struct Wants {
     pfc: bool,
     acfc: bool,
     auth: Option<AuthMethod>,
+    /// The FCS-Alternatives value we ask for (RFC 1570 s2.1).
+    fcs: Option<u8>,
 }
 
 impl LcpNegotiator {
@@ -222,6 +267,7 @@ impl LcpNegotiator {
                 pfc: false,
                 acfc: false,
                 auth: None,
+                fcs: None,
             },
             config,
             rng: Rng::new(seed),
@@ -284,6 +330,8 @@ impl Negotiator for LcpNegotiator {
             pfc: self.config.pfc,
             acfc: self.config.acfc,
             auth: self.auth_require.first().copied(),
+            // Asking for the default 16-bit FCS would change nothing.
+            fcs: (self.config.fcs == FcsMode::Null).then_some(fcs_bits::NULL),
         };
         self.auth_refused = false;
         self.ours = LcpValues::default();
@@ -311,6 +359,9 @@ impl Negotiator for LcpNegotiator {
         }
         if self.want.acfc {
             emit_option(out, kind::ACFC, &[]);
+        }
+        if let Some(bits) = self.want.fcs {
+            emit_option(out, kind::FCS_ALTERNATIVES, &[bits]);
         }
     }
 
@@ -367,6 +418,35 @@ impl Negotiator for LcpNegotiator {
                 self.peer.acfc = true;
                 OptionVerdict::Ack
             }
+            // RFC 1570 s2.1: the peer names the FCS it wants to receive.
+            // We send one FCS per frame, so only a single bit we can do is
+            // acked; the Null FCS only when our configuration allows it.
+            LcpOption::FcsAlternatives(0) => OptionVerdict::Reject,
+            LcpOption::FcsAlternatives(bits) => {
+                let null_ok = self.config.fcs == FcsMode::Null;
+                match bits {
+                    fcs_bits::NULL if null_ok => {
+                        self.peer.fcs = FcsMode::Null;
+                        OptionVerdict::Ack
+                    }
+                    fcs_bits::CCITT_16 => {
+                        self.peer.fcs = FcsMode::Fcs16;
+                        OptionVerdict::Ack
+                    }
+                    _ => {
+                        // Several bits, the 32-bit FCS, unknown bits, or a
+                        // Null FCS we do not allow: suggest the one we can
+                        // do, the Null FCS if the peer can take it.
+                        let suggestion = if null_ok && bits & fcs_bits::NULL != 0 {
+                            fcs_bits::NULL
+                        } else {
+                            fcs_bits::CCITT_16
+                        };
+                        emit_option(nak, kind::FCS_ALTERNATIVES, &[suggestion]);
+                        OptionVerdict::Nak
+                    }
+                }
+            }
             LcpOption::AuthProtocol { protocol, data } => {
                 match AuthMethod::from_option(protocol, data) {
                     Some(m) if self.auth_can.contains(&m) => {
@@ -398,6 +478,10 @@ impl Negotiator for LcpNegotiator {
             pfc: self.want.pfc,
             acfc: self.want.acfc,
             auth: self.want.auth,
+            fcs: match self.want.fcs {
+                Some(fcs_bits::NULL) => FcsMode::Null,
+                _ => FcsMode::Fcs16,
+            },
         };
     }
 
@@ -445,6 +529,12 @@ impl Negotiator for LcpNegotiator {
                     }
                 }
             }
+            // RFC 1570 s2.1: the peer cannot send the Null FCS. Anything
+            // else it offers that we can receive is the 16-bit FCS, the
+            // default: stop asking.
+            LcpOption::FcsAlternatives(_) if self.want.fcs.is_some() => {
+                self.want.fcs = None;
+            }
             // Nak'd options we did not ask for (e.g. a prompt for
             // authentication) are not followed.
             _ => {}
@@ -459,6 +549,8 @@ impl Negotiator for LcpNegotiator {
             kind::MAGIC => self.want.magic = None,
             kind::PFC => self.want.pfc = false,
             kind::ACFC => self.want.acfc = false,
+            // pppd does not know FCS-Alternatives: stay on the 16-bit FCS.
+            kind::FCS_ALTERNATIVES => self.want.fcs = None,
             kind::AUTH if self.want.auth.is_some() => {
                 // We require authentication: the link cannot go on; the
                 // link engine closes it when LCP opens without it.

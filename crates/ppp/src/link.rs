@@ -19,7 +19,7 @@ use crate::auth::{AuthConfig, AuthMethod, AuthOutcome, AuthOutput, AuthPeer, Aut
 use crate::ccp::{CcpConfig, CcpMethod, CcpNegotiator, DeflateRx, DeflateTx, MppeRx, MppeTx};
 use crate::display::{describe, escaped};
 use crate::fsm::{Fsm, Output, Signal, State};
-use crate::hdlc::{Decoder, Encoder, FrameError, DEFAULT_ACCM};
+use crate::hdlc::{Decoder, Encoder, FcsMode, FrameError, DEFAULT_ACCM};
 use crate::ipcp::IpcpNegotiator;
 use crate::ipv6cp::{link_local_text, Ipv6cpNegotiator};
 use crate::lcp::LcpNegotiator;
@@ -76,6 +76,11 @@ pub struct LcpConfig {
     pub pfc: bool,
     /// Ask for / accept Address-and-Control-Field-Compression.
     pub acfc: bool,
+    /// FCS-Alternatives (RFC 1570 s2.1): [`FcsMode::Null`] asks the peer to
+    /// send without FCS and agrees to send without FCS when asked; the
+    /// default [`FcsMode::Fcs16`] asks nothing and keeps the 16-bit FCS.
+    /// Only for links whose lower layer protects the bytes (SSH).
+    pub fcs: FcsMode,
     /// Identification text (RFC 1570) sent once LCP is opened.
     pub ident: Option<String>,
     /// Keepalive: send Echo-Request every `interval`, link down after
@@ -306,6 +311,7 @@ impl Default for LcpConfig {
             escape: Vec::new(),
             pfc: true,
             acfc: true,
+            fcs: FcsMode::Fcs16,
             ident: None,
             echo: Some(EchoConfig::default()),
         }
@@ -364,6 +370,10 @@ pub struct LinkStatus {
     pub tx_pfc: bool,
     /// We send with Address-and-Control-Field-Compression.
     pub tx_acfc: bool,
+    /// The FCS we send ordinary frames with (RFC 1570 s2.1).
+    pub tx_fcs: FcsMode,
+    /// The FCS the peer agreed to send us.
+    pub rx_fcs: FcsMode,
     /// The peer's Identification text (RFC 1570).
     pub peer_ident: Option<String>,
     /// Our IPv4 address (IPCP opened).
@@ -415,6 +425,8 @@ pub struct Link {
     /// `None` only while `handle_input` runs the decoder.
     decoder: Option<Decoder>,
     rx_accm: u32,
+    /// The receive FCS, applied between frames like `rx_accm`.
+    rx_fcs: FcsMode,
     tx: Vec<u8>,
     events: VecDeque<Event>,
     stats: LinkStats,
@@ -518,6 +530,7 @@ impl Link {
             encoder: Encoder::new(),
             decoder: Some(Decoder::new(max_info)),
             rx_accm: DEFAULT_ACCM,
+            rx_fcs: FcsMode::Fcs16,
             tx: Vec::new(),
             events: VecDeque::new(),
             stats: LinkStats::default(),
@@ -647,6 +660,9 @@ impl Link {
             });
             if decoder.rx_accm() != self.rx_accm {
                 decoder.set_rx_accm(self.rx_accm);
+            }
+            if decoder.rx_fcs() != self.rx_fcs {
+                decoder.set_rx_fcs(self.rx_fcs);
             }
         }
         self.decoder = Some(decoder);
@@ -798,6 +814,8 @@ impl Link {
             rx_accm: lcp.ours.accm,
             tx_pfc: lcp.peer.pfc && self.lcp.state() == State::Opened,
             tx_acfc: lcp.peer.acfc && self.lcp.state() == State::Opened,
+            tx_fcs: self.encoder.fcs(),
+            rx_fcs: self.rx_fcs,
             peer_ident: self.peer_ident.clone(),
             local_ip: ipcp_open.then_some(self.ipcp.negotiator.local),
             peer_ip: ipcp_open.then_some(self.ipcp.negotiator.peer),
@@ -848,6 +866,15 @@ impl Link {
         self.encoder = Encoder::new();
         self.encoder.set_escape(&self.config.lcp.escape);
         self.set_rx_accm(DEFAULT_ACCM);
+        self.set_rx_fcs(FcsMode::Fcs16);
+    }
+
+    /// The receive FCS (RFC 1570 s2.1); applied between frames.
+    fn set_rx_fcs(&mut self, mode: FcsMode) {
+        self.rx_fcs = mode;
+        if let Some(decoder) = &mut self.decoder {
+            decoder.set_rx_fcs(mode);
+        }
     }
 
     /// The receive ACCM; applied between frames (see `handle_input`).
@@ -1699,6 +1726,18 @@ impl Link {
                 self.encoder.set_pfc(peer.pfc);
                 self.encoder.set_acfc(peer.acfc);
                 self.set_rx_accm(ours.accm);
+                // RFC 1570 s2.1: each direction's FCS is the one its
+                // receiver asked for and the sender acked.
+                self.encoder.set_fcs(peer.fcs);
+                self.set_rx_fcs(ours.fcs);
+                if ours.fcs != FcsMode::Fcs16 || peer.fcs != FcsMode::Fcs16 {
+                    tracing::info!(
+                        "{}: LCP: FCSALT rx {} tx {}",
+                        self.name,
+                        fcs_text(ours.fcs),
+                        fcs_text(peer.fcs)
+                    );
+                }
                 if let Some(magic) = peer.magic {
                     tracing::info!("{}: LCP: MAGICNUM {:08x}", self.name, magic);
                 }
@@ -1905,5 +1944,13 @@ impl std::fmt::Debug for Link {
             .field("ipcp", &self.ipcp.state())
             .field("ipv6cp", &self.ipv6cp.as_ref().map(|f| f.state()))
             .finish()
+    }
+}
+
+/// The FCS as user-ppp names it in its FCSALT lines.
+fn fcs_text(mode: FcsMode) -> &'static str {
+    match mode {
+        FcsMode::Fcs16 => "16-bit",
+        FcsMode::Null => "null",
     }
 }

@@ -45,6 +45,7 @@ use tsunagi_crypto::Secret;
 use tsunagi_host::netlink::Ipv4Net;
 use tsunagi_ppp::auth::{AuthConfig, AuthMethod};
 use tsunagi_ppp::ccp::{CcpConfig, DeflateConfig, MppeConfig};
+use tsunagi_ppp::hdlc::FcsMode;
 use tsunagi_ppp::link::{EchoConfig, FsmTimers, IpcpConfig, Ipv6cpConfig, LcpConfig, LinkConfig};
 
 use crate::auth::Credentials;
@@ -129,6 +130,17 @@ impl fmt::Display for Cidr {
     }
 }
 
+/// The `fcs` key's values (RFC 1570 s2.1 FCS-Alternatives).
+#[derive(Debug, Clone, Copy, Deserialize)]
+enum FcsSetting {
+    /// The 16-bit FCS of RFC 1662, asked for by nobody: the default.
+    #[serde(rename = "16")]
+    Fcs16,
+    /// Ask for the Null FCS and accept sending without FCS.
+    #[serde(rename = "null")]
+    Null,
+}
+
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RawFile {
@@ -165,6 +177,7 @@ struct RawLink {
     mtu: Option<Spanned<u16>>,
     pfc: Option<bool>,
     acfc: Option<bool>,
+    fcs: Option<FcsSetting>,
     ipv6cp: Option<bool>,
     dns: Option<Spanned<Vec<Ipv4Addr>>>,
     #[serde(default)]
@@ -277,6 +290,10 @@ pub struct LinkSettings {
     pub pfc: bool,
     /// Address-and-Control-Field-Compression.
     pub acfc: bool,
+    /// FCS-Alternatives (RFC 1570 s2.1): `fcs = "null"` asks the peer to
+    /// send without FCS and agrees to do the same; `"16"` (default) keeps
+    /// the 16-bit FCS.
+    pub fcs: FcsMode,
     /// Negotiate IPV6CP.
     pub ipv6cp: bool,
     /// DNS servers handed to peers that ask (at most 2, RFC 1877).
@@ -537,6 +554,10 @@ fn validate_link(
         mtu,
         pfc: raw.pfc.unwrap_or(true),
         acfc: raw.acfc.unwrap_or(true),
+        fcs: match raw.fcs.unwrap_or(FcsSetting::Fcs16) {
+            FcsSetting::Fcs16 => FcsMode::Fcs16,
+            FcsSetting::Null => FcsMode::Null,
+        },
         ipv6cp: raw.ipv6cp.unwrap_or(true),
         dns: raw.dns.map(Spanned::into_inner).unwrap_or_default(),
         usepeerdns: raw.usepeerdns,
@@ -779,6 +800,7 @@ impl LinkSettings {
                 escape: self.escape.clone(),
                 pfc: self.pfc,
                 acfc: self.acfc,
+                fcs: self.fcs,
                 ident: self.ident.clone(),
                 echo: (!self.echo_interval.is_zero()).then_some(EchoConfig {
                     interval: self.echo_interval,
@@ -897,6 +919,7 @@ mru = 1500                      # default 1500
 mtu = 1500                      # tun MTU, default = min(mru, peer's MRU)
 pfc = true                      # default true
 acfc = true                     # default true
+fcs = "16"                      # "16" (default) or "null": RFC 1570 Null FCS, for SSH links only
 ipv6cp = false                  # default true; false = user-ppp `disable ipv6cp`
 dns = ["10.224.1.1"]            # handed to peers that ask
 usepeerdns = false
