@@ -1006,6 +1006,20 @@ tun_offload = true              # default true: TCP super-packets (TSO/GSO on th
     }
 
     #[test]
+    fn fcs_key() {
+        let base = "[link.x]\nmode = \"direct\"\nallow_users = [\"u\"]\n";
+        let c = parse(base).unwrap();
+        assert_eq!(c.links[0].link_config().lcp.fcs, FcsMode::Fcs16);
+        let c = parse(&format!("{base}fcs = \"null\"\n")).unwrap();
+        assert_eq!(c.links[0].link_config().lcp.fcs, FcsMode::Null);
+        let c = parse(&format!("{base}fcs = \"16\"\n")).unwrap();
+        assert_eq!(c.links[0].link_config().lcp.fcs, FcsMode::Fcs16);
+        let e = err(&format!("{base}fcs = \"32\"\n"));
+        // The line of the key and the values that are allowed.
+        assert!(e.contains(":4:") && e.contains("`16` or `null`"), "{e}");
+    }
+
+    #[test]
     fn unknown_key_names_line_and_key() {
         let e = err("[link.x]\nmode = \"dial\"\ndevice = \"cat\"\nmur = 1500\n");
         assert!(e.starts_with("t.toml:4:1: "), "{e}");
