@@ -1,0 +1,263 @@
+//! `[policy]`: the gateway's filter and NAT in seed 000's ipf/ipnat
+//! language, compiled to nftables (crates/policy) and applied by the daemon
+//! (crates/host `policy_apply`), with ipmon lines from NFLOG.
+//!
+//! ```toml
+//! [policy]
+//! ipf = "/etc/tsunagi/ipf.rules"        # optional
+//! ipnat = "/etc/tsunagi/ipnat.rules"    # optional
+//! interfaces = { em0 = "eth0", em1 = "eth1", tun0 = "ts-labs" }  # rules name -> Linux name (lo0 = lo built in)
+//! forwarding = true                     # net.ipv4.ip_forward at start; omit to leave it
+//! keep_on_exit = false                  # keep the nftables tables when the daemon stops
+//! nflog_group = 1                       # NFLOG group of `log` rules
+//! log_file = "/var/log/ipf.log"         # ipmon lines; omit: the daemon's log
+//! ```
+//!
+//! A link's tun device is named by its link (`tun` in `[link.NAME]`), so the
+//! rules keep their FreeBSD names and `interfaces` says which tun is `tun0`.
+
+use std::collections::BTreeMap;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::time::SystemTime;
+
+use serde::Deserialize;
+use tracing::{info, warn};
+use tsunagi_host::policy_apply::{
+    check_rules_file, hit_table, ipmon_timestamp, remove, IpmonLog, LoadedPolicy, PolicyError,
+};
+use tsunagi_host::policy_route;
+
+/// `[policy]` as written.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawPolicy {
+    ipf: Option<PathBuf>,
+    ipnat: Option<PathBuf>,
+    #[serde(default)]
+    interfaces: BTreeMap<String, String>,
+    forwarding: Option<bool>,
+    #[serde(default)]
+    keep_on_exit: bool,
+    nflog_group: Option<u16>,
+    log_file: Option<PathBuf>,
+}
+
+/// `[policy]`, validated.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PolicySettings {
+    /// ipf.rules file.
+    pub ipf: Option<PathBuf>,
+    /// ipnat.rules file.
+    pub ipnat: Option<PathBuf>,
+    /// Interface names in the rules -> Linux names.
+    pub interfaces: BTreeMap<String, String>,
+    /// Set `net.ipv4.ip_forward` at start (`None`: leave it).
+    pub forwarding: Option<bool>,
+    /// Leave the tables in place when the daemon stops.
+    pub keep_on_exit: bool,
+    /// NFLOG group for `log` rules.
+    pub nflog_group: u16,
+    /// Where ipmon lines go; `None`: the daemon's log.
+    pub log_file: Option<PathBuf>,
+}
+
+impl RawPolicy {
+    /// Validate; the error names the key.
+    pub fn validate(self) -> Result<PolicySettings, String> {
+        if self.ipf.is_none() && self.ipnat.is_none() {
+            return Err("policy: needs `ipf` or `ipnat` (a rules file)".into());
+        }
+        for (from, to) in &self.interfaces {
+            if to.is_empty() || to.len() > crate::config::MAX_IFNAME_LEN || to.contains('/') {
+                return Err(format!(
+                    "policy.interfaces.{from}: {to:?} is not a Linux interface name (1-15 bytes, no '/')"
+                ));
+            }
+        }
+        Ok(PolicySettings {
+            ipf: self.ipf,
+            ipnat: self.ipnat,
+            interfaces: self.interfaces,
+            forwarding: self.forwarding,
+            keep_on_exit: self.keep_on_exit,
+            nflog_group: self.nflog_group.unwrap_or(1),
+            log_file: self.log_file,
+        })
+    }
+}
+
+impl PolicySettings {
+    /// Read, parse and compile the rule files.
+    pub fn load(&self) -> Result<LoadedPolicy, PolicyError> {
+        LoadedPolicy::load(
+            self.ipf.as_deref(),
+            self.ipnat.as_deref(),
+            &self.interfaces,
+            self.nflog_group,
+        )
+    }
+}
+
+/// `tsunagi policy check FILE`.
+pub fn check(file: &Path) -> i32 {
+    match check_rules_file(file) {
+        Ok(summary) => {
+            println!("{summary}");
+            0
+        }
+        Err(e) => {
+            eprintln!("{e}");
+            1
+        }
+    }
+}
+
+/// `tsunagi policy show`: the ruleset the config's `[policy]` compiles to.
+pub fn show(settings: Option<&PolicySettings>) -> i32 {
+    let Some(settings) = settings else {
+        eprintln!("the config has no [policy] section");
+        return 1;
+    };
+    match settings.load() {
+        Ok(p) => {
+            println!("{}", p.show());
+            0
+        }
+        Err(e) => {
+            eprintln!("{e}");
+            1
+        }
+    }
+}
+
+/// Per-rule hit counters for `tsunagi status` (needs the nftables tables,
+/// so root); `None` without `[policy]`.
+pub fn status_text(settings: Option<&PolicySettings>) -> Option<Result<String, String>> {
+    let settings = settings?;
+    Some(
+        settings
+            .load()
+            .map_err(|e| e.to_string())
+            .and_then(|p| p.hit_counts().map_err(|e| e.to_string()))
+            .map(|hits| hit_table(&hits)),
+    )
+}
+
+/// The applied policy of a running daemon.
+#[derive(Debug)]
+pub struct RunningPolicy {
+    keep_on_exit: bool,
+    log_task: Option<tokio::task::JoinHandle<()>>,
+}
+
+/// Apply at daemon start: compile, `nft -j -f -`, forwarding, ipmon task.
+/// An error stops the daemon: a gateway should not run without its filter.
+pub fn start(settings: &PolicySettings) -> anyhow::Result<RunningPolicy> {
+    let policy = settings.load()?;
+    let log = IpmonLog::bind(settings.nflog_group, policy.map.clone())
+        .map_err(|e| anyhow::anyhow!("policy: NFLOG group {}: {e}", settings.nflog_group))?;
+    policy
+        .apply()
+        .map_err(|e| anyhow::anyhow!("policy: cannot apply the ruleset: {e}"))?;
+    if let Some(on) = settings.forwarding {
+        policy_route::set_ip_forwarding(on)
+            .map_err(|e| anyhow::anyhow!("policy: ip forwarding: {e}"))?;
+    }
+    info!(
+        "policy applied: {} ipf rules, {} ipnat rules, NFLOG group {}",
+        policy.ipf.rules.len(),
+        policy.ipnat.rules.len(),
+        settings.nflog_group
+    );
+    let file = settings.log_file.clone();
+    let log_task = tokio::spawn(ipmon_lines(log, file));
+    Ok(RunningPolicy {
+        keep_on_exit: settings.keep_on_exit,
+        log_task: Some(log_task),
+    })
+}
+
+impl RunningPolicy {
+    /// At shutdown: stop logging, remove the tables unless kept.
+    pub fn stop(mut self) {
+        if let Some(t) = self.log_task.take() {
+            t.abort();
+        }
+        if self.keep_on_exit {
+            info!("policy: keep_on_exit: nftables tables left in place");
+        } else if let Err(e) = remove() {
+            warn!("policy: cannot remove the ruleset: {e}");
+        } else {
+            info!("policy removed");
+        }
+    }
+}
+
+async fn ipmon_lines(log: IpmonLog, file: Option<PathBuf>) {
+    let mut out = match &file {
+        None => None,
+        Some(path) => match std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(path)
+        {
+            Ok(f) => Some(f),
+            Err(e) => {
+                warn!(
+                    "policy: ipmon log {}: {e}; using the daemon's log",
+                    path.display()
+                );
+                None
+            }
+        },
+    };
+    loop {
+        match log.next_lines().await {
+            Ok(lines) => {
+                for line in lines {
+                    match &mut out {
+                        Some(f) => {
+                            let _ = writeln!(f, "{} {line}", ipmon_timestamp(SystemTime::now()));
+                        }
+                        None => info!(target: "ipmon", "{line}"),
+                    }
+                }
+            }
+            Err(e) => {
+                warn!("policy: NFLOG read failed, ipmon lines stop: {e}");
+                return;
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn validation_names_the_key() {
+        let raw: RawPolicy = toml::from_str(
+            "ipf = \"/etc/ipf.rules\"\ninterfaces = { em0 = \"eth0\", tun0 = \"ts-labs\" }\nforwarding = true\n",
+        )
+        .unwrap();
+        let s = raw.validate().unwrap();
+        assert_eq!(s.nflog_group, 1);
+        assert_eq!(s.interfaces["tun0"], "ts-labs");
+        assert!(!s.keep_on_exit);
+        let raw: RawPolicy = toml::from_str("interfaces = { em0 = \"eth0\" }\n").unwrap();
+        assert!(raw
+            .validate()
+            .unwrap_err()
+            .contains("needs `ipf` or `ipnat`"));
+        let raw: RawPolicy =
+            toml::from_str("ipf = \"/x\"\ninterfaces = { em0 = \"a-very-long-interface-name\" }\n")
+                .unwrap();
+        assert!(raw
+            .validate()
+            .unwrap_err()
+            .contains("policy.interfaces.em0"));
+        assert!(toml::from_str::<RawPolicy>("ipf = \"/x\"\nipff = 1\n").is_err());
+    }
+}
