@@ -61,6 +61,24 @@ pub enum Command {
     },
     /// Seed 000's HOME and Labs sites in network namespaces.
     Lab(crate::lab::LabArgs),
+    /// The `[policy]` rules (ipf.rules / ipnat.rules).
+    Policy {
+        /// What to do with them.
+        #[command(subcommand)]
+        action: PolicyAction,
+    },
+}
+
+/// `tsunagi policy ...`
+#[derive(Debug, Subcommand)]
+pub enum PolicyAction {
+    /// Parse and compile an ipf.rules or ipnat.rules file (by its first rule).
+    Check {
+        /// The rules file.
+        file: PathBuf,
+    },
+    /// Print the nftables ruleset the config's [policy] compiles to.
+    Show,
 }
 
 /// Parse the command line and run it.
@@ -132,6 +150,9 @@ pub fn run(cli: Cli) -> i32 {
                         status_table(&links)
                     };
                     let _ = std::io::stdout().write_all(out.as_bytes());
+                    if !json {
+                        policy_status(&config_path);
+                    }
                     0
                 }
                 Ok(other) => report_other(other),
@@ -149,6 +170,18 @@ pub fn run(cli: Cli) -> i32 {
             &control_socket(cli.socket, &config_path),
             Request::Hangup { link: name },
         ),
+        Command::Policy {
+            action: PolicyAction::Check { file },
+        } => crate::policy::check(&file),
+        Command::Policy {
+            action: PolicyAction::Show,
+        } => match Config::load(&config_path) {
+            Ok(c) => crate::policy::show(c.policy.as_ref()),
+            Err(e) => {
+                eprintln!("{e}");
+                1
+            }
+        },
         Command::Lab(args) => match crate::lab::run(args) {
             Ok(()) => 0,
             Err(e) => {
@@ -156,6 +189,21 @@ pub fn run(cli: Cli) -> i32 {
                 1
             }
         },
+    }
+}
+
+/// Per-rule hit counters after the link table, when the config has a
+/// `[policy]` (reading them needs root: otherwise a note on stderr).
+fn policy_status(config_path: &Path) {
+    let Ok(config) = Config::load(config_path) else {
+        return;
+    };
+    match crate::policy::status_text(config.policy.as_ref()) {
+        None => {}
+        Some(Ok(table)) => {
+            let _ = std::io::stdout().write_all(format!("\n{table}").as_bytes());
+        }
+        Some(Err(e)) => eprintln!("policy counters: {e}"),
     }
 }
 

@@ -148,6 +148,7 @@ struct RawFile {
     daemon: RawDaemon,
     #[serde(default)]
     link: BTreeMap<String, Spanned<RawLink>>,
+    policy: Option<Spanned<crate::policy::RawPolicy>>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -334,6 +335,8 @@ pub struct Config {
     pub daemon: DaemonSettings,
     /// The links, sorted by name.
     pub links: Vec<LinkSettings>,
+    /// `[policy]`: filter and NAT rules (see [`crate::policy`]).
+    pub policy: Option<crate::policy::PolicySettings>,
 }
 
 impl Config {
@@ -392,10 +395,22 @@ impl Config {
             }
             links.push(link);
         }
+        let policy = match raw.policy {
+            None => None,
+            Some(p) => {
+                let span = p.span();
+                Some(
+                    p.into_inner()
+                        .validate()
+                        .map_err(|m| invalid(Some(span), m))?,
+                )
+            }
+        };
         Ok(Config {
             path: path.to_path_buf(),
             daemon,
             links,
+            policy,
         })
     }
 

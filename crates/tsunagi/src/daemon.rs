@@ -141,11 +141,30 @@ async fn serve(config: Config, socket: PathBuf) -> anyhow::Result<()> {
     // Before anything else: a SIGTERM from now on is a clean shutdown.
     let mut sigterm = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
     let mut sigint = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::interrupt())?;
-    let listener = bind_control_socket(&socket)?;
+    // The filter before the control socket and any link: once the daemon
+    // answers, the gateway does not run open.
+    let policy = config
+        .policy
+        .as_ref()
+        .map(crate::policy::start)
+        .transpose()?;
+    let stop_policy = |policy: Option<crate::policy::RunningPolicy>| {
+        if let Some(p) = policy {
+            p.stop();
+        }
+    };
+    let listener = match bind_control_socket(&socket) {
+        Ok(l) => l,
+        Err(e) => {
+            stop_policy(policy);
+            return Err(e);
+        }
+    };
     let netlink = match Netlink::new() {
         Ok(n) => Arc::new(n),
         Err(e) => {
             let _ = std::fs::remove_file(&socket);
+            stop_policy(policy);
             return Err(e).context("cannot open rtnetlink");
         }
     };
@@ -207,6 +226,7 @@ async fn serve(config: Config, socket: PathBuf) -> anyhow::Result<()> {
     }
     server.abort();
     let _ = std::fs::remove_file(&socket);
+    stop_policy(policy);
     info!("tsunagi stopped");
     Ok(())
 }

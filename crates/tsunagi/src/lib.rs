@@ -7,7 +7,8 @@
 //! - [`driver`]: the I/O loop of one PPP session (stream <-> engine <-> tun);
 //! - [`hooks`]: ip-up / ip-down;
 //! - [`cli`]: the subcommands;
-//! - [`lab`]: seed 000's two sites in network namespaces (`tsunagi lab`).
+//! - [`lab`]: seed 000's two sites in network namespaces (`tsunagi lab`);
+//! - [`policy`]: `[policy]`, ipf/ipnat rules applied as nftables, ipmon lines.
 #![forbid(unsafe_code)]
 
 pub mod auth;
@@ -19,4 +20,5 @@ pub mod driver;
 pub mod hooks;
 pub mod lab;
 pub mod logging;
+pub mod policy;
 pub mod users;
