@@ -30,6 +30,13 @@
 //! "require" | "allow-128" | "allow-40" | "allow"` with `mppe_stateful`,
 //! and `deflate = 9..=15`. The files are read by [`crate::auth`] at
 //! start-up, not here.
+//!
+//! Routing per link (issue 5): `routes` alone is a split tunnel;
+//! `default_route = true` makes it a full tunnel and needs `outer_peer` in
+//! dial mode (the SSH server, kept on its old next hop); `source_routes`
+//! (seed 001's borrowed addresses) get `ip rule from ADDR lookup
+//! route_table`. The driver installs them on IPCP up and removes them on
+//! down.
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -56,6 +63,9 @@ pub const DEFAULT_CONFIG_PATH: &str = "/etc/tsunagi/tsunagi.toml";
 pub const DEFAULT_CONTROL_SOCKET: &str = "/run/tsunagi/tsunagi.sock";
 /// Linux interface names are at most IFNAMSIZ - 1 = 15 bytes.
 pub const MAX_IFNAME_LEN: usize = 15;
+/// `route_table` of a link without one: this plus the link's index in name
+/// order (100, 101, ...), clear of the kernel's 253..=255.
+pub const DEFAULT_ROUTE_TABLE_BASE: u32 = 100;
 
 /// A config that could not be read or is not valid.
 #[derive(Debug, thiserror::Error)]
@@ -169,6 +179,11 @@ struct RawLink {
     remote: Option<Ipv4Addr>,
     #[serde(default)]
     routes: Vec<Spanned<String>>,
+    default_route: Option<Spanned<bool>>,
+    outer_peer: Option<Ipv4Addr>,
+    #[serde(default)]
+    source_routes: Vec<Ipv4Addr>,
+    route_table: Option<Spanned<u32>>,
     ident: Option<String>,
     #[serde(default)]
     escape: Vec<u8>,
@@ -277,6 +292,20 @@ pub struct LinkSettings {
     pub remote: Option<Ipv4Addr>,
     /// Routes through the link while IPCP is open.
     pub routes: Vec<Ipv4Net>,
+    /// Full tunnel: `0.0.0.0/1` and `128.0.0.0/1` through the tun while
+    /// IPCP is open, with a host route keeping [`LinkSettings::outer_peer`]
+    /// on its old next hop; `false` is split tunnel (only `routes`).
+    pub default_route: bool,
+    /// The peer's outer (SSH) address; required with `default_route` in
+    /// dial mode, a direct link falls back to the SSH client address.
+    pub outer_peer: Option<Ipv4Addr>,
+    /// Addresses whose replies must leave through the tun (seed 001's
+    /// borrowed address): `ip rule from ADDR lookup route_table`.
+    pub source_routes: Vec<Ipv4Addr>,
+    /// The routing table holding the tun's default route for
+    /// `source_routes`: default [`DEFAULT_ROUTE_TABLE_BASE`] + the link's
+    /// index in name order.
+    pub route_table: u32,
     /// RFC 1570 Identification text.
     pub ident: Option<String>,
     /// Bytes always escaped when sending (user-ppp `set escape`).
@@ -382,6 +411,7 @@ impl Config {
                 span.clone(),
                 spanned.into_inner(),
                 daemon.secrets.as_deref(),
+                links.len(),
             )
             .map_err(|(span, msg)| invalid(Some(span), format!("link.{name}: {msg}")))?;
             if let Some(other) = tuns.insert(link.tun.clone(), name.clone()) {
@@ -390,6 +420,19 @@ impl Config {
                     format!(
                         "link.{name}: tun {:?} is already used by link.{other}",
                         link.tun
+                    ),
+                ));
+            }
+            if let Some(other) = links.iter().find(|l: &&LinkSettings| {
+                !l.source_routes.is_empty()
+                    && !link.source_routes.is_empty()
+                    && l.route_table == link.route_table
+            }) {
+                return Err(invalid(
+                    Some(span),
+                    format!(
+                        "link.{name}: route_table {} is already used by link.{} for its source_routes",
+                        link.route_table, other.name
                     ),
                 ));
             }
@@ -427,6 +470,7 @@ fn validate_link(
     section: Range<usize>,
     raw: RawLink,
     daemon_secrets: Option<&Path>,
+    index: usize,
 ) -> Result<LinkSettings, Invalid> {
     if name.is_empty()
         || !name
@@ -554,6 +598,29 @@ fn validate_link(
         // element, not at the whole array.
         routes.push(r.get_ref().parse::<Cidr>().map_err(|e| (r.span(), e))?.0);
     }
+    let default_route = raw.default_route.as_ref().is_some_and(|d| *d.get_ref());
+    if let Some(d) = raw.default_route.as_ref() {
+        if default_route && mode == Mode::Dial && raw.outer_peer.is_none() {
+            return Err((
+                d.span(),
+                "default_route = true in dial mode needs `outer_peer` (the SSH server's address, kept on its old route so the tunnel's own packets do not enter the tunnel)".into(),
+            ));
+        }
+    }
+    let route_table = match raw.route_table {
+        // 0 is unspec, 253..=255 are the kernel's default/main/local tables.
+        Some(t) if *t.get_ref() == 0 || (253..=255).contains(t.get_ref()) => {
+            return Err((
+                t.span(),
+                format!(
+                    "route_table {} is reserved (0 unspec, 253 default, 254 main, 255 local)",
+                    t.get_ref()
+                ),
+            ))
+        }
+        Some(t) => *t.get_ref(),
+        None => DEFAULT_ROUTE_TABLE_BASE.saturating_add(u32::try_from(index).unwrap_or(u32::MAX)),
+    };
     Ok(LinkSettings {
         name: name.to_string(),
         mode,
@@ -562,6 +629,10 @@ fn validate_link(
         local: raw.local,
         remote: raw.remote,
         routes,
+        default_route,
+        outer_peer: raw.outer_peer,
+        source_routes: raw.source_routes,
+        route_table,
         ident: raw.ident,
         escape: raw.escape,
         accm: raw.accm,
@@ -1042,6 +1113,57 @@ tun_offload = true              # default true: TCP super-packets (TSO/GSO on th
         let e = err("[daemon]\nsocket = \"/x\"\n");
         assert!(
             e.starts_with("t.toml:2:1: ") && e.contains("unknown field `socket`"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn routing_keys_default_to_split_tunnel() {
+        let c = parse("[link.a]\nmode = \"dial\"\ndevice = \"cat\"\n[link.b]\nmode = \"dial\"\ndevice = \"cat\"\n").unwrap();
+        assert!(!c.links[0].default_route);
+        assert_eq!(c.links[0].outer_peer, None);
+        assert!(c.links[0].source_routes.is_empty());
+        assert_eq!(c.links[0].route_table, DEFAULT_ROUTE_TABLE_BASE);
+        assert_eq!(c.links[1].route_table, DEFAULT_ROUTE_TABLE_BASE + 1);
+    }
+
+    #[test]
+    fn routing_keys_parse() {
+        let c = parse("[link.x]\nmode = \"dial\"\ndevice = \"cat\"\ndefault_route = true\nouter_peer = \"198.51.100.1\"\nsource_routes = [\"203.0.113.77\"]\nroute_table = 42\n").unwrap();
+        let l = &c.links[0];
+        assert!(l.default_route);
+        assert_eq!(l.outer_peer, Some(Ipv4Addr::new(198, 51, 100, 1)));
+        assert_eq!(l.source_routes, vec![Ipv4Addr::new(203, 0, 113, 77)]);
+        assert_eq!(l.route_table, 42);
+        // A direct link may leave outer_peer to the SSH client address.
+        let c = parse("[link.d]\nmode = \"direct\"\nallow_users = [\"u\"]\ndefault_route = true\n")
+            .unwrap();
+        assert!(c.links[0].default_route && c.links[0].outer_peer.is_none());
+    }
+
+    #[test]
+    fn routing_key_errors_name_position() {
+        let e = err("[link.x]\nmode = \"dial\"\ndevice = \"cat\"\ndefault_route = true\n");
+        assert!(e.starts_with("t.toml:4:17: "), "{e}");
+        assert!(e.contains("needs `outer_peer`"), "{e}");
+        // false needs nothing.
+        parse("[link.x]\nmode = \"dial\"\ndevice = \"cat\"\ndefault_route = false\n").unwrap();
+        let e = err("[link.x]\nmode = \"dial\"\ndevice = \"cat\"\ndefault_route = true\nouter_peer = \"198.51.100\"\n");
+        assert!(e.starts_with("t.toml:5:14: "), "{e}");
+        let e = err(
+            "[link.x]\nmode = \"dial\"\ndevice = \"cat\"\nsource_routes = [\"203.0.113.77/32\"]\n",
+        );
+        assert!(e.starts_with("t.toml:4:"), "{e}");
+        let e = err("[link.x]\nmode = \"dial\"\ndevice = \"cat\"\nroute_table = 254\n");
+        assert!(
+            e.starts_with("t.toml:4:15: ") && e.contains("reserved"),
+            "{e}"
+        );
+        let e = err("[link.x]\nmode = \"dial\"\ndevice = \"cat\"\nroute_table = 0\n");
+        assert!(e.contains("reserved"), "{e}");
+        let e = err("[link.a]\nmode = \"dial\"\ndevice = \"cat\"\nsource_routes = [\"203.0.113.7\"]\nroute_table = 7\n[link.b]\nmode = \"dial\"\ndevice = \"cat\"\nsource_routes = [\"203.0.113.8\"]\nroute_table = 7\n");
+        assert!(
+            e.contains("link.b: route_table 7 is already used by link.a"),
             "{e}"
         );
     }

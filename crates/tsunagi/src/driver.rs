@@ -41,6 +41,7 @@ use tokio::process::Child;
 use tokio::sync::{mpsc, oneshot, watch};
 use tracing::{debug, info, warn};
 use tsunagi_host::offload::{segment_tcp, MAX_OFFLOAD_PACKET};
+use tsunagi_host::policy_route::{NextHop, PolicyRoutes};
 use tsunagi_host::{Netlink, Tun};
 use tsunagi_ppp::link::{AuthEvent, DownReason, Event, IpVersion, Link, Phase};
 
@@ -262,6 +263,40 @@ pub fn random_seed() -> u64 {
     u64::from_ne_bytes(b)
 }
 
+/// The kept next hop for log lines: `GW (ifindex N)` or `ifindex N directly`.
+fn describe_hop(hop: NextHop) -> String {
+    match hop.gateway {
+        Some(gw) => format!("{gw} (ifindex {})", hop.oif),
+        None => format!("ifindex {} directly", hop.oif),
+    }
+}
+
+/// Undo [`Session::policy_routing_up`]; failures are logged.
+async fn policy_routing_down(s: &LinkSettings, ifname: &str, routing: InstalledRouting) {
+    let name = &s.name;
+    let InstalledRouting {
+        routes,
+        oif,
+        full_tunnel,
+        sources,
+    } = routing;
+    if let Some((outer, hop)) = full_tunnel {
+        match routes.end_full_tunnel(outer, hop, oif).await {
+            Ok(()) => info!("{name}: default route via {ifname} and host route to {outer} removed"),
+            Err(e) => warn!("{name}: default route via {ifname}: cannot remove: {e}"),
+        }
+    }
+    for addr in sources {
+        match routes
+            .end_source_route(addr, s.route_table, SOURCE_RULE_PRIORITY, oif)
+            .await
+        {
+            Ok(()) => info!("{name}: source route from {addr} via {ifname} removed"),
+            Err(e) => warn!("{name}: source route from {addr} via {ifname}: cannot remove: {e}"),
+        }
+    }
+}
+
 /// What a session needs from its supervisor.
 pub struct SessionCtx<'a> {
     /// The link's settings.
@@ -283,6 +318,21 @@ pub struct SessionCtx<'a> {
     pub shutdown: watch::Receiver<bool>,
     /// "ssh" or "direct" (pppd's tty argument of the hooks).
     pub tty: &'static str,
+}
+
+/// Priority of the `ip rule from ADDR lookup TABLE` rules of
+/// `source_routes`: before the main table's rule (32766), after local (0).
+pub const SOURCE_RULE_PRIORITY: u32 = 1000;
+
+/// Policy routing installed for an open IPCP, to undo on down.
+struct InstalledRouting {
+    routes: PolicyRoutes,
+    /// The tun's interface index.
+    oif: u32,
+    /// `default_route`: the peer's outer address and its kept next hop.
+    full_tunnel: Option<(Ipv4Addr, NextHop)>,
+    /// `source_routes` whose rule and table route went in.
+    sources: Vec<Ipv4Addr>,
 }
 
 /// Addresses while IPCP is open.
@@ -321,6 +371,7 @@ pub async fn run_session(ctx: SessionCtx<'_>, stream: Stream) -> SessionEnd {
         tun,
         link: None,
         ipv4: None,
+        routing: None,
         first_up: None,
         auth_failure: None,
         tun_errors: 0,
@@ -348,6 +399,8 @@ struct Session<'a> {
     tun: Tun,
     link: Option<Link>,
     ipv4: Option<Ipv4State>,
+    /// Full tunnel and source routes while IPCP is open.
+    routing: Option<InstalledRouting>,
     /// When IPCP first came up in this session (kept after it goes down:
     /// the redial backoff asks how long the link was good).
     first_up: Option<Instant>,
@@ -877,6 +930,7 @@ impl Session<'_> {
                 Err(e) => warn!("{name}: route {route} via {ifname}: {e}"),
             }
         }
+        self.routing = self.policy_routing_up(&ifname).await;
         self.first_up.get_or_insert_with(Instant::now);
         self.ipv4 = Some(Ipv4State { local, peer, dns });
         {
@@ -890,12 +944,94 @@ impl Session<'_> {
         }
     }
 
+    /// `default_route` (full tunnel) and `source_routes` of the link; a
+    /// failure is logged and leaves the link up (split tunnel then).
+    async fn policy_routing_up(&self, ifname: &str) -> Option<InstalledRouting> {
+        let s = self.ctx.settings;
+        let name = &s.name;
+        if !s.default_route && s.source_routes.is_empty() {
+            return None;
+        }
+        let routes = match PolicyRoutes::new() {
+            Ok(r) => r,
+            Err(e) => {
+                warn!("{name}: policy routing: {e}");
+                return None;
+            }
+        };
+        let oif = match self.ctx.netlink.ifindex(ifname).await {
+            Ok(i) => i,
+            Err(e) => {
+                warn!("{name}: policy routing: {ifname}: {e}");
+                return None;
+            }
+        };
+        let mut installed = InstalledRouting {
+            routes,
+            oif,
+            full_tunnel: None,
+            sources: Vec::new(),
+        };
+        if s.default_route {
+            // A direct link's peer is the SSH client when the config does not
+            // name it (SSH_CONNECTION's first field).
+            let outer = s.outer_peer.or_else(|| self.ctx.source.parse().ok());
+            match outer {
+                None => warn!(
+                    "{name}: default_route: no outer_peer and no SSH client address; split tunnel only"
+                ),
+                Some(outer) => {
+                    let before = installed.routes.route_to(outer).await;
+                    match installed.routes.start_full_tunnel(outer, oif).await {
+                        Ok(hop) => {
+                            info!(
+                                "{name}: default route via {ifname} (0/1, 128/1); {outer} kept via {}",
+                                describe_hop(hop)
+                            );
+                            installed.full_tunnel = Some((outer, hop));
+                        }
+                        Err(e) => {
+                            warn!("{name}: default_route via {ifname}: {e}; split tunnel only");
+                            // Take back whatever half went in.
+                            if let Some(hop) = before.ok().filter(|h| h.oif != oif) {
+                                let _ = installed.routes.end_full_tunnel(outer, hop, oif).await;
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        for &addr in &s.source_routes {
+            match installed
+                .routes
+                .start_source_route(addr, s.route_table, SOURCE_RULE_PRIORITY, oif)
+                .await
+            {
+                Ok(()) => {
+                    info!(
+                        "{name}: replies from {addr} via {ifname} (rule from {addr} lookup {})",
+                        s.route_table
+                    );
+                    installed.sources.push(addr);
+                }
+                Err(e) => warn!(
+                    "{name}: source route from {addr} via {ifname} (table {}): {e}",
+                    s.route_table
+                ),
+            }
+        }
+        Some(installed)
+    }
+
     async fn ipv4_down(&mut self) {
         let Some(state) = self.ipv4.take() else {
             return;
         };
         let s = self.ctx.settings;
         let ifname = self.tun.name().to_string();
+        if let Some(routing) = self.routing.take() {
+            policy_routing_down(s, &ifname, routing).await;
+        }
         for route in &s.routes {
             match self.ctx.netlink.del_route(*route, &ifname).await {
                 Ok(()) => info!("{}: route {route} via {ifname} removed", s.name),
