@@ -930,6 +930,11 @@ impl Session<'_> {
                 Err(e) => warn!("{name}: route {route} via {ifname}: {e}"),
             }
         }
+        // IPCP opening again without a close in between (a renegotiation):
+        // take the old routing away first, its next hop may have changed.
+        if let Some(old) = self.routing.take() {
+            policy_routing_down(s, &ifname, old).await;
+        }
         self.routing = self.policy_routing_up(&ifname).await;
         self.first_up.get_or_insert_with(Instant::now);
         self.ipv4 = Some(Ipv4State { local, peer, dns });
