@@ -12,87 +12,20 @@
 //!
 //! Needs root; otherwise each test prints `SKIPPED: needs root`.
 
-use std::io;
 use std::net::{Ipv4Addr, SocketAddrV4, TcpListener};
-use std::os::fd::AsRawFd;
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::Duration;
 
 use socket2::{Domain, Protocol, SockAddr, Socket, Type};
 use tsunagi_host::policy_route::PolicyRoutes;
 use tsunagi_host::Netlink;
 
-struct Netns {
-    name: String,
-}
+mod support;
+use support::Netns;
 
-impl Netns {
-    fn create(tag: &str) -> Netns {
-        let name = format!("tsunagi-prt-{}-{tag}", std::process::id());
-        let _ = Command::new("ip")
-            .args(["netns", "del", &name])
-            .stderr(Stdio::null())
-            .status();
-        run("ip", &["netns", "add", &name]);
-        let ns = Netns { name };
-        ns.ip(&["link", "set", "lo", "up"]);
-        ns
-    }
-
-    fn run<F: FnOnce() -> R + Send, R: Send>(&self, f: F) -> R {
-        let path = format!("/run/netns/{}", self.name);
-        std::thread::scope(|scope| {
-            let handle = scope.spawn(move || {
-                let ns = std::fs::File::open(&path).expect("open netns file");
-                // SAFETY: setns(2) on an fd we own; only this thread moves.
-                let rc = unsafe { libc::setns(ns.as_raw_fd(), libc::CLONE_NEWNET) };
-                assert_eq!(rc, 0, "setns {path}: {}", io::Error::last_os_error());
-                f()
-            });
-            match handle.join() {
-                Ok(r) => r,
-                Err(panic) => std::panic::resume_unwind(panic),
-            }
-        })
-    }
-
-    /// Run an async block on a current-thread runtime inside this namespace.
-    fn block_on<F: std::future::Future<Output = R> + Send, R: Send>(&self, f: F) -> R {
-        self.run(|| {
-            tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .expect("runtime")
-                .block_on(f)
-        })
-    }
-
-    fn ip(&self, args: &[&str]) -> String {
-        let mut all = vec!["-n", &self.name];
-        all.extend_from_slice(args);
-        run("ip", &all)
-    }
-}
-
-impl Drop for Netns {
-    fn drop(&mut self) {
-        let _ = Command::new("ip")
-            .args(["netns", "del", &self.name])
-            .status();
-    }
-}
-
-fn run(program: &str, args: &[&str]) -> String {
-    let out = Command::new(program)
-        .args(args)
-        .output()
-        .unwrap_or_else(|e| panic!("{program} {args:?}: {e}"));
-    assert!(
-        out.status.success(),
-        "{program} {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
+/// A namespace `tsunagi-prt-<pid>-<tag>` with `lo` up, deleted on drop.
+fn netns(tag: &str) -> Netns {
+    Netns::create("tsunagi-prt", tag).with_loopback()
 }
 
 fn tcp_connects(ns: &Netns, src: Ipv4Addr, dst: Ipv4Addr, port: u16) -> bool {
@@ -108,15 +41,6 @@ fn tcp_connects(ns: &Netns, src: Ipv4Addr, dst: Ipv4Addr, port: u16) -> bool {
     })
 }
 
-fn root() -> bool {
-    // SAFETY: geteuid has no preconditions.
-    if unsafe { libc::geteuid() } != 0 {
-        println!("SKIPPED: needs root");
-        return false;
-    }
-    true
-}
-
 struct Sites {
     w: Netns,
     s: Netns,
@@ -126,9 +50,9 @@ struct Sites {
 
 fn sites(test: &str) -> Sites {
     let (w, s, t) = (
-        Netns::create(&format!("{test}-w")),
-        Netns::create(&format!("{test}-s")),
-        Netns::create(&format!("{test}-t")),
+        netns(&format!("{test}-w")),
+        netns(&format!("{test}-s")),
+        netns(&format!("{test}-t")),
     );
     s.ip(&[
         "link", "add", "swan", "type", "veth", "peer", "name", "wan0", "netns", &w.name,
@@ -170,7 +94,7 @@ fn sites(test: &str) -> Sites {
 
 #[test]
 fn replies_from_borrowed_address_take_the_tunnel() {
-    if !root() {
+    if !support::is_root() {
         return;
     }
     let x = sites("src");
@@ -229,7 +153,7 @@ fn replies_from_borrowed_address_take_the_tunnel() {
 
 #[test]
 fn full_tunnel_keeps_the_peer_on_its_outer_route() {
-    if !root() {
+    if !support::is_root() {
         return;
     }
     let x = sites("full");

@@ -19,7 +19,6 @@
 
 use std::io;
 use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4, TcpListener, UdpSocket};
-use std::os::fd::AsRawFd;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -49,80 +48,12 @@ fn skip_reason() -> Option<&'static str> {
     None
 }
 
-struct Netns {
-    name: String,
-}
+mod support;
+use support::Netns;
 
-impl Netns {
-    fn create(tag: &str) -> Netns {
-        let name = format!("tsunagi-pol-{}-{tag}", std::process::id());
-        let _ = Command::new("ip")
-            .args(["netns", "del", &name])
-            .stderr(Stdio::null())
-            .status();
-        run("ip", &["netns", "add", &name]);
-        let ns = Netns { name };
-        ns.ip(&["link", "set", "lo", "up"]);
-        ns
-    }
-
-    /// Run `f` on a thread inside this namespace. Sockets made there stay
-    /// in this namespace wherever they are used afterwards.
-    fn run<F: FnOnce() -> R + Send, R: Send>(&self, f: F) -> R {
-        let path = format!("/run/netns/{}", self.name);
-        std::thread::scope(|scope| {
-            let handle = scope.spawn(move || {
-                let ns = std::fs::File::open(&path).expect("open netns file");
-                // SAFETY: setns(2) on an fd we own; only this thread moves.
-                let rc = unsafe { libc::setns(ns.as_raw_fd(), libc::CLONE_NEWNET) };
-                assert_eq!(rc, 0, "setns {path}: {}", io::Error::last_os_error());
-                f()
-            });
-            match handle.join() {
-                Ok(r) => r,
-                Err(panic) => std::panic::resume_unwind(panic),
-            }
-        })
-    }
-
-    fn ip(&self, args: &[&str]) -> String {
-        let mut all = vec!["-n", &self.name];
-        all.extend_from_slice(args);
-        run("ip", &all)
-    }
-
-    fn exec_ok(&self, args: &[&str]) -> bool {
-        let mut all = vec!["netns", "exec", &self.name];
-        all.extend_from_slice(args);
-        Command::new("ip")
-            .args(&all)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .status()
-            .map(|s| s.success())
-            .unwrap_or(false)
-    }
-}
-
-impl Drop for Netns {
-    fn drop(&mut self) {
-        let _ = Command::new("ip")
-            .args(["netns", "del", &self.name])
-            .status();
-    }
-}
-
-fn run(program: &str, args: &[&str]) -> String {
-    let out = Command::new(program)
-        .args(args)
-        .output()
-        .unwrap_or_else(|e| panic!("{program} {args:?}: {e}"));
-    assert!(
-        out.status.success(),
-        "{program} {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
+/// A namespace `tsunagi-pol-<pid>-<tag>` with `lo` up, deleted on drop.
+fn netns(tag: &str) -> Netns {
+    Netns::create("tsunagi-pol", tag).with_loopback()
 }
 
 fn v4(a: &str) -> Ipv4Addr {
@@ -254,12 +185,7 @@ struct Topology {
 }
 
 fn topology() -> Topology {
-    let (r, g, l, i) = (
-        Netns::create("r"),
-        Netns::create("g"),
-        Netns::create("l"),
-        Netns::create("i"),
-    );
+    let (r, g, l, i) = (netns("r"), netns("g"), netns("l"), netns("i"));
     g.ip(&[
         "link", "add", "gtun", "type", "veth", "peer", "name", "r0", "netns", &r.name,
     ]);
@@ -564,7 +490,7 @@ fn last_match_wins_unless_quick() {
         println!("SKIPPED: {reason}");
         return;
     }
-    let (a, b) = (Netns::create("a"), Netns::create("b"));
+    let (a, b) = (netns("a"), netns("b"));
     b.ip(&[
         "link", "add", "bx", "type", "veth", "peer", "name", "ax", "netns", &a.name,
     ]);
@@ -651,7 +577,7 @@ fn keep_state_carries_the_flow_and_survives_reapply() {
         println!("SKIPPED: {reason}");
         return;
     }
-    let (c, d) = (Netns::create("c"), Netns::create("d"));
+    let (c, d) = (netns("c"), netns("d"));
     d.ip(&[
         "link", "add", "dx", "type", "veth", "peer", "name", "cx", "netns", &c.name,
     ]);

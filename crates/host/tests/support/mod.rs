@@ -1,4 +1,5 @@
-//! Shared pieces of the namespace tests (netns.rs, offload_netns.rs): a
+//! Shared pieces of the namespace tests (netns.rs, offload_netns.rs,
+//! policy_route.rs, policy_seed000.rs): a
 //! named network namespace deleted on drop, a thread that has joined it,
 //! `ip` helpers and the root check.
 //!
@@ -59,6 +60,34 @@ impl Netns {
                 Err(panic) => std::panic::resume_unwind(panic),
             }
         })
+    }
+
+    /// Brings `lo` up (the policy tests bind to loopback-routed addresses).
+    pub fn with_loopback(self) -> Netns {
+        self.ip(&["link", "set", "lo", "up"]);
+        self
+    }
+
+    /// Runs an async block on a current-thread runtime inside this namespace.
+    pub fn block_on<F, R>(&self, f: F) -> R
+    where
+        F: std::future::Future<Output = R> + Send,
+        R: Send,
+    {
+        self.run(|| block_on(f))
+    }
+
+    /// Whether `ip netns exec NS ARGS...` succeeds (its output discarded).
+    pub fn exec_ok(&self, args: &[&str]) -> bool {
+        let mut all = vec!["netns", "exec", &self.name];
+        all.extend_from_slice(args);
+        Command::new("ip")
+            .args(&all)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .status()
+            .map(|s| s.success())
+            .unwrap_or(false)
     }
 
     /// Output of `ip -n NS ARGS...`.
