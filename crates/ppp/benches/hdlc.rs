@@ -56,7 +56,10 @@ fn measure(name: &str, bytes: usize, budget: Duration, mut f: impl FnMut()) {
 
 fn main() {
     let filter = std::env::args().skip(1).find(|a| !a.starts_with('-'));
-    let wanted = |name: &str| filter.as_deref().map_or(true, |f| name.contains(f));
+    let wanted = |name: &str| match filter.as_deref() {
+        Some(f) => name.contains(f),
+        None => true,
+    };
     let budget = Duration::from_millis(400);
     if wanted("1400") {
         small_packets(budget);
