@@ -10,18 +10,25 @@
 //!
 //! Errors are `io::Error`s whose message names the interface and the
 //! operation, e.g. `ts-labs: add route 10.1.0.0/24: Network is unreachable`.
+//!
+//! IPv6 on a PPP link (RFC 5072 section 5): once IPV6CP has agreed the two
+//! interface identifiers, the link-local pair goes on the tun as a
+//! point-to-point address ([`Netlink::add_address6_ptp`]), after
+//! [`enable_ipv6`] and [`Netlink::set_addrgenmode_none`] have made sure the
+//! kernel takes IPv6 on the device without inventing a link-local of its own.
 
 use std::fmt;
 use std::io;
-use std::net::{IpAddr, Ipv4Addr};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::str::FromStr;
 
 use futures::StreamExt;
 use netlink_packet_core::{
     NetlinkMessage, NetlinkPayload, NLM_F_ACK, NLM_F_CREATE, NLM_F_DUMP, NLM_F_EXCL, NLM_F_REQUEST,
 };
+use netlink_packet_route::address::AddressHeaderFlag;
 use netlink_packet_route::address::{AddressAttribute, AddressMessage};
-use netlink_packet_route::link::{LinkAttribute, LinkFlag, LinkMessage};
+use netlink_packet_route::link::{AfSpecInet6, AfSpecUnspec, LinkAttribute, LinkFlag, LinkMessage};
 use netlink_packet_route::route::{
     RouteAddress, RouteAttribute, RouteHeader, RouteMessage, RouteProtocol, RouteScope, RouteType,
 };
@@ -182,6 +189,58 @@ pub struct InterfaceAddress {
     /// `IFA_ADDRESS`: the peer on a point-to-point link, else equal to `local`.
     pub address: Ipv4Addr,
     /// Prefix length of `address`.
+    pub prefix: u8,
+}
+
+/// `IN6_ADDR_GEN_MODE_NONE` (`linux/if_link.h`): the kernel generates no
+/// link-local address of its own on the device (`ip link set IF addrgenmode
+/// none`).
+const IN6_ADDR_GEN_MODE_NONE: u8 = 1;
+
+/// Turn IPv6 on for `ifname` if the kernel has it off there: writes 0 to
+/// `/proc/sys/net/ipv6/conf/IF/disable_ipv6` when it reads 1 (as
+/// `sysctl -w net.ipv6.conf.IF.disable_ipv6=0`), in the network namespace
+/// of the calling thread. Whether it had to (`true`) or IPv6 was on
+/// already (`false`).
+///
+/// A new device copies `net.ipv6.conf.default.disable_ipv6`, which some
+/// hosts set to 1; without IPv6 on the device the kernel refuses its
+/// addresses. An interface name that is not one (`/`, `.`, `..`, longer
+/// than `IFNAMSIZ - 1`) is `InvalidInput`: it becomes a path.
+pub fn enable_ipv6(ifname: &str) -> io::Result<bool> {
+    if ifname.is_empty()
+        || ifname.len() >= libc::IFNAMSIZ
+        || ifname == "."
+        || ifname == ".."
+        || ifname.contains('/')
+        || ifname.contains(char::is_whitespace)
+    {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            format!("{ifname:?}: not an interface name"),
+        ));
+    }
+    let path = format!("/proc/sys/net/ipv6/conf/{ifname}/disable_ipv6");
+    let op = |e: io::Error, what: &str| {
+        io::Error::new(e.kind(), format!("{ifname}: {what} {path}: {e}"))
+    };
+    let current = std::fs::read_to_string(&path).map_err(|e| op(e, "read"))?;
+    if current.trim() == "0" {
+        return Ok(false);
+    }
+    std::fs::write(&path, "0\n").map_err(|e| op(e, "write 0 to"))?;
+    Ok(true)
+}
+
+/// An IPv6 address on an interface, as `ip -6 addr show` lists it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct InterfaceAddress6 {
+    /// `IFA_LOCAL` (or `IFA_ADDRESS` when there is no `IFA_LOCAL`): our address.
+    pub local: Ipv6Addr,
+    /// The peer on a point-to-point address (`IFA_ADDRESS` differing from
+    /// `IFA_LOCAL`), else `None`.
+    pub peer: Option<Ipv6Addr>,
+    /// Prefix length.
     pub prefix: u8,
 }
 
@@ -407,6 +466,170 @@ impl Netlink {
                 e,
             )),
         }
+    }
+
+    /// Stop the kernel from adding a link-local address of its own to
+    /// `ifname` (`ip link set IF addrgenmode none`).
+    ///
+    /// On a tun (no hardware address) the kernel otherwise invents a random
+    /// `fe80::/64` address when the device comes up; on a PPP link the
+    /// link-local addresses are the ones IPV6CP agreed (RFC 5072 section 5),
+    /// and a second, random one would be picked as the source of some
+    /// packets. Takes effect when the device next comes up or has IPv6
+    /// turned on; call it before [`Netlink::link_up`].
+    pub async fn set_addrgenmode_none(&self, ifname: &str) -> io::Result<()> {
+        let index = self.ifindex(ifname).await?;
+        let mut message = LinkMessage::default();
+        message.header.index = index;
+        message
+            .attributes
+            .push(LinkAttribute::AfSpecUnspec(vec![AfSpecUnspec::Inet6(
+                vec![AfSpecInet6::AddrGenMode(IN6_ADDR_GEN_MODE_NONE)],
+            )]));
+        self.request(
+            RouteNetlinkMessage::SetLink(message),
+            NLM_F_REQUEST | NLM_F_ACK,
+        )
+        .await
+        .map_err(|e| context(ifname, "set addrgenmode none", e))?;
+        Ok(())
+    }
+
+    /// `local/128 peer peer/128`: `IFA_LOCAL` is ours, `IFA_ADDRESS` the
+    /// peer's, as for IPv4 (`rtnetlink(7)`, and `inet6_rtm_newaddr`'s
+    /// `extract_addr` in the kernel). No duplicate address detection: the
+    /// identifiers were agreed with the only other node on the link
+    /// (RFC 5072 section 4.1).
+    fn ptp_address6_message(index: u32, local: Ipv6Addr, peer: Ipv6Addr) -> AddressMessage {
+        let mut message = AddressMessage::default();
+        message.header.family = AddressFamily::Inet6;
+        message.header.prefix_len = 128;
+        message.header.index = index;
+        message.header.flags = vec![AddressHeaderFlag::Nodad];
+        message
+            .attributes
+            .push(AddressAttribute::Local(IpAddr::V6(local)));
+        message
+            .attributes
+            .push(AddressAttribute::Address(IpAddr::V6(peer)));
+        message
+    }
+
+    /// Point-to-point IPv6 address: `local peer peer/128` (like `ip -6 addr
+    /// add fe80::1 peer fe80::2 dev IF`), for the link-local pair of an
+    /// opened IPV6CP.
+    ///
+    /// The kernel then routes `peer/128` through the device by itself, so
+    /// `ping fe80::2%IF` works. The same address already present is not an
+    /// error (a renegotiation may call this again). IPv6 must be on for the
+    /// device ([`enable_ipv6`]) and its MTU at least 1280 (RFC 8200 section
+    /// 5), else the kernel has no IPv6 state for it and refuses.
+    pub async fn add_address6_ptp(
+        &self,
+        ifname: &str,
+        local: Ipv6Addr,
+        peer: Ipv6Addr,
+    ) -> io::Result<()> {
+        let index = self.ifindex(ifname).await?;
+        let message = Self::ptp_address6_message(index, local, peer);
+        match self
+            .request(
+                RouteNetlinkMessage::NewAddress(message),
+                NLM_F_REQUEST | NLM_F_ACK | NLM_F_CREATE | NLM_F_EXCL,
+            )
+            .await
+        {
+            Ok(_) => Ok(()),
+            Err(e) if e.raw_os_error() == Some(libc::EEXIST) => Ok(()),
+            Err(e) => Err(context(
+                ifname,
+                &format!("add address {local} peer {peer}/128"),
+                e,
+            )),
+        }
+    }
+
+    /// Remove an address added by [`Netlink::add_address6_ptp`].
+    /// Already-absent (or the interface gone) is not an error.
+    pub async fn del_address6_ptp(
+        &self,
+        ifname: &str,
+        local: Ipv6Addr,
+        peer: Ipv6Addr,
+    ) -> io::Result<()> {
+        let index = match self.ifindex(ifname).await {
+            Ok(index) => index,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
+            Err(e) => return Err(e),
+        };
+        let message = Self::ptp_address6_message(index, local, peer);
+        match self
+            .request(
+                RouteNetlinkMessage::DelAddress(message),
+                NLM_F_REQUEST | NLM_F_ACK,
+            )
+            .await
+        {
+            Ok(_) => Ok(()),
+            // EADDRNOTAVAIL: no such address; ENODEV: the device has no
+            // IPv6 state any more (IPv6 turned off, MTU below 1280), so
+            // neither has it the address.
+            Err(e)
+                if e.raw_os_error() == Some(libc::EADDRNOTAVAIL)
+                    || e.raw_os_error() == Some(libc::ENODEV) =>
+            {
+                Ok(())
+            }
+            Err(e) => Err(context(
+                ifname,
+                &format!("delete address {local} peer {peer}/128"),
+                e,
+            )),
+        }
+    }
+
+    /// The IPv6 addresses on `ifname` (the kernel's own among them).
+    pub async fn addresses6(&self, ifname: &str) -> io::Result<Vec<InterfaceAddress6>> {
+        let index = self.ifindex(ifname).await?;
+        let mut message = AddressMessage::default();
+        message.header.family = AddressFamily::Inet6;
+        let answers = self
+            .request(
+                RouteNetlinkMessage::GetAddress(message),
+                NLM_F_REQUEST | NLM_F_DUMP,
+            )
+            .await
+            .map_err(|e| context(ifname, "list IPv6 addresses", e))?;
+        let mut found = Vec::new();
+        for answer in answers {
+            let RouteNetlinkMessage::NewAddress(a) = answer else {
+                continue;
+            };
+            if a.header.index != index || a.header.family != AddressFamily::Inet6 {
+                continue;
+            }
+            let mut local = None;
+            let mut address = None;
+            for attribute in &a.attributes {
+                match attribute {
+                    AddressAttribute::Local(IpAddr::V6(l)) => local = Some(*l),
+                    AddressAttribute::Address(IpAddr::V6(p)) => address = Some(*p),
+                    _ => {}
+                }
+            }
+            let (local, peer) = match (local, address) {
+                (Some(l), Some(p)) if l != p => (l, Some(p)),
+                (Some(l), _) => (l, None),
+                (None, Some(p)) => (p, None),
+                (None, None) => continue,
+            };
+            found.push(InterfaceAddress6 {
+                local,
+                peer,
+                prefix: a.header.prefix_len,
+            });
+        }
+        Ok(found)
     }
 
     /// The IPv4 addresses on `ifname`.
@@ -771,6 +994,14 @@ mod tests {
         assert!(
             matches!(err, Ipv4NetError::BadAddress { ref address, .. } if address == "10.0.0.300")
         );
+    }
+
+    #[test]
+    fn enable_ipv6_refuses_what_is_not_an_interface_name() {
+        for bad in ["", ".", "..", "../all", "a/b", "tun 0", "sixteen_chars_xx"] {
+            let e = enable_ipv6(bad).unwrap_err();
+            assert_eq!(e.kind(), io::ErrorKind::InvalidInput, "{bad:?}: {e}");
+        }
     }
 
     #[test]
