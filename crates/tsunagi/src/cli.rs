@@ -272,7 +272,9 @@ fn report_other(response: Response) -> i32 {
     EXIT_REFUSED
 }
 
-/// Human-readable `status`: one row per link, counters in both directions.
+/// Human-readable `status`: one row per link, counters in both directions;
+/// under the table a line per link with its IPv6 link-local pair (too long
+/// for a column) and one with why it last went down.
 pub fn status_table(links: &[LinkStatus]) -> String {
     let header = [
         "NAME",
@@ -289,6 +291,7 @@ pub fn status_table(links: &[LinkStatus]) -> String {
         "REDIALS",
         "AUTH",
         "CCP",
+        "FCS tx/rx",
     ];
     let mut rows: Vec<Vec<String>> = vec![header.iter().map(|s| s.to_string()).collect()];
     for l in links {
@@ -324,6 +327,10 @@ pub fn status_table(links: &[LinkStatus]) -> String {
             redials,
             l.auth.clone().unwrap_or_else(|| "-".into()),
             l.ccp.clone().unwrap_or_else(|| "-".into()),
+            match (&l.fcs_tx, &l.fcs_rx) {
+                (Some(tx), Some(rx)) => format!("{tx}/{rx}"),
+                _ => "-".into(),
+            },
         ]);
     }
     let widths: Vec<usize> = (0..header.len())
@@ -340,6 +347,9 @@ pub fn status_table(links: &[LinkStatus]) -> String {
         out.push('\n');
     }
     for l in links {
+        if let (Some(local), Some(peer)) = (&l.local6, &l.peer_addr6) {
+            out.push_str(&format!("{}: IPv6 {local} peer {peer}\n", l.name));
+        }
         if let Some(why) = &l.last_down {
             out.push_str(&format!("{}: last down: {why}\n", l.name));
         }
@@ -385,6 +395,10 @@ mod tests {
                 uptime_secs: Some(3723),
                 auth: Some("peer alice by CHAP".into()),
                 ccp: Some("send Deflate 15, receive Deflate 15".into()),
+                local6: Some("fe80::1".into()),
+                peer_addr6: Some("fe80::6441:6fd5:c640:6ccf".into()),
+                fcs_tx: Some("null".into()),
+                fcs_rx: Some("16".into()),
                 ..LinkStatus::default()
             },
             LinkStatus {
@@ -405,8 +419,16 @@ mod tests {
                 && lines[1].contains("u@h")
                 && lines[1].contains("peer alice by CHAP")
                 && lines[1].contains("send Deflate 15, receive Deflate 15")
+                && lines[1].ends_with("null/16")
         );
+        assert!(lines[0].ends_with("FCS tx/rx"), "{}", lines[0]);
         assert!(lines[2].contains("2 (next in 4s)"));
-        assert_eq!(lines[3], "home: last down: echo timeout");
+        // No LCP, no FCS.
+        assert!(lines[2].ends_with(" -"), "{}", lines[2]);
+        assert_eq!(
+            lines[3],
+            "labs: IPv6 fe80::1 peer fe80::6441:6fd5:c640:6ccf"
+        );
+        assert_eq!(lines[4], "home: last down: echo timeout");
     }
 }

@@ -184,6 +184,19 @@ pub struct LinkStatus {
     /// MPPE-128 stateless").
     #[serde(default)]
     pub ccp: Option<String>,
+    /// Our IPv6 link-local address while IPV6CP is open (RFC 5072 s5).
+    #[serde(default)]
+    pub local6: Option<String>,
+    /// The peer's IPv6 link-local address while IPV6CP is open.
+    #[serde(default)]
+    pub peer_addr6: Option<String>,
+    /// The FCS we send with while LCP is open: "16" or "null" (RFC 1570
+    /// s2.1; the values of the `fcs` config key).
+    #[serde(default)]
+    pub fcs_tx: Option<String>,
+    /// The FCS the peer sends us with while LCP is open.
+    #[serde(default)]
+    pub fcs_rx: Option<String>,
 }
 
 impl Request {

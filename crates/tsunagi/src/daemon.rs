@@ -15,7 +15,7 @@
 //!   3 s for the Ack; routes are removed, tuns closed, the socket unlinked.
 
 use std::collections::BTreeMap;
-use std::net::Ipv4Addr;
+use std::net::{Ipv4Addr, Ipv6Addr};
 use std::os::fd::OwnedFd;
 use std::os::unix::fs::{FileTypeExt, PermissionsExt};
 use std::path::{Path, PathBuf};
@@ -68,6 +68,13 @@ pub struct LiveStatus {
     pub auth: Option<String>,
     /// CCP of the current session, in words.
     pub ccp: Option<String>,
+    /// Our IPv6 link-local address while IPV6CP is open (RFC 5072 s5).
+    pub local6: Option<Ipv6Addr>,
+    /// The peer's IPv6 link-local address while IPV6CP is open.
+    pub peer_addr6: Option<Ipv6Addr>,
+    /// The FCS of each direction (send, receive) while LCP is open
+    /// (RFC 1570 s2.1).
+    pub fcs: Option<(tsunagi_ppp::hdlc::FcsMode, tsunagi_ppp::hdlc::FcsMode)>,
 }
 
 /// A stream handed over by `tsunagi direct`.
@@ -479,6 +486,10 @@ fn status_of(h: &LinkHandle) -> LinkStatus {
         last_down: st.last_down,
         auth: st.auth,
         ccp: st.ccp,
+        local6: st.local6.map(|a| a.to_string()),
+        peer_addr6: st.peer_addr6.map(|a| a.to_string()),
+        fcs_tx: st.fcs.map(|(tx, _)| driver::fcs_name(tx).to_string()),
+        fcs_rx: st.fcs.map(|(_, rx)| driver::fcs_name(rx).to_string()),
     }
 }
 

@@ -27,7 +27,7 @@
 //! with a small MRU (pppd: 1500) gets ordinary packets and nothing changes.
 
 use std::io;
-use std::net::Ipv4Addr;
+use std::net::{Ipv4Addr, Ipv6Addr};
 use std::os::fd::OwnedFd;
 use std::pin::Pin;
 use std::process::ExitStatus;
@@ -43,6 +43,7 @@ use tracing::{debug, info, warn};
 use tsunagi_host::offload::{segment_tcp, MAX_OFFLOAD_PACKET};
 use tsunagi_host::policy_route::{NextHop, PolicyRoutes};
 use tsunagi_host::{Netlink, Tun};
+use tsunagi_ppp::hdlc::FcsMode;
 use tsunagi_ppp::link::{AuthEvent, DownReason, Event, IpVersion, Link, Phase};
 
 use crate::auth::{AuthGuard, Credentials};
@@ -248,6 +249,29 @@ pub fn phase_name(phase: Phase) -> &'static str {
     }
 }
 
+/// An FCS mode as `status` shows it: the value of the `fcs` config key
+/// that asks for it ("16", "null"; RFC 1570 section 2.1).
+pub fn fcs_name(mode: FcsMode) -> &'static str {
+    match mode {
+        FcsMode::Fcs16 => "16",
+        FcsMode::Null => "null",
+    }
+}
+
+/// The link-local address of an IPV6CP interface identifier: `fe80::/64`
+/// with the identifier as its low 64 bits (RFC 5072 section 5, RFC 4291
+/// section 2.5.6), as pppd forms it.
+pub fn link_local_address(interface_id: &[u8; 8]) -> Ipv6Addr {
+    let mut octets = [0u8; 16];
+    octets[..2].copy_from_slice(&[0xfe, 0x80]);
+    octets[8..].copy_from_slice(interface_id);
+    Ipv6Addr::from(octets)
+}
+
+/// The smallest MTU IPv6 runs on (RFC 8200 section 5); below it the
+/// kernel drops the device's IPv6 state and refuses its addresses.
+pub const IPV6_MIN_MTU: u32 = 1280;
+
 /// 64 bits of seed from the kernel (magic numbers, interface identifiers).
 pub fn random_seed() -> u64 {
     let mut b = [0u8; 8];
@@ -344,6 +368,13 @@ struct Ipv4State {
     dns: [Option<Ipv4Addr>; 2],
 }
 
+/// The link-local pair on the tun while IPV6CP is open.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Ipv6State {
+    local: Ipv6Addr,
+    peer: Ipv6Addr,
+}
+
 /// Run one session over `stream` until the link is down. Never panics on
 /// what the peer sends; every failure becomes a [`SessionEnd`].
 pub async fn run_session(ctx: SessionCtx<'_>, stream: Stream) -> SessionEnd {
@@ -371,6 +402,7 @@ pub async fn run_session(ctx: SessionCtx<'_>, stream: Stream) -> SessionEnd {
         tun,
         link: None,
         ipv4: None,
+        ipv6: None,
         routing: None,
         first_up: None,
         auth_failure: None,
@@ -378,11 +410,14 @@ pub async fn run_session(ctx: SessionCtx<'_>, stream: Stream) -> SessionEnd {
         max_send: usize::from(tsunagi_ppp::lcp::DEFAULT_MRU),
         segment_scratch: Vec::new(),
     };
+    session.ipv6_prepare().await;
     let end = session.run(stream).await;
+    session.ipv6_down().await;
     session.ipv4_down().await;
     {
         let mut st = session.ctx.status.lock().unwrap_or_else(|e| e.into_inner());
         st.phase = "dead";
+        st.fcs = None;
         st.auth = None;
         st.ccp = None;
         st.last_down = Some(end.reason.clone());
@@ -399,6 +434,8 @@ struct Session<'a> {
     tun: Tun,
     link: Option<Link>,
     ipv4: Option<Ipv4State>,
+    /// The link-local pair while IPV6CP is open, to remove on down.
+    ipv6: Option<Ipv6State>,
     /// Full tunnel and source routes while IPCP is open.
     routing: Option<InstalledRouting>,
     /// When IPCP first came up in this session (kept after it goes down:
@@ -841,6 +878,17 @@ impl Session<'_> {
         match event {
             Event::Phase(p) => {
                 debug!("{name}: phase {}", phase_name(p));
+                // The FCS of each direction is fixed while LCP is open
+                // (RFC 1570 section 2.1), which is what these phases mean.
+                let fcs = matches!(p, Phase::Authenticate | Phase::Network).then(|| {
+                    let st = link.status();
+                    (st.tx_fcs, st.rx_fcs)
+                });
+                self.ctx
+                    .status
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .fcs = fcs;
                 None
             }
             Event::Ipv4Up { local, peer, dns } => {
@@ -862,10 +910,13 @@ impl Session<'_> {
                     hex(&local_id),
                     hex(&peer_id)
                 );
+                self.ipv6_up(&local_id, &peer_id, link.status().peer_mru)
+                    .await;
                 None
             }
             Event::Ipv6Down => {
-                info!("{name}: IPV6CP: down");
+                // The engine has logged "IPV6CP: down".
+                self.ipv6_down().await;
                 None
             }
             Event::PeerIdent(text) => {
@@ -884,18 +935,103 @@ impl Session<'_> {
         }
     }
 
-    /// Address, routes and hook for an opened IPCP. The MTU is the
-    /// configured one, else the smaller of our MRU and the peer's: a packet
-    /// the peer cannot receive must not leave the tun whole; on an
-    /// offload-mode tun at most [`OFFLOAD_MTU`], and TSO goes on when the
-    /// peer's MRU takes super-packets (see the module docs).
-    async fn ipv4_up(
-        &mut self,
-        local: Ipv4Addr,
-        peer: Ipv4Addr,
-        dns: [Option<Ipv4Addr>; 2],
-        peer_mru: u16,
-    ) {
+    /// The IPv6 side of the tun, once, before it first comes up: the
+    /// kernel must not add a random link-local address of its own
+    /// (`addrgenmode none`); the link-local addresses of a PPP link are the
+    /// ones IPV6CP agrees (RFC 5072 section 5). Only when IPV6CP is
+    /// enabled; a failure (a kernel without IPv6) is logged.
+    async fn ipv6_prepare(&self) {
+        if !self.ctx.settings.ipv6cp {
+            return;
+        }
+        let name = &self.ctx.settings.name;
+        let ifname = self.tun.name();
+        if let Err(e) = self.ctx.netlink.set_addrgenmode_none(ifname).await {
+            warn!("{name}: {e}; the kernel may add a link-local address of its own");
+        }
+    }
+
+    /// The link-local pair of an opened IPV6CP on the tun: `fe80::LOCAL_ID
+    /// peer fe80::PEER_ID` (RFC 5072 section 5), as pppd configures it.
+    /// Turns IPv6 on for the tun if the kernel has it off, and brings the
+    /// tun up if IPCP has not. A failure is logged and leaves the link up.
+    async fn ipv6_up(&mut self, local_id: &[u8; 8], peer_id: &[u8; 8], peer_mru: u16) {
+        let s = self.ctx.settings;
+        let name = &s.name;
+        let ifname = self.tun.name().to_string();
+        let state = Ipv6State {
+            local: link_local_address(local_id),
+            peer: link_local_address(peer_id),
+        };
+        // IPV6CP opening again without a close in between: other
+        // identifiers mean other addresses; the old pair goes first.
+        if self.ipv6.is_some_and(|old| old != state) {
+            self.ipv6_down().await;
+        }
+        match tsunagi_host::netlink::enable_ipv6(&ifname) {
+            Ok(true) => info!("{name}: {ifname}: IPv6 turned on (disable_ipv6 was set)"),
+            Ok(false) => {}
+            Err(e) => warn!("{name}: cannot turn IPv6 on: {e}"),
+        }
+        let mtu = if self.ipv4.is_some() {
+            None
+        } else {
+            Some(self.tun_up(peer_mru).await)
+        };
+        if let Some(mtu) = mtu.filter(|m| *m < IPV6_MIN_MTU) {
+            warn!(
+                "{name}: {ifname}: mtu {mtu} is below IPv6's minimum {IPV6_MIN_MTU} (RFC 8200 s5): no IPv6 addresses"
+            );
+            return;
+        }
+        let Ipv6State { local, peer } = state;
+        match self
+            .ctx
+            .netlink
+            .add_address6_ptp(&ifname, local, peer)
+            .await
+        {
+            Ok(()) => {
+                info!("{name}: {ifname} IPv6 up: {local} peer {peer}");
+                self.ipv6 = Some(state);
+                let mut st = self.ctx.status.lock().unwrap_or_else(|e| e.into_inner());
+                st.local6 = Some(local);
+                st.peer_addr6 = Some(peer);
+            }
+            Err(e) => warn!("{name}: {ifname}: cannot add address {local} peer {peer}: {e}"),
+        }
+    }
+
+    /// Undo [`Session::ipv6_up`] (IPV6CP down, session end); a failure is
+    /// logged.
+    async fn ipv6_down(&mut self) {
+        let Some(Ipv6State { local, peer }) = self.ipv6.take() else {
+            return;
+        };
+        let name = &self.ctx.settings.name;
+        let ifname = self.tun.name().to_string();
+        {
+            let mut st = self.ctx.status.lock().unwrap_or_else(|e| e.into_inner());
+            st.local6 = None;
+            st.peer_addr6 = None;
+        }
+        match self
+            .ctx
+            .netlink
+            .del_address6_ptp(&ifname, local, peer)
+            .await
+        {
+            Ok(()) => info!("{name}: {ifname} IPv6 down: {local} peer {peer} removed"),
+            Err(e) => warn!("{name}: {ifname}: cannot remove address {local} peer {peer}: {e}"),
+        }
+    }
+
+    /// MTU, offload and up for the tun once an NCP opens; the MTU set. The
+    /// MTU is the configured one, else the smaller of our MRU and the
+    /// peer's: a packet the peer cannot receive must not leave the tun
+    /// whole; on an offload-mode tun at most [`OFFLOAD_MTU`], and TSO goes
+    /// on when the peer's MRU takes super-packets (see the module docs).
+    async fn tun_up(&mut self, peer_mru: u16) -> u32 {
         let s = self.ctx.settings;
         let name = &s.name;
         let ifname = self.tun.name().to_string();
@@ -920,6 +1056,22 @@ impl Session<'_> {
         if let Err(e) = self.ctx.netlink.link_up(&ifname, mtu).await {
             warn!("{name}: {ifname}: cannot set mtu {mtu} and up: {e}");
         }
+        mtu
+    }
+
+    /// Address, routes and hook for an opened IPCP; the tun's MTU as
+    /// [`Session::tun_up`] chooses it.
+    async fn ipv4_up(
+        &mut self,
+        local: Ipv4Addr,
+        peer: Ipv4Addr,
+        dns: [Option<Ipv4Addr>; 2],
+        peer_mru: u16,
+    ) {
+        let s = self.ctx.settings;
+        let name = &s.name;
+        let ifname = self.tun.name().to_string();
+        let mtu = self.tun_up(peer_mru).await;
         match self.ctx.netlink.add_address_ptp(&ifname, local, peer).await {
             Ok(()) => info!("{name}: {ifname} up: mtu {mtu}, {local} peer {peer}"),
             Err(e) => warn!("{name}: {ifname}: cannot add address {local} peer {peer}: {e}"),
@@ -1171,6 +1323,42 @@ mod tests {
             describe_down(&DownReason::NegotiationFailed("IPCP")).0,
             "IPCP negotiation failed"
         );
+    }
+
+    #[test]
+    fn link_local_address_from_interface_identifier() {
+        // pppd's log of a real session: "local  LL address fe80::6441:6fd5:c640:6ccf".
+        let id = [0x64, 0x41, 0x6f, 0xd5, 0xc6, 0x40, 0x6c, 0xcf];
+        let addr = link_local_address(&id);
+        assert_eq!(addr.to_string(), "fe80::6441:6fd5:c640:6ccf");
+        assert!(addr.is_unicast_link_local());
+        assert_eq!(&addr.octets()[8..], &id);
+        // The same address as the engine's pppd-style text, which writes
+        // every group with four digits ("0487"); ip(8) and `status` show
+        // the RFC 5952 form.
+        let id = [0xd9, 0x11, 0x45, 0xf9, 0x04, 0x87, 0x4f, 0x84];
+        let text = tsunagi_ppp::ipv6cp::link_local_text(&id);
+        assert_eq!(text, "fe80::d911:45f9:0487:4f84");
+        assert_eq!(text.parse::<Ipv6Addr>().unwrap(), link_local_address(&id));
+        assert_eq!(
+            link_local_address(&id).to_string(),
+            "fe80::d911:45f9:487:4f84"
+        );
+        // Zero groups fold into the "::" (RFC 5952 s4.2).
+        assert_eq!(
+            link_local_address(&[0, 0, 0, 0, 0, 0, 0, 1]).to_string(),
+            "fe80::1"
+        );
+        assert_eq!(
+            link_local_address(&[0x02, 0, 0, 0, 0, 0, 0, 0x02]).to_string(),
+            "fe80::200:0:0:2"
+        );
+    }
+
+    #[test]
+    fn fcs_names_are_the_config_values() {
+        assert_eq!(fcs_name(FcsMode::Fcs16), "16");
+        assert_eq!(fcs_name(FcsMode::Null), "null");
     }
 
     #[tokio::test]

@@ -1,0 +1,228 @@
+//! End to end: IPv6 on the link when IPV6CP opens (RFC 5072 section 5).
+//!
+//! The lab's gateways run with `ipv6cp = false` (seed 000's `disable
+//! ipv6cp`), so this test brings up its own pair of daemons in two fresh
+//! network namespaces, as daemon_netns.rs does: B dials with `device =
+//! "tsunagi -S A.sock direct p2"`, A answers in direct mode, IPV6CP enabled
+//! on both ends (the default) and Null FCS agreed both ways. Then:
+//!
+//! - each tun carries exactly one IPv6 address, `fe80::<our id>/128 peer
+//!   fe80::<peer id>/128`, and no random link-local of the kernel's;
+//! - A's namespace starts with `net.ipv6.conf.default.disable_ipv6 = 1`,
+//!   so A's tun is created without IPv6 and the daemon must turn it on;
+//! - `ping -6 fe80::<peer>%tun` works both ways;
+//! - `status --json` shows the pair (mirrored on the two sides) and the FCS
+//!   of each direction, and the table shows them too;
+//! - after `hangup` the addresses are gone from status, from the
+//!   namespaces and the logs say they were removed.
+//!
+//! Needs root and `ip`; prints `SKIPPED: ...` otherwise. Namespaces and
+//! daemons are removed by a guard, also when an assertion fails.
+
+mod support;
+
+use std::net::Ipv6Addr;
+use std::time::Duration;
+use support::{skip, wait_for, Guard, Side, BIN};
+
+/// `ip -6 addr show dev IFNAME` in `side`'s namespace: its `inet6` lines.
+fn inet6_lines(side: &Side, ifname: &str) -> Vec<String> {
+    let out = side.exec(&["ip", "-6", "addr", "show", "dev", ifname]);
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(str::trim)
+        .filter(|l| l.starts_with("inet6 "))
+        .map(str::to_string)
+        .collect()
+}
+
+/// Three pings to `addr%ifname` from `side`'s namespace; whether answered.
+fn ping6(side: &Side, addr: &str, ifname: &str) -> bool {
+    let target = format!("{addr}%{ifname}");
+    let out = side.exec(&["ping", "-6", "-c", "3", "-i", "0.2", "-W", "2", &target]);
+    if !out.status.success() {
+        eprintln!(
+            "ping {target}: {}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    out.status.success()
+}
+
+/// The IPv6 pair a side's `status --json` shows, once it shows one.
+fn pair(status: &serde_json::Value) -> Option<(Ipv6Addr, Ipv6Addr)> {
+    let local = status[0]["local6"].as_str()?.parse().ok()?;
+    let peer = status[0]["peer_addr6"].as_str()?.parse().ok()?;
+    Some((local, peer))
+}
+
+#[test]
+fn ipv6cp_puts_the_link_local_pair_on_both_tuns() {
+    if skip("ipv6cp_puts_the_link_local_pair_on_both_tuns") {
+        return;
+    }
+    let pid = std::process::id();
+    let mut guard = Guard::pair(&format!("tsunagi-e2e6-{pid}"), &format!("ts6{pid}"));
+    let (tun_a, tun_b) = (format!("t6a{pid}"), format!("t6b{pid}"));
+    // IPv4 as well, only inside these namespaces; an octet from the pid
+    // keeps parallel runs apart.
+    let net = format!("10.249.{}", pid % 250);
+    let (a_addr, b_addr) = (format!("{net}.1"), format!("{net}.2"));
+
+    // A new device copies the namespace's default: A's tun starts with
+    // IPv6 off, which the daemon has to undo when IPV6CP opens.
+    let off = guard.sides[0].exec(&[
+        "sh",
+        "-c",
+        "echo 1 > /proc/sys/net/ipv6/conf/default/disable_ipv6",
+    ]);
+    assert!(off.status.success(), "{off:?}");
+
+    let a_links = format!(
+        r#"[link.p2]
+mode = "direct"
+tun = "{tun_a}"
+local = "{a_addr}"
+remote = "{b_addr}"
+ipv6cp = true
+fcs = "null"
+allow_users = ["root"]
+"#
+    );
+    let b_links = format!(
+        r#"[link.p1]
+mode = "dial"
+device = "{BIN} -S {sock} direct p2"
+tun = "{tun_b}"
+ipv6cp = true
+fcs = "null"
+redial_min = 1
+redial_max = 2
+"#,
+        sock = guard.sides[0].socket().display(),
+    );
+    guard.sides[0].start(&a_links);
+    guard.sides[1].start(&b_links);
+    let (a, b) = (&guard.sides[0], &guard.sides[1]);
+
+    wait_for(Duration::from_secs(15), "IPv6 pair on both sides", || {
+        pair(&a.status()).is_some() && pair(&b.status()).is_some()
+    });
+    let (sa, sb) = (a.status(), b.status());
+    let (a_local, a_peer) = pair(&sa).unwrap();
+    let (b_local, b_peer) = pair(&sb).unwrap();
+    // Each side's peer is the other's own address; all are link-local
+    // and different (IPV6CP made the identifiers differ, RFC 5072 s4.1).
+    assert_eq!((a_local, a_peer), (b_peer, b_local), "{sa}\n{sb}");
+    for addr in [a_local, b_local] {
+        assert!(addr.is_unicast_link_local(), "{addr}");
+    }
+    assert_ne!(a_local, b_local);
+
+    // On each tun exactly the agreed pair: no kernel-made link-local.
+    for (side, tun, local, peer) in [(a, &tun_a, a_local, a_peer), (b, &tun_b, b_local, b_peer)] {
+        let lines = inet6_lines(side, tun);
+        assert_eq!(lines.len(), 1, "{tun}: {lines:?}");
+        assert!(
+            lines[0].starts_with(&format!("inet6 {local} peer {peer}/128 scope link")),
+            "{tun}: {lines:?}"
+        );
+    }
+
+    assert!(
+        ping6(b, &b_peer.to_string(), &tun_b),
+        "ping -6 B -> A failed"
+    );
+    assert!(
+        ping6(a, &a_peer.to_string(), &tun_a),
+        "ping -6 A -> B failed"
+    );
+
+    // Null FCS both ways, as both asked (RFC 1570 s2.1).
+    for s in [&sa, &sb] {
+        assert_eq!(s[0]["phase"], "network", "{s}");
+        assert_eq!(s[0]["fcs_tx"], "null", "{s}");
+        assert_eq!(s[0]["fcs_rx"], "null", "{s}");
+    }
+    let table = b.cli(&["status"]);
+    assert!(table.status.success(), "{table:?}");
+    let table = String::from_utf8_lossy(&table.stdout).into_owned();
+    assert!(
+        table.lines().next().unwrap_or("").contains("FCS tx/rx"),
+        "{table}"
+    );
+    assert!(
+        table
+            .lines()
+            .nth(1)
+            .unwrap_or("")
+            .trim_end()
+            .ends_with("null/null"),
+        "{table}"
+    );
+    assert!(
+        table.contains(&format!("p1: IPv6 {b_local} peer {b_peer}")),
+        "{table}"
+    );
+
+    let (log_a, log_b) = (a.log(), b.log());
+    assert!(
+        log_a.contains(&format!(
+            "p2: {tun_a}: IPv6 turned on (disable_ipv6 was set)"
+        )),
+        "{log_a}"
+    );
+    assert!(
+        !log_b.contains("IPv6 turned on"),
+        "B's namespace had IPv6 on: {log_b}"
+    );
+    assert!(
+        log_a.contains(&format!("p2: {tun_a} IPv6 up: {a_local} peer {a_peer}")),
+        "{log_a}"
+    );
+    assert!(
+        log_b.contains(&format!("p1: {tun_b} IPv6 up: {b_local} peer {b_peer}")),
+        "{log_b}"
+    );
+
+    // Link down: the pair leaves status and the namespaces, and both
+    // daemons say they removed it.
+    let out = b.cli(&["hangup", "p1"]);
+    assert!(out.status.success(), "{out:?}");
+    wait_for(Duration::from_secs(10), "both sides down", || {
+        b.status()[0]["phase"] == "stopped" && a.status()[0]["phase"] == "idle"
+    });
+    let (sa, sb) = (a.status(), b.status());
+    for s in [&sa, &sb] {
+        assert!(
+            s[0]["local6"].is_null() && s[0]["peer_addr6"].is_null(),
+            "{s}"
+        );
+        assert!(s[0]["fcs_tx"].is_null() && s[0]["fcs_rx"].is_null(), "{s}");
+    }
+    for (side, local) in [(a, a_local), (b, b_local)] {
+        let all = side.exec(&["ip", "-6", "addr", "show"]);
+        let all = String::from_utf8_lossy(&all.stdout).into_owned();
+        assert!(!all.contains(&local.to_string()), "{all}");
+    }
+    assert!(
+        a.log().contains(&format!(
+            "p2: {tun_a} IPv6 down: {a_local} peer {a_peer} removed"
+        )),
+        "{}",
+        a.log()
+    );
+    assert!(
+        b.log().contains(&format!(
+            "p1: {tun_b} IPv6 down: {b_local} peer {b_peer} removed"
+        )),
+        "{}",
+        b.log()
+    );
+    assert!(!a.log().contains("cannot remove address"), "{}", a.log());
+    assert!(!b.log().contains("cannot remove address"), "{}", b.log());
+
+    assert_eq!(guard.sides[1].stop(), Some(0), "B's exit status");
+    assert_eq!(guard.sides[0].stop(), Some(0), "A's exit status");
+}
