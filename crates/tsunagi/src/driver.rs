@@ -419,6 +419,7 @@ pub async fn run_session(ctx: SessionCtx<'_>, stream: Stream) -> SessionEnd {
         link: None,
         ipv4: None,
         ipv6: None,
+        tun_mtu: None,
         routing: None,
         first_up: None,
         auth_failure: None,
@@ -452,6 +453,9 @@ struct Session<'a> {
     ipv4: Option<Ipv4State>,
     /// The link-local pair while IPV6CP is open, to remove on down.
     ipv6: Option<Ipv6State>,
+    /// The MTU [`Session::tun_up`] set while LCP is open (the first NCP
+    /// to open brings the tun up).
+    tun_mtu: Option<u32>,
     /// Full tunnel and source routes while IPCP is open.
     routing: Option<InstalledRouting>,
     /// When IPCP first came up in this session (kept after it goes down:
@@ -918,7 +922,12 @@ impl Session<'_> {
                 debug!("{name}: phase {}", phase_name(p));
                 // The FCS of each direction is fixed while LCP is open
                 // (RFC 1570 section 2.1), which is what these phases mean.
-                let fcs = matches!(p, Phase::Authenticate | Phase::Network).then(|| {
+                let lcp_open = matches!(p, Phase::Authenticate | Phase::Network);
+                if !lcp_open {
+                    // LCP may open again with other MRUs.
+                    self.tun_mtu = None;
+                }
+                let fcs = lcp_open.then(|| {
                     let st = link.status();
                     (st.tx_fcs, st.rx_fcs)
                 });
@@ -992,7 +1001,8 @@ impl Session<'_> {
     /// The link-local pair of an opened IPV6CP on the tun: `fe80::LOCAL_ID
     /// peer fe80::PEER_ID` (RFC 5072 section 5), as pppd configures it.
     /// Turns IPv6 on for the tun if the kernel has it off, and brings the
-    /// tun up if IPCP has not. A failure is logged and leaves the link up.
+    /// tun up if no NCP has yet. A failure is logged and leaves the link up;
+    /// so does an MTU below IPv6's minimum, without addresses.
     async fn ipv6_up(&mut self, local_id: &[u8; 8], peer_id: &[u8; 8], peer_mru: u16) {
         let s = self.ctx.settings;
         let name = &s.name;
@@ -1006,21 +1016,22 @@ impl Session<'_> {
         if self.ipv6.is_some_and(|old| old != state) {
             self.ipv6_down().await;
         }
-        match tsunagi_host::netlink::enable_ipv6(&ifname) {
-            Ok(true) => info!("{name}: {ifname}: IPv6 turned on (disable_ipv6 was set)"),
-            Ok(false) => {}
-            Err(e) => warn!("{name}: cannot turn IPv6 on: {e}"),
-        }
-        let mtu = if self.ipv4.is_some() {
-            None
-        } else {
-            Some(self.tun_up(peer_mru).await)
+        let mtu = match self.tun_mtu {
+            Some(mtu) => mtu,
+            None => self.tun_up(peer_mru).await,
         };
-        if let Some(mtu) = mtu.filter(|m| *m < IPV6_MIN_MTU) {
+        if mtu < IPV6_MIN_MTU {
             warn!(
                 "{name}: {ifname}: mtu {mtu} is below IPv6's minimum {IPV6_MIN_MTU} (RFC 8200 s5): no IPv6 addresses"
             );
             return;
+        }
+        // After the MTU: below 1280 the kernel has no IPv6 state (and no
+        // sysctl directory) for the device at all.
+        match tsunagi_host::netlink::enable_ipv6(&ifname) {
+            Ok(true) => info!("{name}: {ifname}: IPv6 turned on (disable_ipv6 was set)"),
+            Ok(false) => {}
+            Err(e) => warn!("{name}: cannot turn IPv6 on: {e}"),
         }
         let Ipv6State { local, peer } = state;
         match self
@@ -1094,6 +1105,7 @@ impl Session<'_> {
         if let Err(e) = self.ctx.netlink.link_up(&ifname, mtu).await {
             warn!("{name}: {ifname}: cannot set mtu {mtu} and up: {e}");
         }
+        self.tun_mtu = Some(mtu);
         mtu
     }
 

@@ -226,3 +226,62 @@ redial_max = 2
     assert_eq!(guard.sides[1].stop(), Some(0), "B's exit status");
     assert_eq!(guard.sides[0].stop(), Some(0), "A's exit status");
 }
+
+/// A tun MTU below IPv6's minimum (1280, RFC 8200 section 5): the kernel
+/// keeps no IPv6 state for such a device, so B logs a warning, shows no
+/// pair and adds nothing, and the link stays up for IPv4. A (MTU 1500)
+/// gets its pair as usual.
+#[test]
+fn mtu_below_1280_leaves_the_link_up_without_ipv6() {
+    if skip("mtu_below_1280_leaves_the_link_up_without_ipv6") {
+        return;
+    }
+    let pid = std::process::id();
+    let mut guard = Guard::pair(&format!("tsunagi-e2e6m-{pid}"), &format!("ts6m{pid}"));
+    let (tun_a, tun_b) = (format!("t6c{pid}"), format!("t6d{pid}"));
+    let net = format!("10.248.{}", pid % 250);
+    let (a_addr, b_addr) = (format!("{net}.1"), format!("{net}.2"));
+    let a_links = format!(
+        r#"[link.p2]
+mode = "direct"
+tun = "{tun_a}"
+local = "{a_addr}"
+remote = "{b_addr}"
+allow_users = ["root"]
+"#
+    );
+    let b_links = format!(
+        r#"[link.p1]
+mode = "dial"
+device = "{BIN} -S {sock} direct p2"
+tun = "{tun_b}"
+mtu = 1200
+"#,
+        sock = guard.sides[0].socket().display(),
+    );
+    guard.sides[0].start(&a_links);
+    guard.sides[1].start(&b_links);
+    let (a, b) = (&guard.sides[0], &guard.sides[1]);
+
+    wait_for(Duration::from_secs(15), "IPCP on B and IPv6 on A", || {
+        b.status()[0]["local"].as_str() == Some(b_addr.as_str()) && pair(&a.status()).is_some()
+    });
+    wait_for(Duration::from_secs(5), "B's warning", || {
+        b.log().contains("mtu 1200 is below IPv6's minimum 1280")
+    });
+    let sb = b.status();
+    assert!(sb[0]["local6"].is_null(), "{sb}");
+    assert_eq!(sb[0]["phase"], "network", "{sb}");
+    assert!(
+        inet6_lines(b, &tun_b).is_empty(),
+        "{:?}",
+        inet6_lines(b, &tun_b)
+    );
+    assert!(!b.log().contains("IPv6 up"), "{}", b.log());
+    // IPv4 is unaffected.
+    let out = b.exec(&["ping", "-c", "2", "-i", "0.2", "-W", "2", &a_addr]);
+    assert!(out.status.success(), "{out:?}");
+
+    assert_eq!(guard.sides[1].stop(), Some(0), "B's exit status");
+    assert_eq!(guard.sides[0].stop(), Some(0), "A's exit status");
+}
