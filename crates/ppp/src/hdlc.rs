@@ -192,28 +192,113 @@ impl std::fmt::Debug for HexByte {
 /// The octets that interrupt a plain run: escaped ones when sending, flag,
 /// escape and receive-ACCM control characters when receiving.
 ///
-/// Finding them is the inner loop of the data path. When the set has at
-/// most three members (flag and escape with ACCM 0, what pppd and Linux
-/// negotiate, perhaps one extra escape such as user-ppp's `set escape
-/// 0xff`), `memchr2`/`memchr3` search with SIMD. Otherwise a table lookup
-/// per octet: with control characters in the set, random data hits one in
-/// most words and a vector search only adds work (measured with
-/// benches/hdlc.rs).
+/// Finding them is the inner loop of the data path (RFC 1662 section 4.2
+/// transparency over every octet of every frame). [`Special::scan`] walks
+/// the data in blocks of [`SCAN_BLOCK`] octets: one comparison pass over
+/// the block, written so that LLVM turns it into vector compares, says
+/// whether the block holds any special octet at all; only then is a bitmask
+/// of their positions built and walked. Random payload has one special
+/// octet per 128 with ACCM 0, so most blocks cost one vector pass and the
+/// plain runs between specials are copied whole by the caller. Restarting a
+/// `memchr2` search after every special octet, as before, paid the
+/// search's set-up once per 128 octets (measured with benches/hdlc.rs).
+///
+/// The sets that can be tested with a few comparisons per octet take the
+/// block path: two or three members (flag and escape with ACCM 0, what pppd
+/// and Linux negotiate, perhaps one extra escape such as user-ppp's `set
+/// escape 0xff`), and all control characters plus two or three others (the
+/// default ACCM `0xffffffff`, used before LCP agrees on another one and for
+/// LCP Configure frames). Any other set (an ACCM with only some control
+/// characters, several extra escapes) is looked up in a 256-entry table per
+/// octet.
 #[derive(Clone)]
 struct Special {
     table: [bool; 256],
-    /// The set when it has at most three members.
+    /// How the set is tested in the block scan.
     few: Few,
 }
 
-/// A small set of octets, searched with `memchr`.
+/// The shape of a [`Special`] set, which picks the comparison the block scan
+/// uses.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Few {
     Two(u8, u8),
     Three(u8, u8, u8),
-    /// More than three (or fewer than two: never, flag and escape are
-    /// always in).
+    /// All of `0x00..=0x1f` and these two octets (ACCM `0xffffffff`).
+    ControlsAndTwo(u8, u8),
+    /// All of `0x00..=0x1f` and these three octets.
+    ControlsAndThree(u8, u8, u8),
+    /// Any other set (or fewer than two members: never, flag and escape are
+    /// always in): a table lookup per octet.
     Many,
+}
+
+/// Octets per block of [`Special::scan`]: one bit each in a `u64` mask.
+const SCAN_BLOCK: usize = 64;
+
+/// Multiplying a word whose eight octets are each 0 or 1 by this gathers
+/// them into its top octet, octet `i` landing on bit `56 + i`: the partial
+/// products `b_i << (8i + 7k + 7)` with `i + k = 7` are the only ones in
+/// bits 56..=63, and no two partial products share a bit, so nothing
+/// carries. This is the portable form of a SIMD "move mask".
+const GATHER_LOW_BITS: u64 = 0x0102_0408_1020_4080;
+
+/// The positions of the octets of `block` for which `is_special` holds, one
+/// bit each (bit `i` for `block[i]`).
+///
+/// Written for LLVM's vectorisers: the first pass is an OR over 64
+/// comparison results, compiled to `pcmpeqb`/`por` and one `pmovmskb` on
+/// x86-64 SSE2 (no `unsafe`, no intrinsics); blocks without any special
+/// octet, most of them, stop there. The mask itself is the comparisons
+/// again, as 0/1 octets gathered eight at a time with a multiplication.
+#[inline(always)]
+fn block_mask(block: &[u8; SCAN_BLOCK], is_special: impl Fn(u8) -> bool) -> u64 {
+    let mut any = 0u8;
+    for &b in block {
+        any |= u8::from(is_special(b));
+    }
+    if any == 0 {
+        return 0;
+    }
+    let hits: [u8; SCAN_BLOCK] = std::array::from_fn(|i| u8::from(is_special(block[i])));
+    let mut mask = 0u64;
+    for (k, word) in hits.chunks_exact(8).enumerate() {
+        let mut octets = [0u8; 8];
+        octets.copy_from_slice(word);
+        let gathered = u64::from_le_bytes(octets).wrapping_mul(GATHER_LOW_BITS) >> 56;
+        mask |= gathered << (8 * k);
+    }
+    mask
+}
+
+/// Calls `visit(i)` for the index `i` of every octet of `data` for which
+/// `is_special` holds, in increasing order: whole blocks through
+/// [`block_mask`], the tail of fewer than [`SCAN_BLOCK`] octets one by one.
+#[inline(always)]
+fn scan_blocks(data: &[u8], is_special: impl Fn(u8) -> bool + Copy, mut visit: impl FnMut(usize)) {
+    let mut rest = data;
+    let mut base = 0;
+    while let Some((block, tail)) = rest.split_first_chunk::<SCAN_BLOCK>() {
+        let mut mask = block_mask(block, is_special);
+        while mask != 0 {
+            visit(base + mask.trailing_zeros() as usize);
+            // Clear the lowest set bit.
+            mask &= mask - 1;
+        }
+        base += SCAN_BLOCK;
+        rest = tail;
+    }
+    for (i, &b) in rest.iter().enumerate() {
+        if is_special(b) {
+            visit(base + i);
+        }
+    }
+}
+
+/// A control character, `0x00..=0x1f` (RFC 1662 section 7.1).
+#[inline(always)]
+fn is_control(b: u8) -> bool {
+    b < 0x20
 }
 
 impl std::fmt::Debug for Special {
@@ -228,9 +313,17 @@ impl Special {
     fn new(set: &ByteSet) -> Special {
         let table = set.table();
         let members: Vec<u8> = (0..=255u8).filter(|b| table[usize::from(*b)]).collect();
-        let few = match members[..] {
-            [a, b] => Few::Two(a, b),
-            [a, b, c] => Few::Three(a, b, c),
+        let all_controls = (0..0x20).all(|b| table[b]);
+        let others: Vec<u8> = members
+            .iter()
+            .copied()
+            .filter(|b| !is_control(*b))
+            .collect();
+        let few = match (&members[..], all_controls, &others[..]) {
+            (&[a, b], _, _) => Few::Two(a, b),
+            (&[a, b, c], _, _) => Few::Three(a, b, c),
+            (_, true, &[a, b]) => Few::ControlsAndTwo(a, b),
+            (_, true, &[a, b, c]) => Few::ControlsAndThree(a, b, c),
             _ => Few::Many,
         };
         Special { table, few }
@@ -240,12 +333,29 @@ impl Special {
         self.table[usize::from(b)]
     }
 
-    /// Index of the first special octet in `data`.
-    fn find(&self, data: &[u8]) -> Option<usize> {
+    /// Calls `visit(i)` for the index `i` of every special octet in `data`,
+    /// in increasing order.
+    #[inline]
+    fn scan(&self, data: &[u8], visit: impl FnMut(usize)) {
         match self.few {
-            Few::Two(a, b) => memchr::memchr2(a, b, data),
-            Few::Three(a, b, c) => memchr::memchr3(a, b, c, data),
-            Few::Many => data.iter().position(|&b| self.contains(b)),
+            Few::Two(a, b) => scan_blocks(data, |x| (x == a) | (x == b), visit),
+            Few::Three(a, b, c) => scan_blocks(data, |x| (x == a) | (x == b) | (x == c), visit),
+            Few::ControlsAndTwo(a, b) => {
+                scan_blocks(data, |x| is_control(x) | (x == a) | (x == b), visit)
+            }
+            Few::ControlsAndThree(a, b, c) => scan_blocks(
+                data,
+                |x| is_control(x) | (x == a) | (x == b) | (x == c),
+                visit,
+            ),
+            Few::Many => {
+                let mut visit = visit;
+                for (i, &b) in data.iter().enumerate() {
+                    if self.contains(b) {
+                        visit(i);
+                    }
+                }
+            }
         }
     }
 }
@@ -458,21 +568,19 @@ pub fn find_flag(data: &[u8]) -> Option<usize> {
     memchr::memchr(FLAG, data)
 }
 
-/// Appends `data` to `out`, escaping the octets marked in `escape`; runs of
-/// plain octets are copied in one go.
+/// Appends `data` to `out`, escaping the octets marked in `escape` (RFC 1662
+/// section 4.2: control escape, then the octet XORed with `0x20`); each run
+/// of plain octets between them is copied in one go.
 fn escape_into(escape: &Special, data: &[u8], out: &mut Vec<u8>) {
-    let mut rest = data;
-    while !rest.is_empty() {
-        let plain = escape.find(rest).unwrap_or(rest.len());
-        out.extend_from_slice(&rest[..plain]);
-        if let Some(&b) = rest.get(plain) {
-            out.push(ESCAPE);
-            out.push(b ^ ESCAPE_XOR);
-            rest = &rest[plain + 1..];
-        } else {
-            rest = &[];
-        }
-    }
+    let mut run_start = 0;
+    escape.scan(data, |i| {
+        // `scan` hands out increasing indexes below `data.len()`, so
+        // `run_start <= i < data.len()`.
+        out.extend_from_slice(&data[run_start..i]);
+        out.extend_from_slice(&[ESCAPE, data[i] ^ ESCAPE_XOR]);
+        run_start = i + 1;
+    });
+    out.extend_from_slice(&data[run_start..]);
 }
 
 /// One received frame with its FCS checked, `ff 03` and PFC undone.
@@ -713,28 +821,38 @@ impl Decoder {
                 }
             }
         }
-        while !rest.is_empty() {
-            let plain = self.special.find(rest).unwrap_or(rest.len());
-            if plain > 0 {
-                self.append(&rest[..plain]);
+        // The set cannot change during `push` (the setters need `&mut
+        // self`); a copy lets the scan's callback borrow `self` mutably.
+        let special = self.special.clone();
+        let mut run_start = 0;
+        special.scan(rest, |i| {
+            // `scan` hands out increasing indexes below `rest.len()`, so
+            // `run_start <= i < rest.len()`.
+            if i > run_start {
+                self.append(&rest[run_start..i]);
             }
-            let Some(&b) = rest.get(plain) else {
-                break;
-            };
-            rest = &rest[plain + 1..];
-            match b {
-                FLAG => self.end_frame(on_frame),
-                ESCAPE if self.escaped => {
-                    // RFC 1662 section 4.2: the octet after a control escape
-                    // is XORed with 0x20, whatever it is (except a flag).
-                    self.append(&[ESCAPE]);
-                }
-                ESCAPE => self.escaped = true,
-                _ => {
-                    // A control character flagged in the receive ACCM: the
-                    // peer would have escaped it, so equipment inserted it.
-                    self.stats.dropped_control_chars += 1;
-                }
+            run_start = i + 1;
+            self.special_octet(rest[i], on_frame);
+        });
+        if run_start < rest.len() {
+            self.append(&rest[run_start..]);
+        }
+    }
+
+    /// Acts on one octet of the receive special set (RFC 1662 section 4.2).
+    fn special_octet(&mut self, b: u8, on_frame: &mut dyn FnMut(Result<Frame<'_>, FrameError>)) {
+        match b {
+            FLAG => self.end_frame(on_frame),
+            ESCAPE if self.escaped => {
+                // RFC 1662 section 4.2: the octet after a control escape
+                // is XORed with 0x20, whatever it is (except a flag).
+                self.append(&[ESCAPE]);
+            }
+            ESCAPE => self.escaped = true,
+            _ => {
+                // A control character flagged in the receive ACCM: the
+                // peer would have escaped it, so equipment inserted it.
+                self.stats.dropped_control_chars += 1;
             }
         }
     }
@@ -941,14 +1059,28 @@ mod tests {
 
     proptest::proptest! {
         #[test]
-        fn special_find_matches_a_plain_search(
-            data in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..300),
+        fn special_scan_matches_a_plain_search(
+            data in proptest::collection::vec(
+                proptest::prop_oneof![
+                    proptest::prelude::any::<u8>(),
+                    proptest::prelude::Just(FLAG),
+                    proptest::prelude::Just(ESCAPE),
+                    0u8..0x20,
+                ],
+                0..300,
+            ),
             accm: u32,
-            zero_accm: bool,
+            accm_kind in 0u8..3,
             extra in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..3),
         ) {
-            // ACCM 0 with 0..2 extras takes the memchr2/memchr3 paths.
-            let accm = if zero_accm { 0 } else { accm };
+            // ACCM 0 with 0..2 extras takes the two- and three-member
+            // paths, all ones the controls-and-others paths, any other
+            // ACCM the table.
+            let accm = match accm_kind {
+                0 => 0,
+                1 => u32::MAX,
+                _ => accm,
+            };
             let mut set = ByteSet::default();
             set.insert(FLAG);
             set.insert(ESCAPE);
@@ -958,9 +1090,47 @@ mod tests {
                 set.insert(b);
             }
             for special in [plain_only, set.special()] {
-                let expected = data.iter().position(|&b| special.contains(b));
-                proptest::prop_assert_eq!(special.find(&data), expected);
+                let expected: Vec<usize> = (0..data.len())
+                    .filter(|&i| special.contains(data[i]))
+                    .collect();
+                let mut found = Vec::new();
+                special.scan(&data, |i| found.push(i));
+                proptest::prop_assert_eq!(found, expected, "{:?}", special.few);
             }
+        }
+    }
+
+    #[test]
+    fn special_sets_take_the_block_paths() {
+        let shape = |accm: u32, extra: &[u8]| {
+            let mut set = ByteSet::default();
+            set.insert(FLAG);
+            set.insert(ESCAPE);
+            set.insert_accm(accm);
+            for &b in extra {
+                set.insert(b);
+            }
+            set.special().few
+        };
+        assert_eq!(shape(0, &[]), Few::Two(ESCAPE, FLAG));
+        assert_eq!(shape(0, &[0xff]), Few::Three(ESCAPE, FLAG, 0xff));
+        assert_eq!(shape(0, &[0x01]), Few::Three(0x01, ESCAPE, FLAG));
+        assert_eq!(shape(u32::MAX, &[]), Few::ControlsAndTwo(ESCAPE, FLAG));
+        assert_eq!(
+            shape(u32::MAX, &[0xff, 0x05]),
+            Few::ControlsAndThree(ESCAPE, FLAG, 0xff)
+        );
+        assert_eq!(shape(0x000a_0000, &[]), Few::Many);
+        assert_eq!(shape(u32::MAX, &[0x80, 0xff]), Few::Many);
+    }
+
+    #[test]
+    fn gather_low_bits_packs_every_pattern() {
+        // Every 8-octet 0/1 pattern packs to the byte with the same bits.
+        for bits in 0..=255u8 {
+            let octets: [u8; 8] = std::array::from_fn(|i| (bits >> i) & 1);
+            let gathered = u64::from_le_bytes(octets).wrapping_mul(GATHER_LOW_BITS) >> 56;
+            assert_eq!(gathered, u64::from(bits));
         }
     }
 
