@@ -16,14 +16,25 @@
 //! - after `hangup` the addresses are gone from status, from the
 //!   namespaces and the logs say they were removed.
 //!
+//! Two more: a tun MTU below 1280 leaves the link up without IPv6, and
+//! IPV6CP going down alone (the peer's Terminate-Request, with IPCP still
+//! open and the tun still there) takes the pair off the tun until IPV6CP
+//! opens again; there the peer is this test itself, the `tsunagi_ppp`
+//! engine speaking through a `tsunagi direct` process.
+//!
 //! Needs root and `ip`; prints `SKIPPED: ...` otherwise. Namespaces and
 //! daemons are removed by a guard, also when an assertion fails.
 
 mod support;
 
+use std::io::{Read, Write};
 use std::net::Ipv6Addr;
-use std::time::Duration;
+use std::process::{Child, ChildStdin, Command, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
 use support::{skip, wait_for, Guard, Side, BIN};
+use tsunagi_ppp::hdlc::Encoder;
+use tsunagi_ppp::link::{Event, Ipv6cpConfig, Link, LinkConfig};
 
 /// `ip -6 addr show dev IFNAME` in `side`'s namespace: its `inet6` lines.
 fn inet6_lines(side: &Side, ifname: &str) -> Vec<String> {
@@ -283,5 +294,190 @@ mtu = 1200
     assert!(out.status.success(), "{out:?}");
 
     assert_eq!(guard.sides[1].stop(), Some(0), "B's exit status");
+    assert_eq!(guard.sides[0].stop(), Some(0), "A's exit status");
+}
+
+/// The PPP peer of a `tsunagi direct` process: the engine, driven by hand.
+struct TestPeer {
+    link: Link,
+    direct: Child,
+    to_daemon: ChildStdin,
+    from_daemon: mpsc::Receiver<Vec<u8>>,
+    out: Vec<u8>,
+    events: Vec<Event>,
+}
+
+impl TestPeer {
+    /// Starts `tsunagi -S SOCKET direct PROFILE` with pipes for its
+    /// stdin/stdout and the engine (IPV6CP on) behind them.
+    fn attach(side: &Side, profile: &str) -> TestPeer {
+        let mut direct = Command::new(BIN)
+            .arg("-S")
+            .arg(side.socket())
+            .args(["direct", profile])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let to_daemon = direct.stdin.take().unwrap();
+        let mut stdout = direct.stdout.take().unwrap();
+        let (tx, from_daemon) = mpsc::channel();
+        std::thread::spawn(move || {
+            let mut buf = vec![0u8; 64 * 1024];
+            while let Ok(n) = stdout.read(&mut buf) {
+                if n == 0 || tx.send(buf[..n].to_vec()).is_err() {
+                    break;
+                }
+            }
+        });
+        let config = LinkConfig {
+            name: "testpeer".into(),
+            ipv6cp: Some(Ipv6cpConfig::default()),
+            ..LinkConfig::default()
+        };
+        let mut link = Link::new(config, u64::from(std::process::id()));
+        link.start(Instant::now());
+        TestPeer {
+            link,
+            direct,
+            to_daemon,
+            from_daemon,
+            out: Vec::new(),
+            events: Vec::new(),
+        }
+    }
+
+    /// One round: send what the engine has, take what the daemon sent
+    /// (waiting up to 20 ms), run the engine's timer.
+    fn step(&mut self) {
+        self.link.poll_transmit(&mut self.out);
+        if !self.out.is_empty() {
+            self.to_daemon.write_all(&self.out).unwrap();
+            self.out.clear();
+        }
+        while let Some(e) = self.link.poll_event() {
+            self.events.push(e);
+        }
+        match self.from_daemon.recv_timeout(Duration::from_millis(20)) {
+            Ok(bytes) => self
+                .link
+                .handle_input(Instant::now(), &bytes, &mut |_, _| {}),
+            Err(mpsc::RecvTimeoutError::Timeout) => {}
+            Err(mpsc::RecvTimeoutError::Disconnected) => panic!("the direct process closed"),
+        }
+        let now = Instant::now();
+        if self.link.poll_timeout().is_some_and(|t| t <= now) {
+            self.link.handle_timeout(now);
+        }
+    }
+
+    /// Steps until `cond` holds (checked every 100 ms); panics naming
+    /// `what` after `limit`.
+    fn run_until(&mut self, limit: Duration, what: &str, mut cond: impl FnMut(&TestPeer) -> bool) {
+        let deadline = Instant::now() + limit;
+        let mut next_check = Instant::now();
+        loop {
+            self.step();
+            if Instant::now() >= next_check {
+                if cond(self) {
+                    return;
+                }
+                assert!(Instant::now() < deadline, "timed out waiting for {what}");
+                next_check = Instant::now() + Duration::from_millis(100);
+            }
+        }
+    }
+
+    /// Writes one PPP packet to the daemon as it is, bypassing the engine.
+    fn inject(&mut self, protocol: u16, packet: &[u8]) {
+        let mut frame = Vec::new();
+        // Default ACCM, full header, 16-bit FCS: what any receiver takes.
+        Encoder::new().encode(protocol, packet, true, &mut frame);
+        self.to_daemon.write_all(&frame).unwrap();
+    }
+}
+
+impl Drop for TestPeer {
+    fn drop(&mut self) {
+        let _ = self.direct.kill();
+        let _ = self.direct.wait();
+    }
+}
+
+/// IPV6CP's protocol number (RFC 5072 section 2).
+const PROTO_IPV6CP: u16 = 0x8057;
+
+#[test]
+fn ipv6cp_down_alone_takes_the_pair_off_the_tun() {
+    if skip("ipv6cp_down_alone_takes_the_pair_off_the_tun") {
+        return;
+    }
+    let pid = std::process::id();
+    let mut guard = Guard::pair(&format!("tsunagi-e2e6t-{pid}"), &format!("ts6t{pid}"));
+    let tun = format!("t6e{pid}");
+    let net = format!("10.247.{}", pid % 250);
+    // restart = 3: after the Terminate-Ack the daemon's IPV6CP waits one
+    // restart interval in Stopping (RFC 1661 s4.2) before it takes a new
+    // Configure-Request: the time in which the pair must be gone.
+    guard.sides[0].start(&format!(
+        r#"[link.p2]
+mode = "direct"
+tun = "{tun}"
+local = "{net}.1"
+remote = "{net}.2"
+restart = 3
+allow_users = ["root"]
+"#
+    ));
+    let a = &guard.sides[0];
+    let mut peer = TestPeer::attach(a, "p2");
+    peer.run_until(Duration::from_secs(15), "IPCP and IPV6CP open", |p| {
+        p.events.iter().any(|e| matches!(e, Event::Ipv6Up { .. }))
+            && p.events.iter().any(|e| matches!(e, Event::Ipv4Up { .. }))
+            && pair(&a.status()).is_some()
+    });
+    let (local, remote) = pair(&a.status()).unwrap();
+    let want = format!("inet6 {local} peer {remote}/128 scope link");
+    let lines = inet6_lines(a, &tun);
+    assert!(lines.len() == 1 && lines[0].starts_with(&want), "{lines:?}");
+
+    // IPV6CP Terminate-Request (code 5, id 0x77, length 4): the daemon's
+    // IPV6CP leaves Opened; IPCP stays, and so do the link and its tun.
+    peer.inject(PROTO_IPV6CP, &[5, 0x77, 0, 4]);
+    peer.run_until(
+        Duration::from_secs(2),
+        "the pair gone from status and tun",
+        |_| a.status()[0]["local6"].is_null() && inet6_lines(a, &tun).is_empty(),
+    );
+    let s = a.status();
+    assert_eq!(s[0]["phase"], "network", "{s}");
+    assert_eq!(s[0]["local"], format!("{net}.1").as_str(), "{s}");
+    let links = String::from_utf8_lossy(&a.exec(&["ip", "link", "show", &tun]).stdout).into_owned();
+    assert!(links.contains(&tun), "the tun went away: {links}");
+    assert!(
+        a.log().contains(&format!(
+            "p2: {tun} IPv6 down: {local} peer {remote} removed"
+        )),
+        "{}",
+        a.log()
+    );
+
+    // The engine answers the daemon's Terminate-Ack by negotiating again
+    // (RFC 1661: RTA in Opened); once the daemon's IPV6CP is Stopped it
+    // takes that Configure-Request, and the same pair comes back.
+    peer.run_until(Duration::from_secs(15), "IPV6CP open again", |_| {
+        pair(&a.status()) == Some((local, remote))
+    });
+    let lines = inet6_lines(a, &tun);
+    assert!(lines.len() == 1 && lines[0].starts_with(&want), "{lines:?}");
+    assert_eq!(
+        a.log()
+            .matches(&format!("p2: {tun} IPv6 up: {local} peer {remote}"))
+            .count(),
+        2,
+        "{}",
+        a.log()
+    );
+    drop(peer);
     assert_eq!(guard.sides[0].stop(), Some(0), "A's exit status");
 }
