@@ -783,24 +783,36 @@ impl Decoder {
     }
 
     /// Appends a run of plain octets to the current frame, undoing a pending
-    /// escape on its first octet.
+    /// escape on its first octet. `run` is not empty.
+    #[inline]
     fn append(&mut self, run: &[u8]) {
-        if let Some(len) = self.overflow.as_mut() {
-            *len = len.saturating_add(run.len());
-            self.escaped = false;
-            return;
+        // The data path: the frame fits. The rest is out of line.
+        if self.overflow.is_none() && self.buf.len() + run.len() <= self.buffer_limit() {
+            let start = self.buf.len();
+            self.buf.extend_from_slice(run);
+            if self.escaped {
+                if let Some(first) = self.buf.get_mut(start) {
+                    *first ^= ESCAPE_XOR;
+                }
+                self.escaped = false;
+            }
+        } else {
+            self.count_overflow(run);
         }
-        if self.buf.len() + run.len() > self.buffer_limit() {
-            self.overflow = Some(self.buf.len() + run.len());
-            self.buf.clear();
-            self.escaped = false;
-            return;
-        }
-        let start = self.buf.len();
-        self.buf.extend_from_slice(run);
-        if self.escaped {
-            self.buf[start] ^= ESCAPE_XOR;
-            self.escaped = false;
+    }
+
+    /// [`Decoder::append`] for a frame that outgrew the buffer: its octets
+    /// are only counted, up to its closing flag.
+    #[cold]
+    #[inline(never)]
+    fn count_overflow(&mut self, run: &[u8]) {
+        self.escaped = false;
+        match self.overflow.as_mut() {
+            Some(len) => *len = len.saturating_add(run.len()),
+            None => {
+                self.overflow = Some(self.buf.len() + run.len());
+                self.buf.clear();
+            }
         }
     }
 
@@ -832,7 +844,11 @@ impl Decoder {
                 self.append(&rest[run_start..i]);
             }
             run_start = i + 1;
-            self.special_octet(rest[i], on_frame);
+            match rest[i] {
+                // The data path: an escape with the next octet to come.
+                ESCAPE if !self.escaped => self.escaped = true,
+                b => self.special_octet(b, on_frame),
+            }
         });
         if run_start < rest.len() {
             self.append(&rest[run_start..]);
@@ -840,6 +856,7 @@ impl Decoder {
     }
 
     /// Acts on one octet of the receive special set (RFC 1662 section 4.2).
+    #[inline(never)]
     fn special_octet(&mut self, b: u8, on_frame: &mut dyn FnMut(Result<Frame<'_>, FrameError>)) {
         match b {
             FLAG => self.end_frame(on_frame),
