@@ -857,6 +857,44 @@ impl Decoder {
                 }
             }
         }
+        match self.special.few {
+            Few::Two(a, b) => self.push_searching(rest, |d| memchr::memchr2(a, b, d), on_frame),
+            Few::Three(a, b, c) => {
+                self.push_searching(rest, |d| memchr::memchr3(a, b, c, d), on_frame)
+            }
+            _ => self.push_scanning(rest, on_frame),
+        }
+    }
+
+    /// The rest of [`Decoder::push`] for a set that `find` searches: each
+    /// search starts after the previous special octet.
+    #[inline(always)]
+    fn push_searching(
+        &mut self,
+        bytes: &[u8],
+        find: impl Fn(&[u8]) -> Option<usize>,
+        on_frame: &mut dyn FnMut(Result<Frame<'_>, FrameError>),
+    ) {
+        let mut rest = bytes;
+        while !rest.is_empty() {
+            let plain = find(rest).unwrap_or(rest.len());
+            if plain > 0 {
+                self.append(&rest[..plain]);
+            }
+            let Some(&b) = rest.get(plain) else {
+                break;
+            };
+            rest = &rest[plain + 1..];
+            self.special_octet_inline(b, on_frame);
+        }
+    }
+
+    /// The rest of [`Decoder::push`] through [`Special::scan`].
+    fn push_scanning(
+        &mut self,
+        rest: &[u8],
+        on_frame: &mut dyn FnMut(Result<Frame<'_>, FrameError>),
+    ) {
         // The set cannot change during `push` (the setters need `&mut
         // self`); a copy lets the scan's callback borrow `self` mutably.
         let special = self.special.clone();
@@ -868,14 +906,24 @@ impl Decoder {
                 self.append(&rest[run_start..i]);
             }
             run_start = i + 1;
-            match rest[i] {
-                // The data path: an escape with the next octet to come.
-                ESCAPE if !self.escaped => self.escaped = true,
-                b => self.special_octet(b, on_frame),
-            }
+            self.special_octet_inline(rest[i], on_frame);
         });
         if run_start < rest.len() {
             self.append(&rest[run_start..]);
+        }
+    }
+
+    /// [`Decoder::special_octet`] with the data path's case, an escape
+    /// with the next octet to come, inline.
+    #[inline(always)]
+    fn special_octet_inline(
+        &mut self,
+        b: u8,
+        on_frame: &mut dyn FnMut(Result<Frame<'_>, FrameError>),
+    ) {
+        match b {
+            ESCAPE if !self.escaped => self.escaped = true,
+            b => self.special_octet(b, on_frame),
         }
     }
 
