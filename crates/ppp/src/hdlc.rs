@@ -196,16 +196,19 @@ impl std::fmt::Debug for HexByte {
 /// transparency over every octet of every frame); [`Special::scan`] hands
 /// out their positions in order and the caller copies the plain runs
 /// between them whole. How it searches depends on the set, each way chosen
-/// by measurement (benches/hdlc.rs; two runs each, fastest batch):
+/// by measurement (benches/hdlc.rs, fastest batch of five alternating runs
+/// against the previous code, on a 2-core AMD EPYC guest):
 ///
 /// - two or three members (flag and escape with ACCM 0, what pppd, Linux
 ///   and two tsunagi gateways negotiate, perhaps one extra escape such as
 ///   user-ppp's `set escape 0xff`): `memchr2`/`memchr3`, which pick AVX2
 ///   at run time. The portable block scan below, tried here, was no faster
-///   on 65000-octet frames (8.6-9.0 against 8.6-8.8 GB/s encoding) and
-///   slower on 1400-octet ones (9.1 against 10.4 GB/s with the Null FCS):
-///   with one special octet per 128, the cost is the copy and the
-///   bookkeeping per special octet, not the restarted search;
+///   on 65000-octet frames (8.6-9.0 GB/s encoding, both) and slower on
+///   1400-octet ones (9.1 against 10.3 GB/s with the Null FCS): with one
+///   special octet per 128, the cost is the copy and the bookkeeping per
+///   special octet, not the restarted search. The decoder restarts
+///   `memchr2` itself ([`Decoder::push`]): a callback per special octet
+///   cost it 5-8%;
 /// - all control characters plus two or three others (the default ACCM
 ///   `0xffffffff`, before LCP agrees on another one, and for LCP Configure
 ///   frames): the block scan, about 2.7 times faster than the table it
@@ -215,7 +218,7 @@ impl std::fmt::Debug for HexByte {
 #[derive(Clone)]
 struct Special {
     table: [bool; 256],
-    /// How the set is tested in the block scan.
+    /// How [`Special::scan`] searches the set.
     few: Few,
 }
 
