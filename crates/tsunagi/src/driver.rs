@@ -603,6 +603,12 @@ impl Session<'_> {
             tokio::select! {
                 r = reader.read(&mut rbuf), if !stream_eof => {
                     let now = Instant::now();
+                    // A device socket closed with our frames still unread
+                    // in it reads as a reset, not as an EOF: the same end.
+                    let r = match r {
+                        Err(e) if e.kind() == io::ErrorKind::ConnectionReset => Ok(0),
+                        r => r,
+                    };
                     match r {
                         Ok(n) if n > 0 => {
                             let tun = &self.tun;
