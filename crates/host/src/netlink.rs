@@ -393,20 +393,6 @@ impl Netlink {
         Ok(())
     }
 
-    fn ptp_address_message(index: u32, local: Ipv4Addr, peer: Ipv4Addr) -> AddressMessage {
-        let mut message = AddressMessage::default();
-        message.header.family = AddressFamily::Inet;
-        message.header.prefix_len = 32;
-        message.header.index = index;
-        message
-            .attributes
-            .push(AddressAttribute::Local(IpAddr::V4(local)));
-        message
-            .attributes
-            .push(AddressAttribute::Address(IpAddr::V4(peer)));
-        message
-    }
-
     /// Point-to-point address: `local peer peer/32` (like `ip addr add L peer P dev IF`).
     ///
     /// The kernel then adds the device route to `peer/32` by itself
@@ -418,8 +404,49 @@ impl Netlink {
         local: Ipv4Addr,
         peer: Ipv4Addr,
     ) -> io::Result<()> {
+        self.add_ptp(ifname, IpAddr::V4(local), IpAddr::V4(peer))
+            .await
+    }
+
+    /// Remove an address added by `add_address_ptp`. Already-absent (or the
+    /// interface gone) is not an error.
+    pub async fn del_address_ptp(
+        &self,
+        ifname: &str,
+        local: Ipv4Addr,
+        peer: Ipv4Addr,
+    ) -> io::Result<()> {
+        self.del_ptp(ifname, IpAddr::V4(local), IpAddr::V4(peer))
+            .await
+    }
+
+    /// `local peer peer/32` or `local/128 peer peer/128`: `IFA_LOCAL` is
+    /// ours, `IFA_ADDRESS` the peer's (`rtnetlink(7)`, and for IPv6
+    /// `inet6_rtm_newaddr`'s `extract_addr` in the kernel). IPv6 without
+    /// duplicate address detection: the identifiers were agreed with the
+    /// only other node on the link (RFC 5072 section 4.1).
+    fn ptp_address_message(index: u32, local: IpAddr, peer: IpAddr) -> AddressMessage {
+        let mut message = AddressMessage::default();
+        message.header.index = index;
+        if local.is_ipv4() {
+            message.header.family = AddressFamily::Inet;
+            message.header.prefix_len = 32;
+        } else {
+            message.header.family = AddressFamily::Inet6;
+            message.header.prefix_len = 128;
+            message.header.flags = vec![AddressHeaderFlag::Nodad];
+        }
+        message.attributes.push(AddressAttribute::Local(local));
+        message.attributes.push(AddressAttribute::Address(peer));
+        message
+    }
+
+    /// Adds [`Netlink::ptp_address_message`]; EEXIST (a redial or a
+    /// renegotiation adding it again) is success.
+    async fn add_ptp(&self, ifname: &str, local: IpAddr, peer: IpAddr) -> io::Result<()> {
         let index = self.ifindex(ifname).await?;
         let message = Self::ptp_address_message(index, local, peer);
+        let prefix = message.header.prefix_len;
         match self
             .request(
                 RouteNetlinkMessage::NewAddress(message),
@@ -431,26 +458,24 @@ impl Netlink {
             Err(e) if e.raw_os_error() == Some(libc::EEXIST) => Ok(()),
             Err(e) => Err(context(
                 ifname,
-                &format!("add address {local} peer {peer}/32"),
+                &format!("add address {local} peer {peer}/{prefix}"),
                 e,
             )),
         }
     }
 
-    /// Remove an address added by `add_address_ptp`. Already-absent (or the
-    /// interface gone) is not an error.
-    pub async fn del_address_ptp(
-        &self,
-        ifname: &str,
-        local: Ipv4Addr,
-        peer: Ipv4Addr,
-    ) -> io::Result<()> {
+    /// Deletes what [`Netlink::add_ptp`] added. Not an error: the interface
+    /// gone, no such address (EADDRNOTAVAIL), or no state for the family on
+    /// the device any more (ENODEV: IPv6 turned off, MTU below 1280), so
+    /// neither has it the address.
+    async fn del_ptp(&self, ifname: &str, local: IpAddr, peer: IpAddr) -> io::Result<()> {
         let index = match self.ifindex(ifname).await {
             Ok(index) => index,
             Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
             Err(e) => return Err(e),
         };
         let message = Self::ptp_address_message(index, local, peer);
+        let prefix = message.header.prefix_len;
         match self
             .request(
                 RouteNetlinkMessage::DelAddress(message),
@@ -459,10 +484,15 @@ impl Netlink {
             .await
         {
             Ok(_) => Ok(()),
-            Err(e) if e.raw_os_error() == Some(libc::EADDRNOTAVAIL) => Ok(()),
+            Err(e)
+                if e.raw_os_error() == Some(libc::EADDRNOTAVAIL)
+                    || e.raw_os_error() == Some(libc::ENODEV) =>
+            {
+                Ok(())
+            }
             Err(e) => Err(context(
                 ifname,
-                &format!("delete address {local} peer {peer}/32"),
+                &format!("delete address {local} peer {peer}/{prefix}"),
                 e,
             )),
         }
@@ -495,26 +525,6 @@ impl Netlink {
         Ok(())
     }
 
-    /// `local/128 peer peer/128`: `IFA_LOCAL` is ours, `IFA_ADDRESS` the
-    /// peer's, as for IPv4 (`rtnetlink(7)`, and `inet6_rtm_newaddr`'s
-    /// `extract_addr` in the kernel). No duplicate address detection: the
-    /// identifiers were agreed with the only other node on the link
-    /// (RFC 5072 section 4.1).
-    fn ptp_address6_message(index: u32, local: Ipv6Addr, peer: Ipv6Addr) -> AddressMessage {
-        let mut message = AddressMessage::default();
-        message.header.family = AddressFamily::Inet6;
-        message.header.prefix_len = 128;
-        message.header.index = index;
-        message.header.flags = vec![AddressHeaderFlag::Nodad];
-        message
-            .attributes
-            .push(AddressAttribute::Local(IpAddr::V6(local)));
-        message
-            .attributes
-            .push(AddressAttribute::Address(IpAddr::V6(peer)));
-        message
-    }
-
     /// Point-to-point IPv6 address: `local peer peer/128` (like `ip -6 addr
     /// add fe80::1 peer fe80::2 dev IF`), for the link-local pair of an
     /// opened IPV6CP.
@@ -530,23 +540,8 @@ impl Netlink {
         local: Ipv6Addr,
         peer: Ipv6Addr,
     ) -> io::Result<()> {
-        let index = self.ifindex(ifname).await?;
-        let message = Self::ptp_address6_message(index, local, peer);
-        match self
-            .request(
-                RouteNetlinkMessage::NewAddress(message),
-                NLM_F_REQUEST | NLM_F_ACK | NLM_F_CREATE | NLM_F_EXCL,
-            )
+        self.add_ptp(ifname, IpAddr::V6(local), IpAddr::V6(peer))
             .await
-        {
-            Ok(_) => Ok(()),
-            Err(e) if e.raw_os_error() == Some(libc::EEXIST) => Ok(()),
-            Err(e) => Err(context(
-                ifname,
-                &format!("add address {local} peer {peer}/128"),
-                e,
-            )),
-        }
     }
 
     /// Remove an address added by [`Netlink::add_address6_ptp`].
@@ -557,35 +552,8 @@ impl Netlink {
         local: Ipv6Addr,
         peer: Ipv6Addr,
     ) -> io::Result<()> {
-        let index = match self.ifindex(ifname).await {
-            Ok(index) => index,
-            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
-            Err(e) => return Err(e),
-        };
-        let message = Self::ptp_address6_message(index, local, peer);
-        match self
-            .request(
-                RouteNetlinkMessage::DelAddress(message),
-                NLM_F_REQUEST | NLM_F_ACK,
-            )
+        self.del_ptp(ifname, IpAddr::V6(local), IpAddr::V6(peer))
             .await
-        {
-            Ok(_) => Ok(()),
-            // EADDRNOTAVAIL: no such address; ENODEV: the device has no
-            // IPv6 state any more (IPv6 turned off, MTU below 1280), so
-            // neither has it the address.
-            Err(e)
-                if e.raw_os_error() == Some(libc::EADDRNOTAVAIL)
-                    || e.raw_os_error() == Some(libc::ENODEV) =>
-            {
-                Ok(())
-            }
-            Err(e) => Err(context(
-                ifname,
-                &format!("delete address {local} peer {peer}/128"),
-                e,
-            )),
-        }
     }
 
     /// The IPv6 addresses on `ifname` (the kernel's own among them).
