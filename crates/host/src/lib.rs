@@ -7,6 +7,7 @@
 
 #![deny(unsafe_op_in_unsafe_fn, clippy::undocumented_unsafe_blocks)]
 
+pub mod civil;
 pub mod netlink;
 pub mod nflog;
 pub mod nft;

@@ -54,16 +54,7 @@ pub fn syslog_time(unix_secs: u64) -> String {
     ];
     let days = (unix_secs / 86_400) as i64;
     let rem = unix_secs % 86_400;
-    // Howard Hinnant's civil_from_days.
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let _year = yoe + era * 400 + i64::from(month <= 2);
+    let (_, month, day) = tsunagi_host::civil::civil_from_days(days);
     format!(
         "{} {:2} {:02}:{:02}:{:02}",
         MONTHS[(month - 1) as usize],
