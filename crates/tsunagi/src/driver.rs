@@ -613,17 +613,20 @@ impl Session<'_> {
                         Ok(n) if n > 0 => {
                             let tun = &self.tun;
                             let errors = &mut self.tun_errors;
+                            let mut delivered = false;
                             link.handle_input(now, &rbuf[..n], &mut |_version, packet| {
-                                if tun.try_send(packet).is_err() {
-                                    *errors += 1;
+                                match tun.try_send(packet) {
+                                    Ok(_) => delivered = true,
+                                    Err(_) => *errors += 1,
                                 }
                             });
                             // Writing to the tun runs the stack behind it at
                             // once: a TCP receiver's ACK, or a sender's next
                             // segments, are usually queued on the tun by now.
                             // Taking them in this wake-up saves a round
-                            // through the reactor per packet.
-                            if ending.is_none() {
+                            // through the reactor per packet. A read that
+                            // completed no packet caused nothing to take.
+                            if delivered && ending.is_none() {
                                 self.drain_tun(&mut link, &mut tbuf, &mut out, written, &name);
                             }
                         }
