@@ -101,7 +101,7 @@ pub const PIPE_SIZE: usize = 1024 * 1024;
 /// Enlarge the pipe behind `fd` to [`PIPE_SIZE`] so that one wake-up moves
 /// more frames; not a pipe (a socket, a tty) or over the system's
 /// `/proc/sys/fs/pipe-max-size`: left as it is.
-pub fn enlarge_pipe(fd: impl std::os::fd::AsFd) {
+fn enlarge_pipe(fd: impl std::os::fd::AsFd) {
     let _ = rustix::pipe::fcntl_setpipe_size(fd, PIPE_SIZE);
 }
 
