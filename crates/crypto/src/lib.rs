@@ -8,9 +8,11 @@
 //!   CheckAuthenticatorResponse ([`mschapv2`]);
 //! - RFC 3079 MPPE key derivation (section 3): GetMasterKey,
 //!   GetAsymmetricStartKey (Magic2/Magic3), GetNewKeyFromSHA and the 40/56
-//!   bit reductions ([`mppe`]).
+//!   bit reductions ([`mppe`]);
+//! - the kernel's CSPRNG behind [`RandomSource`] ([`random`]), the only
+//!   source of anything an attacker must not predict.
 //!
-//! All of these are weak (DESIGN.md, "Weak algorithms"): they exist because
+//! The hashes and ciphers are weak (DESIGN.md, "Weak algorithms"): they exist because
 //! deployed PPTP/L2TP clients need them. Secrets ([`Secret`], keys) are
 //! zeroized on drop and print as `<redacted>` in `Debug`; secret-derived
 //! values are compared in constant time ([`ct_eq`]).
@@ -22,6 +24,9 @@
 
 pub mod mppe;
 pub mod mschapv2;
+pub mod random;
+
+pub use random::{OsRandom, Random, RandomSource};
 
 use std::fmt;
 

@@ -35,7 +35,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use tsunagi_crypto::mppe::StartKeys;
-use tsunagi_crypto::{ct_eq, md5, mschapv2, sha1, Secret};
+use tsunagi_crypto::{ct_eq, md5, mschapv2, Random, Secret};
 
 use crate::secrets::{SecretEntry, Secrets};
 use crate::wire::{Protocol, WireError};
@@ -487,46 +487,41 @@ pub fn describe(protocol: u16, info: &[u8], f: &mut fmt::Formatter<'_>) -> fmt::
     }
 }
 
-/// A 16-octet challenge source: SHA-1 over the seed and a counter, so
-/// challenges are unpredictable to anyone who does not know the seed
-/// (which the driver takes from the OS).
+/// Where challenges come from: every one is a fresh draw of 16 octets
+/// (128 bits, RFC 1994 s2.3's "unique and unpredictable") from the
+/// injected source, in a running daemon the kernel's CSPRNG (DESIGN.md,
+/// "Randomness"). Nothing is derived from an earlier draw or from the
+/// link's magic numbers, so what the peer saw predicts nothing.
 #[derive(Clone)]
 pub struct ChallengeSource {
-    seed: [u8; 8],
-    counter: u64,
+    random: Random,
 }
 
 impl fmt::Debug for ChallengeSource {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("ChallengeSource(<redacted>)")
+        f.write_str("ChallengeSource")
     }
 }
 
 impl ChallengeSource {
-    /// From the link's seed.
-    pub fn new(seed: u64) -> ChallengeSource {
-        ChallengeSource {
-            seed: seed.to_le_bytes(),
-            counter: 0,
-        }
+    /// Draws from `random`.
+    pub fn new(random: Random) -> ChallengeSource {
+        ChallengeSource { random }
     }
 
-    /// The next 16 octets.
+    /// The next 16 octets: one draw.
     pub fn next16(&mut self) -> [u8; 16] {
-        self.counter += 1;
-        let d = sha1(&[
-            b"tsunagi challenge",
-            &self.seed,
-            &self.counter.to_le_bytes(),
-        ]);
         let mut out = [0; 16];
-        out.copy_from_slice(&d[..16]);
+        self.random.fill(&mut out);
         out
     }
 
-    /// The next identifier octet.
+    /// The next identifier octet (RFC 1994 s4.1: it only has to change
+    /// with each Challenge; drawn so it says nothing of the others).
     pub fn next_id(&mut self) -> u8 {
-        self.next16()[0]
+        let mut id = [0; 1];
+        self.random.fill(&mut id);
+        id[0]
     }
 }
 
@@ -611,13 +606,13 @@ impl Authenticator {
     pub fn start(
         method: AuthMethod,
         config: AuthConfig,
-        seed: u64,
+        random: Random,
         now: Instant,
         out: &mut AuthOutput,
     ) -> Authenticator {
         let mut a = Authenticator {
             method,
-            rng: ChallengeSource::new(seed),
+            rng: ChallengeSource::new(random),
             state: AuthState::Failed,
             deadline: None,
             outcome: AuthOutcome::Pending,
@@ -1056,13 +1051,13 @@ impl AuthPeer {
     pub fn start(
         method: AuthMethod,
         config: AuthConfig,
-        seed: u64,
+        random: Random,
         now: Instant,
         out: &mut AuthOutput,
     ) -> AuthPeer {
         let mut p = AuthPeer {
             method,
-            rng: ChallengeSource::new(seed),
+            rng: ChallengeSource::new(random),
             state: PeerState::WaitChallenge,
             deadline: Some(now + config.wait),
             outcome: AuthOutcome::Pending,

@@ -152,6 +152,29 @@ fn check_parsers(protocol: u16, info: &[u8]) {
 /// and identifiers are fixed, so a recorded peer stream can answer it.
 pub const LINK_SEED: u64 = 0x7473_756e_6167_6921;
 
+/// The fuzz targets' stand-in for the kernel's CSPRNG: a fixed sequence,
+/// so that a crashing input replays exactly (challenges included). Never
+/// for a live link: anything the peer may predict must come from
+/// [`tsunagi_crypto::OsRandom`].
+struct ReplayRandom(std::sync::Mutex<crate::rng::Rng>);
+
+impl tsunagi_crypto::RandomSource for ReplayRandom {
+    fn fill(&self, dest: &mut [u8]) {
+        let mut rng = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        for chunk in dest.chunks_mut(8) {
+            chunk.copy_from_slice(&rng.next_u64().to_le_bytes()[..chunk.len()]);
+        }
+    }
+}
+
+/// A [`ReplayRandom`] handle starting from `seed` (fuzz targets, corpus
+/// replay and the tests that regenerate the corpus seeds).
+pub fn replay_random(seed: u64) -> tsunagi_crypto::Random {
+    std::sync::Arc::new(ReplayRandom(std::sync::Mutex::new(crate::rng::Rng::new(
+        seed,
+    ))))
+}
+
 /// The fixed link configuration of the fuzz target for a configuration
 /// octet (see [`ppp_input`]): our side offers addresses and DNS, keepalive
 /// every second.
@@ -253,7 +276,11 @@ pub fn link_input(data: &[u8]) {
         return;
     };
     let input = InputConfig::parse(config, stream.len());
-    let mut link = Link::new(fuzz_link_config(config), LINK_SEED);
+    let mut link = Link::new(
+        fuzz_link_config(config),
+        LINK_SEED,
+        replay_random(LINK_SEED),
+    );
     let mut checker = TransmitChecker::new();
     let mut now = Instant::now();
     link.start(now);
@@ -364,9 +391,20 @@ pub fn auth_ccp_input(data: &[u8]) {
     };
     let mut now = Instant::now();
     let mut out = AuthOutput::default();
-    let mut authenticator =
-        Authenticator::start(method, fuzz_auth_config(method), 1, now, &mut out);
-    let mut peer = AuthPeer::start(method, fuzz_auth_config(method), 2, now, &mut out);
+    let mut authenticator = Authenticator::start(
+        method,
+        fuzz_auth_config(method),
+        replay_random(1),
+        now,
+        &mut out,
+    );
+    let mut peer = AuthPeer::start(
+        method,
+        fuzz_auth_config(method),
+        replay_random(2),
+        now,
+        &mut out,
+    );
     check_auth_output(&mut out);
     let keys = StartKeys::from_mschapv2(&[1; 16], &[2; 24], config & 4 != 0);
     let strength = if config & 8 != 0 {
@@ -438,7 +476,11 @@ pub fn auth_ccp_input(data: &[u8]) {
     let _ = format!("{authenticator:?} {peer:?} {mppe:?} {deflate:?}");
 
     // The same bytes as a stream into a Link with auth and CCP on.
-    let mut link = Link::new(auth_link_config(config), LINK_SEED);
+    let mut link = Link::new(
+        auth_link_config(config),
+        LINK_SEED,
+        replay_random(LINK_SEED),
+    );
     let mut checker = TransmitChecker::new();
     let mut now = Instant::now();
     link.start(now);

@@ -25,6 +25,7 @@ use crate::ipv6cp::{link_local_text, Ipv6cpNegotiator};
 use crate::lcp::LcpNegotiator;
 use crate::rng::Rng;
 use crate::wire::{Code, ControlRepr, Protocol};
+use tsunagi_crypto::Random;
 
 /// Which network protocol a datagram carries.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -445,7 +446,9 @@ pub struct Link {
     /// Authentication passed (or was not needed): Network phase.
     network: bool,
     auth_events: VecDeque<AuthEvent>,
-    auth_seed: u64,
+    /// Challenges come from here (the kernel's CSPRNG in a daemon), never
+    /// from the generator of magic numbers and interface identifiers.
+    random: Random,
     peer_auth: Option<(String, AuthMethod)>,
     tx_path: Option<TxPath>,
     rx_path: Option<RxPath>,
@@ -487,9 +490,16 @@ fn alive(state: State) -> bool {
 }
 
 impl Link {
-    /// A new link in the Dead phase. `seed` seeds magic numbers and
-    /// interface identifiers (pass real randomness in production).
-    pub fn new(config: LinkConfig, seed: u64) -> Link {
+    /// A new link in the Dead phase.
+    ///
+    /// `seed` seeds the cheap generator of magic numbers and interface
+    /// identifiers, values the peer sees in clear (pass a draw from the
+    /// kernel in production). `random` gives everything an attacker must
+    /// not predict, CHAP and MS-CHAPv2 challenges, each a fresh draw: it
+    /// shares no state with `seed`'s generator, so an interface identifier
+    /// seen on the wire tells nothing about a challenge (DESIGN.md,
+    /// "Randomness").
+    pub fn new(config: LinkConfig, seed: u64, random: Random) -> Link {
         let mut seeds = Rng::new(seed);
         let mut lcp = Fsm::new(
             LcpNegotiator::new(config.lcp.clone(), seeds.next_u64()),
@@ -518,8 +528,6 @@ impl Link {
                 config.timers.clone(),
             )
         });
-        // Drawn after the others so existing seeds keep their magic numbers.
-        let auth_seed = seeds.next_u64();
         let max_info = config.lcp.mru.max(crate::lcp::DEFAULT_MRU) as usize;
         let mut link = Link {
             name: config.name.clone(),
@@ -547,7 +555,7 @@ impl Link {
             auth_peer: None,
             network: false,
             auth_events: VecDeque::new(),
-            auth_seed,
+            random,
             peer_auth: None,
             tx_path: None,
             rx_path: None,
@@ -1825,16 +1833,15 @@ impl Link {
             self.enter_network(now);
             return;
         }
-        // A new seed per authentication: a redial must never repeat a
-        // challenge (a recorded response would be replayable).
-        self.auth_seed = Rng::new(self.auth_seed).next_u64();
+        // Every challenge is a fresh draw from `random`: a redial never
+        // repeats one (a recorded response would be replayable).
         let mut out = AuthOutput::default();
         if let Some(method) = ours {
             tracing::info!("{}: authenticating peer with {}", self.name, method.name());
             self.authenticator = Some(Authenticator::start(
                 method,
                 self.config.auth.clone(),
-                self.auth_seed,
+                self.random.clone(),
                 now,
                 &mut out,
             ));
@@ -1848,7 +1855,7 @@ impl Link {
             self.auth_peer = Some(AuthPeer::start(
                 method,
                 self.config.auth.clone(),
-                self.auth_seed ^ 0x5a5a_5a5a_5a5a_5a5a,
+                self.random.clone(),
                 now,
                 &mut out,
             ));

@@ -34,7 +34,13 @@ fn server_config() -> AuthConfig {
 
 fn start(method: AuthMethod) -> (Authenticator, Vec<u8>) {
     let mut out = AuthOutput::default();
-    let a = Authenticator::start(method, server_config(), 42, Instant::now(), &mut out);
+    let a = Authenticator::start(
+        method,
+        server_config(),
+        tsunagi_crypto::OsRandom::handle(),
+        Instant::now(),
+        &mut out,
+    );
     let challenge = out.packets.first().map(|p| p.1.clone()).unwrap_or_default();
     (a, challenge)
 }
@@ -132,7 +138,13 @@ fn a_255_octet_name_is_handled() {
     assert!(matches!(a.outcome(), AuthOutcome::Success { user, .. } if *user == long_name()));
     // And as PAP Peer-ID.
     let mut out = AuthOutput::default();
-    let mut a = Authenticator::start(AuthMethod::Pap, server_config(), 1, now, &mut out);
+    let mut a = Authenticator::start(
+        AuthMethod::Pap,
+        server_config(),
+        tsunagi_crypto::OsRandom::handle(),
+        now,
+        &mut out,
+    );
     let name = long_name();
     let req = build(
         pap_code::REQUEST,
@@ -148,7 +160,13 @@ fn a_255_octet_name_is_handled() {
 fn pap_requests_with_bad_lengths_and_empty_names() {
     let now = Instant::now();
     let mut out = AuthOutput::default();
-    let mut a = Authenticator::start(AuthMethod::Pap, server_config(), 1, now, &mut out);
+    let mut a = Authenticator::start(
+        AuthMethod::Pap,
+        server_config(),
+        tsunagi_crypto::OsRandom::handle(),
+        now,
+        &mut out,
+    );
     let bad = [
         build(pap_code::REQUEST, 1, &[&[10], b"alice"]),
         build(pap_code::REQUEST, 1, &[&[5], b"alice"]),
@@ -225,7 +243,13 @@ fn peer_side_discards_foreign_and_malformed_packets() {
         ..AuthConfig::default()
     };
     let mut out = AuthOutput::default();
-    let mut p = AuthPeer::start(AuthMethod::MsChapV2, config, 3, now, &mut out);
+    let mut p = AuthPeer::start(
+        AuthMethod::MsChapV2,
+        config,
+        tsunagi_crypto::OsRandom::handle(),
+        now,
+        &mut out,
+    );
     // Challenge of 8 octets (MS-CHAPv2 needs 16), and one with no value.
     p.handle_packet(
         now,

@@ -92,13 +92,24 @@ fn pap_peer_and_authenticator_answer_as_pppd() {
         let reply = &of(scenario, "stream-a-to-b.hex", PAP)[0];
         // Our peer sends the same request (identifier aside).
         let mut out = AuthOutput::default();
-        let mut peer = AuthPeer::start(AuthMethod::Pap, peer_config(password), 1, now, &mut out);
+        let mut peer = AuthPeer::start(
+            AuthMethod::Pap,
+            peer_config(password),
+            tsunagi_crypto::OsRandom::handle(),
+            now,
+            &mut out,
+        );
         let (_, ours) = &out.packets[0];
         assert_eq!(ours[2..], request[2..], "{scenario}: PAP request");
         // Our authenticator answers pppd B's request as pppd A did.
         let mut out = AuthOutput::default();
-        let mut auth =
-            Authenticator::start(AuthMethod::Pap, authenticator_config(), 2, now, &mut out);
+        let mut auth = Authenticator::start(
+            AuthMethod::Pap,
+            authenticator_config(),
+            tsunagi_crypto::OsRandom::handle(),
+            now,
+            &mut out,
+        );
         auth.handle_packet(now, Protocol::Pap, request, &mut out);
         assert_eq!(&out.packets[0].1, reply, "{scenario}: PAP reply");
         assert_eq!(matches!(auth.outcome(), AuthOutcome::Success { .. }), ok);
@@ -128,8 +139,13 @@ fn chap_md5_peer_answers_as_pppd() {
         let b = of(scenario, "stream-b-to-a.hex", CHAP);
         let (challenge, verdict, response) = (&a[0], &a[1], &b[0]);
         let mut out = AuthOutput::default();
-        let mut peer =
-            AuthPeer::start(AuthMethod::ChapMd5, peer_config(password), 1, now, &mut out);
+        let mut peer = AuthPeer::start(
+            AuthMethod::ChapMd5,
+            peer_config(password),
+            tsunagi_crypto::OsRandom::handle(),
+            now,
+            &mut out,
+        );
         assert!(out.packets.is_empty());
         peer.handle_packet(now, Protocol::Chap, challenge, &mut out);
         assert_eq!(&out.packets[0].1, response, "{scenario}: CHAP Response");
@@ -196,7 +212,7 @@ fn mschapv2_values_check_and_our_peer_refuses_a_success_for_another_response() {
     let mut peer = AuthPeer::start(
         AuthMethod::MsChapV2,
         peer_config("wonderland"),
-        5,
+        tsunagi_crypto::OsRandom::handle(),
         now,
         &mut out,
     );
@@ -387,7 +403,13 @@ fn mschapv2_authenticator_answers_as_pppd() {
     let mut out = AuthOutput::default();
     let mut config = authenticator_config();
     config.require = vec![AuthMethod::MsChapV2];
-    let mut auth = Authenticator::start(AuthMethod::MsChapV2, config, 9, now, &mut out);
+    let mut auth = Authenticator::start(
+        AuthMethod::MsChapV2,
+        config,
+        tsunagi_crypto::OsRandom::handle(),
+        now,
+        &mut out,
+    );
     auth.pin_challenge(challenge.identifier, value);
     let mut out = AuthOutput::default();
     auth.handle_packet(now, Protocol::Chap, &b[0], &mut out);
@@ -405,7 +427,13 @@ fn mschapv2_authenticator_answers_as_pppd() {
         ChapSecrets::parse("alice * other *").unwrap(),
     )));
     let mut out = AuthOutput::default();
-    let mut auth = Authenticator::start(AuthMethod::MsChapV2, config, 9, now, &mut out);
+    let mut auth = Authenticator::start(
+        AuthMethod::MsChapV2,
+        config,
+        tsunagi_crypto::OsRandom::handle(),
+        now,
+        &mut out,
+    );
     auth.pin_challenge(challenge.identifier, value);
     let mut out = AuthOutput::default();
     auth.handle_packet(now, Protocol::Chap, &b[0], &mut out);

@@ -167,6 +167,7 @@ fn peer_rejecting_option_9_falls_back_to_16_bit_fcs() {
     let mut link = Link::new(
         with_fcs(config("home", [10, 0, 0, 1], [10, 0, 0, 2]), FcsMode::Null),
         3,
+        tsunagi_crypto::OsRandom::handle(),
     );
     let now = std::time::Instant::now();
     link.start(now);
@@ -275,6 +276,7 @@ fn a_link_answers_bad_option_9_values_in_a_real_request() {
     let mut link = Link::new(
         with_fcs(config("labs", [10, 0, 0, 2], [10, 0, 0, 1]), FcsMode::Null),
         4,
+        tsunagi_crypto::OsRandom::handle(),
     );
     let now = std::time::Instant::now();
     link.start(now);

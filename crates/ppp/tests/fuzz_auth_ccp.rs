@@ -63,8 +63,20 @@ fn seeds() -> Vec<(String, Vec<u8>)> {
         let mut data = vec![config];
         // Our authenticator (seed 1) and an outside peer answering it.
         let mut out = AuthOutput::default();
-        let mut ours = Authenticator::start(method, fuzz_auth_config(method), 1, now, &mut out);
-        let mut theirs = AuthPeer::start(method, fuzz_auth_config(method), 77, now, &mut out);
+        let mut ours = Authenticator::start(
+            method,
+            fuzz_auth_config(method),
+            tsunagi_ppp::fuzzing::replay_random(1),
+            now,
+            &mut out,
+        );
+        let mut theirs = AuthPeer::start(
+            method,
+            fuzz_auth_config(method),
+            tsunagi_ppp::fuzzing::replay_random(77),
+            now,
+            &mut out,
+        );
         for _ in 0..4 {
             let packets: Vec<_> = out.packets.drain(..).collect();
             for (_, p) in packets {
@@ -87,8 +99,20 @@ fn seeds() -> Vec<(String, Vec<u8>)> {
         );
         // Our peer side (seed 2) against an outside authenticator.
         let mut out = AuthOutput::default();
-        let mut auth = Authenticator::start(method, fuzz_auth_config(method), 99, now, &mut out);
-        let mut peer = AuthPeer::start(method, fuzz_auth_config(method), 2, now, &mut out);
+        let mut auth = Authenticator::start(
+            method,
+            fuzz_auth_config(method),
+            tsunagi_ppp::fuzzing::replay_random(99),
+            now,
+            &mut out,
+        );
+        let mut peer = AuthPeer::start(
+            method,
+            fuzz_auth_config(method),
+            tsunagi_ppp::fuzzing::replay_random(2),
+            now,
+            &mut out,
+        );
         for _ in 0..4 {
             let packets: Vec<_> = out.packets.drain(..).collect();
             for (_, p) in packets {

@@ -41,7 +41,11 @@ fn write_link_seeds() {
 
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../fuzz/corpus/ppp_input");
     for config in [0x00u8, 0x02, 0x04, 0x06] {
-        let mut ours = Link::new(fuzz_link_config(config), LINK_SEED);
+        let mut ours = Link::new(
+            fuzz_link_config(config),
+            LINK_SEED,
+            tsunagi_ppp::fuzzing::replay_random(LINK_SEED),
+        );
         let mut peer = Link::new(
             LinkConfig {
                 name: "peer".into(),
@@ -56,6 +60,7 @@ fn write_link_seeds() {
                 ..LinkConfig::default()
             },
             42,
+            tsunagi_ppp::fuzzing::replay_random(42),
         );
         let mut now = Instant::now();
         ours.start(now);
@@ -101,7 +106,11 @@ fn write_link_seeds() {
 
         // Replayed the way link_input feeds it, the stream opens IPCP on the
         // link under test.
-        let mut replay = Link::new(fuzz_link_config(config), LINK_SEED);
+        let mut replay = Link::new(
+            fuzz_link_config(config),
+            LINK_SEED,
+            tsunagi_ppp::fuzzing::replay_random(LINK_SEED),
+        );
         let mut now = Instant::now();
         replay.start(now);
         let mut opened = false;

@@ -187,7 +187,11 @@ fn equal_magic_numbers_are_detected_as_loopback() {
 
 #[test]
 fn a_link_fed_its_own_frames_detects_loopback() {
-    let mut link = Link::new(config("loop", [10, 0, 0, 1], [10, 0, 0, 2]), 7);
+    let mut link = Link::new(
+        config("loop", [10, 0, 0, 1], [10, 0, 0, 2]),
+        7,
+        tsunagi_crypto::OsRandom::handle(),
+    );
     let mut now = Instant::now();
     link.start(now);
     let mut events = Vec::new();
@@ -221,7 +225,11 @@ fn a_link_fed_its_own_frames_detects_loopback() {
 fn configure_request_id_and_contents_in_ack_must_match() {
     // Our first request from a fresh link; an Ack with another id or other
     // options is discarded and counted (RFC 1661 s5.2).
-    let mut link = Link::new(config("a", [10, 0, 0, 1], [10, 0, 0, 2]), 3);
+    let mut link = Link::new(
+        config("a", [10, 0, 0, 1], [10, 0, 0, 2]),
+        3,
+        tsunagi_crypto::OsRandom::handle(),
+    );
     let now = Instant::now();
     link.start(now);
     let mut bytes = Vec::new();
@@ -307,6 +315,7 @@ fn ipv6cp_takes_a_naked_interface_id_when_not_configured() {
             c
         },
         5,
+        tsunagi_crypto::OsRandom::handle(),
     );
     let mut peer = Link::new(
         {
@@ -315,6 +324,7 @@ fn ipv6cp_takes_a_naked_interface_id_when_not_configured() {
             c
         },
         6,
+        tsunagi_crypto::OsRandom::handle(),
     );
     let now = Instant::now();
     link.start(now);

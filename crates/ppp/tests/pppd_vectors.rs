@@ -189,7 +189,7 @@ fn replay_as_b(scenario: &str, config: LinkConfig) -> (Replay, Vec<(u16, Vec<u8>
             }
         })
         .expect("B's magic");
-    let mut link = Link::new(config, 1);
+    let mut link = Link::new(config, 1, tsunagi_crypto::OsRandom::handle());
     link.pin_magic(magic);
     let now = Instant::now();
     link.start(now);

@@ -161,6 +161,12 @@ async fn serve(config: Config, socket: PathBuf) -> anyhow::Result<()> {
         };
         credentials.insert(settings.name.clone(), Arc::new(c));
     }
+    // Challenges are drawn from the kernel; a kernel that refuses now
+    // would make the first authentication fail instead.
+    if let Err(e) = tsunagi_crypto::OsRandom::check() {
+        error!("refusing to start: {e}");
+        bail!("cannot draw randomness for challenges: {e}");
+    }
     let guard = AuthGuard::new();
     // Before anything else: a SIGTERM from now on is a clean shutdown.
     let mut sigterm = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;

@@ -40,6 +40,7 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf};
 use tokio::process::Child;
 use tokio::sync::{mpsc, oneshot, watch};
 use tracing::{debug, info, warn};
+use tsunagi_crypto::OsRandom;
 use tsunagi_host::offload::{segment_tcp, MAX_OFFLOAD_PACKET};
 use tsunagi_host::policy_route::{NextHop, PolicyRoutes};
 use tsunagi_host::{Netlink, Tun};
@@ -288,18 +289,12 @@ pub fn link_local_address(interface_id: &[u8; 8]) -> Ipv6Addr {
 /// kernel drops the device's IPv6 state and refuses its addresses.
 pub const IPV6_MIN_MTU: u32 = 1280;
 
-/// 64 bits of seed from the kernel (magic numbers, interface identifiers).
+/// 64 bits from the kernel for the cheap generator of magic numbers and
+/// interface identifiers; a draw of its own, so it shares nothing with the
+/// challenges the link draws from [`OsRandom`].
 pub fn random_seed() -> u64 {
     let mut b = [0u8; 8];
-    let got =
-        std::fs::File::open("/dev/urandom").and_then(|mut f| io::Read::read_exact(&mut f, &mut b));
-    if got.is_err() {
-        // Never fails on Linux; if it does, a seed that differs per run.
-        let t = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| d.as_nanos() as u64);
-        return t ^ u64::from(std::process::id()).rotate_left(32);
-    }
+    tsunagi_crypto::RandomSource::fill(&OsRandom, &mut b);
     u64::from_ne_bytes(b)
 }
 
@@ -481,6 +476,7 @@ impl Session<'_> {
         let mut link = Link::new(
             self.ctx.settings.link_config_with(self.ctx.credentials),
             random_seed(),
+            OsRandom::handle(),
         );
         link.start(Instant::now());
         info!(

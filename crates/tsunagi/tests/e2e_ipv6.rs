@@ -335,7 +335,11 @@ impl TestPeer {
             ipv6cp: Some(Ipv6cpConfig::default()),
             ..LinkConfig::default()
         };
-        let mut link = Link::new(config, u64::from(std::process::id()));
+        let mut link = Link::new(
+            config,
+            u64::from(std::process::id()),
+            tsunagi_crypto::OsRandom::handle(),
+        );
         link.start(Instant::now());
         TestPeer {
             link,

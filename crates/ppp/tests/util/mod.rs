@@ -61,8 +61,8 @@ impl Pair {
         init_logs();
         let start = Instant::now();
         Pair {
-            a: Side::new(Link::new(a, seed_a)),
-            b: Side::new(Link::new(b, seed_b)),
+            a: Side::new(Link::new(a, seed_a, tsunagi_crypto::OsRandom::handle())),
+            b: Side::new(Link::new(b, seed_b, tsunagi_crypto::OsRandom::handle())),
             start,
             now: start,
             loss_per_mille: 0,
