@@ -13,10 +13,34 @@
 //! transitions are used.
 
 use std::fmt;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
-use crate::link::FsmTimers;
 use crate::wire::{Code, ControlRepr, OptionIter, Protocol, RawOption, WireError};
+
+/// RFC 1661 restart timer and counters (section 4.6).
+#[derive(Debug, Clone)]
+pub struct FsmTimers {
+    /// Restart timer, default 3 s.
+    pub restart: Duration,
+    /// Max-Configure, default 10.
+    pub max_configure: u32,
+    /// Max-Terminate, default 2.
+    pub max_terminate: u32,
+    /// Max-Failure, default 5.
+    pub max_failure: u32,
+}
+
+impl Default for FsmTimers {
+    /// RFC 1661 s4.6: Restart 3 s, Max-Terminate 2, Max-Configure 10, Max-Failure 5.
+    fn default() -> Self {
+        FsmTimers {
+            restart: Duration::from_secs(3),
+            max_configure: 10,
+            max_terminate: 2,
+            max_failure: 5,
+        }
+    }
+}
 
 /// RFC 1661 section 4.2 states.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]

@@ -38,6 +38,8 @@
 //! encoder appends to the caller's buffer, the decoder reuses one buffer of
 //! `max_info` + header + FCS bytes and hands out borrowed [`Frame`]s.
 
+pub use crate::wire::{FcsMode, DEFAULT_ACCM};
+
 /// RFC 1662 section 4.1: the flag sequence that delimits frames.
 pub const FLAG: u8 = 0x7e;
 /// RFC 1662 section 4.2: the control escape octet.
@@ -53,8 +55,6 @@ pub const FCS_INIT: u16 = 0xffff;
 /// RFC 1662 appendix C.2: the FCS over a frame including its own FCS field
 /// leaves this value in the register when the frame is intact.
 pub const FCS_GOOD: u16 = 0xf0b8;
-/// RFC 1662 section 7.1: the ACCM until LCP agreed on another one.
-pub const DEFAULT_ACCM: u32 = 0xffff_ffff;
 
 /// Octets around the information field in the largest frame we accept:
 /// address + control + 2-octet protocol + 2-octet FCS.
@@ -62,17 +62,6 @@ const FRAME_OVERHEAD: usize = 6;
 /// RFC 1662 section 4.3: frames of fewer than 4 octets (with the 16-bit
 /// FCS) are invalid.
 const MIN_FRAME_LEN: usize = 4;
-
-/// Which Frame Check Sequence a direction uses (RFC 1570 section 2.1).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum FcsMode {
-    /// The 16-bit FCS of RFC 1662 section 3.1, the default.
-    #[default]
-    Fcs16,
-    /// No FCS field (RFC 1570 section 2.1.2, "Null FCS"): only for links
-    /// whose lower layer already protects the bytes (SSH's MAC).
-    Null,
-}
 
 /// Slicing-by-8 tables for the reflected CRC-16 with polynomial
 /// x^16 + x^12 + x^5 + 1 (`0x1021`, `0x8408` bit-reversed), RFC 1662

@@ -12,10 +12,23 @@ use std::fmt;
 use std::net::Ipv4Addr;
 
 use crate::fsm::{Negotiator, OptionVerdict};
-use crate::link::IpcpConfig;
 use crate::wire::{
     emit_option, exact, write_hex, write_unknown_option, OptionIter, Protocol, RawOption, WireError,
 };
+
+/// IPCP settings (RFC 1332, RFC 1877).
+#[derive(Debug, Clone, Default)]
+pub struct IpcpConfig {
+    /// Our address; `None` asks the peer (0.0.0.0 in our Configure-Request).
+    pub local: Option<Ipv4Addr>,
+    /// The address we give the peer when it asks (Nak with this address);
+    /// if set, a different address requested by the peer is Nak'd to this one.
+    pub remote: Option<Ipv4Addr>,
+    /// DNS servers we hand out when the peer asks (primary, secondary).
+    pub dns: [Option<Ipv4Addr>; 2],
+    /// Ask the peer for DNS servers (pppd `usepeerdns`).
+    pub request_dns: bool,
+}
 
 /// IPCP option types.
 pub mod kind {

@@ -7,11 +7,17 @@
 use std::fmt;
 
 use crate::fsm::{Negotiator, OptionVerdict};
-use crate::link::Ipv6cpConfig;
 use crate::rng::Rng;
 use crate::wire::{
     emit_option, exact, write_unknown_option, OptionIter, Protocol, RawOption, WireError,
 };
+
+/// IPV6CP settings (RFC 5072).
+#[derive(Debug, Clone, Default)]
+pub struct Ipv6cpConfig {
+    /// Our interface identifier; `None` picks a random one.
+    pub local_id: Option<[u8; 8]>,
+}
 
 /// IPV6CP option types.
 pub mod kind {

@@ -17,14 +17,14 @@
 //! option (pppd does) leaves both directions on the 16-bit FCS.
 
 use std::fmt;
+use std::time::Duration;
 
 use crate::auth::AuthMethod;
 use crate::fsm::{Negotiator, OptionVerdict};
-use crate::hdlc::FcsMode;
-use crate::link::LcpConfig;
 use crate::rng::Rng;
 use crate::wire::{
-    emit_option, exact, write_unknown_option, OptionIter, Protocol, RawOption, WireError,
+    emit_option, exact, write_unknown_option, FcsMode, OptionIter, Protocol, RawOption, WireError,
+    DEFAULT_ACCM,
 };
 
 /// LCP option types (RFC 1661 s6, IANA "PPP LCP Configuration Option Types").
@@ -69,6 +69,67 @@ pub fn fcs_mode_bits(mode: FcsMode) -> u8 {
 pub const MIN_MRU: u16 = 128;
 /// The MRU every implementation must accept (RFC 1661 s6.1).
 pub const DEFAULT_MRU: u16 = 1500;
+
+/// LCP settings for our side.
+#[derive(Debug, Clone)]
+pub struct LcpConfig {
+    /// MRU we announce (default 1500; not sent when 1500).
+    pub mru: u16,
+    /// ACCM we ask the peer to use towards us (default 0).
+    pub accm: u32,
+    /// Extra bytes we always escape when sending (user-ppp `set escape 0xff`).
+    pub escape: Vec<u8>,
+    /// Ask for / accept Protocol-Field-Compression.
+    pub pfc: bool,
+    /// Ask for / accept Address-and-Control-Field-Compression.
+    pub acfc: bool,
+    /// FCS-Alternatives (RFC 1570 s2.1): [`FcsMode::Null`] asks the peer to
+    /// send without FCS and agrees to send without FCS when asked; the
+    /// default [`FcsMode::Fcs16`] asks nothing and keeps the 16-bit FCS.
+    /// Only for links whose lower layer protects the bytes (SSH).
+    pub fcs: FcsMode,
+    /// Identification text (RFC 1570) sent once LCP is opened.
+    pub ident: Option<String>,
+    /// Keepalive: send Echo-Request every `interval`, link down after
+    /// `failures` unanswered ones. `None` disables.
+    pub echo: Option<EchoConfig>,
+}
+
+/// LCP Echo keepalive (pppd lcp-echo-interval / lcp-echo-failure).
+#[derive(Debug, Clone)]
+pub struct EchoConfig {
+    /// Interval between Echo-Requests.
+    pub interval: Duration,
+    /// Unanswered Echo-Requests before the link is declared dead.
+    pub failures: u32,
+}
+
+impl Default for EchoConfig {
+    /// Debian's /etc/ppp/options: lcp-echo-interval 30, lcp-echo-failure 4.
+    fn default() -> Self {
+        EchoConfig {
+            interval: Duration::from_secs(30),
+            failures: 4,
+        }
+    }
+}
+
+impl Default for LcpConfig {
+    /// MRU 1500, ACCM 0 (as pppd asks), PFC and ACFC on, no ident,
+    /// echo every 30 s with 4 failures.
+    fn default() -> Self {
+        LcpConfig {
+            mru: DEFAULT_MRU,
+            accm: 0,
+            escape: Vec::new(),
+            pfc: true,
+            acfc: true,
+            fcs: FcsMode::Fcs16,
+            ident: None,
+            echo: Some(EchoConfig::default()),
+        }
+    }
+}
 
 /// One decoded LCP option.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -211,7 +272,7 @@ impl Default for LcpValues {
     fn default() -> Self {
         LcpValues {
             mru: DEFAULT_MRU,
-            accm: crate::hdlc::DEFAULT_ACCM,
+            accm: DEFAULT_ACCM,
             magic: None,
             pfc: false,
             acfc: false,
@@ -321,7 +382,7 @@ impl Negotiator for LcpNegotiator {
     fn reset(&mut self) {
         self.want = Wants {
             mru: (self.config.mru != DEFAULT_MRU).then_some(self.config.mru),
-            accm: (self.config.accm != crate::hdlc::DEFAULT_ACCM).then_some(self.config.accm),
+            accm: (self.config.accm != DEFAULT_ACCM).then_some(self.config.accm),
             magic: Some(
                 self.pinned_magic
                     .take()
@@ -473,7 +534,7 @@ impl Negotiator for LcpNegotiator {
     fn handle_ack(&mut self) {
         self.ours = LcpValues {
             mru: self.want.mru.unwrap_or(DEFAULT_MRU),
-            accm: self.want.accm.unwrap_or(crate::hdlc::DEFAULT_ACCM),
+            accm: self.want.accm.unwrap_or(DEFAULT_ACCM),
             magic: self.want.magic,
             pfc: self.want.pfc,
             acfc: self.want.acfc,

@@ -27,6 +27,11 @@ use crate::rng::Rng;
 use crate::wire::{Code, ControlRepr, Protocol};
 use tsunagi_crypto::Random;
 
+pub use crate::fsm::FsmTimers;
+pub use crate::ipcp::IpcpConfig;
+pub use crate::ipv6cp::Ipv6cpConfig;
+pub use crate::lcp::{EchoConfig, LcpConfig};
+
 /// Which network protocol a datagram carries.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum IpVersion {
@@ -49,74 +54,6 @@ pub enum Phase {
     Network,
     /// Link Termination.
     Terminate,
-}
-
-/// RFC 1661 restart timer and counters (section 4.6).
-#[derive(Debug, Clone)]
-pub struct FsmTimers {
-    /// Restart timer, default 3 s.
-    pub restart: Duration,
-    /// Max-Configure, default 10.
-    pub max_configure: u32,
-    /// Max-Terminate, default 2.
-    pub max_terminate: u32,
-    /// Max-Failure, default 5.
-    pub max_failure: u32,
-}
-
-/// LCP settings for our side.
-#[derive(Debug, Clone)]
-pub struct LcpConfig {
-    /// MRU we announce (default 1500; not sent when 1500).
-    pub mru: u16,
-    /// ACCM we ask the peer to use towards us (default 0).
-    pub accm: u32,
-    /// Extra bytes we always escape when sending (user-ppp `set escape 0xff`).
-    pub escape: Vec<u8>,
-    /// Ask for / accept Protocol-Field-Compression.
-    pub pfc: bool,
-    /// Ask for / accept Address-and-Control-Field-Compression.
-    pub acfc: bool,
-    /// FCS-Alternatives (RFC 1570 s2.1): [`FcsMode::Null`] asks the peer to
-    /// send without FCS and agrees to send without FCS when asked; the
-    /// default [`FcsMode::Fcs16`] asks nothing and keeps the 16-bit FCS.
-    /// Only for links whose lower layer protects the bytes (SSH).
-    pub fcs: FcsMode,
-    /// Identification text (RFC 1570) sent once LCP is opened.
-    pub ident: Option<String>,
-    /// Keepalive: send Echo-Request every `interval`, link down after
-    /// `failures` unanswered ones. `None` disables.
-    pub echo: Option<EchoConfig>,
-}
-
-/// LCP Echo keepalive (pppd lcp-echo-interval / lcp-echo-failure).
-#[derive(Debug, Clone)]
-pub struct EchoConfig {
-    /// Interval between Echo-Requests.
-    pub interval: Duration,
-    /// Unanswered Echo-Requests before the link is declared dead.
-    pub failures: u32,
-}
-
-/// IPCP settings (RFC 1332, RFC 1877).
-#[derive(Debug, Clone, Default)]
-pub struct IpcpConfig {
-    /// Our address; `None` asks the peer (0.0.0.0 in our Configure-Request).
-    pub local: Option<Ipv4Addr>,
-    /// The address we give the peer when it asks (Nak with this address);
-    /// if set, a different address requested by the peer is Nak'd to this one.
-    pub remote: Option<Ipv4Addr>,
-    /// DNS servers we hand out when the peer asks (primary, secondary).
-    pub dns: [Option<Ipv4Addr>; 2],
-    /// Ask the peer for DNS servers (pppd `usepeerdns`).
-    pub request_dns: bool,
-}
-
-/// IPV6CP settings (RFC 5072).
-#[derive(Debug, Clone, Default)]
-pub struct Ipv6cpConfig {
-    /// Our interface identifier; `None` picks a random one.
-    pub local_id: Option<[u8; 8]>,
 }
 
 /// Everything a link needs to know.
@@ -278,45 +215,6 @@ pub struct LinkStats {
     pub rx_ccp_dropped: u64,
     /// CCP Reset-Requests we sent.
     pub tx_ccp_resets: u64,
-}
-
-impl Default for FsmTimers {
-    /// RFC 1661 s4.6: Restart 3 s, Max-Terminate 2, Max-Configure 10, Max-Failure 5.
-    fn default() -> Self {
-        FsmTimers {
-            restart: Duration::from_secs(3),
-            max_configure: 10,
-            max_terminate: 2,
-            max_failure: 5,
-        }
-    }
-}
-
-impl Default for EchoConfig {
-    /// Debian's /etc/ppp/options: lcp-echo-interval 30, lcp-echo-failure 4.
-    fn default() -> Self {
-        EchoConfig {
-            interval: Duration::from_secs(30),
-            failures: 4,
-        }
-    }
-}
-
-impl Default for LcpConfig {
-    /// MRU 1500, ACCM 0 (as pppd asks), PFC and ACFC on, no ident,
-    /// echo every 30 s with 4 failures.
-    fn default() -> Self {
-        LcpConfig {
-            mru: crate::lcp::DEFAULT_MRU,
-            accm: 0,
-            escape: Vec::new(),
-            pfc: true,
-            acfc: true,
-            fcs: FcsMode::Fcs16,
-            ident: None,
-            echo: Some(EchoConfig::default()),
-        }
-    }
 }
 
 impl LinkConfig {

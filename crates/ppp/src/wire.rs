@@ -20,6 +20,20 @@
 
 use core::fmt;
 
+/// RFC 1662 section 7.1: the ACCM until LCP agreed on another one.
+pub const DEFAULT_ACCM: u32 = 0xffff_ffff;
+
+/// Which Frame Check Sequence a direction uses (RFC 1570 section 2.1).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum FcsMode {
+    /// The 16-bit FCS of RFC 1662 section 3.1, the default.
+    #[default]
+    Fcs16,
+    /// No FCS field (RFC 1570 section 2.1.2, "Null FCS"): only for links
+    /// whose lower layer already protects the bytes (SSH's MAC).
+    Null,
+}
+
 /// Errors from parsing PPP control packets and option lists. Each names the
 /// field that was wrong.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
