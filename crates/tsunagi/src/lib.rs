@@ -21,4 +21,5 @@ pub mod hooks;
 pub mod lab;
 pub mod logging;
 pub mod policy;
+pub mod pool;
 pub mod users;
