@@ -12,6 +12,7 @@ use crate::hdlc::{Decoder, Encoder, FrameError};
 use crate::link::{
     EchoConfig, FsmTimers, IpVersion, IpcpConfig, Ipv6cpConfig, LcpConfig, Link, LinkConfig,
 };
+use crate::stream::StreamLink;
 use crate::wire::{ControlRepr, Protocol};
 
 /// How one fuzz input is read: the first octet picks a configuration, the
@@ -227,7 +228,7 @@ impl TransmitChecker {
         }
     }
 
-    fn drain(&mut self, link: &mut Link) {
+    fn drain(&mut self, link: &mut StreamLink) {
         self.out.clear();
         link.poll_transmit(&mut self.out);
         while link.poll_event().is_some() {}
@@ -252,7 +253,7 @@ impl TransmitChecker {
 
 /// Fires the timers due at `now` (bounded: a buggy deadline in the past
 /// must not hang the fuzzer, so it fails instead).
-fn fire_timers(link: &mut Link, now: Instant, checker: &mut TransmitChecker) {
+fn fire_timers(link: &mut StreamLink, now: Instant, checker: &mut TransmitChecker) {
     for _ in 0..64 {
         match link.poll_timeout() {
             Some(deadline) if deadline <= now => {
@@ -276,11 +277,11 @@ pub fn link_input(data: &[u8]) {
         return;
     };
     let input = InputConfig::parse(config, stream.len());
-    let mut link = Link::new(
+    let mut link = StreamLink::new(Link::new(
         fuzz_link_config(config),
         LINK_SEED,
         replay_random(LINK_SEED),
-    );
+    ));
     let mut checker = TransmitChecker::new();
     let mut now = Instant::now();
     link.start(now);
@@ -476,11 +477,11 @@ pub fn auth_ccp_input(data: &[u8]) {
     let _ = format!("{authenticator:?} {peer:?} {mppe:?} {deflate:?}");
 
     // The same bytes as a stream into a Link with auth and CCP on.
-    let mut link = Link::new(
+    let mut link = StreamLink::new(Link::new(
         auth_link_config(config),
         LINK_SEED,
         replay_random(LINK_SEED),
-    );
+    ));
     let mut checker = TransmitChecker::new();
     let mut now = Instant::now();
     link.start(now);

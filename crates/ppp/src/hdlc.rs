@@ -38,7 +38,10 @@
 //! encoder appends to the caller's buffer, the decoder reuses one buffer of
 //! `max_info` + header + FCS bytes and hands out borrowed [`Frame`]s.
 
+pub use crate::frame::{Frame, FrameError, ADDRESS, CONTROL};
 pub use crate::wire::{FcsMode, DEFAULT_ACCM};
+
+use crate::frame::{parse_with_len, Header};
 
 /// RFC 1662 section 4.1: the flag sequence that delimits frames.
 pub const FLAG: u8 = 0x7e;
@@ -46,10 +49,6 @@ pub const FLAG: u8 = 0x7e;
 pub const ESCAPE: u8 = 0x7d;
 /// RFC 1662 section 4.2: an escaped octet is transmitted XORed with this.
 const ESCAPE_XOR: u8 = 0x20;
-/// RFC 1662 section 3.1: the All-Stations address.
-pub const ADDRESS: u8 = 0xff;
-/// RFC 1662 section 3.1: the Unnumbered Information control field.
-pub const CONTROL: u8 = 0x03;
 /// RFC 1662 appendix C.2: the FCS register starts at all ones.
 pub const FCS_INIT: u16 = 0xffff;
 /// RFC 1662 appendix C.2: the FCS over a frame including its own FCS field
@@ -493,10 +492,8 @@ impl Encoder {
     }
 
     /// Appends one complete frame (flag, `ff 03` unless ACFC, protocol,
-    /// info, FCS, flag) to `out`, escaped.
-    ///
-    /// The opening flag is left out when `out` already ends with a flag:
-    /// back-to-back frames share it (RFC 1662 section 4.1, as pppd does).
+    /// info, FCS, flag) to `out`, escaped, compressing the header as
+    /// [`Encoder::set_acfc`] and [`Encoder::set_pfc`] say.
     ///
     /// `lcp_defaults` = true forces ACCM `0xffffffff`, `ff 03` and a 2-octet
     /// protocol: LCP Configure/Terminate/Code-Reject packets (codes 1..7)
@@ -505,45 +502,57 @@ impl Encoder {
     /// always carry the 16-bit FCS, whatever [`Encoder::set_fcs`] says
     /// (RFC 1570 section 2.1); every other frame uses the FCS set there.
     pub fn encode(&self, protocol: u16, info: &[u8], lcp_defaults: bool, out: &mut Vec<u8>) {
-        let (escape, acfc, pfc) = if lcp_defaults {
-            (&self.escape_lcp, false, false)
+        let header = if lcp_defaults {
+            Header::uncompressed(protocol)
         } else {
-            (&self.escape, self.acfc, self.pfc)
+            Header::new(protocol, info.is_empty(), self.acfc, self.pfc)
         };
         // RFC 1570 s2.1: LCP codes 1..7 keep the 16-bit FCS whatever was
         // agreed, and a receiver in Null FCS mode knows them by protocol and
         // code (see `parse_frame_null_fcs`); the choice depends on nothing
         // else, so that the receiver can always tell.
-        let fcs_mode = if is_lcp_configure(protocol, info) {
+        let fcs = if is_lcp_configure(protocol, info) {
             FcsMode::Fcs16
         } else {
             self.fcs
         };
-        let mut header = [0u8; 4];
-        let mut header_len = 0;
-        if !acfc {
-            header[0] = ADDRESS;
-            header[1] = CONTROL;
-            header_len = 2;
-        }
-        // RFC 1661 section 6.5: only protocols whose high octet is zero can
-        // be compressed to one octet. RFC 1662 section 4.3: receivers drop
-        // frames under 4 octets, so an empty information field without
-        // `ff 03` keeps the 2-octet protocol. Without `ff 03`, a compressed
-        // protocol 0x00ff would read as an address field.
-        let ambiguous = acfc && (info.is_empty() || protocol == 0x00ff);
-        if pfc && protocol < 0x100 && !ambiguous {
-            header[header_len] = protocol as u8;
-            header_len += 1;
-        } else {
-            header[header_len..header_len + 2].copy_from_slice(&protocol.to_be_bytes());
-            header_len += 2;
-        }
-        let header = &header[..header_len];
+        self.write(header.as_bytes(), info, lcp_defaults, fcs, out);
+    }
 
+    /// Appends one PPP frame whose header the engine built
+    /// ([`crate::frame::Header`]: `ff 03` unless ACFC, the protocol field)
+    /// and whose information field is `info`, escaped, with the FCS.
+    /// `lcp_defaults` as for [`Encoder::encode`]: the engine says so for
+    /// LCP codes 1..7, which then go with ACCM `0xffffffff` and the 16-bit
+    /// FCS; the header is taken as given.
+    pub fn encode_frame(&self, header: &[u8], info: &[u8], lcp_defaults: bool, out: &mut Vec<u8>) {
+        let fcs = if lcp_defaults {
+            FcsMode::Fcs16
+        } else {
+            self.fcs
+        };
+        self.write(header, info, lcp_defaults, fcs, out);
+    }
+
+    /// Flag (unless `out` ends with one), escaped header and information
+    /// field, FCS, flag.
+    #[inline]
+    fn write(
+        &self,
+        header: &[u8],
+        info: &[u8],
+        lcp_defaults: bool,
+        fcs_mode: FcsMode,
+        out: &mut Vec<u8>,
+    ) {
+        let escape = if lcp_defaults {
+            &self.escape_lcp
+        } else {
+            &self.escape
+        };
         // Most octets go out as they are; reserve for the plain case and let
         // the vector grow if escapes are many.
-        out.reserve(header_len + info.len() + info.len() / 16 + 8);
+        out.reserve(header.len() + info.len() + info.len() / 16 + 8);
         if out.last() != Some(&FLAG) {
             out.push(FLAG);
         }
@@ -597,92 +606,6 @@ fn escape_into(escape: &Special, data: &[u8], out: &mut Vec<u8>) {
         run_start = i + 1;
     });
     out.extend_from_slice(&data[run_start..]);
-}
-
-/// One received frame with its FCS checked, `ff 03` and PFC undone.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Frame<'a> {
-    /// The PPP protocol field (RFC 1661 section 2).
-    pub protocol: u16,
-    /// The information field (without padding removal: PPP padding is
-    /// protocol specific, RFC 1661 section 2).
-    pub info: &'a [u8],
-    address_control_omitted: bool,
-    protocol_compressed: bool,
-}
-
-impl Frame<'_> {
-    /// The frame came without `ff 03` (ACFC, RFC 1661 section 6.6).
-    pub fn address_control_omitted(&self) -> bool {
-        self.address_control_omitted
-    }
-
-    /// The protocol field was one octet (PFC, RFC 1661 section 6.5).
-    pub fn protocol_compressed(&self) -> bool {
-        self.protocol_compressed
-    }
-}
-
-/// Why a received frame was dropped (RFC 1662 section 4.3 and RFC 1661
-/// section 2). Lengths count octets after escapes were undone, between the
-/// flags, FCS included.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum FrameError {
-    /// The FCS over the frame did not leave [`FCS_GOOD`].
-    #[error(
-        "frame of {len} bytes has a bad FCS: received {received:#06x}, computed {computed:#06x}"
-    )]
-    BadFcs {
-        /// Frame length.
-        len: usize,
-        /// The FCS field as received.
-        received: u16,
-        /// The FCS computed over the frame's other octets.
-        computed: u16,
-    },
-    /// RFC 1662 section 4.3: fewer than 4 octets.
-    #[error("frame of {len} bytes is shorter than protocol + FCS (4 bytes)")]
-    TooShort {
-        /// Frame length.
-        len: usize,
-    },
-    /// After `ff 03`, no complete protocol field was left.
-    #[error("frame of {len} bytes has no room for a protocol field after address/control")]
-    NoProtocol {
-        /// Frame length.
-        len: usize,
-    },
-    /// The information field was longer than the decoder's `max_info` (our
-    /// MRU, RFC 1661 section 6.1). A frame longer than `max_info` + 6 is
-    /// not buffered, only counted up to its closing flag.
-    #[error("frame of {len} bytes carries more than the limit of {max_info} information bytes")]
-    TooLong {
-        /// Frame length.
-        len: usize,
-        /// The decoder's limit on the information field.
-        max_info: usize,
-    },
-    /// The first octet was `0xff` (an address field) but the second was not
-    /// the UI control field `0x03` (RFC 1662 section 3.1).
-    #[error("address/control field is {address:#04x} {control:#04x}, expected 0xff 0x03")]
-    BadAddressControl {
-        /// The address octet.
-        address: u8,
-        /// The octet where the control field should be.
-        control: u8,
-    },
-    /// The protocol field's low octet was even (RFC 1661 section 2).
-    #[error("protocol field {protocol:#06x} is invalid: its low octet must be odd")]
-    BadProtocol {
-        /// The protocol field as received.
-        protocol: u16,
-    },
-    /// The sender aborted the frame with `0x7d 0x7e` (RFC 1662 section 4.2).
-    #[error("frame aborted by the sender (control escape before flag) after {len} bytes")]
-    Aborted {
-        /// Octets received before the abort.
-        len: usize,
-    },
 }
 
 /// Counters of what the decoder saw.
@@ -988,7 +911,7 @@ fn parse_frame(frame: &[u8], max_info: usize) -> Result<Frame<'_>, FrameError> {
             computed: !fcs16(FCS_INIT, body),
         });
     }
-    parse_body(&frame[..len - 2], len, max_info)
+    parse_with_len(&frame[..len - 2], len, max_info)
 }
 
 /// RFC 1662 section 3.1 and RFC 1661 section 13.1: the LCP protocol number.
@@ -1006,7 +929,7 @@ fn is_lcp_configure(protocol: u16, info: &[u8]) -> bool {
 /// and is checked as such: a renegotiation starts in the default framing.
 fn parse_frame_null_fcs(frame: &[u8], max_info: usize) -> Result<Frame<'_>, FrameError> {
     // Room for an FCS read as information until the code is known.
-    let parsed = parse_body(frame, frame.len(), max_info.saturating_add(2))?;
+    let parsed = parse_with_len(frame, frame.len(), max_info.saturating_add(2))?;
     if is_lcp_configure(parsed.protocol, parsed.info) {
         // The last two octets are the FCS, not information.
         return parse_frame(frame, max_info);
@@ -1018,46 +941,6 @@ fn parse_frame_null_fcs(frame: &[u8], max_info: usize) -> Result<Frame<'_>, Fram
         });
     }
     Ok(parsed)
-}
-
-/// Takes apart the octets before the FCS: `ff 03` if present, the protocol
-/// field and the information field. `len` is the whole frame's length, for
-/// errors.
-fn parse_body(body: &[u8], len: usize, max_info: usize) -> Result<Frame<'_>, FrameError> {
-    let mut body = body;
-    let mut address_control_omitted = true;
-    if let [ADDRESS, control, rest @ ..] = body {
-        if *control != CONTROL {
-            return Err(FrameError::BadAddressControl {
-                address: ADDRESS,
-                control: *control,
-            });
-        }
-        body = rest;
-        address_control_omitted = false;
-    }
-    let (protocol, info, protocol_compressed) = match body {
-        [] => return Err(FrameError::NoProtocol { len }),
-        // RFC 1661 section 2: an odd first octet ends the protocol field.
-        [p, info @ ..] if p & 1 == 1 => (u16::from(*p), info, true),
-        [_] => return Err(FrameError::NoProtocol { len }),
-        [hi, lo, info @ ..] => {
-            let protocol = u16::from_be_bytes([*hi, *lo]);
-            if lo & 1 == 0 {
-                return Err(FrameError::BadProtocol { protocol });
-            }
-            (protocol, info, false)
-        }
-    };
-    if info.len() > max_info {
-        return Err(FrameError::TooLong { len, max_info });
-    }
-    Ok(Frame {
-        protocol,
-        info,
-        address_control_omitted,
-        protocol_compressed,
-    })
 }
 
 #[cfg(test)]

@@ -8,6 +8,10 @@
 //! one we can do, or rejected when we can do none). Quality-Protocol and
 //! every unknown option are rejected.
 //!
+//! On packet transports ([`Framing::Packet`]: PPTP, L2TP) there is no
+//! async HDLC: no ACCM is asked for, the peer's is acknowledged but not
+//! applied, and FCS-Alternatives is rejected.
+//!
 //! FCS-Alternatives (RFC 1570 section 2.1) is asked for with the Null FCS
 //! when the configuration says `fcs = null`; the option names the FCS its
 //! sender wants to receive, so each direction is agreed on its own. We can
@@ -70,9 +74,28 @@ pub const MIN_MRU: u16 = 128;
 /// The MRU every implementation must accept (RFC 1661 s6.1).
 pub const DEFAULT_MRU: u16 = 1500;
 
+/// What carries the link's frames, which decides the options that apply.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Framing {
+    /// Async HDLC on a byte stream (RFC 1662 section 4: PPP over SSH, a
+    /// serial line): the ACCM (RFC 1662 section 7.1) and FCS-Alternatives
+    /// (RFC 1570 section 2.1) are negotiated.
+    #[default]
+    AsyncHdlc,
+    /// Whole frames in datagrams with no flags, escapes or FCS (PPTP's
+    /// enhanced GRE, RFC 2637 section 4.3; L2TP, RFC 2661 section 3.1): we
+    /// ask for no ACCM, acknowledge the peer's without applying it (the
+    /// ACCM matters only on the PAC's or LAC's async side, which learns it
+    /// from Set-Link-Info: RFC 2637 section 2.15, RFC 2661 section 6.14),
+    /// and reject FCS-Alternatives, as there is no FCS to choose.
+    Packet,
+}
+
 /// LCP settings for our side.
 #[derive(Debug, Clone)]
 pub struct LcpConfig {
+    /// What carries the frames (default: async HDLC).
+    pub framing: Framing,
     /// MRU we announce (default 1500; not sent when 1500).
     pub mru: u16,
     /// ACCM we ask the peer to use towards us (default 0).
@@ -119,6 +142,7 @@ impl Default for LcpConfig {
     /// echo every 30 s with 4 failures.
     fn default() -> Self {
         LcpConfig {
+            framing: Framing::AsyncHdlc,
             mru: DEFAULT_MRU,
             accm: 0,
             escape: Vec::new(),
@@ -382,7 +406,8 @@ impl Negotiator for LcpNegotiator {
     fn reset(&mut self) {
         self.want = Wants {
             mru: (self.config.mru != DEFAULT_MRU).then_some(self.config.mru),
-            accm: (self.config.accm != DEFAULT_ACCM).then_some(self.config.accm),
+            accm: (self.config.framing == Framing::AsyncHdlc && self.config.accm != DEFAULT_ACCM)
+                .then_some(self.config.accm),
             magic: Some(
                 self.pinned_magic
                     .take()
@@ -392,7 +417,8 @@ impl Negotiator for LcpNegotiator {
             acfc: self.config.acfc,
             auth: self.auth_require.first().copied(),
             // Asking for the default 16-bit FCS would change nothing.
-            fcs: (self.config.fcs == FcsMode::Null).then_some(fcs_bits::NULL),
+            fcs: (self.config.framing == Framing::AsyncHdlc && self.config.fcs == FcsMode::Null)
+                .then_some(fcs_bits::NULL),
         };
         self.auth_refused = false;
         self.ours = LcpValues::default();
@@ -482,6 +508,9 @@ impl Negotiator for LcpNegotiator {
             // RFC 1570 s2.1: the peer names the FCS it wants to receive.
             // We send one FCS per frame, so only a single bit we can do is
             // acked; the Null FCS only when our configuration allows it.
+            LcpOption::FcsAlternatives(_) if self.config.framing == Framing::Packet => {
+                OptionVerdict::Reject
+            }
             LcpOption::FcsAlternatives(0) => OptionVerdict::Reject,
             LcpOption::FcsAlternatives(bits) => {
                 let null_ok = self.config.fcs == FcsMode::Null;

@@ -29,6 +29,7 @@
 pub mod auth;
 pub mod ccp;
 pub mod display;
+pub mod frame;
 pub mod fsm;
 pub mod fuzzing;
 pub mod hdlc;
@@ -38,6 +39,7 @@ pub mod lcp;
 pub mod link;
 pub mod rng;
 pub mod secrets;
+pub mod stream;
 pub mod wire;
 
 pub use auth::{AuthConfig, AuthMethod};

@@ -1,15 +1,22 @@
-//! One PPP link: LCP, authentication, CCP, the NCPs and the data path over
-//! async HDLC framing.
+//! One PPP link: LCP, authentication, CCP, the NCPs and the data path, on
+//! whole PPP frames ([`crate::frame`]).
 //!
 //! Phases (RFC 1661 s3): LCP opens (Establish), then PAP/CHAP/MS-CHAPv2 run
 //! in each direction that was negotiated (Authenticate; skipped when none
 //! was), then CCP and the NCPs start (Network). With MPPE required the
 //! NCPs wait for CCP, and no IP goes out or is accepted unencrypted.
 //!
+//! The link takes and gives frames: `ff 03` unless ACFC, the protocol
+//! field, the information field, no flags, escapes or FCS. Packet
+//! transports (PPTP's GRE, L2TP) carry them as they are, after the header
+//! they reserve room for; the SSH byte stream puts async HDLC around them
+//! ([`crate::stream::StreamLink`]). Which LCP options make sense depends on
+//! that ([`crate::lcp::Framing`]).
+//!
 //! Calling order (as in quinn-proto): after every `handle_*` or `encapsulate`
-//! call, drain `poll_transmit` (bytes for the byte stream, e.g. ssh's stdin),
-//! `poll_event` and `poll_auth_event` until `None`, and re-arm the timer
-//! from `poll_timeout`. When the timer fires call `handle_timeout(now)`.
+//! call, drain `poll_transmit` (one control frame per call), `poll_event`
+//! and `poll_auth_event` until `None`, and re-arm the timer from
+//! `poll_timeout`. When the timer fires call `handle_timeout(now)`.
 
 use std::collections::VecDeque;
 use std::net::Ipv4Addr;
@@ -18,19 +25,19 @@ use std::time::{Duration, Instant};
 use crate::auth::{AuthConfig, AuthMethod, AuthOutcome, AuthOutput, AuthPeer, Authenticator};
 use crate::ccp::{CcpConfig, CcpMethod, CcpNegotiator, DeflateRx, DeflateTx, MppeRx, MppeTx};
 use crate::display::{describe, escaped};
+use crate::frame::{FrameError, Header};
 use crate::fsm::{Fsm, Output, Signal, State};
-use crate::hdlc::{Decoder, Encoder, FcsMode, FrameError, DEFAULT_ACCM};
 use crate::ipcp::IpcpNegotiator;
 use crate::ipv6cp::{link_local_text, Ipv6cpNegotiator};
 use crate::lcp::LcpNegotiator;
 use crate::rng::Rng;
-use crate::wire::{Code, ControlRepr, Protocol};
+use crate::wire::{Code, ControlRepr, FcsMode, Protocol, DEFAULT_ACCM};
 use tsunagi_crypto::Random;
 
 pub use crate::fsm::FsmTimers;
 pub use crate::ipcp::IpcpConfig;
 pub use crate::ipv6cp::Ipv6cpConfig;
-pub use crate::lcp::{EchoConfig, LcpConfig};
+pub use crate::lcp::{EchoConfig, Framing, LcpConfig};
 
 /// Which network protocol a datagram carries.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -320,13 +327,8 @@ pub struct Link {
     lcp: Fsm<LcpNegotiator>,
     ipcp: Fsm<IpcpNegotiator>,
     ipv6cp: Option<Fsm<Ipv6cpNegotiator>>,
-    encoder: Encoder,
-    /// `None` only while `handle_input` runs the decoder.
-    decoder: Option<Decoder>,
-    rx_accm: u32,
-    /// The receive FCS, applied between frames like `rx_accm`.
-    rx_fcs: FcsMode,
-    tx: Vec<u8>,
+    /// Control frames waiting for `poll_transmit`.
+    tx: VecDeque<ControlFrame>,
     events: VecDeque<Event>,
     stats: LinkStats,
     echo_deadline: Option<Instant>,
@@ -357,6 +359,55 @@ pub struct Link {
     ccp_reset: Option<(u8, Instant)>,
     /// Compressed/encrypted datagram scratch space (no allocation per packet).
     ccp_buf: Vec<u8>,
+    /// The longest information field we accept (our MRU, at least 1500).
+    max_info: usize,
+}
+
+/// One queued control frame.
+#[derive(Debug)]
+struct ControlFrame {
+    header: Header,
+    packet: Vec<u8>,
+    lcp_defaults: bool,
+}
+
+/// What [`Link::poll_transmit`] appended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Transmit {
+    /// Octets of the frame (header and information field).
+    pub len: usize,
+    /// An LCP Configure, Terminate or Code-Reject packet (codes 1..7):
+    /// async HDLC sends it with ACCM `0xffffffff` and the 16-bit FCS
+    /// whatever was agreed (RFC 1662 s7.1, RFC 1570 s2.1). Its header is
+    /// never compressed (RFC 1661 s6.5, s6.6).
+    pub lcp_defaults: bool,
+}
+
+/// What LCP agreed for async HDLC framing, per direction (RFC 1662 s7.1,
+/// RFC 1570 s2.1): the defaults while LCP is not Opened. Only the byte
+/// stream layer ([`crate::stream`]) applies it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AsyncFraming {
+    /// The control characters we escape (the peer's ACCM).
+    pub tx_accm: u32,
+    /// The ACCM the peer agreed to send us with.
+    pub rx_accm: u32,
+    /// The FCS we send with.
+    pub tx_fcs: FcsMode,
+    /// The FCS the peer sends us with.
+    pub rx_fcs: FcsMode,
+}
+
+impl Default for AsyncFraming {
+    /// RFC 1662 s7.1: ACCM `0xffffffff` and the 16-bit FCS both ways.
+    fn default() -> Self {
+        AsyncFraming {
+            tx_accm: DEFAULT_ACCM,
+            rx_accm: DEFAULT_ACCM,
+            tx_fcs: FcsMode::Fcs16,
+            rx_fcs: FcsMode::Fcs16,
+        }
+    }
 }
 
 /// Which automaton produced an [`Output`].
@@ -433,11 +484,8 @@ impl Link {
             lcp,
             ipcp,
             ipv6cp,
-            encoder: Encoder::new(),
-            decoder: Some(Decoder::new(max_info)),
-            rx_accm: DEFAULT_ACCM,
-            rx_fcs: FcsMode::Fcs16,
-            tx: Vec::new(),
+            max_info,
+            tx: VecDeque::new(),
             events: VecDeque::new(),
             stats: LinkStats::default(),
             echo_deadline: None,
@@ -462,7 +510,7 @@ impl Link {
             ccp_buf: Vec::new(),
             config,
         };
-        link.reset_framing();
+        link.sync_phase();
         link
     }
 
@@ -536,48 +584,67 @@ impl Link {
         self.sync_phase();
     }
 
-    /// Bytes read from the stream. IP datagrams found are passed to `deliver`
-    /// (no allocation per packet); control frames are processed.
-    pub fn handle_input(
+    /// One frame from the transport (`ff 03` unless ACFC, protocol,
+    /// information field). IP datagrams in it are passed to `deliver` (no
+    /// allocation per packet); control packets are processed. A frame that
+    /// does not parse is counted and dropped.
+    pub fn handle_frame(
         &mut self,
         now: Instant,
-        stream: &[u8],
+        frame: &[u8],
         deliver: &mut dyn FnMut(IpVersion, &[u8]),
     ) {
-        let Some(mut decoder) = self.decoder.take() else {
-            return;
-        };
-        // Feed the decoder one frame at a time: a frame can open LCP and
-        // change the receive ACCM for the frames behind it in the same read.
-        let mut rest = stream;
-        while !rest.is_empty() {
-            let end = crate::hdlc::find_flag(rest).map_or(rest.len(), |i| i + 1);
-            let (segment, tail) = rest.split_at(end);
-            rest = tail;
-            decoder.push(segment, &mut |frame| match frame {
-                Ok(frame) => self.handle_frame(now, frame.protocol, frame.info, deliver),
-                Err(e) => {
-                    match e {
-                        FrameError::BadFcs { .. } => self.stats.rx_bad_fcs += 1,
-                        _ => self.stats.rx_malformed += 1,
-                    }
-                    tracing::debug!("{}: dropped frame: {}", self.name, e);
-                }
-            });
-            if decoder.rx_accm() != self.rx_accm {
-                decoder.set_rx_accm(self.rx_accm);
-            }
-            if decoder.rx_fcs() != self.rx_fcs {
-                decoder.set_rx_fcs(self.rx_fcs);
-            }
+        match crate::frame::parse(frame, self.max_info) {
+            Ok(f) => self.handle_packet(now, f.protocol, f.info, deliver),
+            Err(e) => self.frame_error(&e),
         }
-        self.decoder = Some(decoder);
+    }
+
+    /// One frame whose header the transport already took apart (the async
+    /// HDLC decoder does, to tell LCP packets apart under the Null FCS).
+    pub fn handle_packet(
+        &mut self,
+        now: Instant,
+        protocol: u16,
+        info: &[u8],
+        deliver: &mut dyn FnMut(IpVersion, &[u8]),
+    ) {
+        self.stats.rx_frames += 1;
+        self.dispatch(now, protocol, info, deliver);
         self.sync_phase();
     }
 
-    /// Frame one IP datagram for the stream, appended to `out`. Returns
-    /// false (and counts nothing) when that NCP is not open.
+    /// Counts a frame the transport could not take apart (a bad FCS, a
+    /// bad header, too long).
+    pub fn frame_error(&mut self, error: &FrameError) {
+        match error {
+            FrameError::BadFcs { .. } => self.stats.rx_bad_fcs += 1,
+            _ => self.stats.rx_malformed += 1,
+        }
+        tracing::debug!("{}: dropped frame: {}", self.name, error);
+    }
+
+    /// Frames one IP datagram: the frame (header, then the datagram or its
+    /// CCP form) is appended to `out`, after whatever the caller put there
+    /// (the headroom for its own header). Returns false (and counts
+    /// nothing) when that NCP is not open.
     pub fn encapsulate(&mut self, version: IpVersion, packet: &[u8], out: &mut Vec<u8>) -> bool {
+        self.encapsulate_with(version, packet, |header, info| {
+            out.reserve(header.len() + info.len());
+            out.extend_from_slice(header);
+            out.extend_from_slice(info);
+        })
+    }
+
+    /// [`Link::encapsulate`] for a transport that writes the frame itself:
+    /// `emit` gets the header and the information field (the datagram, or
+    /// its compressed or encrypted form), not yet joined.
+    pub fn encapsulate_with(
+        &mut self,
+        version: IpVersion,
+        packet: &[u8],
+        emit: impl FnOnce(&[u8], &[u8]),
+    ) -> bool {
         let (open, protocol) = match version {
             IpVersion::V4 => (self.ipcp.state() == State::Opened, Protocol::Ipv4),
             IpVersion::V6 => (
@@ -591,35 +658,29 @@ impl Link {
             return false;
         }
         let proto = u16::from(protocol);
+        let (acfc, pfc) = (self.lcp.negotiator.peer.acfc, self.lcp.negotiator.peer.pfc);
+        let fd = u16::from(Protocol::CompressedDatagram);
         let mppe_required = self.mppe_required();
-        match &mut self.tx_path {
+        // Whether the frame carries `ccp_buf` (a Compressed Datagram,
+        // RFC 1962 s3) instead of the datagram itself.
+        let transformed = match &mut self.tx_path {
             Some(TxPath::Mppe(tx)) => {
                 self.ccp_buf.clear();
                 tx.encrypt_into(proto, packet, &mut self.ccp_buf);
-                self.encoder.encode(
-                    Protocol::CompressedDatagram.into(),
-                    &self.ccp_buf,
-                    false,
-                    out,
-                );
+                true
             }
-            Some(TxPath::Deflate(tx)) => {
-                if tx.compress_into(proto, packet, &mut self.ccp_buf) {
-                    self.encoder.encode(
-                        Protocol::CompressedDatagram.into(),
-                        &self.ccp_buf,
-                        false,
-                        out,
-                    )
-                } else {
-                    self.encoder.encode(proto, packet, false, out)
-                }
-            }
-            None if mppe_required => {
-                // Never plaintext when MPPE is required.
-                return false;
-            }
-            None => self.encoder.encode(proto, packet, false, out),
+            // Incompressible datagrams go as they are.
+            Some(TxPath::Deflate(tx)) => tx.compress_into(proto, packet, &mut self.ccp_buf),
+            // Never plaintext when MPPE is required.
+            None if mppe_required => return false,
+            None => false,
+        };
+        if transformed {
+            let header = Header::new(fd, self.ccp_buf.is_empty(), acfc, pfc);
+            emit(header.as_bytes(), &self.ccp_buf);
+        } else {
+            let header = Header::new(proto, packet.is_empty(), acfc, pfc);
+            emit(header.as_bytes(), packet);
         }
         self.stats.tx_packets += 1;
         self.stats.tx_bytes += packet.len() as u64;
@@ -627,9 +688,62 @@ impl Link {
         true
     }
 
-    /// Append pending control frames (already HDLC-framed) to `out`.
-    pub fn poll_transmit(&mut self, out: &mut Vec<u8>) {
-        out.append(&mut self.tx);
+    /// Appends the next control frame to `out` (after the caller's
+    /// headroom), or returns `None` when none is waiting.
+    pub fn poll_transmit(&mut self, out: &mut Vec<u8>) -> Option<Transmit> {
+        let frame = self.tx.pop_front()?;
+        let header = frame.header.as_bytes();
+        out.extend_from_slice(header);
+        out.extend_from_slice(&frame.packet);
+        Some(Transmit {
+            len: header.len() + frame.packet.len(),
+            lcp_defaults: frame.lcp_defaults,
+        })
+    }
+
+    /// [`Link::poll_transmit`] for a layer that frames it itself: `emit`
+    /// gets the header, the information field and whether the LCP defaults
+    /// apply. Returns false when no frame was waiting.
+    pub fn poll_transmit_with(&mut self, emit: impl FnOnce(&[u8], &[u8], bool)) -> bool {
+        match self.tx.pop_front() {
+            Some(frame) => {
+                emit(frame.header.as_bytes(), &frame.packet, frame.lcp_defaults);
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// Whether control frames wait for `poll_transmit`.
+    pub fn has_transmit(&self) -> bool {
+        !self.tx.is_empty()
+    }
+
+    /// What LCP agreed for async HDLC (the defaults while it is not
+    /// Opened); see [`AsyncFraming`].
+    pub fn async_framing(&self) -> AsyncFraming {
+        if self.lcp.state() != State::Opened {
+            return AsyncFraming::default();
+        }
+        let n = &self.lcp.negotiator;
+        AsyncFraming {
+            tx_accm: n.peer.accm,
+            rx_accm: n.ours.accm,
+            tx_fcs: n.peer.fcs,
+            rx_fcs: n.ours.fcs,
+        }
+    }
+
+    /// The longest information field this link accepts: our MRU, at least
+    /// the 1500 octets every peer may send before LCP agrees (RFC 1661
+    /// s6.1).
+    pub fn max_info(&self) -> usize {
+        self.max_info
+    }
+
+    /// The link's configuration.
+    pub fn config(&self) -> &LinkConfig {
+        &self.config
     }
 
     /// Timers expired.
@@ -716,12 +830,12 @@ impl Link {
             peer_mru: lcp.peer.mru,
             magic: lcp.magic(),
             peer_magic: lcp.peer.magic,
-            tx_accm: self.encoder.accm(),
+            tx_accm: self.async_framing().tx_accm,
             rx_accm: lcp.ours.accm,
             tx_pfc: lcp.peer.pfc && self.lcp.state() == State::Opened,
             tx_acfc: lcp.peer.acfc && self.lcp.state() == State::Opened,
-            tx_fcs: self.encoder.fcs(),
-            rx_fcs: self.rx_fcs,
+            tx_fcs: self.async_framing().tx_fcs,
+            rx_fcs: self.async_framing().rx_fcs,
             peer_ident: self.peer_ident.clone(),
             local_ip: ipcp_open.then_some(self.ipcp.negotiator.local),
             peer_ip: ipcp_open.then_some(self.ipcp.negotiator.peer),
@@ -768,37 +882,14 @@ impl Link {
 
     // ----- internals -----
 
-    fn reset_framing(&mut self) {
-        self.encoder = Encoder::new();
-        self.encoder.set_escape(&self.config.lcp.escape);
-        self.set_rx_accm(DEFAULT_ACCM);
-        self.set_rx_fcs(FcsMode::Fcs16);
-    }
-
-    /// The receive FCS (RFC 1570 s2.1); applied between frames.
-    fn set_rx_fcs(&mut self, mode: FcsMode) {
-        self.rx_fcs = mode;
-        if let Some(decoder) = &mut self.decoder {
-            decoder.set_rx_fcs(mode);
-        }
-    }
-
-    /// The receive ACCM; applied between frames (see `handle_input`).
-    fn set_rx_accm(&mut self, accm: u32) {
-        self.rx_accm = accm;
-        if let Some(decoder) = &mut self.decoder {
-            decoder.set_rx_accm(accm);
-        }
-    }
-
-    fn handle_frame(
+    /// One received packet to the layer its protocol names.
+    fn dispatch(
         &mut self,
         now: Instant,
         protocol: u16,
         info: &[u8],
         deliver: &mut dyn FnMut(IpVersion, &[u8]),
     ) {
-        self.stats.rx_frames += 1;
         let lcp_open = self.lcp.state() == State::Opened;
         match Protocol::from(protocol) {
             Protocol::Lcp => self.handle_lcp(now, info),
@@ -1598,8 +1689,25 @@ impl Link {
         // Code-Reject packets always go with the default framing.
         let lcp_defaults =
             protocol == Protocol::Lcp && (1..=7).contains(packet.first().unwrap_or(&0));
-        self.encoder
-            .encode(protocol.into(), &packet, lcp_defaults, &mut self.tx);
+        let header = if lcp_defaults {
+            Header::uncompressed(protocol.into())
+        } else {
+            // As negotiated while LCP is Opened (what the peer acked of its
+            // request is how we send, RFC 1661 s6.5, s6.6).
+            let opened = self.lcp.state() == State::Opened;
+            let n = &self.lcp.negotiator.peer;
+            Header::new(
+                protocol.into(),
+                packet.is_empty(),
+                opened && n.acfc,
+                opened && n.pfc,
+            )
+        };
+        self.tx.push_back(ControlFrame {
+            header,
+            packet,
+            lcp_defaults,
+        });
         self.stats.tx_frames += 1;
     }
 
@@ -1627,15 +1735,11 @@ impl Link {
                 let n = &self.lcp.negotiator;
                 let (peer, ours) = (n.peer, n.ours);
                 // What the peer acked of ours is how it sends to us; what we
-                // acked of its request is how we send (RFC 1662 s7.1).
-                self.encoder.set_accm(peer.accm);
-                self.encoder.set_pfc(peer.pfc);
-                self.encoder.set_acfc(peer.acfc);
-                self.set_rx_accm(ours.accm);
-                // RFC 1570 s2.1: each direction's FCS is the one its
-                // receiver asked for and the sender acked.
-                self.encoder.set_fcs(peer.fcs);
-                self.set_rx_fcs(ours.fcs);
+                // acked of its request is how we send (RFC 1662 s7.1); the
+                // framing follows from the negotiator while LCP is Opened
+                // (`async_framing`, the headers in `send_control`). RFC
+                // 1570 s2.1: each direction's FCS is the one its receiver
+                // asked for and the sender acked.
                 if ours.fcs != FcsMode::Fcs16 || peer.fcs != FcsMode::Fcs16 {
                     tracing::info!(
                         "{}: LCP: FCSALT rx {} tx {}",
@@ -1700,7 +1804,6 @@ impl Link {
                     fsm.down(now, &mut out);
                     self.process(now, Layer::Ipv6cp, out);
                 }
-                self.reset_framing();
                 self.sync_phase();
             }
             Signal::Started => self.sync_phase(),

@@ -390,11 +390,11 @@ fn redial_forgets_the_previous_users_fixed_address_and_challenges() {
     let now = pair.now;
     pair.a.link.lower_down(now);
     pair.b.link.lower_down(now);
-    pair.b.link = tsunagi_ppp::Link::new(
+    pair.b.link = tsunagi_ppp::stream::StreamLink::new(tsunagi_ppp::Link::new(
         client("alice", "wonderland", method),
         21,
         tsunagi_crypto::OsRandom::handle(),
-    );
+    ));
     pair.a.events.clear();
     pair.b.events.clear();
     pair.a.sent_frames.clear();

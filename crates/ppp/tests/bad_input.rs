@@ -124,11 +124,11 @@ fn unknown_protocol_gets_protocol_reject_and_counts() {
 
 #[test]
 fn protocol_reject_only_while_lcp_opened() {
-    let mut link = Link::new(
+    let mut link = tsunagi_ppp::stream::StreamLink::new(Link::new(
         config("a", [10, 0, 0, 1], [10, 0, 0, 2]),
         1,
         tsunagi_crypto::OsRandom::handle(),
-    );
+    ));
     let now = std::time::Instant::now();
     link.start(now);
     let mut out = Vec::new();
@@ -164,11 +164,11 @@ fn configure_request_with_100_options_parses_and_is_rejected_whole() {
         tsunagi_ppp::lcp::parse_options(&options).unwrap().len(),
         100
     );
-    let mut link = Link::new(
+    let mut link = tsunagi_ppp::stream::StreamLink::new(Link::new(
         config("a", [10, 0, 0, 1], [10, 0, 0, 2]),
         1,
         tsunagi_crypto::OsRandom::handle(),
-    );
+    ));
     let now = std::time::Instant::now();
     link.start(now);
     let mut out = Vec::new();
@@ -201,11 +201,11 @@ fn configure_request_with_100_options_parses_and_is_rejected_whole() {
 
 #[test]
 fn auth_and_unknown_options_from_peer_are_rejected() {
-    let mut link = Link::new(
+    let mut link = tsunagi_ppp::stream::StreamLink::new(Link::new(
         config("a", [10, 0, 0, 1], [10, 0, 0, 2]),
         1,
         tsunagi_crypto::OsRandom::handle(),
-    );
+    ));
     let now = std::time::Instant::now();
     link.start(now);
     let mut out = Vec::new();
@@ -315,7 +315,7 @@ proptest! {
              0u8..16, any::<u8>(), prop::collection::vec(any::<u8>(), 0..40), 0u64..4000),
             1..30)
     ) {
-        let mut link = Link::new(config("a", [10, 0, 0, 1], [10, 0, 0, 2]), 5, tsunagi_crypto::OsRandom::handle());
+        let mut link = tsunagi_ppp::stream::StreamLink::new(Link::new(config("a", [10, 0, 0, 1], [10, 0, 0, 2]), 5, tsunagi_crypto::OsRandom::handle()));
         let start = std::time::Instant::now();
         let mut now = start;
         link.start(now);

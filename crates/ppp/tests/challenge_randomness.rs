@@ -192,7 +192,7 @@ fn magic(frames: &[(u16, Vec<u8>)]) -> u32 {
 /// authentication. Returns the server's frames.
 fn session(seed: u64, random: tsunagi_crypto::Random) -> Vec<(u16, Vec<u8>)> {
     let mut p = Pair::new(server(), client(), seed, 99);
-    p.a.link = Link::new(server(), seed, random);
+    p.a.link = tsunagi_ppp::stream::StreamLink::new(Link::new(server(), seed, random));
     p.start_both();
     let ipv6_up = |p: &Pair| p.a.has_event(|e| matches!(e, Event::Ipv6Up { .. }));
     assert!(p.drive_until(Duration::from_secs(30), ipv6_up));
@@ -209,7 +209,7 @@ fn session(seed: u64, random: tsunagi_crypto::Random) -> Vec<(u16, Vec<u8>)> {
     p.a.events.clear();
     p.b.events.clear();
     p.b.link.lower_down(p.now);
-    p.b.link = Link::new(client(), 7, OsRandom::handle());
+    p.b.link = tsunagi_ppp::stream::StreamLink::new(Link::new(client(), 7, OsRandom::handle()));
     p.start_both();
     assert!(p.drive_until(Duration::from_secs(30), |p| p
         .a

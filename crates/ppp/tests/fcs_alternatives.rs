@@ -164,11 +164,11 @@ fn peer_rejecting_option_9_falls_back_to_16_bit_fcs() {
     // Our link asks for the Null FCS; the "peer" is scripted as pppd would
     // answer: Configure-Reject of option 9, then Ack, plus its own request
     // without option 9.
-    let mut link = Link::new(
+    let mut link = tsunagi_ppp::stream::StreamLink::new(Link::new(
         with_fcs(config("home", [10, 0, 0, 1], [10, 0, 0, 2]), FcsMode::Null),
         3,
         tsunagi_crypto::OsRandom::handle(),
-    );
+    ));
     let now = std::time::Instant::now();
     link.start(now);
     let mut out = Vec::new();
@@ -273,11 +273,11 @@ fn option_9_values_are_acked_naked_or_rejected() {
 
 #[test]
 fn a_link_answers_bad_option_9_values_in_a_real_request() {
-    let mut link = Link::new(
+    let mut link = tsunagi_ppp::stream::StreamLink::new(Link::new(
         with_fcs(config("labs", [10, 0, 0, 2], [10, 0, 0, 1]), FcsMode::Null),
         4,
         tsunagi_crypto::OsRandom::handle(),
-    );
+    ));
     let now = std::time::Instant::now();
     link.start(now);
     let mut out = Vec::new();

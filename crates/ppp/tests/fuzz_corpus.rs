@@ -41,12 +41,12 @@ fn write_link_seeds() {
 
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../fuzz/corpus/ppp_input");
     for config in [0x00u8, 0x02, 0x04, 0x06] {
-        let mut ours = Link::new(
+        let mut ours = tsunagi_ppp::stream::StreamLink::new(Link::new(
             fuzz_link_config(config),
             LINK_SEED,
             tsunagi_ppp::fuzzing::replay_random(LINK_SEED),
-        );
-        let mut peer = Link::new(
+        ));
+        let mut peer = tsunagi_ppp::stream::StreamLink::new(Link::new(
             LinkConfig {
                 name: "peer".into(),
                 ipcp: IpcpConfig {
@@ -61,7 +61,7 @@ fn write_link_seeds() {
             },
             42,
             tsunagi_ppp::fuzzing::replay_random(42),
-        );
+        ));
         let mut now = Instant::now();
         ours.start(now);
         peer.start(now);
@@ -106,11 +106,11 @@ fn write_link_seeds() {
 
         // Replayed the way link_input feeds it, the stream opens IPCP on the
         // link under test.
-        let mut replay = Link::new(
+        let mut replay = tsunagi_ppp::stream::StreamLink::new(Link::new(
             fuzz_link_config(config),
             LINK_SEED,
             tsunagi_ppp::fuzzing::replay_random(LINK_SEED),
-        );
+        ));
         let mut now = Instant::now();
         replay.start(now);
         let mut opened = false;

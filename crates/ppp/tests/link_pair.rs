@@ -348,11 +348,11 @@ fn a_link_can_be_started_again_after_down() {
 #[test]
 fn a_reject_of_an_option_we_did_not_send_is_discarded() {
     use tsunagi_ppp::wire::ControlRepr;
-    let mut link = tsunagi_ppp::Link::new(
+    let mut link = tsunagi_ppp::stream::StreamLink::new(tsunagi_ppp::Link::new(
         config("a", [10, 0, 0, 1], [10, 0, 0, 2]),
         3,
         tsunagi_crypto::OsRandom::handle(),
-    );
+    ));
     let now = std::time::Instant::now();
     link.start(now);
     let mut bytes = Vec::new();

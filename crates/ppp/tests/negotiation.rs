@@ -187,11 +187,11 @@ fn equal_magic_numbers_are_detected_as_loopback() {
 
 #[test]
 fn a_link_fed_its_own_frames_detects_loopback() {
-    let mut link = Link::new(
+    let mut link = tsunagi_ppp::stream::StreamLink::new(Link::new(
         config("loop", [10, 0, 0, 1], [10, 0, 0, 2]),
         7,
         tsunagi_crypto::OsRandom::handle(),
-    );
+    ));
     let mut now = Instant::now();
     link.start(now);
     let mut events = Vec::new();
@@ -225,11 +225,11 @@ fn a_link_fed_its_own_frames_detects_loopback() {
 fn configure_request_id_and_contents_in_ack_must_match() {
     // Our first request from a fresh link; an Ack with another id or other
     // options is discarded and counted (RFC 1661 s5.2).
-    let mut link = Link::new(
+    let mut link = tsunagi_ppp::stream::StreamLink::new(Link::new(
         config("a", [10, 0, 0, 1], [10, 0, 0, 2]),
         3,
         tsunagi_crypto::OsRandom::handle(),
-    );
+    ));
     let now = Instant::now();
     link.start(now);
     let mut bytes = Vec::new();
@@ -308,7 +308,7 @@ fn ipv6cp_takes_a_naked_interface_id_when_not_configured() {
     // Two links with random ids; when A's IPV6CP request goes out, A is
     // fed a Nak suggesting another id instead, and must ask for that one
     // (RFC 5072 s4.1).
-    let mut link = Link::new(
+    let mut link = tsunagi_ppp::stream::StreamLink::new(Link::new(
         {
             let mut c = config("a", [10, 0, 0, 1], [10, 0, 0, 2]);
             c.ipv6cp = Some(tsunagi_ppp::Ipv6cpConfig::default());
@@ -316,8 +316,8 @@ fn ipv6cp_takes_a_naked_interface_id_when_not_configured() {
         },
         5,
         tsunagi_crypto::OsRandom::handle(),
-    );
-    let mut peer = Link::new(
+    ));
+    let mut peer = tsunagi_ppp::stream::StreamLink::new(Link::new(
         {
             let mut c = config("b", [10, 0, 0, 2], [10, 0, 0, 1]);
             c.ipv6cp = Some(tsunagi_ppp::Ipv6cpConfig::default());
@@ -325,7 +325,7 @@ fn ipv6cp_takes_a_naked_interface_id_when_not_configured() {
         },
         6,
         tsunagi_crypto::OsRandom::handle(),
-    );
+    ));
     let now = Instant::now();
     link.start(now);
     peer.start(now);

@@ -125,7 +125,7 @@ fn without_vj(info: &[u8], new_id: Option<u8>) -> Option<Vec<u8>> {
 }
 
 struct Replay {
-    link: Link,
+    link: tsunagi_ppp::stream::StreamLink,
     now: Instant,
     sent: Vec<(u16, Vec<u8>)>,
     events: Vec<Event>,
@@ -189,7 +189,11 @@ fn replay_as_b(scenario: &str, config: LinkConfig) -> (Replay, Vec<(u16, Vec<u8>
             }
         })
         .expect("B's magic");
-    let mut link = Link::new(config, 1, tsunagi_crypto::OsRandom::handle());
+    let mut link = tsunagi_ppp::stream::StreamLink::new(Link::new(
+        config,
+        1,
+        tsunagi_crypto::OsRandom::handle(),
+    ));
     link.pin_magic(magic);
     let now = Instant::now();
     link.start(now);

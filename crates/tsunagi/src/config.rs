@@ -53,7 +53,9 @@ use tsunagi_host::netlink::Ipv4Net;
 use tsunagi_ppp::auth::{AuthConfig, AuthMethod};
 use tsunagi_ppp::ccp::{CcpConfig, DeflateConfig, MppeConfig};
 use tsunagi_ppp::hdlc::FcsMode;
-use tsunagi_ppp::link::{EchoConfig, FsmTimers, IpcpConfig, Ipv6cpConfig, LcpConfig, LinkConfig};
+use tsunagi_ppp::link::{
+    EchoConfig, Framing, FsmTimers, IpcpConfig, Ipv6cpConfig, LcpConfig, LinkConfig,
+};
 
 use crate::auth::Credentials;
 
@@ -881,6 +883,7 @@ impl LinkSettings {
         LinkConfig {
             name: self.name.clone(),
             lcp: LcpConfig {
+                framing: Framing::AsyncHdlc,
                 mru: self.mru,
                 accm: self.accm,
                 escape: self.escape.clone(),

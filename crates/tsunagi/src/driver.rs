@@ -46,6 +46,7 @@ use tsunagi_host::policy_route::{NextHop, PolicyRoutes};
 use tsunagi_host::{Netlink, Tun};
 use tsunagi_ppp::hdlc::FcsMode;
 use tsunagi_ppp::link::{AuthEvent, DownReason, Event, IpVersion, Link, Phase};
+use tsunagi_ppp::stream::StreamLink;
 
 use crate::auth::{AuthGuard, Credentials};
 use crate::config::LinkSettings;
@@ -444,7 +445,7 @@ pub async fn run_session(ctx: SessionCtx<'_>, stream: Stream) -> SessionEnd {
 struct Session<'a> {
     ctx: SessionCtx<'a>,
     tun: Tun,
-    link: Option<Link>,
+    link: Option<StreamLink>,
     ipv4: Option<Ipv4State>,
     /// The link-local pair while IPV6CP is open, to remove on down.
     ipv6: Option<Ipv6State>,
@@ -473,11 +474,11 @@ impl Session<'_> {
             mut child,
         } = stream;
         let name = self.ctx.settings.name.clone();
-        let mut link = Link::new(
+        let mut link = StreamLink::new(Link::new(
             self.ctx.settings.link_config_with(self.ctx.credentials),
             random_seed(),
             OsRandom::handle(),
-        );
+        ));
         link.start(Instant::now());
         info!(
             "{name}: PPP started over the {} stream on {}",
@@ -760,7 +761,7 @@ impl Session<'_> {
     /// [`WRITE_HIGH_WATER`] bytes waiting to be written.
     fn drain_tun(
         &mut self,
-        link: &mut Link,
+        link: &mut StreamLink,
         tbuf: &mut [u8],
         out: &mut Vec<u8>,
         written: usize,
@@ -790,7 +791,7 @@ impl Session<'_> {
     /// segments first (rare: only when the kernel's GSO limit exceeds it).
     fn encapsulate_received(
         &mut self,
-        link: &mut Link,
+        link: &mut StreamLink,
         tbuf: &[u8],
         got: tsunagi_host::tun::Received,
         out: &mut Vec<u8>,
@@ -920,7 +921,7 @@ impl Session<'_> {
         &mut self,
         event: Event,
         name: &str,
-        link: &Link,
+        link: &StreamLink,
     ) -> Option<(SessionEnd, bool)> {
         match event {
             Event::Phase(p) => {
@@ -1337,7 +1338,7 @@ fn watch_device(
 
 /// One packet from the tun to the stream buffer. Anything that is not
 /// IPv4 or IPv6 (by its version nibble) is dropped.
-fn encapsulate(link: &mut Link, packet: &[u8], out: &mut Vec<u8>) {
+fn encapsulate(link: &mut StreamLink, packet: &[u8], out: &mut Vec<u8>) {
     let version = match packet.first().map(|b| b >> 4) {
         Some(4) => IpVersion::V4,
         Some(6) => IpVersion::V6,

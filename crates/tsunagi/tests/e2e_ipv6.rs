@@ -299,7 +299,7 @@ mtu = 1200
 
 /// The PPP peer of a `tsunagi direct` process: the engine, driven by hand.
 struct TestPeer {
-    link: Link,
+    link: tsunagi_ppp::stream::StreamLink,
     direct: Child,
     to_daemon: ChildStdin,
     from_daemon: mpsc::Receiver<Vec<u8>>,
@@ -335,11 +335,11 @@ impl TestPeer {
             ipv6cp: Some(Ipv6cpConfig::default()),
             ..LinkConfig::default()
         };
-        let mut link = Link::new(
+        let mut link = tsunagi_ppp::stream::StreamLink::new(Link::new(
             config,
             u64::from(std::process::id()),
             tsunagi_crypto::OsRandom::handle(),
-        );
+        ));
         link.start(Instant::now());
         TestPeer {
             link,

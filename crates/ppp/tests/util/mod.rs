@@ -7,11 +7,12 @@ use std::time::{Duration, Instant};
 
 use tsunagi_ppp::hdlc::Decoder;
 use tsunagi_ppp::rng::Rng;
+use tsunagi_ppp::stream::StreamLink;
 use tsunagi_ppp::{Event, IpVersion, Link, LinkConfig};
 
 /// One side of a pair with what it produced.
 pub struct Side {
-    pub link: Link,
+    pub link: StreamLink,
     pub events: Vec<Event>,
     pub received: Vec<(IpVersion, Vec<u8>)>,
     /// Frames (protocol, info) this side sent, decoded, for inspection.
@@ -22,7 +23,7 @@ pub struct Side {
 }
 
 impl Side {
-    fn new(link: Link) -> Side {
+    fn new(link: StreamLink) -> Side {
         Side {
             link,
             events: Vec::new(),
@@ -61,8 +62,16 @@ impl Pair {
         init_logs();
         let start = Instant::now();
         Pair {
-            a: Side::new(Link::new(a, seed_a, tsunagi_crypto::OsRandom::handle())),
-            b: Side::new(Link::new(b, seed_b, tsunagi_crypto::OsRandom::handle())),
+            a: Side::new(tsunagi_ppp::stream::StreamLink::new(Link::new(
+                a,
+                seed_a,
+                tsunagi_crypto::OsRandom::handle(),
+            ))),
+            b: Side::new(tsunagi_ppp::stream::StreamLink::new(Link::new(
+                b,
+                seed_b,
+                tsunagi_crypto::OsRandom::handle(),
+            ))),
             start,
             now: start,
             loss_per_mille: 0,
