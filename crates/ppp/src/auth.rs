@@ -1012,6 +1012,10 @@ enum PeerState {
         response: Vec<u8>,
         /// MS-CHAPv2: what the Success must prove.
         mschap: Option<MsChapPending>,
+        /// Times the Response went out.
+        transmits: u32,
+        /// When we stop waiting (`None` on a rechallenge: the link is up).
+        give_up: Option<Instant>,
     },
     /// Done.
     Done,
@@ -1044,6 +1048,22 @@ pub struct AuthPeer {
     pub stats: AuthStats,
     /// The authenticator's name from its last Challenge.
     challenger: String,
+    /// The identifier and Response of the last Challenge we answered, kept
+    /// after Success: the same Challenge arriving again (a late duplicate,
+    /// or a retransmission that crossed our Response) gets the same
+    /// Response, not a new one (RFC 1994 s4.1: a rechallenge carries a new
+    /// identifier). A new MS-CHAPv2 Response would carry a new peer
+    /// challenge that the Success already sent cannot prove.
+    answered: Option<(u8, Vec<u8>)>,
+    /// The Challenge answered before the current one while no
+    /// Success/Failure came: a Challenge that crossed ours on a lossy or
+    /// reordering transport (a retransmission from before the
+    /// authenticator's LCP renegotiated) replaces the state, and the
+    /// Success may still name the other one.
+    /// Its Response is repeated with the current one.
+    earlier: Option<(u8, Vec<u8>, Option<MsChapPending>)>,
+    /// The identifier of the last PAP request sent.
+    last_pap_id: u8,
 }
 
 impl AuthPeer {
@@ -1055,6 +1075,22 @@ impl AuthPeer {
         now: Instant,
         out: &mut AuthOutput,
     ) -> AuthPeer {
+        AuthPeer::start_after(method, config, random, 0, now, out)
+    }
+
+    /// [`AuthPeer::start`] for a link authenticating again: PAP requests
+    /// continue from identifier `last_pap_id` + 1 (pppd keeps counting
+    /// across LCP sessions), so that a late Authenticate-Ack from an
+    /// earlier session cannot match a request of this one.
+    pub fn start_after(
+        method: AuthMethod,
+        config: AuthConfig,
+        random: Random,
+        last_pap_id: u8,
+        now: Instant,
+        out: &mut AuthOutput,
+    ) -> AuthPeer {
+        let first_pap_id = last_pap_id.wrapping_add(1);
         let mut p = AuthPeer {
             method,
             rng: ChallengeSource::new(random),
@@ -1064,13 +1100,18 @@ impl AuthPeer {
             mppe_keys: None,
             stats: AuthStats::default(),
             challenger: String::new(),
+            answered: None,
+            earlier: None,
+            last_pap_id,
             config,
         };
         if method == AuthMethod::Pap {
             // As pppd: the first request has identifier 1, each
             // retransmission the next one (RFC 1334 s2.2.1 leaves it open).
+            // A link that authenticates again continues the count
+            // ([`AuthPeer::start_after`]).
             p.state = PeerState::PapSent {
-                id: 0,
+                id: first_pap_id.wrapping_sub(1),
                 transmits: 0,
             };
             p.send_pap(now, out);
@@ -1097,6 +1138,11 @@ impl AuthPeer {
         self.config.user.clone().unwrap_or_default()
     }
 
+    /// The identifier of the last PAP request sent (0 before any).
+    pub fn last_pap_id(&self) -> u8 {
+        self.last_pap_id
+    }
+
     fn send_pap(&mut self, now: Instant, out: &mut AuthOutput) {
         let PeerState::PapSent { id, transmits } = &mut self.state else {
             return;
@@ -1104,6 +1150,7 @@ impl AuthPeer {
         *transmits += 1;
         *id = id.wrapping_add(1);
         let id = *id;
+        self.last_pap_id = id;
         let user = self.config.user.clone().unwrap_or_default();
         let user = &user.as_bytes()[..user.len().min(MAX_NAME)];
         let Some(secret) = self.config.our_secret("") else {
@@ -1158,10 +1205,38 @@ impl AuthPeer {
                 }
             }
             PeerState::WaitChallenge => self.fail("timed out waiting for a CHAP challenge".into()),
+            PeerState::Responded {
+                transmits, give_up, ..
+            } if give_up.is_some_and(|g| now >= g)
+                || *transmits >= self.config.max_transmits.max(1) =>
+            {
+                if give_up.is_some() {
+                    self.fail("timed out waiting for CHAP Success/Failure".into());
+                }
+            }
             PeerState::Responded { .. } => {
-                // The authenticator retransmits its Challenge; we wait
-                // for it (and give up after `wait`).
-                self.fail("timed out waiting for CHAP Success/Failure".into());
+                // A lost Response is answered by the authenticator's
+                // retransmitted Challenge, but a lost Success/Failure by
+                // nothing: send the Response again (same identifier), which
+                // the authenticator answers with the same Success or
+                // Failure (RFC 1994 s4.2; pppd does). On packet transports
+                // (GRE, L2TP data) frames are lost.
+                let restart = self.config.restart;
+                if let PeerState::Responded {
+                    response,
+                    transmits,
+                    give_up,
+                    ..
+                } = &mut self.state
+                {
+                    *transmits += 1;
+                    out.packets.push((Protocol::Chap, response.clone()));
+                    if let Some((_, earlier, _)) = &self.earlier {
+                        out.packets.push((Protocol::Chap, earlier.clone()));
+                    }
+                    let next = now + restart;
+                    self.deadline = Some(give_up.map_or(next, |g| next.min(g)));
+                }
             }
             PeerState::Done => {}
         }
@@ -1213,7 +1288,12 @@ impl AuthPeer {
                     self.stats.rx_discarded += 1;
                     return;
                 };
-                if *id != p.identifier {
+                let current = *id == p.identifier;
+                let earlier = self
+                    .earlier
+                    .as_ref()
+                    .is_some_and(|(e, _, _)| *e == p.identifier);
+                if !current && !earlier {
                     self.stats.rx_discarded += 1;
                     return;
                 }
@@ -1221,6 +1301,13 @@ impl AuthPeer {
                     std::mem::replace(&mut self.state, PeerState::Done)
                 else {
                     return;
+                };
+                let earlier = self.earlier.take();
+                // What the Success must prove: the Response it answers.
+                let mschap = if current {
+                    mschap
+                } else {
+                    earlier.and_then(|(_, _, m)| m)
                 };
                 if p.code == chap_code::FAILURE {
                     let msg = String::from_utf8_lossy(p.data).into_owned();
@@ -1286,6 +1373,13 @@ impl AuthPeer {
                 return;
             }
         }
+        if let (PeerState::Done, Some((id, response))) = (&self.state, &self.answered) {
+            if *id == p.identifier {
+                self.stats.rx_discarded += 1;
+                out.packets.push((Protocol::Chap, response.clone()));
+                return;
+            }
+        }
         self.challenger = String::from_utf8_lossy(challenge.name).into_owned();
         let Some(secret) = self.secret_for_response() else {
             self.fail(format!(
@@ -1338,15 +1432,28 @@ impl AuthPeer {
             &[&[value.len() as u8], &value, name],
         );
         out.packets.push((Protocol::Chap, response.clone()));
+        self.answered = Some((p.identifier, response.clone()));
         let rechallenge = matches!(self.state, PeerState::Done)
             && matches!(self.outcome, AuthOutcome::Success { .. });
+        let give_up = (!rechallenge).then(|| now + self.config.wait);
+        let previous = std::mem::replace(&mut self.state, PeerState::Done);
+        self.earlier = match previous {
+            PeerState::Responded {
+                id,
+                response,
+                mschap,
+                ..
+            } => Some((id, response, mschap)),
+            _ => None,
+        };
         self.state = PeerState::Responded {
             id: p.identifier,
             response,
             mschap,
+            transmits: 1,
+            give_up,
         };
-        if !rechallenge {
-            self.deadline = Some(now + self.config.wait);
-        }
+        let next = now + self.config.restart;
+        self.deadline = Some(give_up.map_or(next, |g| next.min(g)));
     }
 }

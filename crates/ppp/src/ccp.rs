@@ -307,7 +307,8 @@ impl Negotiator for CcpNegotiator {
             self.config.deflate.as_ref().map(|d| d.window.clamp(9, 15))
         };
         self.rx = None;
-        self.tx = None;
+        // `tx` follows the peer's request, reset by `begin_request` only
+        // (see the LCP negotiator's `reset`).
     }
 
     fn build_request(&mut self, out: &mut Vec<u8>) {

@@ -28,6 +28,11 @@ pub struct IpcpConfig {
     pub dns: [Option<Ipv4Addr>; 2],
     /// Ask the peer for DNS servers (pppd `usepeerdns`).
     pub request_dns: bool,
+    /// The driver gives the peer's address (from a pool, the secrets file,
+    /// later RADIUS): after authentication IPCP waits for
+    /// `Link::set_peer_address` instead of using `remote`, and the secrets
+    /// file's fixed address goes to the driver to decide.
+    pub remote_from_driver: bool,
 }
 
 /// IPCP option types.
@@ -201,7 +206,8 @@ impl Negotiator for IpcpNegotiator {
             [None; 2]
         };
         self.local = self.config.local.unwrap_or(Ipv4Addr::UNSPECIFIED);
-        self.peer = self.config.remote.unwrap_or(Ipv4Addr::UNSPECIFIED);
+        // `peer` is what we acked of the peer's request, reset by
+        // `begin_request` only (see the LCP negotiator's `reset`).
         self.dns = [None; 2];
     }
 

@@ -422,7 +422,11 @@ impl Negotiator for LcpNegotiator {
         };
         self.auth_refused = false;
         self.ours = LcpValues::default();
-        self.peer = LcpValues::default();
+        // `peer` is what we acked of the peer's last request: reset by
+        // `begin_request` only. A peer's Configure-Request in Opened is
+        // checked before its Scr resets our wishes (RFC 1661 s4.1, Opened
+        // + RCR: tld, scr, sca); wiping it here would open LCP on the
+        // defaults, without the authentication the peer asked for.
     }
 
     fn build_request(&mut self, out: &mut Vec<u8>) {

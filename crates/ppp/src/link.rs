@@ -155,6 +155,16 @@ pub enum Event {
     Ipv6Down,
     /// The peer identified itself (RFC 1570).
     PeerIdent(String),
+    /// IPCP waits for the peer's address ([`IpcpConfig::remote_from_driver`]):
+    /// answer with [`Link::set_peer_address`] or
+    /// [`Link::refuse_peer_address`].
+    PeerAddressNeeded {
+        /// The name the peer authenticated with, if it did.
+        user: Option<String>,
+        /// The per-user address from the secrets' 4th column, which wins
+        /// over a pool (pppd, pptpd).
+        fixed: Option<Ipv4Addr>,
+    },
     /// The link is finished (LCP reached Initial/Closed/Stopped for good);
     /// the driver should close the byte stream and may redial.
     Down(DownReason),
@@ -169,8 +179,25 @@ pub enum DownReason {
     EchoTimeout,
     /// The peer's Magic-Number kept equal to ours (RFC 1661 section 6.4).
     LoopbackDetected,
-    /// Max-Configure or Max-Failure reached for the named protocol.
+    /// Max-Configure or Max-Failure reached for the named protocol, or a
+    /// requirement (MPPE) the peer did not meet.
     NegotiationFailed(&'static str),
+    /// Authentication failed in one direction (RFC 1661 s3.5: the link
+    /// goes to Terminate).
+    AuthFailed {
+        /// The method.
+        method: AuthMethod,
+        /// Why, in words (never a secret).
+        reason: String,
+        /// We failed to authenticate ourselves (else the peer failed).
+        ours: bool,
+    },
+    /// We require authentication and the peer would not agree to any
+    /// method we accept.
+    PeerRefusedAuth,
+    /// The driver had no address for the peer (a pool exhausted, a fixed
+    /// address in use): [`Link::refuse_peer_address`].
+    NoPeerAddress(String),
     /// `close()` was called and Terminate completed or timed out.
     AdminClose,
     /// The byte stream ended (`lower_down()`).
@@ -354,6 +381,13 @@ pub struct Link {
     rx_path: Option<RxPath>,
     /// NCPs are held until CCP opens (MPPE required).
     ncps_waiting: bool,
+    /// Where the peer's IPCP address stands in this LCP session.
+    peer_address: PeerAddress,
+    /// The secrets file's address for the authenticated peer.
+    fixed_address: Option<Ipv4Addr>,
+    /// The last PAP identifier we sent, carried into the next
+    /// authentication (see `AuthPeer::start_after`).
+    last_pap_id: u8,
     /// Our outstanding CCP Reset-Request: identifier and when to repeat it
     /// (pppd repeats it every second until the Reset-Ack).
     ccp_reset: Option<(u8, Instant)>,
@@ -361,6 +395,20 @@ pub struct Link {
     ccp_buf: Vec<u8>,
     /// The longest information field we accept (our MRU, at least 1500).
     max_info: usize,
+}
+
+/// The peer's address when the driver supplies it
+/// ([`IpcpConfig::remote_from_driver`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum PeerAddress {
+    /// Not asked for yet in this LCP session.
+    NotAsked,
+    /// Asked for ([`Event::PeerAddressNeeded`]); IPCP is held. The peer's
+    /// latest IPCP Configure-Request meanwhile, answered once the address
+    /// is known (rather than after the peer's restart timer).
+    Waiting(Option<Vec<u8>>),
+    /// Supplied; IPCP runs with it.
+    Supplied(Ipv4Addr),
 }
 
 /// One queued control frame.
@@ -506,6 +554,9 @@ impl Link {
             tx_path: None,
             rx_path: None,
             ncps_waiting: false,
+            peer_address: PeerAddress::NotAsked,
+            fixed_address: None,
+            last_pap_id: 0,
             ccp_reset: None,
             ccp_buf: Vec::new(),
             config,
@@ -569,6 +620,35 @@ impl Link {
             let reason = self.down_reason.take().unwrap_or(DownReason::AdminClose);
             self.report_down(reason);
         }
+        self.sync_phase();
+    }
+
+    /// The peer's IPCP address, from the driver
+    /// ([`IpcpConfig::remote_from_driver`]): IPCP starts with it, answering
+    /// a Configure-Request the peer sent meanwhile. May come before
+    /// [`Event::PeerAddressNeeded`] (then IPCP does not wait); holds until
+    /// LCP goes down.
+    pub fn set_peer_address(&mut self, now: Instant, addr: Ipv4Addr) {
+        tracing::info!("{}: peer address {} assigned", self.name, addr);
+        self.ipcp.negotiator.set_remote(addr);
+        let waiting = std::mem::replace(&mut self.peer_address, PeerAddress::Supplied(addr));
+        if let PeerAddress::Waiting(held) = waiting {
+            let mut out = Output::default();
+            self.ipcp.up(now, &mut out);
+            self.process(now, Layer::Ipcp, out);
+            if let Some(request) = held {
+                let mut ignore = |_: IpVersion, _: &[u8]| {};
+                self.dispatch(now, Protocol::Ipcp.into(), &request, &mut ignore);
+            }
+        }
+        self.sync_phase();
+    }
+
+    /// The driver has no address for the peer (`why`: a pool exhausted, a
+    /// fixed address in use): the link terminates with `why` as the text.
+    pub fn refuse_peer_address(&mut self, now: Instant, why: &str) {
+        tracing::warn!("{}: no address for the peer: {}", self.name, why);
+        self.fail_with(now, why, DownReason::NoPeerAddress(why.to_string()));
         self.sync_phase();
     }
 
@@ -952,6 +1032,19 @@ impl Link {
                         return;
                     }
                 };
+                if p == Protocol::Ipcp {
+                    if let PeerAddress::Waiting(held) = &mut self.peer_address {
+                        // Kept until the address is known; anything else
+                        // the peer sends IPCP before its Configure-Request
+                        // is answered makes no sense yet.
+                        if packet.code == Code::ConfigureRequest {
+                            *held = Some(info.to_vec());
+                        } else {
+                            self.stats.rx_not_open += 1;
+                        }
+                        return;
+                    }
+                }
                 let mut out = Output::default();
                 let (layer, result) = if p == Protocol::Ipcp {
                     (Layer::Ipcp, self.ipcp.receive(now, packet, info, &mut out))
@@ -1228,7 +1321,10 @@ impl Link {
                     method,
                     address,
                 } if self.peer_auth.is_none() => {
-                    if let Some(addr) = address {
+                    self.fixed_address = address;
+                    // With the driver choosing, the fixed address goes to it
+                    // (`PeerAddressNeeded`) and it decides.
+                    if let Some(addr) = address.filter(|_| !self.config.ipcp.remote_from_driver) {
                         tracing::info!(
                             "{}: peer {} gets its fixed address {}",
                             self.name,
@@ -1285,7 +1381,7 @@ impl Link {
             self.auth_events.push_back(AuthEvent::AuthFailed {
                 user,
                 method,
-                reason,
+                reason: reason.clone(),
                 ours,
             });
             // pppd's Terminate texts.
@@ -1295,9 +1391,14 @@ impl Link {
                 "Authentication failed"
             };
             self.authenticator = None;
-            self.auth_peer = None;
-            self.down_reason
-                .get_or_insert(DownReason::NegotiationFailed("authentication"));
+            if let Some(peer) = self.auth_peer.take() {
+                self.last_pap_id = peer.last_pap_id();
+            }
+            self.down_reason.get_or_insert(DownReason::AuthFailed {
+                method,
+                reason,
+                ours,
+            });
             self.lcp.set_terminate_text(text);
             let mut out = Output::default();
             self.lcp.close(now, &mut out);
@@ -1366,9 +1467,25 @@ impl Link {
 
     fn start_ncps(&mut self, now: Instant) {
         self.ncps_waiting = false;
-        let mut out = Output::default();
-        self.ipcp.up(now, &mut out);
-        self.process(now, Layer::Ipcp, out);
+        if self.config.ipcp.remote_from_driver
+            && !matches!(self.peer_address, PeerAddress::Supplied(_))
+        {
+            // IPCP waits for the driver (pool, secrets, RADIUS); IPV6CP
+            // needs no address from it.
+            if self.peer_address == PeerAddress::NotAsked {
+                self.peer_address = PeerAddress::Waiting(None);
+                let user = self.peer_auth.as_ref().map(|(u, _)| u.clone());
+                tracing::debug!("{}: IPCP waits for the peer's address", self.name);
+                self.events.push_back(Event::PeerAddressNeeded {
+                    user,
+                    fixed: self.fixed_address,
+                });
+            }
+        } else {
+            let mut out = Output::default();
+            self.ipcp.up(now, &mut out);
+            self.process(now, Layer::Ipcp, out);
+        }
         if let Some(fsm) = &mut self.ipv6cp {
             let mut out = Output::default();
             fsm.up(now, &mut out);
@@ -1378,8 +1495,12 @@ impl Link {
 
     /// Closes LCP with `text` and reports `what` as the failed protocol.
     fn fail_link(&mut self, now: Instant, text: &str, what: &'static str) {
-        self.down_reason
-            .get_or_insert(DownReason::NegotiationFailed(what));
+        self.fail_with(now, text, DownReason::NegotiationFailed(what));
+    }
+
+    /// Closes LCP with `text`; the link goes down for `reason`.
+    fn fail_with(&mut self, now: Instant, text: &str, reason: DownReason) {
+        self.down_reason.get_or_insert(reason);
         self.lcp.set_terminate_text(text);
         let mut out = Output::default();
         self.lcp.close(now, &mut out);
@@ -1784,10 +1905,14 @@ impl Link {
             Signal::Down => {
                 self.echo_deadline = None;
                 self.authenticator = None;
-                self.auth_peer = None;
+                if let Some(peer) = self.auth_peer.take() {
+                    self.last_pap_id = peer.last_pap_id();
+                }
                 self.network = false;
                 self.ncps_waiting = false;
                 self.peer_auth = None;
+                self.peer_address = PeerAddress::NotAsked;
+                self.fixed_address = None;
                 self.tx_path = None;
                 self.rx_path = None;
                 self.ipcp.negotiator.restore_remote(self.config.ipcp.remote);
@@ -1827,7 +1952,11 @@ impl Link {
             // pppd: "peer refused to authenticate".
             tracing::warn!("{}: peer refused to authenticate", self.name);
             self.auth_events.push_back(AuthEvent::PeerRefusedAuth);
-            self.fail_link(now, "Peer refused to authenticate", "authentication");
+            self.fail_with(
+                now,
+                "Peer refused to authenticate",
+                DownReason::PeerRefusedAuth,
+            );
             return;
         }
         if ours.is_none() && theirs.is_none() {
@@ -1853,10 +1982,11 @@ impl Link {
                 self.name,
                 method.name()
             );
-            self.auth_peer = Some(AuthPeer::start(
+            self.auth_peer = Some(AuthPeer::start_after(
                 method,
                 self.config.auth.clone(),
                 self.random.clone(),
+                self.last_pap_id,
                 now,
                 &mut out,
             ));

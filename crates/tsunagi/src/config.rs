@@ -901,6 +901,7 @@ impl LinkSettings {
                 remote: self.remote,
                 dns: [self.dns.first().copied(), self.dns.get(1).copied()],
                 request_dns: self.usepeerdns,
+                remote_from_driver: false,
             },
             ipv6cp: self.ipv6cp.then(Ipv6cpConfig::default),
             timers: FsmTimers {

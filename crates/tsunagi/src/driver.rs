@@ -253,6 +253,26 @@ fn describe_down(reason: &DownReason) -> (String, i32) {
             (format!("{proto} negotiation failed"), EXIT_LINK_FAILED)
         }
         DownReason::LowerDown => ("stream lost".into(), EXIT_LINK_FAILED),
+        DownReason::AuthFailed {
+            method,
+            reason,
+            ours: false,
+        } => (
+            format!("authentication failed: peer by {}: {reason}", method.name()),
+            EXIT_LINK_FAILED,
+        ),
+        DownReason::AuthFailed {
+            method,
+            reason,
+            ours: true,
+        } => (
+            format!("authentication failed: us by {}: {reason}", method.name()),
+            EXIT_LINK_FAILED,
+        ),
+        DownReason::PeerRefusedAuth => ("peer refused to authenticate".into(), EXIT_LINK_FAILED),
+        DownReason::NoPeerAddress(why) => {
+            (format!("no address for the peer: {why}"), EXIT_LINK_FAILED)
+        }
     }
 }
 
@@ -924,6 +944,8 @@ impl Session<'_> {
         link: &StreamLink,
     ) -> Option<(SessionEnd, bool)> {
         match event {
+            // Site links give the peer's address in their config.
+            Event::PeerAddressNeeded { .. } => None,
             Event::Phase(p) => {
                 debug!("{name}: phase {}", phase_name(p));
                 // The FCS of each direction is fixed while LCP is open
