@@ -1,5 +1,12 @@
-//! `tsunagi lab`: seed 000's two sites, HOME and Labs, built on one machine
+//! tsunagi-lab: seed 000's two sites, HOME and Labs, built on one machine
 //! out of network namespaces, linked by tsunagi's PPP over a real OpenSSH.
+//!
+//! The demo of the README and the test bed of the end-to-end tests
+//! (`crates/lab/tests/e2e_*.rs`). It is not part of the gateway: the
+//! `tsunagi` binary knows nothing of it, and the lab's two gateway daemons
+//! run that binary unchanged (by default the `tsunagi` beside the
+//! `tsunagi-lab` executable, that is from the same cargo target directory;
+//! `up --tsunagi PATH` or `$TSUNAGI_BIN` names another).
 //!
 //! ```text
 //!  P-home-host          P-home-gw               P-inet                P-labs-gw              P-labs-host
@@ -18,15 +25,19 @@
 //! Everything `up` creates (namespaces, processes, the `pppossh` account if
 //! it was missing) is written down in the lab's state directory
 //! `/run/tsunagi-lab/P/` before it is created, so `down` removes exactly that,
-//! also after an `up` that failed half way. The lab is built with `ip` and
-//! `sysctl` subprocesses; the daemons themselves use netlink.
+//! also after an `up` that failed half way. `up` copies both executables
+//! there (`bin/tsunagi`, `bin/tsunagi-lab`), and the lab's processes run
+//! those copies. The lab is built with `ip` and `sysctl` subprocesses; the
+//! daemons themselves use netlink.
 //!
-//! Helper subcommands `tcp-serve` / `tcp-send` move a deterministic byte
-//! stream over TCP and print a 256-bit digest of it on both ends, so a
-//! transfer through the tunnel is checked end to end without extra tools.
+//! Helper subcommands `tsunagi-lab tcp-serve` / `tcp-send` move a
+//! deterministic byte stream over TCP and print a 256-bit digest of it on
+//! both ends, so a transfer through the tunnel is checked end to end without
+//! extra tools.
+#![forbid(unsafe_code)]
 
 use anyhow::{anyhow, bail, Context, Result};
-use clap::{Args, Subcommand};
+use clap::{Args, Parser, Subcommand};
 use std::ffi::OsString;
 use std::fmt::Write as _;
 use std::fs;
@@ -46,7 +57,7 @@ pub const STATE_ROOT: &str = "/run/tsunagi-lab";
 /// section 2.2: `pppossh`).
 pub const LAB_USER: &str = "pppossh";
 
-/// Environment variable: `off` makes `lab up` write gateway configs
+/// Environment variable: `off` makes `up` write gateway configs
 /// without the large MRU and with `tun_offload = false` (one packet per
 /// 1500-byte frame, as before offload), for before/after benchmarks.
 pub const OFFLOAD_ENV: &str = "TSUNAGI_LAB_OFFLOAD";
@@ -85,8 +96,14 @@ pub const LABS_LINK: &str = "home";
 /// TCP port the `check` transfer uses on the Labs host.
 pub const CHECK_PORT: u16 = 5001;
 
-/// `tsunagi lab ...`
-#[derive(Debug, Args)]
+/// Environment variable naming the gateway binary the lab's daemons run
+/// (`up --tsunagi PATH` wins over it).
+pub const TSUNAGI_BIN_ENV: &str = "TSUNAGI_BIN";
+
+/// `tsunagi-lab ...`: seed 000's HOME and Labs sites in network namespaces,
+/// linked by the tsunagi gateway's PPP over SSH.
+#[derive(Debug, Parser)]
+#[command(name = "tsunagi-lab", version, about)]
 pub struct LabArgs {
     /// What to do.
     #[command(subcommand)]
@@ -98,7 +115,7 @@ pub struct LabArgs {
 pub enum LabCommand {
     /// Build seed 000's HOME and Labs sites in network namespaces and bring
     /// the PPP over SSH link up between their gateways.
-    Up(LabTarget),
+    Up(UpArgs),
     /// Ping and move TCP data between the two LANs through the tunnel.
     Check(CheckArgs),
     /// Remove everything `up` created (idempotent).
@@ -119,7 +136,19 @@ pub struct LabTarget {
     pub prefix: String,
 }
 
-/// `tsunagi lab check`
+/// `tsunagi-lab up`
+#[derive(Debug, Args, Clone)]
+pub struct UpArgs {
+    /// Which lab.
+    #[command(flatten)]
+    pub target: LabTarget,
+    /// The gateway binary the daemons run [default: `tsunagi` beside this
+    /// executable].
+    #[arg(long, env = TSUNAGI_BIN_ENV, value_name = "PATH")]
+    pub tsunagi: Option<PathBuf>,
+}
+
+/// `tsunagi-lab check`
 #[derive(Debug, Args, Clone)]
 pub struct CheckArgs {
     /// Which lab.
@@ -130,7 +159,7 @@ pub struct CheckArgs {
     pub bytes: u64,
 }
 
-/// `tsunagi lab tcp-serve`
+/// `tsunagi-lab tcp-serve`
 #[derive(Debug, Args, Clone)]
 pub struct TcpServeArgs {
     /// Address to listen on.
@@ -145,7 +174,7 @@ pub struct TcpServeArgs {
     pub no_hash: bool,
 }
 
-/// `tsunagi lab tcp-send`
+/// `tsunagi-lab tcp-send`
 #[derive(Debug, Args, Clone)]
 pub struct TcpSendArgs {
     /// Where to send.
@@ -164,13 +193,13 @@ pub struct TcpSendArgs {
     pub no_hash: bool,
 }
 
-/// Entry point of `tsunagi lab`.
+/// Entry point of `tsunagi-lab`.
 pub fn run(args: LabArgs) -> Result<()> {
     match args.command {
-        LabCommand::Up(t) => {
-            let lab = Lab::new(&t.prefix)?;
+        LabCommand::Up(u) => {
+            let lab = Lab::new(&u.target.prefix)?;
             require_root()?;
-            lab.up()
+            lab.up(&Binaries::locate(u.tsunagi)?)
         }
         LabCommand::Check(c) => {
             let lab = Lab::new(&c.target.prefix)?;
@@ -193,7 +222,7 @@ pub fn run(args: LabArgs) -> Result<()> {
 
 fn require_root() -> Result<()> {
     if !rustix::process::geteuid().is_root() {
-        bail!("tsunagi lab must run as root (it creates network namespaces and an account)");
+        bail!("tsunagi-lab must run as root (it creates network namespaces and an account)");
     }
     Ok(())
 }
@@ -234,6 +263,41 @@ impl Node {
     }
 }
 
+/// The executables `up` copies into a lab's state directory.
+#[derive(Debug, Clone)]
+pub struct Binaries {
+    /// The gateway binary both daemons (and sshd's forced command) run.
+    pub tsunagi: PathBuf,
+    /// The `tsunagi-lab` executable, for the `tcp-serve` / `tcp-send`
+    /// helpers inside the namespaces.
+    pub lab: PathBuf,
+}
+
+impl Binaries {
+    /// This executable, and `tsunagi` if given (`--tsunagi` or
+    /// `$TSUNAGI_BIN`), else the `tsunagi` beside this executable. An error
+    /// names the gateway binary's path when there is no file there.
+    pub fn locate(tsunagi: Option<PathBuf>) -> Result<Binaries> {
+        let lab = std::env::current_exe().context("locating the tsunagi-lab executable")?;
+        let given = tsunagi.is_some();
+        let tsunagi = tsunagi.unwrap_or_else(|| lab.with_file_name("tsunagi"));
+        if !tsunagi.is_file() {
+            if given {
+                bail!(
+                    "no gateway binary {} (from --tsunagi or ${TSUNAGI_BIN_ENV})",
+                    tsunagi.display()
+                );
+            }
+            bail!(
+                "no gateway binary {}: build it with `cargo build -p tsunagi` (the same \
+                 profile as tsunagi-lab) or name one with --tsunagi PATH or ${TSUNAGI_BIN_ENV}",
+                tsunagi.display()
+            );
+        }
+        Ok(Binaries { tsunagi, lab })
+    }
+}
+
 /// One lab instance: its prefix and state directory.
 #[derive(Debug, Clone)]
 pub struct Lab {
@@ -271,9 +335,15 @@ impl Lab {
         &self.dir
     }
 
-    /// The copy of the tsunagi binary every lab process runs.
-    pub fn bin(&self) -> PathBuf {
+    /// The copy of the tsunagi binary the lab's daemons run.
+    pub fn tsunagi_bin(&self) -> PathBuf {
         self.dir.join("bin/tsunagi")
+    }
+
+    /// The copy of the tsunagi-lab executable the helpers inside the
+    /// namespaces run.
+    pub fn lab_bin(&self) -> PathBuf {
+        self.dir.join("bin/tsunagi-lab")
     }
 
     /// Control socket of the HOME gateway's daemon.
@@ -368,25 +438,26 @@ impl Lab {
 
     // ------------------------------------------------------------------ up
 
-    /// `tsunagi lab up`: build, start, wait for the link, print a guide.
-    pub fn up(&self) -> Result<()> {
+    /// `tsunagi-lab up`: copy `binaries` in, build, start, wait for the
+    /// link, print a guide.
+    pub fn up(&self, binaries: &Binaries) -> Result<()> {
         if self.dir.exists() {
             bail!(
-                "lab {:?} exists already ({}); take it down first: tsunagi lab down --prefix {}",
+                "lab {:?} exists already ({}); take it down first: tsunagi-lab down --prefix {}",
                 self.prefix,
                 self.dir.display(),
                 self.prefix
             );
         }
         let started = Instant::now();
-        match self.build_and_start() {
+        match self.build_and_start(binaries) {
             Ok(()) => {
                 println!(
                     "lab {}: link up after {:.1} s",
                     self.prefix,
                     started.elapsed().as_secs_f64()
                 );
-                self.print_guide();
+                self.print_guide(&binaries.lab);
                 Ok(())
             }
             Err(e) => {
@@ -401,7 +472,7 @@ impl Lab {
         }
     }
 
-    fn build_and_start(&self) -> Result<()> {
+    fn build_and_start(&self, binaries: &Binaries) -> Result<()> {
         for sub in ["", "bin", "home", "labs", "ssh"] {
             let d = self.dir.join(sub);
             fs::create_dir_all(&d).with_context(|| format!("creating {}", d.display()))?;
@@ -413,10 +484,14 @@ impl Lab {
             self.record(f, "")?;
         }
 
-        let exe = std::env::current_exe().context("locating the tsunagi binary")?;
-        fs::copy(&exe, self.bin())
-            .with_context(|| format!("copying {} to {}", exe.display(), self.bin().display()))?;
-        fs::set_permissions(self.bin(), fs::Permissions::from_mode(0o755))?;
+        for (from, to) in [
+            (&binaries.tsunagi, self.tsunagi_bin()),
+            (&binaries.lab, self.lab_bin()),
+        ] {
+            fs::copy(from, &to)
+                .with_context(|| format!("copying {} to {}", from.display(), to.display()))?;
+            fs::set_permissions(&to, fs::Permissions::from_mode(0o755))?;
+        }
 
         self.build_network()?;
         self.ensure_user()?;
@@ -596,7 +671,7 @@ impl Lab {
         let authorized = format!(
             "restrict,from=\"{HOME_GW_WAN}\",command=\"{bin} -S {sock} direct {LABS_LINK}\" {client}\n\
              restrict,from=\"{HOME_GW_WAN}\",command=\"cat >/dev/null\" {bench}\n",
-            bin = self.bin().display(),
+            bin = self.tsunagi_bin().display(),
             sock = self.labs_sock().display(),
             client = client_pub.trim(),
             bench = bench_pub.trim(),
@@ -743,7 +818,7 @@ redial_max = 5
     }
 
     fn start_daemons(&self) -> Result<()> {
-        let bin: OsString = self.bin().into();
+        let bin: OsString = self.tsunagi_bin().into();
         let labs_conf = self.dir.join("labs/tsunagi.toml");
         self.spawn_background(
             Node::LabsGw,
@@ -918,8 +993,11 @@ redial_max = 5
         }
     }
 
-    fn print_guide(&self) {
-        let bin = self.bin();
+    /// What to look at and how to take the lab down; `lab_exe` is the
+    /// tsunagi-lab executable that ran `up`.
+    fn print_guide(&self, lab_exe: &Path) {
+        let bin = self.tsunagi_bin();
+        let l = lab_exe.display();
         let b = bin.display();
         let p = &self.prefix;
         println!();
@@ -942,9 +1020,9 @@ redial_max = 5
         println!("    {b} -S {} status", self.home_sock().display());
         println!("    {b} -S {} status", self.labs_sock().display());
         println!("    ip -n {p}-home-gw route; ip -n {p}-labs-gw addr show tun0");
-        println!("    tsunagi lab check --prefix {p}");
+        println!("    {l} check --prefix {p}");
         println!("  take it down:");
-        println!("    tsunagi lab down --prefix {p}");
+        println!("    {l} down --prefix {p}");
     }
 
     fn print_log_tails(&self, lines: usize) {
@@ -960,12 +1038,12 @@ redial_max = 5
 
     // --------------------------------------------------------------- check
 
-    /// `tsunagi lab check`: each step printed with its result; `Err` unless
+    /// `tsunagi-lab check`: each step printed with its result; `Err` unless
     /// all passed.
     pub fn check(&self, bytes: u64) -> Result<()> {
         if !self.dir.join("netns").exists() {
             bail!(
-                "no lab {:?} (tsunagi lab up --prefix {})",
+                "no lab {:?} (tsunagi-lab up --prefix {})",
                 self.prefix,
                 self.prefix
             );
@@ -1050,9 +1128,8 @@ redial_max = 5
         let mut server = self.start_tcp_serve(CHECK_PORT)?;
         let send = Command::new("ip")
             .args(["netns", "exec", &self.ns(Node::HomeHost)])
-            .arg(self.bin())
+            .arg(self.lab_bin())
             .args([
-                "lab",
                 "tcp-send",
                 &format!("{LABS_HOST}:{CHECK_PORT}"),
                 &bytes.to_string(),
@@ -1078,13 +1155,13 @@ redial_max = 5
         Ok(sent)
     }
 
-    /// Starts `tsunagi lab tcp-serve` on the Labs host and waits until it
+    /// Starts `tsunagi-lab tcp-serve` on the Labs host and waits until it
     /// listens.
     pub fn start_tcp_serve(&self, port: u16) -> Result<TcpServer> {
         let mut child = Command::new("ip")
             .args(["netns", "exec", &self.ns(Node::LabsHost)])
-            .arg(self.bin())
-            .args(["lab", "tcp-serve", "--listen", &format!("0.0.0.0:{port}")])
+            .arg(self.lab_bin())
+            .args(["tcp-serve", "--listen", &format!("0.0.0.0:{port}")])
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .spawn()
@@ -1103,7 +1180,7 @@ redial_max = 5
 
     /// `tsunagi -S SOCK status [--json]` with the lab's binary.
     pub fn daemon_status(&self, sock: &Path, json: bool) -> Result<String> {
-        let mut c = Command::new(self.bin());
+        let mut c = Command::new(self.tsunagi_bin());
         c.arg("-S").arg(sock).arg("status");
         if json {
             c.arg("--json");
@@ -1121,7 +1198,7 @@ redial_max = 5
 
     // -------------------------------------------------------------- status
 
-    /// `tsunagi lab status`
+    /// `tsunagi-lab status`
     pub fn status(&self) -> Result<()> {
         if !self.dir.exists() {
             println!("lab {}: not up (no {})", self.prefix, self.dir.display());
@@ -1162,7 +1239,7 @@ redial_max = 5
 
     // ---------------------------------------------------------------- down
 
-    /// `tsunagi lab down`: stop the recorded processes, delete the recorded
+    /// `tsunagi-lab down`: stop the recorded processes, delete the recorded
     /// namespaces, remove the account if this lab created it, remove the
     /// state directory. Doing it twice is harmless.
     pub fn down(&self) -> Result<()> {
@@ -1410,7 +1487,7 @@ impl TransferReport {
 
 const CHUNK: usize = 256 * 1024;
 
-/// `tsunagi lab tcp-serve`: one connection, read to EOF.
+/// `tsunagi-lab tcp-serve`: one connection, read to EOF.
 pub fn tcp_serve(args: &TcpServeArgs) -> Result<TransferReport> {
     let listener =
         TcpListener::bind(args.listen).with_context(|| format!("binding {}", args.listen))?;
@@ -1460,7 +1537,7 @@ pub fn tcp_serve(args: &TcpServeArgs) -> Result<TransferReport> {
     Ok(report)
 }
 
-/// `tsunagi lab tcp-send`: a seeded xorshift byte stream.
+/// `tsunagi-lab tcp-send`: a seeded xorshift byte stream.
 pub fn tcp_send(args: &TcpSendArgs) -> Result<TransferReport> {
     let idle = Duration::from_secs(args.idle_timeout.max(1));
     let mut stream = TcpStream::connect_timeout(&args.to, idle)
@@ -1791,6 +1868,13 @@ fn tail(text: &str, n: usize) -> Vec<&str> {
 mod tests {
     use super::*;
 
+    #[test]
+    fn a_missing_gateway_binary_is_named() {
+        let e = Binaries::locate(Some("/nonexistent/tsunagi".into())).unwrap_err();
+        assert!(e.to_string().contains("/nonexistent/tsunagi"), "{e}");
+        assert!(e.to_string().contains("--tsunagi"), "{e}");
+    }
+
     fn digest_of(pieces: &[&[u8]]) -> String {
         let mut d = StreamDigest::new();
         for p in pieces {
@@ -1901,7 +1985,7 @@ mod tests {
         ] {
             for (lines, mru, tun_offload) in [(offload, 65535, true), (plain, 1500, false)] {
                 let text = text.replace(offload_settings(), lines);
-                let config = crate::config::Config::parse(Path::new("lab.toml"), &text)
+                let config = tsunagi::config::Config::parse(Path::new("lab.toml"), &text)
                     .unwrap_or_else(|e| panic!("{e}\n{text}"));
                 let link = &config.links[0];
                 assert_eq!((link.mru, link.tun_offload), (mru, tun_offload), "{text}");
