@@ -3,7 +3,7 @@
 #
 #   benches/ppp-over-ssh.sh [MB]        (root; default 1000 MB per transfer)
 #
-# Builds the release binary, brings up seed 000's lab (`tsunagi lab up
+# Builds the release binaries, brings up seed 000's lab (`tsunagi-lab up
 # --prefix bench<pid>`), then, ROUNDS times (default 3), side by side:
 #   (1) moves MB megabytes over TCP from the HOME host to the Labs host
 #       through the tunnel (tcp-send/tcp-serve --no-hash: one pseudo-random
@@ -35,21 +35,24 @@ ROUNDS=${ROUNDS:-3}
 BYTES=$((MB * 1000000))
 [ "$(id -u)" = 0 ] || { echo "benches/ppp-over-ssh.sh: run as root" >&2; exit 1; }
 
-cargo build --release -p tsunagi >&2
-BIN=$PWD/target/release/tsunagi
+cargo build --release -p tsunagi -p tsunagi-lab >&2
+LAB=$PWD/target/release/tsunagi-lab
 P=bench$$
 D=/run/tsunagi-lab/$P
 WORK=$(mktemp -d /tmp/tsunagi-bench.XXXXXX)
 cleanup() {
 	set +e
 	[ -n "${SERVE_PID:-}" ] && kill "$SERVE_PID" 2>/dev/null
-	"$BIN" lab down --prefix "$P" >&2
+	"$LAB" down --prefix "$P" >&2
 	rm -rf "$WORK"
 }
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
-LB=$D/bin/tsunagi
+# The lab's copies: the gateway binary its daemons run, and tsunagi-lab for
+# the TCP helpers inside the namespaces.
+GW=$D/bin/tsunagi
+HELPER=$D/bin/tsunagi-lab
 TCK=$(getconf CLK_TCK)
 
 # Busy clock ticks of the whole machine so far.
@@ -74,7 +77,7 @@ secs_since() { awk -v a="$1" -v b="$(now)" 'BEGIN{printf "%.3f", b-a}'; }
 
 # The link's processes: daemons, ssh client, sshd session ("pppossh@notty").
 link_pids() {
-	daemons="$(pgrep -f "^$LB -c $D/(home|labs)/tsunagi.toml" | tr '\n' ' ')"
+	daemons="$(pgrep -f "^$GW -c $D/(home|labs)/tsunagi.toml" | tr '\n' ' ')"
 	ssh_pid="$(pgrep -f "^ssh .* -i $D/home/id_ed25519 " | head -1)"
 	sshd_pid=""
 	local p
@@ -85,14 +88,14 @@ link_pids() {
 
 # (1) Sets tun_secs, tun_mbps, tun_machine, tun_daemons, tun_ssh, tun_sshd.
 measure_tunnel() {
-	ip netns exec "$P-labs-host" "$LB" lab tcp-serve --no-hash --listen 0.0.0.0:5002 \
+	ip netns exec "$P-labs-host" "$HELPER" tcp-serve --no-hash --listen 0.0.0.0:5002 \
 		--idle-timeout 120 >"$WORK/serve.out" 2>&1 &
 	SERVE_PID=$!
 	for _ in $(seq 50); do grep -q listening "$WORK/serve.out" && break; sleep 0.1; done
 	link_pids
 	local m0 d0 s0 S0 m1 d1 s1 S1
 	m0=$(machine_ticks) d0=$(pid_ticks $daemons) s0=$(pid_ticks $ssh_pid) S0=$(pid_ticks $sshd_pid)
-	ip netns exec "$P-home-host" "$LB" lab tcp-send --no-hash --idle-timeout 120 \
+	ip netns exec "$P-home-host" "$HELPER" tcp-send --no-hash --idle-timeout 120 \
 		192.168.253.10:5002 "$BYTES" >"$WORK/send.out"
 	m1=$(machine_ticks) d1=$(pid_ticks $daemons) s1=$(pid_ticks $ssh_pid) S1=$(pid_ticks $sshd_pid)
 	wait "$SERVE_PID"; SERVE_PID=
@@ -129,13 +132,13 @@ measure_raw() {
 }
 
 if [ "${BENCH_COMPARE_OFFLOAD:-0}" = 1 ]; then
-	TSUNAGI_LAB_OFFLOAD=off "$BIN" lab up --prefix "$P" >&2
+	TSUNAGI_LAB_OFFLOAD=off "$LAB" up --prefix "$P" >&2
 	measure_tunnel
 	off_line="tunnel without offload (TSUNAGI_LAB_OFFLOAD=off): $MB MB in ${tun_secs} s = ${tun_mbps} MB/s, machine ${tun_machine} CPU s/GB, daemons ${tun_daemons}"
 	off_mbps=$tun_mbps
-	"$BIN" lab down --prefix "$P" >&2
+	"$LAB" down --prefix "$P" >&2
 fi
-"$BIN" lab up --prefix "$P" >&2
+"$LAB" up --prefix "$P" >&2
 cipher=$(ip netns exec "$P-home-gw" "${SSH[@]}" -v pppossh@198.51.100.1 sink </dev/null 2>&1 |
 	sed -n 's/.*kex: server->client cipher: \([^ ]*\).*/\1/p' | head -1)
 

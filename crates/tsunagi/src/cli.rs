@@ -59,8 +59,6 @@ pub enum Command {
         /// Link name.
         name: String,
     },
-    /// Seed 000's HOME and Labs sites in network namespaces.
-    Lab(crate::lab::LabArgs),
     /// The `[policy]` rules (ipf.rules / ipnat.rules).
     Policy {
         /// What to do with them.
@@ -179,13 +177,6 @@ pub fn run(cli: Cli) -> i32 {
             Ok(c) => crate::policy::show(c.policy.as_ref()),
             Err(e) => {
                 eprintln!("{e}");
-                1
-            }
-        },
-        Command::Lab(args) => match crate::lab::run(args) {
-            Ok(()) => 0,
-            Err(e) => {
-                eprintln!("tsunagi lab: {e:#}");
                 1
             }
         },

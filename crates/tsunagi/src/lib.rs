@@ -7,8 +7,11 @@
 //! - [`driver`]: the I/O loop of one PPP session (stream <-> engine <-> tun);
 //! - [`hooks`]: ip-up / ip-down;
 //! - [`cli`]: the subcommands;
-//! - [`lab`]: seed 000's two sites in network namespaces (`tsunagi lab`);
 //! - [`policy`]: `[policy]`, ipf/ipnat rules applied as nftables, ipmon lines.
+//!
+//! The network-namespace lab that shows and tests the gateway end to end
+//! (seed 000's two sites) is not here: it is its own crate, `crates/lab`,
+//! with its own binary `tsunagi-lab`, which runs this crate's binary.
 #![forbid(unsafe_code)]
 
 pub mod auth;
@@ -18,7 +21,6 @@ pub mod control;
 pub mod daemon;
 pub mod driver;
 pub mod hooks;
-pub mod lab;
 pub mod logging;
 pub mod policy;
 pub mod pool;

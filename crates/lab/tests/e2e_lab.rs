@@ -7,7 +7,7 @@ mod e2e_support;
 use e2e_support::{LabGuard, Node, BIN};
 use std::process::Command;
 use std::time::Duration;
-use tsunagi::lab::{HOME_HOST, HOME_TUN_ADDR, LABS_HOST, LABS_TUN_ADDR};
+use tsunagi_lab::{HOME_HOST, HOME_TUN_ADDR, LABS_HOST, LABS_TUN_ADDR};
 
 /// 100 MB HOME host -> Labs host, checked with a 256-bit stream digest on both ends.
 const TRANSFER_BYTES: u64 = 100_000_000;
@@ -91,11 +91,11 @@ fn lans_reach_each_other_through_the_tunnel() {
         "the Labs gateway's log does not show the ident \"HOME Network\""
     );
 
-    // `tsunagi lab check` passes and says so.
+    // `tsunagi-lab check` passes and says so.
     let out = Command::new(BIN)
-        .args(["lab", "check", "--prefix", &g.prefix, "--bytes", "2000000"])
+        .args(["check", "--prefix", &g.prefix, "--bytes", "2000000"])
         .output()
-        .expect("tsunagi lab check");
+        .expect("tsunagi-lab check");
     let text = String::from_utf8_lossy(&out.stdout);
     println!("{text}{}", String::from_utf8_lossy(&out.stderr));
     assert!(out.status.success(), "lab check failed");
@@ -112,14 +112,14 @@ fn lab_down_removes_everything_and_is_idempotent() {
     let prefix = format!("n{}", std::process::id());
     for _ in 0..2 {
         let out = Command::new(BIN)
-            .args(["lab", "down", "--prefix", &prefix])
+            .args(["down", "--prefix", &prefix])
             .output()
-            .expect("tsunagi lab down");
+            .expect("tsunagi-lab down");
         assert!(out.status.success());
     }
     let out = Command::new(BIN)
-        .args(["lab", "check", "--prefix", &prefix])
+        .args(["check", "--prefix", &prefix])
         .output()
-        .expect("tsunagi lab check");
+        .expect("tsunagi-lab check");
     assert!(!out.status.success(), "check of a missing lab must fail");
 }

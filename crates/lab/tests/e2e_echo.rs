@@ -9,7 +9,7 @@ mod e2e_support;
 
 use e2e_support::{LabGuard, Node};
 use std::time::{Duration, Instant};
-use tsunagi::lab::LABS_HOST;
+use tsunagi_lab::LABS_HOST;
 
 /// Three unanswered Echo-Requests 2 s apart, plus the interval in which the
 /// first was sent, plus slack for a loaded machine.

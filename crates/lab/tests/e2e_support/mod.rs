@@ -12,10 +12,15 @@ use std::process::Command;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
-pub use tsunagi::lab::{Lab, Node};
+pub use tsunagi_lab::{Lab, Node};
 
-/// The binary under test.
-pub const BIN: &str = env!("CARGO_BIN_EXE_tsunagi");
+/// The lab's executable. Its daemons run the gateway binary `tsunagi`
+/// beside it in the same target directory: `cargo test --workspace` builds
+/// that too (the `tsunagi` package has integration tests of its own, so
+/// cargo builds its binary), but `cargo test -p tsunagi-lab` alone does not,
+/// so run `cargo build -p tsunagi` first then (`tsunagi-lab up` names the
+/// path if it is missing).
+pub const BIN: &str = env!("CARGO_BIN_EXE_tsunagi-lab");
 
 /// Why these tests cannot run here, if they cannot.
 pub fn skip_reason() -> Option<String> {
@@ -53,14 +58,14 @@ pub fn skip(test: &str) -> bool {
 
 static NEXT: AtomicU32 = AtomicU32::new(0);
 
-/// A lab brought up with `tsunagi lab up`, taken down on drop.
+/// A lab brought up with `tsunagi-lab up`, taken down on drop.
 pub struct LabGuard {
     pub lab: Lab,
     pub prefix: String,
 }
 
 impl LabGuard {
-    /// `tsunagi lab up --prefix t<pid><n>`; panics with its output if it fails.
+    /// `tsunagi-lab up --prefix t<pid><n>`; panics with its output if it fails.
     pub fn up() -> LabGuard {
         let prefix = format!(
             "t{}{}",
@@ -74,17 +79,17 @@ impl LabGuard {
         };
         let started = Instant::now();
         let out = Command::new(BIN)
-            .args(["lab", "up", "--prefix", &prefix])
+            .args(["up", "--prefix", &prefix])
             .output()
-            .expect("running tsunagi lab up");
+            .expect("running tsunagi-lab up");
         println!(
-            "tsunagi lab up --prefix {prefix}: {} in {:.1} s\n{}{}",
+            "tsunagi-lab up --prefix {prefix}: {} in {:.1} s\n{}{}",
             out.status,
             started.elapsed().as_secs_f64(),
             String::from_utf8_lossy(&out.stdout),
             String::from_utf8_lossy(&out.stderr)
         );
-        assert!(out.status.success(), "tsunagi lab up failed");
+        assert!(out.status.success(), "tsunagi-lab up failed");
         guard
     }
 
@@ -113,7 +118,7 @@ impl LabGuard {
 
     /// Pids of processes in `node`'s namespace whose command name is `comm`.
     pub fn pids_named(&self, node: Node, comm: &str) -> Vec<i32> {
-        tsunagi::lab::netns_pids(&self.lab.ns(node))
+        tsunagi_lab::netns_pids(&self.lab.ns(node))
             .into_iter()
             .filter(|pid| {
                 std::fs::read_to_string(format!("/proc/{pid}/comm"))
@@ -183,17 +188,17 @@ impl Drop for LabGuard {
             self.dump_logs();
         }
         let out = Command::new(BIN)
-            .args(["lab", "down", "--prefix", &self.prefix])
+            .args(["down", "--prefix", &self.prefix])
             .output();
         match out {
             Ok(o) if o.status.success() => {}
             Ok(o) => eprintln!(
-                "tsunagi lab down --prefix {} failed: {}{}",
+                "tsunagi-lab down --prefix {} failed: {}{}",
                 self.prefix,
                 String::from_utf8_lossy(&o.stdout),
                 String::from_utf8_lossy(&o.stderr)
             ),
-            Err(e) => eprintln!("running tsunagi lab down: {e}"),
+            Err(e) => eprintln!("running tsunagi-lab down: {e}"),
         }
     }
 }
