@@ -17,6 +17,7 @@ use std::time::{Duration, Instant};
 
 use tsunagi_crypto::Secret;
 use tsunagi_ppp::auth::SecretsHandle;
+use tsunagi_ppp::link::LinkConfig;
 use tsunagi_ppp::secrets::{check_permissions, ChapSecrets, FailureLimiter};
 
 use crate::config::{LinkSettings, PasswordSource};
@@ -94,6 +95,15 @@ pub fn load_secrets(path: &Path) -> Result<ChapSecrets, CredentialError> {
 }
 
 impl Credentials {
+    /// The engine's configuration for `settings` with these secrets and
+    /// password.
+    pub fn link_config(&self, settings: &LinkSettings) -> LinkConfig {
+        let mut config = settings.link_config();
+        config.auth.password = self.password.clone();
+        config.auth.secrets = self.secrets.clone();
+        config
+    }
+
     /// What `settings` names: its secrets file and password.
     pub fn load(settings: &LinkSettings) -> Result<Credentials, CredentialError> {
         let a = &settings.auth;

@@ -57,8 +57,6 @@ use tsunagi_ppp::link::{
     EchoConfig, Framing, FsmTimers, IpcpConfig, Ipv6cpConfig, LcpConfig, LinkConfig,
 };
 
-use crate::auth::Credentials;
-
 /// Where the daemon and the CLI look for the config when `-c` is not given.
 pub const DEFAULT_CONFIG_PATH: &str = "/etc/tsunagi/tsunagi.toml";
 /// The control socket when neither the config, `-S` nor `TSUNAGI_SOCKET` names one.
@@ -160,7 +158,7 @@ struct RawFile {
     daemon: RawDaemon,
     #[serde(default)]
     link: BTreeMap<String, Spanned<RawLink>>,
-    policy: Option<Spanned<crate::policy::RawPolicy>>,
+    policy: Option<Spanned<RawPolicy>>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -357,6 +355,65 @@ pub struct LinkSettings {
     pub auth: AuthSettings,
 }
 
+/// `[policy]` as written.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawPolicy {
+    ipf: Option<PathBuf>,
+    ipnat: Option<PathBuf>,
+    #[serde(default)]
+    interfaces: BTreeMap<String, String>,
+    forwarding: Option<bool>,
+    #[serde(default)]
+    keep_on_exit: bool,
+    nflog_group: Option<u16>,
+    log_file: Option<PathBuf>,
+}
+
+/// `[policy]`, validated.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PolicySettings {
+    /// ipf.rules file.
+    pub ipf: Option<PathBuf>,
+    /// ipnat.rules file.
+    pub ipnat: Option<PathBuf>,
+    /// Interface names in the rules -> Linux names.
+    pub interfaces: BTreeMap<String, String>,
+    /// Set `net.ipv4.ip_forward` at start (`None`: leave it).
+    pub forwarding: Option<bool>,
+    /// Leave the tables in place when the daemon stops.
+    pub keep_on_exit: bool,
+    /// NFLOG group for `log` rules.
+    pub nflog_group: u16,
+    /// Where ipmon lines go; `None`: the daemon's log.
+    pub log_file: Option<PathBuf>,
+}
+
+impl RawPolicy {
+    /// Validate; the error names the key.
+    pub fn validate(self) -> Result<PolicySettings, String> {
+        if self.ipf.is_none() && self.ipnat.is_none() {
+            return Err("policy: needs `ipf` or `ipnat` (a rules file)".into());
+        }
+        for (from, to) in &self.interfaces {
+            if to.is_empty() || to.len() > MAX_IFNAME_LEN || to.contains('/') {
+                return Err(format!(
+                    "policy.interfaces.{from}: {to:?} is not a Linux interface name (1-15 bytes, no '/')"
+                ));
+            }
+        }
+        Ok(PolicySettings {
+            ipf: self.ipf,
+            ipnat: self.ipnat,
+            interfaces: self.interfaces,
+            forwarding: self.forwarding,
+            keep_on_exit: self.keep_on_exit,
+            nflog_group: self.nflog_group.unwrap_or(1),
+            log_file: self.log_file,
+        })
+    }
+}
+
 /// The whole config.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Config {
@@ -367,7 +424,7 @@ pub struct Config {
     /// The links, sorted by name.
     pub links: Vec<LinkSettings>,
     /// `[policy]`: filter and NAT rules (see [`crate::policy`]).
-    pub policy: Option<crate::policy::PolicySettings>,
+    pub policy: Option<PolicySettings>,
 }
 
 impl Config {
@@ -869,15 +926,12 @@ impl LinkSettings {
     /// Anything the config does not name keeps the engine's default, which
     /// is off. Without credentials (secrets, password) a link that
     /// requires authentication refuses every peer.
-    pub fn link_config(&self) -> LinkConfig {
-        self.link_config_with(&Credentials::default())
-    }
-
-    /// [`Self::link_config`] with the secrets and password the daemon
-    /// read at start-up.
+    ///
+    /// The secrets and password the daemon reads at start-up go in with
+    /// `crate::auth::Credentials::link_config`.
     // The update is needless only while every field is named here.
     #[allow(clippy::needless_update)]
-    pub fn link_config_with(&self, credentials: &Credentials) -> LinkConfig {
+    pub fn link_config(&self) -> LinkConfig {
         let a = &self.auth;
         let defaults = AuthConfig::default();
         LinkConfig {
@@ -915,8 +969,6 @@ impl LinkSettings {
                 accept: a.accept.clone(),
                 name: a.name.clone().unwrap_or(defaults.name.clone()),
                 user: a.user.clone(),
-                password: credentials.password.clone(),
-                secrets: credentials.secrets.clone(),
                 ..defaults
             },
             ccp: CcpConfig {
@@ -1359,5 +1411,30 @@ tun_offload = true              # default true: TCP super-packets (TSO/GSO on th
         assert_eq!(line_column("ab\ncd", 4), (2, 2));
         assert_eq!(line_column("é\nx", 1), (1, 1));
         assert_eq!(line_column("x", 99), (1, 2));
+    }
+
+    #[test]
+    fn validation_names_the_key() {
+        let raw: RawPolicy = toml::from_str(
+            "ipf = \"/etc/ipf.rules\"\ninterfaces = { em0 = \"eth0\", tun0 = \"ts-labs\" }\nforwarding = true\n",
+        )
+        .unwrap();
+        let s = raw.validate().unwrap();
+        assert_eq!(s.nflog_group, 1);
+        assert_eq!(s.interfaces["tun0"], "ts-labs");
+        assert!(!s.keep_on_exit);
+        let raw: RawPolicy = toml::from_str("interfaces = { em0 = \"eth0\" }\n").unwrap();
+        assert!(raw
+            .validate()
+            .unwrap_err()
+            .contains("needs `ipf` or `ipnat`"));
+        let raw: RawPolicy =
+            toml::from_str("ipf = \"/x\"\ninterfaces = { em0 = \"a-very-long-interface-name\" }\n")
+                .unwrap();
+        assert!(raw
+            .validate()
+            .unwrap_err()
+            .contains("policy.interfaces.em0"));
+        assert!(toml::from_str::<RawPolicy>("ipf = \"/x\"\nipff = 1\n").is_err());
     }
 }

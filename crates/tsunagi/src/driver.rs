@@ -495,7 +495,7 @@ impl Session<'_> {
         } = stream;
         let name = self.ctx.settings.name.clone();
         let mut link = StreamLink::new(Link::new(
-            self.ctx.settings.link_config_with(self.ctx.credentials),
+            self.ctx.credentials.link_config(self.ctx.settings),
             random_seed(),
             OsRandom::handle(),
         ));

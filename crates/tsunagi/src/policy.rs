@@ -16,76 +16,17 @@
 //! A link's tun device is named by its link (`tun` in `[link.NAME]`), so the
 //! rules keep their FreeBSD names and `interfaces` says which tun is `tun0`.
 
-use std::collections::BTreeMap;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::time::SystemTime;
 
-use serde::Deserialize;
 use tracing::{info, warn};
 use tsunagi_host::policy_apply::{
     check_rules_file, hit_table, ipmon_timestamp, remove, IpmonLog, LoadedPolicy, PolicyError,
 };
 use tsunagi_host::policy_route;
 
-/// `[policy]` as written.
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct RawPolicy {
-    ipf: Option<PathBuf>,
-    ipnat: Option<PathBuf>,
-    #[serde(default)]
-    interfaces: BTreeMap<String, String>,
-    forwarding: Option<bool>,
-    #[serde(default)]
-    keep_on_exit: bool,
-    nflog_group: Option<u16>,
-    log_file: Option<PathBuf>,
-}
-
-/// `[policy]`, validated.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct PolicySettings {
-    /// ipf.rules file.
-    pub ipf: Option<PathBuf>,
-    /// ipnat.rules file.
-    pub ipnat: Option<PathBuf>,
-    /// Interface names in the rules -> Linux names.
-    pub interfaces: BTreeMap<String, String>,
-    /// Set `net.ipv4.ip_forward` at start (`None`: leave it).
-    pub forwarding: Option<bool>,
-    /// Leave the tables in place when the daemon stops.
-    pub keep_on_exit: bool,
-    /// NFLOG group for `log` rules.
-    pub nflog_group: u16,
-    /// Where ipmon lines go; `None`: the daemon's log.
-    pub log_file: Option<PathBuf>,
-}
-
-impl RawPolicy {
-    /// Validate; the error names the key.
-    pub fn validate(self) -> Result<PolicySettings, String> {
-        if self.ipf.is_none() && self.ipnat.is_none() {
-            return Err("policy: needs `ipf` or `ipnat` (a rules file)".into());
-        }
-        for (from, to) in &self.interfaces {
-            if to.is_empty() || to.len() > crate::config::MAX_IFNAME_LEN || to.contains('/') {
-                return Err(format!(
-                    "policy.interfaces.{from}: {to:?} is not a Linux interface name (1-15 bytes, no '/')"
-                ));
-            }
-        }
-        Ok(PolicySettings {
-            ipf: self.ipf,
-            ipnat: self.ipnat,
-            interfaces: self.interfaces,
-            forwarding: self.forwarding,
-            keep_on_exit: self.keep_on_exit,
-            nflog_group: self.nflog_group.unwrap_or(1),
-            log_file: self.log_file,
-        })
-    }
-}
+use crate::config::PolicySettings;
 
 impl PolicySettings {
     /// Read, parse and compile the rule files.
@@ -229,35 +170,5 @@ async fn ipmon_lines(log: IpmonLog, file: Option<PathBuf>) {
                 return;
             }
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn validation_names_the_key() {
-        let raw: RawPolicy = toml::from_str(
-            "ipf = \"/etc/ipf.rules\"\ninterfaces = { em0 = \"eth0\", tun0 = \"ts-labs\" }\nforwarding = true\n",
-        )
-        .unwrap();
-        let s = raw.validate().unwrap();
-        assert_eq!(s.nflog_group, 1);
-        assert_eq!(s.interfaces["tun0"], "ts-labs");
-        assert!(!s.keep_on_exit);
-        let raw: RawPolicy = toml::from_str("interfaces = { em0 = \"eth0\" }\n").unwrap();
-        assert!(raw
-            .validate()
-            .unwrap_err()
-            .contains("needs `ipf` or `ipnat`"));
-        let raw: RawPolicy =
-            toml::from_str("ipf = \"/x\"\ninterfaces = { em0 = \"a-very-long-interface-name\" }\n")
-                .unwrap();
-        assert!(raw
-            .validate()
-            .unwrap_err()
-            .contains("policy.interfaces.em0"));
-        assert!(toml::from_str::<RawPolicy>("ipf = \"/x\"\nipff = 1\n").is_err());
     }
 }
