@@ -228,9 +228,9 @@ impl Lab {
             _ => (self.labs_sock(), LABS_LINK),
         };
         let text = self.daemon_status(&sock, true)?;
-        let links: serde_json::Value =
+        let status: serde_json::Value =
             serde_json::from_str(&text).context("parsing tsunagi status --json")?;
-        links
+        status["links"]
             .as_array()
             .and_then(|a| a.iter().find(|l| l["name"] == name))
             .cloned()

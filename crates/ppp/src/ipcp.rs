@@ -173,6 +173,13 @@ impl IpcpNegotiator {
         self.peer = addr;
     }
 
+    /// Our address, given by the driver (a pool's local address) before
+    /// IPCP starts.
+    pub fn set_local(&mut self, addr: Ipv4Addr) {
+        self.config.local = Some(addr);
+        self.local = addr;
+    }
+
     /// Back to the configured peer address (the link went down: the next
     /// user may have another fixed address, or none).
     pub fn restore_remote(&mut self, configured: Option<Ipv4Addr>) {

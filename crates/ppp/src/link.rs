@@ -644,6 +644,13 @@ impl Link {
         self.sync_phase();
     }
 
+    /// Our own IPCP address, from the driver (a pool pairs it with the
+    /// peer's: pptpd's `localip`). Takes effect when IPCP next starts:
+    /// call it before [`Link::set_peer_address`].
+    pub fn set_local_address(&mut self, addr: Ipv4Addr) {
+        self.ipcp.negotiator.set_local(addr);
+    }
+
     /// The driver has no address for the peer (`why`: a pool exhausted, a
     /// fixed address in use): the link terminates with `why` as the text.
     pub fn refuse_peer_address(&mut self, now: Instant, why: &str) {

@@ -1,6 +1,6 @@
 //! The `tsunagi` command line.
 //!
-//! `tsunagi [-c CONFIG] [-S SOCKET] run | check | direct PROFILE | status [--json] | dial NAME | hangup NAME`
+//! `tsunagi [-c CONFIG] [-S SOCKET] run | check | direct PROFILE | status [--json] | dial NAME | hangup NAME | kick SESSION`
 //!
 //! The control socket is, in order: `-S`, `$TSUNAGI_SOCKET`, the config's
 //! `[daemon] control_socket`, `/run/tsunagi/tsunagi.sock`.
@@ -13,7 +13,7 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 
 use crate::config::{Config, DEFAULT_CONFIG_PATH, DEFAULT_CONTROL_SOCKET};
-use crate::control::{self, LinkStatus, Request, Response, EXIT_REFUSED};
+use crate::control::{self, LinkStatus, Request, Response, SessionStatus, EXIT_REFUSED};
 
 /// tsunagi: a VPN gateway (PPP over SSH).
 #[derive(Debug, Parser)]
@@ -58,6 +58,11 @@ pub enum Command {
     Hangup {
         /// Link name.
         name: String,
+    },
+    /// Close one session, by the id `status` lists (root).
+    Kick {
+        /// Session id.
+        session: u64,
     },
     /// The `[policy]` rules (ipf.rules / ipnat.rules).
     Policy {
@@ -141,11 +146,19 @@ pub fn run(cli: Cli) -> i32 {
         Command::Status { json } => {
             let socket = control_socket(cli.socket, &config_path);
             match control::call(&socket, &Request::Status {}, &[]) {
-                Ok(Response::Status { links }) => {
+                Ok(Response::Status { links, sessions }) => {
                     let out = if json {
-                        serde_json::to_string_pretty(&links).unwrap_or_default() + "\n"
+                        let all = serde_json::json!({ "links": links, "sessions": sessions });
+                        serde_json::to_string_pretty(&all).unwrap_or_default() + "\n"
                     } else {
-                        status_table(&links)
+                        let mut text = status_table(&links);
+                        if !sessions.is_empty() {
+                            if !text.is_empty() {
+                                text.push('\n');
+                            }
+                            text.push_str(&sessions_table(&sessions));
+                        }
+                        text
                     };
                     let _ = std::io::stdout().write_all(out.as_bytes());
                     if !json {
@@ -167,6 +180,10 @@ pub fn run(cli: Cli) -> i32 {
         Command::Hangup { name } => simple(
             &control_socket(cli.socket, &config_path),
             Request::Hangup { link: name },
+        ),
+        Command::Kick { session } => simple(
+            &control_socket(cli.socket, &config_path),
+            Request::Kick { session },
         ),
         Command::Policy {
             action: PolicyAction::Check { file },
@@ -284,7 +301,10 @@ pub fn status_table(links: &[LinkStatus]) -> String {
         "CCP",
         "FCS tx/rx",
     ];
-    let mut rows: Vec<Vec<String>> = vec![header.iter().map(|s| s.to_string()).collect()];
+    if links.is_empty() {
+        return String::new();
+    }
+    let mut rows: Vec<Vec<String>> = Vec::new();
     for l in links {
         let c = &l.counters;
         let errors = c.rx_bad_fcs + c.rx_malformed + c.rx_unknown_protocol + c.rx_bad_control;
@@ -324,6 +344,59 @@ pub fn status_table(links: &[LinkStatus]) -> String {
             },
         ]);
     }
+    let mut out = table(&header, rows);
+    for l in links {
+        if let (Some(local), Some(peer)) = (&l.local6, &l.peer_addr6) {
+            out.push_str(&format!("{}: IPv6 {local} peer {peer}\n", l.name));
+        }
+        if let Some(why) = &l.last_down {
+            out.push_str(&format!("{}: last down: {why}\n", l.name));
+        }
+    }
+    out
+}
+
+/// The sessions as a table: one row per live session of every profile.
+pub fn sessions_table(sessions: &[SessionStatus]) -> String {
+    let header = [
+        "ID",
+        "PROFILE",
+        "USER",
+        "OUTER PEER",
+        "INNER",
+        "PHASE",
+        "UPTIME",
+        "RX pkts/bytes",
+        "TX pkts/bytes",
+        "ERRORS",
+    ];
+    let rows = sessions.iter().map(|s| {
+        let c = &s.counters;
+        let errors = c.rx_bad_fcs + c.rx_malformed + c.rx_unknown_protocol + c.rx_bad_control;
+        vec![
+            s.id.to_string(),
+            s.profile.clone(),
+            s.user.clone().unwrap_or_else(|| "-".into()),
+            if s.outer_peer.is_empty() {
+                "-".into()
+            } else {
+                s.outer_peer.clone()
+            },
+            s.peer_addr.clone().unwrap_or_else(|| "-".into()),
+            s.phase.clone(),
+            s.uptime_secs.map_or_else(|| "-".into(), human_duration),
+            format!("{}/{}", c.rx_packets, c.rx_bytes),
+            format!("{}/{}", c.tx_packets, c.tx_bytes),
+            errors.to_string(),
+        ]
+    });
+    table(&header, rows.collect())
+}
+
+/// Left-aligned columns, two spaces apart, the header first.
+fn table(header: &[&str], body: Vec<Vec<String>>) -> String {
+    let mut rows: Vec<Vec<String>> = vec![header.iter().map(|s| s.to_string()).collect()];
+    rows.extend(body);
     let widths: Vec<usize> = (0..header.len())
         .map(|i| rows.iter().map(|r| r[i].chars().count()).max().unwrap_or(0))
         .collect();
@@ -336,14 +409,6 @@ pub fn status_table(links: &[LinkStatus]) -> String {
             .collect();
         out.push_str(line.join("  ").trim_end());
         out.push('\n');
-    }
-    for l in links {
-        if let (Some(local), Some(peer)) = (&l.local6, &l.peer_addr6) {
-            out.push_str(&format!("{}: IPv6 {local} peer {peer}\n", l.name));
-        }
-        if let Some(why) = &l.last_down {
-            out.push_str(&format!("{}: last down: {why}\n", l.name));
-        }
     }
     out
 }

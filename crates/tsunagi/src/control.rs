@@ -7,12 +7,25 @@
 //! Exchange: the client sends **one** request, a JSON object on one line
 //! ending in `\n`; the daemon answers with **one** response line and closes.
 //!
+//! Every request and every response carries the protocol version `"v"`
+//! ([`PROTOCOL_VERSION`]). A daemon answers a request of a newer version
+//! with an error that says both versions (not a parse failure), and a
+//! client reading an answer of another version, or none (a daemon from
+//! before versions), says so. A request without `"v"` is taken as version
+//! 1 (the clients before versions sent the same requests).
+//!
 //! | request | who | response |
 //! |---|---|---|
-//! | `{"op":"status"}` | anyone | `{"result":"status","links":[LinkStatus...]}` |
-//! | `{"op":"dial","link":"labs"}` | root | `{"result":"done","message":"..."}` |
-//! | `{"op":"hangup","link":"labs"}` | root | `{"result":"done","message":"..."}` |
-//! | `{"op":"direct","profile":"home","ssh_client":"192.0.2.1"}` + 2 fds | `allow_users` | `{"result":"ended","reason":"...","exit_code":N}` when the link ends |
+//! | `{"v":1,"op":"status"}` | anyone | `{"v":1,"result":"status","links":[LinkStatus...],"sessions":[SessionStatus...]}` |
+//! | `{"v":1,"op":"dial","link":"labs"}` | root | `{"v":1,"result":"done","message":"..."}` |
+//! | `{"v":1,"op":"hangup","link":"labs"}` | root | `{"v":1,"result":"done","message":"..."}` |
+//! | `{"v":1,"op":"kick","session":7}` | root | `{"v":1,"result":"done","message":"..."}` |
+//! | `{"v":1,"op":"direct","profile":"home","ssh_client":"192.0.2.1"}` + 2 fds | `allow_users` | `{"v":1,"result":"ended","reason":"...","exit_code":N}` when the link ends |
+//!
+//! `links` is the view of the site links (one row per `[link.NAME]`, PPP
+//! over SSH); `sessions` lists every live session of every profile, with
+//! its id, user, outer peer, inner addresses, phase, uptime and counters
+//! read from its engine when the request came.
 //!
 //! A `direct` request carries the caller's stdin and stdout (in that order)
 //! as `SCM_RIGHTS` ancillary data on the same `sendmsg` as the request
@@ -36,6 +49,10 @@ use rustix::net::{
     SendAncillaryMessage, SendFlags,
 };
 use serde::{Deserialize, Serialize};
+
+/// The version of this protocol; it changes when a request or response
+/// changes in a way an older peer would misread.
+pub const PROTOCOL_VERSION: u32 = 1;
 
 /// Most file descriptors one request may carry (`direct`: stdin, stdout).
 pub const MAX_FDS: usize = 2;
@@ -66,6 +83,12 @@ pub enum Request {
         /// Link name.
         link: String,
     },
+    /// Close one session (of any profile) with LCP Terminate-Request; a
+    /// site link's session is then not redialled, as with `hangup`.
+    Kick {
+        /// The session's id, as `status` lists it.
+        session: u64,
+    },
     /// Run PPP over the fds attached to this message for a direct profile.
     Direct {
         /// The `[link.NAME]` with `mode = "direct"`.
@@ -85,8 +108,11 @@ pub enum Request {
 pub enum Response {
     /// Answer to `status`.
     Status {
-        /// One entry per configured link.
+        /// One entry per configured site link.
         links: Vec<LinkStatus>,
+        /// Every live session.
+        #[serde(default)]
+        sessions: Vec<SessionStatus>,
     },
     /// A `dial`/`hangup` was carried out.
     Done {
@@ -131,6 +157,46 @@ pub struct Counters {
     pub rx_unknown_protocol: u64,
     /// Control packets that failed to parse.
     pub rx_bad_control: u64,
+}
+
+/// One live session in a `status` answer.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SessionStatus {
+    /// The session's id (for `kick`).
+    pub id: u64,
+    /// The profile (`[link.NAME]` or server) it belongs to.
+    pub profile: String,
+    /// The name the peer authenticated with.
+    pub user: Option<String>,
+    /// Who is at the other end outside the tunnel: the ssh target, the ssh
+    /// client's address (or `uid N`) of a direct caller, a server's peer.
+    pub outer_peer: String,
+    /// The interface its packets use.
+    pub tun: String,
+    /// PPP phase: "establish", "authenticate", "network", "terminate", "dead".
+    pub phase: String,
+    /// Our inner address once IPCP is open.
+    pub local: Option<String>,
+    /// The peer's inner address once IPCP is open.
+    pub peer_addr: Option<String>,
+    /// Seconds since IPCP came up.
+    pub uptime_secs: Option<u64>,
+    /// Seconds since the session started.
+    pub connected_secs: u64,
+    /// Engine counters, read when `status` was asked.
+    pub counters: Counters,
+    /// PPP authentication in words.
+    pub auth: Option<String>,
+    /// CCP in words.
+    pub ccp: Option<String>,
+    /// Our IPv6 link-local address while IPV6CP is open.
+    pub local6: Option<String>,
+    /// The peer's IPv6 link-local address while IPV6CP is open.
+    pub peer_addr6: Option<String>,
+    /// The FCS we send with while LCP is open ("16" or "null").
+    pub fcs_tx: Option<String>,
+    /// The FCS the peer sends with while LCP is open.
+    pub fcs_rx: Option<String>,
 }
 
 impl From<&tsunagi_ppp::link::LinkStats> for Counters {
@@ -199,21 +265,83 @@ pub struct LinkStatus {
     pub fcs_rx: Option<String>,
 }
 
+/// `value` (a JSON object) with `"v"` first, as one line.
+fn versioned_line(value: serde_json::Value) -> String {
+    let mut object = serde_json::Map::new();
+    object.insert("v".into(), PROTOCOL_VERSION.into());
+    if let serde_json::Value::Object(fields) = value {
+        object.extend(fields);
+    }
+    let mut s = serde_json::Value::Object(object).to_string();
+    s.push('\n');
+    s
+}
+
+/// Splits `"v"` off a received JSON object: (version, the rest).
+fn unversioned(text: &[u8]) -> Result<(Option<u64>, serde_json::Value), String> {
+    let mut value: serde_json::Value =
+        serde_json::from_slice(text).map_err(|e| format!("not JSON: {e}"))?;
+    let version = match &mut value {
+        serde_json::Value::Object(fields) => match fields.remove("v") {
+            None => None,
+            Some(v) => Some(
+                v.as_u64()
+                    .ok_or_else(|| format!("\"v\" is {v}, not a version number"))?,
+            ),
+        },
+        _ => return Err("not a JSON object".into()),
+    };
+    Ok((version, value))
+}
+
 impl Request {
-    /// The request as one JSON line.
+    /// The request as one JSON line, with the protocol version.
     pub fn to_line(&self) -> String {
-        let mut s = serde_json::to_string(self).unwrap_or_default();
-        s.push('\n');
-        s
+        versioned_line(serde_json::to_value(self).unwrap_or_default())
+    }
+
+    /// Parses a request line (the daemon's side). A request of a newer
+    /// protocol version is refused with both versions named.
+    pub fn parse(line: &[u8]) -> Result<Request, String> {
+        let (version, value) = unversioned(line).map_err(|e| format!("malformed request: {e}"))?;
+        match version {
+            Some(v) if v > u64::from(PROTOCOL_VERSION) => Err(format!(
+                "this daemon speaks control protocol version {PROTOCOL_VERSION}, the client {v}: \
+                 use the tsunagi command of the daemon's version, or upgrade the daemon"
+            )),
+            Some(0) => Err("malformed request: \"v\" 0 is no protocol version".into()),
+            _ => serde_json::from_value(value).map_err(|e| format!("malformed request: {e}")),
+        }
     }
 }
 
 impl Response {
-    /// The response as one JSON line.
+    /// The response as one JSON line, with the protocol version.
     pub fn to_line(&self) -> String {
-        let mut s = serde_json::to_string(self).unwrap_or_default();
-        s.push('\n');
-        s
+        versioned_line(serde_json::to_value(self).unwrap_or_default())
+    }
+
+    /// Parses an answer line (the client's side). An answer of another
+    /// protocol version, or from a daemon older than versions, is an
+    /// error that says so rather than a parse failure.
+    pub fn parse(line: &[u8]) -> Result<Response, ClientError> {
+        let (version, value) =
+            unversioned(line).map_err(|e| ClientError::BadAnswer(e.to_string()))?;
+        let ours = u64::from(PROTOCOL_VERSION);
+        match (version, serde_json::from_value::<Response>(value)) {
+            (Some(v), Ok(r)) if v == ours => Ok(r),
+            (Some(v), Err(e)) if v == ours => Err(ClientError::BadAnswer(e.to_string())),
+            // Another version, or none: the daemon's refusal if it is one
+            // this client reads (it names the versions), else that the
+            // versions differ.
+            (daemon, Ok(Response::Error { message })) => {
+                Err(ClientError::Version { daemon, message })
+            }
+            (daemon, _) => Err(ClientError::Version {
+                daemon,
+                message: "its answer is not one this client reads".into(),
+            }),
+        }
     }
 }
 
@@ -237,6 +365,28 @@ pub enum ClientError {
     /// The answer was not a response line.
     #[error("malformed answer from the daemon: {0}")]
     BadAnswer(String),
+    /// The daemon speaks another version of this protocol (or none: a
+    /// daemon from before versions).
+    #[error("{}", version_text(.daemon, .message))]
+    Version {
+        /// The daemon's version; `None` for a daemon without versions.
+        daemon: Option<u64>,
+        /// What the daemon said, or why its answer could not be read.
+        message: String,
+    },
+}
+
+/// The text of [`ClientError::Version`].
+fn version_text(daemon: &Option<u64>, message: &str) -> String {
+    match daemon {
+        None => format!(
+            "the daemon speaks an older control protocol (without versions; this tsunagi speaks version {PROTOCOL_VERSION}): {message}"
+        ),
+        Some(v) if *v == u64::from(PROTOCOL_VERSION) => message.to_string(),
+        Some(v) => format!(
+            "the daemon speaks control protocol version {v}, this tsunagi {PROTOCOL_VERSION}: {message}"
+        ),
+    }
 }
 
 /// Send `request` (with `fds` attached, may be empty) and wait for the answer.
@@ -285,7 +435,7 @@ pub fn call(
     if line.is_empty() {
         return Err(ClientError::NoAnswer);
     }
-    serde_json::from_slice(line).map_err(|e| ClientError::BadAnswer(e.to_string()))
+    Response::parse(line)
 }
 
 /// A request as the daemon received it.
@@ -350,7 +500,7 @@ pub async fn receive(stream: &tokio::net::UnixStream) -> io::Result<Received> {
     let request = if extra_fds > 0 {
         Err(format!("too many file descriptors (at most {MAX_FDS})"))
     } else {
-        serde_json::from_slice(text).map_err(|e| format!("malformed request: {e}"))
+        Request::parse(text)
     };
     Ok(Received { request, fds })
 }
@@ -369,6 +519,7 @@ mod tests {
             Request::Hangup {
                 link: "labs".into(),
             },
+            Request::Kick { session: 7 },
             Request::Direct {
                 profile: "home".into(),
                 ssh_client: None,
@@ -380,7 +531,7 @@ mod tests {
         ] {
             let line = r.to_line();
             assert!(line.ends_with('\n') && !line[..line.len() - 1].contains('\n'));
-            assert_eq!(serde_json::from_str::<Request>(line.trim_end()).unwrap(), r);
+            assert_eq!(Request::parse(line.trim_end().as_bytes()).unwrap(), r);
         }
         assert_eq!(
             Request::Direct {
@@ -388,10 +539,48 @@ mod tests {
                 ssh_client: None,
             }
             .to_line(),
-            "{\"op\":\"direct\",\"profile\":\"p\"}\n"
+            "{\"op\":\"direct\",\"profile\":\"p\",\"v\":1}\n"
         );
-        assert!(serde_json::from_str::<Request>("{\"op\":\"status\",\"x\":1}").is_err());
-        assert!(serde_json::from_str::<Request>("{\"op\":\"reboot\"}").is_err());
+        let parse = |text: &str| Request::parse(text.as_bytes());
+        assert!(parse("{\"v\":1,\"op\":\"status\",\"x\":1}")
+            .unwrap_err()
+            .contains("unknown field `x`"));
+        assert!(parse("{\"op\":\"reboot\"}").is_err());
+        assert!(parse("[1]").unwrap_err().contains("not a JSON object"));
+        assert!(parse("{\"v\":\"one\",\"op\":\"status\"}")
+            .unwrap_err()
+            .contains("not a version number"));
+    }
+
+    #[test]
+    fn versions_are_checked_both_ways() {
+        // A request without "v" (a client from before versions) is version 1.
+        assert_eq!(
+            Request::parse(b"{\"op\":\"status\"}").unwrap(),
+            Request::Status {}
+        );
+        // A newer client: a clear refusal naming both versions.
+        let e = Request::parse(b"{\"v\":2,\"op\":\"status\",\"future\":true}").unwrap_err();
+        assert!(
+            e.contains("this daemon speaks control protocol version 1, the client 2"),
+            "{e}"
+        );
+        // The client reads that refusal, marked with the daemon's version.
+        let refusal = Response::Error { message: e }.to_line();
+        assert!(Response::parse(refusal.trim_end().as_bytes()).is_ok());
+        // A daemon from before versions refused our "v": the client says
+        // the daemon is older, with the daemon's words.
+        let old = b"{\"result\":\"error\",\"message\":\"malformed request: unknown field `v`\"}";
+        let e = Response::parse(old).unwrap_err().to_string();
+        assert!(
+            e.contains("older control protocol (without versions"),
+            "{e}"
+        );
+        assert!(e.contains("unknown field `v`"), "{e}");
+        // A newer daemon's answer this client cannot read.
+        let newer = b"{\"v\":9,\"result\":\"hologram\"}";
+        let e = Response::parse(newer).unwrap_err().to_string();
+        assert!(e.contains("version 9, this tsunagi 1"), "{e}");
     }
 
     #[test]
@@ -409,7 +598,16 @@ mod tests {
             ..LinkStatus::default()
         };
         for r in [
-            Response::Status { links: vec![st] },
+            Response::Status {
+                links: vec![st],
+                sessions: vec![SessionStatus {
+                    id: 3,
+                    profile: "vpn".into(),
+                    user: Some("alice".into()),
+                    peer_addr: Some("10.77.0.10".into()),
+                    ..SessionStatus::default()
+                }],
+            },
             Response::Done {
                 message: "ok".into(),
             },
@@ -425,10 +623,7 @@ mod tests {
             },
         ] {
             let line = r.to_line();
-            assert_eq!(
-                serde_json::from_str::<Response>(line.trim_end()).unwrap(),
-                r
-            );
+            assert_eq!(Response::parse(line.trim_end().as_bytes()).unwrap(), r);
         }
     }
 

@@ -1,7 +1,9 @@
 //! `tsunagi run`: the daemon.
 //!
 //! One supervisor task per configured link, one listener on the control
-//! socket (see [`crate::control`] for the protocol), signals.
+//! socket (see [`crate::control`] for the protocol), signals. Every
+//! profile and session is in the [`Registry`]; address and route changes
+//! go through [`Netconf`].
 //!
 //! - A dial link is dialled at start: its `device` runs under `sh -c` in its
 //!   own process group, stdin/stdout carry PPP, stderr goes to our log.
@@ -15,12 +17,12 @@
 //!   3 s for the Ack; routes are removed, tuns closed, the socket unlinked.
 
 use std::collections::BTreeMap;
-use std::net::{Ipv4Addr, Ipv6Addr};
+use std::net::Ipv4Addr;
 use std::os::fd::OwnedFd;
 use std::os::unix::fs::{FileTypeExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context as _};
@@ -32,8 +34,11 @@ use tsunagi_host::Netlink;
 
 use crate::auth::{AuthGuard, Credentials};
 use crate::config::{Config, LinkSettings, Mode};
-use crate::control::{self, Counters, LinkStatus, Request, Response};
-use crate::driver::{self, SessionCtx, SessionEnd, Stream};
+use crate::control::{self, Request, Response};
+use crate::netconf::Netconf;
+use crate::registry::{Attach, Command, ProfileKind, ProfileState, Registry};
+use crate::session::{EndReason, SessionEnd, SessionId};
+use crate::transport::stream::{self, SessionCtx, Stream};
 use crate::users;
 
 /// A link that stayed up this long resets its redial backoff.
@@ -42,68 +47,6 @@ pub const STABLE_UP: Duration = Duration::from_secs(30);
 pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
 /// How long the daemon waits for its links at shutdown before it exits anyway.
 pub const SHUTDOWN_WAIT: Duration = Duration::from_secs(5);
-
-/// What `status` shows of a link; written by its supervisor and session.
-#[derive(Debug, Clone, Default)]
-pub struct LiveStatus {
-    /// Phase name (see [`LinkStatus::phase`]).
-    pub phase: &'static str,
-    /// Our address while IPCP is open.
-    pub local: Option<Ipv4Addr>,
-    /// The peer's address while IPCP is open.
-    pub peer_addr: Option<Ipv4Addr>,
-    /// Who is at the other end.
-    pub peer: String,
-    /// When IPCP came up.
-    pub up_since: Option<Instant>,
-    /// Engine counters of the current or last session.
-    pub counters: Counters,
-    /// Sessions after the first.
-    pub redials: u64,
-    /// When the next dial happens.
-    pub next_redial: Option<Instant>,
-    /// Why the last session ended.
-    pub last_down: Option<String>,
-    /// PPP authentication of the current session, in words.
-    pub auth: Option<String>,
-    /// CCP of the current session, in words.
-    pub ccp: Option<String>,
-    /// Our IPv6 link-local address while IPV6CP is open (RFC 5072 s5).
-    pub local6: Option<Ipv6Addr>,
-    /// The peer's IPv6 link-local address while IPV6CP is open.
-    pub peer_addr6: Option<Ipv6Addr>,
-    /// The FCS of each direction (send, receive) while LCP is open
-    /// (RFC 1570 s2.1).
-    pub fcs: Option<(tsunagi_ppp::hdlc::FcsMode, tsunagi_ppp::hdlc::FcsMode)>,
-}
-
-/// A stream handed over by `tsunagi direct`.
-#[derive(Debug)]
-pub struct Attach {
-    /// The caller's stdin: bytes from the peer.
-    pub from_peer: OwnedFd,
-    /// The caller's stdout: bytes to the peer.
-    pub to_peer: OwnedFd,
-    /// The caller's uid.
-    pub uid: u32,
-    /// The caller's pid.
-    pub pid: i32,
-    /// The ssh client address the caller reported (`SSH_CONNECTION`).
-    pub ssh_client: Option<String>,
-    /// Where the final answer goes.
-    pub reply: oneshot::Sender<Response>,
-}
-
-/// Requests to a link's supervisor.
-#[derive(Debug)]
-pub enum LinkCommand {
-    /// Dial now.
-    Dial(oneshot::Sender<Response>),
-    /// Close and stop redialling.
-    Hangup(oneshot::Sender<Response>),
-    /// Run a direct session over these fds.
-    Attach(Attach),
-}
 
 /// Send buffer asked for each end of the device socketpair: room for a
 /// burst of frames per wake-up, like the 1 MiB pipes of `direct`.
@@ -122,10 +65,13 @@ fn device_socketpair() -> std::io::Result<(UnixStream, OwnedFd)> {
     Ok((UnixStream::from_std(ours)?, OwnedFd::from(theirs)))
 }
 
-struct LinkHandle {
-    settings: Arc<LinkSettings>,
-    commands: mpsc::Sender<LinkCommand>,
-    status: Arc<Mutex<LiveStatus>>,
+/// What the control socket answers from.
+#[derive(Clone)]
+pub struct ControlContext {
+    /// Every profile and session.
+    pub registry: Registry,
+    /// The site links' settings, for `direct`'s checks.
+    pub links: Arc<BTreeMap<String, Arc<LinkSettings>>>,
 }
 
 /// Run the daemon until SIGTERM/SIGINT.
@@ -198,6 +144,8 @@ async fn serve(config: Config, socket: PathBuf) -> anyhow::Result<()> {
             return Err(e).context("cannot open rtnetlink");
         }
     };
+    let registry = Registry::new();
+    let netconf = Netconf::new(netlink);
     info!(
         "tsunagi {} started: config {}, control socket {}, {} links",
         env!("CARGO_PKG_VERSION"),
@@ -212,35 +160,37 @@ async fn serve(config: Config, socket: PathBuf) -> anyhow::Result<()> {
         log_link(&settings);
         let settings = Arc::new(settings);
         let (tx, rx) = mpsc::channel(8);
-        let status = Arc::new(Mutex::new(LiveStatus {
-            phase: "idle",
-            peer: match settings.mode {
-                Mode::Dial => settings.dial_peer(),
-                Mode::Direct => String::new(),
+        registry.add_profile(
+            &settings.name,
+            ProfileKind::Site(settings.mode),
+            &settings.tun,
+            tx,
+            ProfileState {
+                phase: "idle",
+                peer: match settings.mode {
+                    Mode::Dial => settings.dial_peer(),
+                    Mode::Direct => String::new(),
+                },
+                ..ProfileState::default()
             },
-            ..LiveStatus::default()
-        }));
+        );
         let sup = Supervisor {
             credentials: credentials.remove(&settings.name).unwrap_or_default(),
             guard: guard.clone(),
             settings: settings.clone(),
-            netlink: netlink.clone(),
-            status: status.clone(),
+            registry: registry.clone(),
+            netconf: netconf.clone(),
             commands: rx,
             shutdown: shutdown_rx.clone(),
         };
         tasks.push(tokio::spawn(sup.run()));
-        links.insert(
-            settings.name.clone(),
-            LinkHandle {
-                settings,
-                commands: tx,
-                status,
-            },
-        );
+        links.insert(settings.name.clone(), settings);
     }
-    let links = Arc::new(links);
-    let server = tokio::spawn(accept_loop(listener, links.clone()));
+    let control = ControlContext {
+        registry,
+        links: Arc::new(links),
+    };
+    let server = tokio::spawn(serve_control(listener, control));
 
     tokio::select! {
         _ = sigterm.recv() => info!("SIGTERM: closing every link"),
@@ -329,13 +279,15 @@ pub fn bind_control_socket(path: &Path) -> anyhow::Result<UnixListener> {
     Ok(listener)
 }
 
-async fn accept_loop(listener: UnixListener, links: Arc<BTreeMap<String, LinkHandle>>) {
+/// Answers the control socket until the task is dropped: one task per
+/// connection, each request checked by the caller's uid.
+pub async fn serve_control(listener: UnixListener, control: ControlContext) {
     loop {
         match listener.accept().await {
             Ok((conn, _)) => {
-                let links = links.clone();
+                let control = control.clone();
                 tokio::spawn(async move {
-                    if let Err(e) = handle_connection(conn, &links).await {
+                    if let Err(e) = handle_connection(conn, &control).await {
                         warn!("control connection: {e}");
                     }
                 });
@@ -348,10 +300,7 @@ async fn accept_loop(listener: UnixListener, links: Arc<BTreeMap<String, LinkHan
     }
 }
 
-async fn handle_connection(
-    mut conn: UnixStream,
-    links: &BTreeMap<String, LinkHandle>,
-) -> std::io::Result<()> {
+async fn handle_connection(mut conn: UnixStream, control: &ControlContext) -> std::io::Result<()> {
     let cred = conn.peer_cred()?;
     let uid = cred.uid();
     let pid = cred.pid().unwrap_or(0);
@@ -364,7 +313,7 @@ async fn handle_connection(
         })??;
     let response = match received.request {
         Err(message) => Response::Error { message },
-        Ok(request) => dispatch(links, uid, pid, request, received.fds).await,
+        Ok(request) => dispatch(control, uid, pid, request, received.fds).await,
     };
     conn.write_all(response.to_line().as_bytes()).await?;
     conn.shutdown().await
@@ -372,42 +321,54 @@ async fn handle_connection(
 
 /// Carry out one request from uid `uid`.
 async fn dispatch(
-    links: &BTreeMap<String, LinkHandle>,
+    control: &ControlContext,
     uid: u32,
     pid: i32,
     request: Request,
     fds: Vec<OwnedFd>,
 ) -> Response {
     let refused = |message: String| Response::Refused { message };
+    let registry = &control.registry;
     match request {
-        Request::Status {} => Response::Status {
-            links: links.values().map(status_of).collect(),
-        },
+        Request::Status {} => registry.status().await,
         Request::Dial { link } | Request::Hangup { link } if uid != 0 => refused(format!(
             "uid {uid} may not dial or hang up {link}: root only"
         )),
-        Request::Dial { link } => match links.get(&link) {
+        Request::Kick { session } if uid != 0 => refused(format!(
+            "uid {uid} may not kick session {session}: root only"
+        )),
+        Request::Dial { link } => match registry.profile(&link) {
             None => refused(format!("no link named {link:?}")),
-            Some(h) if h.settings.mode == Mode::Direct => {
+            Some((ProfileKind::Site(Mode::Direct), _)) => {
                 refused(format!("{link} is a direct link: the peer dials it"))
             }
-            Some(h) => ask(h, LinkCommand::Dial).await,
+            Some((_, commands)) => ask(&commands, Command::Dial).await,
         },
-        Request::Hangup { link } => match links.get(&link) {
+        Request::Hangup { link } => match registry.profile(&link) {
             None => refused(format!("no link named {link:?}")),
-            Some(h) => ask(h, LinkCommand::Hangup).await,
+            Some((_, commands)) => ask(&commands, Command::Hangup).await,
         },
+        Request::Kick { session } => {
+            let id = SessionId(session);
+            match registry
+                .session_profile(id)
+                .and_then(|p| registry.profile(&p))
+            {
+                None => refused(format!("no session {session}")),
+                Some((_, commands)) => ask(&commands, |reply| Command::Kick(id, reply)).await,
+            }
+        }
         Request::Direct {
             profile,
             ssh_client,
         } => {
-            let verdict = check_direct(links, uid, &profile, fds.len());
-            let handle = match verdict {
-                Err(why) => {
-                    warn!("direct {profile:?} refused for uid {uid} pid {pid}: {why}");
-                    return refused(why);
-                }
-                Ok(h) => h,
+            let verdict = check_direct(&control.links, uid, &profile, fds.len());
+            if let Err(why) = verdict {
+                warn!("direct {profile:?} refused for uid {uid} pid {pid}: {why}");
+                return refused(why);
+            }
+            let Some((_, commands)) = registry.profile(&profile) else {
+                return refused(format!("no profile named {profile:?}"));
             };
             let mut fds = fds.into_iter();
             let (Some(from_peer), Some(to_peer)) = (fds.next(), fds.next()) else {
@@ -425,12 +386,7 @@ async fn dispatch(
                 ssh_client,
                 reply: tx,
             };
-            if handle
-                .commands
-                .send(LinkCommand::Attach(attach))
-                .await
-                .is_err()
-            {
+            if commands.send(Command::Attach(attach)).await.is_err() {
                 return refused(format!("{profile}: the daemon is stopping"));
             }
             rx.await
@@ -442,17 +398,16 @@ async fn dispatch(
 /// Whether uid `uid` may hand a stream to `profile`: the profile exists,
 /// is `mode = "direct"`, lists the uid's user in `allow_users`, and the
 /// request carried exactly stdin and stdout.
-fn check_direct<'a>(
-    links: &'a BTreeMap<String, LinkHandle>,
+fn check_direct(
+    links: &BTreeMap<String, Arc<LinkSettings>>,
     uid: u32,
     profile: &str,
     nfds: usize,
-) -> Result<&'a LinkHandle, String> {
-    let Some(h) = links.get(profile) else {
+) -> Result<(), String> {
+    let Some(settings) = links.get(profile) else {
         return Err(format!("no profile named {profile:?}"));
     };
-    check_direct_settings(&h.settings, uid, nfds)?;
-    Ok(h)
+    check_direct_settings(settings, uid, nfds)
 }
 
 /// The settings part of [`check_direct`].
@@ -473,11 +428,11 @@ pub fn check_direct_settings(settings: &LinkSettings, uid: u32, nfds: usize) -> 
 }
 
 async fn ask(
-    h: &LinkHandle,
-    make: impl FnOnce(oneshot::Sender<Response>) -> LinkCommand,
+    commands: &mpsc::Sender<Command>,
+    make: impl FnOnce(oneshot::Sender<Response>) -> Command,
 ) -> Response {
     let (tx, rx) = oneshot::channel();
-    if h.commands.send(make(tx)).await.is_err() {
+    if commands.send(make(tx)).await.is_err() {
         return Response::Refused {
             message: "the daemon is stopping".into(),
         };
@@ -487,42 +442,13 @@ async fn ask(
     })
 }
 
-fn status_of(h: &LinkHandle) -> LinkStatus {
-    let st = h.status.lock().unwrap_or_else(|e| e.into_inner()).clone();
-    let now = Instant::now();
-    LinkStatus {
-        name: h.settings.name.clone(),
-        mode: h.settings.mode.to_string(),
-        phase: st.phase.to_string(),
-        tun: h.settings.tun.clone(),
-        local: st.local.map(|a| a.to_string()),
-        peer_addr: st.peer_addr.map(|a| a.to_string()),
-        peer: st.peer,
-        uptime_secs: st
-            .up_since
-            .map(|t| now.saturating_duration_since(t).as_secs()),
-        counters: st.counters,
-        redials: st.redials,
-        next_redial_secs: st
-            .next_redial
-            .map(|t| t.saturating_duration_since(now).as_secs()),
-        last_down: st.last_down,
-        auth: st.auth,
-        ccp: st.ccp,
-        local6: st.local6.map(|a| a.to_string()),
-        peer_addr6: st.peer_addr6.map(|a| a.to_string()),
-        fcs_tx: st.fcs.map(|(tx, _)| driver::fcs_name(tx).to_string()),
-        fcs_rx: st.fcs.map(|(_, rx)| driver::fcs_name(rx).to_string()),
-    }
-}
-
 struct Supervisor {
     settings: Arc<LinkSettings>,
     credentials: Arc<Credentials>,
     guard: AuthGuard,
-    netlink: Arc<Netlink>,
-    status: Arc<Mutex<LiveStatus>>,
-    commands: mpsc::Receiver<LinkCommand>,
+    registry: Registry,
+    netconf: Netconf,
+    commands: mpsc::Receiver<Command>,
     shutdown: watch::Receiver<bool>,
 }
 
@@ -556,8 +482,8 @@ enum Idle {
 }
 
 impl Supervisor {
-    fn set_status(&self, f: impl FnOnce(&mut LiveStatus)) {
-        f(&mut self.status.lock().unwrap_or_else(|e| e.into_inner()));
+    fn set_status(&self, f: impl FnOnce(&mut ProfileState)) {
+        self.registry.update_profile(&self.settings.name, f);
     }
 
     async fn run(self) {
@@ -590,20 +516,27 @@ impl Supervisor {
                 }
                 cmd = self.commands.recv() => match cmd {
                     None => return Idle::Shutdown,
-                    Some(LinkCommand::Dial(reply)) => {
+                    // No session: nothing to show but the profile's state.
+                    Some(Command::Snapshot(reply)) => {
+                        let _ = reply.send(Vec::new());
+                    }
+                    Some(Command::Kick(id, reply)) => {
+                        let _ = reply.send(Response::Refused { message: format!("no session {id} on {name}") });
+                    }
+                    Some(Command::Dial(reply)) => {
                         if self.settings.mode == Mode::Dial {
                             let _ = reply.send(Response::Done { message: format!("{name}: dialling") });
                             return Idle::Proceed;
                         }
                         let _ = reply.send(Response::Refused { message: format!("{name} is a direct link") });
                     }
-                    Some(LinkCommand::Hangup(reply)) => {
+                    Some(Command::Hangup(reply)) => {
                         let _ = reply.send(Response::Done { message: format!("{name}: not connected; redial stopped") });
                         if self.settings.mode == Mode::Dial {
                             return Idle::Hangup;
                         }
                     }
-                    Some(LinkCommand::Attach(a)) => {
+                    Some(Command::Attach(a)) => {
                         if self.settings.mode == Mode::Direct {
                             return Idle::Attach(a);
                         }
@@ -663,14 +596,14 @@ impl Supervisor {
                 s.phase = "connecting";
                 s.next_redial = None;
                 s.redials = sessions - 1;
-                s.counters = Counters::default();
             });
             let end = self.dial_once().await;
             info!("{name}: session ended: {}", end.reason);
-            if end.shutdown || *self.shutdown.borrow() {
+            self.set_status(|s| s.last_down = Some(end.reason.to_string()));
+            if end.reason == EndReason::Shutdown || *self.shutdown.borrow() {
                 return;
             }
-            if end.hangup {
+            if end.reason == EndReason::Hangup {
                 wanted = false;
                 continue;
             }
@@ -713,14 +646,18 @@ impl Supervisor {
             Ok(pair) => pair,
             Err(e) => {
                 warn!("{name}: cannot create the device socketpair: {e}");
-                return SessionEnd::failed(format!("cannot create the device socketpair: {e}"));
+                return SessionEnd::new(EndReason::SetupFailed(format!(
+                    "cannot create the device socketpair: {e}"
+                )));
             }
         };
         let theirs_out = match theirs.try_clone() {
             Ok(fd) => fd,
             Err(e) => {
                 warn!("{name}: cannot duplicate the device socket: {e}");
-                return SessionEnd::failed(format!("cannot duplicate the device socket: {e}"));
+                return SessionEnd::new(EndReason::SetupFailed(format!(
+                    "cannot duplicate the device socket: {e}"
+                )));
             }
         };
         let mut cmd = tokio::process::Command::new("sh");
@@ -737,7 +674,7 @@ impl Supervisor {
             Ok(c) => c,
             Err(e) => {
                 warn!("{name}: cannot run device: {e}");
-                return SessionEnd::failed(format!("cannot run device: {e}"));
+                return SessionEnd::new(EndReason::SetupFailed(format!("cannot run device: {e}")));
             }
         };
         // Our copies of the child's ends must go, or the child's exit
@@ -763,13 +700,14 @@ impl Supervisor {
             credentials: &self.credentials,
             guard: &self.guard,
             source: self.settings.dial_peer(),
-            netlink: &self.netlink,
-            status: &self.status,
+            outer_ip: None,
+            registry: &self.registry,
+            netconf: &self.netconf,
             commands: &mut self.commands,
             shutdown: self.shutdown.clone(),
             tty: "ssh",
         };
-        driver::run_session(ctx, stream).await
+        stream::run_session(ctx, stream).await
     }
 
     async fn run_direct(mut self) {
@@ -802,12 +740,11 @@ impl Supervisor {
             self.set_status(|s| {
                 s.phase = "connecting";
                 s.peer = format!("direct via uid {} pid {}", attach.uid, attach.pid);
-                s.counters = Counters::default();
             });
             let end = match Stream::from_fds(attach.from_peer, attach.to_peer) {
                 Err(e) => {
                     warn!("{name}: direct stream unusable: {e}");
-                    SessionEnd::failed(format!("unusable stream: {e}"))
+                    SessionEnd::new(EndReason::SetupFailed(format!("unusable stream: {e}")))
                 }
                 Ok(stream) => {
                     let ctx = SessionCtx {
@@ -815,19 +752,26 @@ impl Supervisor {
                         credentials: &self.credentials,
                         guard: &self.guard,
                         source: source.clone(),
-                        netlink: &self.netlink,
-                        status: &self.status,
+                        outer_ip: attach
+                            .ssh_client
+                            .as_deref()
+                            .and_then(|a| a.parse::<Ipv4Addr>().ok()),
+                        registry: &self.registry,
+                        netconf: &self.netconf,
                         commands: &mut self.commands,
                         shutdown: self.shutdown.clone(),
                         tty: "direct",
                     };
-                    driver::run_session(ctx, stream).await
+                    stream::run_session(ctx, stream).await
                 }
             };
             info!("{name}: session ended: {}", end.reason);
-            self.set_status(|s| s.last_down = Some(end.reason.clone()));
-            let _ = attach.reply.send(end.response());
-            if end.shutdown || *self.shutdown.borrow() {
+            self.set_status(|s| s.last_down = Some(end.reason.to_string()));
+            let _ = attach.reply.send(Response::Ended {
+                reason: end.reason.to_string(),
+                exit_code: end.reason.exit_code(),
+            });
+            if end.reason == EndReason::Shutdown || *self.shutdown.borrow() {
                 return;
             }
         }

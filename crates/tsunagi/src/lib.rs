@@ -1,13 +1,20 @@
 //! tsunagi: the daemon and the command line around the PPP engine.
 //!
+//! Modules, each importing only those listed before it:
+//! - [`config`]: the TOML config and its validation (settings only);
+//! - [`pool`]: address pools (pptpd's `localip`/`remoteip`);
+//! - [`control`]: the control socket protocol (versioned JSON lines,
+//!   `SCM_RIGHTS`);
+//! - [`users`], [`hooks`], [`logging`]: user names, ip-up/ip-down, log lines;
 //! - [`auth`]: secrets and passwords read at start-up, the failure limiter;
-//! - [`config`]: the TOML config and its validation;
-//! - [`control`]: the control socket protocol (JSON lines, `SCM_RIGHTS`);
-//! - [`daemon`]: `tsunagi run`, one supervisor task per link;
-//! - [`driver`]: the I/O loop of one PPP session (stream <-> engine <-> tun);
-//! - [`hooks`]: ip-up / ip-down;
-//! - [`cli`]: the subcommands;
-//! - [`policy`]: `[policy]`, ipf/ipnat rules applied as nftables, ipmon lines.
+//! - [`policy`]: `[policy]`, ipf/ipnat rules applied as nftables, ipmon lines;
+//! - [`session`]: one PPP instance's bookkeeping, status and end reason;
+//! - [`registry`]: every profile and every live session;
+//! - [`netconf`]: addresses, routes and hooks, in a task per session;
+//! - [`transport`]: the tasks that carry sessions (the SSH byte stream of a
+//!   site link; many sessions on one packet socket for a server);
+//! - [`daemon`]: `tsunagi run`: supervisors, the control socket;
+//! - [`cli`]: the subcommands.
 //!
 //! The network-namespace lab that shows and tests the gateway end to end
 //! (seed 000's two sites) is not here: it is its own crate, `crates/lab`,
@@ -19,9 +26,12 @@ pub mod cli;
 pub mod config;
 pub mod control;
 pub mod daemon;
-pub mod driver;
 pub mod hooks;
 pub mod logging;
+pub mod netconf;
 pub mod policy;
 pub mod pool;
+pub mod registry;
+pub mod session;
+pub mod transport;
 pub mod users;

@@ -796,6 +796,24 @@ impl Pool {
         })
     }
 
+    /// Our ends of the links, each once (the shared `localip`, or the
+    /// paired ones): what the server's shared interface carries.
+    pub fn local_addresses(&self) -> Vec<Ipv4Addr> {
+        let mut out = match &self.local {
+            Local::Shared(one) => vec![*one],
+            Local::Paired(all) => all.clone(),
+        };
+        out.sort_unstable();
+        out.dedup();
+        out
+    }
+
+    /// The range's peer addresses, in list order: what the server routes
+    /// to its shared interface.
+    pub fn remote_addresses(&self) -> &[Ipv4Addr] {
+        &self.remotes
+    }
+
     /// Leases addresses to `session`. `user` is recorded for status;
     /// `fixed` is the user's own address (chap-secrets' 4th column), which
     /// wins over the range. Checks, in order: the session has no lease yet,

@@ -156,7 +156,8 @@ fn control_socket_end_to_end() {
     let links = loop {
         let (code, out, err) = cli(&sock, Some(nobody), &["status", "--json"]);
         assert_eq!(code, 0, "{err}");
-        let links: serde_json::Value = serde_json::from_str(&out).unwrap();
+        let status: serde_json::Value = serde_json::from_str(&out).unwrap();
+        let links = status["links"].clone();
         if links[1]["phase"] == "stopped" || Instant::now() > deadline {
             break links;
         }

@@ -76,8 +76,15 @@ impl Side {
             .unwrap()
     }
 
-    /// `tsunagi status --json` through this side's control socket.
+    /// The site links of `tsunagi status --json` through this side's
+    /// control socket.
     pub fn status(&self) -> serde_json::Value {
+        self.status_all()["links"].clone()
+    }
+
+    /// `tsunagi status --json` through this side's control socket: the
+    /// links and the sessions.
+    pub fn status_all(&self) -> serde_json::Value {
         let out = self.cli(&["status", "--json"]);
         assert!(
             out.status.success(),

@@ -1,0 +1,339 @@
+//! The registry: one place that knows every profile and every live
+//! session (DESIGN.md, "Registry").
+//!
+//! A profile is a `[link.NAME]` (a site link, one session at a time) or a
+//! server (many sessions on one transport). Each has a command channel to
+//! the task that owns its sessions: the site link's supervisor, or the
+//! server's transport. The registry holds, behind one lock taken only when
+//! a session starts or ends and when `status` is asked (never per packet):
+//! - the profiles, with what `status` shows of a site link between
+//!   sessions (connecting, waiting for a redial, why it last went down);
+//! - the live sessions: their profile.
+//!
+//! `status` asks each profile's owner for its sessions
+//! ([`Command::Snapshot`]), which it reads from the engines there and then:
+//! the counters are current when asked.
+
+use std::collections::BTreeMap;
+use std::os::fd::OwnedFd;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use tokio::sync::{mpsc, oneshot};
+
+use crate::config::Mode;
+use crate::control::{LinkStatus, Response, SessionStatus};
+use crate::session::{EndReason, SessionId};
+
+/// How long `status` waits for a profile's owner to answer.
+pub const SNAPSHOT_WAIT: Duration = Duration::from_secs(2);
+
+/// A stream handed over by `tsunagi direct`.
+#[derive(Debug)]
+pub struct Attach {
+    /// The caller's stdin: bytes from the peer.
+    pub from_peer: OwnedFd,
+    /// The caller's stdout: bytes to the peer.
+    pub to_peer: OwnedFd,
+    /// The caller's uid.
+    pub uid: u32,
+    /// The caller's pid.
+    pub pid: i32,
+    /// The ssh client address the caller reported (`SSH_CONNECTION`).
+    pub ssh_client: Option<String>,
+    /// Where the final answer goes.
+    pub reply: oneshot::Sender<Response>,
+}
+
+/// Requests to the task that owns a profile's sessions.
+#[derive(Debug)]
+pub enum Command {
+    /// The live sessions as `status` shows them, read now.
+    Snapshot(oneshot::Sender<Vec<SessionStatus>>),
+    /// Dial now (a site link in dial mode).
+    Dial(oneshot::Sender<Response>),
+    /// Close the site link and stop redialling it.
+    Hangup(oneshot::Sender<Response>),
+    /// Close one session.
+    Kick(SessionId, oneshot::Sender<Response>),
+    /// Run a direct session over these fds (a site link in direct mode).
+    Attach(Attach),
+}
+
+/// What kind of profile.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ProfileKind {
+    /// A `[link.NAME]`: one session at a time, dialled or answered.
+    Site(Mode),
+    /// A server: many sessions, each with an address from a pool.
+    Server,
+}
+
+/// What `status` shows of a site link besides its session.
+#[derive(Debug, Clone, Default)]
+pub struct ProfileState {
+    /// "idle", "connecting", "waiting" (for a redial), "stopped", or the
+    /// session's phase while one runs.
+    pub phase: &'static str,
+    /// Who is at the other end.
+    pub peer: String,
+    /// Sessions after the first.
+    pub redials: u64,
+    /// When the next dial happens.
+    pub next_redial: Option<Instant>,
+    /// Why the last session ended.
+    pub last_down: Option<String>,
+}
+
+struct Profile {
+    kind: ProfileKind,
+    tun: String,
+    commands: mpsc::Sender<Command>,
+    state: ProfileState,
+}
+
+#[derive(Default)]
+struct Inner {
+    profiles: BTreeMap<String, Profile>,
+    /// Live sessions and their profiles.
+    sessions: BTreeMap<SessionId, String>,
+    next_session: u64,
+}
+
+/// Every profile and live session; cheap to clone (shared).
+#[derive(Clone, Default)]
+pub struct Registry(Arc<Mutex<Inner>>);
+
+impl Registry {
+    /// An empty registry.
+    pub fn new() -> Registry {
+        Registry::default()
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
+        self.0.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Adds a profile whose sessions are owned by the task reading
+    /// `commands`.
+    pub fn add_profile(
+        &self,
+        name: &str,
+        kind: ProfileKind,
+        tun: &str,
+        commands: mpsc::Sender<Command>,
+        state: ProfileState,
+    ) {
+        self.lock().profiles.insert(
+            name.to_string(),
+            Profile {
+                kind,
+                tun: tun.to_string(),
+                commands,
+                state,
+            },
+        );
+    }
+
+    /// Changes what `status` shows of a site link between sessions.
+    pub fn update_profile(&self, name: &str, f: impl FnOnce(&mut ProfileState)) {
+        if let Some(p) = self.lock().profiles.get_mut(name) {
+            f(&mut p.state);
+        }
+    }
+
+    /// The profile's kind and command channel.
+    pub fn profile(&self, name: &str) -> Option<(ProfileKind, mpsc::Sender<Command>)> {
+        self.lock()
+            .profiles
+            .get(name)
+            .map(|p| (p.kind, p.commands.clone()))
+    }
+
+    /// A new session of `profile`: its id.
+    pub fn open_session(&self, profile: &str) -> SessionId {
+        let mut inner = self.lock();
+        inner.next_session += 1;
+        let id = SessionId(inner.next_session);
+        inner.sessions.insert(id, profile.to_string());
+        id
+    }
+
+    /// The session ended (for `reason`; the owner logs it).
+    pub fn close_session(&self, id: SessionId, _reason: &EndReason) {
+        self.lock().sessions.remove(&id);
+    }
+
+    /// The profile a live session belongs to.
+    pub fn session_profile(&self, id: SessionId) -> Option<String> {
+        self.lock().sessions.get(&id).cloned()
+    }
+
+    /// How many sessions are live.
+    pub fn session_count(&self) -> usize {
+        self.lock().sessions.len()
+    }
+
+    /// The status answer: the site links' view, and every live session as
+    /// its owner reads it now (an owner that does not answer within
+    /// [`SNAPSHOT_WAIT`] is left out of `sessions`, and its link shows no
+    /// session data).
+    pub async fn status(&self) -> Response {
+        // Ask every profile that has sessions, all at once.
+        let asks: Vec<(String, mpsc::Sender<Command>)> = {
+            let inner = self.lock();
+            let mut with_sessions: Vec<&String> = inner.sessions.values().collect();
+            with_sessions.sort();
+            with_sessions.dedup();
+            with_sessions
+                .into_iter()
+                .filter_map(|p| {
+                    inner
+                        .profiles
+                        .get(p)
+                        .map(|e| (p.clone(), e.commands.clone()))
+                })
+                .collect()
+        };
+        let waits = asks.into_iter().map(|(_, commands)| async move {
+            let (tx, rx) = oneshot::channel();
+            let sent = commands
+                .send_timeout(Command::Snapshot(tx), SNAPSHOT_WAIT)
+                .await;
+            match sent {
+                Ok(()) => tokio::time::timeout(SNAPSHOT_WAIT, rx)
+                    .await
+                    .ok()
+                    .and_then(Result::ok)
+                    .unwrap_or_default(),
+                Err(_) => Vec::new(),
+            }
+        });
+        let mut sessions: Vec<SessionStatus> = futures::future::join_all(waits)
+            .await
+            .into_iter()
+            .flatten()
+            .collect();
+        sessions.sort_by_key(|s| s.id);
+        let inner = self.lock();
+        let now = Instant::now();
+        let links = inner
+            .profiles
+            .iter()
+            .filter_map(|(name, p)| match p.kind {
+                ProfileKind::Site(mode) => {
+                    let session = sessions.iter().find(|s| &s.profile == name);
+                    Some(link_view(name, mode, &p.tun, &p.state, session, now))
+                }
+                ProfileKind::Server => None,
+            })
+            .collect();
+        Response::Status { links, sessions }
+    }
+}
+
+/// A site link as `status` shows it: its state between sessions, and its
+/// session's if one runs.
+fn link_view(
+    name: &str,
+    mode: Mode,
+    tun: &str,
+    state: &ProfileState,
+    session: Option<&SessionStatus>,
+    now: Instant,
+) -> LinkStatus {
+    let mut view = LinkStatus {
+        name: name.to_string(),
+        mode: mode.to_string(),
+        phase: state.phase.to_string(),
+        tun: tun.to_string(),
+        peer: state.peer.clone(),
+        redials: state.redials,
+        next_redial_secs: state
+            .next_redial
+            .map(|t| t.saturating_duration_since(now).as_secs()),
+        last_down: state.last_down.clone(),
+        ..LinkStatus::default()
+    };
+    if let Some(s) = session {
+        view.phase = s.phase.clone();
+        view.local = s.local.clone();
+        view.peer_addr = s.peer_addr.clone();
+        view.uptime_secs = s.uptime_secs;
+        view.counters = s.counters.clone();
+        view.auth = s.auth.clone();
+        view.ccp = s.ccp.clone();
+        view.local6 = s.local6.clone();
+        view.peer_addr6 = s.peer_addr6.clone();
+        view.fcs_tx = s.fcs_tx.clone();
+        view.fcs_rx = s.fcs_rx.clone();
+    }
+    view
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn status_asks_each_owner_and_builds_the_link_view() {
+        let registry = Registry::new();
+        let (tx, mut rx) = mpsc::channel(4);
+        registry.add_profile(
+            "labs",
+            ProfileKind::Site(Mode::Dial),
+            "tun0",
+            tx,
+            ProfileState {
+                phase: "connecting",
+                peer: "pppossh@198.51.100.1".into(),
+                ..ProfileState::default()
+            },
+        );
+        let (idle_tx, _idle_rx) = mpsc::channel(4);
+        registry.add_profile(
+            "home",
+            ProfileKind::Site(Mode::Direct),
+            "tun1",
+            idle_tx,
+            ProfileState {
+                phase: "idle",
+                last_down: Some("peer terminated".into()),
+                ..ProfileState::default()
+            },
+        );
+        let id = registry.open_session("labs");
+        // The owner answers with its session, read now.
+        let owner = tokio::spawn(async move {
+            let Some(Command::Snapshot(reply)) = rx.recv().await else {
+                panic!("no snapshot request");
+            };
+            let _ = reply.send(vec![SessionStatus {
+                id: id.0,
+                profile: "labs".into(),
+                phase: "network".into(),
+                local: Some("10.224.1.2".into()),
+                ..SessionStatus::default()
+            }]);
+        });
+        let Response::Status { links, sessions } = registry.status().await else {
+            panic!("not a status answer");
+        };
+        owner.await.unwrap();
+        assert_eq!(sessions.len(), 1);
+        assert_eq!(links.len(), 2);
+        let labs = links.iter().find(|l| l.name == "labs").unwrap();
+        assert_eq!(labs.phase, "network");
+        assert_eq!(labs.local.as_deref(), Some("10.224.1.2"));
+        assert_eq!(labs.peer, "pppossh@198.51.100.1");
+        let home = links.iter().find(|l| l.name == "home").unwrap();
+        assert_eq!(home.phase, "idle");
+        assert_eq!(home.last_down.as_deref(), Some("peer terminated"));
+        registry.close_session(id, &EndReason::Hangup);
+        assert_eq!(registry.session_count(), 0);
+        let Response::Status { sessions, .. } = registry.status().await else {
+            panic!("not a status answer");
+        };
+        assert!(sessions.is_empty());
+    }
+}

@@ -1,0 +1,761 @@
+//! The packet transport of a server profile: many PPP sessions on one
+//! socket, the shape of a PPTP server (TCP 1723 + GRE) and an L2TP LNS (UDP
+//! 1701), DESIGN.md "Sessions and transports".
+//!
+//! One task owns everything: the port (the protocol's socket and its
+//! per-call state, behind [`PacketPort`]), every session's engine, the
+//! demux table from the port's key (peer and call id) to the session, one
+//! timer heap for all sessions, the address pool, and one tun shared by
+//! all sessions ([`PacketDevice`]) on which packets are routed by inner
+//! address. There is no channel hop and no lock per packet.
+//!
+//! A session:
+//! - starts when the port reports a new call ([`PortEvent::Open`]), with
+//!   its own engine on packet framing ([`tsunagi_ppp::lcp::Framing::Packet`]);
+//! - authenticates (as configured), then asks for the peer's address
+//!   ([`tsunagi_ppp::Event::PeerAddressNeeded`]): the per-user address
+//!   from the secrets file wins, else the pool's next free address; with
+//!   the pool exhausted the session ends with a log line saying so;
+//! - is routed by that address once IPCP opens: packets from the tun to
+//!   it are framed and sent through the port; its packets to the tun must
+//!   come from it (others are dropped and counted);
+//! - ends when its engine goes down, the port loses the call, or it is
+//!   kicked; its lease goes back to the pool, its hooks run (netconf), the
+//!   registry forgets it, and the other sessions are untouched.
+//!
+//! The shared tun is set up once when the transport starts: the pool's
+//! local addresses on it, and routes for the pool's remote addresses, so a
+//! session costs no netlink work and no interface.
+
+use std::cmp::Reverse;
+use std::collections::{BinaryHeap, HashMap};
+use std::fmt;
+use std::future::Future;
+use std::hash::Hash;
+use std::io;
+use std::net::Ipv4Addr;
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use tokio::sync::{mpsc, watch};
+use tracing::{debug, info, warn};
+use tsunagi_crypto::OsRandom;
+use tsunagi_host::netlink::Ipv4Net;
+use tsunagi_ppp::lcp::Framing;
+use tsunagi_ppp::link::{Event, IpVersion, Link, LinkConfig};
+
+use crate::auth::AuthGuard;
+use crate::control::{Response, SessionStatus};
+use crate::netconf::{Change, Netconf, SessionNet, SessionNetconf};
+use crate::pool::{Lease, Pool};
+use crate::registry::{Command, Registry};
+use crate::session::{EndReason, Ipv4Pair, SessionId, SessionInfo};
+use crate::transport::stream::random_seed;
+
+/// How long sessions get to exchange Terminate-Request/Ack when the
+/// daemon stops.
+pub const CLOSE_WAIT: Duration = Duration::from_secs(3);
+/// Packets taken from the tun per wake-up.
+pub const DEVICE_BATCH: usize = 64;
+/// The largest datagram or tun packet handled.
+pub const MAX_PACKET: usize = 65535;
+
+/// What a server's port reports.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PortEvent<K> {
+    /// A peer opened a session (a PPTP call, an L2TP session).
+    Open {
+        /// How the port names it (peer address and call id).
+        key: K,
+        /// The peer outside the tunnel, for `status` and the logs (its
+        /// address and port).
+        outer: String,
+    },
+    /// A PPP frame for session `key` is at the start of the receive buffer.
+    Frame {
+        /// The session.
+        key: K,
+        /// The frame's length.
+        len: usize,
+    },
+    /// The port lost the session (the call was cleared, the tunnel went).
+    Closed {
+        /// The session.
+        key: K,
+        /// Why, in words.
+        why: String,
+    },
+}
+
+/// The protocol side of a server transport: its socket(s) and its per-call
+/// state. PPTP and L2TP implement it; the transport does the rest.
+pub trait PacketPort: Send {
+    /// How the port names a session (peer address and call id).
+    type Key: Clone + Eq + Hash + fmt::Debug + Send + Sync + 'static;
+
+    /// Octets reserved before each frame for the port's own header.
+    fn headroom(&self) -> usize;
+
+    /// Waits for the next event; a frame goes to the start of `buf`.
+    fn recv(
+        &mut self,
+        buf: &mut [u8],
+    ) -> impl Future<Output = io::Result<PortEvent<Self::Key>>> + Send;
+
+    /// Sends one frame of session `key`: `datagram[headroom..]` is the PPP
+    /// frame, the port writes its header into `datagram[..headroom]`.
+    fn send(&mut self, key: &Self::Key, datagram: &mut [u8]) -> io::Result<()>;
+
+    /// The session `key` ended (its engine went down, or it was kicked):
+    /// the port clears the call.
+    fn closed(&mut self, key: &Self::Key, reason: &EndReason);
+}
+
+/// Where a server's sessions' packets go: one tun shared by all sessions.
+pub trait PacketDevice: Send + Sync {
+    /// Waits for the next packet from the kernel.
+    fn recv(&self, buf: &mut [u8]) -> impl Future<Output = io::Result<usize>> + Send;
+    /// The next packet if one is waiting (`WouldBlock` when none).
+    fn try_recv(&self, buf: &mut [u8]) -> io::Result<usize>;
+    /// Writes one packet to the kernel without waiting.
+    fn try_send(&self, packet: &[u8]) -> io::Result<()>;
+    /// The kernel interface's name, for its one-time set-up (`None`: not
+    /// a kernel interface).
+    fn interface(&self) -> Option<&str>;
+}
+
+impl PacketDevice for tsunagi_host::Tun {
+    async fn recv(&self, buf: &mut [u8]) -> io::Result<usize> {
+        tsunagi_host::Tun::recv(self, buf).await
+    }
+
+    fn try_recv(&self, buf: &mut [u8]) -> io::Result<usize> {
+        tsunagi_host::Tun::try_recv(self, buf)
+    }
+
+    fn try_send(&self, packet: &[u8]) -> io::Result<()> {
+        tsunagi_host::Tun::try_send(self, packet).map(|_| ())
+    }
+
+    fn interface(&self) -> Option<&str> {
+        Some(self.name())
+    }
+}
+
+/// A server profile.
+#[derive(Debug)]
+pub struct ServerSettings {
+    /// The profile's name (status, logs, the hooks' ipparam).
+    pub name: String,
+    /// Each session's engine configuration: authentication, CCP, DNS to
+    /// hand out, timers. The transport sets packet framing, and the
+    /// addresses from the pool.
+    pub link: LinkConfig,
+    /// The addresses sessions get.
+    pub pool: Pool,
+    /// pppd's tty argument of the hooks ("pptp", "l2tp").
+    pub tty: &'static str,
+    /// Hook run when a session's IPCP comes up (pppd's six arguments).
+    pub ip_up: Option<PathBuf>,
+    /// Hook run when it goes down.
+    pub ip_down: Option<PathBuf>,
+}
+
+/// Counters of the transport itself (not of one session).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ServerCounters {
+    /// Frames for a key no session has (dropped).
+    pub unknown_session: u64,
+    /// Packets from the tun for an address no session has (dropped).
+    pub no_route: u64,
+    /// Packets from a session with a source address not its own (dropped).
+    pub spoofed: u64,
+    /// Packets the tun would not take.
+    pub device_errors: u64,
+    /// Frames the port could not send.
+    pub send_errors: u64,
+    /// Sessions refused an address (pool exhausted, limit, conflict).
+    pub refused: u64,
+}
+
+/// One session of the server.
+struct ServerSession<K> {
+    key: K,
+    link: Link,
+    info: SessionInfo,
+    netconf: SessionNetconf,
+    /// The deadline in the timer heap (others there for it are stale).
+    deadline: Option<Instant>,
+    lease: Option<Lease>,
+    /// The inner address it is routed by, while IPCP is open.
+    routed: Option<Ipv4Addr>,
+    /// Kicked by an administrator: ends as a hangup.
+    kicked: bool,
+}
+
+/// A server transport: see the module documentation.
+pub struct Server<P: PacketPort, D: PacketDevice> {
+    settings: ServerSettings,
+    port: P,
+    device: D,
+    registry: Registry,
+    netconf: Netconf,
+    guard: AuthGuard,
+    sessions: HashMap<SessionId, ServerSession<P::Key>>,
+    by_key: HashMap<P::Key, SessionId>,
+    by_inner: HashMap<Ipv4Addr, SessionId>,
+    timers: BinaryHeap<Reverse<(Instant, SessionId)>>,
+    /// The datagram being built (headroom, then a frame).
+    out: Vec<u8>,
+    counters: ServerCounters,
+}
+
+impl<P: PacketPort, D: PacketDevice> Server<P, D> {
+    /// A server for `settings` on `port` and `device`.
+    pub fn new(
+        settings: ServerSettings,
+        port: P,
+        device: D,
+        registry: Registry,
+        netconf: Netconf,
+        guard: AuthGuard,
+    ) -> Server<P, D> {
+        Server {
+            settings,
+            port,
+            device,
+            registry,
+            netconf,
+            guard,
+            sessions: HashMap::new(),
+            by_key: HashMap::new(),
+            by_inner: HashMap::new(),
+            timers: BinaryHeap::new(),
+            out: Vec::with_capacity(MAX_PACKET),
+            counters: ServerCounters::default(),
+        }
+    }
+
+    /// The shared tun's one-time set-up: up, the pool's local addresses
+    /// on it and routes for its remote addresses (failures are logged).
+    async fn set_up_device(&self) {
+        let Some(ifname) = self.device.interface() else {
+            return;
+        };
+        let name = &self.settings.name;
+        let netlink = self.netconf.netlink();
+        let mtu = u32::from(self.settings.link.lcp.mru);
+        if let Err(e) = netlink.link_up(ifname, mtu).await {
+            warn!("{name}: {ifname}: cannot set mtu {mtu} and up: {e}");
+        }
+        for local in self.settings.pool.local_addresses() {
+            match netlink.add_address_ptp(ifname, local, local).await {
+                Ok(()) => info!("{name}: {ifname}: address {local}"),
+                Err(e) => warn!("{name}: {ifname}: cannot add address {local}: {e}"),
+            }
+        }
+        for net in covering_prefixes(self.settings.pool.remote_addresses()) {
+            match netlink.add_route(net, ifname).await {
+                Ok(()) => info!("{name}: route {net} via {ifname} (the pool)"),
+                Err(e) => warn!("{name}: route {net} via {ifname}: {e}"),
+            }
+        }
+    }
+
+    /// Runs until the daemon stops (`shutdown` becomes true), then closes
+    /// every session (Terminate-Request, up to [`CLOSE_WAIT`]).
+    pub async fn run(
+        mut self,
+        mut commands: mpsc::Receiver<Command>,
+        mut shutdown: watch::Receiver<bool>,
+    ) -> ServerCounters {
+        self.set_up_device().await;
+        info!(
+            "{}: serving, pool of {} addresses ({} free)",
+            self.settings.name,
+            self.settings.pool.size(),
+            self.settings.pool.free()
+        );
+        let mut rbuf = vec![0u8; MAX_PACKET];
+        let mut tbuf = vec![0u8; MAX_PACKET];
+        let mut closing_until: Option<Instant> = None;
+        loop {
+            if *shutdown.borrow() && closing_until.is_none() {
+                let now = Instant::now();
+                closing_until = Some(now + CLOSE_WAIT);
+                let ids: Vec<SessionId> = self.sessions.keys().copied().collect();
+                for id in ids {
+                    if let Some(s) = self.sessions.get_mut(&id) {
+                        s.link.close(now, "daemon shutting down");
+                    }
+                    self.service(id, now);
+                }
+            }
+            if let Some(until) = closing_until {
+                if self.sessions.is_empty() || Instant::now() >= until {
+                    let ids: Vec<SessionId> = self.sessions.keys().copied().collect();
+                    for id in ids {
+                        self.end_session(id, EndReason::Shutdown);
+                    }
+                    return self.counters;
+                }
+            }
+            let next = self.next_deadline();
+            let wake = closing_until.into_iter().chain(next).min();
+            let sleep = async move {
+                match wake {
+                    Some(t) => tokio::time::sleep_until(t.into()).await,
+                    None => std::future::pending().await,
+                }
+            };
+            tokio::select! {
+                event = self.port.recv(&mut rbuf) => match event {
+                    Ok(event) => self.port_event(event, &rbuf),
+                    Err(e) => {
+                        // A port that failed loses every call; the
+                        // transport goes on (the port reopens as it can).
+                        warn!("{}: port: {e}", self.settings.name);
+                        tokio::time::sleep(Duration::from_millis(100)).await;
+                    }
+                },
+                got = self.device.recv(&mut tbuf) => match got {
+                    Ok(n) => {
+                        self.device_packet(&tbuf[..n]);
+                        for _ in 1..DEVICE_BATCH {
+                            match self.device.try_recv(&mut tbuf) {
+                                Ok(n) => self.device_packet(&tbuf[..n]),
+                                Err(_) => break,
+                            }
+                        }
+                    }
+                    Err(e) => {
+                        warn!("{}: tun read: {e}", self.settings.name);
+                        self.counters.device_errors += 1;
+                        tokio::time::sleep(Duration::from_millis(100)).await;
+                    }
+                },
+                () = sleep => self.fire_timers(Instant::now()),
+                command = commands.recv() => match command {
+                    Some(command) => self.command(command),
+                    None => return self.counters,
+                },
+                _ = shutdown.changed(), if closing_until.is_none() => {}
+            }
+        }
+    }
+
+    /// The earliest live deadline; stale heap entries are dropped.
+    fn next_deadline(&mut self) -> Option<Instant> {
+        while let Some(Reverse((at, id))) = self.timers.peek().copied() {
+            match self.sessions.get(&id) {
+                Some(s) if s.deadline == Some(at) => return Some(at),
+                _ => {
+                    self.timers.pop();
+                }
+            }
+        }
+        None
+    }
+
+    fn fire_timers(&mut self, now: Instant) {
+        while let Some(Reverse((at, id))) = self.timers.peek().copied() {
+            if at > now {
+                break;
+            }
+            self.timers.pop();
+            let Some(s) = self.sessions.get_mut(&id) else {
+                continue;
+            };
+            if s.deadline != Some(at) {
+                continue;
+            }
+            s.deadline = None;
+            s.link.handle_timeout(now);
+            self.service(id, now);
+        }
+    }
+
+    fn port_event(&mut self, event: PortEvent<P::Key>, buf: &[u8]) {
+        let now = Instant::now();
+        match event {
+            PortEvent::Open { key, outer } => self.open_session(key, outer, now),
+            PortEvent::Frame { key, len } => {
+                let Some(&id) = self.by_key.get(&key) else {
+                    self.counters.unknown_session += 1;
+                    debug!("{}: frame for unknown session {key:?}", self.settings.name);
+                    return;
+                };
+                let Some(s) = self.sessions.get_mut(&id) else {
+                    return;
+                };
+                let device = &self.device;
+                let counters = &mut self.counters;
+                let routed = s.routed;
+                let tun_errors = &mut s.info.tun_errors;
+                s.link
+                    .handle_frame(now, &buf[..len.min(buf.len())], &mut |version, packet| {
+                        // A session's packets come from its own address.
+                        if version == IpVersion::V4 && source(packet) != routed {
+                            counters.spoofed += 1;
+                            return;
+                        }
+                        if device.try_send(packet).is_err() {
+                            *tun_errors += 1;
+                            counters.device_errors += 1;
+                        }
+                    });
+                self.service(id, now);
+            }
+            PortEvent::Closed { key, why } => {
+                if let Some(&id) = self.by_key.get(&key) {
+                    if let Some(s) = self.sessions.get_mut(&id) {
+                        s.link.lower_down(now);
+                    }
+                    self.end_session(id, EndReason::TransportLost(why));
+                }
+            }
+        }
+    }
+
+    fn open_session(&mut self, key: P::Key, outer: String, now: Instant) {
+        if let Some(&old) = self.by_key.get(&key) {
+            // The port reuses a key: the old session is gone.
+            self.end_session(old, EndReason::TransportLost("call replaced".into()));
+        }
+        let name = self.settings.name.clone();
+        let id = self.registry.open_session(&name);
+        let log_name = format!("{name}[{id}]");
+        let ifname = self.device.interface().unwrap_or("-").to_string();
+        let info = SessionInfo::new(id, &name, log_name.clone(), outer, &ifname);
+        let mut config = self.settings.link.clone();
+        config.name = log_name.clone();
+        config.lcp.framing = Framing::Packet;
+        config.ipcp.remote_from_driver = true;
+        config.ipcp.remote = None;
+        let netconf = self.netconf.open(SessionNet {
+            name: log_name.clone(),
+            ifname,
+            tty: self.settings.tty,
+            ipparam: name.clone(),
+            owns_interface: false,
+            routes: Vec::new(),
+            full_tunnel: None,
+            source_routes: Vec::new(),
+            route_table: 0,
+            ip_up: self.settings.ip_up.clone(),
+            ip_down: self.settings.ip_down.clone(),
+            ipv6: false,
+        });
+        let mut link = Link::new(config, random_seed(), OsRandom::handle());
+        link.start(now);
+        info!("{log_name}: session from {} ({key:?})", info.outer_peer);
+        self.by_key.insert(key.clone(), id);
+        self.sessions.insert(
+            id,
+            ServerSession {
+                key,
+                link,
+                info,
+                netconf,
+                deadline: None,
+                lease: None,
+                routed: None,
+                kicked: false,
+            },
+        );
+        self.service(id, now);
+    }
+
+    /// After a session's engine was fed: send what it queued, act on its
+    /// events, re-arm its timer.
+    fn service(&mut self, id: SessionId, now: Instant) {
+        let Some(s) = self.sessions.get_mut(&id) else {
+            return;
+        };
+        let headroom = self.port.headroom();
+        loop {
+            self.out.clear();
+            self.out.resize(headroom, 0);
+            if s.link.poll_transmit(&mut self.out).is_none() {
+                break;
+            }
+            if self.port.send(&s.key, &mut self.out).is_err() {
+                self.counters.send_errors += 1;
+            }
+        }
+        while let Some(event) = s.link.poll_auth_event() {
+            s.info.auth_event(event, &self.guard);
+        }
+        let mut ended = None;
+        while let Some(event) = s.link.poll_event() {
+            match event {
+                Event::PeerAddressNeeded { user, fixed } => {
+                    let lease = match s.lease {
+                        Some(lease) => Ok(lease),
+                        None => self.settings.pool.lease(id.0, user.as_deref(), fixed),
+                    };
+                    match lease {
+                        Ok(lease) => {
+                            s.lease = Some(lease);
+                            s.link.set_local_address(lease.local);
+                            s.link.set_peer_address(now, lease.remote);
+                        }
+                        Err(e) => {
+                            warn!("{}: no address: {e}", s.info.log_name);
+                            self.counters.refused += 1;
+                            s.link.refuse_peer_address(now, &e.to_string());
+                        }
+                    }
+                }
+                Event::Ipv4Up { local, peer, dns } => {
+                    s.info.ipv4(true);
+                    if let Some(old) = s.routed.replace(peer) {
+                        self.by_inner.remove(&old);
+                    }
+                    self.by_inner.insert(peer, id);
+                    s.netconf
+                        .send(Change::Ipv4Up(Ipv4Pair { local, peer, dns }));
+                }
+                Event::Ipv4Down => {
+                    s.info.ipv4(false);
+                    if let Some(old) = s.routed.take() {
+                        self.by_inner.remove(&old);
+                    }
+                    s.netconf.send(Change::Ipv4Down);
+                }
+                Event::Down(reason) => {
+                    let end = if s.kicked {
+                        EndReason::Hangup
+                    } else {
+                        s.info.end_for(reason, None)
+                    };
+                    ended = Some(end);
+                }
+                Event::PeerIdent(text) => {
+                    info!("{}: LCP: peer identifies as {text:?}", s.info.log_name)
+                }
+                Event::Phase(_) | Event::Ipv6Up { .. } | Event::Ipv6Down => {}
+            }
+        }
+        // What the events caused (a refusal's Terminate-Request).
+        loop {
+            self.out.clear();
+            self.out.resize(headroom, 0);
+            if s.link.poll_transmit(&mut self.out).is_none() {
+                break;
+            }
+            if self.port.send(&s.key, &mut self.out).is_err() {
+                self.counters.send_errors += 1;
+            }
+        }
+        if let Some(end) = ended {
+            self.end_session(id, end);
+            return;
+        }
+        let deadline = s.link.poll_timeout();
+        if deadline != s.deadline {
+            s.deadline = deadline;
+            if let Some(at) = deadline {
+                self.timers.push(Reverse((at, id)));
+            }
+        }
+    }
+
+    /// Forgets a session: its lease, its route, its netconf (hooks run and
+    /// are waited for in a task of their own), its registry entry.
+    fn end_session(&mut self, id: SessionId, reason: EndReason) {
+        let Some(s) = self.sessions.remove(&id) else {
+            return;
+        };
+        self.by_key.remove(&s.key);
+        if let Some(addr) = s.routed {
+            self.by_inner.remove(&addr);
+        }
+        if s.lease.is_some() {
+            self.settings.pool.release(id.0);
+        }
+        self.port.closed(&s.key, &reason);
+        info!("{}: session ended: {reason}", s.info.log_name);
+        self.registry.close_session(id, &reason);
+        let netconf = s.netconf;
+        tokio::spawn(netconf.finish());
+    }
+
+    /// One packet from the tun: to the session its destination belongs to.
+    fn device_packet(&mut self, packet: &[u8]) {
+        let Some(id) = destination(packet).and_then(|dst| self.by_inner.get(&dst).copied()) else {
+            self.counters.no_route += 1;
+            return;
+        };
+        let Some(s) = self.sessions.get_mut(&id) else {
+            return;
+        };
+        let headroom = self.port.headroom();
+        let out = &mut self.out;
+        let port = &mut self.port;
+        let counters = &mut self.counters;
+        let key = &s.key;
+        out.clear();
+        out.resize(headroom, 0);
+        let framed = s.link.encapsulate(IpVersion::V4, packet, out);
+        if framed && port.send(key, out).is_err() {
+            counters.send_errors += 1;
+        }
+    }
+
+    fn command(&mut self, command: Command) {
+        let name = self.settings.name.clone();
+        let now = Instant::now();
+        match command {
+            Command::Snapshot(reply) => {
+                let mut all: Vec<SessionStatus> = self
+                    .sessions
+                    .values()
+                    .map(|s| s.info.status(&s.link, now))
+                    .collect();
+                all.sort_by_key(|s| s.id);
+                let _ = reply.send(all);
+            }
+            Command::Kick(id, reply) => match self.sessions.get_mut(&id) {
+                Some(s) => {
+                    info!("{}: kicked", s.info.log_name);
+                    s.kicked = true;
+                    s.link.close(now, "Administrative hangup");
+                    let _ = reply.send(Response::Done {
+                        message: format!("{name}: closing session {id}"),
+                    });
+                    self.service(id, now);
+                }
+                None => {
+                    let _ = reply.send(Response::Refused {
+                        message: format!("no session {id} on {name}"),
+                    });
+                }
+            },
+            Command::Dial(reply) | Command::Hangup(reply) => {
+                let _ = reply.send(Response::Refused {
+                    message: format!("{name} is a server: `kick` one of its sessions"),
+                });
+            }
+            Command::Attach(attach) => {
+                let _ = attach.reply.send(Response::Refused {
+                    message: format!("profile {name} is a server, not mode = \"direct\""),
+                });
+            }
+        }
+    }
+}
+
+/// An IPv4 packet's source address.
+fn source(packet: &[u8]) -> Option<Ipv4Addr> {
+    match packet {
+        [v, _, _, _, _, _, _, _, _, _, _, _, a, b, c, d, ..] if v >> 4 == 4 => {
+            Some(Ipv4Addr::new(*a, *b, *c, *d))
+        }
+        _ => None,
+    }
+}
+
+/// An IPv4 packet's destination address.
+fn destination(packet: &[u8]) -> Option<Ipv4Addr> {
+    match packet {
+        [v, _, _, _, _, _, _, _, _, _, _, _, _, _, _, _, a, b, c, d, ..] if v >> 4 == 4 => {
+            Some(Ipv4Addr::new(*a, *b, *c, *d))
+        }
+        _ => None,
+    }
+}
+
+/// The fewest prefixes that cover exactly `addresses` (in any order,
+/// duplicates allowed): the routes of a pool.
+pub fn covering_prefixes(addresses: &[Ipv4Addr]) -> Vec<Ipv4Net> {
+    let mut values: Vec<u32> = addresses.iter().map(|a| u32::from(*a)).collect();
+    values.sort_unstable();
+    values.dedup();
+    let mut out = Vec::new();
+    let mut i = 0;
+    while i < values.len() {
+        // The run of consecutive addresses starting here.
+        let start = values[i];
+        let mut end = start;
+        while i + 1 < values.len() && values[i + 1] == end.wrapping_add(1) && end != u32::MAX {
+            i += 1;
+            end = values[i];
+        }
+        i += 1;
+        // Cut the run [start, end] into aligned blocks.
+        let mut at = u64::from(start);
+        let stop = u64::from(end) + 1;
+        while at < stop {
+            let mut size = if at == 0 {
+                1u64 << 32
+            } else {
+                at & at.wrapping_neg()
+            };
+            while at + size > stop {
+                size /= 2;
+            }
+            let prefix = 32 - size.trailing_zeros() as u8;
+            if let Ok(net) = Ipv4Net::new(Ipv4Addr::from(at as u32), prefix) {
+                out.push(net);
+            }
+            at += size;
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn prefixes_cover_exactly_the_pool() {
+        let a = |s: &str| s.parse::<Ipv4Addr>().unwrap();
+        let nets = |addrs: &[&str]| -> Vec<String> {
+            covering_prefixes(&addrs.iter().map(|s| a(s)).collect::<Vec<_>>())
+                .iter()
+                .map(|n| format!("{}/{}", n.addr, n.prefix))
+                .collect()
+        };
+        // pptpd.conf's example: 192.168.0.234-238,192.168.0.245
+        assert_eq!(
+            nets(&[
+                "192.168.0.234",
+                "192.168.0.235",
+                "192.168.0.236",
+                "192.168.0.237",
+                "192.168.0.238",
+                "192.168.0.245"
+            ]),
+            [
+                "192.168.0.234/31",
+                "192.168.0.236/31",
+                "192.168.0.238/32",
+                "192.168.0.245/32"
+            ]
+        );
+        let block: Vec<Ipv4Addr> = (0..=255u8).map(|i| Ipv4Addr::new(10, 0, 0, i)).collect();
+        assert_eq!(
+            covering_prefixes(&block)
+                .iter()
+                .map(|n| format!("{}/{}", n.addr, n.prefix))
+                .collect::<Vec<_>>(),
+            ["10.0.0.0/24"]
+        );
+        assert!(covering_prefixes(&[]).is_empty());
+    }
+
+    #[test]
+    fn addresses_of_ipv4_packets() {
+        let mut p = [0u8; 20];
+        p[0] = 0x45;
+        p[12..16].copy_from_slice(&[10, 0, 0, 2]);
+        p[16..20].copy_from_slice(&[10, 0, 0, 1]);
+        assert_eq!(source(&p), Some(Ipv4Addr::new(10, 0, 0, 2)));
+        assert_eq!(destination(&p), Some(Ipv4Addr::new(10, 0, 0, 1)));
+        p[0] = 0x60;
+        assert_eq!(destination(&p), None);
+        assert_eq!(destination(&p[..10]), None);
+    }
+}

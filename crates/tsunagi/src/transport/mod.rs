@@ -1,0 +1,12 @@
+//! Transports: the tasks that own a socket (or a byte stream), the PPP
+//! sessions on it, their timers, and the path between them and a tun
+//! (DESIGN.md, "Sessions and transports"). No channel hop and no lock per
+//! packet: a transport's sessions live in its own task.
+//!
+//! - [`stream`]: one session over a site link's SSH byte stream (async HDLC);
+//! - [`datagram`]: many sessions on one packet socket, the shape PPTP and
+//!   L2TP servers take: a demux table, one timer heap, address pools, one
+//!   shared tun routed by inner address.
+
+pub mod datagram;
+pub mod stream;
