@@ -189,8 +189,9 @@ struct ServerSession<K> {
     lease: Option<Lease>,
     /// The inner address it is routed by, while IPCP is open.
     routed: Option<Ipv4Addr>,
-    /// Kicked by an administrator: ends as a hangup.
-    kicked: bool,
+    /// Closed by us (kicked: a hangup; the daemon stopping): why, whatever
+    /// the Terminate exchange comes to.
+    closing: Option<EndReason>,
 }
 
 /// A server transport: see the module documentation.
@@ -286,6 +287,7 @@ impl<P: PacketPort, D: PacketDevice> Server<P, D> {
                 let ids: Vec<SessionId> = self.sessions.keys().copied().collect();
                 for id in ids {
                     if let Some(s) = self.sessions.get_mut(&id) {
+                        s.closing = Some(EndReason::Shutdown);
                         s.link.close(now, "daemon shutting down");
                     }
                     self.service(id, now);
@@ -460,7 +462,7 @@ impl<P: PacketPort, D: PacketDevice> Server<P, D> {
                 deadline: None,
                 lease: None,
                 routed: None,
-                kicked: false,
+                closing: None,
             },
         );
         self.service(id, now);
@@ -524,10 +526,9 @@ impl<P: PacketPort, D: PacketDevice> Server<P, D> {
                     s.netconf.send(Change::Ipv4Down);
                 }
                 Event::Down(reason) => {
-                    let end = if s.kicked {
-                        EndReason::Hangup
-                    } else {
-                        s.info.end_for(reason, None)
+                    let end = match &s.closing {
+                        Some(why) => why.clone(),
+                        None => s.info.end_for(reason, None),
                     };
                     ended = Some(end);
                 }
@@ -619,7 +620,7 @@ impl<P: PacketPort, D: PacketDevice> Server<P, D> {
             Command::Kick(id, reply) => match self.sessions.get_mut(&id) {
                 Some(s) => {
                     info!("{}: kicked", s.info.log_name);
-                    s.kicked = true;
+                    s.closing = Some(EndReason::Hangup);
                     s.link.close(now, "Administrative hangup");
                     let _ = reply.send(Response::Done {
                         message: format!("{name}: closing session {id}"),

@@ -1,0 +1,575 @@
+//! A server profile with many sessions on one transport (the session core
+//! PPTP and L2TP build on), driven from this process:
+//! - 50 PPP clients (the engine, as a peer would run it) open sessions
+//!   through an in-memory port; each authenticates with CHAP and gets its
+//!   own address from the pool;
+//! - `status` through the real control socket lists all 50, with user,
+//!   inner address, phase and counters;
+//! - packets from the shared device reach exactly the session whose inner
+//!   address they are for; a session's packets must come from its own
+//!   address;
+//! - the pool refuses the 51st while it holds 50, saying so;
+//! - one session torn down leaves the others untouched (their counters go
+//!   on, they still carry traffic), and its address goes to the next.
+//!
+//! The port and the device are this test's (in memory); the server, its
+//! engines, pool, registry, netconf and control socket are the daemon's.
+
+use std::collections::HashMap;
+use std::net::Ipv4Addr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use tokio::sync::{mpsc, watch};
+use tsunagi::auth::AuthGuard;
+use tsunagi::control::{self, Request, Response, SessionStatus};
+use tsunagi::daemon::{serve_control, ControlContext};
+use tsunagi::netconf::Netconf;
+use tsunagi::pool::Pool;
+use tsunagi::registry::{ProfileKind, ProfileState, Registry};
+use tsunagi::session::EndReason;
+use tsunagi::transport::datagram::{
+    PacketDevice, PacketPort, PortEvent, Server, ServerCounters, ServerSettings,
+};
+use tsunagi_crypto::{OsRandom, Secret};
+use tsunagi_ppp::auth::{AuthConfig, AuthMethod, SecretsHandle};
+use tsunagi_ppp::link::{DownReason, Event, Framing, IpVersion, Link, LinkConfig};
+use tsunagi_ppp::secrets::ChapSecrets;
+
+/// The port's own header in front of every frame (as GRE's would be).
+const HEADER: &[u8; 8] = b"GRE-ISH!";
+const LOCAL: Ipv4Addr = Ipv4Addr::new(10, 77, 0, 1);
+const POOL_SIZE: u32 = 50;
+
+/// What a client sends the server's port.
+enum ToPort {
+    Open(u32),
+    Frame(u32, Vec<u8>),
+}
+
+/// The server's side of the in-memory port: a "call" per client number.
+struct MemoryPort {
+    inbox: mpsc::UnboundedReceiver<ToPort>,
+    to_clients: mpsc::UnboundedSender<(u32, Vec<u8>)>,
+    closed: mpsc::UnboundedSender<(u32, EndReason)>,
+}
+
+impl PacketPort for MemoryPort {
+    type Key = u32;
+
+    fn headroom(&self) -> usize {
+        HEADER.len()
+    }
+
+    async fn recv(&mut self, buf: &mut [u8]) -> std::io::Result<PortEvent<u32>> {
+        match self.inbox.recv().await {
+            Some(ToPort::Open(key)) => Ok(PortEvent::Open {
+                key,
+                outer: format!("192.0.2.{key}:1723"),
+            }),
+            Some(ToPort::Frame(key, frame)) => {
+                buf[..frame.len()].copy_from_slice(&frame);
+                Ok(PortEvent::Frame {
+                    key,
+                    len: frame.len(),
+                })
+            }
+            None => std::future::pending().await,
+        }
+    }
+
+    fn send(&mut self, key: &u32, datagram: &mut [u8]) -> std::io::Result<()> {
+        datagram[..HEADER.len()].copy_from_slice(HEADER);
+        let _ = self
+            .to_clients
+            .send((*key, datagram[HEADER.len()..].to_vec()));
+        Ok(())
+    }
+
+    fn closed(&mut self, key: &u32, reason: &EndReason) {
+        let _ = self.closed.send((*key, reason.clone()));
+    }
+}
+
+/// The shared "tun": what the server writes to the kernel, and what the
+/// test sends towards the sessions.
+struct MemoryDevice {
+    to_kernel: mpsc::UnboundedSender<Vec<u8>>,
+    from_kernel: tokio::sync::Mutex<mpsc::UnboundedReceiver<Vec<u8>>>,
+}
+
+impl PacketDevice for MemoryDevice {
+    async fn recv(&self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let packet = self
+            .from_kernel
+            .lock()
+            .await
+            .recv()
+            .await
+            .ok_or_else(|| std::io::Error::other("closed"))?;
+        buf[..packet.len()].copy_from_slice(&packet);
+        Ok(packet.len())
+    }
+
+    fn try_recv(&self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let mut rx = self
+            .from_kernel
+            .try_lock()
+            .map_err(|_| std::io::Error::from(std::io::ErrorKind::WouldBlock))?;
+        let packet = rx
+            .try_recv()
+            .map_err(|_| std::io::Error::from(std::io::ErrorKind::WouldBlock))?;
+        buf[..packet.len()].copy_from_slice(&packet);
+        Ok(packet.len())
+    }
+
+    fn try_send(&self, packet: &[u8]) -> std::io::Result<()> {
+        let _ = self.to_kernel.send(packet.to_vec());
+        Ok(())
+    }
+
+    fn interface(&self) -> Option<&str> {
+        None
+    }
+}
+
+/// An IPv4 packet from `src` to `dst` carrying `tag`.
+fn ipv4(src: Ipv4Addr, dst: Ipv4Addr, tag: u8) -> Vec<u8> {
+    let mut p = vec![0u8; 28];
+    p[0] = 0x45;
+    p[2..4].copy_from_slice(&28u16.to_be_bytes());
+    p[8] = 64;
+    p[9] = 17;
+    p[12..16].copy_from_slice(&src.octets());
+    p[16..20].copy_from_slice(&dst.octets());
+    p[20..].copy_from_slice(&[tag; 8]);
+    p
+}
+
+/// The clients: PPP engines as the peers of the server's sessions.
+struct Clients {
+    links: HashMap<u32, Link>,
+    events: HashMap<u32, Vec<Event>>,
+    received: HashMap<u32, Vec<Vec<u8>>>,
+    to_port: mpsc::UnboundedSender<ToPort>,
+    from_port: mpsc::UnboundedReceiver<(u32, Vec<u8>)>,
+}
+
+impl Clients {
+    fn start(&mut self, key: u32, user: &str) {
+        let config = LinkConfig {
+            name: format!("client{key}"),
+            auth: AuthConfig {
+                user: Some(user.into()),
+                password: Some(Secret::from(format!("pw-{user}").as_str())),
+                accept: vec![AuthMethod::ChapMd5],
+                ..AuthConfig::default()
+            },
+            ..LinkConfig::default()
+        };
+        let mut config = config;
+        config.lcp.framing = Framing::Packet;
+        let mut link = Link::new(config, u64::from(key), OsRandom::handle());
+        let _ = self.to_port.send(ToPort::Open(key));
+        link.start(Instant::now());
+        self.links.insert(key, link);
+        self.flush(key);
+    }
+
+    /// Sends what client `key` queued; keeps its events.
+    fn flush(&mut self, key: u32) {
+        let Some(link) = self.links.get_mut(&key) else {
+            return;
+        };
+        loop {
+            let mut frame = Vec::new();
+            if link.poll_transmit(&mut frame).is_none() {
+                break;
+            }
+            let _ = self.to_port.send(ToPort::Frame(key, frame));
+        }
+        let events = self.events.entry(key).or_default();
+        while let Some(e) = link.poll_event() {
+            events.push(e);
+        }
+        while link.poll_auth_event().is_some() {}
+    }
+
+    /// Moves frames and fires timers until `done` or `limit`.
+    async fn pump(&mut self, limit: Duration, done: impl Fn(&Clients) -> bool) -> bool {
+        let end = Instant::now() + limit;
+        while Instant::now() < end {
+            if done(self) {
+                return true;
+            }
+            match tokio::time::timeout(Duration::from_millis(20), self.from_port.recv()).await {
+                Ok(Some((key, frame))) => {
+                    let now = Instant::now();
+                    if let Some(link) = self.links.get_mut(&key) {
+                        let got = self.received.entry(key).or_default();
+                        link.handle_frame(now, &frame, &mut |_, p| got.push(p.to_vec()));
+                    }
+                    self.flush(key);
+                }
+                Ok(None) => break,
+                Err(_) => {}
+            }
+            let now = Instant::now();
+            let keys: Vec<u32> = self.links.keys().copied().collect();
+            for key in keys {
+                let link = self.links.get_mut(&key).unwrap();
+                if link.poll_timeout().is_some_and(|d| d <= now) {
+                    link.handle_timeout(now);
+                    self.flush(key);
+                }
+            }
+        }
+        done(self)
+    }
+
+    fn address(&self, key: u32) -> Option<Ipv4Addr> {
+        self.events.get(&key)?.iter().rev().find_map(|e| match e {
+            Event::Ipv4Up { local, .. } => Some(*local),
+            _ => None,
+        })
+    }
+
+    fn down(&self, key: u32) -> Option<DownReason> {
+        self.events.get(&key)?.iter().find_map(|e| match e {
+            Event::Down(reason) => Some(reason.clone()),
+            _ => None,
+        })
+    }
+}
+
+/// `status` through the control socket.
+async fn status(socket: &std::path::Path) -> Vec<SessionStatus> {
+    let socket = socket.to_path_buf();
+    let answer =
+        tokio::task::spawn_blocking(move || control::call(&socket, &Request::Status {}, &[]))
+            .await
+            .unwrap()
+            .expect("status answered");
+    match answer {
+        Response::Status { links, sessions } => {
+            assert!(links.is_empty(), "a server profile is no site link");
+            sessions
+        }
+        other => panic!("not a status answer: {other:?}"),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fifty_sessions_on_one_transport() {
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+        .with_test_writer()
+        .try_init();
+    let mut secrets = String::new();
+    for i in 1..=60 {
+        secrets.push_str(&format!("user{i} vpn pw-user{i} *\n"));
+    }
+    let link = LinkConfig {
+        name: "vpn".into(),
+        auth: AuthConfig {
+            require: vec![AuthMethod::ChapMd5],
+            name: "vpn".into(),
+            secrets: Some(SecretsHandle(Arc::new(
+                ChapSecrets::parse(&secrets).unwrap(),
+            ))),
+            ..AuthConfig::default()
+        },
+        ..LinkConfig::default()
+    };
+    let pool = Pool::parse("vpn", "10.77.0.1", "10.77.0.10-59", 100).unwrap();
+    assert_eq!(pool.size(), POOL_SIZE as usize);
+    let settings = ServerSettings {
+        name: "vpn".into(),
+        link,
+        pool,
+        tty: "test",
+        ip_up: None,
+        ip_down: None,
+    };
+
+    let (to_port, inbox) = mpsc::unbounded_channel();
+    let (to_clients, from_port) = mpsc::unbounded_channel();
+    let (closed_tx, mut closed_rx) = mpsc::unbounded_channel();
+    let (to_kernel, mut kernel) = mpsc::unbounded_channel();
+    let (inject, from_kernel) = mpsc::unbounded_channel();
+    let port = MemoryPort {
+        inbox,
+        to_clients,
+        closed: closed_tx,
+    };
+    let device = MemoryDevice {
+        to_kernel,
+        from_kernel: tokio::sync::Mutex::new(from_kernel),
+    };
+
+    let registry = Registry::new();
+    let (commands_tx, commands) = mpsc::channel(8);
+    registry.add_profile(
+        "vpn",
+        ProfileKind::Server,
+        "-",
+        commands_tx,
+        ProfileState::default(),
+    );
+    let netconf = Netconf::new(Arc::new(tsunagi_host::Netlink::new().unwrap()));
+    let (shutdown_tx, shutdown) = watch::channel(false);
+    let server = Server::new(
+        settings,
+        port,
+        device,
+        registry.clone(),
+        netconf,
+        AuthGuard::new(),
+    );
+    let server = tokio::spawn(server.run(commands, shutdown));
+
+    let dir = std::env::temp_dir().join(format!("tsunagi-server-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let socket = dir.join("control.sock");
+    let listener = tokio::net::UnixListener::bind(&socket).unwrap();
+    let control_task = tokio::spawn(serve_control(
+        listener,
+        ControlContext {
+            registry: registry.clone(),
+            links: Arc::new(Default::default()),
+        },
+    ));
+
+    let mut clients = Clients {
+        links: HashMap::new(),
+        events: HashMap::new(),
+        received: HashMap::new(),
+        to_port,
+        from_port,
+    };
+    for key in 1..=POOL_SIZE {
+        clients.start(key, &format!("user{key}"));
+    }
+    let all_up = |c: &Clients| (1..=POOL_SIZE).all(|k| c.address(k).is_some());
+    assert!(
+        clients.pump(Duration::from_secs(30), all_up).await,
+        "not all 50 up"
+    );
+
+    // Each has its own address from the pool.
+    let mut addresses: Vec<Ipv4Addr> = (1..=POOL_SIZE)
+        .map(|k| clients.address(k).unwrap())
+        .collect();
+    addresses.sort();
+    addresses.dedup();
+    assert_eq!(addresses.len(), POOL_SIZE as usize, "addresses shared");
+    let pool_range =
+        |a: &Ipv4Addr| (10..=59).contains(&a.octets()[3]) && a.octets()[..3] == [10, 77, 0];
+    assert!(addresses.iter().all(pool_range), "{addresses:?}");
+
+    // status lists all 50, as the engines have them now.
+    let sessions = status(&socket).await;
+    assert_eq!(sessions.len(), POOL_SIZE as usize);
+    for s in &sessions {
+        assert_eq!(s.profile, "vpn");
+        assert_eq!(s.phase, "network", "{s:?}");
+        assert_eq!(s.local.as_deref(), Some("10.77.0.1"));
+        let user = s.user.as_deref().expect("a user");
+        let key: u32 = user.trim_start_matches("user").parse().unwrap();
+        assert_eq!(
+            s.peer_addr.as_deref(),
+            Some(clients.address(key).unwrap().to_string().as_str()),
+            "{s:?}"
+        );
+        assert_eq!(s.outer_peer, format!("192.0.2.{key}:1723"));
+        assert!(s.auth.as_deref().unwrap().contains("by CHAP"), "{s:?}");
+    }
+
+    // The device's packets go to the session whose address they are for,
+    // and only there.
+    let target = 23;
+    let target_addr = clients.address(target).unwrap();
+    inject.send(ipv4(LOCAL, target_addr, 0xab)).unwrap();
+    assert!(
+        clients
+            .pump(Duration::from_secs(5), |c| c
+                .received
+                .get(&target)
+                .is_some_and(|r| !r.is_empty()))
+            .await
+    );
+    assert_eq!(
+        clients.received[&target],
+        vec![ipv4(LOCAL, target_addr, 0xab)]
+    );
+    let others: usize = clients
+        .received
+        .iter()
+        .filter(|(k, _)| **k != target)
+        .map(|(_, r)| r.len())
+        .sum();
+    assert_eq!(others, 0, "a packet reached another session");
+
+    // A session's packets reach the device from its own address only.
+    let seven = clients.address(7).unwrap();
+    let link = clients.links.get_mut(&7).unwrap();
+    let mut frame = Vec::new();
+    assert!(link.encapsulate(IpVersion::V4, &ipv4(seven, LOCAL, 7), &mut frame));
+    clients.to_port.send(ToPort::Frame(7, frame)).unwrap();
+    let spoof = ipv4(Ipv4Addr::new(10, 77, 0, 99), LOCAL, 8);
+    let mut frame = Vec::new();
+    assert!(link.encapsulate(IpVersion::V4, &spoof, &mut frame));
+    clients.to_port.send(ToPort::Frame(7, frame)).unwrap();
+    let got = tokio::time::timeout(Duration::from_secs(5), kernel.recv())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(got, ipv4(seven, LOCAL, 7));
+    assert!(
+        tokio::time::timeout(Duration::from_millis(300), kernel.recv())
+            .await
+            .is_err(),
+        "the spoofed packet reached the device"
+    );
+
+    // The 51st: authenticated, then refused an address.
+    clients.start(51, "user51");
+    assert!(
+        clients
+            .pump(Duration::from_secs(15), |c| c.down(51).is_some())
+            .await,
+        "the 51st was not refused"
+    );
+    assert_eq!(
+        clients.down(51),
+        Some(DownReason::PeerTerminated(
+            "pool \"vpn\" exhausted: all 50 addresses in use".into()
+        ))
+    );
+    let (key, reason) = tokio::time::timeout(Duration::from_secs(5), closed_rx.recv())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(key, 51);
+    assert_eq!(
+        reason,
+        EndReason::NoAddress("pool \"vpn\" exhausted: all 50 addresses in use".into())
+    );
+    assert_eq!(status(&socket).await.len(), POOL_SIZE as usize);
+
+    // One torn down (its peer terminates): the others are untouched.
+    let before: HashMap<u64, SessionStatus> = status(&socket)
+        .await
+        .into_iter()
+        .map(|s| (s.id, s))
+        .collect();
+    let gone = 3;
+    let gone_addr = clients.address(gone).unwrap();
+    clients
+        .links
+        .get_mut(&gone)
+        .unwrap()
+        .close(Instant::now(), "User request");
+    clients.flush(gone);
+    assert!(
+        clients
+            .pump(Duration::from_secs(10), |c| c.down(gone).is_some())
+            .await
+    );
+    let (key, reason) = tokio::time::timeout(Duration::from_secs(5), closed_rx.recv())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        (key, reason),
+        (gone, EndReason::PeerTerminated("User request".into()))
+    );
+    let after = status(&socket).await;
+    assert_eq!(after.len(), POOL_SIZE as usize - 1);
+    assert!(!after
+        .iter()
+        .any(|s| s.peer_addr.as_deref() == Some(gone_addr.to_string().as_str())));
+    for s in &after {
+        let was = &before[&s.id];
+        assert_eq!(s.peer_addr, was.peer_addr, "an address moved");
+        assert_eq!(s.phase, "network");
+        assert!(s.counters.rx_packets >= was.counters.rx_packets);
+    }
+    // They still carry traffic.
+    let far = 44;
+    let far_addr = clients.address(far).unwrap();
+    inject.send(ipv4(LOCAL, far_addr, 0x44)).unwrap();
+    assert!(
+        clients
+            .pump(Duration::from_secs(5), |c| c
+                .received
+                .get(&far)
+                .is_some_and(|r| !r.is_empty()))
+            .await
+    );
+    // The freed address goes to the next session.
+    clients.start(52, "user52");
+    assert!(
+        clients
+            .pump(Duration::from_secs(15), |c| c.address(52).is_some())
+            .await
+    );
+    assert_eq!(clients.address(52), Some(gone_addr));
+    assert_eq!(status(&socket).await.len(), POOL_SIZE as usize);
+
+    // `kick` through the control socket ends one session (root only).
+    let id = status(&socket)
+        .await
+        .iter()
+        .find(|s| s.user.as_deref() == Some("user52"))
+        .map(|s| s.id)
+        .unwrap();
+    let kick_socket = socket.clone();
+    let answer = tokio::task::spawn_blocking(move || {
+        control::call(&kick_socket, &Request::Kick { session: id }, &[])
+    })
+    .await
+    .unwrap()
+    .unwrap();
+    if rustix::process::getuid().is_root() {
+        assert!(matches!(answer, Response::Done { .. }), "{answer:?}");
+        assert!(
+            clients
+                .pump(Duration::from_secs(10), |c| c.down(52).is_some())
+                .await
+        );
+        assert_eq!(
+            clients.down(52),
+            Some(DownReason::PeerTerminated("Administrative hangup".into()))
+        );
+        let (key, reason) = tokio::time::timeout(Duration::from_secs(5), closed_rx.recv())
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!((key, reason), (52, EndReason::Hangup));
+        assert_eq!(status(&socket).await.len(), POOL_SIZE as usize - 1);
+    } else {
+        match answer {
+            Response::Refused { message } => assert!(message.contains("root only"), "{message}"),
+            other => panic!(
+                "kick by uid {} not refused: {other:?}",
+                rustix::process::getuid().as_raw()
+            ),
+        }
+    }
+
+    // The daemon stops: every session is closed, the server returns.
+    shutdown_tx.send(true).unwrap();
+    let counters: ServerCounters = loop {
+        clients.pump(Duration::from_millis(100), |_| false).await;
+        if server.is_finished() {
+            break server.await.unwrap();
+        }
+    };
+    assert_eq!(counters.spoofed, 1);
+    assert_eq!(counters.refused, 1);
+    assert_eq!(registry.session_count(), 0);
+    control_task.abort();
+    let _ = std::fs::remove_dir_all(&dir);
+}
