@@ -2,8 +2,8 @@
 //! a network namespace of its own (named with the pid and the test), so the
 //! host's interfaces and routes are never touched.
 //!
-//! Needs root (CI runs as root); otherwise each test prints
-//! `SKIPPED: needs root` and passes.
+//! Needs root: those tests are `#[ignore]`d, `scripts/test.sh` runs them
+//! (as root, with `--include-ignored`); run without root they fail saying so.
 
 mod support;
 
@@ -13,7 +13,7 @@ use std::time::Duration;
 
 use tsunagi_host::{Ipv4Net, Netlink, Tun, ROUTE_PROTOCOL};
 
-use support::{block_on, is_root, Netns};
+use support::{block_on, require_netns, Netns};
 
 fn net(s: &str) -> Ipv4Net {
     s.parse().unwrap()
@@ -23,10 +23,9 @@ const LOCAL: Ipv4Addr = Ipv4Addr::new(10, 99, 0, 1);
 const PEER: Ipv4Addr = Ipv4Addr::new(10, 99, 0, 2);
 
 #[test]
+#[ignore = "needs root and network namespaces (scripts/test.sh runs it)"]
 fn addresses_and_routes() {
-    if !is_root() {
-        return;
-    }
+    require_netns(&[]);
     let ns = Netns::create("tsunagi-host", "routes");
     ns.run(|| {
         block_on(async {
@@ -155,13 +154,16 @@ fn addresses_and_routes() {
 }
 
 #[test]
-fn tun_names_and_errors() {
+fn tun_name_too_long_is_refused() {
     let err = Tun::create("a-name-of-16-byt").unwrap_err();
     assert_eq!(err.kind(), io::ErrorKind::InvalidInput);
     assert!(err.to_string().contains("a-name-of-16-byt"), "{err}");
-    if !is_root() {
-        return;
-    }
+}
+
+#[test]
+#[ignore = "needs root and network namespaces (scripts/test.sh runs it)"]
+fn tun_names_and_errors() {
+    require_netns(&[]);
     let ns = Netns::create("tsunagi-host", "names");
     ns.run(|| {
         block_on(async {
@@ -246,10 +248,9 @@ async fn recv_udp_to(tun: &Tun, dst: SocketAddrV4) -> Vec<u8> {
 }
 
 #[test]
+#[ignore = "needs root and network namespaces (scripts/test.sh runs it)"]
 fn packets_through_the_tun() {
-    if !is_root() {
-        return;
-    }
+    require_netns(&[]);
     let ns = Netns::create("tsunagi-host", "packets");
     ns.run(|| {
         block_on(async {

@@ -15,8 +15,8 @@
 //! receiver in another namespace, whose kernel checks every checksum (the
 //! test plays the sender's side of the handshake through tuns).
 //!
-//! Needs root (CI runs as root); otherwise each test prints
-//! `SKIPPED: needs root` and passes.
+//! Needs root: these tests are `#[ignore]`d, `scripts/test.sh` runs them
+//! (as root, with `--include-ignored`); run without root they fail saying so.
 
 mod support;
 
@@ -27,7 +27,7 @@ use std::time::Duration;
 use tsunagi_host::offload::{sum_words, tcp_checksums_valid, tcp_layout, MAX_OFFLOAD_PACKET};
 use tsunagi_host::Tun;
 
-use support::{block_on, is_root, Netns};
+use support::{block_on, require_netns, Netns};
 
 const MTU: usize = 1500;
 const PAYLOAD: usize = 20_000;
@@ -122,10 +122,9 @@ async fn next_tcp(tun: &Tun, buf: &mut [u8]) -> tsunagi_host::tun::Received {
 }
 
 #[test]
+#[ignore = "needs root and network namespaces (scripts/test.sh runs it)"]
 fn gso_write_is_segmented_and_tso_read_is_whole() {
-    if !is_root() {
-        return;
-    }
+    require_netns(&["sysctl"]);
     let ns = Netns::create("tsunagi-off", "gso");
     ns.sysctl("net.ipv4.ip_forward=1");
     ns.run(|| {
@@ -201,10 +200,9 @@ fn gso_write_is_segmented_and_tso_read_is_whole() {
 }
 
 #[test]
+#[ignore = "needs root and network namespaces (scripts/test.sh runs it)"]
 fn without_vnet_hdr_offload_is_refused() {
-    if !is_root() {
-        return;
-    }
+    require_netns(&[]);
     let ns = Netns::create("tsunagi-off", "plain");
     ns.run(|| {
         block_on(async {
@@ -247,10 +245,9 @@ fn tcp_packet(
 }
 
 #[test]
+#[ignore = "needs root and network namespaces (scripts/test.sh runs it)"]
 fn gso_write_reaches_a_tcp_receiver_segmented() {
-    if !is_root() {
-        return;
-    }
+    require_netns(&["sysctl"]);
     // tx: the GSO write and the kernel's segmentation (gso-a -> seg-b);
     // rx: the TCP receiver behind tun rcv-d, fed by the test.
     let tx = Netns::create("tsunagi-off", "tx");

@@ -14,12 +14,13 @@
 //! completes if `map` rewrote its source to the gateway. Also: rule order
 //! (last match versus `quick`), re-applying replaces, removal.
 //!
-//! Needs root and `nft`; otherwise each test prints `SKIPPED: <reason>`.
+//! Needs root and `nft`: these tests are `#[ignore]`d, `scripts/test.sh`
+//! runs them (as root, with `--include-ignored`); run without them they
+//! fail saying what is missing.
 //! Every namespace is deleted on drop, so a failing test leaves nothing.
 
 use std::io;
 use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4, TcpListener, UdpSocket};
-use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use socket2::{Domain, Protocol, SockAddr, Socket, Type};
@@ -32,21 +33,6 @@ use tsunagi_policy::{
 const SEED_IPF: &str = include_str!("../../policy/tests/data/seed000_ipf.rules");
 const SEED_IPNAT: &str = include_str!("../../policy/tests/data/seed000_ipnat.rules");
 const BLOCKED_WAIT: Duration = Duration::from_millis(400);
-
-fn skip_reason() -> Option<&'static str> {
-    // SAFETY: geteuid has no preconditions.
-    if unsafe { libc::geteuid() } != 0 {
-        return Some("needs root");
-    }
-    let nft = Command::new("nft")
-        .arg("--version")
-        .stdout(Stdio::null())
-        .status();
-    if !matches!(nft, Ok(s) if s.success()) {
-        return Some("nft not installed");
-    }
-    None
-}
 
 mod support;
 use support::Netns;
@@ -229,11 +215,9 @@ fn topology() -> Topology {
 }
 
 #[test]
+#[ignore = "needs root, network namespaces and nft (scripts/test.sh runs it)"]
 fn seed_000_rules_load_and_behave() {
-    if let Some(reason) = skip_reason() {
-        println!("SKIPPED: {reason}");
-        return;
-    }
+    support::require_netns(&["nft", "ping"]);
     let t = topology();
     let ipf = parse_ipf(SEED_IPF).expect("seed ipf.rules");
     let ipnat = parse_ipnat(SEED_IPNAT).expect("seed ipnat.rules");
@@ -485,11 +469,9 @@ fn seed_000_rules_load_and_behave() {
 /// `quick`; the same two rules give opposite results. Applying again
 /// replaces the earlier ruleset.
 #[test]
+#[ignore = "needs root, network namespaces and nft (scripts/test.sh runs it)"]
 fn last_match_wins_unless_quick() {
-    if let Some(reason) = skip_reason() {
-        println!("SKIPPED: {reason}");
-        return;
-    }
+    support::require_netns(&["nft"]);
     let (a, b) = (netns("a"), netns("b"));
     b.ip(&[
         "link", "add", "bx", "type", "veth", "peer", "name", "ax", "netns", &a.name,
@@ -571,12 +553,10 @@ fn tcp_stream(ns: &Netns, src: &str, dst: &str, port: u16) -> Option<std::net::T
 /// its SYN in; state made under one ruleset survives re-applying another,
 /// as IPFilter's state table survives `ipf -f`.
 #[test]
+#[ignore = "needs root, network namespaces and nft (scripts/test.sh runs it)"]
 fn keep_state_carries_the_flow_and_survives_reapply() {
     use std::io::{Read, Write};
-    if let Some(reason) = skip_reason() {
-        println!("SKIPPED: {reason}");
-        return;
-    }
+    support::require_netns(&["nft"]);
     let (c, d) = (netns("c"), netns("d"));
     d.ip(&[
         "link", "add", "dx", "type", "veth", "peer", "name", "cx", "netns", &c.name,

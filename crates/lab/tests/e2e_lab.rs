@@ -1,6 +1,6 @@
 //! End to end, seed 000's two sites: HOME host <-> Labs host through
 //! tsunagi's PPP over a real OpenSSH session between the two gateways.
-//! Needs root; prints `SKIPPED: ...` otherwise.
+//! Needs root and sshd: `#[ignore]`d, `scripts/test.sh` runs them as root.
 
 mod e2e_support;
 
@@ -12,10 +12,8 @@ use tsunagi_lab::{HOME_HOST, HOME_TUN_ADDR, LABS_HOST, LABS_TUN_ADDR};
 const TRANSFER_BYTES: u64 = 100_000_000;
 
 #[test]
+#[ignore = "needs root, network namespaces and sshd (scripts/test.sh runs it)"]
 fn lans_reach_each_other_through_the_tunnel() {
-    if e2e_support::skip("lans_reach_each_other_through_the_tunnel") {
-        return;
-    }
     let g = LabGuard::up();
     let lab = &g.lab;
 
@@ -98,10 +96,9 @@ fn lans_reach_each_other_through_the_tunnel() {
 }
 
 #[test]
+#[ignore = "needs root (scripts/test.sh runs it)"]
 fn lab_down_removes_everything_and_is_idempotent() {
-    if e2e_support::skip("lab_down_removes_everything_and_is_idempotent") {
-        return;
-    }
+    e2e_support::require_root();
     // A lab that was never brought up: down says so and succeeds.
     let prefix = format!("n{}", std::process::id());
     for _ in 0..2 {

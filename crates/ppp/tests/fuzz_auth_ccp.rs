@@ -1,5 +1,6 @@
 //! Replays fuzz/corpus/auth_ccp through `tsunagi_ppp::fuzzing::auth_ccp_input`
-//! (the auth_ccp fuzz target's function), and writes its seeds.
+//! (the auth_ccp fuzz target's function), and checks that its seeds are
+//! what the engines make today (`TSUNAGI_WRITE_SEEDS=1` writes them).
 
 use std::path::{Path, PathBuf};
 use std::time::Instant;
@@ -43,9 +44,10 @@ fn record(out: &mut Vec<u8>, selector: u8, bytes: &[u8]) {
     out.extend_from_slice(bytes);
 }
 
-/// One seed per method and role: a complete, correct exchange, so the
-/// fuzzer mutates from success paths (identifiers and challenges are
-/// deterministic from the seeds `auth_ccp_input` uses).
+/// The seeds of fuzz/corpus/auth_ccp (name, bytes). One per method and role:
+/// a complete, correct exchange, so the fuzzer mutates from success paths
+/// (identifiers and challenges are deterministic from the seeds
+/// `auth_ccp_input` uses); then two degenerate inputs.
 fn seeds() -> Vec<(String, Vec<u8>)> {
     let now = Instant::now();
     let mut seeds = Vec::new();
@@ -177,36 +179,38 @@ fn seeds() -> Vec<(String, Vec<u8>)> {
         record(&mut data, 5, &[]);
         seeds.push((format!("seed-{config:02x}-{}", method.name()), data));
     }
+    // Degenerate inputs too.
+    seeds.push(("seed-edge-config-only".into(), vec![3]));
+    seeds.push((
+        "seed-edge-short-records".into(),
+        vec![1, 0, 200, 1, 0, 2, 1, 3, 2, 0, 5, 4, 4, 1, 1, 0, 4],
+    ));
     seeds
 }
 
+/// The committed seeds are what [`seeds`] builds: a change to the engines
+/// that alters them shows here. With `TSUNAGI_WRITE_SEEDS=1` it writes them
+/// instead (no other test run touches the corpus):
+/// `TSUNAGI_WRITE_SEEDS=1 cargo test -p tsunagi-ppp --test fuzz_auth_ccp`.
 #[test]
 fn seeds_are_current() {
-    // The committed seeds are what `seeds()` builds: a change to the
-    // engines that alters them shows here (rewrite with --ignored).
+    let write = std::env::var("TSUNAGI_WRITE_SEEDS").as_deref() == Ok("1");
+    if write {
+        std::fs::create_dir_all(corpus()).unwrap();
+    }
     for (name, data) in seeds() {
         let path = corpus().join(&name);
-        let on_disk = std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
-        assert_eq!(
-            on_disk, data,
-            "{name} is stale: run `cargo test -p tsunagi-ppp --test fuzz_auth_ccp -- --ignored`"
-        );
+        if write {
+            std::fs::write(&path, &data).unwrap();
+            eprintln!("wrote {} ({} bytes)", path.display(), data.len());
+        } else {
+            let on_disk =
+                std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+            assert_eq!(
+                on_disk, data,
+                "{name} is stale: run `TSUNAGI_WRITE_SEEDS=1 cargo test -p tsunagi-ppp --test fuzz_auth_ccp`"
+            );
+        }
         auth_ccp_input(&data);
     }
-}
-
-#[test]
-#[ignore = "writes seed files; run by hand after the engines change"]
-fn write_auth_ccp_seeds() {
-    std::fs::create_dir_all(corpus()).unwrap();
-    for (name, data) in seeds() {
-        std::fs::write(corpus().join(name), data).unwrap();
-    }
-    // Degenerate inputs too.
-    std::fs::write(corpus().join("seed-edge-config-only"), [3u8]).unwrap();
-    std::fs::write(
-        corpus().join("seed-edge-short-records"),
-        [1u8, 0, 200, 1, 0, 2, 1, 3, 2, 0, 5, 4, 4, 1, 1, 0, 4],
-    )
-    .unwrap();
 }

@@ -1,6 +1,8 @@
 //! Replays every file of the fuzz corpus (fuzz/corpus/ppp_input) through
 //! the same function the fuzz target calls, so each corpus file is a
-//! regression test that runs without a fuzzer.
+//! regression test that runs without a fuzzer, and checks that the
+//! `seed-link-*` seeds are what the Link sends today
+//! (`TSUNAGI_WRITE_SEEDS=1` writes them).
 
 use std::path::Path;
 
@@ -24,22 +26,44 @@ fn replay_ppp_input_corpus() {
     eprintln!("replayed {} corpus files", files.len());
 }
 
-/// Records what a second [`Link`] sends to the fuzz target's link when the
-/// two talk: replayed by `link_input`, such a stream takes the link under
-/// test through LCP, IPCP (and IPV6CP), data, echoes and termination, so the
-/// fuzzer starts from deep states instead of having to guess a ConfAck.
-///
-/// Writes fuzz/corpus/ppp_input/seed-link-*; run after the Link changes:
-/// `cargo test -p tsunagi-ppp --test fuzz_corpus -- --ignored`.
+/// The committed `seed-link-*` files are what [`link_seeds`] records: a
+/// change to the Link that alters them shows here. With
+/// `TSUNAGI_WRITE_SEEDS=1` it writes them instead (no other test run
+/// touches the corpus):
+/// `TSUNAGI_WRITE_SEEDS=1 cargo test -p tsunagi-ppp --test fuzz_corpus`.
 #[test]
-#[ignore = "writes seed files; run by hand after the Link changes"]
-fn write_link_seeds() {
+fn link_seeds_are_current() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../fuzz/corpus/ppp_input");
+    let write = std::env::var("TSUNAGI_WRITE_SEEDS").as_deref() == Ok("1");
+    for (name, seed) in link_seeds() {
+        let path = dir.join(&name);
+        if write {
+            std::fs::write(&path, &seed).expect("write seed");
+            eprintln!("wrote {} ({} bytes)", path.display(), seed.len());
+        } else {
+            let on_disk =
+                std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+            assert!(
+                on_disk == seed,
+                "{name} is stale: run `TSUNAGI_WRITE_SEEDS=1 cargo test -p tsunagi-ppp --test fuzz_corpus`"
+            );
+        }
+    }
+}
+
+/// The seeds `seed-link-open-close-cfg*` of fuzz/corpus/ppp_input (name,
+/// bytes): what a second [`Link`](tsunagi_ppp::Link) sends to the fuzz
+/// target's link when the two talk. Replayed by `link_input`, such a stream
+/// takes the link under test through LCP, IPCP (and IPV6CP), data, echoes
+/// and termination, so the fuzzer starts from deep states instead of having
+/// to guess a ConfAck.
+fn link_seeds() -> Vec<(String, Vec<u8>)> {
     use std::net::Ipv4Addr;
     use std::time::{Duration, Instant};
     use tsunagi_ppp::fuzzing::{fuzz_link_config, LINK_SEED};
     use tsunagi_ppp::{Event, IpVersion, IpcpConfig, Ipv6cpConfig, Link, LinkConfig};
 
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../fuzz/corpus/ppp_input");
+    let mut seeds = Vec::new();
     for config in [0x00u8, 0x02, 0x04, 0x06] {
         let mut ours = tsunagi_ppp::stream::StreamLink::new(Link::new(
             fuzz_link_config(config),
@@ -138,8 +162,7 @@ fn write_link_seeds() {
 
         let mut seed = vec![config];
         seed.extend_from_slice(&stream);
-        let path = dir.join(format!("seed-link-open-close-cfg{config:02x}"));
-        std::fs::write(&path, &seed).expect("write seed");
-        eprintln!("wrote {} ({} bytes)", path.display(), seed.len());
+        seeds.push((format!("seed-link-open-close-cfg{config:02x}"), seed));
     }
+    seeds
 }

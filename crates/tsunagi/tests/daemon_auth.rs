@@ -13,8 +13,10 @@
 //! - A secrets file readable by others: the daemon refuses to start,
 //!   naming the file and its mode.
 //!
-//! Needs root and `ip`; prints `SKIPPED: ...` otherwise. Namespaces and
-//! daemons are removed by a guard, also when an assertion fails.
+//! Needs root: the tests are `#[ignore]`d, `scripts/test.sh` runs them (as
+//! root, with `--include-ignored`); run where they cannot work, they fail
+//! naming what is missing. Namespaces and daemons are removed by a guard,
+//! also when an assertion fails.
 
 mod support;
 
@@ -22,7 +24,7 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::Duration;
-use support::{ping, skip, wait_for, Guard, Side, BIN};
+use support::{ping, require_netns, wait_for, Guard, Side, BIN};
 
 /// The ssh client address the dialling side pretends to come from (a
 /// documentation address: it is only a string in a request).
@@ -161,10 +163,9 @@ fn succeeds(case: &Case, a_auth: &str, b_auth: &str, ccp: &str) {
 }
 
 #[test]
+#[ignore = "needs root, network namespaces and tun devices (scripts/test.sh runs it)"]
 fn chap_md5_with_deflate_brings_the_link_up() {
-    if skip("chap_md5_with_deflate_brings_the_link_up") {
-        return;
-    }
+    require_netns(&[]);
     succeeds(
         &Case {
             tag: "c",
@@ -180,10 +181,9 @@ fn chap_md5_with_deflate_brings_the_link_up() {
 }
 
 #[test]
+#[ignore = "needs root, network namespaces and tun devices (scripts/test.sh runs it)"]
 fn mschap_v2_with_mppe_128_brings_the_link_up() {
-    if skip("mschap_v2_with_mppe_128_brings_the_link_up") {
-        return;
-    }
+    require_netns(&[]);
     succeeds(
         &Case {
             tag: "m",
@@ -199,10 +199,9 @@ fn mschap_v2_with_mppe_128_brings_the_link_up() {
 }
 
 #[test]
+#[ignore = "needs root, network namespaces and tun devices (scripts/test.sh runs it)"]
 fn wrong_password_is_refused_on_both_sides_and_slowed_down() {
-    if skip("wrong_password_is_refused_on_both_sides_and_slowed_down") {
-        return;
-    }
+    require_netns(&[]);
     let case = Case {
         tag: "w",
         octet: 13,
@@ -244,12 +243,10 @@ fn wrong_password_is_refused_on_both_sides_and_slowed_down() {
 }
 
 #[test]
+#[ignore = "needs root to start the daemon (scripts/test.sh runs it)"]
 fn world_readable_secrets_refuse_start_up() {
-    if !rustix::process::geteuid().is_root() {
-        // No namespace is needed, but a daemon is only started as root.
-        println!("SKIPPED: world_readable_secrets_refuse_start_up: needs root");
-        return;
-    }
+    // No namespace is needed, but a daemon is only started as root.
+    support::require_root();
     let pid = std::process::id();
     let dir = std::env::temp_dir().join(format!("tsunagi-dauth-{pid}-perm"));
     let _ = std::fs::create_dir_all(&dir);

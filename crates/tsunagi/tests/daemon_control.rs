@@ -3,8 +3,11 @@
 //! really runs as `nobody`), with the refusal logged with uid and profile;
 //! SIGTERM ends the daemon with status 0 and removes the socket.
 //!
-//! Needs root (to run the client as another uid); prints `SKIPPED: ...`
-//! otherwise.
+//! Needs root (to run the client as another uid): the test is `#[ignore]`d,
+//! `scripts/test.sh` runs it (as root, with `--include-ignored`); run without
+//! root it fails saying so.
+
+mod support;
 
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
@@ -108,11 +111,9 @@ persist = false
 "#;
 
 #[test]
+#[ignore = "needs root to run the client as nobody (scripts/test.sh runs it)"]
 fn control_socket_end_to_end() {
-    if !rustix::process::geteuid().is_root() {
-        println!("SKIPPED: control_socket_end_to_end: needs root to run the client as nobody");
-        return;
-    }
+    support::require_root();
     let nobody = 65534;
     let mut d = start_daemon(LINKS);
     let sock = d.socket();

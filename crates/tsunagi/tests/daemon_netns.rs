@@ -7,20 +7,21 @@
 //! with pppd's arguments; `hangup` and `dial`; a peer that stops answering
 //! (SIGSTOP) taken down by LCP echo and redialled; SIGTERM both daemons.
 //!
-//! Needs root and `ip`; prints `SKIPPED: ...` otherwise. Namespaces and
+//! Needs root, network namespaces and tun devices: it is `#[ignore]`d,
+//! `scripts/test.sh` runs it (as root, with `--include-ignored`); run where
+//! it cannot work, it fails naming what is missing. Namespaces and
 //! daemons are removed by a guard, also when an assertion fails.
 
 mod support;
 
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
-use support::{ping, skip, wait_for, Guard, BIN};
+use support::{ping, require_netns, wait_for, Guard, BIN};
 
 #[test]
+#[ignore = "needs root, network namespaces and tun devices (scripts/test.sh runs it)"]
 fn two_daemons_direct_over_the_control_socket_with_redial() {
-    if skip("two_daemons_direct_over_the_control_socket_with_redial") {
-        return;
-    }
+    require_netns(&[]);
     let pid = std::process::id();
     let mut guard = Guard::pair(&format!("tsunagi-dnetns-{pid}"), &format!("tsd{pid}"));
     let dir = guard.dir.clone();

@@ -22,8 +22,10 @@
 //! opens again; there the peer is this test itself, the `tsunagi_ppp`
 //! engine speaking through a `tsunagi direct` process.
 //!
-//! Needs root and `ip`; prints `SKIPPED: ...` otherwise. Namespaces and
-//! daemons are removed by a guard, also when an assertion fails.
+//! Needs root: the tests are `#[ignore]`d, `scripts/test.sh` runs them (as
+//! root, with `--include-ignored`); run where they cannot work, they fail
+//! naming what is missing. Namespaces and daemons are removed by a guard,
+//! also when an assertion fails.
 
 mod support;
 
@@ -32,7 +34,7 @@ use std::net::Ipv6Addr;
 use std::process::{Child, ChildStdin, Command, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
-use support::{skip, wait_for, Guard, Side, BIN};
+use support::{require_netns, wait_for, Guard, Side, BIN};
 use tsunagi_ppp::hdlc::Encoder;
 use tsunagi_ppp::link::{Event, Ipv6cpConfig, Link, LinkConfig};
 
@@ -69,10 +71,9 @@ fn pair(status: &serde_json::Value) -> Option<(Ipv6Addr, Ipv6Addr)> {
 }
 
 #[test]
+#[ignore = "needs root, network namespaces and tun devices (scripts/test.sh runs it)"]
 fn ipv6cp_puts_the_link_local_pair_on_both_tuns() {
-    if skip("ipv6cp_puts_the_link_local_pair_on_both_tuns") {
-        return;
-    }
+    require_netns(&[]);
     let pid = std::process::id();
     let mut guard = Guard::pair(&format!("tsunagi-e2e6-{pid}"), &format!("ts6{pid}"));
     let (tun_a, tun_b) = (format!("t6a{pid}"), format!("t6b{pid}"));
@@ -243,10 +244,9 @@ redial_max = 2
 /// pair and adds nothing, and the link stays up for IPv4. A (MTU 1500)
 /// gets its pair as usual.
 #[test]
+#[ignore = "needs root, network namespaces and tun devices (scripts/test.sh runs it)"]
 fn mtu_below_1280_leaves_the_link_up_without_ipv6() {
-    if skip("mtu_below_1280_leaves_the_link_up_without_ipv6") {
-        return;
-    }
+    require_netns(&[]);
     let pid = std::process::id();
     let mut guard = Guard::pair(&format!("tsunagi-e2e6m-{pid}"), &format!("ts6m{pid}"));
     let (tun_a, tun_b) = (format!("t6c{pid}"), format!("t6d{pid}"));
@@ -412,10 +412,9 @@ impl Drop for TestPeer {
 const PROTO_IPV6CP: u16 = 0x8057;
 
 #[test]
+#[ignore = "needs root, network namespaces and tun devices (scripts/test.sh runs it)"]
 fn ipv6cp_down_alone_takes_the_pair_off_the_tun() {
-    if skip("ipv6cp_down_alone_takes_the_pair_off_the_tun") {
-        return;
-    }
+    require_netns(&[]);
     let pid = std::process::id();
     let mut guard = Guard::pair(&format!("tsunagi-e2e6t-{pid}"), &format!("ts6t{pid}"));
     let tun = format!("t6e{pid}");

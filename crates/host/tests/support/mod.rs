@@ -1,7 +1,11 @@
 //! Shared pieces of the namespace tests (netns.rs, offload_netns.rs,
-//! policy_route.rs, policy_seed000.rs): a
+//! policy_apply.rs, policy_route.rs, policy_seed000.rs): a
 //! named network namespace deleted on drop, a thread that has joined it,
-//! `ip` helpers and the root check.
+//! `ip` helpers and [`require_netns`].
+//!
+//! Those tests are `#[ignore]`d: a plain `cargo test` lists them as ignored,
+//! `scripts/test.sh` runs them as root (`-- --include-ignored`). Run where
+//! they cannot work, they fail naming what is missing.
 //!
 //! Each test file uses only part of this module.
 
@@ -128,14 +132,28 @@ pub fn run(program: &str, args: &[&str]) -> String {
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
-/// Whether we are root; prints `SKIPPED: needs root` when not.
-pub fn is_root() -> bool {
+/// Panics, naming what is missing, unless this test can run here: as root
+/// (network namespaces, tun devices, nftables), with `ip` and each of
+/// `tools` on PATH.
+pub fn require_netns(tools: &[&str]) {
     // SAFETY: geteuid has no preconditions and cannot fail.
-    let root = unsafe { libc::geteuid() } == 0;
-    if !root {
-        println!("SKIPPED: needs root");
+    if unsafe { libc::geteuid() } != 0 {
+        panic!("needs root (network namespaces): run as root, or through scripts/test.sh");
     }
-    root
+    for tool in ["ip"].iter().chain(tools) {
+        let found = std::env::var_os("PATH")
+            .is_some_and(|p| std::env::split_paths(&p).any(|d| d.join(tool).is_file()));
+        if !found {
+            let package = match *tool {
+                "ip" => "iproute2",
+                "nft" => "nftables",
+                "ping" => "iputils-ping",
+                "sysctl" => "procps",
+                other => other,
+            };
+            panic!("needs `{tool}`, which is not on PATH: apt-get install {package}");
+        }
+    }
 }
 
 /// Runs `f` to completion on a current-thread tokio runtime (on the

@@ -1,9 +1,11 @@
-//! Shared pieces of the end-to-end tests: skip rules, a lab that is taken
-//! down when the test ends (also when it fails), and process lookups.
+//! Shared pieces of the end-to-end tests: what they need ([`require_lab`]),
+//! a lab that is taken down when the test ends (also when it fails), and
+//! process lookups.
 //!
 //! The tests need root (network namespaces, an account, sshd) and OpenSSH.
-//! Without them they print `SKIPPED: <reason>` and return, never a silent
-//! pass.
+//! They are `#[ignore]`d: a plain `cargo test` lists them as ignored,
+//! `scripts/test.sh` runs them as root (`-- --include-ignored`). Run where
+//! they cannot work, they fail naming what is missing, never a silent pass.
 
 #![allow(dead_code)]
 
@@ -22,37 +24,42 @@ pub use tsunagi_lab::{Lab, Node};
 /// path if it is missing).
 pub const BIN: &str = env!("CARGO_BIN_EXE_tsunagi-lab");
 
-/// Why these tests cannot run here, if they cannot.
-pub fn skip_reason() -> Option<String> {
+/// Panics unless we are root (`tsunagi-lab` refuses to run otherwise).
+pub fn require_root() {
     if !rustix::process::geteuid().is_root() {
-        return Some("end-to-end lab tests need root (network namespaces, useradd, sshd)".into());
+        panic!(
+            "needs root (network namespaces, useradd, sshd): \
+             run as root, or through scripts/test.sh"
+        );
     }
-    for tool in ["/usr/sbin/sshd", "/usr/bin/ssh", "/usr/bin/ssh-keygen"] {
-        if !Path::new(tool).exists() {
-            return Some(format!(
-                "{tool} is missing (apt-get install openssh-server openssh-client)"
-            ));
-        }
-    }
-    for tool in ["ip", "ping", "ss", "setsid", "useradd"] {
-        let found = std::env::var_os("PATH")
-            .map(|p| std::env::split_paths(&p).any(|d| d.join(tool).exists()))
-            .unwrap_or(false);
-        if !found {
-            return Some(format!("{tool} is not on PATH"));
-        }
-    }
-    None
 }
 
-/// Prints the skip line and says whether to skip.
-pub fn skip(test: &str) -> bool {
-    match skip_reason() {
-        Some(reason) => {
-            println!("SKIPPED: {test}: {reason}");
-            true
+/// Panics, naming what is missing, unless a lab can come up here: root,
+/// OpenSSH's sshd, ssh and ssh-keygen, and the tools `tsunagi-lab` runs.
+/// [`LabGuard::up`] calls it first.
+pub fn require_lab() {
+    require_root();
+    for (tool, package) in [
+        ("/usr/sbin/sshd", "openssh-server"),
+        ("/usr/bin/ssh", "openssh-client"),
+        ("/usr/bin/ssh-keygen", "openssh-client"),
+    ] {
+        if !Path::new(tool).exists() {
+            panic!("needs {tool}: apt-get install {package}");
         }
-        None => false,
+    }
+    for (tool, package) in [
+        ("ip", "iproute2"),
+        ("ping", "iputils-ping"),
+        ("ss", "iproute2"),
+        ("setsid", "util-linux"),
+        ("useradd", "passwd"),
+    ] {
+        let found = std::env::var_os("PATH")
+            .is_some_and(|p| std::env::split_paths(&p).any(|d| d.join(tool).is_file()));
+        if !found {
+            panic!("needs `{tool}`, which is not on PATH: apt-get install {package}");
+        }
     }
 }
 
@@ -65,8 +72,11 @@ pub struct LabGuard {
 }
 
 impl LabGuard {
-    /// `tsunagi-lab up --prefix t<pid><n>`; panics with its output if it fails.
+    /// `tsunagi-lab up --prefix t<pid><n>`; panics with its output if it
+    /// fails, and first, naming what is missing, if a lab cannot come up
+    /// here ([`require_lab`]).
     pub fn up() -> LabGuard {
+        require_lab();
         let prefix = format!(
             "t{}{}",
             std::process::id(),
@@ -91,16 +101,6 @@ impl LabGuard {
         );
         assert!(out.status.success(), "tsunagi-lab up failed");
         guard
-    }
-
-    /// [`LabGuard::up`] for the test called `test`, unless it cannot run
-    /// here: then `None`, after printing `SKIPPED: <test>: <reason>`.
-    pub fn for_test(test: &str) -> Option<LabGuard> {
-        if skip(test) {
-            None
-        } else {
-            Some(LabGuard::up())
-        }
     }
 
     /// Whether the link is up end to end: both gateways' tun0 has its

@@ -1,7 +1,10 @@
-//! Shared pieces of the two-daemon namespace tests (daemon_netns.rs,
-//! daemon_auth.rs): a daemon in its own network namespace, a guard that
-//! removes namespaces, daemons and the scratch directory whatever happened
-//! (dumping the daemons' logs when the test failed), and the skip rules.
+//! Shared pieces of the tests that need root (daemon_netns.rs,
+//! daemon_auth.rs, daemon_routes.rs, e2e_ipv6.rs, and the requirement
+//! checks of daemon_control.rs and policy_daemon.rs): a daemon in its own
+//! network namespace, a guard that removes namespaces, daemons and the
+//! scratch directory whatever happened (dumping the daemons' logs when the
+//! test failed), and [`require_root`] / [`require_netns`], which make such a
+//! test fail, naming what is missing, where it cannot run.
 //!
 //! Each test file uses only part of this module.
 
@@ -186,35 +189,38 @@ pub fn wait_for(limit: Duration, what: &str, mut cond: impl FnMut() -> bool) {
     }
 }
 
-/// Why these tests cannot run here, if they cannot.
-pub fn skip_reason() -> Option<String> {
+/// Panics unless we are root. The tests that need it are `#[ignore]`d, so
+/// a plain `cargo test` lists them without running them; `scripts/test.sh`
+/// runs them as root (`-- --include-ignored`).
+pub fn require_root() {
     if !rustix::process::geteuid().is_root() {
-        return Some("needs root (network namespaces, tun devices)".into());
+        panic!(
+            "needs root (network namespaces, tun devices, other uids): \
+             run as root, or through scripts/test.sh"
+        );
     }
-    for tool in ["ip", "ping"] {
-        let ok = Command::new(tool)
-            .arg("-V")
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .status();
-        if ok.is_err() {
-            return Some(format!("{tool} is not installed"));
+}
+
+/// Panics, naming what is missing, unless a daemon can run in a network
+/// namespace here: root, `/dev/net/tun`, and `ip`, `ping` and each of
+/// `tools` on PATH.
+pub fn require_netns(tools: &[&str]) {
+    require_root();
+    for tool in ["ip", "ping"].iter().chain(tools) {
+        let found = std::env::var_os("PATH")
+            .is_some_and(|p| std::env::split_paths(&p).any(|d| d.join(tool).is_file()));
+        if !found {
+            let package = match *tool {
+                "ip" => "iproute2",
+                "ping" => "iputils-ping",
+                "nft" => "nftables",
+                other => other,
+            };
+            panic!("needs `{tool}`, which is not on PATH: apt-get install {package}");
         }
     }
     if !Path::new("/dev/net/tun").exists() {
-        return Some("/dev/net/tun is missing".into());
-    }
-    None
-}
-
-/// Whether `test` cannot run here; prints `SKIPPED: <test>: <reason>` then.
-pub fn skip(test: &str) -> bool {
-    match skip_reason() {
-        Some(why) => {
-            println!("SKIPPED: {test}: {why}");
-            true
-        }
-        None => false,
+        panic!("needs /dev/net/tun: modprobe tun");
     }
 }
 
