@@ -527,3 +527,189 @@ pub fn auth_link_config(config: u8) -> LinkConfig {
         ..fuzz_link_config(config & 0b110)
     }
 }
+
+/// The address the driver of [`frames_input`] hands out.
+pub const FRAMES_PEER_ADDRESS: Ipv4Addr = Ipv4Addr::new(10, 98, 0, 2);
+
+/// The server-side link of [`frames_input`], on packet framing (PPTP,
+/// L2TP): configuration octet bit 0 requires CHAP-MD5 from the peer (else
+/// no authentication), bit 1 enables IPV6CP, bit 3 Deflate; the peer's
+/// address always comes from the driver.
+pub fn frames_link_config(config: u8) -> LinkConfig {
+    let mut c = fuzz_link_config(config & 0b10);
+    c.lcp.framing = crate::lcp::Framing::Packet;
+    c.ipcp.remote = None;
+    c.ipcp.remote_from_driver = true;
+    if config & 1 != 0 {
+        c.auth = crate::auth::AuthConfig {
+            rechallenge: None,
+            ..fuzz_auth_config(crate::auth::AuthMethod::ChapMd5)
+        };
+    }
+    if config & 8 != 0 {
+        c.ccp = crate::ccp::CcpConfig {
+            deflate: Some(crate::ccp::DeflateConfig::default()),
+            mppe: None,
+        };
+    }
+    c
+}
+
+/// Splits the rest of a [`frames_input`] input into frames: each a
+/// big-endian 16-bit length, then that many octets (a short last one is
+/// cut).
+pub fn split_frames(mut rest: &[u8]) -> Vec<&[u8]> {
+    let mut frames = Vec::new();
+    while let [hi, lo, tail @ ..] = rest {
+        let len = usize::from(u16::from_be_bytes([*hi, *lo])).min(tail.len());
+        frames.push(&tail[..len]);
+        rest = &tail[len..];
+    }
+    frames
+}
+
+/// Drains what a packet-framing [`Link`] sends and reports, acting as its
+/// driver: every frame must parse; the peer's address is asked for only
+/// once authentication (when required) passed, and IPCP opens only with
+/// the address the driver gave (or never, when it refused).
+struct FramesDriver {
+    require_auth: bool,
+    refuse: bool,
+    supplied: bool,
+    authenticated: bool,
+    /// IPCP opened at least once.
+    ipv4_up: bool,
+    /// The peer authenticated at least once.
+    ever_authenticated: bool,
+}
+
+/// How far a [`frames_input`] input took the link (for the seed tests:
+/// a seed must reach deep states).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct FramesReached {
+    /// The peer authenticated.
+    pub authenticated: bool,
+    /// IPCP opened with the driver's address.
+    pub ipv4_up: bool,
+}
+
+impl FramesDriver {
+    fn drain(&mut self, link: &mut Link, now: Instant) {
+        let mut frame = Vec::new();
+        while link.poll_transmit(&mut frame).is_some() {
+            crate::frame::parse(&frame, usize::from(u16::MAX))
+                .expect("the link sends only frames that parse");
+            frame.clear();
+        }
+        while let Some(e) = link.poll_auth_event() {
+            if matches!(e, crate::link::AuthEvent::Authenticated { .. }) {
+                self.authenticated = true;
+                self.ever_authenticated = true;
+            }
+        }
+        while let Some(event) = link.poll_event() {
+            match event {
+                crate::link::Event::PeerAddressNeeded { user, .. } => {
+                    if self.require_auth {
+                        assert!(self.authenticated, "address asked before authentication");
+                        assert!(user.is_some(), "no user after authentication");
+                    }
+                    if self.refuse {
+                        link.refuse_peer_address(now, "pool exhausted");
+                    } else {
+                        self.supplied = true;
+                        link.set_peer_address(now, FRAMES_PEER_ADDRESS);
+                    }
+                }
+                crate::link::Event::Ipv4Up { peer, .. } => {
+                    assert!(self.supplied && !self.refuse, "IPCP up without an address");
+                    assert_eq!(peer, FRAMES_PEER_ADDRESS, "IPCP up with another address");
+                    self.ipv4_up = true;
+                }
+                crate::link::Event::Down(_) => {
+                    // A new LCP session asks again.
+                    self.supplied = false;
+                    self.authenticated = false;
+                }
+                _ => {}
+            }
+        }
+        let mut frame = Vec::new();
+        while link.poll_transmit(&mut frame).is_some() {
+            crate::frame::parse(&frame, usize::from(u16::MAX))
+                .expect("the link sends only frames that parse");
+            frame.clear();
+        }
+    }
+}
+
+/// Frames from a packet transport's peer (PPTP's GRE, L2TP data): the
+/// first octet picks a configuration ([`frames_link_config`]; bit 2: the
+/// driver refuses the address), the rest is frames ([`split_frames`]). They
+/// drive a server-side [`Link`] on packet framing 50 ms apart, with its
+/// timers, an IPv4 packet offered after each frame, then an administrative
+/// close, the timers after it, and lower-down. Whatever arrives, the link
+/// must not panic, must send only frames that parse, and the address rules
+/// of [`FramesDriver`] must hold. Returns how far the input got.
+pub fn frames_input(data: &[u8]) -> FramesReached {
+    let Some((&config, rest)) = data.split_first() else {
+        return FramesReached::default();
+    };
+    let mut link = Link::new(
+        frames_link_config(config),
+        LINK_SEED,
+        replay_random(LINK_SEED),
+    );
+    let mut driver = FramesDriver {
+        require_auth: config & 1 != 0,
+        refuse: config & 4 != 0,
+        supplied: false,
+        authenticated: false,
+        ipv4_up: false,
+        ever_authenticated: false,
+    };
+    let ipv4 = [
+        0x45u8, 0, 0, 20, 0, 0, 0x40, 0, 64, 1, 0, 0, 10, 98, 0, 1, 10, 98, 0, 2,
+    ];
+    let mut now = Instant::now();
+    link.start(now);
+    driver.drain(&mut link, now);
+    let fire = |link: &mut Link, driver: &mut FramesDriver, now: Instant| {
+        for _ in 0..64 {
+            match link.poll_timeout() {
+                Some(deadline) if deadline <= now => {
+                    link.handle_timeout(now);
+                    driver.drain(link, now);
+                }
+                _ => return,
+            }
+        }
+        panic!("timers still due after 64 rounds at the same instant");
+    };
+    for frame in split_frames(rest) {
+        now += Duration::from_millis(50);
+        fire(&mut link, &mut driver, now);
+        link.handle_frame(now, frame, &mut |_, packet| {
+            assert!(packet.len() <= usize::from(u16::MAX));
+        });
+        driver.drain(&mut link, now);
+        let mut out = vec![0u8; 16];
+        if link.encapsulate(IpVersion::V4, &ipv4, &mut out) {
+            crate::frame::parse(&out[16..], usize::from(u16::MAX))
+                .expect("an encapsulated packet is a frame");
+        }
+    }
+    link.close(now, "fuzz done");
+    driver.drain(&mut link, now);
+    for _ in 0..20 {
+        now = link.poll_timeout().map_or(now, |d| d.max(now)) + Duration::from_millis(1);
+        fire(&mut link, &mut driver, now);
+    }
+    link.lower_down(now);
+    driver.drain(&mut link, now);
+    let _ = (link.stats(), link.status(), link.phase());
+    FramesReached {
+        authenticated: driver.ever_authenticated,
+        ipv4_up: driver.ipv4_up,
+    }
+}

@@ -35,7 +35,7 @@
 //! `default_route = true` makes it a full tunnel and needs `outer_peer` in
 //! dial mode (the SSH server, kept on its old next hop); `source_routes`
 //! (seed 001's borrowed addresses) get `ip rule from ADDR lookup
-//! route_table`. The driver installs them on IPCP up and removes them on
+//! route_table`. Netconf installs them on IPCP up and removes them on
 //! down.
 
 use std::collections::BTreeMap;
@@ -349,7 +349,7 @@ pub struct LinkSettings {
     /// Direct mode: user names whose uid may hand us a stream.
     pub allow_users: Vec<String>,
     /// Open the tun in offload mode and enable TSO when the peer's MRU
-    /// takes 64 KiB super-packets (driver::OFFLOAD_MIN_PEER_MRU).
+    /// takes 64 KiB super-packets (transport::stream::OFFLOAD_MIN_PEER_MRU).
     pub tun_offload: bool,
     /// PPP authentication, Deflate and MPPE.
     pub auth: AuthSettings,

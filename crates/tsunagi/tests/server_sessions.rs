@@ -15,11 +15,14 @@
 //! The port and the device are this test's (in memory); the server, its
 //! engines, pool, registry, netconf and control socket are the daemon's.
 
+mod server_support;
+
 use std::collections::HashMap;
 use std::net::Ipv4Addr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use server_support::{ipv4, memory_device, port_and_clients, status, Clients, ToPort, LOCAL};
 use tokio::sync::{mpsc, watch};
 use tsunagi::auth::AuthGuard;
 use tsunagi::control::{self, Request, Response, SessionStatus};
@@ -28,236 +31,12 @@ use tsunagi::netconf::Netconf;
 use tsunagi::pool::Pool;
 use tsunagi::registry::{ProfileKind, ProfileState, Registry};
 use tsunagi::session::EndReason;
-use tsunagi::transport::datagram::{
-    PacketDevice, PacketPort, PortEvent, Server, ServerCounters, ServerSettings,
-};
-use tsunagi_crypto::{OsRandom, Secret};
+use tsunagi::transport::datagram::{Server, ServerCounters, ServerSettings};
 use tsunagi_ppp::auth::{AuthConfig, AuthMethod, SecretsHandle};
-use tsunagi_ppp::link::{DownReason, Event, Framing, IpVersion, Link, LinkConfig};
+use tsunagi_ppp::link::{DownReason, IpVersion, LinkConfig};
 use tsunagi_ppp::secrets::ChapSecrets;
 
-/// The port's own header in front of every frame (as GRE's would be).
-const HEADER: &[u8; 8] = b"GRE-ISH!";
-const LOCAL: Ipv4Addr = Ipv4Addr::new(10, 77, 0, 1);
 const POOL_SIZE: u32 = 50;
-
-/// What a client sends the server's port.
-enum ToPort {
-    Open(u32),
-    Frame(u32, Vec<u8>),
-}
-
-/// The server's side of the in-memory port: a "call" per client number.
-struct MemoryPort {
-    inbox: mpsc::UnboundedReceiver<ToPort>,
-    to_clients: mpsc::UnboundedSender<(u32, Vec<u8>)>,
-    closed: mpsc::UnboundedSender<(u32, EndReason)>,
-}
-
-impl PacketPort for MemoryPort {
-    type Key = u32;
-
-    fn headroom(&self) -> usize {
-        HEADER.len()
-    }
-
-    async fn recv(&mut self, buf: &mut [u8]) -> std::io::Result<PortEvent<u32>> {
-        match self.inbox.recv().await {
-            Some(ToPort::Open(key)) => Ok(PortEvent::Open {
-                key,
-                outer: format!("192.0.2.{key}:1723"),
-            }),
-            Some(ToPort::Frame(key, frame)) => {
-                buf[..frame.len()].copy_from_slice(&frame);
-                Ok(PortEvent::Frame {
-                    key,
-                    len: frame.len(),
-                })
-            }
-            None => std::future::pending().await,
-        }
-    }
-
-    fn send(&mut self, key: &u32, datagram: &mut [u8]) -> std::io::Result<()> {
-        datagram[..HEADER.len()].copy_from_slice(HEADER);
-        let _ = self
-            .to_clients
-            .send((*key, datagram[HEADER.len()..].to_vec()));
-        Ok(())
-    }
-
-    fn closed(&mut self, key: &u32, reason: &EndReason) {
-        let _ = self.closed.send((*key, reason.clone()));
-    }
-}
-
-/// The shared "tun": what the server writes to the kernel, and what the
-/// test sends towards the sessions.
-struct MemoryDevice {
-    to_kernel: mpsc::UnboundedSender<Vec<u8>>,
-    from_kernel: tokio::sync::Mutex<mpsc::UnboundedReceiver<Vec<u8>>>,
-}
-
-impl PacketDevice for MemoryDevice {
-    async fn recv(&self, buf: &mut [u8]) -> std::io::Result<usize> {
-        let packet = self
-            .from_kernel
-            .lock()
-            .await
-            .recv()
-            .await
-            .ok_or_else(|| std::io::Error::other("closed"))?;
-        buf[..packet.len()].copy_from_slice(&packet);
-        Ok(packet.len())
-    }
-
-    fn try_recv(&self, buf: &mut [u8]) -> std::io::Result<usize> {
-        let mut rx = self
-            .from_kernel
-            .try_lock()
-            .map_err(|_| std::io::Error::from(std::io::ErrorKind::WouldBlock))?;
-        let packet = rx
-            .try_recv()
-            .map_err(|_| std::io::Error::from(std::io::ErrorKind::WouldBlock))?;
-        buf[..packet.len()].copy_from_slice(&packet);
-        Ok(packet.len())
-    }
-
-    fn try_send(&self, packet: &[u8]) -> std::io::Result<()> {
-        let _ = self.to_kernel.send(packet.to_vec());
-        Ok(())
-    }
-
-    fn interface(&self) -> Option<&str> {
-        None
-    }
-}
-
-/// An IPv4 packet from `src` to `dst` carrying `tag`.
-fn ipv4(src: Ipv4Addr, dst: Ipv4Addr, tag: u8) -> Vec<u8> {
-    let mut p = vec![0u8; 28];
-    p[0] = 0x45;
-    p[2..4].copy_from_slice(&28u16.to_be_bytes());
-    p[8] = 64;
-    p[9] = 17;
-    p[12..16].copy_from_slice(&src.octets());
-    p[16..20].copy_from_slice(&dst.octets());
-    p[20..].copy_from_slice(&[tag; 8]);
-    p
-}
-
-/// The clients: PPP engines as the peers of the server's sessions.
-struct Clients {
-    links: HashMap<u32, Link>,
-    events: HashMap<u32, Vec<Event>>,
-    received: HashMap<u32, Vec<Vec<u8>>>,
-    to_port: mpsc::UnboundedSender<ToPort>,
-    from_port: mpsc::UnboundedReceiver<(u32, Vec<u8>)>,
-}
-
-impl Clients {
-    fn start(&mut self, key: u32, user: &str) {
-        let config = LinkConfig {
-            name: format!("client{key}"),
-            auth: AuthConfig {
-                user: Some(user.into()),
-                password: Some(Secret::from(format!("pw-{user}").as_str())),
-                accept: vec![AuthMethod::ChapMd5],
-                ..AuthConfig::default()
-            },
-            ..LinkConfig::default()
-        };
-        let mut config = config;
-        config.lcp.framing = Framing::Packet;
-        let mut link = Link::new(config, u64::from(key), OsRandom::handle());
-        let _ = self.to_port.send(ToPort::Open(key));
-        link.start(Instant::now());
-        self.links.insert(key, link);
-        self.flush(key);
-    }
-
-    /// Sends what client `key` queued; keeps its events.
-    fn flush(&mut self, key: u32) {
-        let Some(link) = self.links.get_mut(&key) else {
-            return;
-        };
-        loop {
-            let mut frame = Vec::new();
-            if link.poll_transmit(&mut frame).is_none() {
-                break;
-            }
-            let _ = self.to_port.send(ToPort::Frame(key, frame));
-        }
-        let events = self.events.entry(key).or_default();
-        while let Some(e) = link.poll_event() {
-            events.push(e);
-        }
-        while link.poll_auth_event().is_some() {}
-    }
-
-    /// Moves frames and fires timers until `done` or `limit`.
-    async fn pump(&mut self, limit: Duration, done: impl Fn(&Clients) -> bool) -> bool {
-        let end = Instant::now() + limit;
-        while Instant::now() < end {
-            if done(self) {
-                return true;
-            }
-            match tokio::time::timeout(Duration::from_millis(20), self.from_port.recv()).await {
-                Ok(Some((key, frame))) => {
-                    let now = Instant::now();
-                    if let Some(link) = self.links.get_mut(&key) {
-                        let got = self.received.entry(key).or_default();
-                        link.handle_frame(now, &frame, &mut |_, p| got.push(p.to_vec()));
-                    }
-                    self.flush(key);
-                }
-                Ok(None) => break,
-                Err(_) => {}
-            }
-            let now = Instant::now();
-            let keys: Vec<u32> = self.links.keys().copied().collect();
-            for key in keys {
-                let link = self.links.get_mut(&key).unwrap();
-                if link.poll_timeout().is_some_and(|d| d <= now) {
-                    link.handle_timeout(now);
-                    self.flush(key);
-                }
-            }
-        }
-        done(self)
-    }
-
-    fn address(&self, key: u32) -> Option<Ipv4Addr> {
-        self.events.get(&key)?.iter().rev().find_map(|e| match e {
-            Event::Ipv4Up { local, .. } => Some(*local),
-            _ => None,
-        })
-    }
-
-    fn down(&self, key: u32) -> Option<DownReason> {
-        self.events.get(&key)?.iter().find_map(|e| match e {
-            Event::Down(reason) => Some(reason.clone()),
-            _ => None,
-        })
-    }
-}
-
-/// `status` through the control socket.
-async fn status(socket: &std::path::Path) -> Vec<SessionStatus> {
-    let socket = socket.to_path_buf();
-    let answer =
-        tokio::task::spawn_blocking(move || control::call(&socket, &Request::Status {}, &[]))
-            .await
-            .unwrap()
-            .expect("status answered");
-    match answer {
-        Response::Status { links, sessions } => {
-            assert!(links.is_empty(), "a server profile is no site link");
-            sessions
-        }
-        other => panic!("not a status answer: {other:?}"),
-    }
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn fifty_sessions_on_one_transport() {
@@ -292,20 +71,8 @@ async fn fifty_sessions_on_one_transport() {
         ip_down: None,
     };
 
-    let (to_port, inbox) = mpsc::unbounded_channel();
-    let (to_clients, from_port) = mpsc::unbounded_channel();
-    let (closed_tx, mut closed_rx) = mpsc::unbounded_channel();
-    let (to_kernel, mut kernel) = mpsc::unbounded_channel();
-    let (inject, from_kernel) = mpsc::unbounded_channel();
-    let port = MemoryPort {
-        inbox,
-        to_clients,
-        closed: closed_tx,
-    };
-    let device = MemoryDevice {
-        to_kernel,
-        from_kernel: tokio::sync::Mutex::new(from_kernel),
-    };
+    let (port, mut clients, mut closed_rx) = port_and_clients();
+    let (device, mut kernel, inject) = memory_device();
 
     let registry = Registry::new();
     let (commands_tx, commands) = mpsc::channel(8);
@@ -341,13 +108,6 @@ async fn fifty_sessions_on_one_transport() {
         },
     ));
 
-    let mut clients = Clients {
-        links: HashMap::new(),
-        events: HashMap::new(),
-        received: HashMap::new(),
-        to_port,
-        from_port,
-    };
     for key in 1..=POOL_SIZE {
         clients.start(key, &format!("user{key}"));
     }
