@@ -186,6 +186,15 @@ impl SessionEnd {
     }
 }
 
+/// 64 bits from the kernel for the cheap generator of magic numbers and
+/// interface identifiers; a draw of its own, so it shares nothing with the
+/// challenges the link draws from [`OsRandom`](tsunagi_crypto::OsRandom).
+pub fn random_seed() -> u64 {
+    let mut b = [0u8; 8];
+    tsunagi_crypto::RandomSource::fill(&tsunagi_crypto::OsRandom, &mut b);
+    u64::from_ne_bytes(b)
+}
+
 /// Phase names as `status` shows them.
 pub fn phase_name(phase: Phase) -> &'static str {
     match phase {

@@ -49,8 +49,7 @@ use crate::control::{Response, SessionStatus};
 use crate::netconf::{Change, Netconf, SessionNet, SessionNetconf};
 use crate::pool::{Lease, Pool};
 use crate::registry::{Command, Registry};
-use crate::session::{EndReason, Ipv4Pair, SessionId, SessionInfo};
-use crate::transport::stream::random_seed;
+use crate::session::{random_seed, EndReason, Ipv4Pair, SessionId, SessionInfo};
 
 /// How long sessions get to exchange Terminate-Request/Ack when the
 /// daemon stops.
@@ -280,8 +279,10 @@ impl<P: PacketPort, D: PacketDevice> Server<P, D> {
         let mut rbuf = vec![0u8; MAX_PACKET];
         let mut tbuf = vec![0u8; MAX_PACKET];
         let mut closing_until: Option<Instant> = None;
+        // The daemon's end of `shutdown` went away: stop as if told to.
+        let mut orphaned = false;
         loop {
-            if *shutdown.borrow() && closing_until.is_none() {
+            if (orphaned || *shutdown.borrow()) && closing_until.is_none() {
                 let now = Instant::now();
                 closing_until = Some(now + CLOSE_WAIT);
                 let ids: Vec<SessionId> = self.sessions.keys().copied().collect();
@@ -341,7 +342,9 @@ impl<P: PacketPort, D: PacketDevice> Server<P, D> {
                     Some(command) => self.command(command),
                     None => return self.counters,
                 },
-                _ = shutdown.changed(), if closing_until.is_none() => {}
+                changed = shutdown.changed(), if closing_until.is_none() => {
+                    orphaned |= changed.is_err();
+                }
             }
         }
     }

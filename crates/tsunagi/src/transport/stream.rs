@@ -55,7 +55,7 @@ use crate::config::LinkSettings;
 use crate::control::Response;
 use crate::netconf::{Change, Netconf, SessionNet, SessionNetconf, IPV6_MIN_MTU};
 use crate::registry::{Command, Registry};
-use crate::session::{phase_name, EndReason, Ipv4Pair, SessionEnd, SessionInfo};
+use crate::session::{phase_name, random_seed, EndReason, Ipv4Pair, SessionEnd, SessionInfo};
 
 /// Bytes read from the stream per `read`.
 pub const STREAM_READ: usize = 256 * 1024;
@@ -196,15 +196,6 @@ impl AsyncWrite for FdIo {
     fn poll_shutdown(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<io::Result<()>> {
         Poll::Ready(Ok(()))
     }
-}
-
-/// 64 bits from the kernel for the cheap generator of magic numbers and
-/// interface identifiers; a draw of its own, so it shares nothing with the
-/// challenges the link draws from [`OsRandom`].
-pub fn random_seed() -> u64 {
-    let mut b = [0u8; 8];
-    tsunagi_crypto::RandomSource::fill(&OsRandom, &mut b);
-    u64::from_ne_bytes(b)
 }
 
 /// What a session needs from its supervisor.
