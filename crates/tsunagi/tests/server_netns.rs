@@ -20,19 +20,10 @@ mod support;
 use std::net::Ipv4Addr;
 use std::os::fd::AsFd;
 use std::process::Command;
-use std::sync::Arc;
 use std::time::Duration;
 
-use server_support::{port_and_clients, ToPort, LOCAL};
-use tokio::sync::{mpsc, watch};
-use tsunagi::auth::AuthGuard;
-use tsunagi::netconf::Netconf;
-use tsunagi::pool::Pool;
-use tsunagi::registry::{ProfileKind, ProfileState, Registry};
-use tsunagi::transport::datagram::{Server, ServerSettings};
-use tsunagi_ppp::auth::{AuthConfig, AuthMethod, SecretsHandle};
-use tsunagi_ppp::link::{IpVersion, LinkConfig};
-use tsunagi_ppp::secrets::ChapSecrets;
+use server_support::{port_and_clients, start_server, vpn_settings, Running, ToPort, LOCAL};
+use tsunagi_ppp::link::IpVersion;
 
 /// The RFC 1071 checksum of `data`.
 fn checksum(data: &[u8]) -> u16 {
@@ -142,50 +133,14 @@ fn sessions_share_one_tun_routed_by_inner_address() {
 }
 
 async fn run(ns: String, tun_name: String) -> String {
-    let secrets = "alice vpn pw-alice *\nbob vpn pw-bob *\ncarol vpn pw-carol *\n";
-    let link = LinkConfig {
-        name: "vpn".into(),
-        auth: AuthConfig {
-            require: vec![AuthMethod::ChapMd5],
-            name: "vpn".into(),
-            secrets: Some(SecretsHandle(Arc::new(
-                ChapSecrets::parse(secrets).unwrap(),
-            ))),
-            ..AuthConfig::default()
-        },
-        ..LinkConfig::default()
-    };
-    let pool = Pool::parse("vpn", "10.77.0.1", "10.77.0.10-13", 100).unwrap();
-    let settings = ServerSettings {
-        name: "vpn".into(),
-        link,
-        pool,
-        tty: "test",
-        ip_up: None,
-        ip_down: None,
-    };
+    let settings = vpn_settings(&["alice", "bob", "carol"], "10.77.0.1", "10.77.0.10-13");
     let tun = tsunagi_host::Tun::create(&tun_name).expect("tun");
     let (port, mut clients, _closed) = port_and_clients();
-    let registry = Registry::new();
-    let (commands_tx, commands) = mpsc::channel(8);
-    registry.add_profile(
-        "vpn",
-        ProfileKind::Server,
-        &tun_name,
-        commands_tx,
-        ProfileState::default(),
-    );
-    let netconf = Netconf::new(Arc::new(tsunagi_host::Netlink::new().unwrap()));
-    let (shutdown_tx, shutdown) = watch::channel(false);
-    let server = Server::new(
-        settings,
-        port,
-        tun,
-        registry.clone(),
-        netconf,
-        AuthGuard::new(),
-    );
-    let server = tokio::spawn(server.run(commands, shutdown));
+    let Running {
+        task: server,
+        shutdown: shutdown_tx,
+        ..
+    } = start_server(settings, port, tun);
 
     for (key, user) in [(1, "alice"), (2, "bob"), (3, "carol")] {
         clients.start(key, user);

@@ -22,19 +22,15 @@ use std::net::Ipv4Addr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use server_support::{ipv4, memory_device, port_and_clients, status, Clients, ToPort, LOCAL};
-use tokio::sync::{mpsc, watch};
-use tsunagi::auth::AuthGuard;
+use server_support::{
+    ipv4, memory_device, port_and_clients, start_server, status, vpn_settings, Clients, Running,
+    ToPort, LOCAL,
+};
 use tsunagi::control::{self, Request, Response, SessionStatus};
 use tsunagi::daemon::{serve_control, ControlContext};
-use tsunagi::netconf::Netconf;
-use tsunagi::pool::Pool;
-use tsunagi::registry::{ProfileKind, ProfileState, Registry};
 use tsunagi::session::EndReason;
-use tsunagi::transport::datagram::{Server, ServerCounters, ServerSettings};
-use tsunagi_ppp::auth::{AuthConfig, AuthMethod, SecretsHandle};
-use tsunagi_ppp::link::{DownReason, IpVersion, LinkConfig};
-use tsunagi_ppp::secrets::ChapSecrets;
+use tsunagi::transport::datagram::ServerCounters;
+use tsunagi_ppp::link::{DownReason, IpVersion};
 
 const POOL_SIZE: u32 = 50;
 
@@ -44,56 +40,17 @@ async fn fifty_sessions_on_one_transport() {
         .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
         .with_test_writer()
         .try_init();
-    let mut secrets = String::new();
-    for i in 1..=60 {
-        secrets.push_str(&format!("user{i} vpn pw-user{i} *\n"));
-    }
-    let link = LinkConfig {
-        name: "vpn".into(),
-        auth: AuthConfig {
-            require: vec![AuthMethod::ChapMd5],
-            name: "vpn".into(),
-            secrets: Some(SecretsHandle(Arc::new(
-                ChapSecrets::parse(&secrets).unwrap(),
-            ))),
-            ..AuthConfig::default()
-        },
-        ..LinkConfig::default()
-    };
-    let pool = Pool::parse("vpn", "10.77.0.1", "10.77.0.10-59", 100).unwrap();
-    assert_eq!(pool.size(), POOL_SIZE as usize);
-    let settings = ServerSettings {
-        name: "vpn".into(),
-        link,
-        pool,
-        tty: "test",
-        ip_up: None,
-        ip_down: None,
-    };
-
+    let users: Vec<String> = (1..=60).map(|i| format!("user{i}")).collect();
+    let users: Vec<&str> = users.iter().map(String::as_str).collect();
+    let settings = vpn_settings(&users, "10.77.0.1", "10.77.0.10-59");
+    assert_eq!(settings.pool.size(), POOL_SIZE as usize);
     let (port, mut clients, mut closed_rx) = port_and_clients();
     let (device, mut kernel, inject) = memory_device();
-
-    let registry = Registry::new();
-    let (commands_tx, commands) = mpsc::channel(8);
-    registry.add_profile(
-        "vpn",
-        ProfileKind::Server,
-        "-",
-        commands_tx,
-        ProfileState::default(),
-    );
-    let netconf = Netconf::new(Arc::new(tsunagi_host::Netlink::new().unwrap()));
-    let (shutdown_tx, shutdown) = watch::channel(false);
-    let server = Server::new(
-        settings,
-        port,
-        device,
-        registry.clone(),
-        netconf,
-        AuthGuard::new(),
-    );
-    let server = tokio::spawn(server.run(commands, shutdown));
+    let Running {
+        registry,
+        task: server,
+        shutdown: shutdown_tx,
+    } = start_server(settings, port, device);
 
     let dir = std::env::temp_dir().join(format!("tsunagi-server-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);

@@ -477,17 +477,6 @@ impl<P: PacketPort, D: PacketDevice> Server<P, D> {
         let Some(s) = self.sessions.get_mut(&id) else {
             return;
         };
-        let headroom = self.port.headroom();
-        loop {
-            self.out.clear();
-            self.out.resize(headroom, 0);
-            if s.link.poll_transmit(&mut self.out).is_none() {
-                break;
-            }
-            if self.port.send(&s.key, &mut self.out).is_err() {
-                self.counters.send_errors += 1;
-            }
-        }
         while let Some(event) = s.link.poll_auth_event() {
             s.info.auth_event(event, &self.guard);
         }
@@ -541,7 +530,9 @@ impl<P: PacketPort, D: PacketDevice> Server<P, D> {
                 Event::Phase(_) | Event::Ipv6Up { .. } | Event::Ipv6Down => {}
             }
         }
-        // What the events caused (a refusal's Terminate-Request).
+        // What the engine queued, in order, and what the events caused (a
+        // refusal's Terminate-Request) after it.
+        let headroom = self.port.headroom();
         loop {
             self.out.clear();
             self.out.resize(headroom, 0);

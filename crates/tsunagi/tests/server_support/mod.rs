@@ -8,13 +8,23 @@ use std::collections::HashMap;
 use std::net::Ipv4Addr;
 use std::time::{Duration, Instant};
 
-use tokio::sync::mpsc;
+use std::sync::Arc;
+
+use tokio::sync::{mpsc, watch};
+use tokio::task::JoinHandle;
+use tsunagi::auth::AuthGuard;
 use tsunagi::control::{self, Request, Response, SessionStatus};
+use tsunagi::netconf::Netconf;
+use tsunagi::pool::Pool;
+use tsunagi::registry::{ProfileKind, ProfileState, Registry};
 use tsunagi::session::EndReason;
-use tsunagi::transport::datagram::{PacketDevice, PacketPort, PortEvent};
+use tsunagi::transport::datagram::{
+    PacketDevice, PacketPort, PortEvent, Server, ServerCounters, ServerSettings,
+};
 use tsunagi_crypto::{OsRandom, Secret};
-use tsunagi_ppp::auth::{AuthConfig, AuthMethod};
+use tsunagi_ppp::auth::{AuthConfig, AuthMethod, SecretsHandle};
 use tsunagi_ppp::link::{DownReason, Event, Framing, Link, LinkConfig};
+use tsunagi_ppp::secrets::ChapSecrets;
 
 /// The port's own header in front of every frame (as GRE's would be).
 pub const HEADER: &[u8; 8] = b"GRE-ISH!";
@@ -109,6 +119,76 @@ impl PacketDevice for MemoryDevice {
 
     fn interface(&self) -> Option<&str> {
         None
+    }
+}
+
+/// The server profile "vpn": CHAP required of `users` (each with the
+/// password `pw-USER`), addresses from `localip` / `remoteip`.
+pub fn vpn_settings(users: &[&str], localip: &str, remoteip: &str) -> ServerSettings {
+    let secrets: String = users
+        .iter()
+        .map(|u| format!("{u} vpn pw-{u} *\n"))
+        .collect();
+    let link = LinkConfig {
+        name: "vpn".into(),
+        auth: AuthConfig {
+            require: vec![AuthMethod::ChapMd5],
+            name: "vpn".into(),
+            secrets: Some(SecretsHandle(Arc::new(
+                ChapSecrets::parse(&secrets).unwrap(),
+            ))),
+            ..AuthConfig::default()
+        },
+        ..LinkConfig::default()
+    };
+    ServerSettings {
+        name: "vpn".into(),
+        link,
+        pool: Pool::parse("vpn", localip, remoteip, 100).unwrap(),
+        tty: "test",
+        ip_up: None,
+        ip_down: None,
+    }
+}
+
+/// A running server: its registry, its task, and the daemon's shutdown.
+pub struct Running {
+    pub registry: Registry,
+    pub task: JoinHandle<ServerCounters>,
+    pub shutdown: watch::Sender<bool>,
+}
+
+/// Registers the profile and spawns the daemon's server transport on
+/// `port` and `device` (the server's netconf on this thread's netlink).
+pub fn start_server<D: PacketDevice + 'static>(
+    settings: ServerSettings,
+    port: MemoryPort,
+    device: D,
+) -> Running {
+    let registry = Registry::new();
+    let (commands_tx, commands) = mpsc::channel(8);
+    let tun = device.interface().unwrap_or("-").to_string();
+    registry.add_profile(
+        &settings.name,
+        ProfileKind::Server,
+        &tun,
+        commands_tx,
+        ProfileState::default(),
+    );
+    let netconf = Netconf::new(Arc::new(tsunagi_host::Netlink::new().unwrap()));
+    let (shutdown, shutdown_rx) = watch::channel(false);
+    let server = Server::new(
+        settings,
+        port,
+        device,
+        registry.clone(),
+        netconf,
+        AuthGuard::new(),
+    );
+    Running {
+        registry,
+        task: tokio::spawn(server.run(commands, shutdown_rx)),
+        shutdown,
     }
 }
 
