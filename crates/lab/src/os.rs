@@ -101,23 +101,13 @@ pub(crate) fn any_world_writable_ancestor(path: &Path) -> bool {
     })
 }
 
+/// Runs `program args...` and checks it succeeded; an error names the
+/// command, its exit status and its stderr.
 pub(crate) fn run_cmd(program: &str, args: &[&str]) -> Result<()> {
-    let out = Command::new(program)
-        .args(args)
-        .stdin(Stdio::null())
-        .output()
-        .with_context(|| format!("running {program}"))?;
-    if !out.status.success() {
-        bail!(
-            "`{program} {}` failed ({}): {}",
-            args.join(" "),
-            out.status,
-            String::from_utf8_lossy(&out.stderr).trim()
-        );
-    }
-    Ok(())
+    cmd_stdout(program, args).map(drop)
 }
 
+/// [`run_cmd`], returning what the command printed.
 pub(crate) fn cmd_stdout(program: &str, args: &[&str]) -> Result<String> {
     let out = Command::new(program)
         .args(args)
