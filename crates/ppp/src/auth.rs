@@ -38,7 +38,7 @@ use tsunagi_crypto::mppe::StartKeys;
 use tsunagi_crypto::{ct_eq, md5, mschapv2, Random, Secret};
 
 use crate::secrets::{SecretEntry, Secrets};
-use crate::wire::{Protocol, WireError};
+use crate::wire::{peer_text, Protocol, WireError};
 
 /// An authentication protocol as named in the LCP Authentication-Protocol
 /// option (RFC 1661 s6.2).
@@ -691,6 +691,8 @@ impl Authenticator {
     }
 
     fn fail(&mut self, user: String, reason: String) {
+        // The name is the peer's: shown escaped and bounded.
+        let user = peer_text(user.as_bytes());
         tracing::debug!(
             "{} peer authentication failed for {:?}: {}",
             self.method.name(),
@@ -828,6 +830,8 @@ impl Authenticator {
 
     fn succeed(&mut self, user: String, entry: Option<SecretEntry>, id: u8, reply: Vec<u8>) {
         let address = entry.as_ref().and_then(|e| e.fixed_address());
+        // The name is the peer's: shown escaped and bounded.
+        let user = peer_text(user.as_bytes());
         tracing::debug!(
             "{} peer authentication succeeded for {:?}",
             self.method.name(),
@@ -1272,12 +1276,12 @@ impl AuthPeer {
                 return;
             }
             let msg = counted("PAP", "Msg", p.data)
-                .map(|(m, _)| String::from_utf8_lossy(m).into_owned())
+                .map(|(m, _)| peer_text(m))
                 .unwrap_or_default();
             if p.code == pap_code::ACK {
                 self.succeed();
             } else {
-                self.fail(format!("peer refused: {msg:?}"));
+                self.fail(format!("peer refused: \"{msg}\""));
             }
             return;
         }
@@ -1310,10 +1314,10 @@ impl AuthPeer {
                     earlier.and_then(|(_, _, m)| m)
                 };
                 if p.code == chap_code::FAILURE {
-                    let msg = String::from_utf8_lossy(p.data).into_owned();
+                    let msg = peer_text(p.data);
                     // MS-CHAPv2 R=1 would let us retry; we do not (the
                     // password would not change) and never change it.
-                    self.fail(format!("peer refused: {msg:?}"));
+                    self.fail(format!("peer refused: \"{msg}\""));
                     return;
                 }
                 match mschap {

@@ -3,9 +3,7 @@
 
 use std::fmt;
 
-use crate::wire::{
-    write_escaped, write_hex, write_options, write_quoted, Code, ControlRepr, Protocol, RawOption,
-};
+use crate::wire::{write_hex, write_options, write_quoted, Code, ControlRepr, Protocol, RawOption};
 
 /// A PPP frame's protocol and information field, displayed as pppd logs it
 /// (without the surrounding `sent [` / `]`).
@@ -119,13 +117,6 @@ impl fmt::Display for PacketDisplay<'_> {
             _ => Ok(()),
         }
     }
-}
-
-/// Peer text made safe for one log line.
-pub(crate) fn escaped(bytes: &[u8]) -> String {
-    let mut s = String::with_capacity(bytes.len());
-    let _ = write_escaped(&mut s, bytes);
-    s
 }
 
 #[cfg(test)]

@@ -46,6 +46,6 @@ pub use auth::{AuthConfig, AuthMethod};
 pub use ccp::{CcpConfig, DeflateConfig, MppeConfig};
 pub use display::{describe, PacketDisplay};
 pub use link::{
-    AuthEvent, DownReason, EchoConfig, Event, FsmTimers, IpVersion, IpcpConfig, Ipv6cpConfig,
-    LcpConfig, Link, LinkConfig, LinkStats, LinkStatus, Phase,
+    AuthEvent, ControlBudget, DownReason, EchoConfig, Event, FsmTimers, IpVersion, IpcpConfig,
+    Ipv6cpConfig, LcpConfig, Link, LinkConfig, LinkStats, LinkStatus, Phase,
 };

@@ -24,14 +24,14 @@ use std::time::{Duration, Instant};
 
 use crate::auth::{AuthConfig, AuthMethod, AuthOutcome, AuthOutput, AuthPeer, Authenticator};
 use crate::ccp::{CcpConfig, CcpMethod, CcpNegotiator, DeflateRx, DeflateTx, MppeRx, MppeTx};
-use crate::display::{describe, escaped};
+use crate::display::describe;
 use crate::frame::{FrameError, Header};
 use crate::fsm::{Fsm, Output, Signal, State};
 use crate::ipcp::IpcpNegotiator;
 use crate::ipv6cp::{link_local_text, Ipv6cpNegotiator};
 use crate::lcp::LcpNegotiator;
 use crate::rng::Rng;
-use crate::wire::{Code, ControlRepr, FcsMode, Protocol, DEFAULT_ACCM};
+use crate::wire::{peer_text, Code, ControlRepr, FcsMode, Protocol, DEFAULT_ACCM};
 use tsunagi_crypto::Random;
 
 pub use crate::fsm::FsmTimers;
@@ -82,7 +82,48 @@ pub struct LinkConfig {
     /// CCP: Deflate and MPPE (default: off; a peer's CCP is
     /// Protocol-Rejected).
     pub ccp: CcpConfig,
+    /// How many control packets the peer may make us handle.
+    pub control_budget: ControlBudget,
 }
+
+/// How many control packets (everything but IP data: LCP, the NCPs, CCP,
+/// PAP/CHAP, and unknown protocols, which each cost a Protocol-Reject) a
+/// peer may make the link handle: a token bucket. Beyond it packets are
+/// dropped unread and counted ([`LinkStats::rx_control_dropped`]), which
+/// bounds the CPU and the replies a flooding peer can cause; a peer that
+/// keeps flooding is cut off ([`DownReason::ControlFlood`]).
+///
+/// A PPP negotiation takes tens of packets, a renegotiation a handful,
+/// echoes one every few seconds: the defaults never touch a peer that
+/// follows RFC 1661.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ControlBudget {
+    /// Packets taken at once (the bucket's size).
+    pub burst: u32,
+    /// Packets per second after the burst (0: no limit).
+    pub per_second: u32,
+    /// Dropped packets within `window` that end the link.
+    pub flood_drops: u32,
+    /// The window `flood_drops` counts in.
+    pub window: Duration,
+}
+
+impl Default for ControlBudget {
+    /// 64 at once, 32 a second; 512 dropped within 10 s end the link.
+    fn default() -> Self {
+        ControlBudget {
+            burst: 64,
+            per_second: 32,
+            flood_drops: 512,
+            window: Duration::from_secs(10),
+        }
+    }
+}
+
+/// Control frames waiting for `poll_transmit` at most; more are dropped
+/// and counted ([`LinkStats::tx_control_dropped`]): a transport that does
+/// not drain the link must not make it grow.
+pub const MAX_TX_QUEUE: usize = 256;
 
 /// What the authentication phase tells the driver (a queue of its own,
 /// [`Link::poll_auth_event`], so that drivers matching [`Event`]
@@ -153,7 +194,8 @@ pub enum Event {
     },
     /// IPV6CP left Opened.
     Ipv6Down,
-    /// The peer identified itself (RFC 1570).
+    /// The peer identified itself (RFC 1570; the text escaped and bounded:
+    /// [`crate::wire::peer_text`]).
     PeerIdent(String),
     /// IPCP waits for the peer's address ([`IpcpConfig::remote_from_driver`]):
     /// answer with [`Link::set_peer_address`] or
@@ -173,7 +215,8 @@ pub enum Event {
 /// Why a link went down.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum DownReason {
-    /// The peer sent Terminate-Request (with its text).
+    /// The peer sent Terminate-Request (with its text, escaped and bounded:
+    /// [`crate::wire::peer_text`]).
     PeerTerminated(String),
     /// `failures` Echo-Requests went unanswered.
     EchoTimeout,
@@ -198,6 +241,12 @@ pub enum DownReason {
     /// The driver had no address for the peer (a pool exhausted, a fixed
     /// address in use): [`Link::refuse_peer_address`].
     NoPeerAddress(String),
+    /// The peer kept sending control packets beyond the link's
+    /// [`ControlBudget`]: `dropped` of them within the budget's window.
+    ControlFlood {
+        /// Packets dropped within the window.
+        dropped: u32,
+    },
     /// `close()` was called and Terminate completed or timed out.
     AdminClose,
     /// The byte stream ended (`lower_down()`).
@@ -249,6 +298,11 @@ pub struct LinkStats {
     pub rx_ccp_dropped: u64,
     /// CCP Reset-Requests we sent.
     pub tx_ccp_resets: u64,
+    /// Control packets dropped unread beyond the [`ControlBudget`].
+    pub rx_control_dropped: u64,
+    /// Control frames dropped because the transport did not drain the
+    /// queue ([`MAX_TX_QUEUE`]).
+    pub tx_control_dropped: u64,
 }
 
 impl LinkConfig {
@@ -272,6 +326,7 @@ impl Default for LinkConfig {
             timers: FsmTimers::default(),
             auth: AuthConfig::default(),
             ccp: CcpConfig::default(),
+            control_budget: ControlBudget::default(),
         }
     }
 }
@@ -395,6 +450,13 @@ pub struct Link {
     ccp_buf: Vec<u8>,
     /// The longest information field we accept (our MRU, at least 1500).
     max_info: usize,
+    /// Control packets the peer may still make us handle now, and when
+    /// the bucket was last filled.
+    control_tokens: f64,
+    control_filled: Option<Instant>,
+    /// Control packets dropped since `flood_since`.
+    flood_drops: u32,
+    flood_since: Option<Instant>,
 }
 
 /// The peer's address when the driver supplies it
@@ -533,6 +595,10 @@ impl Link {
             ipcp,
             ipv6cp,
             max_info,
+            control_tokens: f64::from(config.control_budget.burst),
+            control_filled: None,
+            flood_drops: 0,
+            flood_since: None,
             tx: VecDeque::new(),
             events: VecDeque::new(),
             stats: LinkStats::default(),
@@ -801,6 +867,21 @@ impl Link {
         }
     }
 
+    /// Drops the control frames waiting for `poll_transmit`, counting them
+    /// ([`LinkStats::tx_control_dropped`]): for a transport whose peer does
+    /// not read what it is sent. Returns how many.
+    pub fn discard_transmit(&mut self) -> usize {
+        let n = self.tx.len();
+        self.tx.clear();
+        self.count_discarded(n);
+        n
+    }
+
+    /// Counts `n` control frames the layer below dropped.
+    pub fn count_discarded(&mut self, n: usize) {
+        self.stats.tx_control_dropped += n as u64;
+    }
+
     /// Whether control frames wait for `poll_transmit`.
     pub fn has_transmit(&self) -> bool {
         !self.tx.is_empty()
@@ -978,6 +1059,13 @@ impl Link {
         deliver: &mut dyn FnMut(IpVersion, &[u8]),
     ) {
         let lcp_open = self.lcp.state() == State::Opened;
+        let data = matches!(
+            Protocol::from(protocol),
+            Protocol::Ipv4 | Protocol::Ipv6 | Protocol::CompressedDatagram
+        );
+        if !data && !self.take_control_token(now) {
+            return;
+        }
         match Protocol::from(protocol) {
             Protocol::Lcp => self.handle_lcp(now, info),
             p @ (Protocol::Ipv4 | Protocol::Ipv6)
@@ -1089,6 +1177,51 @@ impl Link {
                 }
             }
         }
+    }
+
+    /// Takes one control packet's worth of the [`ControlBudget`]; false
+    /// (the packet dropped, counted, and a flooding peer cut off) when
+    /// none is left.
+    fn take_control_token(&mut self, now: Instant) -> bool {
+        let budget = self.config.control_budget;
+        if budget.per_second == 0 {
+            return true;
+        }
+        let since = self
+            .control_filled
+            .map_or(Duration::ZERO, |t| now.saturating_duration_since(t));
+        self.control_filled = Some(now);
+        self.control_tokens = (self.control_tokens
+            + since.as_secs_f64() * f64::from(budget.per_second))
+        .min(f64::from(budget.burst));
+        if self.control_tokens >= 1.0 {
+            self.control_tokens -= 1.0;
+            return true;
+        }
+        self.stats.rx_control_dropped += 1;
+        let window_start = *self.flood_since.get_or_insert(now);
+        if now.saturating_duration_since(window_start) > budget.window {
+            self.flood_since = Some(now);
+            self.flood_drops = 0;
+        }
+        self.flood_drops += 1;
+        if self.flood_drops == 1 {
+            tracing::warn!(
+                "{}: peer sends control packets beyond {} a second: dropping them",
+                self.name,
+                budget.per_second
+            );
+        }
+        if self.flood_drops >= budget.flood_drops && !self.finished {
+            let dropped = self.flood_drops;
+            tracing::warn!(
+                "{}: peer flooded control packets ({dropped} dropped within {}s): ending the link",
+                self.name,
+                budget.window.as_secs()
+            );
+            self.finish_now(now, DownReason::ControlFlood { dropped });
+        }
+        false
     }
 
     /// An IP datagram (after CCP) for its NCP.
@@ -1345,7 +1478,7 @@ impl Link {
                         "{}: {} peer authentication succeeded for {}",
                         self.name,
                         method.name(),
-                        escaped(user.as_bytes())
+                        user
                     );
                     self.peer_auth = Some((user.clone(), method));
                     self.auth_events.push_back(AuthEvent::Authenticated {
@@ -1380,7 +1513,7 @@ impl Link {
                 tracing::warn!(
                     "{}: Peer {} failed {} authentication: {}",
                     self.name,
-                    escaped(user.as_bytes()),
+                    user,
                     method.name(),
                     reason
                 );
@@ -1686,11 +1819,11 @@ impl Link {
                     tracing::debug!("{}: bad LCP Identification: no magic number", self.name);
                     return;
                 }
-                let text = String::from_utf8_lossy(&packet.data[4..]).into_owned();
+                let text = peer_text(&packet.data[4..]);
                 // Logged and reported once per new text: a peer repeating
                 // it must not flood the log.
                 if self.peer_ident.as_deref() != Some(text.as_str()) {
-                    tracing::info!("{}: LCP: TEXT {}", self.name, escaped(&packet.data[4..]));
+                    tracing::info!("{}: LCP: TEXT {}", self.name, text);
                     self.peer_ident = Some(text.clone());
                     self.events.push_back(Event::PeerIdent(text));
                 }
@@ -1702,11 +1835,10 @@ impl Link {
                     self.lcp.state(),
                     State::Opened | State::ReqSent | State::AckRcvd | State::AckSent
                 ) {
-                    let text = escaped(packet.data);
+                    let text = peer_text(packet.data);
                     tracing::info!("{}: LCP terminated by peer ({})", self.name, text);
-                    self.down_reason.get_or_insert(DownReason::PeerTerminated(
-                        String::from_utf8_lossy(packet.data).into_owned(),
-                    ));
+                    self.down_reason
+                        .get_or_insert(DownReason::PeerTerminated(text));
                 }
                 let result = self.lcp.receive(now, packet, info, &mut out);
                 self.count_discard(Protocol::Lcp, result);
@@ -1762,6 +1894,7 @@ impl Link {
         let text = match &reason {
             DownReason::EchoTimeout => "Peer not responding",
             DownReason::LoopbackDetected => "Loopback detected",
+            DownReason::ControlFlood { .. } => "Too many control packets",
             _ => "",
         };
         self.lcp.set_terminate_text(text);
@@ -1831,6 +1964,10 @@ impl Link {
                 opened && n.pfc,
             )
         };
+        if self.tx.len() >= MAX_TX_QUEUE {
+            self.stats.tx_control_dropped += 1;
+            return;
+        }
         self.tx.push_back(ControlFrame {
             header,
             packet,

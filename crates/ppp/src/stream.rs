@@ -28,6 +28,8 @@ pub struct StreamLink {
     decoder: Decoder,
     /// Control frames already framed, waiting for `poll_transmit`.
     pending: Vec<u8>,
+    /// How many frames `pending` holds.
+    pending_frames: usize,
 }
 
 impl StreamLink {
@@ -43,6 +45,7 @@ impl StreamLink {
             encoder,
             decoder,
             pending: Vec::new(),
+            pending_frames: 0,
         }
     }
 
@@ -76,6 +79,7 @@ impl StreamLink {
             encoder,
             decoder,
             pending,
+            pending_frames,
         } = self;
         // Feed the decoder up to one flag at a time: a frame can change the
         // framing for the frames behind it in the same read.
@@ -89,7 +93,7 @@ impl StreamLink {
                 Err(e) => link.frame_error(&e),
             });
             if link.has_transmit() {
-                frame_control(link, encoder, pending);
+                *pending_frames += frame_control(link, encoder, pending);
             }
             let framing = link.async_framing();
             if decoder.rx_accm() != framing.rx_accm {
@@ -117,12 +121,24 @@ impl StreamLink {
             link,
             encoder,
             pending,
+            pending_frames,
             ..
         } = self;
         if link.has_transmit() {
             frame_control(link, encoder, pending);
         }
+        *pending_frames = 0;
         out.append(pending);
+    }
+
+    /// Drops the control frames waiting, counting them: for a stream whose
+    /// peer does not read what it is sent (its queue must not grow).
+    /// Returns how many.
+    pub fn discard_transmit(&mut self) -> usize {
+        let framed = std::mem::take(&mut self.pending_frames);
+        self.pending.clear();
+        self.link.count_discarded(framed);
+        framed + self.link.discard_transmit()
     }
 
     /// The frame engine, without the stream layer.
@@ -144,12 +160,16 @@ fn sync_encoder(link: &Link, encoder: &mut Encoder) {
 }
 
 /// Frames every control frame the link has queued, with the framing in
-/// force now.
-fn frame_control(link: &mut Link, encoder: &mut Encoder, pending: &mut Vec<u8>) {
+/// force now; how many.
+fn frame_control(link: &mut Link, encoder: &mut Encoder, pending: &mut Vec<u8>) -> usize {
     sync_encoder(link, encoder);
+    let mut n = 0;
     while link.poll_transmit_with(|header, info, lcp_defaults| {
         encoder.encode_frame(header, info, lcp_defaults, pending)
-    }) {}
+    }) {
+        n += 1;
+    }
+    n
 }
 
 impl Deref for StreamLink {

@@ -528,6 +528,34 @@ pub(crate) fn write_quoted(f: &mut fmt::Formatter<'_>, bytes: &[u8]) -> fmt::Res
     f.write_str("\"")
 }
 
+/// The most octets of a peer-chosen string kept where it is shown.
+pub const PEER_TEXT_MAX: usize = 256;
+
+/// A string the peer chose (a Terminate-Request's text, an Identification,
+/// a PAP or CHAP name or message), made safe to show in a log line,
+/// `status` or `tsunagi direct`'s output: control and non-ASCII octets
+/// escaped as `\xNN` (and the backslash as `\\`, so an escape is never
+/// ambiguous), so a newline in it cannot start a line of its own, and at
+/// most [`PEER_TEXT_MAX`] octets of it kept (`...` marks a cut).
+pub fn peer_text(bytes: &[u8]) -> String {
+    use fmt::Write;
+    let kept = &bytes[..bytes.len().min(PEER_TEXT_MAX)];
+    let mut text = String::with_capacity(kept.len());
+    for &b in kept {
+        match b {
+            b'\\' => text.push_str("\\\\"),
+            0x20..=0x7e => text.push(char::from(b)),
+            _ => {
+                let _ = write!(text, "\\x{b:02x}");
+            }
+        }
+    }
+    if kept.len() < bytes.len() {
+        text.push_str("...");
+    }
+    text
+}
+
 /// Escapes control and non-printable bytes.
 pub(crate) fn write_escaped(f: &mut dyn fmt::Write, bytes: &[u8]) -> fmt::Result {
     for &b in bytes {
@@ -577,6 +605,23 @@ pub(crate) fn write_unknown_option(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn peer_text_is_one_bounded_line() {
+        assert_eq!(peer_text(b"User request"), "User request");
+        assert_eq!(
+            peer_text(b"bye\nNov 25 16:02:11 tsunagi[1]: fake"),
+            "bye\\x0aNov 25 16:02:11 tsunagi[1]: fake"
+        );
+        assert_eq!(
+            peer_text(b"a\\x0a\r\x1b[2J\xff\"q\""),
+            "a\\\\x0a\\x0d\\x1b[2J\\xff\"q\""
+        );
+        let long = vec![b'x'; PEER_TEXT_MAX + 10];
+        let text = peer_text(&long);
+        assert_eq!(text.len(), PEER_TEXT_MAX + 3);
+        assert!(text.ends_with("..."));
+    }
 
     #[test]
     fn header_errors_name_the_field() {

@@ -307,7 +307,11 @@ pub fn status_table(links: &[LinkStatus]) -> String {
     let mut rows: Vec<Vec<String>> = Vec::new();
     for l in links {
         let c = &l.counters;
-        let errors = c.rx_bad_fcs + c.rx_malformed + c.rx_unknown_protocol + c.rx_bad_control;
+        let errors = c.rx_bad_fcs
+            + c.rx_malformed
+            + c.rx_unknown_protocol
+            + c.rx_bad_control
+            + c.rx_control_dropped;
         let mut redials = l.redials.to_string();
         if let Some(n) = l.next_redial_secs {
             redials.push_str(&format!(" (next in {n}s)"));
@@ -331,8 +335,12 @@ pub fn status_table(links: &[LinkStatus]) -> String {
                 "0".into()
             } else {
                 format!(
-                    "{errors} (fcs {} malformed {} proto {} ctl {})",
-                    c.rx_bad_fcs, c.rx_malformed, c.rx_unknown_protocol, c.rx_bad_control
+                    "{errors} (fcs {} malformed {} proto {} ctl {} flood {})",
+                    c.rx_bad_fcs,
+                    c.rx_malformed,
+                    c.rx_unknown_protocol,
+                    c.rx_bad_control,
+                    c.rx_control_dropped
                 )
             },
             redials,
@@ -372,7 +380,11 @@ pub fn sessions_table(sessions: &[SessionStatus]) -> String {
     ];
     let rows = sessions.iter().map(|s| {
         let c = &s.counters;
-        let errors = c.rx_bad_fcs + c.rx_malformed + c.rx_unknown_protocol + c.rx_bad_control;
+        let errors = c.rx_bad_fcs
+            + c.rx_malformed
+            + c.rx_unknown_protocol
+            + c.rx_bad_control
+            + c.rx_control_dropped;
         vec![
             s.id.to_string(),
             s.profile.clone(),

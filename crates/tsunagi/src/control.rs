@@ -157,6 +157,12 @@ pub struct Counters {
     pub rx_unknown_protocol: u64,
     /// Control packets that failed to parse.
     pub rx_bad_control: u64,
+    /// Control packets dropped unread beyond the peer's budget (a flood).
+    #[serde(default)]
+    pub rx_control_dropped: u64,
+    /// Control frames dropped because the peer did not read them.
+    #[serde(default)]
+    pub tx_control_dropped: u64,
 }
 
 /// One live session in a `status` answer.
@@ -210,6 +216,8 @@ impl From<&tsunagi_ppp::link::LinkStats> for Counters {
             rx_malformed: s.rx_malformed,
             rx_unknown_protocol: s.rx_unknown_protocol,
             rx_bad_control: s.rx_bad_control,
+            rx_control_dropped: s.rx_control_dropped,
+            tx_control_dropped: s.tx_control_dropped,
         }
     }
 }
@@ -310,7 +318,24 @@ impl Request {
                  use the tsunagi command of the daemon's version, or upgrade the daemon"
             )),
             Some(0) => Err("malformed request: \"v\" 0 is no protocol version".into()),
-            _ => serde_json::from_value(value).map_err(|e| format!("malformed request: {e}")),
+            _ => {
+                let request: Request =
+                    serde_json::from_value(value).map_err(|e| format!("malformed request: {e}"))?;
+                // The claimed ssh client address goes into log lines and the
+                // hold-off's keys: only an address is taken.
+                if let Request::Direct {
+                    ssh_client: Some(client),
+                    ..
+                } = &request
+                {
+                    if client.parse::<std::net::IpAddr>().is_err() {
+                        return Err(format!(
+                            "malformed request: ssh_client {client:?} is not an IP address"
+                        ));
+                    }
+                }
+                Ok(request)
+            }
         }
     }
 }
@@ -550,6 +575,15 @@ mod tests {
         assert!(parse("{\"v\":\"one\",\"op\":\"status\"}")
             .unwrap_err()
             .contains("not a version number"));
+        // A forged log line in the claimed address is refused.
+        assert!(
+            parse("{\"op\":\"direct\",\"profile\":\"p\",\"ssh_client\":\"1.2.3.4\\nfake\"}")
+                .unwrap_err()
+                .contains("is not an IP address")
+        );
+        assert!(
+            parse("{\"op\":\"direct\",\"profile\":\"p\",\"ssh_client\":\"2001:db8::1\"}").is_ok()
+        );
     }
 
     #[test]

@@ -66,6 +66,11 @@ pub enum EndReason {
     PeerRefusedAuth,
     /// No address for the peer (a pool exhausted, a fixed address in use).
     NoAddress(String),
+    /// The peer kept sending control packets beyond the link's budget.
+    ControlFlood {
+        /// Packets dropped within the budget's window.
+        dropped: u32,
+    },
     /// What carried the session went away (the stream closed, the device
     /// exited, a read or write failed), in words.
     TransportLost(String),
@@ -92,6 +97,7 @@ impl EndReason {
             EndReason::EchoTimeout
             | EndReason::Loopback
             | EndReason::NegotiationFailed(_)
+            | EndReason::ControlFlood { .. }
             | EndReason::TransportLost(_)
             | EndReason::TunFailed(_) => EXIT_LINK_FAILED,
         }
@@ -121,6 +127,7 @@ impl EndReason {
             },
             DownReason::PeerRefusedAuth => EndReason::PeerRefusedAuth,
             DownReason::NoPeerAddress(why) => EndReason::NoAddress(why),
+            DownReason::ControlFlood { dropped } => EndReason::ControlFlood { dropped },
         }
     }
 }
@@ -143,7 +150,7 @@ impl fmt::Display for EndReason {
                 ours: true,
             } => write!(
                 f,
-                "peer refused our authentication as {user:?} by {}: {reason}",
+                "peer refused our authentication as \"{user}\" by {}: {reason}",
                 method.name()
             ),
             EndReason::AuthFailed {
@@ -153,11 +160,15 @@ impl fmt::Display for EndReason {
                 ours: false,
             } => write!(
                 f,
-                "authentication of peer {user:?} by {} failed: {reason}",
+                "authentication of peer \"{user}\" by {} failed: {reason}",
                 method.name()
             ),
             EndReason::PeerRefusedAuth => f.write_str("peer refused to authenticate"),
             EndReason::NoAddress(why) => write!(f, "no address for the peer: {why}"),
+            EndReason::ControlFlood { dropped } => write!(
+                f,
+                "peer flooded control packets ({dropped} dropped beyond the budget)"
+            ),
             EndReason::TransportLost(why) => f.write_str(why),
             EndReason::TunFailed(why) => write!(f, "tun failed: {why}"),
             EndReason::SetupFailed(why) => f.write_str(why),
@@ -370,7 +381,7 @@ impl SessionInfo {
             } => {
                 let fixed = address.map_or_else(String::new, |a| format!(", fixed address {a}"));
                 info!(
-                    "{name}: peer {user:?} from {source} authenticated with {}{fixed}",
+                    "{name}: peer \"{user}\" from {source} authenticated with {}{fixed}",
                     method.name()
                 );
                 guard.succeeded(source);
@@ -379,7 +390,7 @@ impl SessionInfo {
             }
             AuthEvent::AuthenticatedToPeer { user, method } => {
                 info!(
-                    "{name}: we authenticated to {source} as {user:?} with {}",
+                    "{name}: we authenticated to {source} as \"{user}\" with {}",
                     method.name()
                 );
                 add_auth(format!("us as {user} by {}", method.name()));
@@ -397,7 +408,7 @@ impl SessionInfo {
                     format!("; next attempt from {source} held off {}s", hold.as_secs())
                 };
                 warn!(
-                    "{name}: authentication failed: user {user:?} from {source} by {}: {reason}{held}",
+                    "{name}: authentication failed: user \"{user}\" from {source} by {}: {reason}{held}",
                     method.name()
                 );
                 self.auth_failure = Some(EndReason::AuthFailed {
@@ -414,7 +425,7 @@ impl SessionInfo {
                 ours: true,
             } => {
                 warn!(
-                    "{name}: {source} refused our authentication as {user:?} by {}: {reason}",
+                    "{name}: {source} refused our authentication as \"{user}\" by {}: {reason}",
                     method.name()
                 );
                 self.auth_failure = Some(EndReason::AuthFailed {

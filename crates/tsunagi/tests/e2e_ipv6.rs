@@ -29,14 +29,13 @@
 
 mod support;
 
-use std::io::{Read, Write};
 use std::net::Ipv6Addr;
-use std::process::{Child, ChildStdin, Command, Stdio};
-use std::sync::mpsc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 use support::{require_netns, wait_for, Guard, Side, BIN};
-use tsunagi_ppp::hdlc::Encoder;
-use tsunagi_ppp::link::{Event, Ipv6cpConfig, Link, LinkConfig};
+use tsunagi_ppp::link::{Event, Ipv6cpConfig, LinkConfig};
+use tsunagi_ppp::wire::Code;
+use tsunagi_testkit::direct::DirectPeer;
+use tsunagi_testkit::hostile::control_frame;
 
 /// `ip -6 addr show dev IFNAME` in `side`'s namespace: its `inet6` lines.
 fn inet6_lines(side: &Side, ifname: &str) -> Vec<String> {
@@ -297,117 +296,6 @@ mtu = 1200
     assert_eq!(guard.sides[0].stop(), Some(0), "A's exit status");
 }
 
-/// The PPP peer of a `tsunagi direct` process: the engine, driven by hand.
-struct TestPeer {
-    link: tsunagi_ppp::stream::StreamLink,
-    direct: Child,
-    to_daemon: ChildStdin,
-    from_daemon: mpsc::Receiver<Vec<u8>>,
-    out: Vec<u8>,
-    events: Vec<Event>,
-}
-
-impl TestPeer {
-    /// Starts `tsunagi -S SOCKET direct PROFILE` with pipes for its
-    /// stdin/stdout and the engine (IPV6CP on) behind them.
-    fn attach(side: &Side, profile: &str) -> TestPeer {
-        let mut direct = Command::new(BIN)
-            .arg("-S")
-            .arg(side.socket())
-            .args(["direct", profile])
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .spawn()
-            .unwrap();
-        let to_daemon = direct.stdin.take().unwrap();
-        let mut stdout = direct.stdout.take().unwrap();
-        let (tx, from_daemon) = mpsc::channel();
-        std::thread::spawn(move || {
-            let mut buf = vec![0u8; 64 * 1024];
-            while let Ok(n) = stdout.read(&mut buf) {
-                if n == 0 || tx.send(buf[..n].to_vec()).is_err() {
-                    break;
-                }
-            }
-        });
-        let config = LinkConfig {
-            name: "testpeer".into(),
-            ipv6cp: Some(Ipv6cpConfig::default()),
-            ..LinkConfig::default()
-        };
-        let mut link = tsunagi_ppp::stream::StreamLink::new(Link::new(
-            config,
-            u64::from(std::process::id()),
-            tsunagi_crypto::OsRandom::handle(),
-        ));
-        link.start(Instant::now());
-        TestPeer {
-            link,
-            direct,
-            to_daemon,
-            from_daemon,
-            out: Vec::new(),
-            events: Vec::new(),
-        }
-    }
-
-    /// One round: send what the engine has, take what the daemon sent
-    /// (waiting up to 20 ms), run the engine's timer.
-    fn step(&mut self) {
-        self.link.poll_transmit(&mut self.out);
-        if !self.out.is_empty() {
-            self.to_daemon.write_all(&self.out).unwrap();
-            self.out.clear();
-        }
-        while let Some(e) = self.link.poll_event() {
-            self.events.push(e);
-        }
-        match self.from_daemon.recv_timeout(Duration::from_millis(20)) {
-            Ok(bytes) => self
-                .link
-                .handle_input(Instant::now(), &bytes, &mut |_, _| {}),
-            Err(mpsc::RecvTimeoutError::Timeout) => {}
-            Err(mpsc::RecvTimeoutError::Disconnected) => panic!("the direct process closed"),
-        }
-        let now = Instant::now();
-        if self.link.poll_timeout().is_some_and(|t| t <= now) {
-            self.link.handle_timeout(now);
-        }
-    }
-
-    /// Steps until `cond` holds (checked every 100 ms); panics naming
-    /// `what` after `limit`.
-    fn run_until(&mut self, limit: Duration, what: &str, mut cond: impl FnMut(&TestPeer) -> bool) {
-        let deadline = Instant::now() + limit;
-        let mut next_check = Instant::now();
-        loop {
-            self.step();
-            if Instant::now() >= next_check {
-                if cond(self) {
-                    return;
-                }
-                assert!(Instant::now() < deadline, "timed out waiting for {what}");
-                next_check = Instant::now() + Duration::from_millis(100);
-            }
-        }
-    }
-
-    /// Writes one PPP packet to the daemon as it is, bypassing the engine.
-    fn inject(&mut self, protocol: u16, packet: &[u8]) {
-        let mut frame = Vec::new();
-        // Default ACCM, full header, 16-bit FCS: what any receiver takes.
-        Encoder::new().encode(protocol, packet, true, &mut frame);
-        self.to_daemon.write_all(&frame).unwrap();
-    }
-}
-
-impl Drop for TestPeer {
-    fn drop(&mut self) {
-        let _ = self.direct.kill();
-        let _ = self.direct.wait();
-    }
-}
-
 /// IPV6CP's protocol number (RFC 5072 section 2).
 const PROTO_IPV6CP: u16 = 0x8057;
 
@@ -433,7 +321,12 @@ allow_users = ["root"]
 "#
     ));
     let a = &guard.sides[0];
-    let mut peer = TestPeer::attach(a, "p2");
+    let config = LinkConfig {
+        name: "testpeer".into(),
+        ipv6cp: Some(Ipv6cpConfig::default()),
+        ..LinkConfig::default()
+    };
+    let mut peer = DirectPeer::attach(std::path::Path::new(BIN), &a.socket(), "p2", config);
     peer.run_until(Duration::from_secs(15), "IPCP and IPV6CP open", |p| {
         p.events.iter().any(|e| matches!(e, Event::Ipv6Up { .. }))
             && p.events.iter().any(|e| matches!(e, Event::Ipv4Up { .. }))
@@ -446,7 +339,12 @@ allow_users = ["root"]
 
     // IPV6CP Terminate-Request (code 5, id 0x77, length 4): the daemon's
     // IPV6CP leaves Opened; IPCP stays, and so do the link and its tun.
-    peer.inject(PROTO_IPV6CP, &[5, 0x77, 0, 4]);
+    peer.inject(&control_frame(
+        PROTO_IPV6CP,
+        Code::TerminateRequest,
+        0x77,
+        &[],
+    ));
     peer.run_until(
         Duration::from_secs(2),
         "the pair gone from status and tun",

@@ -70,6 +70,9 @@ pub const OFFLOAD_MTU: u16 = 1500;
 pub const TUN_BATCH: usize = 64;
 /// Stop reading the tun while this much waits to be written to the stream.
 pub const WRITE_HIGH_WATER: usize = 512 * 1024;
+/// Drop control frames (counted by the engine) while this much waits to be
+/// written: a peer that sends and never reads must not grow the buffer.
+pub const MAX_UNSENT: usize = 2 * WRITE_HIGH_WATER;
 /// How long a Terminate-Request exchange may take on hangup or shutdown.
 pub const CLOSE_WAIT: Duration = Duration::from_secs(3);
 /// How long we try to flush the last frames (Terminate-Ack) once the link is down.
@@ -344,7 +347,14 @@ impl Session<'_> {
         }
 
         loop {
-            link.poll_transmit(&mut out);
+            if out.len() - written < MAX_UNSENT {
+                link.poll_transmit(&mut out);
+            } else {
+                let dropped = link.discard_transmit();
+                if dropped > 0 {
+                    debug!("{name}: the peer does not read: {dropped} control frames dropped");
+                }
+            }
             // Before the link events: a failure is logged before the
             // "link down" it causes.
             while let Some(event) = link.poll_auth_event() {
