@@ -603,6 +603,50 @@ impl Netlink {
     /// The IPv4 addresses on `ifname`.
     pub async fn addresses(&self, ifname: &str) -> io::Result<Vec<InterfaceAddress>> {
         let index = self.ifindex(ifname).await?;
+        let all = self
+            .all_addresses()
+            .await
+            .map_err(|e| context(ifname, "list addresses", e))?;
+        Ok(all
+            .into_iter()
+            .filter(|(i, _)| *i == index)
+            .map(|(_, a)| a)
+            .collect())
+    }
+
+    /// What the peer of the link on `ifname` must not take as its address
+    /// (RFC 1332 leaves it to the implementation which addresses it
+    /// accepts): every network the main table routes through another
+    /// interface (connected and routed LANs, other links' peers; default
+    /// routes aside) and every address of this host. A peer on one of
+    /// them would draw that host's or network's traffic into the tunnel.
+    pub async fn reserved_for_peer_of(&self, ifname: &str) -> io::Result<Vec<Ipv4Net>> {
+        let index = self.ifindex(ifname).await?;
+        let routes = self
+            .main_routes()
+            .await
+            .map_err(|e| context(ifname, "list routes", e))?;
+        let mut reserved: Vec<Ipv4Net> = routes
+            .into_iter()
+            .filter(|r| r.oif != index && r.dest.prefix > 0)
+            .map(|r| r.dest)
+            .collect();
+        let addresses = self
+            .all_addresses()
+            .await
+            .map_err(|e| context(ifname, "list addresses", e))?;
+        reserved.extend(
+            addresses
+                .into_iter()
+                .flat_map(|(_, a)| [Ipv4Net::host(a.local), Ipv4Net::host(a.address)]),
+        );
+        reserved.sort_by_key(|n| (n.addr, n.prefix));
+        reserved.dedup();
+        Ok(reserved)
+    }
+
+    /// Every IPv4 address of this namespace, with its interface's index.
+    async fn all_addresses(&self) -> io::Result<Vec<(u32, InterfaceAddress)>> {
         let mut message = AddressMessage::default();
         message.header.family = AddressFamily::Inet;
         let answers = self
@@ -610,14 +654,13 @@ impl Netlink {
                 RouteNetlinkMessage::GetAddress(message),
                 NLM_F_REQUEST | NLM_F_DUMP,
             )
-            .await
-            .map_err(|e| context(ifname, "list addresses", e))?;
+            .await?;
         let mut found = Vec::new();
         for answer in answers {
             let RouteNetlinkMessage::NewAddress(a) = answer else {
                 continue;
             };
-            if a.header.index != index || a.header.family != AddressFamily::Inet {
+            if a.header.family != AddressFamily::Inet {
                 continue;
             }
             let mut local = None;
@@ -630,11 +673,14 @@ impl Netlink {
                 }
             }
             if let Some(address) = address.or(local) {
-                found.push(InterfaceAddress {
-                    local: local.unwrap_or(address),
-                    address,
-                    prefix: a.header.prefix_len,
-                });
+                found.push((
+                    a.header.index,
+                    InterfaceAddress {
+                        local: local.unwrap_or(address),
+                        address,
+                        prefix: a.header.prefix_len,
+                    },
+                ));
             }
         }
         Ok(found)

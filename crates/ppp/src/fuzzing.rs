@@ -199,6 +199,7 @@ pub fn fuzz_link_config(config: u8) -> LinkConfig {
             dns: [Some(Ipv4Addr::new(10, 98, 0, 53)), None],
             request_dns: false,
             remote_from_driver: false,
+            refused_remote: Vec::new(),
         },
         ipv6cp: (config & 2 != 0).then_some(Ipv6cpConfig {
             local_id: Some([0x02, 0, 0, 0, 0, 0, 0, 0x01]),

@@ -33,6 +33,64 @@ pub struct IpcpConfig {
     /// `Link::set_peer_address` instead of using `remote`, and the secrets
     /// file's fixed address goes to the driver to decide.
     pub remote_from_driver: bool,
+    /// Without `remote`, the peer chooses its own address: not one in
+    /// these networks (the driver fills them with what the host routes
+    /// elsewhere and its own addresses), nor our own, nor one that is not
+    /// unicast. Such a request is Nak'd and reported
+    /// ([`IpcpNegotiator::refused`]).
+    pub refused_remote: Vec<Ipv4Prefix>,
+}
+
+/// An IPv4 network: an address and a prefix length.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Ipv4Prefix {
+    /// The network's address.
+    pub addr: Ipv4Addr,
+    /// The prefix length, 0..=32.
+    pub len: u8,
+}
+
+impl Ipv4Prefix {
+    /// Whether `a` lies in this network.
+    pub fn contains(&self, a: Ipv4Addr) -> bool {
+        let mask = u32::MAX
+            .checked_shl(32 - u32::from(self.len.min(32)))
+            .unwrap_or(0);
+        u32::from(a) & mask == u32::from(self.addr) & mask
+    }
+}
+
+impl fmt::Display for Ipv4Prefix {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}/{}", self.addr, self.len)
+    }
+}
+
+/// Why a peer may not take the address it asked for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RefusedAddress {
+    /// Not a unicast address a host can have (0/8, loopback, multicast,
+    /// reserved, broadcast).
+    NotUnicast(Ipv4Addr),
+    /// Our own end of the link.
+    Ours(Ipv4Addr),
+    /// In a network the host routes elsewhere, or one of its addresses.
+    Reserved(Ipv4Addr, Ipv4Prefix),
+}
+
+impl fmt::Display for RefusedAddress {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            RefusedAddress::NotUnicast(a) => write!(f, "{a} is not a unicast host address"),
+            RefusedAddress::Ours(a) => write!(f, "{a} is our own end of the link"),
+            RefusedAddress::Reserved(a, net) if net.len == 32 => {
+                write!(f, "{a} is an address of this gateway")
+            }
+            RefusedAddress::Reserved(a, net) => {
+                write!(f, "{a} is in {net}, which this gateway routes elsewhere")
+            }
+        }
+    }
 }
 
 /// IPCP option types.
@@ -163,6 +221,9 @@ pub struct IpcpNegotiator {
     pub peer: Ipv4Addr,
     /// DNS servers the peer acked to us.
     pub dns: [Option<Ipv4Addr>; 2],
+    /// The last address the peer asked for and may not have, and why (the
+    /// link logs it once).
+    pub refused: Option<RefusedAddress>,
 }
 
 impl IpcpNegotiator {
@@ -195,9 +256,30 @@ impl IpcpNegotiator {
             local: Ipv4Addr::UNSPECIFIED,
             peer: Ipv4Addr::UNSPECIFIED,
             dns: [None; 2],
+            refused: None,
         };
         n.reset();
         n
+    }
+}
+
+impl IpcpNegotiator {
+    /// Why the peer may not choose `asked` as its address, if it may not.
+    fn refusal(&self, asked: Ipv4Addr) -> Option<RefusedAddress> {
+        let o = asked.octets();
+        let not_unicast = o[0] == 0 || asked.is_loopback() || asked.is_multicast() || o[0] >= 240;
+        if not_unicast {
+            return Some(RefusedAddress::NotUnicast(asked));
+        }
+        let ours = self.config.local.unwrap_or(self.local);
+        if asked == ours {
+            return Some(RefusedAddress::Ours(asked));
+        }
+        self.config
+            .refused_remote
+            .iter()
+            .find(|net| net.contains(asked))
+            .map(|net| RefusedAddress::Reserved(asked, *net))
     }
 }
 
@@ -250,6 +332,21 @@ impl Negotiator for IpcpNegotiator {
                 }
                 // Nothing to give a peer that asks (RFC 1332 s3.3).
                 None if asked.is_unspecified() => OptionVerdict::Reject,
+                None => match self.refusal(asked) {
+                    // Nak'd with 0.0.0.0: we have nothing to offer instead
+                    // (RFC 1332 s3.3); a peer that insists reaches
+                    // Max-Failure, and without an address IPCP does not
+                    // open.
+                    Some(why) => {
+                        self.refused = Some(why);
+                        emit_option(nak, kind::IP_ADDRESS, &Ipv4Addr::UNSPECIFIED.octets());
+                        OptionVerdict::Nak
+                    }
+                    None => {
+                        self.peer = asked;
+                        OptionVerdict::Ack
+                    }
+                },
                 _ => {
                     self.peer = asked;
                     OptionVerdict::Ack

@@ -440,6 +440,8 @@ pub struct Link {
     peer_address: PeerAddress,
     /// The secrets file's address for the authenticated peer.
     fixed_address: Option<Ipv4Addr>,
+    /// The last peer address refused, logged once.
+    last_refused: Option<crate::ipcp::RefusedAddress>,
     /// The last PAP identifier we sent, carried into the next
     /// authentication (see `AuthPeer::start_after`).
     last_pap_id: u8,
@@ -623,6 +625,7 @@ impl Link {
             peer_address: PeerAddress::NotAsked,
             fixed_address: None,
             last_pap_id: 0,
+            last_refused: None,
             ccp_reset: None,
             ccp_buf: Vec::new(),
             config,
@@ -1150,6 +1153,14 @@ impl Link {
                     (Layer::Ipv6cp, fsm.receive(now, packet, info, &mut out))
                 };
                 self.count_discard(p, result);
+                if let Some(why) = self.ipcp.negotiator.refused.take() {
+                    // Once per address: a peer that insists is Nak'd up to
+                    // Max-Failure times.
+                    if self.last_refused.as_ref() != Some(&why) {
+                        tracing::warn!("{}: IPCP: peer's address refused: {why}", self.name);
+                        self.last_refused = Some(why);
+                    }
+                }
                 self.process(now, layer, out);
             }
             other => {
@@ -2162,6 +2173,21 @@ impl Link {
             Signal::Up => {
                 let n = &self.ipcp.negotiator;
                 let (local, peer, dns) = (n.local, n.peer, n.dns);
+                if peer.is_unspecified() {
+                    // Neither configured nor agreed (a peer whose address
+                    // was refused dropped the option): no route could
+                    // reach it (pppd closes IPCP the same way).
+                    tracing::warn!(
+                        "{}: IPCP: could not determine the peer's address",
+                        self.name
+                    );
+                    self.ipcp
+                        .set_terminate_text("Could not determine remote IP address");
+                    let mut out = Output::default();
+                    self.ipcp.close(now, &mut out);
+                    self.process(now, Layer::Ipcp, out);
+                    return;
+                }
                 tracing::info!("{}: IPCP: myaddr {} hisaddr = {}", self.name, local, peer);
                 tracing::info!("{}: local  IP address {}", self.name, local);
                 tracing::info!("{}: remote IP address {}", self.name, peer);

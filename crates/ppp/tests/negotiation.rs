@@ -434,3 +434,52 @@ fn deprecated_and_compression_options_are_rejected_politely() {
         "{text:#?}"
     );
 }
+
+/// Without `remote` the peer chooses its address, but not one in the
+/// networks the driver reserved, not ours and not a non-unicast one: each
+/// is Nak'd with 0.0.0.0 (nothing to offer instead); a peer that insists
+/// ends up without an address, and IPCP then closes (as pppd: "Could not
+/// determine remote IP address") instead of opening towards 0.0.0.0.
+#[test]
+fn a_peer_may_not_choose_a_reserved_address() {
+    use tsunagi_ppp::ipcp::Ipv4Prefix;
+    for asked in [
+        [192, 168, 1, 7],
+        [10, 0, 0, 1],
+        [224, 0, 0, 5],
+        [127, 0, 0, 1],
+    ] {
+        let mut server = config("server", [10, 0, 0, 1], [0, 0, 0, 0]);
+        server.ipcp.remote = None;
+        server.ipcp.refused_remote = vec![Ipv4Prefix {
+            addr: Ipv4Addr::new(192, 168, 1, 0),
+            len: 24,
+        }];
+        let client = config("client", asked, [10, 0, 0, 1]);
+        let mut p = Pair::new(server, client, 1, 2);
+        p.start_both();
+        p.drive_until(Duration::from_secs(60), |p| {
+            p.a.has_event(|e| matches!(e, Event::Down(_)))
+        });
+        let naks = sent(&p.a, "IPCP ConfNak");
+        assert!(
+            naks.iter().all(|n| n.ends_with("<addr 0.0.0.0>")) && !naks.is_empty(),
+            "{asked:?}: {naks:?}"
+        );
+        assert!(
+            !p.a.has_event(|e| matches!(e, Event::Ipv4Up { .. })),
+            "{asked:?}: IPCP opened"
+        );
+    }
+    // An address outside them is taken.
+    let mut server = config("server", [10, 0, 0, 1], [0, 0, 0, 0]);
+    server.ipcp.remote = None;
+    let client = config("client", [10, 0, 0, 9], [10, 0, 0, 1]);
+    let mut p = Pair::new(server, client, 1, 2);
+    p.start_both();
+    assert!(p.drive_until(Duration::from_secs(10), both_up));
+    assert_eq!(
+        ipv4_up(&p.a).map(|(_, peer, _)| peer),
+        Some(Ipv4Addr::new(10, 0, 0, 9))
+    );
+}

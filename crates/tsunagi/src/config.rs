@@ -956,6 +956,7 @@ impl LinkSettings {
                 dns: [self.dns.first().copied(), self.dns.get(1).copied()],
                 request_dns: self.usepeerdns,
                 remote_from_driver: false,
+                refused_remote: Vec::new(),
             },
             ipv6cp: self.ipv6cp.then(Ipv6cpConfig::default),
             timers: FsmTimers {

@@ -217,3 +217,87 @@ ipv6cp = false
     );
     drop(guard);
 }
+
+#[test]
+#[ignore = "needs root, network namespaces and tun devices (scripts/test.sh runs it)"]
+fn a_peer_cannot_take_a_lan_or_reserved_address() {
+    require_netns(&[]);
+    let pid = std::process::id();
+    let mut guard = Guard::pair(&format!("tsunagi-hostile-a-{pid}"), &format!("tha{pid}"));
+    let oct = pid % 250;
+    let net = format!("10.244.{oct}");
+    let lan = format!("192.168.{oct}");
+    // A LAN on the gateway (a veth pair: this kernel has no dummy).
+    let a_ns = guard.sides[0].ns.clone();
+    for args in [
+        vec![
+            "link", "add", "lan0", "type", "veth", "peer", "name", "lan1",
+        ],
+        vec!["addr", "add", &format!("{lan}.1/24"), "dev", "lan0"],
+        vec!["link", "set", "lan1", "up"],
+        vec!["link", "set", "lan0", "up"],
+    ] {
+        let ok = std::process::Command::new("ip")
+            .arg("-n")
+            .arg(&a_ns)
+            .args(&args)
+            .status()
+            .unwrap()
+            .success();
+        assert!(ok, "ip {args:?}");
+    }
+    // No `remote`: the peer chooses its own address.
+    guard.sides[0].start(&format!(
+        r#"[link.p1]
+mode = "direct"
+tun = "tha{pid}"
+local = "{net}.1"
+ipv6cp = false
+allow_users = ["root"]
+"#
+    ));
+    let a = &guard.sides[0];
+    for (asked, why) in [
+        (
+            format!("{lan}.7"),
+            format!("{lan}.7 is in {lan}.0/24, which this gateway routes elsewhere"),
+        ),
+        (
+            "224.0.0.5".to_string(),
+            "224.0.0.5 is not a unicast host address".to_string(),
+        ),
+        (
+            format!("{net}.1"),
+            format!("{net}.1 is our own end of the link"),
+        ),
+    ] {
+        let mut config = LinkConfig::default();
+        config.ipcp.local = Some(asked.parse().unwrap());
+        let peer = DirectPeer::attach(Path::new(BIN), &a.socket(), "p1", config);
+        let (_, stderr) = peer.wait(Duration::from_secs(30));
+        let log = a.log();
+        assert!(
+            log.contains(&format!("p1: IPCP: peer's address refused: {why}")),
+            "{asked}: {stderr}\n{log}"
+        );
+        // The tun never carried the peer there.
+        assert!(!log.contains(&format!("peer {asked}")), "{log}");
+        let routes = a.exec(&["ip", "-4", "route", "show", &asked]);
+        assert!(
+            !String::from_utf8_lossy(&routes.stdout).contains(&format!("tha{pid}")),
+            "{asked} routed into the tunnel"
+        );
+    }
+    // A peer asking for an address outside all of that gets it.
+    let mut config = LinkConfig::default();
+    config.ipcp.local = Some(format!("{net}.9").parse().unwrap());
+    let mut peer = DirectPeer::attach(Path::new(BIN), &a.socket(), "p1", config);
+    peer.run_until(Duration::from_secs(15), "IPCP up", |p| {
+        p.events.iter().any(|e| matches!(e, Event::Ipv4Up { .. }))
+    });
+    wait_for(Duration::from_secs(5), "the address on the tun", || {
+        a.status()[0]["peer_addr"].as_str() == Some(format!("{net}.9").as_str())
+    });
+    drop(peer);
+    drop(guard);
+}

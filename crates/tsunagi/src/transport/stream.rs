@@ -47,7 +47,8 @@ use tracing::{debug, info, warn};
 use tsunagi_crypto::OsRandom;
 use tsunagi_host::offload::{segment_tcp, MAX_OFFLOAD_PACKET};
 use tsunagi_host::Tun;
-use tsunagi_ppp::link::{Event, IpVersion, Link, Phase};
+use tsunagi_ppp::ipcp::Ipv4Prefix;
+use tsunagi_ppp::link::{Event, IpVersion, Link, LinkConfig, Phase};
 use tsunagi_ppp::stream::StreamLink;
 
 use crate::auth::{AuthGuard, Credentials};
@@ -253,6 +254,25 @@ pub async fn run_session(ctx: SessionCtx<'_>, stream: Stream) -> SessionEnd {
             )));
         }
     };
+    let mut config = ctx.credentials.link_config(ctx.settings);
+    if config.ipcp.remote.is_none() {
+        // The peer chooses its own address: not one of this host's
+        // networks or addresses.
+        match ctx.netconf.netlink().reserved_for_peer_of(tun.name()).await {
+            Ok(nets) => {
+                config.ipcp.refused_remote = nets
+                    .into_iter()
+                    .map(|n| Ipv4Prefix {
+                        addr: n.addr,
+                        len: n.prefix,
+                    })
+                    .collect()
+            }
+            Err(e) => warn!(
+                "{name}: cannot list this host's networks ({e}): only non-unicast addresses and ours are refused to the peer"
+            ),
+        }
+    }
     let id = ctx.registry.open_session(name);
     let info = SessionInfo::new(id, name, name.to_string(), ctx.source.clone(), tun.name());
     let netconf = ctx.netconf.open(SessionNet::site(
@@ -263,6 +283,7 @@ pub async fn run_session(ctx: SessionCtx<'_>, stream: Stream) -> SessionEnd {
     ));
     let mut session = Session {
         ctx,
+        config: Some(config),
         tun,
         info,
         netconf,
@@ -284,6 +305,8 @@ pub async fn run_session(ctx: SessionCtx<'_>, stream: Stream) -> SessionEnd {
 
 struct Session<'a> {
     ctx: SessionCtx<'a>,
+    /// The engine's configuration, until the engine starts.
+    config: Option<LinkConfig>,
     tun: Tun,
     /// What `status` shows besides the engine's state.
     info: SessionInfo,
@@ -306,11 +329,11 @@ impl Session<'_> {
             mut child,
         } = stream;
         let name = self.ctx.settings.name.clone();
-        let mut link = StreamLink::new(Link::new(
-            self.ctx.credentials.link_config(self.ctx.settings),
-            random_seed(),
-            OsRandom::handle(),
-        ));
+        let config = self
+            .config
+            .take()
+            .unwrap_or_else(|| self.ctx.credentials.link_config(self.ctx.settings));
+        let mut link = StreamLink::new(Link::new(config, random_seed(), OsRandom::handle()));
         link.start(Instant::now());
         info!(
             "{name}: PPP started over the {} stream on {}",
