@@ -10,6 +10,8 @@
 //! - A wrong password: refused on both sides with the log lines (user,
 //!   the ssh client address from SSH_CONNECTION, reason), and after a few
 //!   failures A refuses that address's next attempts for a while.
+//! - Wrong passwords with a new SSH_CONNECTION at every dial: A holds off
+//!   the caller's uid all the same.
 //! - A secrets file readable by others: the daemon refuses to start,
 //!   naming the file and its mode.
 //!
@@ -47,6 +49,17 @@ fn secrets_file(dir: &Path, text: &str, mode: u32) -> PathBuf {
     p
 }
 
+/// What the dialling side's `tsunagi direct` claims in `SSH_CONNECTION`.
+#[derive(Clone, Copy)]
+enum Claim {
+    /// Always [`SSH_CLIENT`].
+    Fixed,
+    /// 192.0.2.1 at the first dial, 192.0.2.2 at the second, ... (a
+    /// counter file in the scratch directory): what a caller trying to
+    /// slip past the hold-off would do.
+    NewEachDial,
+}
+
 /// What differs between the cases.
 struct Case {
     /// Short, unique per test (namespace and tun names).
@@ -59,6 +72,8 @@ struct Case {
     b_extra: &'static str,
     /// B's password.
     password: &'static str,
+    /// The ssh client B's device claims.
+    claim: Claim,
 }
 
 /// Starts A (direct, requires auth; its secrets give bob a fixed address
@@ -92,10 +107,19 @@ name = "gw-a"
         secrets = secrets.display(),
         extra = case.a_extra,
     );
+    // No double quote or backslash: the device is a TOML basic string.
+    let ssh_connection = match case.claim {
+        Claim::Fixed => format!("SSH_CONNECTION='{SSH_CLIENT} 50022 192.0.2.1 22'"),
+        Claim::NewEachDial => format!(
+            "n=$(( $(cat {c} 2>/dev/null || echo 0) + 1 )); echo $n > {c}; \
+             SSH_CONNECTION=192.0.2.$n' 50022 192.0.2.1 22'",
+            c = guard.dir.join("dials").display()
+        ),
+    };
     let b_links = format!(
         r#"[link.p1]
 mode = "dial"
-device = "SSH_CONNECTION='{SSH_CLIENT} 50022 192.0.2.1 22' {BIN} -S {sock} direct p2"
+device = "{ssh_connection} {BIN} -S {sock} direct p2"
 tun = "tb{pid}{tag}"
 ipv6cp = false
 echo_interval = 1
@@ -173,6 +197,7 @@ fn chap_md5_with_deflate_brings_the_link_up() {
             a_extra: "require = [\"chap\"]\ndeflate = 15",
             b_extra: "deflate = 15",
             password: "right pw",
+            claim: Claim::Fixed,
         },
         "peer bob by CHAP",
         "us as bob by CHAP",
@@ -191,6 +216,7 @@ fn mschap_v2_with_mppe_128_brings_the_link_up() {
             a_extra: "require = [\"mschap-v2\"]\nmppe = \"require-128\"",
             b_extra: "mppe = \"require-128\"",
             password: "right pw",
+            claim: Claim::Fixed,
         },
         "peer bob by MS-CHAP-v2",
         "us as bob by MS-CHAP-v2",
@@ -208,6 +234,7 @@ fn wrong_password_is_refused_on_both_sides_and_slowed_down() {
         a_extra: "require = [\"chap\"]",
         b_extra: "",
         password: "wrong pw",
+        claim: Claim::Fixed,
     };
     let (guard, _a_addr, b_addr) = start_pair(&case);
     let (a, b) = (&guard.sides[0], &guard.sides[1]);
@@ -240,6 +267,49 @@ fn wrong_password_is_refused_on_both_sides_and_slowed_down() {
     for log in [a.log(), b.log()] {
         assert!(!log.contains("wrong pw") && !log.contains("right pw"));
     }
+}
+
+/// `tsunagi direct` sends whatever SSH_CONNECTION says, so a caller can
+/// claim a new address at every attempt: its uid is held off all the same
+/// once the free failures are spent, and A's refusal names the uid.
+#[test]
+#[ignore = "needs root, network namespaces and tun devices (scripts/test.sh runs it)"]
+fn wrong_passwords_from_one_uid_are_held_off_whatever_address_it_claims() {
+    require_netns(&[]);
+    let case = Case {
+        tag: "v",
+        octet: 14,
+        a_extra: "require = [\"chap\"]",
+        b_extra: "",
+        password: "wrong pw",
+        claim: Claim::NewEachDial,
+    };
+    let (guard, _a_addr, _b_addr) = start_pair(&case);
+    let (a, b) = (&guard.sides[0], &guard.sides[1]);
+    // B's device runs as root: uid 0 is the caller A sees.
+    wait_for(Duration::from_secs(30), "hold-off of uid 0 on A", || {
+        a.log()
+            .contains("p2: too many authentication failures from uid 0: refused for")
+    });
+    let log_a = a.log();
+    // The first four failures each came from an address of its own.
+    for n in 1..=4 {
+        assert!(
+            log_a.contains(&format!(
+                "p2: authentication failed: user \"bob\" from 192.0.2.{n} by CHAP: "
+            )),
+            "{log_a}"
+        );
+    }
+    assert!(
+        log_a.contains("next attempt from uid 0 held off"),
+        "{log_a}"
+    );
+    // The refusal reaches the caller: B logs its device's stderr.
+    wait_for(Duration::from_secs(5), "the refusal in B's log", || {
+        b.log()
+            .contains("too many authentication failures from uid 0")
+    });
 }
 
 #[test]
