@@ -2,7 +2,8 @@
 //! slows down sources that keep failing.
 //!
 //! - The chap-secrets file (seeds 001, 004) is refused, as ssh refuses a
-//!   private key, when group or others may read or write it
+//!   private key, when group or others may read or write it or it is owned
+//!   by someone but root or the daemon's uid
 //!   ([`tsunagi_ppp::secrets::check_permissions`]); parse errors name the
 //!   file and line. A `password_file` gets the same check.
 //! - A secret never reaches a log line: [`Credentials`]'s `Debug` redacts.
@@ -19,7 +20,7 @@ use std::time::{Duration, Instant};
 use tsunagi_crypto::Secret;
 use tsunagi_ppp::auth::SecretsHandle;
 use tsunagi_ppp::link::LinkConfig;
-use tsunagi_ppp::secrets::{check_permissions, ChapSecrets, FailureLimiter};
+use tsunagi_ppp::secrets::{check_permissions, ChapSecrets, FailureLimiter, UnsafeFile};
 
 use crate::config::{LinkSettings, PasswordSource};
 
@@ -34,10 +35,10 @@ pub enum CredentialError {
         /// Why.
         source: std::io::Error,
     },
-    /// Group or others may read or write it (the text says which mode
-    /// and how to fix it).
-    #[error("{0}")]
-    Permissions(String),
+    /// Others could read or change it (the text says how: the mode or the
+    /// owner, and how to fix it).
+    #[error(transparent)]
+    Unsafe(#[from] UnsafeFile),
     /// A line of the secrets file does not parse.
     #[error("{path}: {source}")]
     Parse {
@@ -72,23 +73,31 @@ impl fmt::Debug for Credentials {
     }
 }
 
-/// Reads `path` after checking that only its owner may read it.
-fn read_private(path: &Path) -> Result<String, CredentialError> {
+/// Checks that nobody but root and the daemon (our effective uid) may
+/// read or change `path`, which holds passwords; `what` names it in the
+/// error ("secrets file", ...).
+fn check_private(what: &'static str, path: &Path) -> Result<(), CredentialError> {
     let shown = path.display().to_string();
-    let read_err = |source| CredentialError::Read {
+    let meta = std::fs::metadata(path).map_err(|source| CredentialError::Read {
         path: shown.clone(),
         source,
-    };
-    let meta = std::fs::metadata(path).map_err(read_err)?;
-    if let Some(why) = check_permissions(&shown, &meta) {
-        return Err(CredentialError::Permissions(why));
-    }
-    std::fs::read_to_string(path).map_err(read_err)
+    })?;
+    let daemon_uid = rustix::process::geteuid().as_raw();
+    Ok(check_permissions(what, &shown, &meta, daemon_uid)?)
+}
+
+/// Reads `path` after [`check_private`].
+fn read_private(what: &'static str, path: &Path) -> Result<String, CredentialError> {
+    check_private(what, path)?;
+    std::fs::read_to_string(path).map_err(|source| CredentialError::Read {
+        path: path.display().to_string(),
+        source,
+    })
 }
 
 /// Reads and parses a chap-secrets file.
 pub fn load_secrets(path: &Path) -> Result<ChapSecrets, CredentialError> {
-    let text = read_private(path)?;
+    let text = read_private("secrets file", path)?;
     ChapSecrets::parse(&text).map_err(|source| CredentialError::Parse {
         path: path.display().to_string(),
         source,
@@ -119,7 +128,7 @@ impl Credentials {
             None => None,
             Some(PasswordSource::Inline(p)) => Some(p.clone()),
             Some(PasswordSource::File(path)) => {
-                let text = read_private(path)?;
+                let text = read_private("password file", path)?;
                 let line = text.lines().next().unwrap_or_default();
                 if line.is_empty() {
                     return Err(CredentialError::EmptyPassword {

@@ -239,7 +239,7 @@ pub enum PasswordSource {
     /// Written in the config (which then must be 0600 too).
     Inline(Secret),
     /// Read at start-up from this file (its first line), refused when
-    /// group or others can read it.
+    /// group or others can read it or another user owns it.
     File(PathBuf),
 }
 

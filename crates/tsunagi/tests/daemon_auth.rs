@@ -12,8 +12,9 @@
 //!   failures A refuses that address's next attempts for a while.
 //! - Wrong passwords with a new SSH_CONNECTION at every dial: A holds off
 //!   the caller's uid all the same.
-//! - A secrets file readable by others: the daemon refuses to start,
-//!   naming the file and its mode.
+//! - A secrets file readable by others, a secrets or password file owned
+//!   by another user: the daemon refuses to start, and `check` refuses the
+//!   config, naming the file and its mode or owner.
 //!
 //! Needs root: the tests are `#[ignore]`d, `scripts/test.sh` runs them (as
 //! root, with `--include-ignored`); run where they cannot work, they fail
@@ -24,7 +25,7 @@ mod support;
 
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::{Command, Output, Stdio};
 use std::time::Duration;
 use support::{ping, require_netns, wait_for, Guard, Side, BIN};
 
@@ -312,71 +313,158 @@ fn wrong_passwords_from_one_uid_are_held_off_whatever_address_it_claims() {
     });
 }
 
-#[test]
-#[ignore = "needs root to start the daemon (scripts/test.sh runs it)"]
-fn world_readable_secrets_refuse_start_up() {
-    // No namespace is needed, but a daemon is only started as root.
-    support::require_root();
-    let pid = std::process::id();
-    let dir = std::env::temp_dir().join(format!("tsunagi-dauth-{pid}-perm"));
-    let _ = std::fs::create_dir_all(&dir);
+/// A scratch directory and a daemon's files in it, without a namespace:
+/// for daemons that must refuse to start.
+fn lone_side(tag: &'static str) -> (Guard, Side) {
+    let dir = std::env::temp_dir().join(format!("tsunagi-dauth-{}-{tag}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
     let guard = Guard {
         sides: Vec::new(),
         dir: dir.clone(),
     };
-    let secrets = secrets_file(&dir, "bob * \"right pw\" *\n", 0o644);
     let side = Side {
         ns: String::new(),
-        dir: dir.clone(),
-        tag: "p",
+        dir,
+        tag,
         daemon: None,
     };
-    let cfg = side.config(&format!(
-        "[link.p2]\nmode = \"direct\"\nallow_users = [\"root\"]\nrequire = [\"chap\"]\nsecrets = \"{}\"\n",
-        secrets.display()
-    ));
-    // `check` says so before anyone tries `run`.
-    let checked = Command::new(BIN)
+    (guard, side)
+}
+
+/// `tsunagi -c CFG check`.
+fn check(cfg: &Path) -> Output {
+    Command::new(BIN)
         .arg("-c")
-        .arg(&cfg)
+        .arg(cfg)
         .arg("check")
         .output()
-        .unwrap();
-    assert_eq!(checked.status.code(), Some(1));
-    let err = String::from_utf8_lossy(&checked.stderr);
-    assert!(err.contains("(mode 0644)"), "{err}");
-    let out = Command::new(BIN)
-        .arg("-c")
-        .arg(&cfg)
-        .arg("run")
-        .stdin(Stdio::null())
-        .output()
-        .unwrap();
-    assert_eq!(out.status.code(), Some(1));
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert!(
-        err.contains(&format!(
-            "secrets file {} is accessible by group or others (mode 0644)",
-            secrets.display()
-        )),
-        "{err}"
-    );
-    assert!(err.contains("chmod 600"), "{err}");
-    assert!(!err.contains("right pw"), "{err}");
-    assert!(!side.socket().exists(), "the daemon bound its socket");
-    assert!(side.log().contains("refusing to start"), "{}", side.log());
-    // Once the file is private, `check` accepts it.
-    std::fs::set_permissions(&secrets, std::fs::Permissions::from_mode(0o600)).unwrap();
-    let checked = Command::new(BIN)
-        .arg("-c")
-        .arg(&cfg)
-        .arg("check")
-        .output()
-        .unwrap();
+        .unwrap()
+}
+
+/// Asserts that `check` accepts `cfg`.
+fn check_accepts(cfg: &Path) {
+    let checked = check(cfg);
     assert!(
         checked.status.success(),
         "{}",
         String::from_utf8_lossy(&checked.stderr)
     );
-    drop(guard);
+}
+
+/// Asserts that `check` and `run` both refuse `cfg` (exit status 1),
+/// saying `why` and never `secret`: `run` before it binds its socket, and
+/// in its log too. `check` goes first, so that a daemon which would start
+/// is not started; one that starts all the same is killed after 10 s.
+fn refused(side: &Side, cfg: &Path, why: &str, secret: &str) {
+    let checked = check(cfg);
+    let err = String::from_utf8_lossy(&checked.stderr);
+    assert_eq!(checked.status.code(), Some(1), "check: {err}");
+    assert!(err.contains(why), "check: {err}");
+    let mut child = Command::new(BIN)
+        .arg("-c")
+        .arg(cfg)
+        .arg("run")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let started = std::time::Instant::now();
+    while child.try_wait().unwrap().is_none() {
+        if started.elapsed() > Duration::from_secs(10) {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("the daemon started with {}", cfg.display());
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let out = child.wait_with_output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "run: {err}");
+    assert!(err.contains(why), "run: {err}");
+    assert!(!err.contains(secret), "{err}");
+    assert!(!side.socket().exists(), "the daemon bound its socket");
+    let log = side.log();
+    assert!(
+        log.contains("refusing to start") && log.contains(why),
+        "{log}"
+    );
+    assert!(!log.contains(secret), "{log}");
+}
+
+#[test]
+#[ignore = "needs root to start the daemon (scripts/test.sh runs it)"]
+fn world_readable_secrets_refuse_start_up() {
+    // No namespace is needed, but a daemon is only started as root.
+    support::require_root();
+    let (guard, side) = lone_side("perm");
+    let secrets = secrets_file(&guard.dir, "bob * \"right pw\" *\n", 0o644);
+    let cfg = side.config(&format!(
+        "[link.p2]\nmode = \"direct\"\nallow_users = [\"root\"]\nrequire = [\"chap\"]\nsecrets = \"{}\"\n",
+        secrets.display()
+    ));
+    let path = secrets.display();
+    refused(
+        &side,
+        &cfg,
+        &format!(
+            "secrets file {path} is accessible by group or others (mode 0644); \
+             it holds passwords: run `chmod 600 {path}`"
+        ),
+        "right pw",
+    );
+    // Once the file is private, `check` accepts it.
+    std::fs::set_permissions(&secrets, std::fs::Permissions::from_mode(0o600)).unwrap();
+    check_accepts(&cfg);
+}
+
+/// A secrets or password file that another user owns is refused, mode
+/// 0600 or not: that user could read it, or put secrets of its choosing in
+/// it. Owned by root (the daemon's uid here), it is accepted.
+#[test]
+#[ignore = "needs root to start the daemon and to give files away (scripts/test.sh runs it)"]
+fn secrets_owned_by_another_user_refuse_start_up() {
+    support::require_root();
+    const NOBODY: u32 = 65534;
+    let (guard, side) = lone_side("owner");
+    let secrets = secrets_file(&guard.dir, "bob * \"right pw\" *\n", 0o600);
+    let password = guard.dir.join("password");
+    std::fs::write(&password, "right pw\n").unwrap();
+    std::fs::set_permissions(&password, std::fs::Permissions::from_mode(0o600)).unwrap();
+    let link = "[link.p2]\nmode = \"direct\"\nallow_users = [\"root\"]\n";
+    let configs = [
+        (
+            &secrets,
+            "secrets file",
+            format!(
+                "{link}require = [\"chap\"]\nsecrets = \"{}\"\n",
+                secrets.display()
+            ),
+        ),
+        (
+            &password,
+            "password file",
+            format!(
+                "{link}user = \"bob\"\npassword_file = \"{}\"\n",
+                password.display()
+            ),
+        ),
+    ];
+    for (file, what, links) in &configs {
+        std::os::unix::fs::chown(file, Some(NOBODY), Some(NOBODY)).unwrap();
+        let cfg = side.config(links);
+        let path = file.display();
+        refused(
+            &side,
+            &cfg,
+            &format!(
+                "{what} {path} is owned by uid {NOBODY}; it holds passwords, \
+                 so it must be owned by root: run `chown root {path}`"
+            ),
+            "right pw",
+        );
+        std::os::unix::fs::chown(file, Some(0), Some(0)).unwrap();
+        check_accepts(&cfg);
+    }
 }
