@@ -5,7 +5,8 @@
 //!   private key, when group or others may read or write it or it is owned
 //!   by someone but root or the daemon's uid
 //!   ([`tsunagi_ppp::secrets::check_permissions`]); parse errors name the
-//!   file and line. A `password_file` gets the same check.
+//!   file and line. A `password_file` gets the same check, and so does the
+//!   config file when a link writes its `password` there.
 //! - A secret never reaches a log line: [`Credentials`]'s `Debug` redacts.
 //! - [`AuthGuard`] wraps the engine's [`FailureLimiter`], keyed by where
 //!   the peer is (the dial target, a server's peer) and, for a `direct`
@@ -114,8 +115,10 @@ impl Credentials {
         config
     }
 
-    /// What `settings` names: its secrets file and password.
-    pub fn load(settings: &LinkSettings) -> Result<Credentials, CredentialError> {
+    /// What `settings` names: its secrets file and password. `config` is
+    /// the file the settings were read from: a `password` written there
+    /// makes it a file of secrets too, held to the same checks.
+    pub fn load(settings: &LinkSettings, config: &Path) -> Result<Credentials, CredentialError> {
         let a = &settings.auth;
         // Only read the secrets when something uses them: a link that
         // neither requires auth nor has a user has no business with them.
@@ -126,7 +129,10 @@ impl Credentials {
         };
         let password = match &a.password {
             None => None,
-            Some(PasswordSource::Inline(p)) => Some(p.clone()),
+            Some(PasswordSource::Inline(p)) => {
+                check_private("config file", config)?;
+                Some(p.clone())
+            }
             Some(PasswordSource::File(path)) => {
                 let text = read_private("password file", path)?;
                 let line = text.lines().next().unwrap_or_default();
@@ -356,6 +362,24 @@ mod tests {
         let p = temp("ok-secrets", "alice * s3cret 10.0.0.9\n", 0o600);
         let s = load_secrets(&p).unwrap();
         assert_eq!(s.entries.len(), 1);
+    }
+
+    #[test]
+    fn a_password_in_the_config_makes_it_a_secrets_file() {
+        let text = "[link.l]\nmode = \"direct\"\nallow_users = [\"root\"]\nuser = \"bob\"\npassword = \"s3cret\"\n";
+        let p = temp("inline.toml", text, 0o644);
+        let config = crate::config::Config::load(&p).unwrap();
+        let e = Credentials::load(&config.links[0], &p)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.starts_with(&format!("config file {} is accessible", p.display())),
+            "{e}"
+        );
+        assert!(e.contains("mode 0644") && !e.contains("s3cret"), "{e}");
+        std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o600)).unwrap();
+        let c = Credentials::load(&config.links[0], &p).unwrap();
+        assert_eq!(c.password.unwrap().expose(), b"s3cret");
     }
 
     #[test]

@@ -90,11 +90,12 @@ pub fn run(config: Config, socket: PathBuf) -> anyhow::Result<()> {
 }
 
 async fn serve(config: Config, socket: PathBuf) -> anyhow::Result<()> {
-    // Secrets first: a secrets file others can read is a reason not to
-    // start at all (as ssh refuses such a key), before any socket exists.
+    // Secrets first: a secrets file (or a config holding a password) that
+    // others can read or change is a reason not to start at all (as ssh
+    // refuses such a key), before any socket exists.
     let mut credentials = BTreeMap::new();
     for settings in &config.links {
-        let c = match Credentials::load(settings) {
+        let c = match Credentials::load(settings, &config.path) {
             Ok(c) => c,
             Err(e) => {
                 // In the log as well: a daemon started by an init system

@@ -12,9 +12,10 @@
 //!   failures A refuses that address's next attempts for a while.
 //! - Wrong passwords with a new SSH_CONNECTION at every dial: A holds off
 //!   the caller's uid all the same.
-//! - A secrets file readable by others, a secrets or password file owned
-//!   by another user: the daemon refuses to start, and `check` refuses the
-//!   config, naming the file and its mode or owner.
+//! - A secrets file readable by others, a config with a password readable
+//!   by others, a secrets or password file owned by another user: the
+//!   daemon refuses to start, and `check` refuses the config, naming the
+//!   file and its mode or owner.
 //!
 //! Needs root: the tests are `#[ignore]`d, `scripts/test.sh` runs them (as
 //! root, with `--include-ignored`); run where they cannot work, they fail
@@ -416,6 +417,34 @@ fn world_readable_secrets_refuse_start_up() {
     );
     // Once the file is private, `check` accepts it.
     std::fs::set_permissions(&secrets, std::fs::Permissions::from_mode(0o600)).unwrap();
+    check_accepts(&cfg);
+}
+
+/// A `password` written in the config makes the config a file of secrets:
+/// readable by others, it is refused as a secrets file would be. Without
+/// a password, the same mode is fine.
+#[test]
+#[ignore = "needs root to start the daemon (scripts/test.sh runs it)"]
+fn readable_config_with_a_password_refuses_start_up() {
+    support::require_root();
+    let (_guard, side) = lone_side("cfgperm");
+    let link = "[link.p2]\nmode = \"direct\"\nallow_users = [\"root\"]\n";
+    let cfg = side.config(&format!("{link}user = \"bob\"\npassword = \"right pw\"\n"));
+    std::fs::set_permissions(&cfg, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let path = cfg.display();
+    refused(
+        &side,
+        &cfg,
+        &format!(
+            "config file {path} is accessible by group or others (mode 0644); \
+             it holds passwords: run `chmod 600 {path}`"
+        ),
+        "right pw",
+    );
+    std::fs::set_permissions(&cfg, std::fs::Permissions::from_mode(0o600)).unwrap();
+    check_accepts(&cfg);
+    let cfg = side.config(link);
+    std::fs::set_permissions(&cfg, std::fs::Permissions::from_mode(0o644)).unwrap();
     check_accepts(&cfg);
 }
 
