@@ -222,7 +222,9 @@ why() { [ -z "$WHY" ] && WHY=$*; echo "    $*" >&2; return 1; }
 TS_PID=""
 TS_SOCK=""
 ts_start() {
-  cat > "$SD/tsunagi.toml"
+  # 0600: the auth scenarios write tsunagi's `password` in it, and tsunagi refuses
+  # to start from a config holding a password that others can read.
+  ( umask 077; cat > "$SD/tsunagi.toml" )
   rm -f "$TS_SOCK"
   # debug: pppd-style "sent [...]"/"rcvd [...]" lines, which the checks compare
   TS_PID=$(bg_in_gw "$SD/tsunagi.log" env RUST_LOG=debug,netlink_packet_route=error,netlink_packet_core=error \

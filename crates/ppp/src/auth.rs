@@ -14,9 +14,10 @@
 //!
 //! Everything but the I/O is here, so the daemon's part is thin:
 //! - read the secrets file, refuse it with
-//!   [`crate::secrets::check_permissions`]'s text when group/others can
-//!   read it, parse it with [`crate::secrets::ChapSecrets::parse`] (errors
-//!   name the line) and share it as a [`SecretsHandle`];
+//!   [`crate::secrets::check_permissions`]'s error when group/others can
+//!   read it or someone but root or the daemon owns it, parse it with
+//!   [`crate::secrets::ChapSecrets::parse`] (errors name the line) and
+//!   share it as a [`SecretsHandle`];
 //! - build [`AuthConfig`] from pppd's words: `noauth` = empty `require`,
 //!   `require-pap`/`require-chap`/`require-mschap-v2` = entries of
 //!   `require`, `name`/`user`/`password`, `chap-interval` = `rechallenge`;

@@ -11,7 +11,7 @@
 //!
 //! The engine looks secrets up through the [`Secrets`] trait, so it never
 //! reads a file; [`ChapSecrets`] is the parsed file. [`check_permissions`]
-//! gives the error text for a file that group or others can read.
+//! says why a file of secrets that others could read or change is refused.
 
 use std::net::Ipv4Addr;
 use std::time::{Duration, Instant};
@@ -288,24 +288,92 @@ impl Secrets for ChapSecrets {
     }
 }
 
-/// The refusal text for a secrets file whose permission bits (`mode`, as
-/// from `st_mode`) let group or others read or write it, as ssh refuses a
-/// private key; `None` when the mode is safe.
-pub fn check_permissions_mode(path: &str, mode: u32) -> Option<String> {
-    if mode & 0o077 == 0 {
-        return None;
-    }
-    Some(format!(
-        "secrets file {path} is accessible by group or others (mode {:04o}); \
-         it holds passwords: run `chmod 600 {path}`",
-        mode & 0o7777
-    ))
+/// Why a file holding passwords (a secrets file, a password file, a
+/// config with `password =`) may not be used: someone besides the daemon
+/// could read or change it. As ssh refuses such a private key, the daemon
+/// refuses to start rather than run with secrets others may know, or
+/// others may have written.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum UnsafeFile {
+    /// Group or others may read or write it.
+    #[error(
+        "{what} {path} is accessible by group or others (mode {mode:04o}); \
+         it holds passwords: run `chmod 600 {path}`"
+    )]
+    Accessible {
+        /// What the file is ("secrets file", "password file", "config file").
+        what: &'static str,
+        /// The file.
+        path: String,
+        /// Its permission bits.
+        mode: u32,
+    },
+    /// Owned by someone other than root and the daemon's uid: that user
+    /// could read it, or replace the secrets, whatever the mode says.
+    #[error(
+        "{what} {path} is owned by uid {owner}; it holds passwords, \
+         so it must be owned by {}: run `chown root {path}`",
+        allowed_owners(*.daemon_uid)
+    )]
+    Owner {
+        /// What the file is.
+        what: &'static str,
+        /// The file.
+        path: String,
+        /// Its owner.
+        owner: u32,
+        /// The effective uid of the process that would use it.
+        daemon_uid: u32,
+    },
 }
 
-/// [`check_permissions_mode`] on a file's metadata.
-pub fn check_permissions(path: &str, metadata: &std::fs::Metadata) -> Option<String> {
-    use std::os::unix::fs::PermissionsExt;
-    check_permissions_mode(path, metadata.permissions().mode())
+/// Who may own a file of secrets, in words.
+fn allowed_owners(daemon_uid: u32) -> String {
+    if daemon_uid == 0 {
+        "root".to_string()
+    } else {
+        format!("root or uid {daemon_uid} (the daemon's)")
+    }
+}
+
+/// Whether a file holding passwords is private: no permission bits for
+/// group or others in `mode` (as from `st_mode`), and owned by root or
+/// `daemon_uid` (the effective uid of the process that will use it). The
+/// error names the file as `what path`.
+pub fn check_mode_and_owner(
+    what: &'static str,
+    path: &str,
+    mode: u32,
+    owner: u32,
+    daemon_uid: u32,
+) -> Result<(), UnsafeFile> {
+    if mode & 0o077 != 0 {
+        return Err(UnsafeFile::Accessible {
+            what,
+            path: path.to_string(),
+            mode: mode & 0o7777,
+        });
+    }
+    if owner != 0 && owner != daemon_uid {
+        return Err(UnsafeFile::Owner {
+            what,
+            path: path.to_string(),
+            owner,
+            daemon_uid,
+        });
+    }
+    Ok(())
+}
+
+/// [`check_mode_and_owner`] on a file's metadata.
+pub fn check_permissions(
+    what: &'static str,
+    path: &str,
+    metadata: &std::fs::Metadata,
+    daemon_uid: u32,
+) -> Result<(), UnsafeFile> {
+    use std::os::unix::fs::MetadataExt;
+    check_mode_and_owner(what, path, metadata.mode(), metadata.uid(), daemon_uid)
 }
 
 /// Slows down repeated authentication failures from one source (e.g. a
@@ -494,16 +562,44 @@ dave	*	back\ slash
 
     #[test]
     fn permissions() {
+        let check = |mode, owner, daemon| {
+            check_mode_and_owner("secrets file", "/etc/ppp/chap-secrets", mode, owner, daemon)
+        };
+        assert_eq!(check(0o100600, 0, 0), Ok(()));
+        assert_eq!(check(0o400, 0, 0), Ok(()));
+        let e = check(0o100644, 0, 0).unwrap_err().to_string();
         assert_eq!(
-            check_permissions_mode("/etc/ppp/chap-secrets", 0o100600),
-            None
+            e,
+            "secrets file /etc/ppp/chap-secrets is accessible by group or others (mode 0644); \
+             it holds passwords: run `chmod 600 /etc/ppp/chap-secrets`"
         );
-        assert_eq!(check_permissions_mode("/x", 0o400), None);
-        let e = check_permissions_mode("/etc/ppp/chap-secrets", 0o100644).unwrap();
-        assert!(e.contains("mode 0644"), "{e}");
-        assert!(e.contains("chmod 600 /etc/ppp/chap-secrets"), "{e}");
-        assert!(check_permissions_mode("/x", 0o602).is_some());
-        assert!(check_permissions_mode("/x", 0o640).is_some());
+        assert!(check(0o602, 0, 0).is_err());
+        assert!(check(0o640, 0, 0).is_err());
+    }
+
+    #[test]
+    fn owner_must_be_root_or_the_daemon() {
+        let check =
+            |owner, daemon| check_mode_and_owner("password file", "/pw", 0o600, owner, daemon);
+        assert_eq!(check(0, 0), Ok(()));
+        assert_eq!(check(0, 1000), Ok(()));
+        assert_eq!(check(1000, 1000), Ok(()));
+        assert_eq!(
+            check(65534, 0).unwrap_err().to_string(),
+            "password file /pw is owned by uid 65534; it holds passwords, \
+             so it must be owned by root: run `chown root /pw`"
+        );
+        assert_eq!(
+            check(65534, 1000).unwrap_err().to_string(),
+            "password file /pw is owned by uid 65534; it holds passwords, \
+             so it must be owned by root or uid 1000 (the daemon's): run `chown root /pw`"
+        );
+        // The mode is the first complaint.
+        let e = check_mode_and_owner("config file", "/c", 0o644, 65534, 0).unwrap_err();
+        assert!(
+            matches!(e, UnsafeFile::Accessible { mode: 0o644, .. }),
+            "{e}"
+        );
     }
 
     #[test]

@@ -2,13 +2,16 @@
 //! slows down sources that keep failing.
 //!
 //! - The chap-secrets file (seeds 001, 004) is refused, as ssh refuses a
-//!   private key, when group or others may read or write it
+//!   private key, when group or others may read or write it or it is owned
+//!   by someone but root or the daemon's uid
 //!   ([`tsunagi_ppp::secrets::check_permissions`]); parse errors name the
-//!   file and line. A `password_file` gets the same check.
+//!   file and line. A `password_file` gets the same check, and so does the
+//!   config file when a link writes its `password` there.
 //! - A secret never reaches a log line: [`Credentials`]'s `Debug` redacts.
-//! - [`AuthGuard`] wraps the engine's [`FailureLimiter`], keyed by the
-//!   peer's source (the ssh client address of a `direct` caller, else the
-//!   dial target): after a few failures a source's next sessions wait.
+//! - [`AuthGuard`] wraps the engine's [`FailureLimiter`], keyed by where
+//!   the peer is (the dial target, a server's peer) and, for a `direct`
+//!   caller, by both the ssh client address it claims and its uid
+//!   ([`AuthSource`]): after a few failures a key's next sessions wait.
 
 use std::fmt;
 use std::path::Path;
@@ -18,7 +21,7 @@ use std::time::{Duration, Instant};
 use tsunagi_crypto::Secret;
 use tsunagi_ppp::auth::SecretsHandle;
 use tsunagi_ppp::link::LinkConfig;
-use tsunagi_ppp::secrets::{check_permissions, ChapSecrets, FailureLimiter};
+use tsunagi_ppp::secrets::{check_permissions, ChapSecrets, FailureLimiter, UnsafeFile};
 
 use crate::config::{LinkSettings, PasswordSource};
 
@@ -33,10 +36,10 @@ pub enum CredentialError {
         /// Why.
         source: std::io::Error,
     },
-    /// Group or others may read or write it (the text says which mode
-    /// and how to fix it).
-    #[error("{0}")]
-    Permissions(String),
+    /// Others could read or change it (the text says how: the mode or the
+    /// owner, and how to fix it).
+    #[error(transparent)]
+    Unsafe(#[from] UnsafeFile),
     /// A line of the secrets file does not parse.
     #[error("{path}: {source}")]
     Parse {
@@ -71,23 +74,31 @@ impl fmt::Debug for Credentials {
     }
 }
 
-/// Reads `path` after checking that only its owner may read it.
-fn read_private(path: &Path) -> Result<String, CredentialError> {
+/// Checks that nobody but root and the daemon (our effective uid) may
+/// read or change `path`, which holds passwords; `what` names it in the
+/// error ("secrets file", ...).
+fn check_private(what: &'static str, path: &Path) -> Result<(), CredentialError> {
     let shown = path.display().to_string();
-    let read_err = |source| CredentialError::Read {
+    let meta = std::fs::metadata(path).map_err(|source| CredentialError::Read {
         path: shown.clone(),
         source,
-    };
-    let meta = std::fs::metadata(path).map_err(read_err)?;
-    if let Some(why) = check_permissions(&shown, &meta) {
-        return Err(CredentialError::Permissions(why));
-    }
-    std::fs::read_to_string(path).map_err(read_err)
+    })?;
+    let daemon_uid = rustix::process::geteuid().as_raw();
+    Ok(check_permissions(what, &shown, &meta, daemon_uid)?)
+}
+
+/// Reads `path` after [`check_private`].
+fn read_private(what: &'static str, path: &Path) -> Result<String, CredentialError> {
+    check_private(what, path)?;
+    std::fs::read_to_string(path).map_err(|source| CredentialError::Read {
+        path: path.display().to_string(),
+        source,
+    })
 }
 
 /// Reads and parses a chap-secrets file.
 pub fn load_secrets(path: &Path) -> Result<ChapSecrets, CredentialError> {
-    let text = read_private(path)?;
+    let text = read_private("secrets file", path)?;
     ChapSecrets::parse(&text).map_err(|source| CredentialError::Parse {
         path: path.display().to_string(),
         source,
@@ -104,8 +115,10 @@ impl Credentials {
         config
     }
 
-    /// What `settings` names: its secrets file and password.
-    pub fn load(settings: &LinkSettings) -> Result<Credentials, CredentialError> {
+    /// What `settings` names: its secrets file and password. `config` is
+    /// the file the settings were read from: a `password` written there
+    /// makes it a file of secrets too, held to the same checks.
+    pub fn load(settings: &LinkSettings, config: &Path) -> Result<Credentials, CredentialError> {
         let a = &settings.auth;
         // Only read the secrets when something uses them: a link that
         // neither requires auth nor has a user has no business with them.
@@ -116,9 +129,12 @@ impl Credentials {
         };
         let password = match &a.password {
             None => None,
-            Some(PasswordSource::Inline(p)) => Some(p.clone()),
+            Some(PasswordSource::Inline(p)) => {
+                check_private("config file", config)?;
+                Some(p.clone())
+            }
             Some(PasswordSource::File(path)) => {
-                let text = read_private(path)?;
+                let text = read_private("password file", path)?;
                 let line = text.lines().next().unwrap_or_default();
                 if line.is_empty() {
                     return Err(CredentialError::EmptyPassword {
@@ -132,9 +148,120 @@ impl Credentials {
     }
 }
 
+/// One thing authentication failures are counted against.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AuthKey {
+    /// Where the peer is: a dial target, the ssh client address a direct
+    /// caller claims, a server peer's address.
+    Peer(String),
+    /// The local user who handed us a direct stream.
+    Uid(u32),
+}
+
+impl fmt::Display for AuthKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            AuthKey::Peer(peer) => f.write_str(peer),
+            AuthKey::Uid(uid) => write!(f, "uid {uid}"),
+        }
+    }
+}
+
+/// Whom a session's authentication failures count against.
+///
+/// A direct caller's ssh client address is only its claim (`tsunagi
+/// direct` reports `SSH_CONNECTION`, which the caller sets as it likes), so
+/// its failures count against its uid as well: a caller that claims a new
+/// address for each attempt is still held off by its uid. The address is
+/// kept too, so that one site among several sharing an ssh account is
+/// named, and held off, by itself first.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AuthSource {
+    /// A peer known by where it is: a dial target, a server's peer.
+    Peer(String),
+    /// A `tsunagi direct` caller.
+    Direct {
+        /// The ssh client address it claims, if any.
+        ssh_client: Option<String>,
+        /// Its uid (`SO_PEERCRED`).
+        uid: u32,
+    },
+}
+
+impl AuthSource {
+    /// The peer's key, if it has one.
+    fn peer(&self) -> Option<AuthKey> {
+        match self {
+            AuthSource::Peer(peer)
+            | AuthSource::Direct {
+                ssh_client: Some(peer),
+                ..
+            } => Some(AuthKey::Peer(peer.clone())),
+            AuthSource::Direct {
+                ssh_client: None, ..
+            } => None,
+        }
+    }
+
+    /// The keys counted, the peer's first.
+    fn keys(&self) -> impl Iterator<Item = AuthKey> {
+        let uid = match self {
+            AuthSource::Direct { uid, .. } => Some(AuthKey::Uid(*uid)),
+            AuthSource::Peer(_) => None,
+        };
+        self.peer().into_iter().chain(uid)
+    }
+}
+
+impl fmt::Display for AuthSource {
+    /// Where the peer is, as `status` and log lines show it: the address,
+    /// else `uid N`.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            AuthSource::Direct {
+                ssh_client: None,
+                uid,
+            } => write!(f, "uid {uid}"),
+            AuthSource::Peer(peer)
+            | AuthSource::Direct {
+                ssh_client: Some(peer),
+                ..
+            } => f.write_str(peer),
+        }
+    }
+}
+
+/// A hold-off, and the key it is for (what log lines and refusals name).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Hold {
+    /// The key held off.
+    pub key: AuthKey,
+    /// For how long from now.
+    pub wait: Duration,
+}
+
+impl Hold {
+    /// The wait in whole seconds, at least 1, for messages.
+    pub fn secs(&self) -> u64 {
+        self.wait.as_secs().max(1)
+    }
+}
+
+impl fmt::Display for Hold {
+    /// As failure log lines end: "next attempt from 192.0.2.7 held off 2s".
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "next attempt from {} held off {}s",
+            self.key,
+            self.secs()
+        )
+    }
+}
+
 /// The daemon-wide failure limiter, shared by every link.
 #[derive(Debug, Clone, Default)]
-pub struct AuthGuard(Arc<Mutex<FailureLimiter<String>>>);
+pub struct AuthGuard(Arc<Mutex<FailureLimiter<AuthKey>>>);
 
 impl AuthGuard {
     /// A fresh limiter with the engine's defaults (3 free failures, then
@@ -152,26 +279,51 @@ impl AuthGuard {
         AuthGuard(Arc::new(Mutex::new(l)))
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, FailureLimiter<String>> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, FailureLimiter<AuthKey>> {
         self.0.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// How long a new session from `source` must wait, if at all.
-    pub fn hold_for(&self, now: Instant, source: &str) -> Option<Duration> {
-        self.lock()
-            .hold_until(now, &source.to_string())
-            .map(|t| t.saturating_duration_since(now))
+    /// Whether a new session from `source` must wait: the longest hold of
+    /// its keys (the peer's on a tie), or `None`.
+    pub fn hold_for(&self, now: Instant, source: &AuthSource) -> Option<Hold> {
+        let limiter = self.lock();
+        longest(source.keys().filter_map(|key| {
+            let until = limiter.hold_until(now, &key)?;
+            Some(Hold {
+                wait: until.saturating_duration_since(now),
+                key,
+            })
+        }))
     }
 
-    /// Records a failure of `source`; the hold-off it now has.
-    pub fn failed(&self, now: Instant, source: &str) -> Duration {
-        self.lock().record_failure(now, &source.to_string())
+    /// Records a failure of `source` against each of its keys; the longest
+    /// hold-off any of them now has, if any.
+    pub fn failed(&self, now: Instant, source: &AuthSource) -> Option<Hold> {
+        let mut limiter = self.lock();
+        longest(source.keys().filter_map(|key| {
+            let wait = limiter.record_failure(now, &key);
+            (!wait.is_zero()).then_some(Hold { key, wait })
+        }))
     }
 
-    /// A success forgets `source`.
-    pub fn succeeded(&self, source: &str) {
-        self.lock().record_success(&source.to_string());
+    /// A success forgets `source`'s peer, not its uid: a caller holding
+    /// one valid secret could otherwise mix its own successes between
+    /// guesses at others' (the free failures again after each), while
+    /// claiming a new address for every guess. The uid's count fades after
+    /// the limiter's quiet window instead.
+    pub fn succeeded(&self, source: &AuthSource) {
+        if let Some(peer) = source.peer() {
+            self.lock().record_success(&peer);
+        }
     }
+}
+
+/// The longest of `holds`, the first on a tie.
+fn longest(holds: impl Iterator<Item = Hold>) -> Option<Hold> {
+    holds.fold(None, |best, hold| match best {
+        Some(best) if best.wait >= hold.wait => Some(best),
+        _ => Some(hold),
+    })
 }
 
 /// The address part of an `SSH_CONNECTION` value ("client port server
@@ -213,6 +365,24 @@ mod tests {
     }
 
     #[test]
+    fn a_password_in_the_config_makes_it_a_secrets_file() {
+        let text = "[link.l]\nmode = \"direct\"\nallow_users = [\"root\"]\nuser = \"bob\"\npassword = \"s3cret\"\n";
+        let p = temp("inline.toml", text, 0o644);
+        let config = crate::config::Config::load(&p).unwrap();
+        let e = Credentials::load(&config.links[0], &p)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.starts_with(&format!("config file {} is accessible", p.display())),
+            "{e}"
+        );
+        assert!(e.contains("mode 0644") && !e.contains("s3cret"), "{e}");
+        std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o600)).unwrap();
+        let c = Credentials::load(&config.links[0], &p).unwrap();
+        assert_eq!(c.password.unwrap().expose(), b"s3cret");
+    }
+
+    #[test]
     fn parse_errors_name_file_and_line() {
         let p = temp("bad-secrets", "# c\nalice *\n", 0o600);
         let e = load_secrets(&p).unwrap_err().to_string();
@@ -229,18 +399,72 @@ mod tests {
         assert!(!d.contains("hunter2") && d.contains("redacted"), "{d}");
     }
 
+    fn hold(key: AuthKey, secs: u64) -> Option<Hold> {
+        Some(Hold {
+            key,
+            wait: Duration::from_secs(secs),
+        })
+    }
+
     #[test]
     fn guard_holds_off_after_free_failures_and_forgets_on_success() {
         let g = AuthGuard::with(1, Duration::from_secs(2), Duration::from_secs(8));
         let t = Instant::now();
-        assert_eq!(g.failed(t, "192.0.2.7"), Duration::ZERO);
-        assert_eq!(g.hold_for(t, "192.0.2.7"), None);
-        assert_eq!(g.failed(t, "192.0.2.7"), Duration::from_secs(2));
-        assert_eq!(g.hold_for(t, "192.0.2.7"), Some(Duration::from_secs(2)));
-        assert_eq!(g.hold_for(t, "192.0.2.8"), None);
-        assert_eq!(g.failed(t, "192.0.2.7"), Duration::from_secs(4));
-        g.succeeded("192.0.2.7");
-        assert_eq!(g.hold_for(t, "192.0.2.7"), None);
+        let (a, b) = (
+            AuthSource::Peer("192.0.2.7".into()),
+            AuthSource::Peer("192.0.2.8".into()),
+        );
+        let key = AuthKey::Peer("192.0.2.7".into());
+        assert_eq!(g.failed(t, &a), None);
+        assert_eq!(g.hold_for(t, &a), None);
+        assert_eq!(g.failed(t, &a), hold(key.clone(), 2));
+        assert_eq!(g.hold_for(t, &a), hold(key.clone(), 2));
+        assert_eq!(g.hold_for(t, &b), None);
+        assert_eq!(g.failed(t, &a), hold(key, 4));
+        g.succeeded(&a);
+        assert_eq!(g.hold_for(t, &a), None);
+    }
+
+    /// A direct caller claiming a new address each time is held off by its
+    /// uid, which a success does not forget; another uid is not.
+    #[test]
+    fn guard_counts_a_direct_caller_by_uid_whatever_address_it_claims() {
+        let g = AuthGuard::with(1, Duration::from_secs(2), Duration::from_secs(8));
+        let t = Instant::now();
+        let claim = |n: u32| AuthSource::Direct {
+            ssh_client: Some(format!("192.0.2.{n}")),
+            uid: 1000,
+        };
+        assert_eq!(g.failed(t, &claim(1)), None);
+        assert_eq!(g.failed(t, &claim(2)), hold(AuthKey::Uid(1000), 2));
+        assert_eq!(g.hold_for(t, &claim(3)), hold(AuthKey::Uid(1000), 2));
+        let other = AuthSource::Direct {
+            ssh_client: Some("192.0.2.3".into()),
+            uid: 1001,
+        };
+        assert_eq!(g.hold_for(t, &other), None);
+        // No address claimed: the uid alone.
+        let bare = AuthSource::Direct {
+            ssh_client: None,
+            uid: 1000,
+        };
+        assert_eq!(bare.to_string(), "uid 1000");
+        assert_eq!(g.hold_for(t, &bare), hold(AuthKey::Uid(1000), 2));
+        // The same address again: both keys held, the address named on a
+        // tie; the longer hold wins otherwise.
+        assert_eq!(g.failed(t, &claim(2)), hold(AuthKey::Uid(1000), 4));
+        assert_eq!(
+            g.failed(t, &claim(2)),
+            hold(AuthKey::Uid(1000), 8),
+            "uid at 4 failures, 192.0.2.2 at 3"
+        );
+        assert_eq!(
+            g.failed(t, &claim(2)),
+            hold(AuthKey::Peer("192.0.2.2".into()), 8),
+            "both at the cap"
+        );
+        g.succeeded(&claim(2));
+        assert_eq!(g.hold_for(t, &claim(2)), hold(AuthKey::Uid(1000), 8));
     }
 
     #[test]

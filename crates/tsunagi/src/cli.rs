@@ -100,10 +100,13 @@ pub fn run(cli: Cli) -> i32 {
         Command::Check => match Config::load(&config_path) {
             Ok(c) => {
                 // What `run` would refuse at start-up: secrets and password
-                // files that are unreadable, malformed or open to others.
+                // files, and a config holding a password, that are
+                // unreadable, malformed, open to others or owned by another
+                // user. (Owners are checked against the uid running
+                // `check`: run it as the daemon's user.)
                 let mut bad = 0;
                 for l in &c.links {
-                    if let Err(e) = crate::auth::Credentials::load(l) {
+                    if let Err(e) = crate::auth::Credentials::load(l, &c.path) {
                         eprintln!("link {}: {e}", l.name);
                         bad += 1;
                     }

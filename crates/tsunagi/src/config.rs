@@ -236,10 +236,11 @@ pub struct DaemonSettings {
 /// Where our own password comes from (pppd `password`, or a file).
 #[derive(Clone, PartialEq)]
 pub enum PasswordSource {
-    /// Written in the config (which then must be 0600 too).
+    /// Written in the config, which is then held to a secrets file's
+    /// checks at start-up ([`crate::auth`]: mode and owner).
     Inline(Secret),
     /// Read at start-up from this file (its first line), refused when
-    /// group or others can read it.
+    /// group or others can read it or another user owns it.
     File(PathBuf),
 }
 

@@ -32,7 +32,7 @@ use tokio::sync::{mpsc, oneshot, watch};
 use tracing::{error, info, warn};
 use tsunagi_host::Netlink;
 
-use crate::auth::{AuthGuard, Credentials};
+use crate::auth::{AuthGuard, AuthSource, Credentials};
 use crate::config::{Config, LinkSettings, Mode};
 use crate::control::{self, Request, Response};
 use crate::netconf::Netconf;
@@ -90,11 +90,12 @@ pub fn run(config: Config, socket: PathBuf) -> anyhow::Result<()> {
 }
 
 async fn serve(config: Config, socket: PathBuf) -> anyhow::Result<()> {
-    // Secrets first: a secrets file others can read is a reason not to
-    // start at all (as ssh refuses such a key), before any socket exists.
+    // Secrets first: a secrets file (or a config holding a password) that
+    // others can read or change is a reason not to start at all (as ssh
+    // refuses such a key), before any socket exists.
     let mut credentials = BTreeMap::new();
     for settings in &config.links {
-        let c = match Credentials::load(settings) {
+        let c = match Credentials::load(settings, &config.path) {
             Ok(c) => c,
             Err(e) => {
                 // In the log as well: a daemon started by an init system
@@ -572,17 +573,18 @@ impl Supervisor {
             }
             // Authentication failures against this peer hold off the
             // next dial (the limiter is keyed by the dial target).
-            let source = self.settings.dial_peer();
+            let source = AuthSource::Peer(self.settings.dial_peer());
             if let Some(hold) = self.guard.hold_for(Instant::now(), &source) {
                 warn!(
-                    "{name}: authentication failures with {source}: next dial held off {}s",
-                    hold.as_secs().max(1)
+                    "{name}: authentication failures with {}: next dial held off {}s",
+                    hold.key,
+                    hold.secs()
                 );
                 self.set_status(|s| {
                     s.phase = "waiting";
-                    s.next_redial = Some(Instant::now() + hold);
+                    s.next_redial = Some(Instant::now() + hold.wait);
                 });
-                match self.idle(Some(hold)).await {
+                match self.idle(Some(hold.wait)).await {
                     Idle::Proceed | Idle::Attach(_) => {}
                     Idle::Hangup => {
                         wanted = false;
@@ -699,7 +701,7 @@ impl Supervisor {
             settings: &self.settings,
             credentials: &self.credentials,
             guard: &self.guard,
-            source: self.settings.dial_peer(),
+            source: AuthSource::Peer(self.settings.dial_peer()),
             outer_ip: None,
             registry: &self.registry,
             netconf: &self.netconf,
@@ -721,17 +723,18 @@ impl Supervisor {
             };
             // Failures are counted against the ssh client's address when
             // the caller reported one (several sites may share one ssh
-            // account), else against its uid. The address is the caller's
-            // claim: an allowed user could vary it, but only after its ssh
-            // login succeeded.
-            let source = match &attach.ssh_client {
-                Some(addr) => addr.clone(),
-                None => format!("uid {}", attach.uid),
+            // account) and against its uid: the address is the caller's
+            // claim, which it may change at every attempt; the uid is not.
+            // Either one held off refuses the stream, naming which.
+            let source = AuthSource::Direct {
+                ssh_client: attach.ssh_client.clone(),
+                uid: attach.uid,
             };
             if let Some(hold) = self.guard.hold_for(Instant::now(), &source) {
                 let why = format!(
-                    "{name}: too many authentication failures from {source}: refused for {}s",
-                    hold.as_secs().max(1)
+                    "{name}: too many authentication failures from {}: refused for {}s",
+                    hold.key,
+                    hold.secs()
                 );
                 warn!("{why}");
                 let _ = attach.reply.send(Response::Refused { message: why });

@@ -18,7 +18,7 @@ use tsunagi_ppp::auth::AuthMethod;
 use tsunagi_ppp::link::{AuthEvent, DownReason, Link, Phase};
 use tsunagi_ppp::wire::FcsMode;
 
-use crate::auth::AuthGuard;
+use crate::auth::{AuthGuard, AuthSource};
 use crate::control::{Counters, SessionStatus, EXIT_LINK_FAILED, EXIT_NORMAL, EXIT_REFUSED};
 
 /// A session's number, unique while the daemon runs (never reused).
@@ -249,6 +249,8 @@ pub struct SessionInfo {
     /// Who is at the other end: the ssh target, the ssh client's address
     /// or `uid N` of a direct caller, a server's peer address.
     pub outer_peer: String,
+    /// Whom its authentication failures count against.
+    pub source: AuthSource,
     /// The interface its packets use.
     pub tun: String,
     /// When it started.
@@ -273,19 +275,20 @@ pub struct SessionInfo {
 }
 
 impl SessionInfo {
-    /// A session of `profile` starting now.
+    /// A session of `profile` from `source` starting now.
     pub fn new(
         id: SessionId,
         profile: &str,
         log_name: String,
-        outer_peer: String,
+        source: AuthSource,
         tun: &str,
     ) -> SessionInfo {
         SessionInfo {
             id,
             profile: profile.to_string(),
             log_name,
-            outer_peer,
+            outer_peer: source.to_string(),
+            source,
             tun: tun.to_string(),
             started: Instant::now(),
             up_since: None,
@@ -362,8 +365,8 @@ impl SessionInfo {
     }
 
     /// Logs an authentication or CCP outcome, keeps it for `status`, and
-    /// feeds the failure limiter (keyed by `self.outer_peer`). Never logs a
-    /// secret: the engine's reasons do not carry them.
+    /// feeds the failure limiter (with `self.source`, whose keys a hold-off
+    /// names). Never logs a secret: the engine's reasons do not carry them.
     pub fn auth_event(&mut self, event: AuthEvent, guard: &AuthGuard) {
         let name = &self.log_name;
         let source = self.outer_peer.as_str();
@@ -384,7 +387,7 @@ impl SessionInfo {
                     "{name}: peer \"{user}\" from {source} authenticated with {}{fixed}",
                     method.name()
                 );
-                guard.succeeded(source);
+                guard.succeeded(&self.source);
                 add_auth(format!("peer {user} by {}", method.name()));
                 self.user = Some(user);
             }
@@ -401,12 +404,9 @@ impl SessionInfo {
                 reason,
                 ours: false,
             } => {
-                let hold = guard.failed(Instant::now(), source);
-                let held = if hold.is_zero() {
-                    String::new()
-                } else {
-                    format!("; next attempt from {source} held off {}s", hold.as_secs())
-                };
+                let held = guard
+                    .failed(Instant::now(), &self.source)
+                    .map_or_else(String::new, |hold| format!("; {hold}"));
                 warn!(
                     "{name}: authentication failed: user \"{user}\" from {source} by {}: {reason}{held}",
                     method.name()
@@ -436,10 +436,11 @@ impl SessionInfo {
                 });
             }
             AuthEvent::PeerRefusedAuth => {
-                let hold = guard.failed(Instant::now(), source);
+                let held = guard
+                    .failed(Instant::now(), &self.source)
+                    .map_or_else(String::new, |hold| format!(" ({hold})"));
                 warn!(
-                    "{name}: authentication failed: peer at {source} refused to authenticate (held off {}s)",
-                    hold.as_secs()
+                    "{name}: authentication failed: peer at {source} refused to authenticate{held}"
                 );
                 self.auth_failure = Some(EndReason::PeerRefusedAuth);
             }

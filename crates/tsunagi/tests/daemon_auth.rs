@@ -10,8 +10,12 @@
 //! - A wrong password: refused on both sides with the log lines (user,
 //!   the ssh client address from SSH_CONNECTION, reason), and after a few
 //!   failures A refuses that address's next attempts for a while.
-//! - A secrets file readable by others: the daemon refuses to start,
-//!   naming the file and its mode.
+//! - Wrong passwords with a new SSH_CONNECTION at every dial: A holds off
+//!   the caller's uid all the same.
+//! - A secrets file readable by others, a config with a password readable
+//!   by others, a secrets or password file owned by another user: the
+//!   daemon refuses to start, and `check` refuses the config, naming the
+//!   file and its mode or owner.
 //!
 //! Needs root: the tests are `#[ignore]`d, `scripts/test.sh` runs them (as
 //! root, with `--include-ignored`); run where they cannot work, they fail
@@ -22,7 +26,7 @@ mod support;
 
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::{Command, Output, Stdio};
 use std::time::Duration;
 use support::{ping, require_netns, wait_for, Guard, Side, BIN};
 
@@ -47,6 +51,17 @@ fn secrets_file(dir: &Path, text: &str, mode: u32) -> PathBuf {
     p
 }
 
+/// What the dialling side's `tsunagi direct` claims in `SSH_CONNECTION`.
+#[derive(Clone, Copy)]
+enum Claim {
+    /// Always [`SSH_CLIENT`].
+    Fixed,
+    /// 192.0.2.1 at the first dial, 192.0.2.2 at the second, ... (a
+    /// counter file in the scratch directory): what a caller trying to
+    /// slip past the hold-off would do.
+    NewEachDial,
+}
+
 /// What differs between the cases.
 struct Case {
     /// Short, unique per test (namespace and tun names).
@@ -59,6 +74,8 @@ struct Case {
     b_extra: &'static str,
     /// B's password.
     password: &'static str,
+    /// The ssh client B's device claims.
+    claim: Claim,
 }
 
 /// Starts A (direct, requires auth; its secrets give bob a fixed address
@@ -92,10 +109,19 @@ name = "gw-a"
         secrets = secrets.display(),
         extra = case.a_extra,
     );
+    // No double quote or backslash: the device is a TOML basic string.
+    let ssh_connection = match case.claim {
+        Claim::Fixed => format!("SSH_CONNECTION='{SSH_CLIENT} 50022 192.0.2.1 22'"),
+        Claim::NewEachDial => format!(
+            "n=$(( $(cat {c} 2>/dev/null || echo 0) + 1 )); echo $n > {c}; \
+             SSH_CONNECTION=192.0.2.$n' 50022 192.0.2.1 22'",
+            c = guard.dir.join("dials").display()
+        ),
+    };
     let b_links = format!(
         r#"[link.p1]
 mode = "dial"
-device = "SSH_CONNECTION='{SSH_CLIENT} 50022 192.0.2.1 22' {BIN} -S {sock} direct p2"
+device = "{ssh_connection} {BIN} -S {sock} direct p2"
 tun = "tb{pid}{tag}"
 ipv6cp = false
 echo_interval = 1
@@ -173,6 +199,7 @@ fn chap_md5_with_deflate_brings_the_link_up() {
             a_extra: "require = [\"chap\"]\ndeflate = 15",
             b_extra: "deflate = 15",
             password: "right pw",
+            claim: Claim::Fixed,
         },
         "peer bob by CHAP",
         "us as bob by CHAP",
@@ -191,6 +218,7 @@ fn mschap_v2_with_mppe_128_brings_the_link_up() {
             a_extra: "require = [\"mschap-v2\"]\nmppe = \"require-128\"",
             b_extra: "mppe = \"require-128\"",
             password: "right pw",
+            claim: Claim::Fixed,
         },
         "peer bob by MS-CHAP-v2",
         "us as bob by MS-CHAP-v2",
@@ -208,6 +236,7 @@ fn wrong_password_is_refused_on_both_sides_and_slowed_down() {
         a_extra: "require = [\"chap\"]",
         b_extra: "",
         password: "wrong pw",
+        claim: Claim::Fixed,
     };
     let (guard, _a_addr, b_addr) = start_pair(&case);
     let (a, b) = (&guard.sides[0], &guard.sides[1]);
@@ -242,71 +271,229 @@ fn wrong_password_is_refused_on_both_sides_and_slowed_down() {
     }
 }
 
+/// `tsunagi direct` sends whatever SSH_CONNECTION says, so a caller can
+/// claim a new address at every attempt: its uid is held off all the same
+/// once the free failures are spent, and A's refusal names the uid.
 #[test]
-#[ignore = "needs root to start the daemon (scripts/test.sh runs it)"]
-fn world_readable_secrets_refuse_start_up() {
-    // No namespace is needed, but a daemon is only started as root.
-    support::require_root();
-    let pid = std::process::id();
-    let dir = std::env::temp_dir().join(format!("tsunagi-dauth-{pid}-perm"));
-    let _ = std::fs::create_dir_all(&dir);
+#[ignore = "needs root, network namespaces and tun devices (scripts/test.sh runs it)"]
+fn wrong_passwords_from_one_uid_are_held_off_whatever_address_it_claims() {
+    require_netns(&[]);
+    let case = Case {
+        tag: "v",
+        octet: 14,
+        a_extra: "require = [\"chap\"]",
+        b_extra: "",
+        password: "wrong pw",
+        claim: Claim::NewEachDial,
+    };
+    let (guard, _a_addr, _b_addr) = start_pair(&case);
+    let (a, b) = (&guard.sides[0], &guard.sides[1]);
+    // B's device runs as root: uid 0 is the caller A sees.
+    wait_for(Duration::from_secs(30), "hold-off of uid 0 on A", || {
+        a.log()
+            .contains("p2: too many authentication failures from uid 0: refused for")
+    });
+    let log_a = a.log();
+    // The first four failures each came from an address of its own.
+    for n in 1..=4 {
+        assert!(
+            log_a.contains(&format!(
+                "p2: authentication failed: user \"bob\" from 192.0.2.{n} by CHAP: "
+            )),
+            "{log_a}"
+        );
+    }
+    assert!(
+        log_a.contains("next attempt from uid 0 held off"),
+        "{log_a}"
+    );
+    // The refusal reaches the caller: B logs its device's stderr.
+    wait_for(Duration::from_secs(5), "the refusal in B's log", || {
+        b.log()
+            .contains("too many authentication failures from uid 0")
+    });
+}
+
+/// A scratch directory and a daemon's files in it, without a namespace:
+/// for daemons that must refuse to start.
+fn lone_side(tag: &'static str) -> (Guard, Side) {
+    let dir = std::env::temp_dir().join(format!("tsunagi-dauth-{}-{tag}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
     let guard = Guard {
         sides: Vec::new(),
         dir: dir.clone(),
     };
-    let secrets = secrets_file(&dir, "bob * \"right pw\" *\n", 0o644);
     let side = Side {
         ns: String::new(),
-        dir: dir.clone(),
-        tag: "p",
+        dir,
+        tag,
         daemon: None,
     };
-    let cfg = side.config(&format!(
-        "[link.p2]\nmode = \"direct\"\nallow_users = [\"root\"]\nrequire = [\"chap\"]\nsecrets = \"{}\"\n",
-        secrets.display()
-    ));
-    // `check` says so before anyone tries `run`.
-    let checked = Command::new(BIN)
+    (guard, side)
+}
+
+/// `tsunagi -c CFG check`.
+fn check(cfg: &Path) -> Output {
+    Command::new(BIN)
         .arg("-c")
-        .arg(&cfg)
+        .arg(cfg)
         .arg("check")
         .output()
-        .unwrap();
-    assert_eq!(checked.status.code(), Some(1));
-    let err = String::from_utf8_lossy(&checked.stderr);
-    assert!(err.contains("(mode 0644)"), "{err}");
-    let out = Command::new(BIN)
-        .arg("-c")
-        .arg(&cfg)
-        .arg("run")
-        .stdin(Stdio::null())
-        .output()
-        .unwrap();
-    assert_eq!(out.status.code(), Some(1));
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert!(
-        err.contains(&format!(
-            "secrets file {} is accessible by group or others (mode 0644)",
-            secrets.display()
-        )),
-        "{err}"
-    );
-    assert!(err.contains("chmod 600"), "{err}");
-    assert!(!err.contains("right pw"), "{err}");
-    assert!(!side.socket().exists(), "the daemon bound its socket");
-    assert!(side.log().contains("refusing to start"), "{}", side.log());
-    // Once the file is private, `check` accepts it.
-    std::fs::set_permissions(&secrets, std::fs::Permissions::from_mode(0o600)).unwrap();
-    let checked = Command::new(BIN)
-        .arg("-c")
-        .arg(&cfg)
-        .arg("check")
-        .output()
-        .unwrap();
+        .unwrap()
+}
+
+/// Asserts that `check` accepts `cfg`.
+fn check_accepts(cfg: &Path) {
+    let checked = check(cfg);
     assert!(
         checked.status.success(),
         "{}",
         String::from_utf8_lossy(&checked.stderr)
     );
-    drop(guard);
+}
+
+/// Asserts that `check` and `run` both refuse `cfg` (exit status 1),
+/// saying `why` and never `secret`: `run` before it binds its socket, and
+/// in its log too. `check` goes first, so that a daemon which would start
+/// is not started; one that starts all the same is killed after 10 s.
+fn refused(side: &Side, cfg: &Path, why: &str, secret: &str) {
+    let checked = check(cfg);
+    let err = String::from_utf8_lossy(&checked.stderr);
+    assert_eq!(checked.status.code(), Some(1), "check: {err}");
+    assert!(err.contains(why), "check: {err}");
+    let mut child = Command::new(BIN)
+        .arg("-c")
+        .arg(cfg)
+        .arg("run")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let started = std::time::Instant::now();
+    while child.try_wait().unwrap().is_none() {
+        if started.elapsed() > Duration::from_secs(10) {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("the daemon started with {}", cfg.display());
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let out = child.wait_with_output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "run: {err}");
+    assert!(err.contains(why), "run: {err}");
+    assert!(!err.contains(secret), "{err}");
+    assert!(!side.socket().exists(), "the daemon bound its socket");
+    let log = side.log();
+    assert!(
+        log.contains("refusing to start") && log.contains(why),
+        "{log}"
+    );
+    assert!(!log.contains(secret), "{log}");
+}
+
+#[test]
+#[ignore = "needs root to start the daemon (scripts/test.sh runs it)"]
+fn world_readable_secrets_refuse_start_up() {
+    // No namespace is needed, but a daemon is only started as root.
+    support::require_root();
+    let (guard, side) = lone_side("perm");
+    let secrets = secrets_file(&guard.dir, "bob * \"right pw\" *\n", 0o644);
+    let cfg = side.config(&format!(
+        "[link.p2]\nmode = \"direct\"\nallow_users = [\"root\"]\nrequire = [\"chap\"]\nsecrets = \"{}\"\n",
+        secrets.display()
+    ));
+    let path = secrets.display();
+    refused(
+        &side,
+        &cfg,
+        &format!(
+            "secrets file {path} is accessible by group or others (mode 0644); \
+             it holds passwords: run `chmod 600 {path}`"
+        ),
+        "right pw",
+    );
+    // Once the file is private, `check` accepts it.
+    std::fs::set_permissions(&secrets, std::fs::Permissions::from_mode(0o600)).unwrap();
+    check_accepts(&cfg);
+}
+
+/// A `password` written in the config makes the config a file of secrets:
+/// readable by others, it is refused as a secrets file would be. Without
+/// a password, the same mode is fine.
+#[test]
+#[ignore = "needs root to start the daemon (scripts/test.sh runs it)"]
+fn readable_config_with_a_password_refuses_start_up() {
+    support::require_root();
+    let (_guard, side) = lone_side("cfgperm");
+    let link = "[link.p2]\nmode = \"direct\"\nallow_users = [\"root\"]\n";
+    let cfg = side.config(&format!("{link}user = \"bob\"\npassword = \"right pw\"\n"));
+    std::fs::set_permissions(&cfg, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let path = cfg.display();
+    refused(
+        &side,
+        &cfg,
+        &format!(
+            "config file {path} is accessible by group or others (mode 0644); \
+             it holds passwords: run `chmod 600 {path}`"
+        ),
+        "right pw",
+    );
+    std::fs::set_permissions(&cfg, std::fs::Permissions::from_mode(0o600)).unwrap();
+    check_accepts(&cfg);
+    let cfg = side.config(link);
+    std::fs::set_permissions(&cfg, std::fs::Permissions::from_mode(0o644)).unwrap();
+    check_accepts(&cfg);
+}
+
+/// A secrets or password file that another user owns is refused, mode
+/// 0600 or not: that user could read it, or put secrets of its choosing in
+/// it. Owned by root (the daemon's uid here), it is accepted.
+#[test]
+#[ignore = "needs root to start the daemon and to give files away (scripts/test.sh runs it)"]
+fn secrets_owned_by_another_user_refuse_start_up() {
+    support::require_root();
+    const NOBODY: u32 = 65534;
+    let (guard, side) = lone_side("owner");
+    let secrets = secrets_file(&guard.dir, "bob * \"right pw\" *\n", 0o600);
+    let password = guard.dir.join("password");
+    std::fs::write(&password, "right pw\n").unwrap();
+    std::fs::set_permissions(&password, std::fs::Permissions::from_mode(0o600)).unwrap();
+    let link = "[link.p2]\nmode = \"direct\"\nallow_users = [\"root\"]\n";
+    let configs = [
+        (
+            &secrets,
+            "secrets file",
+            format!(
+                "{link}require = [\"chap\"]\nsecrets = \"{}\"\n",
+                secrets.display()
+            ),
+        ),
+        (
+            &password,
+            "password file",
+            format!(
+                "{link}user = \"bob\"\npassword_file = \"{}\"\n",
+                password.display()
+            ),
+        ),
+    ];
+    for (file, what, links) in &configs {
+        std::os::unix::fs::chown(file, Some(NOBODY), Some(NOBODY)).unwrap();
+        let cfg = side.config(links);
+        let path = file.display();
+        refused(
+            &side,
+            &cfg,
+            &format!(
+                "{what} {path} is owned by uid {NOBODY}; it holds passwords, \
+                 so it must be owned by root: run `chown root {path}`"
+            ),
+            "right pw",
+        );
+        std::os::unix::fs::chown(file, Some(0), Some(0)).unwrap();
+        check_accepts(&cfg);
+    }
 }

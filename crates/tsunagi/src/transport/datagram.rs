@@ -44,7 +44,7 @@ use tsunagi_host::netlink::Ipv4Net;
 use tsunagi_ppp::lcp::Framing;
 use tsunagi_ppp::link::{Event, IpVersion, Link, LinkConfig};
 
-use crate::auth::AuthGuard;
+use crate::auth::{AuthGuard, AuthSource};
 use crate::control::{Response, SessionStatus};
 use crate::netconf::{Change, Netconf, SessionNet, SessionNetconf};
 use crate::pool::{Lease, Pool};
@@ -431,7 +431,13 @@ impl<P: PacketPort, D: PacketDevice> Server<P, D> {
         let id = self.registry.open_session(&name);
         let log_name = format!("{name}[{id}]");
         let ifname = self.device.interface().unwrap_or("-").to_string();
-        let info = SessionInfo::new(id, &name, log_name.clone(), outer, &ifname);
+        let info = SessionInfo::new(
+            id,
+            &name,
+            log_name.clone(),
+            AuthSource::Peer(outer),
+            &ifname,
+        );
         let mut config = self.settings.link.clone();
         config.name = log_name.clone();
         config.lcp.framing = Framing::Packet;

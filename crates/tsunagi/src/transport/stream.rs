@@ -51,7 +51,7 @@ use tsunagi_ppp::ipcp::Ipv4Prefix;
 use tsunagi_ppp::link::{Event, IpVersion, Link, LinkConfig, Phase};
 use tsunagi_ppp::stream::StreamLink;
 
-use crate::auth::{AuthGuard, Credentials};
+use crate::auth::{AuthGuard, AuthSource, Credentials};
 use crate::config::LinkSettings;
 use crate::control::Response;
 use crate::netconf::{Change, Netconf, SessionNet, SessionNetconf, IPV6_MIN_MTU};
@@ -211,9 +211,9 @@ pub struct SessionCtx<'a> {
     /// Daemon-wide authentication failure limiter.
     pub guard: &'a AuthGuard,
     /// Where the peer is, for `status`, auth log lines and the limiter:
-    /// the ssh client address of a direct caller (else its uid), or the
+    /// a direct caller's claimed ssh client address and its uid, or the
     /// dial target.
-    pub source: String,
+    pub source: AuthSource,
     /// The peer's outer address when known (the ssh client of a direct
     /// caller): a full tunnel keeps it on its old next hop.
     pub outer_ip: Option<Ipv4Addr>,
