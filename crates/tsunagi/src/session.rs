@@ -66,6 +66,14 @@ pub enum EndReason {
     PeerRefusedAuth,
     /// No address for the peer (a pool exhausted, a fixed address in use).
     NoAddress(String),
+    /// Refused before PPP ran: authentication failures from this key hold
+    /// it off for a while.
+    HeldOff {
+        /// What is held off (an address, `uid N`).
+        key: String,
+        /// For how many more seconds.
+        secs: u64,
+    },
     /// The peer kept sending control packets beyond the link's budget.
     ControlFlood {
         /// Packets dropped within the budget's window.
@@ -93,6 +101,7 @@ impl EndReason {
             EndReason::AuthFailed { .. }
             | EndReason::PeerRefusedAuth
             | EndReason::NoAddress(_)
+            | EndReason::HeldOff { .. }
             | EndReason::SetupFailed(_) => EXIT_REFUSED,
             EndReason::EchoTimeout
             | EndReason::Loopback
@@ -165,6 +174,10 @@ impl fmt::Display for EndReason {
             ),
             EndReason::PeerRefusedAuth => f.write_str("peer refused to authenticate"),
             EndReason::NoAddress(why) => write!(f, "no address for the peer: {why}"),
+            EndReason::HeldOff { key, secs } => write!(
+                f,
+                "too many authentication failures from {key}: refused for {secs}s"
+            ),
             EndReason::ControlFlood { dropped } => write!(
                 f,
                 "peer flooded control packets ({dropped} dropped beyond the budget)"

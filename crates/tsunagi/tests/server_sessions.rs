@@ -276,6 +276,32 @@ async fn fifty_sessions_on_one_transport() {
         }
     }
 
+    // Wrong passwords from one address (each call from another port):
+    // after the free failures its next call is refused at once.
+    let mallory = Ipv4Addr::new(198, 51, 100, 66);
+    let mut held = false;
+    for key in 300..310 {
+        clients.start_from(key, "mallory", Some(mallory));
+        // The server clears the call: after the failed authentication, or
+        // at once when the address is held off.
+        let deadline = Instant::now() + Duration::from_secs(10);
+        let (closed_key, reason) = loop {
+            clients.pump(Duration::from_millis(50), |_| false).await;
+            if let Ok(closed) = closed_rx.try_recv() {
+                break closed;
+            }
+            assert!(Instant::now() < deadline, "call {key} never cleared");
+        };
+        assert_eq!(closed_key, key);
+        if let EndReason::HeldOff { key: who, .. } = &reason {
+            assert_eq!(who, "198.51.100.66");
+            held = true;
+            break;
+        }
+        assert!(matches!(reason, EndReason::AuthFailed { .. }), "{reason:?}");
+    }
+    assert!(held, "wrong passwords from one address were never held off");
+
     // The daemon stops: every session is closed, the server returns.
     shutdown_tx.send(true).unwrap();
     let counters: ServerCounters = loop {
@@ -286,6 +312,7 @@ async fn fifty_sessions_on_one_transport() {
     };
     assert_eq!(counters.spoofed, 1);
     assert_eq!(counters.refused, 1);
+    assert!(counters.held_off >= 1);
     assert_eq!(registry.session_count(), 0);
     control_task.abort();
     let _ = std::fs::remove_dir_all(&dir);

@@ -33,7 +33,7 @@ use std::fmt;
 use std::future::Future;
 use std::hash::Hash;
 use std::io;
-use std::net::Ipv4Addr;
+use std::net::{IpAddr, Ipv4Addr};
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
@@ -66,6 +66,9 @@ pub enum PortEvent<K> {
     Open {
         /// How the port names it (peer address and call id).
         key: K,
+        /// The peer's address: its authentication failures count against
+        /// it, and after a few its next sessions are refused for a while.
+        peer: IpAddr,
         /// The peer outside the tunnel, for `status` and the logs (its
         /// address and port).
         outer: String,
@@ -175,6 +178,9 @@ pub struct ServerCounters {
     pub send_errors: u64,
     /// Sessions refused an address (pool exhausted, limit, conflict).
     pub refused: u64,
+    /// Sessions refused at once: their peer's authentication failures
+    /// hold it off.
+    pub held_off: u64,
 }
 
 /// One session of the server.
@@ -383,7 +389,7 @@ impl<P: PacketPort, D: PacketDevice> Server<P, D> {
     fn port_event(&mut self, event: PortEvent<P::Key>, buf: &[u8]) {
         let now = Instant::now();
         match event {
-            PortEvent::Open { key, outer } => self.open_session(key, outer, now),
+            PortEvent::Open { key, peer, outer } => self.open_session(key, peer, outer, now),
             PortEvent::Frame { key, len } => {
                 let Some(&id) = self.by_key.get(&key) else {
                     self.counters.unknown_session += 1;
@@ -422,22 +428,30 @@ impl<P: PacketPort, D: PacketDevice> Server<P, D> {
         }
     }
 
-    fn open_session(&mut self, key: P::Key, outer: String, now: Instant) {
+    fn open_session(&mut self, key: P::Key, peer: IpAddr, outer: String, now: Instant) {
         if let Some(&old) = self.by_key.get(&key) {
             // The port reuses a key: the old session is gone.
             self.end_session(old, EndReason::TransportLost("call replaced".into()));
         }
         let name = self.settings.name.clone();
+        // Failures count against the peer's address, not its port: a new
+        // source port is no new peer.
+        let source = AuthSource::Peer(peer.to_string());
+        if let Some(hold) = self.guard.hold_for(now, &source) {
+            self.counters.held_off += 1;
+            let reason = EndReason::HeldOff {
+                key: hold.key.to_string(),
+                secs: hold.secs(),
+            };
+            debug!("{name}: session from {outer} refused: {reason}");
+            self.port.closed(&key, &reason);
+            return;
+        }
         let id = self.registry.open_session(&name);
         let log_name = format!("{name}[{id}]");
         let ifname = self.device.interface().unwrap_or("-").to_string();
-        let info = SessionInfo::new(
-            id,
-            &name,
-            log_name.clone(),
-            AuthSource::Peer(outer),
-            &ifname,
-        );
+        let mut info = SessionInfo::new(id, &name, log_name.clone(), source, &ifname);
+        info.outer_peer = outer;
         let mut config = self.settings.link.clone();
         config.name = log_name.clone();
         config.lcp.framing = Framing::Packet;

@@ -32,7 +32,10 @@ pub const LOCAL: Ipv4Addr = Ipv4Addr::new(10, 77, 0, 1);
 
 /// What a client sends the server's port.
 pub enum ToPort {
+    /// A call from 192.0.2.KEY (the key's low octet).
     Open(u32),
+    /// A call from this address.
+    OpenFrom(u32, Ipv4Addr),
     Frame(u32, Vec<u8>),
 }
 
@@ -54,7 +57,13 @@ impl PacketPort for MemoryPort {
         match self.inbox.recv().await {
             Some(ToPort::Open(key)) => Ok(PortEvent::Open {
                 key,
+                peer: std::net::IpAddr::V4(Ipv4Addr::new(192, 0, 2, key as u8)),
                 outer: format!("192.0.2.{key}:1723"),
+            }),
+            Some(ToPort::OpenFrom(key, addr)) => Ok(PortEvent::Open {
+                key,
+                peer: std::net::IpAddr::V4(addr),
+                outer: format!("{addr}:{}", 1024 + key),
             }),
             Some(ToPort::Frame(key, frame)) => {
                 buf[..frame.len()].copy_from_slice(&frame);
@@ -257,6 +266,11 @@ pub struct Clients {
 
 impl Clients {
     pub fn start(&mut self, key: u32, user: &str) {
+        self.start_from(key, user, None);
+    }
+
+    /// [`Clients::start`] from `from` (else 192.0.2.KEY).
+    pub fn start_from(&mut self, key: u32, user: &str, from: Option<Ipv4Addr>) {
         let config = LinkConfig {
             name: format!("client{key}"),
             auth: AuthConfig {
@@ -270,7 +284,10 @@ impl Clients {
         let mut config = config;
         config.lcp.framing = Framing::Packet;
         let mut link = Link::new(config, u64::from(key), OsRandom::handle());
-        let _ = self.to_port.send(ToPort::Open(key));
+        let _ = self.to_port.send(match from {
+            Some(addr) => ToPort::OpenFrom(key, addr),
+            None => ToPort::Open(key),
+        });
         link.start(Instant::now());
         self.links.insert(key, link);
         self.flush(key);
