@@ -76,8 +76,8 @@ pub struct ControlContext {
 
 /// Run the daemon until SIGTERM/SIGINT.
 pub fn run(config: Config, socket: PathBuf) -> anyhow::Result<()> {
-    crate::logging::init(config.daemon.log_file.as_deref())
-        .with_context(|| format!("cannot open log file {:?}", config.daemon.log_file))?;
+    // The error names the file and what is wrong with it.
+    crate::logging::init(config.daemon.log_file.as_deref())?;
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
