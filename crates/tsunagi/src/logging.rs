@@ -11,14 +11,22 @@
 //! not be one a local user could choose: it is opened without following a
 //! symbolic link, in a directory only root (or the daemon's own user) can
 //! change ([`open_log_file`]).
+//!
+//! Lines that anyone can cause as often as they like (a local user looping
+//! on the control socket wrote 3.5 MB of warnings a second, one per
+//! connection) go through a [`LogLimiter`]: per cause and source,
+//! [`LOG_BUDGET`] lines per [`LOG_WINDOW`], then only counted, and the
+//! count written as `... N more in the last 10 s` when the window ends.
 
+use std::collections::HashMap;
 use std::fmt;
 use std::fs::File;
+use std::hash::Hash;
 use std::io;
 use std::os::unix::fs::MetadataExt;
 use std::path::Path;
 use std::sync::Mutex;
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use rustix::fs::{FileType, Mode, OFlags};
 
@@ -277,6 +285,255 @@ pub fn init(log_file: Option<&Path>) -> Result<(), LogFileError> {
     Ok(())
 }
 
+/// Lines written per cause and source in one [`LOG_WINDOW`] before the
+/// rest are only counted: enough to show what is happening and who does
+/// it, few enough that a loop on the control socket adds a few hundred
+/// bytes per window instead of megabytes per second.
+pub const LOG_BUDGET: u32 = 5;
+/// The window [`LOG_BUDGET`] is counted in, and the period of the
+/// summaries.
+pub const LOG_WINDOW: Duration = Duration::from_secs(10);
+/// Most (cause, source) keys counted at once: a few dozen bytes each, so
+/// the limiter stays small however many sources there are. Lines of keys
+/// beyond it share one budget ([`Source::Others`]).
+pub const LOG_KEYS: usize = 1024;
+
+/// Whose lines a [`Summary`] counts.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Source<K> {
+    /// One cause and source.
+    Key(K),
+    /// The keys that came when [`LOG_KEYS`] were already counted.
+    Others,
+}
+
+/// Lines of one window that were counted and not written.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Summary<K> {
+    /// Whose.
+    pub source: Source<K>,
+    /// How many.
+    pub suppressed: u64,
+    /// The window they fell in.
+    pub window: Duration,
+}
+
+impl<K: fmt::Display> fmt::Display for Summary<K> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let (n, secs) = (self.suppressed, self.window.as_secs());
+        match &self.source {
+            Source::Key(key) => write!(f, "{key}: {n} more in the last {secs} s"),
+            Source::Others => write!(
+                f,
+                "rate-limited warnings of other sources: {n} more in the last {secs} s"
+            ),
+        }
+    }
+}
+
+/// What to do with one line.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[must_use]
+pub enum Admit {
+    /// Write it.
+    Write,
+    /// Only count it: the `n`th counted in this window.
+    Count(u64),
+}
+
+/// One key's window.
+#[derive(Debug, Clone, Copy)]
+struct Window {
+    start: Instant,
+    written: u32,
+    suppressed: u64,
+}
+
+impl Window {
+    fn new(start: Instant) -> Window {
+        Window {
+            start,
+            written: 0,
+            suppressed: 0,
+        }
+    }
+
+    fn admit(&mut self, budget: u32) -> Admit {
+        if self.written < budget {
+            self.written += 1;
+            Admit::Write
+        } else {
+            self.suppressed += 1;
+            Admit::Count(self.suppressed)
+        }
+    }
+}
+
+/// Counts lines by key in fixed windows that start with a key's first line;
+/// no I/O and no clock of its own (time is an argument). Call
+/// [`RateLimit::expire`] before [`RateLimit::admit`] with the same `now`,
+/// and again at [`RateLimit::poll_at`].
+#[derive(Debug)]
+pub struct RateLimit<K> {
+    budget: u32,
+    window: Duration,
+    max_keys: usize,
+    windows: HashMap<K, Window>,
+    others: Option<Window>,
+    /// When the first window ends; `expire` before then has nothing to do.
+    first_end: Option<Instant>,
+}
+
+impl<K: Hash + Eq + Clone> RateLimit<K> {
+    /// `budget` lines per `window` and key, at most `max_keys` keys.
+    pub fn new(budget: u32, window: Duration, max_keys: usize) -> RateLimit<K> {
+        RateLimit {
+            budget,
+            window,
+            max_keys,
+            windows: HashMap::new(),
+            others: None,
+            first_end: None,
+        }
+    }
+
+    /// One more line of `key` at `now`.
+    pub fn admit(&mut self, now: Instant, key: K) -> Admit {
+        let full = self.windows.len() >= self.max_keys;
+        let window = match self.windows.get_mut(&key) {
+            Some(w) => w,
+            None if full => self.others.get_or_insert_with(|| Window::new(now)),
+            None => self.windows.entry(key).or_insert_with(|| Window::new(now)),
+        };
+        let end = window.start + self.window;
+        self.first_end = Some(self.first_end.map_or(end, |e| e.min(end)));
+        window.admit(self.budget)
+    }
+
+    /// Ends the windows that are over at `now` (their keys are forgotten)
+    /// and returns the summaries of those that counted lines.
+    pub fn expire(&mut self, now: Instant) -> Vec<Summary<K>> {
+        match self.first_end {
+            Some(end) if now >= end => {}
+            _ => return Vec::new(),
+        }
+        let window = self.window;
+        let summary = |source, w: &Window| {
+            (w.suppressed > 0).then_some(Summary {
+                source,
+                suppressed: w.suppressed,
+                window,
+            })
+        };
+        let mut summaries = Vec::new();
+        self.windows.retain(|key, w| {
+            let over = now >= w.start + window;
+            if over {
+                summaries.extend(summary(Source::Key(key.clone()), w));
+            }
+            !over
+        });
+        if let Some(w) = self.others.filter(|w| now >= w.start + window) {
+            summaries.extend(summary(Source::Others, &w));
+            self.others = None;
+        }
+        self.first_end = self
+            .windows
+            .values()
+            .chain(&self.others)
+            .map(|w| w.start + window)
+            .min();
+        summaries
+    }
+
+    /// When the next window that counted lines ends: when to call
+    /// [`RateLimit::expire`] for its summary. `None`: no summary is due.
+    pub fn poll_at(&self) -> Option<Instant> {
+        self.windows
+            .values()
+            .chain(&self.others)
+            .filter(|w| w.suppressed > 0)
+            .map(|w| w.start + self.window)
+            .min()
+    }
+
+    /// Keys counted now (for tests: memory stays bounded).
+    pub fn keys(&self) -> usize {
+        self.windows.len()
+    }
+}
+
+/// A [`RateLimit`] that writes: warnings through [`LogLimiter::warn`],
+/// summaries from [`LogLimiter::write_summaries`] (run it as a task).
+#[derive(Debug)]
+pub struct LogLimiter<K> {
+    limit: Mutex<RateLimit<K>>,
+    /// Woken when a window first counts a line, so that its summary is
+    /// written when it ends even if no other line comes.
+    counting: tokio::sync::Notify,
+}
+
+impl<K: Hash + Eq + Clone + fmt::Display> Default for LogLimiter<K> {
+    fn default() -> Self {
+        LogLimiter {
+            limit: Mutex::new(RateLimit::new(LOG_BUDGET, LOG_WINDOW, LOG_KEYS)),
+            counting: tokio::sync::Notify::new(),
+        }
+    }
+}
+
+impl<K: Hash + Eq + Clone + fmt::Display> LogLimiter<K> {
+    /// Writes the warning `{key}: {detail}` unless `key` has used its
+    /// budget; writes the summaries of windows that have ended first.
+    pub fn warn(&self, key: K, detail: impl fmt::Display) {
+        let now = Instant::now();
+        let (summaries, admit) = {
+            let mut limit = self.limit.lock().unwrap_or_else(|e| e.into_inner());
+            let summaries = limit.expire(now);
+            (summaries, limit.admit(now, key.clone()))
+        };
+        for s in summaries {
+            tracing::warn!("{s}");
+        }
+        match admit {
+            Admit::Write => tracing::warn!("{key}: {detail}"),
+            Admit::Count(1) => self.counting.notify_one(),
+            Admit::Count(_) => {}
+        }
+    }
+
+    /// Writes each summary when its window ends; never returns.
+    pub async fn write_summaries(&self) {
+        loop {
+            let due = self
+                .limit
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .poll_at();
+            match due {
+                Some(at) => {
+                    tokio::select! {
+                        () = tokio::time::sleep_until(at.into()) => {}
+                        () = self.counting.notified() => continue,
+                    }
+                }
+                None => {
+                    self.counting.notified().await;
+                    continue;
+                }
+            }
+            let summaries = self
+                .limit
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .expire(Instant::now());
+            for s in summaries {
+                tracing::warn!("{s}");
+            }
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -382,6 +639,91 @@ mod tests {
             );
             assert!(!log.exists());
         }
+    }
+
+    /// Budget, summary when the window ends, a fresh window after it.
+    #[test]
+    fn rate_limit_writes_a_budget_then_counts_then_summarises() {
+        let t0 = Instant::now();
+        let at = |ms: u64| t0 + Duration::from_millis(ms);
+        let mut limit = RateLimit::new(3, Duration::from_secs(10), 8);
+        let mut got = Vec::new();
+        for i in 0..10u64 {
+            assert!(limit.expire(at(i * 100)).is_empty());
+            got.push(limit.admit(at(i * 100), ("closed", 1000)));
+        }
+        use Admit::*;
+        assert_eq!(
+            got,
+            [
+                Write,
+                Write,
+                Write,
+                Count(1),
+                Count(2),
+                Count(3),
+                Count(4),
+                Count(5),
+                Count(6),
+                Count(7)
+            ]
+        );
+        // Another source and another cause have budgets of their own.
+        assert_eq!(limit.admit(at(1000), ("closed", 0)), Write);
+        assert_eq!(limit.admit(at(1000), ("malformed", 1000)), Write);
+        // The summary is due when the first window ends, not before.
+        assert_eq!(limit.poll_at(), Some(at(10_000)));
+        assert!(limit.expire(at(9_999)).is_empty());
+        let summaries = limit.expire(at(10_000));
+        assert_eq!(
+            summaries,
+            [Summary {
+                source: Source::Key(("closed", 1000)),
+                suppressed: 7,
+                window: Duration::from_secs(10),
+            }]
+        );
+        assert_eq!(limit.keys(), 2);
+        // Nothing counted in the others: no summary, and then forgotten.
+        assert_eq!(limit.poll_at(), None);
+        assert!(limit.expire(at(11_000)).is_empty());
+        assert_eq!(limit.keys(), 0);
+        // A new window writes again.
+        assert_eq!(limit.admit(at(12_000), ("closed", 1000)), Write);
+    }
+
+    /// Keys beyond the cap share one budget, summarised as "other sources".
+    #[test]
+    fn rate_limit_keys_are_capped() {
+        let t0 = Instant::now();
+        let mut limit = RateLimit::new(2, Duration::from_secs(10), 2);
+        for uid in 0..100u32 {
+            let _ = limit.admit(t0, uid);
+        }
+        assert_eq!(limit.keys(), 2);
+        let summaries = limit.expire(t0 + Duration::from_secs(10));
+        assert_eq!(
+            summaries,
+            [Summary {
+                source: Source::Others,
+                suppressed: 96,
+                window: Duration::from_secs(10),
+            }]
+        );
+        assert_eq!(
+            summaries[0].to_string(),
+            "rate-limited warnings of other sources: 96 more in the last 10 s"
+        );
+        assert_eq!(limit.keys(), 0);
+        assert_eq!(
+            Summary {
+                source: Source::Key("control socket: uid 0: malformed request"),
+                suppressed: 12,
+                window: LOG_WINDOW,
+            }
+            .to_string(),
+            "control socket: uid 0: malformed request: 12 more in the last 10 s"
+        );
     }
 
     #[test]
