@@ -447,8 +447,10 @@ pub struct Received {
     pub fds: Vec<OwnedFd>,
 }
 
-/// Read one request line and the fds passed with it from a connection.
-pub async fn receive(stream: &tokio::net::UnixStream) -> io::Result<Received> {
+/// Read one request line and the fds passed with it from a connection;
+/// `None` when the client closed it without sending a byte (nothing to
+/// answer).
+pub async fn receive(stream: &tokio::net::UnixStream) -> io::Result<Option<Received>> {
     let mut line = Vec::new();
     let mut fds = Vec::new();
     let mut extra_fds = 0usize;
@@ -490,11 +492,14 @@ pub async fn receive(stream: &tokio::net::UnixStream) -> io::Result<Received> {
             break;
         }
         if line.len() > MAX_REQUEST_LEN {
-            return Ok(Received {
+            return Ok(Some(Received {
                 request: Err(format!("request longer than {MAX_REQUEST_LEN} bytes")),
                 fds,
-            });
+            }));
         }
+    }
+    if line.is_empty() && fds.is_empty() && extra_fds == 0 {
+        return Ok(None);
     }
     let text = line.split(|b| *b == b'\n').next().unwrap_or_default();
     let request = if extra_fds > 0 {
@@ -502,7 +507,7 @@ pub async fn receive(stream: &tokio::net::UnixStream) -> io::Result<Received> {
     } else {
         Request::parse(text)
     };
-    Ok(Received { request, fds })
+    Ok(Some(Received { request, fds }))
 }
 
 #[cfg(test)]
@@ -650,7 +655,7 @@ mod tests {
         let (dir, path, listener) = listen_in_scratch_dir("ctl3");
         let server = tokio::spawn(async move {
             let (conn, _) = listener.accept().await.unwrap();
-            let got = receive(&conn).await.unwrap();
+            let got = receive(&conn).await.unwrap().unwrap();
             conn.writable().await.unwrap();
             let _ = conn.try_write(
                 Response::Error {
@@ -681,7 +686,7 @@ mod tests {
         let (dir, path, listener) = listen_in_scratch_dir("ctl");
         let server = tokio::spawn(async move {
             let (conn, _) = listener.accept().await.unwrap();
-            let got = receive(&conn).await.unwrap();
+            let got = receive(&conn).await.unwrap().unwrap();
             let reply = Response::Done {
                 message: format!("{} fds", got.fds.len()),
             };

@@ -35,6 +35,7 @@ use tsunagi_host::Netlink;
 use crate::auth::{AuthGuard, Credentials};
 use crate::config::{Config, LinkSettings, Mode};
 use crate::control::{self, Request, Response};
+use crate::limits::{ControlWarning, ControlWarnings, WarningKey};
 use crate::netconf::Netconf;
 use crate::registry::{Attach, Command, ProfileKind, ProfileState, Registry};
 use crate::session::{EndReason, SessionEnd, SessionId};
@@ -43,8 +44,7 @@ use crate::users;
 
 /// A link that stayed up this long resets its redial backoff.
 pub const STABLE_UP: Duration = Duration::from_secs(30);
-/// How long a control client may take to send its request line.
-pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
+pub use crate::limits::REQUEST_TIMEOUT;
 /// How long the daemon waits for its links at shutdown before it exits anyway.
 pub const SHUTDOWN_WAIT: Duration = Duration::from_secs(5);
 
@@ -72,6 +72,25 @@ pub struct ControlContext {
     pub registry: Registry,
     /// The site links' settings, for `direct`'s checks.
     pub links: Arc<BTreeMap<String, Arc<LinkSettings>>>,
+    /// Warnings about control connections, rate-limited by cause and uid.
+    pub warnings: Arc<ControlWarnings>,
+}
+
+impl ControlContext {
+    /// Answers from `registry` and `links`, with a fresh warning limiter.
+    pub fn new(registry: Registry, links: Arc<BTreeMap<String, Arc<LinkSettings>>>) -> Self {
+        ControlContext {
+            registry,
+            links,
+            warnings: Arc::default(),
+        }
+    }
+
+    /// A warning about uid `uid`'s connection (`None`: not known yet),
+    /// through the limiter.
+    fn warn(&self, warning: ControlWarning, uid: Option<u32>, detail: impl std::fmt::Display) {
+        self.warnings.warn(WarningKey { warning, uid }, detail);
+    }
 }
 
 /// Run the daemon until SIGTERM/SIGINT.
@@ -186,10 +205,7 @@ async fn serve(config: Config, socket: PathBuf) -> anyhow::Result<()> {
         tasks.push(tokio::spawn(sup.run()));
         links.insert(settings.name.clone(), settings);
     }
-    let control = ControlContext {
-        registry,
-        links: Arc::new(links),
-    };
+    let control = ControlContext::new(registry, Arc::new(links));
     let server = tokio::spawn(serve_control(listener, control));
 
     tokio::select! {
@@ -280,43 +296,71 @@ pub fn bind_control_socket(path: &Path) -> anyhow::Result<UnixListener> {
 }
 
 /// Answers the control socket until the task is dropped: one task per
-/// connection, each request checked by the caller's uid.
+/// connection, each request checked by the caller's uid; the summaries of
+/// rate-limited warnings written as their windows end.
 pub async fn serve_control(listener: UnixListener, control: ControlContext) {
+    let warnings = control.warnings.clone();
+    tokio::select! {
+        () = accept_connections(listener, control) => {}
+        () = warnings.write_summaries() => {}
+    }
+}
+
+async fn accept_connections(listener: UnixListener, control: ControlContext) {
     loop {
         match listener.accept().await {
             Ok((conn, _)) => {
                 let control = control.clone();
-                tokio::spawn(async move {
-                    if let Err(e) = handle_connection(conn, &control).await {
-                        warn!("control connection: {e}");
-                    }
-                });
+                tokio::spawn(async move { handle_connection(conn, &control).await });
             }
             Err(e) => {
-                error!("control socket accept: {e}");
+                control.warn(ControlWarning::Accept, None, e);
                 tokio::time::sleep(Duration::from_millis(100)).await;
             }
         }
     }
 }
 
-async fn handle_connection(mut conn: UnixStream, control: &ControlContext) -> std::io::Result<()> {
-    let cred = conn.peer_cred()?;
+/// One connection: its request read, answered and closed; whatever went
+/// wrong is a rate-limited warning naming the uid.
+async fn handle_connection(mut conn: UnixStream, control: &ControlContext) {
+    let cred = match conn.peer_cred() {
+        Ok(cred) => cred,
+        Err(e) => {
+            return control.warn(ControlWarning::Io, None, format!("credentials: {e}"));
+        }
+    };
     let uid = cred.uid();
     let pid = cred.pid().unwrap_or(0);
-    // A client that connects and never finishes its line must not hold
-    // a task (and fds it passed) forever.
-    let received = tokio::time::timeout(REQUEST_TIMEOUT, control::receive(&conn))
-        .await
-        .map_err(|_| {
-            std::io::Error::new(std::io::ErrorKind::TimedOut, "no request line within 10 s")
-        })??;
+    let warn = |warning, detail: std::fmt::Arguments| control.warn(warning, Some(uid), detail);
+    let received = match tokio::time::timeout(REQUEST_TIMEOUT, control::receive(&conn)).await {
+        Err(_) => return warn(ControlWarning::Timeout, format_args!("pid {pid}")),
+        Ok(Err(e)) => return warn(ControlWarning::Io, format_args!("pid {pid}: reading: {e}")),
+        Ok(Ok(None)) => return warn(ControlWarning::NoRequest, format_args!("pid {pid}")),
+        Ok(Ok(Some(received))) => received,
+    };
     let response = match received.request {
-        Err(message) => Response::Error { message },
+        Err(message) => {
+            // The client's own bytes may be quoted in it: escaped, so that
+            // they cannot forge log lines.
+            warn(
+                ControlWarning::Malformed,
+                format_args!("pid {pid}: {}", message.escape_debug()),
+            );
+            Response::Error { message }
+        }
         Ok(request) => dispatch(control, uid, pid, request, received.fds).await,
     };
-    conn.write_all(response.to_line().as_bytes()).await?;
-    conn.shutdown().await
+    let answered = async {
+        conn.write_all(response.to_line().as_bytes()).await?;
+        conn.shutdown().await
+    };
+    if let Err(e) = answered.await {
+        warn(
+            ControlWarning::Io,
+            format_args!("pid {pid}: answering: {e}"),
+        );
+    }
 }
 
 /// Carry out one request from uid `uid`.
@@ -328,13 +372,22 @@ async fn dispatch(
     fds: Vec<OwnedFd>,
 ) -> Response {
     let refused = |message: String| Response::Refused { message };
+    // Refused for who the caller is: answered, and logged by uid.
+    let not_allowed = |message: String| {
+        control.warn(
+            ControlWarning::Refused,
+            Some(uid),
+            format_args!("pid {pid}: {message}"),
+        );
+        refused(message)
+    };
     let registry = &control.registry;
     match request {
         Request::Status {} => registry.status().await,
-        Request::Dial { link } | Request::Hangup { link } if uid != 0 => refused(format!(
-            "uid {uid} may not dial or hang up {link}: root only"
+        Request::Dial { link } | Request::Hangup { link } if uid != 0 => not_allowed(format!(
+            "uid {uid} may not dial or hang up {link:?}: root only"
         )),
-        Request::Kick { session } if uid != 0 => refused(format!(
+        Request::Kick { session } if uid != 0 => not_allowed(format!(
             "uid {uid} may not kick session {session}: root only"
         )),
         Request::Dial { link } => match registry.profile(&link) {
@@ -364,7 +417,11 @@ async fn dispatch(
         } => {
             let verdict = check_direct(&control.links, uid, &profile, fds.len());
             if let Err(why) = verdict {
-                warn!("direct {profile:?} refused for uid {uid} pid {pid}: {why}");
+                control.warn(
+                    ControlWarning::Refused,
+                    Some(uid),
+                    format_args!("pid {pid}: direct {profile:?}: {why}"),
+                );
                 return refused(why);
             }
             let Some((_, commands)) = registry.profile(&profile) else {

@@ -2,6 +2,9 @@
 //! "hostile peers and local users can't exhaust, flood or mislead the
 //! daemon"):
 //!
+//! - fill the disk through the log: a connect-and-close loop and a
+//!   malformed-request loop for 5 s each add at most [`BUDGET`] lines per
+//!   cause, then one summary each that counts the rest;
 //! - make the daemon append to a file of their choice: a log file that is a
 //!   symbolic link, or in a directory others may write to (sticky or not),
 //!   refuses start-up naming the path and why; a 0755 directory works.
@@ -13,11 +16,118 @@
 
 mod support;
 
+use std::io::{Read, Write};
 use std::os::unix::fs::PermissionsExt;
+use std::os::unix::net::UnixStream;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use support::{require_netns, wait_for, Guard, BIN};
+
+/// Lines written per cause and source in a 10 s window before the rest are
+/// only counted (`tsunagi::logging::LOG_BUDGET`).
+const BUDGET: usize = tsunagi::logging::LOG_BUDGET as usize;
+
+/// The lines of `log` that start with a control-socket warning `key`
+/// ("control socket: uid 0: malformed request"): (the lines themselves,
+/// the N of each `N more in the last 10 s` summary).
+fn warnings(log: &str, key: &str) -> (usize, Vec<u64>) {
+    let prefix = format!("{key}: ");
+    let mut written = 0;
+    let mut summaries = Vec::new();
+    for line in log.lines() {
+        let Some((_, rest)) = line.split_once(&prefix) else {
+            continue;
+        };
+        match rest.strip_suffix(" more in the last 10 s") {
+            Some(n) => summaries.push(n.parse().unwrap()),
+            None => written += 1,
+        }
+    }
+    (written, summaries)
+}
+
+#[test]
+#[ignore = "needs root, network namespaces (scripts/test.sh runs it)"]
+fn control_connection_floods_are_rate_limited_and_summarised() {
+    require_netns(&[]);
+    let pid = std::process::id();
+    let mut guard = Guard::single(&format!("tsunagi-dflood-{pid}"), &format!("tsfl{pid}"));
+    guard.sides[0].start("");
+    let side = &guard.sides[0];
+    let socket = side.socket();
+    let before = side.log().lines().count();
+
+    // Both loops from this process (uid 0) for 5 s, side by side.
+    let until = Instant::now() + Duration::from_secs(5);
+    let closing = {
+        let socket = socket.clone();
+        std::thread::spawn(move || {
+            let mut n = 0u64;
+            while Instant::now() < until {
+                drop(UnixStream::connect(&socket).unwrap());
+                n += 1;
+            }
+            n
+        })
+    };
+    let malformed = std::thread::spawn(move || {
+        let mut n = 0u64;
+        while Instant::now() < until {
+            let mut s = UnixStream::connect(&socket).unwrap();
+            s.write_all(b"garbage\n").unwrap();
+            let mut answer = String::new();
+            s.read_to_string(&mut answer).unwrap();
+            assert!(answer.contains("not JSON"), "{answer}");
+            n += 1;
+        }
+        n
+    });
+    let (closed, bad) = (closing.join().unwrap(), malformed.join().unwrap());
+    eprintln!("{closed} connections closed without a request, {bad} malformed requests");
+    // Within the window: at most BUDGET lines per cause.
+    std::thread::sleep(Duration::from_millis(500));
+    let log = side.log();
+    let added: Vec<&str> = log.lines().skip(before).collect();
+    assert!(
+        added.len() <= 2 * BUDGET,
+        "{} lines in 5 s, the first:\n{}",
+        added.len(),
+        added[..added.len().min(20)].join("\n")
+    );
+    assert!(
+        closed > BUDGET as u64 && bad > BUDGET as u64,
+        "{closed} {bad}: too few to go over the budget"
+    );
+
+    // The summaries come when each cause's 10 s window ends.
+    let closed_key = "control socket: uid 0: closed without a request";
+    let bad_key = "control socket: uid 0: request not understood";
+    wait_for(Duration::from_secs(15), "both summaries", || {
+        let log = side.log();
+        !warnings(&log, closed_key).1.is_empty() && !warnings(&log, bad_key).1.is_empty()
+    });
+    let log = side.log();
+    let added: Vec<&str> = log.lines().skip(before).collect();
+    // The bound: BUDGET lines and one summary per cause.
+    assert!(
+        added.len() <= 2 * (BUDGET + 1),
+        "{} lines added:\n{}",
+        added.len(),
+        added.join("\n")
+    );
+    // Every connection is accounted for: written, or counted in the summary.
+    for (key, made) in [(closed_key, closed), (bad_key, bad)] {
+        let (written, summaries) = warnings(&log, key);
+        assert_eq!(written, BUDGET, "{key}\n{log}");
+        assert_eq!(
+            written as u64 + summaries.iter().sum::<u64>(),
+            made,
+            "{key}\n{log}"
+        );
+    }
+    assert_eq!(guard.sides[0].stop(), Some(0));
+}
 
 /// `tsunagi -c CONFIG run` is expected to refuse start-up: its stderr (it
 /// is killed, and the test fails, if it is still running after 10 s).
