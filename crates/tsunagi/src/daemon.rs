@@ -35,7 +35,10 @@ use tsunagi_host::Netlink;
 use crate::auth::{AuthGuard, Credentials};
 use crate::config::{Config, LinkSettings, Mode};
 use crate::control::{self, Request, Response};
-use crate::limits::{ControlWarning, ControlWarnings, WarningKey};
+use crate::limits::{
+    self, AcceptBackoff, ConnectionLimits, ConnectionPermit, ControlWarning, ControlWarnings,
+    WarningKey,
+};
 use crate::netconf::Netconf;
 use crate::registry::{Attach, Command, ProfileKind, ProfileState, Registry};
 use crate::session::{EndReason, SessionEnd, SessionId};
@@ -74,15 +77,19 @@ pub struct ControlContext {
     pub links: Arc<BTreeMap<String, Arc<LinkSettings>>>,
     /// Warnings about control connections, rate-limited by cause and uid.
     pub warnings: Arc<ControlWarnings>,
+    /// Control connections open, by uid, against their caps.
+    pub connections: ConnectionLimits,
 }
 
 impl ControlContext {
-    /// Answers from `registry` and `links`, with a fresh warning limiter.
+    /// Answers from `registry` and `links`, with a fresh warning limiter
+    /// and connection counts.
     pub fn new(registry: Registry, links: Arc<BTreeMap<String, Arc<LinkSettings>>>) -> Self {
         ControlContext {
             registry,
             links,
             warnings: Arc::default(),
+            connections: ConnectionLimits::default(),
         }
     }
 
@@ -97,6 +104,7 @@ impl ControlContext {
 pub fn run(config: Config, socket: PathBuf) -> anyhow::Result<()> {
     // The error names the file and what is wrong with it.
     crate::logging::init(config.daemon.log_file.as_deref())?;
+    info!("{}", limits::raise_open_files_limit());
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -206,6 +214,7 @@ async fn serve(config: Config, socket: PathBuf) -> anyhow::Result<()> {
         links.insert(settings.name.clone(), settings);
     }
     let control = ControlContext::new(registry, Arc::new(links));
+    let warnings = control.warnings.clone();
     let server = tokio::spawn(serve_control(listener, control));
 
     tokio::select! {
@@ -221,6 +230,8 @@ async fn serve(config: Config, socket: PathBuf) -> anyhow::Result<()> {
         );
     }
     server.abort();
+    // What was only counted is not lost with the daemon.
+    warnings.write_all_summaries();
     let _ = std::fs::remove_file(&socket);
     stop_policy(policy);
     info!("tsunagi stopped");
@@ -306,32 +317,62 @@ pub async fn serve_control(listener: UnixListener, control: ControlContext) {
     }
 }
 
+/// Accepts connections, each counted against its uid's caps (one over
+/// them is closed at once) and handled by a task of its own; accept
+/// failures (out of fds) back off.
 async fn accept_connections(listener: UnixListener, control: ControlContext) {
+    let mut backoff = AcceptBackoff::default();
     loop {
-        match listener.accept().await {
-            Ok((conn, _)) => {
-                let control = control.clone();
-                tokio::spawn(async move { handle_connection(conn, &control).await });
-            }
+        let conn = match listener.accept().await {
+            Ok((conn, _)) => conn,
             Err(e) => {
-                control.warn(ControlWarning::Accept, None, e);
-                tokio::time::sleep(Duration::from_millis(100)).await;
+                // The connection stays queued: without a wait, accept
+                // would fail again at once, as long as the fds are gone.
+                let wait = backoff.failed();
+                control.warn(
+                    ControlWarning::Accept,
+                    None,
+                    format_args!("{e}; next try in {} ms", wait.as_millis()),
+                );
+                tokio::time::sleep(wait).await;
+                continue;
             }
-        }
+        };
+        backoff.succeeded();
+        let cred = match conn.peer_cred() {
+            Ok(cred) => cred,
+            Err(e) => {
+                control.warn(ControlWarning::Io, None, format_args!("credentials: {e}"));
+                continue;
+            }
+        };
+        let (uid, pid) = (cred.uid(), cred.pid().unwrap_or(0));
+        let permit = match control.connections.admit(uid) {
+            Ok(permit) => permit,
+            Err(over) => {
+                control.warn(
+                    ControlWarning::OverCap,
+                    Some(uid),
+                    format_args!("pid {pid}: {over}: closed"),
+                );
+                continue;
+            }
+        };
+        let control = control.clone();
+        tokio::spawn(async move { handle_connection(conn, &control, uid, pid, permit).await });
     }
 }
 
-/// One connection: its request read, answered and closed; whatever went
-/// wrong is a rate-limited warning naming the uid.
-async fn handle_connection(mut conn: UnixStream, control: &ControlContext) {
-    let cred = match conn.peer_cred() {
-        Ok(cred) => cred,
-        Err(e) => {
-            return control.warn(ControlWarning::Io, None, format!("credentials: {e}"));
-        }
-    };
-    let uid = cred.uid();
-    let pid = cred.pid().unwrap_or(0);
+/// One connection of uid `uid`: its request read, answered and closed;
+/// whatever went wrong is a rate-limited warning naming the uid. `permit`
+/// counts it until it ends (or its `direct` stream is queued).
+async fn handle_connection(
+    mut conn: UnixStream,
+    control: &ControlContext,
+    uid: u32,
+    pid: i32,
+    mut permit: ConnectionPermit,
+) {
     let warn = |warning, detail: std::fmt::Arguments| control.warn(warning, Some(uid), detail);
     let received = match tokio::time::timeout(REQUEST_TIMEOUT, control::receive(&conn)).await {
         Err(_) => return warn(ControlWarning::Timeout, format_args!("pid {pid}")),
@@ -349,27 +390,39 @@ async fn handle_connection(mut conn: UnixStream, control: &ControlContext) {
             );
             Response::Error { message }
         }
-        Ok(request) => dispatch(control, uid, pid, request, received.fds).await,
+        Ok(request) => dispatch(control, uid, pid, request, received.fds, &mut permit).await,
     };
-    let answered = async {
+    // A client that does not read a long answer must not hold the
+    // connection for ever either.
+    let answered = tokio::time::timeout(REQUEST_TIMEOUT, async {
         conn.write_all(response.to_line().as_bytes()).await?;
         conn.shutdown().await
-    };
-    if let Err(e) = answered.await {
-        warn(
+    });
+    match answered.await {
+        Ok(Ok(())) => {}
+        Ok(Err(e)) => warn(
             ControlWarning::Io,
             format_args!("pid {pid}: answering: {e}"),
-        );
+        ),
+        Err(_) => warn(
+            ControlWarning::Io,
+            format_args!(
+                "pid {pid}: answer not taken within {} s",
+                REQUEST_TIMEOUT.as_secs()
+            ),
+        ),
     }
 }
 
-/// Carry out one request from uid `uid`.
+/// Carry out one request from uid `uid`; a `direct` stream, once queued to
+/// its profile, releases the connection's `permit`.
 async fn dispatch(
     control: &ControlContext,
     uid: u32,
     pid: i32,
     request: Request,
     fds: Vec<OwnedFd>,
+    permit: &mut ConnectionPermit,
 ) -> Response {
     let refused = |message: String| Response::Refused { message };
     // Refused for who the caller is: answered, and logged by uid.
@@ -446,6 +499,9 @@ async fn dispatch(
             if commands.send(Command::Attach(attach)).await.is_err() {
                 return refused(format!("{profile}: the daemon is stopping"));
             }
+            // The profile runs one stream at a time and queues a few: the
+            // stream is bounded by the config now, and may run for days.
+            permit.release();
             rx.await
                 .unwrap_or_else(|_| refused(format!("{profile}: the daemon is stopping")))
         }

@@ -414,9 +414,23 @@ impl<K: Hash + Eq + Clone> RateLimit<K> {
     /// and returns the summaries of those that counted lines.
     pub fn expire(&mut self, now: Instant) -> Vec<Summary<K>> {
         match self.first_end {
-            Some(end) if now >= end => {}
-            _ => return Vec::new(),
+            Some(end) if now >= end => {
+                let window = self.window;
+                self.end_windows(|w| now >= w.start + window)
+            }
+            _ => Vec::new(),
         }
+    }
+
+    /// Ends every window, over or not, and returns the summaries of those
+    /// that counted lines (at shutdown).
+    pub fn drain(&mut self) -> Vec<Summary<K>> {
+        self.end_windows(|_| true)
+    }
+
+    /// Ends the windows for which `over` holds: the summaries of those
+    /// that counted lines.
+    fn end_windows(&mut self, over: impl Fn(&Window) -> bool) -> Vec<Summary<K>> {
         let window = self.window;
         let summary = |source, w: &Window| {
             (w.suppressed > 0).then_some(Summary {
@@ -427,13 +441,13 @@ impl<K: Hash + Eq + Clone> RateLimit<K> {
         };
         let mut summaries = Vec::new();
         self.windows.retain(|key, w| {
-            let over = now >= w.start + window;
-            if over {
+            let ended = over(w);
+            if ended {
                 summaries.extend(summary(Source::Key(key.clone()), w));
             }
-            !over
+            !ended
         });
-        if let Some(w) = self.others.filter(|w| now >= w.start + window) {
+        if let Some(w) = self.others.filter(|w| over(w)) {
             summaries.extend(summary(Source::Others, &w));
             self.others = None;
         }
@@ -499,6 +513,15 @@ impl<K: Hash + Eq + Clone + fmt::Display> LogLimiter<K> {
             Admit::Write => tracing::warn!("{key}: {detail}"),
             Admit::Count(1) => self.counting.notify_one(),
             Admit::Count(_) => {}
+        }
+    }
+
+    /// Writes the summaries of every window now, ended or not (at
+    /// shutdown).
+    pub fn write_all_summaries(&self) {
+        let summaries = self.limit.lock().unwrap_or_else(|e| e.into_inner()).drain();
+        for s in summaries {
+            tracing::warn!("{s}");
         }
     }
 
@@ -690,6 +713,15 @@ mod tests {
         assert_eq!(limit.keys(), 0);
         // A new window writes again.
         assert_eq!(limit.admit(at(12_000), ("closed", 1000)), Write);
+        // At shutdown, what was counted is summarised, over or not.
+        for _ in 0..5 {
+            let _ = limit.admit(at(12_000), ("closed", 1000));
+        }
+        assert_eq!(limit.poll_at(), Some(at(22_000)));
+        let summaries = limit.drain();
+        assert_eq!(summaries.len(), 1);
+        assert_eq!(summaries[0].suppressed, 3);
+        assert_eq!((limit.keys(), limit.poll_at()), (0, None));
     }
 
     /// Keys beyond the cap share one budget, summarised as "other sources".
