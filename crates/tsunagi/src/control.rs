@@ -36,7 +36,9 @@
 //!
 //! Any request may instead be answered `{"result":"refused","message":"..."}`
 //! (not allowed, no such link, profile busy) or
-//! `{"result":"error","message":"..."}` (malformed request).
+//! `{"result":"error","message":"..."}` (malformed request). A connection
+//! over the caller's connection cap (the daemon's, per uid) is answered
+//! `refused` at once, before its request is read, and closed.
 
 use std::io::{self, IoSlice, IoSliceMut};
 use std::mem::MaybeUninit;
@@ -408,34 +410,60 @@ pub fn call(
             "too many fds for one request",
         )));
     }
-    // The fds travel with the first byte; the rest of a long line follows.
-    let mut sent = rustix::net::sendmsg(
-        &stream,
-        &[IoSlice::new(line.as_bytes())],
-        &mut control,
-        SendFlags::empty(),
-    )
-    .map_err(io::Error::from)?;
-    while sent < line.len() {
-        sent += rustix::io::write(&stream, &line.as_bytes()[sent..]).map_err(io::Error::from)?;
-    }
+    // A daemon may answer before it reads (a connection over the caller's
+    // cap is refused at once and closed): the send then fails, and the
+    // answer is still there to read.
+    let sent = match send_line(&stream, line.as_bytes(), &mut control) {
+        Err(e)
+            if matches!(
+                e.kind(),
+                io::ErrorKind::BrokenPipe | io::ErrorKind::ConnectionReset
+            ) =>
+        {
+            Err(e)
+        }
+        Err(e) => return Err(ClientError::Io(e)),
+        Ok(()) => Ok(()),
+    };
     let mut answer = Vec::new();
     let mut buf = [0u8; 4096];
+    let mut read_error = None;
     loop {
-        let n = rustix::io::read(&stream, &mut buf).map_err(io::Error::from)?;
-        if n == 0 {
-            break;
+        match rustix::io::read(&stream, &mut buf) {
+            Ok(0) => break,
+            Ok(n) => answer.extend_from_slice(&buf[..n]),
+            Err(e) => {
+                read_error = Some(io::Error::from(e));
+                break;
+            }
         }
-        answer.extend_from_slice(&buf[..n]);
         if answer.contains(&b'\n') || answer.len() > 16 * 1024 * 1024 {
             break;
         }
     }
     let line = answer.split(|b| *b == b'\n').next().unwrap_or_default();
     if line.is_empty() {
-        return Err(ClientError::NoAnswer);
+        return Err(match (sent, read_error) {
+            (Err(e), _) | (Ok(()), Some(e)) => ClientError::Io(e),
+            (Ok(()), None) => ClientError::NoAnswer,
+        });
     }
     Response::parse(line)
+}
+
+/// Sends `line` with the `control` messages (fds) on its first byte; the
+/// rest of a long line follows.
+fn send_line(
+    stream: &StdUnixStream,
+    line: &[u8],
+    control: &mut SendAncillaryBuffer<'_, '_, '_>,
+) -> io::Result<()> {
+    let mut sent =
+        rustix::net::sendmsg(stream, &[IoSlice::new(line)], control, SendFlags::empty())?;
+    while sent < line.len() {
+        sent += rustix::io::write(stream, &line[sent..])?;
+    }
+    Ok(())
 }
 
 /// A request as the daemon received it.
@@ -678,6 +706,31 @@ mod tests {
         let (kept, request) = server.await.unwrap();
         assert_eq!(kept, MAX_FDS);
         assert!(request.unwrap_err().contains("too many file descriptors"));
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    /// A connection over the caller's cap is answered before its request
+    /// is read, and closed: the client still reads the refusal, also when
+    /// its send fails because of the close (a request longer than the
+    /// socket's buffers cannot have gone before it).
+    #[tokio::test]
+    async fn an_answer_before_the_request_is_read() {
+        let (dir, path, listener) = listen_in_scratch_dir("ctl-early");
+        let refusal = Response::Refused {
+            message: "16 control connections of this uid are open".into(),
+        };
+        let line = refusal.to_line();
+        let server = tokio::spawn(async move {
+            let (conn, _) = listener.accept().await.unwrap();
+            rustix::io::write(&conn, line.as_bytes()).unwrap();
+        });
+        let request = Request::Direct {
+            profile: "p".repeat(4 << 20),
+            ssh_client: None,
+        };
+        let answer = tokio::task::spawn_blocking(move || call(&path, &request, &[]));
+        assert_eq!(answer.await.unwrap().unwrap(), refusal);
+        server.await.unwrap();
         let _ = std::fs::remove_dir_all(&dir);
     }
 

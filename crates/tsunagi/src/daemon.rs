@@ -353,8 +353,14 @@ async fn accept_connections(listener: UnixListener, control: ControlContext) {
                 control.warn(
                     ControlWarning::OverCap,
                     Some(uid),
-                    format_args!("pid {pid}: {over}: closed"),
+                    format_args!("pid {pid}: {over}; closed"),
                 );
+                // Why, in one write that cannot wait (the socket's buffer
+                // is empty), then closed without reading the request.
+                let why = Response::Refused {
+                    message: over.to_string(),
+                };
+                let _ = rustix::io::write(&conn, why.to_line().as_bytes());
                 continue;
             }
         };

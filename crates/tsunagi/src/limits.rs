@@ -163,14 +163,19 @@ pub enum OverCap {
 impl fmt::Display for OverCap {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            OverCap::Uid(n) => write!(f, "{n} connections of this uid open, its cap"),
-            OverCap::Unprivileged(n) => {
-                write!(
-                    f,
-                    "{n} connections of users other than root open, their cap"
-                )
-            }
-            OverCap::Root(n) => write!(f, "{n} connections of root open, its cap"),
+            OverCap::Uid(n) => write!(
+                f,
+                "{n} control connections of this uid are open, the most one uid may have"
+            ),
+            OverCap::Unprivileged(n) => write!(
+                f,
+                "{n} control connections of users other than root are open, \
+                 the most they may have together"
+            ),
+            OverCap::Root(n) => write!(
+                f,
+                "{n} control connections of root are open, the most root may have"
+            ),
         }
     }
 }

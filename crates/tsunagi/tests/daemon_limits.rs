@@ -6,7 +6,8 @@
 //!   raising the soft limit cannot help), `nobody` opens 1,100 control
 //!   connections and holds them; root's `status` still answers within a few
 //!   seconds and a dial link's device is still spawned at every redial,
-//!   with no "Too many open files" in the log;
+//!   with no "Too many open files" in the log; nobody's own `status` is
+//!   refused, saying that its uid has its connections open;
 //! - fill the disk through the log: a connect-and-close loop and a
 //!   malformed-request loop from one uid for 5 s add at most [`BUDGET`]
 //!   lines per cause (closed without a request, not understood, over the
@@ -26,6 +27,7 @@ mod support;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::os::unix::fs::PermissionsExt;
 use std::os::unix::net::UnixStream;
+use std::os::unix::process::CommandExt;
 use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
@@ -197,6 +199,21 @@ redial_max = 1
         Duration::from_secs(6),
         "two redials during the hold",
         || spawned(&side.log()[mark..]) >= 2,
+    );
+    // nobody itself is over its cap, and told so.
+    let out = Command::new(BIN)
+        .arg("-S")
+        .arg(side.socket())
+        .arg("status")
+        .uid(65534)
+        .gid(65534)
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains("refused: 16 control connections of this uid are open"),
+        "{err}"
     );
     let log = side.log();
     assert!(!log.contains("Too many open files"), "{log}");
