@@ -37,7 +37,7 @@ use crate::config::{Config, LinkSettings, Mode};
 use crate::control::{self, Request, Response};
 use crate::limits::{
     self, AcceptBackoff, ConnectionLimits, ConnectionPermit, ControlWarning, ControlWarnings,
-    WarningKey,
+    WarningKey, REQUEST_TIMEOUT,
 };
 use crate::netconf::Netconf;
 use crate::registry::{Attach, Command, ProfileKind, ProfileState, Registry};
@@ -47,7 +47,6 @@ use crate::users;
 
 /// A link that stayed up this long resets its redial backoff.
 pub const STABLE_UP: Duration = Duration::from_secs(30);
-pub use crate::limits::REQUEST_TIMEOUT;
 /// How long the daemon waits for its links at shutdown before it exits anyway.
 pub const SHUTDOWN_WAIT: Duration = Duration::from_secs(5);
 

@@ -10,7 +10,8 @@
 //!   start ([`raise_open_files_limit`]).
 //! - Control connections are counted ([`ConnectionLimits`]): per uid, all
 //!   users but root together, and root apart, so that root is never refused
-//!   for another user's load. A connection over its cap is closed at once.
+//!   for another user's load. A connection over its cap is answered
+//!   `refused` at once, saying which cap, and closed.
 //! - A client has [`REQUEST_TIMEOUT`] to send its request line, and as long
 //!   again to take the answer.
 //! - accept(2) failures (EMFILE, ENFILE, ...) back off ([`AcceptBackoff`])
@@ -67,8 +68,13 @@ pub enum OpenFiles {
         /// The hard limit, now the soft one.
         to: u64,
     },
-    /// Already at the hard limit (or unlimited: `None`).
-    AtHardLimit(Option<u64>),
+    /// Left as it was: at the hard limit already (`None`: unlimited).
+    Unchanged {
+        /// The soft limit.
+        soft: Option<u64>,
+        /// The hard limit.
+        hard: Option<u64>,
+    },
     /// The raise failed; the soft limit stays.
     NotRaised {
         /// The soft limit.
@@ -89,8 +95,15 @@ impl fmt::Display for OpenFiles {
                     "open files: limit raised from {from} to {to} (the hard limit)"
                 )
             }
-            OpenFiles::AtHardLimit(Some(n)) => write!(f, "open files: limit {n} (the hard limit)"),
-            OpenFiles::AtHardLimit(None) => f.write_str("open files: no limit"),
+            OpenFiles::Unchanged { soft, hard } if soft == hard => {
+                write!(f, "open files: limit {} (the hard limit)", Limit(*soft))
+            }
+            OpenFiles::Unchanged { soft, hard } => write!(
+                f,
+                "open files: limit {} (the hard limit: {})",
+                Limit(*soft),
+                Limit(*hard)
+            ),
             OpenFiles::NotRaised { soft, hard, error } => write!(
                 f,
                 "open files: limit {soft}; cannot raise it to the hard limit {hard}: {error}"
@@ -124,7 +137,19 @@ pub fn raise_open_files_limit() -> OpenFiles {
                 },
             }
         }
-        (soft, _) => OpenFiles::AtHardLimit(soft),
+        (soft, hard) => OpenFiles::Unchanged { soft, hard },
+    }
+}
+
+/// An rlimit value in words (`None`: unlimited).
+struct Limit(Option<u64>);
+
+impl fmt::Display for Limit {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.0 {
+            Some(n) => write!(f, "{n}"),
+            None => f.write_str("unlimited"),
+        }
     }
 }
 
