@@ -36,7 +36,9 @@
 //!
 //! Any request may instead be answered `{"result":"refused","message":"..."}`
 //! (not allowed, no such link, profile busy) or
-//! `{"result":"error","message":"..."}` (malformed request).
+//! `{"result":"error","message":"..."}` (malformed request). A connection
+//! over the caller's connection cap (the daemon's, per uid) is answered
+//! `refused` at once, before its request is read, and closed.
 
 use std::io::{self, IoSlice, IoSliceMut};
 use std::mem::MaybeUninit;
@@ -433,34 +435,60 @@ pub fn call(
             "too many fds for one request",
         )));
     }
-    // The fds travel with the first byte; the rest of a long line follows.
-    let mut sent = rustix::net::sendmsg(
-        &stream,
-        &[IoSlice::new(line.as_bytes())],
-        &mut control,
-        SendFlags::empty(),
-    )
-    .map_err(io::Error::from)?;
-    while sent < line.len() {
-        sent += rustix::io::write(&stream, &line.as_bytes()[sent..]).map_err(io::Error::from)?;
-    }
+    // A daemon may answer before it reads (a connection over the caller's
+    // cap is refused at once and closed): the send then fails, and the
+    // answer is still there to read.
+    let sent = match send_line(&stream, line.as_bytes(), &mut control) {
+        Err(e)
+            if matches!(
+                e.kind(),
+                io::ErrorKind::BrokenPipe | io::ErrorKind::ConnectionReset
+            ) =>
+        {
+            Err(e)
+        }
+        Err(e) => return Err(ClientError::Io(e)),
+        Ok(()) => Ok(()),
+    };
     let mut answer = Vec::new();
     let mut buf = [0u8; 4096];
+    let mut read_error = None;
     loop {
-        let n = rustix::io::read(&stream, &mut buf).map_err(io::Error::from)?;
-        if n == 0 {
-            break;
+        match rustix::io::read(&stream, &mut buf) {
+            Ok(0) => break,
+            Ok(n) => answer.extend_from_slice(&buf[..n]),
+            Err(e) => {
+                read_error = Some(io::Error::from(e));
+                break;
+            }
         }
-        answer.extend_from_slice(&buf[..n]);
         if answer.contains(&b'\n') || answer.len() > 16 * 1024 * 1024 {
             break;
         }
     }
     let line = answer.split(|b| *b == b'\n').next().unwrap_or_default();
     if line.is_empty() {
-        return Err(ClientError::NoAnswer);
+        return Err(match (sent, read_error) {
+            (Err(e), _) | (Ok(()), Some(e)) => ClientError::Io(e),
+            (Ok(()), None) => ClientError::NoAnswer,
+        });
     }
     Response::parse(line)
+}
+
+/// Sends `line` with the `control` messages (fds) on its first byte; the
+/// rest of a long line follows.
+fn send_line(
+    stream: &StdUnixStream,
+    line: &[u8],
+    control: &mut SendAncillaryBuffer<'_, '_, '_>,
+) -> io::Result<()> {
+    let mut sent =
+        rustix::net::sendmsg(stream, &[IoSlice::new(line)], control, SendFlags::empty())?;
+    while sent < line.len() {
+        sent += rustix::io::write(stream, &line[sent..])?;
+    }
+    Ok(())
 }
 
 /// A request as the daemon received it.
@@ -472,8 +500,10 @@ pub struct Received {
     pub fds: Vec<OwnedFd>,
 }
 
-/// Read one request line and the fds passed with it from a connection.
-pub async fn receive(stream: &tokio::net::UnixStream) -> io::Result<Received> {
+/// Read one request line and the fds passed with it from a connection;
+/// `None` when the client closed it without sending a byte (nothing to
+/// answer).
+pub async fn receive(stream: &tokio::net::UnixStream) -> io::Result<Option<Received>> {
     let mut line = Vec::new();
     let mut fds = Vec::new();
     let mut extra_fds = 0usize;
@@ -515,11 +545,14 @@ pub async fn receive(stream: &tokio::net::UnixStream) -> io::Result<Received> {
             break;
         }
         if line.len() > MAX_REQUEST_LEN {
-            return Ok(Received {
+            return Ok(Some(Received {
                 request: Err(format!("request longer than {MAX_REQUEST_LEN} bytes")),
                 fds,
-            });
+            }));
         }
+    }
+    if line.is_empty() && fds.is_empty() && extra_fds == 0 {
+        return Ok(None);
     }
     let text = line.split(|b| *b == b'\n').next().unwrap_or_default();
     let request = if extra_fds > 0 {
@@ -527,7 +560,7 @@ pub async fn receive(stream: &tokio::net::UnixStream) -> io::Result<Received> {
     } else {
         Request::parse(text)
     };
-    Ok(Received { request, fds })
+    Ok(Some(Received { request, fds }))
 }
 
 #[cfg(test)]
@@ -684,7 +717,7 @@ mod tests {
         let (dir, path, listener) = listen_in_scratch_dir("ctl3");
         let server = tokio::spawn(async move {
             let (conn, _) = listener.accept().await.unwrap();
-            let got = receive(&conn).await.unwrap();
+            let got = receive(&conn).await.unwrap().unwrap();
             conn.writable().await.unwrap();
             let _ = conn.try_write(
                 Response::Error {
@@ -710,12 +743,37 @@ mod tests {
         let _ = std::fs::remove_dir_all(&dir);
     }
 
+    /// A connection over the caller's cap is answered before its request
+    /// is read, and closed: the client still reads the refusal, also when
+    /// its send fails because of the close (a request longer than the
+    /// socket's buffers cannot have gone before it).
+    #[tokio::test]
+    async fn an_answer_before_the_request_is_read() {
+        let (dir, path, listener) = listen_in_scratch_dir("ctl-early");
+        let refusal = Response::Refused {
+            message: "16 control connections of this uid are open".into(),
+        };
+        let line = refusal.to_line();
+        let server = tokio::spawn(async move {
+            let (conn, _) = listener.accept().await.unwrap();
+            rustix::io::write(&conn, line.as_bytes()).unwrap();
+        });
+        let request = Request::Direct {
+            profile: "p".repeat(4 << 20),
+            ssh_client: None,
+        };
+        let answer = tokio::task::spawn_blocking(move || call(&path, &request, &[]));
+        assert_eq!(answer.await.unwrap().unwrap(), refusal);
+        server.await.unwrap();
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
     #[tokio::test]
     async fn fds_travel_with_the_request() {
         let (dir, path, listener) = listen_in_scratch_dir("ctl");
         let server = tokio::spawn(async move {
             let (conn, _) = listener.accept().await.unwrap();
-            let got = receive(&conn).await.unwrap();
+            let got = receive(&conn).await.unwrap().unwrap();
             let reply = Response::Done {
                 message: format!("{} fds", got.fds.len()),
             };

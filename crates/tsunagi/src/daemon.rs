@@ -35,6 +35,10 @@ use tsunagi_host::Netlink;
 use crate::auth::{AuthGuard, AuthSource, Credentials};
 use crate::config::{Config, LinkSettings, Mode};
 use crate::control::{self, Request, Response};
+use crate::limits::{
+    self, AcceptBackoff, ConnectionLimits, ConnectionPermit, ControlWarning, ControlWarnings,
+    WarningKey, REQUEST_TIMEOUT,
+};
 use crate::netconf::Netconf;
 use crate::registry::{Attach, Command, ProfileKind, ProfileState, Registry};
 use crate::session::{EndReason, SessionEnd, SessionId};
@@ -43,8 +47,6 @@ use crate::users;
 
 /// A link that stayed up this long resets its redial backoff.
 pub const STABLE_UP: Duration = Duration::from_secs(30);
-/// How long a control client may take to send its request line.
-pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
 /// How long the daemon waits for its links at shutdown before it exits anyway.
 pub const SHUTDOWN_WAIT: Duration = Duration::from_secs(5);
 
@@ -72,12 +74,36 @@ pub struct ControlContext {
     pub registry: Registry,
     /// The site links' settings, for `direct`'s checks.
     pub links: Arc<BTreeMap<String, Arc<LinkSettings>>>,
+    /// Warnings about control connections, rate-limited by cause and uid.
+    pub warnings: Arc<ControlWarnings>,
+    /// Control connections open, by uid, against their caps.
+    pub connections: ConnectionLimits,
+}
+
+impl ControlContext {
+    /// Answers from `registry` and `links`, with a fresh warning limiter
+    /// and connection counts.
+    pub fn new(registry: Registry, links: Arc<BTreeMap<String, Arc<LinkSettings>>>) -> Self {
+        ControlContext {
+            registry,
+            links,
+            warnings: Arc::default(),
+            connections: ConnectionLimits::default(),
+        }
+    }
+
+    /// A warning about uid `uid`'s connection (`None`: not known yet),
+    /// through the limiter.
+    fn warn(&self, warning: ControlWarning, uid: Option<u32>, detail: impl std::fmt::Display) {
+        self.warnings.warn(WarningKey { warning, uid }, detail);
+    }
 }
 
 /// Run the daemon until SIGTERM/SIGINT.
 pub fn run(config: Config, socket: PathBuf) -> anyhow::Result<()> {
-    crate::logging::init(config.daemon.log_file.as_deref())
-        .with_context(|| format!("cannot open log file {:?}", config.daemon.log_file))?;
+    // The error names the file and what is wrong with it.
+    crate::logging::init(config.daemon.log_file.as_deref())?;
+    info!("{}", limits::raise_open_files_limit());
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -187,10 +213,8 @@ async fn serve(config: Config, socket: PathBuf) -> anyhow::Result<()> {
         tasks.push(tokio::spawn(sup.run()));
         links.insert(settings.name.clone(), settings);
     }
-    let control = ControlContext {
-        registry,
-        links: Arc::new(links),
-    };
+    let control = ControlContext::new(registry, Arc::new(links));
+    let warnings = control.warnings.clone();
     let server = tokio::spawn(serve_control(listener, control));
 
     tokio::select! {
@@ -206,6 +230,8 @@ async fn serve(config: Config, socket: PathBuf) -> anyhow::Result<()> {
         );
     }
     server.abort();
+    // What was only counted is not lost with the daemon.
+    warnings.write_all_summaries();
     let _ = std::fs::remove_file(&socket);
     stop_policy(policy);
     info!("tsunagi stopped");
@@ -281,61 +307,146 @@ pub fn bind_control_socket(path: &Path) -> anyhow::Result<UnixListener> {
 }
 
 /// Answers the control socket until the task is dropped: one task per
-/// connection, each request checked by the caller's uid.
+/// connection, each request checked by the caller's uid; the summaries of
+/// rate-limited warnings written as their windows end.
 pub async fn serve_control(listener: UnixListener, control: ControlContext) {
-    loop {
-        match listener.accept().await {
-            Ok((conn, _)) => {
-                let control = control.clone();
-                tokio::spawn(async move {
-                    if let Err(e) = handle_connection(conn, &control).await {
-                        warn!("control connection: {e}");
-                    }
-                });
-            }
-            Err(e) => {
-                error!("control socket accept: {e}");
-                tokio::time::sleep(Duration::from_millis(100)).await;
-            }
-        }
+    let warnings = control.warnings.clone();
+    tokio::select! {
+        () = accept_connections(listener, control) => {}
+        () = warnings.write_summaries() => {}
     }
 }
 
-async fn handle_connection(mut conn: UnixStream, control: &ControlContext) -> std::io::Result<()> {
-    let cred = conn.peer_cred()?;
-    let uid = cred.uid();
-    let pid = cred.pid().unwrap_or(0);
-    // A client that connects and never finishes its line must not hold
-    // a task (and fds it passed) forever.
-    let received = tokio::time::timeout(REQUEST_TIMEOUT, control::receive(&conn))
-        .await
-        .map_err(|_| {
-            std::io::Error::new(std::io::ErrorKind::TimedOut, "no request line within 10 s")
-        })??;
-    let response = match received.request {
-        Err(message) => Response::Error { message },
-        Ok(request) => dispatch(control, uid, pid, request, received.fds).await,
-    };
-    conn.write_all(response.to_line().as_bytes()).await?;
-    conn.shutdown().await
+/// Accepts connections, each counted against its uid's caps (one over
+/// them is closed at once) and handled by a task of its own; accept
+/// failures (out of fds) back off.
+async fn accept_connections(listener: UnixListener, control: ControlContext) {
+    let mut backoff = AcceptBackoff::default();
+    loop {
+        let conn = match listener.accept().await {
+            Ok((conn, _)) => conn,
+            Err(e) => {
+                // The connection stays queued: without a wait, accept
+                // would fail again at once, as long as the fds are gone.
+                let wait = backoff.failed();
+                control.warn(
+                    ControlWarning::Accept,
+                    None,
+                    format_args!("{e}; next try in {} ms", wait.as_millis()),
+                );
+                tokio::time::sleep(wait).await;
+                continue;
+            }
+        };
+        backoff.succeeded();
+        let cred = match conn.peer_cred() {
+            Ok(cred) => cred,
+            Err(e) => {
+                control.warn(ControlWarning::Io, None, format_args!("credentials: {e}"));
+                continue;
+            }
+        };
+        let (uid, pid) = (cred.uid(), cred.pid().unwrap_or(0));
+        let permit = match control.connections.admit(uid) {
+            Ok(permit) => permit,
+            Err(over) => {
+                control.warn(
+                    ControlWarning::OverCap,
+                    Some(uid),
+                    format_args!("pid {pid}: {over}; closed"),
+                );
+                // Why, in one write that cannot wait (the socket's buffer
+                // is empty), then closed without reading the request.
+                let why = Response::Refused {
+                    message: over.to_string(),
+                };
+                let _ = rustix::io::write(&conn, why.to_line().as_bytes());
+                continue;
+            }
+        };
+        let control = control.clone();
+        tokio::spawn(async move { handle_connection(conn, &control, uid, pid, permit).await });
+    }
 }
 
-/// Carry out one request from uid `uid`.
+/// One connection of uid `uid`: its request read, answered and closed;
+/// whatever went wrong is a rate-limited warning naming the uid. `permit`
+/// counts it until it ends (or its `direct` stream is queued).
+async fn handle_connection(
+    mut conn: UnixStream,
+    control: &ControlContext,
+    uid: u32,
+    pid: i32,
+    mut permit: ConnectionPermit,
+) {
+    let warn = |warning, detail: std::fmt::Arguments| control.warn(warning, Some(uid), detail);
+    let received = match tokio::time::timeout(REQUEST_TIMEOUT, control::receive(&conn)).await {
+        Err(_) => return warn(ControlWarning::Timeout, format_args!("pid {pid}")),
+        Ok(Err(e)) => return warn(ControlWarning::Io, format_args!("pid {pid}: reading: {e}")),
+        Ok(Ok(None)) => return warn(ControlWarning::NoRequest, format_args!("pid {pid}")),
+        Ok(Ok(Some(received))) => received,
+    };
+    let response = match received.request {
+        Err(message) => {
+            // The client's own bytes may be quoted in it: escaped, so that
+            // they cannot forge log lines.
+            warn(
+                ControlWarning::Malformed,
+                format_args!("pid {pid}: {}", message.escape_debug()),
+            );
+            Response::Error { message }
+        }
+        Ok(request) => dispatch(control, uid, pid, request, received.fds, &mut permit).await,
+    };
+    // A client that does not read a long answer must not hold the
+    // connection for ever either.
+    let answered = tokio::time::timeout(REQUEST_TIMEOUT, async {
+        conn.write_all(response.to_line().as_bytes()).await?;
+        conn.shutdown().await
+    });
+    match answered.await {
+        Ok(Ok(())) => {}
+        Ok(Err(e)) => warn(
+            ControlWarning::Io,
+            format_args!("pid {pid}: answering: {e}"),
+        ),
+        Err(_) => warn(
+            ControlWarning::Io,
+            format_args!(
+                "pid {pid}: answer not taken within {} s",
+                REQUEST_TIMEOUT.as_secs()
+            ),
+        ),
+    }
+}
+
+/// Carry out one request from uid `uid`; a `direct` stream, once queued to
+/// its profile, releases the connection's `permit`.
 async fn dispatch(
     control: &ControlContext,
     uid: u32,
     pid: i32,
     request: Request,
     fds: Vec<OwnedFd>,
+    permit: &mut ConnectionPermit,
 ) -> Response {
     let refused = |message: String| Response::Refused { message };
+    // Refused for who the caller is: answered, and logged by uid.
+    let not_allowed = |message: String| {
+        control.warn(
+            ControlWarning::Refused,
+            Some(uid),
+            format_args!("pid {pid}: {message}"),
+        );
+        refused(message)
+    };
     let registry = &control.registry;
     match request {
         Request::Status {} => registry.status().await,
-        Request::Dial { link } | Request::Hangup { link } if uid != 0 => refused(format!(
-            "uid {uid} may not dial or hang up {link}: root only"
+        Request::Dial { link } | Request::Hangup { link } if uid != 0 => not_allowed(format!(
+            "uid {uid} may not dial or hang up {link:?}: root only"
         )),
-        Request::Kick { session } if uid != 0 => refused(format!(
+        Request::Kick { session } if uid != 0 => not_allowed(format!(
             "uid {uid} may not kick session {session}: root only"
         )),
         Request::Dial { link } => match registry.profile(&link) {
@@ -365,7 +476,11 @@ async fn dispatch(
         } => {
             let verdict = check_direct(&control.links, uid, &profile, fds.len());
             if let Err(why) = verdict {
-                warn!("direct {profile:?} refused for uid {uid} pid {pid}: {why}");
+                control.warn(
+                    ControlWarning::Refused,
+                    Some(uid),
+                    format_args!("pid {pid}: direct {profile:?}: {why}"),
+                );
                 return refused(why);
             }
             let Some((_, commands)) = registry.profile(&profile) else {
@@ -390,6 +505,9 @@ async fn dispatch(
             if commands.send(Command::Attach(attach)).await.is_err() {
                 return refused(format!("{profile}: the daemon is stopping"));
             }
+            // The profile runs one stream at a time and queues a few: the
+            // stream is bounded by the config now, and may run for days.
+            permit.release();
             rx.await
                 .unwrap_or_else(|_| refused(format!("{profile}: the daemon is stopping")))
         }

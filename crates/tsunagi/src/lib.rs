@@ -7,6 +7,8 @@
 //!   `SCM_RIGHTS`);
 //! - [`users`], [`hooks`], [`logging`]: user names, ip-up/ip-down, log lines;
 //! - [`auth`]: secrets and passwords read at start-up, the failure limiter;
+//! - [`limits`]: what a local user may cost the daemon through the control
+//!   socket (timeouts, rate-limited warnings);
 //! - [`policy`]: `[policy]`, ipf/ipnat rules applied as nftables, ipmon lines;
 //! - [`session`]: one PPP instance's bookkeeping, status and end reason;
 //! - [`registry`]: every profile and every live session;
@@ -27,6 +29,7 @@ pub mod config;
 pub mod control;
 pub mod daemon;
 pub mod hooks;
+pub mod limits;
 pub mod logging;
 pub mod netconf;
 pub mod policy;

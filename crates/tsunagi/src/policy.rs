@@ -138,17 +138,12 @@ impl RunningPolicy {
 async fn ipmon_lines(log: IpmonLog, file: Option<PathBuf>) {
     let mut out = match &file {
         None => None,
-        Some(path) => match std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(path)
-        {
+        // Appended by root as the daemon's own log is, so opened the same
+        // careful way.
+        Some(path) => match crate::logging::open_log_file(path) {
             Ok(f) => Some(f),
             Err(e) => {
-                warn!(
-                    "policy: ipmon log {}: {e}; using the daemon's log",
-                    path.display()
-                );
+                warn!("policy: ipmon {e}; using the daemon's log");
                 None
             }
         },

@@ -187,11 +187,19 @@ fn control_socket_end_to_end() {
         "{table}"
     );
 
-    // The refusal is in the log with uid and profile.
+    // The refusals are in the log with uid and profile or link.
     let log = d.log();
+    let refused = |what: &str| {
+        log.lines().any(|l| {
+            l.contains("control socket: uid 65534: request refused: pid ") && l.contains(what)
+        })
+    };
     assert!(
-        log.lines()
-            .any(|l| l.contains("direct \"home\" refused for uid 65534")),
+        refused("direct \"home\": uid 65534 is not in allow_users of profile home"),
+        "log:\n{log}"
+    );
+    assert!(
+        refused("uid 65534 may not dial or hang up \"labs\": root only"),
         "log:\n{log}"
     );
     assert!(log.contains("weak setting"), "log:\n{log}");

@@ -59,10 +59,7 @@ async fn fifty_sessions_on_one_transport() {
     let listener = tokio::net::UnixListener::bind(&socket).unwrap();
     let control_task = tokio::spawn(serve_control(
         listener,
-        ControlContext {
-            registry: registry.clone(),
-            links: Arc::new(Default::default()),
-        },
+        ControlContext::new(registry.clone(), Arc::new(Default::default())),
     ));
 
     for key in 1..=POOL_SIZE {

@@ -1,5 +1,5 @@
 //! Shared pieces of the tests that need root (daemon_netns.rs,
-//! daemon_auth.rs, daemon_routes.rs, e2e_ipv6.rs, and the requirement
+//! daemon_auth.rs, daemon_routes.rs, daemon_limits.rs, e2e_ipv6.rs, and the requirement
 //! checks of daemon_control.rs and policy_daemon.rs): a daemon in its own
 //! network namespace, a guard that removes namespaces, daemons and the
 //! scratch directory whatever happened (dumping the daemons' logs when the
@@ -54,8 +54,22 @@ impl Side {
     /// Starts `tsunagi run` in this side's namespace and waits for its
     /// control socket.
     pub fn start(&mut self, links: &str) {
+        self.start_with(&[], links);
+    }
+
+    /// [`Side::start`] under `wrapper`, a command that runs the rest of
+    /// its arguments (e.g. `prlimit --nofile=1024:1024`); empty: none.
+    pub fn start_with(&mut self, wrapper: &[&str], links: &str) {
         let cfg = self.config(links);
-        let child = Command::new("ip")
+        let mut command = match wrapper.split_first() {
+            Some((program, args)) => {
+                let mut c = Command::new(program);
+                c.args(args).arg("ip");
+                c
+            }
+            None => Command::new("ip"),
+        };
+        let child = command
             .args(["netns", "exec", &self.ns, BIN, "-c"])
             .arg(&cfg)
             .arg("run")
@@ -136,14 +150,27 @@ impl Guard {
     /// A fresh scratch directory `$TMPDIR/<dir_name>` and two namespaces,
     /// `<ns_prefix>a` (side "a") and `<ns_prefix>b` (side "b").
     pub fn pair(dir_name: &str, ns_prefix: &str) -> Guard {
+        Guard::with_sides(dir_name, ns_prefix, &["a", "b"])
+    }
+
+    /// A fresh scratch directory `$TMPDIR/<dir_name>` (mode 0755) and one
+    /// namespace, `<ns_prefix>a` (side "a").
+    pub fn single(dir_name: &str, ns_prefix: &str) -> Guard {
+        Guard::with_sides(dir_name, ns_prefix, &["a"])
+    }
+
+    fn with_sides(dir_name: &str, ns_prefix: &str, tags: &[&'static str]) -> Guard {
         let dir = std::env::temp_dir().join(dir_name);
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir).unwrap();
+        // Whatever the umask: the daemon refuses a log directory others
+        // may write to.
+        std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o755)).unwrap();
         let mut guard = Guard {
             sides: Vec::new(),
             dir: dir.clone(),
         };
-        for tag in ["a", "b"] {
+        for &tag in tags {
             let ns = format!("{ns_prefix}{tag}");
             let st = Command::new("ip")
                 .args(["netns", "add", &ns])
@@ -214,6 +241,7 @@ pub fn require_netns(tools: &[&str]) {
                 "ip" => "iproute2",
                 "ping" => "iputils-ping",
                 "nft" => "nftables",
+                "prlimit" | "setpriv" => "util-linux",
                 other => other,
             };
             panic!("needs `{tool}`, which is not on PATH: apt-get install {package}");
