@@ -662,7 +662,17 @@ impl Authenticator {
     }
 
     fn challenge(&mut self, now: Instant, out: &mut AuthOutput) {
-        let id = self.rng.next_id();
+        // RFC 1994 s4.1: the Identifier changes with every Challenge; a
+        // rechallenge reusing the last one would read as its late
+        // duplicate to the peer, which answers it with its last Response.
+        let last = match &self.state {
+            AuthState::Passed { id, .. } | AuthState::Challenged { id, .. } => Some(*id),
+            _ => None,
+        };
+        let mut id = self.rng.next_id();
+        if Some(id) == last {
+            id = id.wrapping_add(1);
+        }
         let challenge = self.rng.next16();
         self.state = AuthState::Challenged {
             id,
