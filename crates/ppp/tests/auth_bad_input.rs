@@ -346,13 +346,21 @@ fn link_counts_bad_auth_frames_and_never_logs_a_secret() {
                     && p.b.events.iter().any(|e| matches!(e, Event::Ipv4Up { .. }))
             };
             assert!(pair.drive_until(Duration::from_secs(30), up));
-            // Inject a CHAP Response for an unknown identifier and a
-            // truncated PAP request at the server.
+            // Inject a CHAP Response for an identifier no Challenge had
+            // (they are random) and a truncated PAP request at the server.
+            let used: Vec<u8> = pair
+                .a
+                .sent_frames
+                .iter()
+                .filter(|(p, info)| *p == 0xc223 && info[0] == 1)
+                .map(|(_, info)| info[1])
+                .collect();
+            let unknown = (0..=255u8).find(|id| !used.contains(id)).unwrap();
             let mut bytes = Vec::new();
             let enc = Encoder::new();
             enc.encode(
                 0xc223,
-                &response(0x99, &[0; 16], b"alice"),
+                &response(unknown, &[0; 16], b"alice"),
                 false,
                 &mut bytes,
             );
