@@ -360,6 +360,9 @@ pub fn status_table(links: &[LinkStatus]) -> String {
         if let (Some(local), Some(peer)) = (&l.local6, &l.peer_addr6) {
             out.push_str(&format!("{}: IPv6 {local} peer {peer}\n", l.name));
         }
+        if let Some(tunnel) = &l.tunnel {
+            out.push_str(&format!("{}: {tunnel}\n", l.name));
+        }
         if let Some(why) = &l.last_down {
             out.push_str(&format!("{}: last down: {why}\n", l.name));
         }
@@ -405,7 +408,13 @@ pub fn sessions_table(sessions: &[SessionStatus]) -> String {
             errors.to_string(),
         ]
     });
-    table(&header, rows.collect())
+    let mut out = table(&header, rows.collect());
+    for s in sessions {
+        if let Some(tunnel) = &s.tunnel {
+            out.push_str(&format!("{}: {tunnel}\n", s.id));
+        }
+    }
+    out
 }
 
 /// Left-aligned columns, two spaces apart, the header first.

@@ -205,6 +205,10 @@ pub struct SessionStatus {
     pub fcs_tx: Option<String>,
     /// The FCS the peer sends with while LCP is open.
     pub fcs_rx: Option<String>,
+    /// The tunnel under PPP in words (PPTP: the call ids and GRE
+    /// counters); `None` for PPP over SSH.
+    #[serde(default)]
+    pub tunnel: Option<String>,
 }
 
 impl From<&tsunagi_ppp::link::LinkStats> for Counters {
@@ -273,6 +277,10 @@ pub struct LinkStatus {
     /// The FCS the peer sends us with while LCP is open.
     #[serde(default)]
     pub fcs_rx: Option<String>,
+    /// The tunnel under PPP of the current session (PPTP: the call ids
+    /// and GRE counters).
+    #[serde(default)]
+    pub tunnel: Option<String>,
 }
 
 /// `value` (a JSON object) with `"v"` first, as one line.

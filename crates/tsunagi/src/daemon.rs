@@ -116,6 +116,14 @@ pub fn run(config: Config, socket: PathBuf) -> anyhow::Result<()> {
 }
 
 async fn serve(config: Config, socket: PathBuf) -> anyhow::Result<()> {
+    // PPTP is being built (issue 11): until it runs, say so rather than
+    // start without the profiles the config asks for.
+    if let Some(s) = config.servers.first() {
+        bail!("server.{}: servers do not run yet", s.name);
+    }
+    if let Some(l) = config.links.iter().find(|l| l.mode == Mode::Pptp) {
+        bail!("link.{}: mode = \"pptp\" does not run yet", l.name);
+    }
     // Secrets first: a secrets file (or a config holding a password) that
     // others can read or change is a reason not to start at all (as ssh
     // refuses such a key), before any socket exists.
@@ -195,7 +203,7 @@ async fn serve(config: Config, socket: PathBuf) -> anyhow::Result<()> {
             ProfileState {
                 phase: "idle",
                 peer: match settings.mode {
-                    Mode::Dial => settings.dial_peer(),
+                    Mode::Dial | Mode::Pptp => settings.dial_peer(),
                     Mode::Direct => String::new(),
                 },
                 ..ProfileState::default()
@@ -267,6 +275,20 @@ fn log_link(s: &LinkSettings) {
             addr(s.local),
             addr(s.remote),
             routes.join(", ")
+        ),
+        Mode::Pptp => info!(
+            "link {}: pptp to {} as {} tun {} routes [{}]{} persist {}",
+            s.name,
+            s.dial_peer(),
+            s.auth.user.as_deref().unwrap_or("-"),
+            s.tun,
+            routes.join(", "),
+            if s.default_route {
+                " default route"
+            } else {
+                ""
+            },
+            s.persist
         ),
     }
     for w in s.weak_settings() {
@@ -607,7 +629,7 @@ impl Supervisor {
 
     async fn run(self) {
         match self.settings.mode {
-            Mode::Dial => self.run_dial().await,
+            Mode::Dial | Mode::Pptp => self.run_dial().await,
             Mode::Direct => self.run_direct().await,
         }
     }

@@ -267,6 +267,7 @@ fn link_view(
         view.peer_addr6 = s.peer_addr6.clone();
         view.fcs_tx = s.fcs_tx.clone();
         view.fcs_rx = s.fcs_rx.clone();
+        view.tunnel = s.tunnel.clone();
     }
     view
 }

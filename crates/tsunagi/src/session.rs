@@ -285,6 +285,9 @@ pub struct SessionInfo {
     /// The IPv6 link-local pair goes on the tun (IPV6CP open on an MTU
     /// IPv6 runs on): `status` shows it.
     pub ipv6_on_tun: bool,
+    /// The tunnel under PPP in words, for `status` (the transport keeps it
+    /// current).
+    pub tunnel: Option<String>,
 }
 
 impl SessionInfo {
@@ -312,6 +315,7 @@ impl SessionInfo {
             auth_failure: None,
             tun_errors: 0,
             ipv6_on_tun: false,
+            tunnel: None,
         }
     }
 
@@ -374,6 +378,7 @@ impl SessionInfo {
             peer_addr6: peer6,
             fcs_tx: lcp_open.then(|| fcs_name(st.tx_fcs).to_string()),
             fcs_rx: lcp_open.then(|| fcs_name(st.rx_fcs).to_string()),
+            tunnel: self.tunnel.clone(),
         }
     }
 

@@ -111,6 +111,15 @@ pub trait PacketPort: Send {
     /// The session `key` ended (its engine went down, or it was kicked):
     /// the port clears the call.
     fn closed(&mut self, key: &Self::Key, reason: &EndReason);
+
+    /// Sends what [`PacketPort::send`] queued. The transport calls it once
+    /// per wake-up, so a port may batch (sendmmsg).
+    fn flush(&mut self) {}
+
+    /// The session's tunnel in words, for `status` (call ids, counters).
+    fn describe(&self, _key: &Self::Key) -> Option<String> {
+        None
+    }
 }
 
 /// Where a server's sessions' packets go: one tun shared by all sessions.
@@ -306,6 +315,7 @@ impl<P: PacketPort, D: PacketDevice> Server<P, D> {
                     for id in ids {
                         self.end_session(id, EndReason::Shutdown);
                     }
+                    self.port.flush();
                     return self.counters;
                 }
             }
@@ -352,6 +362,7 @@ impl<P: PacketPort, D: PacketDevice> Server<P, D> {
                     orphaned |= changed.is_err();
                 }
             }
+            self.port.flush();
         }
     }
 
@@ -623,10 +634,15 @@ impl<P: PacketPort, D: PacketDevice> Server<P, D> {
         let now = Instant::now();
         match command {
             Command::Snapshot(reply) => {
+                let port = &self.port;
                 let mut all: Vec<SessionStatus> = self
                     .sessions
                     .values()
-                    .map(|s| s.info.status(&s.link, now))
+                    .map(|s| {
+                        let mut status = s.info.status(&s.link, now);
+                        status.tunnel = port.describe(&s.key);
+                        status
+                    })
                     .collect();
                 all.sort_by_key(|s| s.id);
                 let _ = reply.send(all);

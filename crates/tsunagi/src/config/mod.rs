@@ -1,0 +1,793 @@
+//! The configuration file, `/etc/tsunagi/tsunagi.toml` by default.
+//!
+//! TOML, read with serde and `deny_unknown_fields`: a misspelt key is an
+//! error, not a silently ignored setting. Every error names the file, the
+//! line and column (1-based, from toml's byte span) and the problem, e.g.
+//! `tsunagi.toml:7:10: link.labs: invalid IPv4 address syntax`.
+//!
+//! ```toml
+//! [daemon]
+//! control_socket = "/run/tsunagi/tsunagi.sock"
+//! log_file = "/var/log/tsunagi.log"
+//!
+//! [link.labs]
+//! mode = "dial"
+//! device = "!ssh -i /k pppossh@203.0.113.2 tsunagi direct home"
+//! local = "10.224.1.1"
+//! remote = "10.224.1.2"
+//! routes = ["192.168.253.0/24"]
+//! ```
+//!
+//! The keys follow user-ppp (`set device "!cmd"`, `set ifaddr`, `add NET
+//! HISADDR`, `set escape`, `disable ipv6cp`, `allow user`) and pppd
+//! (`lcp-echo-interval`, `usepeerdns`, `persist`, ip-up/ip-down).
+//!
+//! PPP authentication and CCP use pppd's meanings: `require = ["pap" |
+//! "chap" | "mschap-v2"]` (empty = `noauth`: we do not demand auth),
+//! `name`, `user` + `password`/`password_file`, `accept` (methods we prove
+//! ourselves with; MS-CHAPv2 only when named), `secrets` (chap-secrets, per
+//! link or under `[daemon]`), `mppe = "require-128" | "require-40" |
+//! "require" | "allow-128" | "allow-40" | "allow"` with `mppe_stateful`,
+//! and `deflate = 9..=15`. The files are read by [`crate::auth`] at
+//! start-up, not here.
+//!
+//! Routing per link (issue 5): `routes` alone is a split tunnel;
+//! `default_route = true` makes it a full tunnel and needs `outer_peer` in
+//! dial mode (the SSH server, kept on its old next hop); `source_routes`
+//! (seed 001's borrowed addresses) get `ip rule from ADDR lookup
+//! route_table`. Netconf installs them on IPCP up and removes them on
+//! down.
+
+mod auth;
+mod common;
+mod link;
+mod policy;
+mod server;
+
+use std::collections::BTreeMap;
+use std::ops::Range;
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+use toml::Spanned;
+
+pub use auth::{AuthSettings, PasswordSource};
+pub use common::DEFAULT_PPTP_MRU;
+pub use common::{default_tun_name, Cidr, MAX_IFNAME_LEN};
+pub use link::{ssh_target, LinkSettings, Mode, DEFAULT_ROUTE_TABLE_BASE};
+pub use policy::{PolicySettings, RawPolicy};
+pub use server::{ServerProfile, ServerProtocol};
+
+use common::{check_section_name, Invalid};
+use link::{validate_link, RawLink};
+use server::RawServer;
+
+/// Where the daemon and the CLI look for the config when `-c` is not given.
+pub const DEFAULT_CONFIG_PATH: &str = "/etc/tsunagi/tsunagi.toml";
+/// The control socket when neither the config, `-S` nor `TSUNAGI_SOCKET` names one.
+pub const DEFAULT_CONTROL_SOCKET: &str = "/run/tsunagi/tsunagi.sock";
+
+/// A config that could not be read or is not valid.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The file could not be read.
+    #[error("{path}: cannot read: {source}")]
+    Read {
+        /// The config file.
+        path: String,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// Syntax, type, unknown key or a value that fails validation.
+    #[error("{path}:{line}:{column}: {message}")]
+    Invalid {
+        /// The config file.
+        path: String,
+        /// 1-based line of the offending value.
+        line: usize,
+        /// 1-based column (in characters) of the offending value.
+        column: usize,
+        /// What is wrong.
+        message: String,
+    },
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawFile {
+    #[serde(default)]
+    daemon: RawDaemon,
+    #[serde(default)]
+    link: BTreeMap<String, Spanned<RawLink>>,
+    #[serde(default)]
+    server: BTreeMap<String, Spanned<RawServer>>,
+    policy: Option<Spanned<RawPolicy>>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawDaemon {
+    control_socket: Option<PathBuf>,
+    log_file: Option<PathBuf>,
+    secrets: Option<PathBuf>,
+}
+
+/// The `[daemon]` section.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DaemonSettings {
+    /// Unix socket for `status`, `direct`, `dial`, `hangup`.
+    pub control_socket: PathBuf,
+    /// Log file (appended); `None` logs to stderr.
+    pub log_file: Option<PathBuf>,
+    /// chap-secrets for links without their own `secrets`.
+    pub secrets: Option<PathBuf>,
+}
+
+/// The whole config.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Config {
+    /// The file it was read from (for messages).
+    pub path: PathBuf,
+    /// `[daemon]`.
+    pub daemon: DaemonSettings,
+    /// The links, sorted by name.
+    pub links: Vec<LinkSettings>,
+    /// The server profiles, sorted by name.
+    pub servers: Vec<ServerProfile>,
+    /// `[policy]`: filter and NAT rules (see [`crate::policy`]).
+    pub policy: Option<PolicySettings>,
+}
+
+impl Config {
+    /// Read and validate `path`.
+    pub fn load(path: &Path) -> Result<Config, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.display().to_string(),
+            source,
+        })?;
+        Config::parse(path, &text)
+    }
+
+    /// Validate `text`, naming `path` in errors.
+    pub fn parse(path: &Path, text: &str) -> Result<Config, ConfigError> {
+        let invalid = |span: Option<Range<usize>>, message: String| {
+            let (line, column) = line_column(text, span.map_or(0, |s| s.start));
+            ConfigError::Invalid {
+                path: path.display().to_string(),
+                line,
+                column,
+                message,
+            }
+        };
+        let raw: RawFile = toml::from_str(text).map_err(|e| {
+            // toml's message is multi-line with a source excerpt; its first
+            // line ("TOML parse error at line 3, column 1") repeats what we say.
+            invalid(e.span(), e.message().trim().to_string())
+        })?;
+        let daemon = DaemonSettings {
+            control_socket: raw
+                .daemon
+                .control_socket
+                .unwrap_or_else(|| PathBuf::from(DEFAULT_CONTROL_SOCKET)),
+            log_file: raw.daemon.log_file,
+            secrets: raw.daemon.secrets,
+        };
+        let mut links = Vec::with_capacity(raw.link.len());
+        let mut tuns: BTreeMap<String, String> = BTreeMap::new();
+        for (name, spanned) in raw.link {
+            let span = spanned.span();
+            let link = validate_link(
+                &name,
+                span.clone(),
+                spanned.into_inner(),
+                daemon.secrets.as_deref(),
+                links.len(),
+            )
+            .map_err(|(span, msg)| invalid(Some(span), format!("link.{name}: {msg}")))?;
+            if let Some(other) = tuns.insert(link.tun.clone(), format!("link.{name}")) {
+                return Err(invalid(
+                    Some(span),
+                    format!("link.{name}: tun {:?} is already used by {other}", link.tun),
+                ));
+            }
+            if let Some(other) = links.iter().find(|l: &&LinkSettings| {
+                !l.source_routes.is_empty()
+                    && !link.source_routes.is_empty()
+                    && l.route_table == link.route_table
+            }) {
+                return Err(invalid(
+                    Some(span),
+                    format!(
+                        "link.{name}: route_table {} is already used by link.{} for its source_routes",
+                        link.route_table, other.name
+                    ),
+                ));
+            }
+            links.push(link);
+        }
+        let mut servers = Vec::with_capacity(raw.server.len());
+        for (name, spanned) in raw.server {
+            let span = spanned.span();
+            let at = |(span, msg): Invalid| invalid(Some(span), format!("server.{name}: {msg}"));
+            check_section_name(&name, span.clone()).map_err(at)?;
+            if links.iter().any(|l| l.name == name) {
+                return Err(at((
+                    span,
+                    format!("link.{name} has the same name: profiles need names of their own"),
+                )));
+            }
+            let server = spanned
+                .into_inner()
+                .validate(&name, span.clone(), daemon.secrets.as_deref())
+                .map_err(at)?;
+            if let Some(other) = tuns.insert(server.tun.clone(), format!("server.{name}")) {
+                return Err(at((
+                    span,
+                    format!("tun {:?} is already used by {other}", server.tun),
+                )));
+            }
+            if let (Some(other), ServerProtocol::Pptp) = (
+                servers
+                    .iter()
+                    .find(|s: &&ServerProfile| s.protocol == ServerProtocol::Pptp),
+                server.protocol,
+            ) {
+                // One listener on TCP 1723 and one GRE socket per host.
+                return Err(at((
+                    span,
+                    format!("server.{} already serves PPTP", other.name),
+                )));
+            }
+            servers.push(server);
+        }
+        let policy = match raw.policy {
+            None => None,
+            Some(p) => {
+                let span = p.span();
+                Some(
+                    p.into_inner()
+                        .validate()
+                        .map_err(|m| invalid(Some(span), m))?,
+                )
+            }
+        };
+        Ok(Config {
+            path: path.to_path_buf(),
+            daemon,
+            links,
+            servers,
+            policy,
+        })
+    }
+
+    /// The link called `name`.
+    pub fn link(&self, name: &str) -> Option<&LinkSettings> {
+        self.links.iter().find(|l| l.name == name)
+    }
+
+    /// The server profile called `name`.
+    pub fn server(&self, name: &str) -> Option<&ServerProfile> {
+        self.servers.iter().find(|s| s.name == name)
+    }
+}
+
+/// 1-based line and column (in chars) of byte `offset` in `text`.
+fn line_column(text: &str, offset: usize) -> (usize, usize) {
+    let offset = offset.min(text.len());
+    let mut offset = offset;
+    while !text.is_char_boundary(offset) {
+        offset -= 1;
+    }
+    let before = &text[..offset];
+    let line = before.matches('\n').count() + 1;
+    let line_start = before.rfind('\n').map_or(0, |i| i + 1);
+    let column = before[line_start..].chars().count() + 1;
+    (line, column)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::net::Ipv4Addr;
+    use std::time::Duration;
+    use tsunagi_host::netlink::Ipv4Net;
+    use tsunagi_ppp::auth::AuthMethod;
+    use tsunagi_ppp::ccp::DeflateConfig;
+    use tsunagi_ppp::hdlc::FcsMode;
+
+    /// The example of the design brief, verbatim.
+    pub const EXAMPLE: &str = r#"
+[daemon]
+control_socket = "/run/tsunagi/tsunagi.sock"   # default; also global CLI flag -S / env TSUNAGI_SOCKET
+log_file = "/var/log/tsunagi.log"              # optional; default stderr. pppd-style lines with timestamps
+
+[link.labs]                     # the link's name
+mode = "dial"                   # "dial": run `device`; "direct": answer `tsunagi direct labs`
+device = "!ssh -i /k pppossh@203.0.113.2 tsunagi direct home"  # user-ppp `set device "!cmd"` ('!' optional)
+tun = "tun0"                    # optional, default "ts-" + name (truncated to 15)
+local = "10.224.1.1"            # our address (set ifaddr); omit to ask the peer
+remote = "10.224.1.2"           # address for the peer; omit to accept the peer's own
+routes = ["192.168.253.0/24", "172.16.1.0/24"]   # user-ppp `add NET HISADDR`: added on IPCP up, removed on down
+ident = "HOME Network"          # RFC 1570 Identification text
+escape = [0xff]                 # user-ppp `set escape`
+accm = 0                        # default 0
+mru = 1500                      # default 1500
+mtu = 1500                      # tun MTU, default = min(mru, peer's MRU)
+pfc = true                      # default true
+acfc = true                     # default true
+fcs = "16"                      # "16" (default) or "null": RFC 1570 Null FCS, for SSH links only
+ipv6cp = false                  # default true; false = user-ppp `disable ipv6cp`
+dns = ["10.224.1.1"]            # handed to peers that ask
+usepeerdns = false
+echo_interval = 10              # seconds, 0 disables; default 10
+echo_failure = 3                # default 3
+restart = 3                     # seconds; max_configure = 10, max_terminate = 2, max_failure = 5
+persist = true                  # dial mode: redial when the link ends (default true)
+redial_min = 1                  # seconds, backoff doubles up to redial_max
+redial_max = 30
+ip_up = "/etc/tsunagi/ip-up"    # optional hook scripts, pppd's six arguments:
+ip_down = "/etc/tsunagi/ip-down" #   interface tty speed local-ip remote-ip ipparam
+allow_users = ["pppossh"]       # direct mode: user names whose uid may hand us a stream
+tun_offload = true              # default true: TCP super-packets (TSO/GSO on the tun) when the
+                                #   peer's MRU is 65535 (set mru = 65535 on both tsunagi ends)
+"#;
+
+    fn parse(text: &str) -> Result<Config, ConfigError> {
+        Config::parse(Path::new("t.toml"), text)
+    }
+
+    fn err(text: &str) -> String {
+        parse(text)
+            .expect_err("config should be rejected")
+            .to_string()
+    }
+
+    #[test]
+    fn example_parses() {
+        let c = parse(EXAMPLE).unwrap();
+        assert_eq!(
+            c.daemon.control_socket,
+            Path::new("/run/tsunagi/tsunagi.sock")
+        );
+        assert_eq!(
+            c.daemon.log_file.as_deref(),
+            Some(Path::new("/var/log/tsunagi.log"))
+        );
+        let l = c.link("labs").unwrap();
+        assert_eq!(l.mode, Mode::Dial);
+        assert_eq!(
+            l.device.as_deref(),
+            Some("ssh -i /k pppossh@203.0.113.2 tsunagi direct home")
+        );
+        assert_eq!(l.tun, "tun0");
+        assert_eq!(l.local, Some(Ipv4Addr::new(10, 224, 1, 1)));
+        assert_eq!(l.remote, Some(Ipv4Addr::new(10, 224, 1, 2)));
+        assert_eq!(
+            l.routes,
+            vec![
+                Ipv4Net {
+                    addr: Ipv4Addr::new(192, 168, 253, 0),
+                    prefix: 24
+                },
+                Ipv4Net {
+                    addr: Ipv4Addr::new(172, 16, 1, 0),
+                    prefix: 24
+                },
+            ]
+        );
+        assert_eq!(l.escape, vec![0xff]);
+        assert!(!l.ipv6cp);
+        assert_eq!(l.echo_interval, Duration::from_secs(10));
+        assert_eq!(l.redial_max, Duration::from_secs(30));
+        assert_eq!(l.allow_users, vec!["pppossh".to_string()]);
+        assert_eq!(l.dial_peer(), "pppossh@203.0.113.2");
+        let pc = l.link_config();
+        assert_eq!(pc.lcp.escape, vec![0xff]);
+        assert!(pc.ipv6cp.is_none());
+        assert_eq!(pc.ipcp.dns, [Some(Ipv4Addr::new(10, 224, 1, 1)), None]);
+        assert_eq!(pc.lcp.echo.as_ref().map(|e| e.failures), Some(3));
+    }
+
+    #[test]
+    fn defaults() {
+        let c = parse("[link.a-very-long-link-name]\nmode = \"direct\"\nallow_users = [\"u\"]\n")
+            .unwrap();
+        let l = &c.links[0];
+        assert_eq!(l.tun, "ts-a-very-long-");
+        assert_eq!(l.mru, 1500);
+        assert!(l.pfc && l.acfc && l.ipv6cp && l.persist);
+        assert_eq!(l.restart, Duration::from_secs(3));
+        assert_eq!(c.daemon.control_socket, Path::new(DEFAULT_CONTROL_SOCKET));
+        assert_eq!(parse("").unwrap().links.len(), 0);
+    }
+
+    #[test]
+    fn fcs_key() {
+        let base = "[link.x]\nmode = \"direct\"\nallow_users = [\"u\"]\n";
+        let c = parse(base).unwrap();
+        assert_eq!(c.links[0].link_config().lcp.fcs, FcsMode::Fcs16);
+        let c = parse(&format!("{base}fcs = \"null\"\n")).unwrap();
+        assert_eq!(c.links[0].link_config().lcp.fcs, FcsMode::Null);
+        let c = parse(&format!("{base}fcs = \"16\"\n")).unwrap();
+        assert_eq!(c.links[0].link_config().lcp.fcs, FcsMode::Fcs16);
+        let e = err(&format!("{base}fcs = \"32\"\n"));
+        // The line of the key and the values that are allowed.
+        assert!(e.contains(":4:") && e.contains("`16` or `null`"), "{e}");
+    }
+
+    #[test]
+    fn unknown_key_names_line_and_key() {
+        let e = err("[link.x]\nmode = \"dial\"\ndevice = \"cat\"\nmur = 1500\n");
+        assert!(e.starts_with("t.toml:4:1: "), "{e}");
+        assert!(e.contains("unknown field `mur`"), "{e}");
+        let e = err("[daemon]\nsocket = \"/x\"\n");
+        assert!(
+            e.starts_with("t.toml:2:1: ") && e.contains("unknown field `socket`"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn routing_keys_default_to_split_tunnel() {
+        let c = parse("[link.a]\nmode = \"dial\"\ndevice = \"cat\"\n[link.b]\nmode = \"dial\"\ndevice = \"cat\"\n").unwrap();
+        assert!(!c.links[0].default_route);
+        assert_eq!(c.links[0].outer_peer, None);
+        assert!(c.links[0].source_routes.is_empty());
+        assert_eq!(c.links[0].route_table, DEFAULT_ROUTE_TABLE_BASE);
+        assert_eq!(c.links[1].route_table, DEFAULT_ROUTE_TABLE_BASE + 1);
+    }
+
+    #[test]
+    fn routing_keys_parse() {
+        let c = parse("[link.x]\nmode = \"dial\"\ndevice = \"cat\"\ndefault_route = true\nouter_peer = \"198.51.100.1\"\nsource_routes = [\"203.0.113.77\"]\nroute_table = 42\n").unwrap();
+        let l = &c.links[0];
+        assert!(l.default_route);
+        assert_eq!(l.outer_peer, Some(Ipv4Addr::new(198, 51, 100, 1)));
+        assert_eq!(l.source_routes, vec![Ipv4Addr::new(203, 0, 113, 77)]);
+        assert_eq!(l.route_table, 42);
+        // A direct link may leave outer_peer to the SSH client address.
+        let c = parse("[link.d]\nmode = \"direct\"\nallow_users = [\"u\"]\ndefault_route = true\n")
+            .unwrap();
+        assert!(c.links[0].default_route && c.links[0].outer_peer.is_none());
+    }
+
+    #[test]
+    fn routing_key_errors_name_position() {
+        let e = err("[link.x]\nmode = \"dial\"\ndevice = \"cat\"\ndefault_route = true\n");
+        assert!(e.starts_with("t.toml:4:17: "), "{e}");
+        assert!(e.contains("needs `outer_peer`"), "{e}");
+        // false needs nothing.
+        parse("[link.x]\nmode = \"dial\"\ndevice = \"cat\"\ndefault_route = false\n").unwrap();
+        let e = err("[link.x]\nmode = \"dial\"\ndevice = \"cat\"\ndefault_route = true\nouter_peer = \"198.51.100\"\n");
+        assert!(e.starts_with("t.toml:5:14: "), "{e}");
+        let e = err(
+            "[link.x]\nmode = \"dial\"\ndevice = \"cat\"\nsource_routes = [\"203.0.113.77/32\"]\n",
+        );
+        assert!(e.starts_with("t.toml:4:"), "{e}");
+        let e = err("[link.x]\nmode = \"dial\"\ndevice = \"cat\"\nroute_table = 254\n");
+        assert!(
+            e.starts_with("t.toml:4:15: ") && e.contains("reserved"),
+            "{e}"
+        );
+        let e = err("[link.x]\nmode = \"dial\"\ndevice = \"cat\"\nroute_table = 0\n");
+        assert!(e.contains("reserved"), "{e}");
+        let e = err("[link.a]\nmode = \"dial\"\ndevice = \"cat\"\nsource_routes = [\"203.0.113.7\"]\nroute_table = 7\n[link.b]\nmode = \"dial\"\ndevice = \"cat\"\nsource_routes = [\"203.0.113.8\"]\nroute_table = 7\n");
+        assert!(
+            e.contains("link.b: route_table 7 is already used by link.a"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn bad_address_names_position() {
+        let e = err("[link.x]\nmode = \"dial\"\ndevice = \"cat\"\nlocal = \"10.0.0.300\"\n");
+        assert!(e.starts_with("t.toml:4:9: "), "{e}");
+        assert!(e.contains("IP"), "{e}");
+    }
+
+    #[test]
+    fn bad_cidr_names_position_and_problem() {
+        let e = err("[link.x]\nmode = \"dial\"\ndevice = \"cat\"\nroutes = [\"10.0.0.0/8\", \"10.1.0.0/33\"]\n");
+        assert!(e.starts_with("t.toml:4:25: "), "{e}");
+        assert!(
+            e.contains("bad CIDR") && e.contains("prefix length 33"),
+            "{e}"
+        );
+        let e = err("[link.x]\nmode = \"dial\"\ndevice = \"cat\"\nroutes = [\"10.1.2.3/16\"]\n");
+        assert!(
+            e.contains("host bits set") && e.contains("10.1.0.0/16"),
+            "{e}"
+        );
+        let e = err("[link.x]\nmode = \"dial\"\ndevice = \"cat\"\nroutes = [\"10.1.2/24\"]\n");
+        assert!(e.contains("not an IPv4 address"), "{e}");
+        let c = parse("[link.x]\nmode = \"dial\"\ndevice = \"cat\"\nroutes = [\"10.1.2.3\"]\n")
+            .unwrap();
+        assert_eq!(
+            c.links[0].routes,
+            vec![Ipv4Net::host(Ipv4Addr::new(10, 1, 2, 3))]
+        );
+    }
+
+    #[test]
+    fn dial_needs_device() {
+        let e = err("\n[link.labs]\nmode = \"dial\"\nlocal = \"10.0.0.1\"\n");
+        assert!(e.starts_with("t.toml:3:8: link.labs: "), "{e}");
+        assert!(e.contains("needs `device`"), "{e}");
+    }
+
+    #[test]
+    fn other_validation() {
+        assert!(err("[link.x]\nmode = \"direct\"\n").contains("needs `allow_users`"));
+        assert!(
+            err("[link.x]\nmode = \"direct\"\nallow_users=[\"a\"]\ndevice = \"cat\"\n")
+                .starts_with("t.toml:4:10: link.x: `device` is only for")
+        );
+        assert!(
+            err("[link.x]\nmode = \"dial\"\ndevice = \"cat\"\ntun = \"0123456789abcdef\"\n")
+                .contains("not a valid interface name")
+        );
+        assert!(err("[link.x]\nmode = \"dialup\"\n").contains("unknown variant `dialup`"));
+        assert!(err(
+            "[link.x]\nmode = \"dial\"\ndevice = \"cat\"\nredial_min = 5\nredial_max = 2\n"
+        )
+        .starts_with("t.toml:5:14: "));
+        assert!(err("[link.x]\nmode = \"dial\"\ndevice = \"cat\"\ndns = [\"1.1.1.1\", \"1.0.0.1\", \"8.8.8.8\"]\n")
+            .contains("at most 2 dns"));
+        let e = err("[link.a]\nmode = \"dial\"\ndevice = \"cat\"\ntun = \"t\"\n[link.b]\nmode = \"dial\"\ndevice = \"cat\"\ntun = \"t\"\n");
+        assert!(e.contains("already used by link.a"), "{e}");
+        assert!(
+            err("[link.x]\nmode = \"dial\"\ndevice = \"cat\"\nmru = 70000\n")
+                .starts_with("t.toml:4:7: ")
+        );
+    }
+
+    const DIRECT: &str = "[link.x]\nmode = \"direct\"\nallow_users = [\"u\"]\n";
+
+    #[test]
+    fn auth_keys() {
+        let c = parse(&format!(
+            "[daemon]\nsecrets = \"/etc/tsunagi/chap-secrets\"\n{DIRECT}require = [\"mschap-v2\", \"chap\"]\nname = \"vpn\"\nmppe = \"require-128\"\ndeflate = 15\n"
+        ))
+        .unwrap();
+        let a = &c.links[0].auth;
+        assert_eq!(a.require, vec![AuthMethod::MsChapV2, AuthMethod::ChapMd5]);
+        assert_eq!(
+            a.secrets.as_deref(),
+            Some(Path::new("/etc/tsunagi/chap-secrets"))
+        );
+        assert_eq!(a.name.as_deref(), Some("vpn"));
+        let m = a.mppe.as_ref().unwrap();
+        assert!(m.bits128 && !m.bits40 && m.required && !m.stateful);
+        let lc = c.links[0].link_config();
+        assert_eq!(lc.auth.require, a.require);
+        assert_eq!(lc.auth.name, "vpn");
+        assert_eq!(lc.ccp.deflate, Some(DeflateConfig { window: 15 }));
+        assert!(lc.ccp.mppe.is_some());
+        let weak = c.links[0].weak_settings();
+        assert!(weak.iter().any(|w| w.contains("MS-CHAPv2")), "{weak:?}");
+        assert!(weak.iter().any(|w| w.contains("MPPE")), "{weak:?}");
+        assert!(
+            !weak.iter().any(|w| w.contains("no PPP authentication")),
+            "{weak:?}"
+        );
+
+        // The peer side: user + password, MPPE brings MS-CHAPv2 into accept.
+        let c = parse("[link.y]\nmode = \"dial\"\ndevice = \"cat\"\nuser = \"alice\"\npassword = \"pw\"\nmppe = \"require-40\"\nmppe_stateful = true\n").unwrap();
+        let a = &c.links[0].auth;
+        assert_eq!(a.user.as_deref(), Some("alice"));
+        assert_eq!(a.accept[0], AuthMethod::MsChapV2);
+        assert!(a.mppe.as_ref().unwrap().stateful);
+        assert!(format!("{a:?}").contains("redacted") && !format!("{a:?}").contains("\"pw\""));
+        assert!(c.links[0]
+            .weak_settings()
+            .iter()
+            .any(|w| w.contains("40-bit")));
+
+        // Without auth keys: noauth, no CCP, no weak algorithm but the old warning.
+        let c = parse(DIRECT).unwrap();
+        let lc = c.links[0].link_config();
+        assert!(lc.auth.require.is_empty() && !lc.ccp.enabled());
+        assert!(!lc.auth.accept.contains(&AuthMethod::MsChapV2));
+        assert!(c.links[0]
+            .weak_settings()
+            .iter()
+            .any(|w| w.contains("no PPP authentication")));
+    }
+
+    #[test]
+    fn auth_key_errors_name_the_value() {
+        let e = err(&format!("{DIRECT}secrets = \"/s\"\nrequire = [\"eap\"]\n"));
+        assert!(
+            e.starts_with("t.toml:5:12: link.x: unknown authentication \"eap\""),
+            "{e}"
+        );
+        let e = err(&format!("{DIRECT}require = [\"chap\"]\n"));
+        assert!(e.contains("`require` needs a `secrets` file"), "{e}");
+        let e = err(&format!(
+            "{DIRECT}secrets = \"/s\"\nrequire = [\"chap\", \"chap\"]\n"
+        ));
+        assert!(e.contains("listed twice"), "{e}");
+        let e = err(&format!("{DIRECT}user = \"a\"\n"));
+        assert!(e.contains("`user` needs `password`"), "{e}");
+        let e = err(&format!("{DIRECT}password = \"p\"\n"));
+        assert!(e.contains("`password` needs `user`"), "{e}");
+        let e = err(&format!(
+            "{DIRECT}user = \"a\"\npassword = \"p\"\npassword_file = \"/f\"\n"
+        ));
+        assert!(
+            e.starts_with("t.toml:6:17: ") && e.contains("not both"),
+            "{e}"
+        );
+        let e = err(&format!(
+            "{DIRECT}secrets = \"/s\"\nrequire = [\"chap\"]\nmppe = \"require-128\"\n"
+        ));
+        assert!(
+            e.starts_with("t.toml:6:8: ") && e.contains("mppe needs MS-CHAPv2"),
+            "{e}"
+        );
+        let e = err(&format!(
+            "{DIRECT}secrets = \"/s\"\nrequire = [\"mschap-v2\"]\nmppe = \"strong\"\n"
+        ));
+        assert!(e.contains("unknown mppe \"strong\""), "{e}");
+        let e = err(&format!(
+            "{DIRECT}user = \"a\"\npassword = \"p\"\naccept = [\"chap\"]\nmppe = \"require\"\n"
+        ));
+        assert!(
+            e.contains("add \"mschap-v2\" to `require` or `accept`"),
+            "{e}"
+        );
+        let e = err(&format!("{DIRECT}deflate = 16\n"));
+        assert!(
+            e.starts_with("t.toml:4:11: ") && e.contains("outside 9..=15"),
+            "{e}"
+        );
+        let e = err(&format!("{DIRECT}mppe_stateful = true\n"));
+        assert!(e.contains("`mppe_stateful` needs `mppe`"), "{e}");
+    }
+
+    #[test]
+    fn ssh_targets() {
+        assert_eq!(
+            ssh_target("ssh -p 2222 -o BatchMode=yes u@h tsunagi direct x"),
+            "u@h"
+        );
+        assert_eq!(ssh_target("/usr/bin/ssh -4 -p22 -i /k host cmd"), "host");
+        assert_eq!(ssh_target("exec ssh -T u@h"), "u@h");
+        assert_eq!(
+            ssh_target("tsunagi -S /s direct p"),
+            "tsunagi -S /s direct p"
+        );
+    }
+
+    #[test]
+    fn line_columns() {
+        assert_eq!(line_column("ab\ncd", 0), (1, 1));
+        assert_eq!(line_column("ab\ncd", 4), (2, 2));
+        assert_eq!(line_column("é\nx", 1), (1, 1));
+        assert_eq!(line_column("x", 99), (1, 2));
+    }
+
+    #[test]
+    fn validation_names_the_key() {
+        let raw: RawPolicy = toml::from_str(
+            "ipf = \"/etc/ipf.rules\"\ninterfaces = { em0 = \"eth0\", tun0 = \"ts-labs\" }\nforwarding = true\n",
+        )
+        .unwrap();
+        let s = raw.validate().unwrap();
+        assert_eq!(s.nflog_group, 1);
+        assert_eq!(s.interfaces["tun0"], "ts-labs");
+        assert!(!s.keep_on_exit);
+        let raw: RawPolicy = toml::from_str("interfaces = { em0 = \"eth0\" }\n").unwrap();
+        assert!(raw
+            .validate()
+            .unwrap_err()
+            .contains("needs `ipf` or `ipnat`"));
+        let raw: RawPolicy =
+            toml::from_str("ipf = \"/x\"\ninterfaces = { em0 = \"a-very-long-interface-name\" }\n")
+                .unwrap();
+        assert!(raw
+            .validate()
+            .unwrap_err()
+            .contains("policy.interfaces.em0"));
+        assert!(toml::from_str::<RawPolicy>("ipf = \"/x\"\nipff = 1\n").is_err());
+    }
+
+    /// Seed 004's pptpd.conf and seed 001's options.pptpd, as a server.
+    const PPTP_SERVER: &str = "[daemon]\nsecrets = \"/etc/ppp/chap-secrets\"\n[server.vpn]\nprotocol = \"pptp\"\nlocalip = \"192.168.0.100\"\nremoteip = \"192.168.0.101-119\"\nname = \"pptpd\"\nproxyarp = true\ndns = [\"192.168.0.1\"]\n";
+
+    #[test]
+    fn pptp_server_defaults_are_options_pptpd() {
+        let c = parse(PPTP_SERVER).unwrap();
+        let s = c.server("vpn").unwrap();
+        assert_eq!(s.protocol, ServerProtocol::Pptp);
+        assert_eq!(s.auth.require, [AuthMethod::MsChapV2]);
+        let mppe = s.auth.mppe.as_ref().unwrap();
+        assert!(mppe.required && mppe.bits128 && !mppe.bits40 && !mppe.stateful);
+        assert_eq!(s.connections, 100);
+        assert_eq!(s.mru, DEFAULT_PPTP_MRU);
+        assert_eq!(s.tun, "ts-vpn");
+        assert!(s.proxyarp && s.firewall);
+        assert_eq!(s.listen, None);
+        let pool = s.pool().unwrap();
+        assert_eq!(pool.size(), 19);
+        let lc = s.link_config();
+        assert_eq!(lc.lcp.framing, tsunagi_ppp::link::Framing::Packet);
+        assert!(lc.ipcp.remote_from_driver);
+        assert!(lc.ipv6cp.is_none());
+        assert_eq!(lc.ipcp.dns[0], Some(Ipv4Addr::new(192, 168, 0, 1)));
+        assert_eq!(lc.auth.name, "pptpd");
+        assert!(s.weak_settings().iter().any(|w| w.starts_with("PPTP:")));
+        // MPPE off on request.
+        let c = parse(&format!("{PPTP_SERVER}mppe = \"none\"\n")).unwrap();
+        assert!(c.servers[0].auth.mppe.is_none());
+    }
+
+    #[test]
+    fn pptp_server_errors_name_the_key() {
+        let e = err(&PPTP_SERVER.replace("101-119", "101-99"));
+        assert!(e.starts_with("t.toml:6:12: server.vpn: remoteip"), "{e}");
+        let e = err(&format!("{PPTP_SERVER}require = []\n"));
+        assert!(e.contains("server.vpn: a server must authenticate"), "{e}");
+        let e = err(&PPTP_SERVER.replace("[daemon]\nsecrets = \"/etc/ppp/chap-secrets\"\n", ""));
+        assert!(e.contains("`require` needs a `secrets` file"), "{e}");
+        let e = err(&format!("{PPTP_SERVER}connections = 0\n"));
+        assert!(e.contains("connections must be at least 1"), "{e}");
+        let e = err(&format!("{PPTP_SERVER}user = \"x\"\n"));
+        assert!(e.contains("unknown field `user`"), "{e}");
+        let e = err(&PPTP_SERVER.replace("\"pptp\"", "\"l2tpv9\""));
+        assert!(e.contains("unknown variant"), "{e}");
+        let two = format!("{PPTP_SERVER}[server.vpn2]\nprotocol = \"pptp\"\nlocalip = \"10.0.0.1\"\nremoteip = \"10.0.0.2\"\n");
+        assert!(err(&two).contains("server.vpn2: server.vpn already serves PPTP"));
+        let clash = format!("{PPTP_SERVER}[link.vpn]\nmode = \"direct\"\nallow_users = [\"u\"]\n");
+        assert!(err(&clash).contains("link.vpn has the same name"));
+        let tun = format!(
+            "{PPTP_SERVER}tun = \"ts-x\"\n[link.x]\nmode = \"direct\"\nallow_users = [\"u\"]\n"
+        );
+        assert!(err(&tun).contains("tun \"ts-x\" is already used by link.x"));
+    }
+
+    /// pptp-linux with seed 001's client: user, password, the server.
+    const PPTP_LINK: &str = "[link.office]\nmode = \"pptp\"\nserver = \"203.0.113.2\"\nuser = \"taro\"\npassword = \"michadameyo\"\nroutes = [\"192.168.0.0/24\"]\n";
+
+    #[test]
+    fn pptp_link_defaults_are_a_windows_client() {
+        let c = parse(PPTP_LINK).unwrap();
+        let l = c.link("office").unwrap();
+        assert_eq!(l.mode, Mode::Pptp);
+        assert_eq!(l.server, Some(Ipv4Addr::new(203, 0, 113, 2)));
+        assert_eq!(l.dial_peer(), "203.0.113.2");
+        assert_eq!(l.mru, DEFAULT_PPTP_MRU);
+        assert_eq!(l.auth.accept, [AuthMethod::MsChapV2]);
+        assert!(l.auth.require.is_empty());
+        assert!(l.auth.mppe.as_ref().unwrap().required);
+        // The tunnel must not carry its own control connection and GRE.
+        assert_eq!(l.outer_peer, l.server);
+        assert_eq!(
+            l.link_config().lcp.framing,
+            tsunagi_ppp::link::Framing::Packet
+        );
+        let c = parse(&format!(
+            "{PPTP_LINK}default_route = true\nmppe = \"none\"\naccept = [\"chap\"]\n"
+        ))
+        .unwrap();
+        assert!(c.links[0].default_route && c.links[0].auth.mppe.is_none());
+    }
+
+    #[test]
+    fn pptp_link_errors_name_the_key() {
+        let e = err(&PPTP_LINK.replace("server = \"203.0.113.2\"\n", ""));
+        assert!(e.contains("mode = \"pptp\" needs `server`"), "{e}");
+        let e = err(&format!("{PPTP_LINK}device = \"!ssh x\"\n"));
+        assert!(e.contains("`device` is only for mode = \"dial\""), "{e}");
+        let e = err(&PPTP_LINK.replace("203.0.113.2", "224.0.0.1"));
+        assert!(
+            e.starts_with("t.toml:3:10: link.office: server 224.0.0.1 is not a unicast"),
+            "{e}"
+        );
+        let e = err("[link.x]\nmode = \"dial\"\ndevice = \"cat\"\nserver = \"192.0.2.1\"\n");
+        assert!(e.contains("`server` is only for mode = \"pptp\""), "{e}");
+        // MPPE needs MS-CHAPv2 keys: refusing it to a client that must use MPPE.
+        let e = err(&format!("{PPTP_LINK}accept = [\"chap\"]\n"));
+        assert!(e.contains("mppe needs MS-CHAPv2 keys"), "{e}");
+    }
+}
