@@ -242,3 +242,37 @@ fn send_to_sends_one_datagram() {
     });
     assert_eq!(got, vec![(A, datagram(9, 3))]);
 }
+
+#[test]
+#[ignore = "needs root and network namespaces (scripts/test.sh runs it)"]
+fn flush_fails_one_datagram_and_sends_the_rest() {
+    let pair = pair("fail");
+    // 192.0.2.1 (TEST-NET-1) has no route in namespace a: the kernel
+    // refuses that datagram (ENETUNREACH) and nothing leaves for it.
+    let nowhere = Ipv4Addr::new(192, 0, 2, 1);
+    let (ready_tx, ready_rx) = mpsc::channel();
+    let (go_tx, go_rx) = mpsc::channel();
+    let (got, _, _) = std::thread::scope(|scope| {
+        let receiving =
+            scope.spawn(|| receiver(&pair.b, None, RecvBatch::default(), 2, ready_tx, go_rx));
+        ready_rx.recv().unwrap();
+        pair.a.run(|| {
+            block_on(async {
+                let socket = GreSocket::open().unwrap();
+                let mut batch = SendBatch::default();
+                batch.push(B, &datagram(1, 1));
+                batch.push(nowhere, &datagram(2, 2));
+                batch.push(B, &datagram(3, 3));
+                let e = socket.flush(&mut batch).unwrap_err();
+                assert!(e.to_string().contains("192.0.2.1"), "{e}");
+                assert_eq!(e.raw_os_error(), None, "wrapped with the destination");
+                assert!(e.to_string().contains("unreachable"), "ENETUNREACH: {e}");
+                assert!(batch.is_empty());
+                assert_eq!((batch.sent(), batch.failed(), batch.dropped()), (2, 1, 0));
+            })
+        });
+        go_tx.send(()).unwrap();
+        receiving.join().unwrap()
+    });
+    assert_eq!(got, vec![(A, datagram(1, 1)), (A, datagram(3, 3))]);
+}
