@@ -1,5 +1,5 @@
 //! Shared pieces of the namespace tests (netns.rs, offload_netns.rs,
-//! policy_apply.rs, policy_route.rs, policy_seed000.rs): a
+//! gre_netns.rs, policy_apply.rs, policy_route.rs, policy_seed000.rs): a
 //! named network namespace deleted on drop, a thread that has joined it,
 //! `ip` helpers and [`require_netns`].
 //!
