@@ -245,7 +245,7 @@ fn document(cmds: Vec<Value>) -> Value {
     json!({ "nftables": all })
 }
 
-/// The commands that add the (empty) services chain: [`crate::compile`]
+/// The commands that add the (empty) services chain: [`mod@crate::compile`]
 /// puts them in every ruleset before the `in` chain jumps to it.
 pub(crate) fn services_chain() -> Value {
     json!({ "add": chain(SERVICES_CHAIN) })
