@@ -1,5 +1,5 @@
 //! The kernel around the tunnel: tun devices, raw sockets, interface
-//! addresses and routes.
+//! addresses, routes and proxy ARP.
 //!
 //! Everything here talks to Linux: `/dev/net/tun` (ioctl TUNSETIFF), raw
 //! IP sockets ([`gre`]: GRE with `recvmmsg`/`sendmmsg`) and rtnetlink
@@ -11,12 +11,14 @@
 
 pub mod civil;
 pub mod gre;
+pub mod holes;
 pub mod netlink;
 pub mod nflog;
 pub mod nft;
 pub mod offload;
 pub mod policy_apply;
 pub mod policy_route;
+pub mod proxy_arp;
 pub mod tun;
 
 pub use gre::GreSocket;

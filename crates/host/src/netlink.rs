@@ -269,7 +269,7 @@ impl fmt::Debug for Netlink {
 }
 
 /// Wrap an error with the interface and the operation it came from.
-fn context(ifname: &str, op: &str, e: io::Error) -> io::Error {
+pub(crate) fn context(ifname: &str, op: &str, e: io::Error) -> io::Error {
     io::Error::new(e.kind(), format!("{ifname}: {op}: {e}"))
 }
 
@@ -289,7 +289,7 @@ impl Netlink {
 
     /// Send one request and collect the answers. A NACK becomes the errno
     /// as an `io::Error`; the ACK (error code 0) ends the exchange.
-    async fn request(
+    pub(crate) async fn request(
         &self,
         message: RouteNetlinkMessage,
         flags: u16,
@@ -646,7 +646,7 @@ impl Netlink {
     }
 
     /// Every IPv4 address of this namespace, with its interface's index.
-    async fn all_addresses(&self) -> io::Result<Vec<(u32, InterfaceAddress)>> {
+    pub(crate) async fn all_addresses(&self) -> io::Result<Vec<(u32, InterfaceAddress)>> {
         let mut message = AddressMessage::default();
         message.header.family = AddressFamily::Inet;
         let answers = self

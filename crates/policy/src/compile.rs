@@ -13,6 +13,10 @@
 //! - `ip tsunagi_nat`: `map` in `postrouting` (srcnat, 100), `rdr` in
 //!   `prerouting` (dstnat, -100), first matching rule wins as in `ipnat`.
 //!
+//! The `in` chain jumps first (after letting IPv6 through) to a regular
+//! chain `services`, empty in the compiled ruleset, where the daemon opens
+//! holes for its own servers at run time ([`crate::holes`]).
+//!
 //! A ruleset starts with `add table; delete table; add table` for both
 //! tables, so one `nft -j -f -` transaction replaces an earlier ruleset or
 //! creates the first, and a failure leaves the old one in place.
@@ -83,6 +87,7 @@ use crate::ast::{
     Action, AddrMatch, Direction, FilterRule, IpfRules, IpnatRules, NatRule, PortMatch, PortOp,
     Proto, RdrProto, WithOpt,
 };
+use crate::holes;
 
 /// Name of the filter table (family `inet`).
 pub const FILTER_TABLE: &str = "tsunagi";
@@ -690,7 +695,9 @@ pub fn compile(
         });
     }
 
-    // Group chains, created before the jumps to them.
+    // The servers' holes (crate::holes), empty here; group chains. Both
+    // created before the jumps to them.
+    b.cmds.push(holes::services_chain());
     let groups: BTreeSet<(u32, Direction)> = reachable;
     for &(g, d) in &groups {
         b.chain(&format!("g{g}_{}_quick", dir_name(d)));
@@ -790,6 +797,13 @@ pub fn compile(
             ],
             None,
         );
+        if d == Direction::In {
+            b.rule(
+                chain,
+                vec![holes::jump_to_services()],
+                Some("holes for this host's servers".to_string()),
+            );
+        }
         // State table first, like IPFilter.
         for r in numbered
             .iter()

@@ -13,6 +13,9 @@
 //!   `ip tsunagi_nat`) that replaces itself atomically under `nft -j -f -`;
 //!   the module docs explain how IPFilter's last-match-wins, `quick`, groups
 //!   and `keep state` are preserved;
+//! - [`holes`]: the holes the daemon opens for its own servers (PPTP's TCP
+//!   1723 and GRE) in a chain of the filter table, and the documents that
+//!   change them at run time;
 //! - [`ipmon`]: the log line of `ipmon(8)` from a logged packet and the
 //!   prefix the compiled rule put on it.
 //!
@@ -41,6 +44,7 @@
 
 pub mod ast;
 pub mod compile;
+pub mod holes;
 pub mod ipmon;
 pub mod parse;
 
@@ -51,6 +55,7 @@ pub use ast::{
 pub use compile::{
     compile, parse_counters, CompileError, CompiledPolicy, Counter, IfaceMap, Options, RuleInfo,
 };
+pub use holes::{Hole, HoleProtocol, OpenHoles};
 pub use ipmon::{format_ipmon_line, LogPrefix};
 pub use parse::{parse_ipf, parse_ipnat, ParseError};
 

@@ -1,7 +1,7 @@
 //! Shared pieces of the namespace tests (netns.rs, offload_netns.rs,
-//! gre_netns.rs, policy_apply.rs, policy_route.rs, policy_seed000.rs): a
-//! named network namespace deleted on drop, a thread that has joined it,
-//! `ip` helpers and [`require_netns`].
+//! gre_netns.rs, proxy_arp_netns.rs, holes_netns.rs, policy_apply.rs,
+//! policy_route.rs, policy_seed000.rs): a named network namespace deleted on drop, a thread
+//! that has joined it, `ip` helpers and [`require_netns`].
 //!
 //! Those tests are `#[ignore]`d: a plain `cargo test` lists them as ignored,
 //! `scripts/test.sh` runs them as root (`-- --include-ignored`). Run where
