@@ -23,7 +23,7 @@ use tsunagi_ppp::auth::SecretsHandle;
 use tsunagi_ppp::link::LinkConfig;
 use tsunagi_ppp::secrets::{check_permissions, ChapSecrets, FailureLimiter, UnsafeFile};
 
-use crate::config::{LinkSettings, PasswordSource};
+use crate::config::{AuthSettings, LinkSettings, PasswordSource};
 
 /// Why the daemon cannot use a link's secrets (a start-up error).
 #[derive(Debug, thiserror::Error)]
@@ -119,7 +119,12 @@ impl Credentials {
     /// the file the settings were read from: a `password` written there
     /// makes it a file of secrets too, held to the same checks.
     pub fn load(settings: &LinkSettings, config: &Path) -> Result<Credentials, CredentialError> {
-        let a = &settings.auth;
+        Credentials::load_auth(&settings.auth, config)
+    }
+
+    /// [`Credentials::load`] for any section's authentication settings (a
+    /// server's too).
+    pub fn load_auth(a: &AuthSettings, config: &Path) -> Result<Credentials, CredentialError> {
         // Only read the secrets when something uses them: a link that
         // neither requires auth nor has a user has no business with them.
         let wanted = !a.require.is_empty() || (a.user.is_some() && a.password.is_none());

@@ -116,14 +116,6 @@ pub fn run(config: Config, socket: PathBuf) -> anyhow::Result<()> {
 }
 
 async fn serve(config: Config, socket: PathBuf) -> anyhow::Result<()> {
-    // PPTP is being built (issue 11): until it runs, say so rather than
-    // start without the profiles the config asks for.
-    if let Some(s) = config.servers.first() {
-        bail!("server.{}: servers do not run yet", s.name);
-    }
-    if let Some(l) = config.links.iter().find(|l| l.mode == Mode::Pptp) {
-        bail!("link.{}: mode = \"pptp\" does not run yet", l.name);
-    }
     // Secrets first: a secrets file (or a config holding a password) that
     // others can read or change is a reason not to start at all (as ssh
     // refuses such a key), before any socket exists.
@@ -141,6 +133,18 @@ async fn serve(config: Config, socket: PathBuf) -> anyhow::Result<()> {
             }
         };
         credentials.insert(settings.name.clone(), Arc::new(c));
+    }
+    let mut server_credentials = Vec::with_capacity(config.servers.len());
+    for profile in &config.servers {
+        match Credentials::load_auth(&profile.auth, &config.path) {
+            Ok(c) => server_credentials.push(Arc::new(c)),
+            Err(e) => {
+                error!("server {}: refusing to start: {e}", profile.name);
+                return Err(e).with_context(|| {
+                    format!("server {}: cannot use its credentials", profile.name)
+                });
+            }
+        }
     }
     // Challenges are drawn from the kernel; a kernel that refuses now
     // would make the first authentication fail instead.
@@ -182,15 +186,39 @@ async fn serve(config: Config, socket: PathBuf) -> anyhow::Result<()> {
     let registry = Registry::new();
     let netconf = Netconf::new(netlink);
     info!(
-        "tsunagi {} started: config {}, control socket {}, {} links",
+        "tsunagi {} started: config {}, control socket {}, {} links, {} servers",
         env!("CARGO_PKG_VERSION"),
         config.path.display(),
         socket.display(),
-        config.links.len()
+        config.links.len(),
+        config.servers.len()
     );
     let (shutdown_tx, shutdown_rx) = watch::channel(false);
     let mut links = BTreeMap::new();
     let mut tasks = Vec::new();
+    for (profile, credentials) in config.servers.into_iter().zip(server_credentials) {
+        crate::servers::log_server(&profile);
+        let name = profile.name.clone();
+        let ctx = crate::servers::ServerCtx {
+            config_path: &config.path,
+            registry: &registry,
+            netconf: &netconf,
+            guard: &guard,
+            shutdown: &shutdown_rx,
+        };
+        match crate::servers::start_server(profile, credentials, ctx).await {
+            Ok(task) => tasks.push(task),
+            Err(e) => {
+                error!("server {name}: refusing to start: {e:#}");
+                // The servers already started stop with the daemon.
+                let _ = shutdown_tx.send(true);
+                futures_join(tasks).await;
+                let _ = std::fs::remove_file(&socket);
+                stop_policy(policy);
+                return Err(e);
+            }
+        }
+    }
     for settings in config.links {
         log_link(&settings);
         let settings = Arc::new(settings);
@@ -776,6 +804,21 @@ impl Supervisor {
     }
 
     async fn dial_once(&mut self) -> SessionEnd {
+        if let (Mode::Pptp, Some(server)) = (self.settings.mode, self.settings.server) {
+            let ctx = SessionCtx {
+                settings: &self.settings,
+                credentials: &self.credentials,
+                guard: &self.guard,
+                source: AuthSource::Peer(server.to_string()),
+                outer_ip: Some(server),
+                registry: &self.registry,
+                netconf: &self.netconf,
+                commands: &mut self.commands,
+                shutdown: self.shutdown.clone(),
+                tty: "pptp",
+            };
+            return crate::transport::pptp::client::run_session(ctx, server).await;
+        }
         let name = self.settings.name.clone();
         let device = self.settings.device.clone().unwrap_or_default();
         info!("{name}: dialling: {device}");

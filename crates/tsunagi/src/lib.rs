@@ -35,6 +35,7 @@ pub mod netconf;
 pub mod policy;
 pub mod pool;
 pub mod registry;
+pub mod servers;
 pub mod session;
 pub mod transport;
 pub mod users;

@@ -72,6 +72,9 @@ pub struct SessionNet {
     pub ip_down: Option<PathBuf>,
     /// IPV6CP runs: the kernel must not add a link-local address of its own.
     pub ipv6: bool,
+    /// pppd `proxyarp`: while IPCP is open, answer ARP for the peer's
+    /// address on the LAN interface whose network holds it.
+    pub proxyarp: bool,
 }
 
 impl SessionNet {
@@ -99,6 +102,7 @@ impl SessionNet {
             ip_up: settings.ip_up.clone(),
             ip_down: settings.ip_down.clone(),
             ipv6: settings.ipv6cp,
+            proxyarp: false,
         }
     }
 }
@@ -162,6 +166,7 @@ impl Netconf {
             routing: None,
             prepared: false,
             mtu: None,
+            proxy_arp: None,
         };
         tokio::spawn(worker.run(rx));
         SessionNetconf { tx }
@@ -217,6 +222,8 @@ struct Worker {
     prepared: bool,
     /// The MTU set by the last `LinkUp`.
     mtu: Option<u32>,
+    /// The proxy ARP entry installed for the peer: (address, interface).
+    proxy_arp: Option<(Ipv4Addr, String)>,
 }
 
 impl Worker {
@@ -314,6 +321,9 @@ impl Worker {
                 }
             }
             self.routing = self.policy_routing_up().await;
+        }
+        if net.proxyarp {
+            self.proxy_arp_up(peer).await;
         }
         self.ipv4 = Some(pair);
         let net = &self.net;
@@ -428,6 +438,39 @@ impl Worker {
         }
     }
 
+    /// pppd's `proxyarp`: the LAN interface whose network holds `peer`
+    /// answers ARP for it (a proxy neighbour entry), so hosts there reach
+    /// the client without a route. No such interface: logged, nothing done
+    /// (pppd: "Cannot determine ethernet address for proxy ARP").
+    async fn proxy_arp_up(&mut self, peer: Ipv4Addr) {
+        let (name, ifname) = (&self.net.name, &self.net.ifname);
+        match self.netlink.proxy_arp_interface(peer, ifname).await {
+            Ok(Some(lan)) => match self.netlink.add_proxy_arp(peer, &lan).await {
+                Ok(()) => {
+                    info!("{name}: proxy ARP for {peer} on {lan}");
+                    self.proxy_arp = Some((peer, lan));
+                }
+                Err(e) => warn!("{name}: cannot add proxy ARP for {peer} on {lan}: {e}"),
+            },
+            Ok(None) => info!(
+                "{name}: proxyarp: no LAN interface has a network holding {peer}; no proxy ARP"
+            ),
+            Err(e) => warn!("{name}: proxyarp: cannot list the interfaces: {e}"),
+        }
+    }
+
+    /// Removes the proxy ARP entry of [`Worker::proxy_arp_up`].
+    async fn proxy_arp_down(&mut self) {
+        let Some((peer, lan)) = self.proxy_arp.take() else {
+            return;
+        };
+        let name = &self.net.name;
+        match self.netlink.del_proxy_arp(peer, &lan).await {
+            Ok(()) => info!("{name}: proxy ARP for {peer} on {lan} removed"),
+            Err(e) => warn!("{name}: cannot remove proxy ARP for {peer} on {lan}: {e}"),
+        }
+    }
+
     /// Undoes [`Worker::ipv4_up`]; failures are logged.
     async fn ipv4_down(&mut self) {
         let Some(pair) = self.ipv4.take() else {
@@ -436,6 +479,7 @@ impl Worker {
         if let Some(routing) = self.routing.take() {
             self.policy_routing_down(routing).await;
         }
+        self.proxy_arp_down().await;
         let net = &self.net;
         let (name, ifname) = (&net.name, &net.ifname);
         if net.owns_interface {

@@ -170,6 +170,9 @@ pub struct ServerSettings {
     pub ip_up: Option<PathBuf>,
     /// Hook run when it goes down.
     pub ip_down: Option<PathBuf>,
+    /// Answer ARP for each session's address on the LAN interface whose
+    /// network holds it (pppd `proxyarp`), while its IPCP is open.
+    pub proxyarp: bool,
 }
 
 /// Counters of the transport itself (not of one session).
@@ -206,6 +209,9 @@ struct ServerSession<K> {
     /// Closed by us (kicked: a hangup; the daemon stopping): why, whatever
     /// the Terminate exchange comes to.
     closing: Option<EndReason>,
+    /// Why the port lost the call, for an engine that only knows its lower
+    /// layer went down.
+    lower: Option<EndReason>,
 }
 
 /// A server transport: see the module documentation.
@@ -430,10 +436,16 @@ impl<P: PacketPort, D: PacketDevice> Server<P, D> {
             }
             PortEvent::Closed { key, why } => {
                 if let Some(&id) = self.by_key.get(&key) {
+                    let lost = EndReason::TransportLost(why);
                     if let Some(s) = self.sessions.get_mut(&id) {
+                        // The engine says why it went down (a peer's
+                        // Terminate-Request just before says more than
+                        // the call's end); the port's words otherwise.
+                        s.lower = Some(lost.clone());
                         s.link.lower_down(now);
+                        self.service(id, now);
                     }
-                    self.end_session(id, EndReason::TransportLost(why));
+                    self.end_session(id, lost);
                 }
             }
         }
@@ -481,6 +493,7 @@ impl<P: PacketPort, D: PacketDevice> Server<P, D> {
             ip_up: self.settings.ip_up.clone(),
             ip_down: self.settings.ip_down.clone(),
             ipv6: false,
+            proxyarp: self.settings.proxyarp,
         });
         let mut link = Link::new(config, random_seed(), OsRandom::handle());
         link.start(now);
@@ -497,6 +510,7 @@ impl<P: PacketPort, D: PacketDevice> Server<P, D> {
                 lease: None,
                 routed: None,
                 closing: None,
+                lower: None,
             },
         );
         self.service(id, now);
@@ -551,7 +565,7 @@ impl<P: PacketPort, D: PacketDevice> Server<P, D> {
                 Event::Down(reason) => {
                     let end = match &s.closing {
                         Some(why) => why.clone(),
-                        None => s.info.end_for(reason, None),
+                        None => s.info.end_for(reason, s.lower.take()),
                     };
                     ended = Some(end);
                 }

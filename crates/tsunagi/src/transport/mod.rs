@@ -10,3 +10,4 @@
 
 pub mod datagram;
 pub mod stream;
+pub mod pptp;

@@ -157,6 +157,7 @@ pub fn vpn_settings(users: &[&str], localip: &str, remoteip: &str) -> ServerSett
         tty: "test",
         ip_up: None,
         ip_down: None,
+        proxyarp: false,
     }
 }
 

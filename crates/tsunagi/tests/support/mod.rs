@@ -159,7 +159,8 @@ impl Guard {
         Guard::with_sides(dir_name, ns_prefix, &["a"])
     }
 
-    fn with_sides(dir_name: &str, ns_prefix: &str, tags: &[&'static str]) -> Guard {
+    /// A fresh scratch directory and one namespace per tag, `<ns_prefix><tag>`.
+    pub fn with_sides(dir_name: &str, ns_prefix: &str, tags: &[&'static str]) -> Guard {
         let dir = std::env::temp_dir().join(dir_name);
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir).unwrap();

@@ -1,0 +1,131 @@
+//! Starting the server profiles (`[server.NAME]`): for each, its shared
+//! tun, its address pool, its port (PPTP: TCP 1723 and GRE), its holes in
+//! tsunagi's nftables table, and the server transport's task
+//! ([`crate::transport::datagram::Server`]).
+//!
+//! A server that cannot start (the port is taken, no raw socket, a bad
+//! pool) stops the daemon from starting, with the reason: an operator who
+//! configured a VPN server wants to know at once, not from the first
+//! client that cannot connect.
+
+use std::path::Path;
+use std::sync::Arc;
+
+use anyhow::Context as _;
+use tokio::sync::{mpsc, watch};
+use tokio::task::JoinHandle;
+use tracing::{info, warn};
+use tsunagi_host::Tun;
+
+use crate::auth::{AuthGuard, Credentials};
+use crate::config::{ServerProfile, ServerProtocol};
+use crate::netconf::Netconf;
+use crate::registry::{ProfileKind, ProfileState, Registry};
+use crate::transport::datagram::{Server, ServerSettings};
+use crate::transport::pptp::server::{PptpLimits, PptpPort};
+
+/// What a server needs from the daemon.
+pub struct ServerCtx<'a> {
+    /// The config file (a password written there makes it a secrets file).
+    pub config_path: &'a Path,
+    /// Every profile and session.
+    pub registry: &'a Registry,
+    /// Address and route changes, hooks.
+    pub netconf: &'a Netconf,
+    /// The daemon-wide authentication failure limiter.
+    pub guard: &'a AuthGuard,
+    /// Becomes true when the daemon stops.
+    pub shutdown: &'a watch::Receiver<bool>,
+}
+
+/// Logs what `profile` will do and what is weak about it.
+pub fn log_server(profile: &ServerProfile) {
+    info!(
+        "server {}: {} on {} tun {} localip {} remoteip {} connections {}{}",
+        profile.name,
+        profile.protocol.name(),
+        profile
+            .listen
+            .map_or_else(|| "every address".to_string(), |a| a.to_string()),
+        profile.tun,
+        profile.localip,
+        profile.remoteip,
+        profile.connections,
+        if profile.proxyarp { " proxyarp" } else { "" }
+    );
+    for w in profile.weak_settings() {
+        warn!("server {}: weak setting: {w}", profile.name);
+    }
+}
+
+/// Starts `profile`: its task runs until the daemon stops.
+pub async fn start_server(
+    profile: ServerProfile,
+    credentials: Arc<Credentials>,
+    ctx: ServerCtx<'_>,
+) -> anyhow::Result<JoinHandle<()>> {
+    let name = profile.name.clone();
+    let pool = profile
+        .pool()
+        .with_context(|| format!("server {name}: address pool"))?;
+    for w in pool.warnings() {
+        warn!("server {name}: {w}");
+    }
+    let tun = Tun::create(&profile.tun)
+        .with_context(|| format!("server {name}: cannot create tun {}", profile.tun))?;
+    let mut link = profile.link_config();
+    link.auth.secrets = credentials.secrets.clone();
+    let settings = ServerSettings {
+        name: name.clone(),
+        link,
+        pool,
+        tty: profile.protocol.name(),
+        ip_up: profile.ip_up.clone(),
+        ip_down: profile.ip_down.clone(),
+        proxyarp: profile.proxyarp,
+    };
+    let (tx, rx) = mpsc::channel(8);
+    let port = match profile.protocol {
+        ServerProtocol::Pptp => PptpPort::bind(
+            &name,
+            profile.listen,
+            PptpLimits::for_sessions(profile.connections),
+        )
+        .await
+        .with_context(|| format!("server {name}"))?,
+    };
+    let holes = profile.firewall.then(|| crate::policy::pptp_holes(profile.listen));
+    if let Some(holes) = &holes {
+        crate::policy::open_holes(&name, holes)
+            .with_context(|| format!("server {name}: cannot open its firewall holes"))?;
+    }
+    ctx.registry.add_profile(
+        &name,
+        ProfileKind::Server,
+        &profile.tun,
+        tx,
+        ProfileState {
+            phase: "serving",
+            peer: profile.protocol.name().to_string(),
+            ..ProfileState::default()
+        },
+    );
+    let server = Server::new(
+        settings,
+        port,
+        tun,
+        ctx.registry.clone(),
+        ctx.netconf.clone(),
+        ctx.guard.clone(),
+    );
+    let shutdown = ctx.shutdown.clone();
+    Ok(tokio::spawn(async move {
+        let counters = server.run(rx, shutdown).await;
+        info!("server {name}: stopped ({counters:?})");
+        if holes.is_some() {
+            if let Err(e) = crate::policy::close_holes(&name) {
+                warn!("server {name}: cannot close its firewall holes: {e}");
+            }
+        }
+    }))
+}
