@@ -419,6 +419,9 @@ fn recv_into(fd: BorrowedFd<'_>, batch: &mut RecvBatch) -> io::Result<usize> {
                 tracing::debug!("gre: recvmmsg after {first_slot} datagrams: {e}");
                 break;
             }
+            // The usual end of a wake-up: returned as it is (no message
+            // built for it on the data path).
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Err(e),
             Err(e) => return Err(io::Error::new(e.kind(), format!("gre: recvmmsg: {e}"))),
         };
         taken_any = true;

@@ -140,18 +140,22 @@ impl HoleSet {
 
     /// The policy stops: with `keep_tables` (`keep_on_exit`) the tables
     /// stay, emptied of holes; without, they are removed. Either way no
-    /// hole stays open, and later changes are bookkeeping only.
+    /// hole is open any more ([`HoleSet::open_holes`] is empty), and later
+    /// changes are bookkeeping only.
     pub fn policy_stopped(&mut self, keep_tables: bool) -> io::Result<()> {
         self.mode = HoleMode::Stopped;
         if keep_tables {
-            apply(&update(&self.open, &OpenHoles::new()))
+            apply(&update(&self.open, &OpenHoles::new()))?;
         } else {
-            remove()
+            remove()?;
         }
+        self.open.clear();
+        Ok(())
     }
 
-    /// The daemon stops: a table made for holes alone is removed; later
-    /// changes are bookkeeping only.
+    /// The daemon stops: a table made for holes alone is removed, and no
+    /// hole is open any more; later changes are bookkeeping only. After
+    /// [`HoleSet::policy_stopped`] there is nothing left to do.
     pub fn shutdown(&mut self) -> io::Result<()> {
         let own = self.mode == HoleMode::Standalone && self.own_table;
         self.mode = HoleMode::Stopped;
@@ -159,6 +163,7 @@ impl HoleSet {
         if own {
             apply(&standalone_removal())?;
         }
+        self.open.clear();
         Ok(())
     }
 }

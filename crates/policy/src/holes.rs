@@ -19,7 +19,9 @@
 //!   passes, and none after it is closed (no `ct mark` is set, so nothing of
 //!   it lives on in the state table). What the server sends is left to the
 //!   `out` rules; a policy that blocks outbound traffic needs its own `pass
-//!   out` for the server's replies.
+//!   out` for the server's replies. On the host's own loopback the replies
+//!   cross the `in` chain as well, so a client on the server's own host is
+//!   the policy's business (seed 000's `pass in quick on lo0 all`).
 //! - A `with frag` rule (and the `quick` rules before it) runs earlier, in
 //!   `in_defrag` (see [`mod@crate::compile`]): a hole does not let through the
 //!   fragments or IP options such a rule blocks.

@@ -158,15 +158,19 @@ async fn serve(config: Config, socket: PathBuf) -> anyhow::Result<()> {
     let mut sigint = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::interrupt())?;
     // The filter before the control socket and any link: once the daemon
     // answers, the gateway does not run open.
+    // The servers' firewall holes (crate::policy::Holes), kept across
+    // the policy's start and stop.
+    let holes = crate::policy::Holes::new();
     let policy = config
         .policy
         .as_ref()
-        .map(crate::policy::start)
+        .map(|settings| crate::policy::start(settings, &holes))
         .transpose()?;
     let stop_policy = |policy: Option<crate::policy::RunningPolicy>| {
         if let Some(p) = policy {
             p.stop();
         }
+        holes.shutdown();
     };
     let listener = match bind_control_socket(&socket) {
         Ok(l) => l,
