@@ -209,6 +209,7 @@ async fn serve(config: Config, socket: PathBuf) -> anyhow::Result<()> {
             netconf: &netconf,
             guard: &guard,
             shutdown: &shutdown_rx,
+            holes: &holes,
         };
         match crate::servers::start_server(profile, credentials, ctx).await {
             Ok(task) => tasks.push(task),

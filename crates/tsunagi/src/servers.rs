@@ -20,6 +20,7 @@ use tsunagi_host::Tun;
 use crate::auth::{AuthGuard, Credentials};
 use crate::config::{ServerProfile, ServerProtocol};
 use crate::netconf::Netconf;
+use crate::policy::{Hole, Holes};
 use crate::registry::{ProfileKind, ProfileState, Registry};
 use crate::transport::datagram::{Server, ServerSettings};
 use crate::transport::pptp::server::{PptpLimits, PptpPort};
@@ -36,6 +37,8 @@ pub struct ServerCtx<'a> {
     pub guard: &'a AuthGuard,
     /// Becomes true when the daemon stops.
     pub shutdown: &'a watch::Receiver<bool>,
+    /// The servers' holes in tsunagi's nftables table.
+    pub holes: &'a Holes,
 }
 
 /// Logs what `profile` will do and what is weak about it.
@@ -94,11 +97,22 @@ pub async fn start_server(
         .await
         .with_context(|| format!("server {name}"))?,
     };
-    let holes = profile.firewall.then(|| crate::policy::pptp_holes(profile.listen));
-    if let Some(holes) = &holes {
-        crate::policy::open_holes(&name, holes)
+    // Seed 004 had to let TCP 1723 and GRE in by hand; the server opens
+    // them itself while it runs (firewall = false leaves the filter to
+    // the operator).
+    let holes = match (profile.firewall, profile.protocol) {
+        (false, _) => None,
+        (true, ServerProtocol::Pptp) => Some(Hole::pptp(profile.listen)),
+    };
+    if let Some(list) = &holes {
+        let (set, server) = (ctx.holes.clone(), name.clone());
+        let list = list.clone();
+        tokio::task::spawn_blocking(move || set.open_holes(&server, &list))
+            .await
+            .context("the nft task failed")?
             .with_context(|| format!("server {name}: cannot open its firewall holes"))?;
     }
+    let hole_set = ctx.holes.clone();
     ctx.registry.add_profile(
         &name,
         ProfileKind::Server,
@@ -123,8 +137,10 @@ pub async fn start_server(
         let counters = server.run(rx, shutdown).await;
         info!("server {name}: stopped ({counters:?})");
         if holes.is_some() {
-            if let Err(e) = crate::policy::close_holes(&name) {
-                warn!("server {name}: cannot close its firewall holes: {e}");
+            let server = name.clone();
+            let closed = tokio::task::spawn_blocking(move || hole_set.close_holes(&server)).await;
+            if let Ok(Err(e)) = closed {
+                warn!("server {name}: cannot close its firewall holes: {e:#}");
             }
         }
     }))

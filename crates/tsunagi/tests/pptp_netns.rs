@@ -64,7 +64,9 @@ fn run(ns: &str, args: &[&str]) {
 /// none), `b` in `ns_b` with `addr_b`; both up.
 fn veth(ns_a: &str, a: &str, addr_a: &str, ns_b: &str, b: &str, addr_b: &str) {
     let st = Command::new("ip")
-        .args(["link", "add", a, "netns", ns_a, "type", "veth", "peer", "name", b])
+        .args([
+            "link", "add", a, "netns", ns_a, "type", "veth", "peer", "name", b,
+        ])
         .args(["netns", ns_b])
         .status()
         .unwrap();
@@ -153,7 +155,8 @@ fn echo_transfer(ns: &str, to: SocketAddr, seed: u64, len: usize) -> Result<u64,
         let data = pattern(seed, len);
         let mut conn = TcpStream::connect_timeout(&to, Duration::from_secs(10))
             .map_err(|e| format!("connect {to}: {e}"))?;
-        conn.set_read_timeout(Some(Duration::from_secs(60))).unwrap();
+        conn.set_read_timeout(Some(Duration::from_secs(60)))
+            .unwrap();
         let mut writer = conn.try_clone().unwrap();
         let sent = data.clone();
         let w = std::thread::spawn(move || {
@@ -243,18 +246,18 @@ fn star(name: &str, clients: usize) -> Guard {
     run(srv, &["ip", "addr", "add", "10.77.0.1/24", "dev", "br0"]);
     run(srv, &["ip", "link", "set", "br0", "up"]);
     run(srv, &["sysctl", "-q", "-w", "net.ipv4.ip_forward=1"]);
-    veth(srv, "lan0", "192.168.60.254/24", lan, "eth0", "192.168.60.250/24");
+    veth(
+        srv,
+        "lan0",
+        "192.168.60.254/24",
+        lan,
+        "eth0",
+        "192.168.60.250/24",
+    );
     for i in 0..clients {
         let c = &guard.sides[3 + i].ns;
         let port = format!("p{i:02}");
-        veth(
-            srv,
-            &port,
-            "",
-            c,
-            "eth0",
-            &format!("10.77.0.{}/24", 10 + i),
-        );
+        veth(srv, &port, "", c, "eth0", &format!("10.77.0.{}/24", 10 + i));
         run(srv, &["ip", "link", "set", &port, "master", "br0"]);
     }
     guard
@@ -316,7 +319,9 @@ fn twenty_clients_get_their_own_addresses_and_the_21st_is_refused() {
         assert!(s["ccp"].as_str().unwrap().contains("MPPE 128-bit"), "{s}");
     }
     // The DNS server (ms-dns) reached the clients that asked.
-    assert!(guard.sides[3].log().contains("IPCP: peer DNS 192.168.60.254"));
+    assert!(guard.sides[3]
+        .log()
+        .contains("IPCP: peer DNS 192.168.60.254"));
     // A checksummed transfer each way from every client at once.
     let to: SocketAddr = "192.168.60.1:7000".parse().unwrap();
     let transfers: Vec<_> = (0..20)
@@ -348,13 +353,21 @@ fn twenty_clients_get_their_own_addresses_and_the_21st_is_refused() {
         .contains("pool \"vpn\" exhausted: all 20 addresses in use"));
     // The others did not notice.
     assert!(support::ping(&guard.sides[3], "192.168.60.1"));
-    assert_eq!(guard.sides[0].status_all()["sessions"].as_array().unwrap().len(), 20);
+    assert_eq!(
+        guard.sides[0].status_all()["sessions"]
+            .as_array()
+            .unwrap()
+            .len(),
+        20
+    );
     // A hangup clears the call on both sides, with a reason.
     let out = guard.sides[3].cli(&["hangup", "office"]);
     assert!(out.status.success());
-    wait_for(Duration::from_secs(10), "the server to see the hangup", || {
-        guard.sides[0].log().contains("cleared by the client")
-    });
+    wait_for(
+        Duration::from_secs(10),
+        "the server to see the hangup",
+        || guard.sides[0].log().contains("cleared by the client"),
+    );
     for side in guard.sides.iter_mut() {
         side.stop();
     }
@@ -456,7 +469,15 @@ fn bad_control_lengths_close_only_their_connection() {
     let srv = guard.sides[0].ns.clone();
     veth(&srv, "patk", "", &mid, "eth0", "10.77.0.200/24");
     run(&srv, &["ip", "link", "set", "patk", "master", "br0"]);
-    guard.sides[0].start(&server_config(&dir, "10.77.0.1", "firewall = false\n"));
+    // The gateway's filter lets nothing in but what the tunnel carries:
+    // the server's own holes (TCP 1723 and GRE) let its clients in.
+    let ipf = dir.join("ipf.rules");
+    std::fs::write(&ipf, "pass in quick on tun0 all\nblock in all\n").unwrap();
+    let policy = format!(
+        "\n[policy]\nipf = \"{}\"\ninterfaces = {{ tun0 = \"ts-vpn\" }}\n",
+        ipf.display()
+    );
+    guard.sides[0].start(&server_config(&dir, "10.77.0.1", &policy));
     echo_server(&srv, "192.168.60.1:7000".parse().unwrap());
     for i in 0..10 {
         guard.sides[3 + i].start(&client_config(i, "10.77.0.1"));
@@ -476,21 +497,49 @@ fn bad_control_lengths_close_only_their_connection() {
     let wait = Duration::from_secs(5);
     // (what is sent, the text the server's log must show for it)
     let cases: Vec<(&str, Vec<u8>, &str)> = vec![
-        ("Length 0", header(0, MAGIC, 1), "Length 0 is shorter than the 12-octet header"),
-        ("Length 1", header(1, MAGIC, 1), "Length 1 is shorter than the 12-octet header"),
-        ("Length 10", header(10, MAGIC, 1), "Length 10 is shorter than the 12-octet header"),
-        ("Length 11", header(11, MAGIC, 1), "Length 11 is shorter than the 12-octet header"),
-        ("Length 0xffff", {
-            let mut m = header(0xffff, MAGIC, 1);
-            m.extend_from_slice(&[0x41; 1000]);
-            m
-        }, "Length 65535 (0xffff)"),
-        ("bad Magic Cookie", sccrq(0xdead_beef), "Magic Cookie 0xdeadbeef (must be 0x1a2b3c4d)"),
-        ("unknown message type", {
-            let mut m = header(16, MAGIC, 99);
-            m.extend_from_slice(&[0; 4]);
-            m
-        }, "Control Message Type 99 is unknown"),
+        (
+            "Length 0",
+            header(0, MAGIC, 1),
+            "Length 0 is shorter than the 12-octet header",
+        ),
+        (
+            "Length 1",
+            header(1, MAGIC, 1),
+            "Length 1 is shorter than the 12-octet header",
+        ),
+        (
+            "Length 10",
+            header(10, MAGIC, 1),
+            "Length 10 is shorter than the 12-octet header",
+        ),
+        (
+            "Length 11",
+            header(11, MAGIC, 1),
+            "Length 11 is shorter than the 12-octet header",
+        ),
+        (
+            "Length 0xffff",
+            {
+                let mut m = header(0xffff, MAGIC, 1);
+                m.extend_from_slice(&[0x41; 1000]);
+                m
+            },
+            "Length 65535 (0xffff)",
+        ),
+        (
+            "bad Magic Cookie",
+            sccrq(0xdead_beef),
+            "Magic Cookie 0xdeadbeef (must be 0x1a2b3c4d)",
+        ),
+        (
+            "unknown message type",
+            {
+                let mut m = header(16, MAGIC, 99);
+                m.extend_from_slice(&[0; 4]);
+                m
+            },
+            "Control Message Type 99 is unknown",
+        ),
     ];
     for (what, bytes, logged) in cases {
         let (reply, closed) = control_exchange(&mid, pptp, vec![bytes], 0, wait);
@@ -505,14 +554,30 @@ fn bad_control_lengths_close_only_their_connection() {
     let (reply, _) = control_exchange(
         &mid,
         pptp,
-        vec![m[..1].to_vec(), m[1..12].to_vec(), m[12..100].to_vec(), m[100..].to_vec()],
+        vec![
+            m[..1].to_vec(),
+            m[1..12].to_vec(),
+            m[12..100].to_vec(),
+            m[100..].to_vec(),
+        ],
         156,
         wait,
     );
-    assert!(reply.len() >= 156, "split SCCRQ: {} octets back", reply.len());
-    assert_eq!(&reply[..2], &156u16.to_be_bytes(), "a Start-Control-Connection-Reply");
+    assert!(
+        reply.len() >= 156,
+        "split SCCRQ: {} octets back",
+        reply.len()
+    );
+    assert_eq!(
+        &reply[..2],
+        &156u16.to_be_bytes(),
+        "a Start-Control-Connection-Reply"
+    );
     assert_eq!(&reply[8..10], &2u16.to_be_bytes());
-    assert_eq!(reply[14], 1, "Result Code: Successful channel establishment");
+    assert_eq!(
+        reply[14], 1,
+        "Result Code: Successful channel establishment"
+    );
     // Three messages in one read: the request and two echoes, all answered.
     let mut three = sccrq(MAGIC);
     three.extend_from_slice(&echo_request(0x0102_0304));
@@ -531,25 +596,44 @@ fn bad_control_lengths_close_only_their_connection() {
     let status = guard.sides[0].status_all();
     assert_eq!(status["sessions"].as_array().unwrap().len(), 10, "{status}");
     for i in 0..10 {
-        assert!(support::ping(&guard.sides[3 + i], "192.168.60.1"), "client {i}");
+        assert!(
+            support::ping(&guard.sides[3 + i], "192.168.60.1"),
+            "client {i}"
+        );
     }
     let log = guard.sides[0].log();
     assert!(!log.contains("panicked"), "{log}");
+    // The holes were used, and another port stays shut.
+    let tables = Command::new("ip")
+        .args([
+            "netns", "exec", &srv, "nft", "list", "table", "inet", "tsunagi",
+        ])
+        .output()
+        .unwrap();
+    let tables = String::from_utf8_lossy(&tables.stdout);
+    assert!(tables.contains("tcp dport 1723"), "{tables}");
+    let refused = in_ns(&mid, || {
+        TcpStream::connect_timeout(&"10.77.0.1:1724".parse().unwrap(), Duration::from_secs(2))
+            .is_err()
+    });
+    assert!(refused, "port 1724 is open through block in all");
     for side in guard.sides.iter_mut() {
         side.stop();
     }
+    // The daemon closed its holes when it stopped.
+    let after = Command::new("ip")
+        .args(["netns", "exec", &srv, "nft", "list", "ruleset"])
+        .output()
+        .unwrap();
+    let after = String::from_utf8_lossy(&after.stdout);
+    assert!(!after.contains("1723"), "{after}");
 }
 
 /// The GRE counters a session's tunnel line shows: lost, late, dup.
 fn gre_faults(tunnel: &str) -> (u64, u64, u64) {
     let count = |word: &str| -> u64 {
         let at = tunnel.find(&format!(" {word} ")).unwrap() + word.len() + 2;
-        tunnel[at..]
-            .split(' ')
-            .next()
-            .unwrap()
-            .parse()
-            .unwrap()
+        tunnel[at..].split(' ').next().unwrap().parse().unwrap()
     };
     (count("lost"), count("late"), count("dup"))
 }
@@ -573,11 +657,23 @@ fn gre_survives_loss_reordering_and_duplicates() {
     );
     veth(&srv, "eth0", "10.78.1.1/24", &mid, "m0", "10.78.1.2/24");
     veth(&mid, "m1", "10.78.2.1/24", &cli, "eth0", "10.78.2.2/24");
-    run(&srv, &["ip", "route", "add", "10.78.2.0/24", "via", "10.78.1.2"]);
-    run(&cli, &["ip", "route", "add", "10.78.1.0/24", "via", "10.78.2.1"]);
+    run(
+        &srv,
+        &["ip", "route", "add", "10.78.2.0/24", "via", "10.78.1.2"],
+    );
+    run(
+        &cli,
+        &["ip", "route", "add", "10.78.1.0/24", "via", "10.78.2.1"],
+    );
     run(&mid, &["sysctl", "-q", "-w", "net.ipv4.ip_forward=1"]);
-    run(&mid, &["sysctl", "-q", "-w", "net.ipv4.conf.all.rp_filter=0"]);
-    run(&mid, &["sysctl", "-q", "-w", "net.ipv4.conf.default.rp_filter=0"]);
+    run(
+        &mid,
+        &["sysctl", "-q", "-w", "net.ipv4.conf.all.rp_filter=0"],
+    );
+    run(
+        &mid,
+        &["sysctl", "-q", "-w", "net.ipv4.conf.default.rp_filter=0"],
+    );
     // A delay line per direction: a tap in the router that the test
     // reads; each frame comes back 20 ms later, addressed to the tap, and
     // is routed on from there, behind the ones that came after it.
@@ -617,7 +713,10 @@ fn gre_survives_loss_reordering_and_duplicates() {
     let d = echo_transfer(&cli, to, 7, 2 * 1024 * 1024).unwrap_or_else(|e| panic!("{e}"));
     eprintln!("2 MiB echoed through the faults, digest {d:016x}");
     let status = guard.sides[0].status_all();
-    let tunnel = status["sessions"][0]["tunnel"].as_str().unwrap().to_string();
+    let tunnel = status["sessions"][0]["tunnel"]
+        .as_str()
+        .unwrap()
+        .to_string();
     let client_tunnel = guard.sides[2].status()[0]["tunnel"]
         .as_str()
         .unwrap()
@@ -625,9 +724,18 @@ fn gre_survives_loss_reordering_and_duplicates() {
     eprintln!("server: {tunnel}\nclient: {client_tunnel}");
     let (lost_s, late_s, dup_s) = gre_faults(&tunnel);
     let (lost_c, late_c, dup_c) = gre_faults(&client_tunnel);
-    assert!(lost_s + lost_c > 0, "no loss seen: {tunnel} / {client_tunnel}");
-    assert!(dup_s + dup_c > 0, "no duplicate seen: {tunnel} / {client_tunnel}");
-    assert!(late_s + late_c > 0, "nothing out of order: {tunnel} / {client_tunnel}");
+    assert!(
+        lost_s + lost_c > 0,
+        "no loss seen: {tunnel} / {client_tunnel}"
+    );
+    assert!(
+        dup_s + dup_c > 0,
+        "no duplicate seen: {tunnel} / {client_tunnel}"
+    );
+    assert!(
+        late_s + late_c > 0,
+        "nothing out of order: {tunnel} / {client_tunnel}"
+    );
     // Still up after it all.
     assert!(support::ping(&guard.sides[2], "192.168.60.1"));
     for side in guard.sides.iter_mut() {
@@ -682,7 +790,12 @@ fn delay_line(
         for args in [
             vec!["ip", "link", "set", &name, "address", &mac_text],
             vec!["ip", "link", "set", &name, "up"],
-            vec!["sysctl", "-q", "-w", &format!("net.ipv4.conf.{name}.rp_filter=0")],
+            vec![
+                "sysctl",
+                "-q",
+                "-w",
+                &format!("net.ipv4.conf.{name}.rp_filter=0"),
+            ],
         ] {
             let st = Command::new(args[0]).args(&args[1..]).status().unwrap();
             assert!(st.success(), "{args:?} in {ns}");
@@ -702,9 +815,9 @@ fn delay_line(
                 let (_, frame) = held.pop_front().unwrap();
                 let _ = (&tap).write(&frame);
             }
-            let wait = held
-                .front()
-                .map_or(100, |(due, _)| due.saturating_duration_since(now).as_millis().max(1) as i32);
+            let wait = held.front().map_or(100, |(due, _)| {
+                due.saturating_duration_since(now).as_millis().max(1) as i32
+            });
             // SAFETY: one pollfd we own, for the tap's fd.
             let n = unsafe { libc::poll(&mut pfd, 1, wait) };
             if n > 0 {

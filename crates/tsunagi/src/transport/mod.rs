@@ -9,5 +9,5 @@
 //!   shared tun routed by inner address.
 
 pub mod datagram;
-pub mod stream;
 pub mod pptp;
+pub mod stream;

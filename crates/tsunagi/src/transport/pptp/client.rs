@@ -255,7 +255,12 @@ impl Client<'_> {
                             self.gre_datagram(now, self.server, &datagram);
                         }
                     }
-                    ConnectionEvent::CallRefused { call_id: id, result, error, cause_code } if id == call_id => {
+                    ConnectionEvent::CallRefused {
+                        call_id: id,
+                        result,
+                        error,
+                        cause_code,
+                    } if id == call_id => {
                         let why = format!(
                             "PPTP: the server refused the call: result {result}, error {error}, cause {cause_code}"
                         );
@@ -263,14 +268,19 @@ impl Client<'_> {
                         ending.get_or_insert((EndReason::TransportLost(why), now + CLEAR_WAIT));
                         conn.stop(now, StopReason::None);
                     }
-                    ConnectionEvent::CallCleared { call_id: id, why, .. } if id == call_id => {
+                    ConnectionEvent::CallCleared {
+                        call_id: id, why, ..
+                    } if id == call_id => {
                         let why = format!("PPTP: call {id}: {why}");
                         info!("{name}: {why}");
                         lower.get_or_insert(EndReason::TransportLost(why.clone()));
                         match self.link.as_mut() {
                             Some(link) => link.lower_down(now),
                             None => {
-                                ending.get_or_insert((EndReason::TransportLost(why), now + CLEAR_WAIT));
+                                ending.get_or_insert((
+                                    EndReason::TransportLost(why),
+                                    now + CLEAR_WAIT,
+                                ));
                             }
                         }
                         conn.stop(now, StopReason::None);
@@ -367,7 +377,10 @@ impl Client<'_> {
                     None => std::future::pending().await,
                 }
             };
-            let lcp_up = self.link.as_ref().is_some_and(|l| l.phase() == Phase::Network);
+            let lcp_up = self
+                .link
+                .as_ref()
+                .is_some_and(|l| l.phase() == Phase::Network);
             tokio::select! {
                 r = reader.read(&mut rbuf), if tcp_open => {
                     let now = Instant::now();

@@ -200,7 +200,10 @@ impl PptpPort {
             .map_err(|e| io::Error::new(e.kind(), format!("cannot open the GRE socket: {e}")))?;
         if let Some(addr) = listen {
             gre.bind(addr).map_err(|e| {
-                io::Error::new(e.kind(), format!("cannot bind the GRE socket to {addr}: {e}"))
+                io::Error::new(
+                    e.kind(),
+                    format!("cannot bind the GRE socket to {addr}: {e}"),
+                )
             })?;
         }
         let (inbox_tx, inbox) = mpsc::channel(READ_QUEUE);
@@ -375,7 +378,10 @@ impl PptpPort {
         if !out.is_empty() && c.writer.try_send(out).is_err() {
             // Its writer's queue is full: the peer does not read.
             closed.get_or_insert_with(|| {
-                ("the client does not read its control connection".into(), false)
+                (
+                    "the client does not read its control connection".into(),
+                    false,
+                )
             });
         }
         if let Some((why, bad)) = closed {
@@ -384,7 +390,8 @@ impl PptpPort {
         }
         let deadline = [
             c.conn.poll_timeout(),
-            c.idle_since.map(|t| t + if c.had_call { IDLE_WAIT } else { CALL_WAIT }),
+            c.idle_since
+                .map(|t| t + if c.had_call { IDLE_WAIT } else { CALL_WAIT }),
         ]
         .into_iter()
         .flatten()
@@ -486,9 +493,15 @@ impl PptpPort {
         };
         if bad_message {
             self.counters.bad_messages += 1;
-            warn!("{}: PPTP: {}: control connection closed: {why}", self.name, c.peer);
+            warn!(
+                "{}: PPTP: {}: control connection closed: {why}",
+                self.name, c.peer
+            );
         } else {
-            info!("{}: PPTP: {}: control connection closed: {why}", self.name, c.peer);
+            info!(
+                "{}: PPTP: {}: control connection closed: {why}",
+                self.name, c.peer
+            );
         }
         c.reader.abort();
         // Dropping the writer's queue ends its task after what it holds.
