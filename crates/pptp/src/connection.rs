@@ -1593,8 +1593,9 @@ impl Connection {
             }
             None => {
                 // Section 3.2.4.1, wait_cs_ans: "Recv. Call Clear Req. /Send
-                // Disconnect Notify". We assigned no Call ID yet.
-                self.send_disconnect_notify(0, &reason);
+                // Disconnect Notify". We assigned no Call ID yet: the PNS's
+                // is the only one it can match.
+                self.send_disconnect_notify(peer_call_id, &reason);
                 self.events.push_back(ConnectionEvent::CallWithdrawn {
                     peer_call_id,
                     why: CallEnd::PeerCleared,

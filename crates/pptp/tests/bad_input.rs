@@ -328,7 +328,7 @@ fn reader_buffers_at_most_one_message_plus_one_read() {
     let mut reader = ControlReader::new();
     reader.push(&stream);
     let n = std::iter::from_fn(|| reader.pop())
-        .map(|m| m.unwrap())
+        .inspect(|m| assert!(m.is_ok(), "{m:?}"))
         .count();
     assert_eq!(n, 1000);
     assert_eq!(reader.buffered(), 155);
