@@ -1140,6 +1140,14 @@ impl Connection {
         self.events.push_back(ConnectionEvent::Closed { why });
     }
 
+    /// Queues an event, unless the connection closed meanwhile (a reply
+    /// that overflowed the transmit backlog): nothing follows `Closed`.
+    fn event(&mut self, event: ConnectionEvent) {
+        if self.state != ControlState::Closed {
+            self.events.push_back(event);
+        }
+    }
+
     fn unexpected(&mut self, message: &Message) {
         self.counters.unexpected_messages += 1;
         tracing::debug!(
@@ -1168,7 +1176,7 @@ impl Connection {
                         OutgoingCallResult::TimeOut,
                         GeneralError::None,
                     );
-                    self.events.push_back(ConnectionEvent::CallWithdrawn {
+                    self.event(ConnectionEvent::CallWithdrawn {
                         peer_call_id,
                         why: CallEnd::NotAnswered,
                     });
@@ -1279,7 +1287,7 @@ impl Connection {
                     .then(|| self.find_by_ours_or_peers(m.peer_call_id))
                     .flatten();
                 match call.and_then(|i| self.calls[i].call_id) {
-                    Some(call_id) => self.events.push_back(ConnectionEvent::WanError {
+                    Some(call_id) => self.event(ConnectionEvent::WanError {
                         call_id,
                         errors: m.errors,
                     }),
@@ -1293,7 +1301,7 @@ impl Connection {
                     .then(|| self.find_by_ours_or_peers(m.peer_call_id))
                     .flatten();
                 match call.and_then(|i| self.calls[i].call_id) {
-                    Some(call_id) => self.events.push_back(ConnectionEvent::LinkInfo {
+                    Some(call_id) => self.event(ConnectionEvent::LinkInfo {
                         call_id,
                         send_accm: m.send_accm,
                         recv_accm: m.receive_accm,
@@ -1426,6 +1434,9 @@ impl Connection {
         peer_protocol_version: u16,
         peer_firmware: u16,
     ) {
+        if self.state == ControlState::Closed {
+            return;
+        }
         self.state = ControlState::Established;
         self.deadline = None;
         tracing::info!(
@@ -1436,7 +1447,7 @@ impl Connection {
             peer_protocol_version >> 8,
             peer_protocol_version & 0xff
         );
-        self.events.push_back(ConnectionEvent::Established {
+        self.event(ConnectionEvent::Established {
             peer_host_name,
             peer_vendor,
             peer_protocol_version,
@@ -1499,7 +1510,7 @@ impl Connection {
             deadline: Some(now + self.config.reply_timeout),
             max_bps: m.maximum_bps,
         });
-        self.events.push_back(ConnectionEvent::CallRequested {
+        self.event(ConnectionEvent::CallRequested {
             peer_call_id,
             serial: m.call_serial_number,
             min_bps: m.minimum_bps,
@@ -1533,7 +1544,7 @@ impl Connection {
                     m.call_id,
                     m.packet_recv_window_size
                 );
-                self.events.push_back(ConnectionEvent::CallConnected {
+                self.event(ConnectionEvent::CallConnected {
                     call_id,
                     peer_call_id: m.call_id,
                     peer_recv_window: m.packet_recv_window_size,
@@ -1548,7 +1559,7 @@ impl Connection {
                     m.result_code,
                     m.error_code
                 );
-                self.events.push_back(ConnectionEvent::CallRefused {
+                self.event(ConnectionEvent::CallRefused {
                     call_id,
                     result: m.result_code,
                     error: m.error_code,
@@ -1585,7 +1596,7 @@ impl Connection {
                     self.config.role
                 );
                 self.send_disconnect_notify(call_id, &reason);
-                self.events.push_back(ConnectionEvent::CallCleared {
+                self.event(ConnectionEvent::CallCleared {
                     call_id,
                     peer_call_id,
                     why: CallEnd::PeerCleared,
@@ -1593,9 +1604,10 @@ impl Connection {
             }
             None => {
                 // Section 3.2.4.1, wait_cs_ans: "Recv. Call Clear Req. /Send
-                // Disconnect Notify". We assigned no Call ID yet.
-                self.send_disconnect_notify(0, &reason);
-                self.events.push_back(ConnectionEvent::CallWithdrawn {
+                // Disconnect Notify". We assigned no Call ID yet: the PNS's
+                // is the only one it can match.
+                self.send_disconnect_notify(peer_call_id, &reason);
+                self.event(ConnectionEvent::CallWithdrawn {
                     peer_call_id,
                     why: CallEnd::PeerCleared,
                 });
@@ -1625,7 +1637,7 @@ impl Connection {
             // Section 3.2.4.2 has no such arrow, but the PAC gave up on the
             // call before connecting it: that is a refusal.
             self.counters.calls_refused += 1;
-            self.events.push_back(ConnectionEvent::CallRefused {
+            self.event(ConnectionEvent::CallRefused {
                 call_id,
                 result: OutgoingCallResult::GeneralError,
                 error: m.error_code,
@@ -1635,7 +1647,7 @@ impl Connection {
         }
         self.counters.calls_cleared += 1;
         tracing::info!("pptp {}: call {call_id} {why}", self.config.role);
-        self.events.push_back(ConnectionEvent::CallCleared {
+        self.event(ConnectionEvent::CallCleared {
             call_id,
             peer_call_id,
             why,

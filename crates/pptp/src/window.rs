@@ -134,6 +134,8 @@ pub struct CallWindow {
     peer_recv_window: u16,
     /// Sequence Number of our next data packet.
     next_seq: u32,
+    /// Sequence Number of our first data packet.
+    first_seq: u32,
     /// Highest Sequence Number the peer acknowledged (`None`: none yet).
     peer_acked: Option<u32>,
     /// Highest Sequence Number received and delivered.
@@ -159,6 +161,7 @@ impl CallWindow {
             recv_window: recv_window.max(1),
             peer_recv_window: peer_recv_window.max(1),
             next_seq: FIRST_SEQUENCE_NUMBER,
+            first_seq: FIRST_SEQUENCE_NUMBER,
             peer_acked: None,
             highest: None,
             seen: 0,
@@ -166,6 +169,17 @@ impl CallWindow {
             ack_due: None,
             counters: WindowCounters::default(),
         }
+    }
+
+    /// The same window with our first Sequence Number `first` instead of
+    /// [`FIRST_SEQUENCE_NUMBER`] (the Linux kernel starts at 1; tests start
+    /// near 2^32 to cross the wrap).
+    pub fn starting_at(mut self, first: u32) -> CallWindow {
+        if self.counters.sent == 0 {
+            self.next_seq = first;
+            self.first_seq = first;
+        }
+        self
     }
 
     /// The header for our next data packet of `payload_len` octets: the
@@ -271,9 +285,7 @@ impl CallWindow {
 
     /// Data packets sent and not yet acknowledged by the peer.
     pub fn in_flight(&self) -> u32 {
-        let acked_through = self
-            .peer_acked
-            .unwrap_or(FIRST_SEQUENCE_NUMBER.wrapping_sub(1));
+        let acked_through = self.peer_acked.unwrap_or(self.first_seq.wrapping_sub(1));
         self.next_seq.wrapping_sub(acked_through).wrapping_sub(1)
     }
 
@@ -311,9 +323,7 @@ impl CallWindow {
     /// packet we sent (serial arithmetic from the last one acknowledged).
     fn peer_ack(&mut self, ack: u32) {
         let sent = self.counters.sent > 0;
-        let acked_through = self
-            .peer_acked
-            .unwrap_or(FIRST_SEQUENCE_NUMBER.wrapping_sub(1));
+        let acked_through = self.peer_acked.unwrap_or(self.first_seq.wrapping_sub(1));
         let last_sent = self.next_seq.wrapping_sub(1);
         let advance = ack.wrapping_sub(acked_through);
         let outstanding = last_sent.wrapping_sub(acked_through);

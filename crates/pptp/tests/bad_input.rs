@@ -328,7 +328,7 @@ fn reader_buffers_at_most_one_message_plus_one_read() {
     let mut reader = ControlReader::new();
     reader.push(&stream);
     let n = std::iter::from_fn(|| reader.pop())
-        .map(|m| m.unwrap())
+        .inspect(|m| assert!(m.is_ok(), "{m:?}"))
         .count();
     assert_eq!(n, 1000);
     assert_eq!(reader.buffered(), 155);
@@ -358,6 +358,34 @@ fn garbage_after_close_is_ignored() {
     pac.handle_timeout(now + Duration::from_secs(3600));
     pac.handle_eof(now);
     assert_eq!(pac.poll_event(), None);
+    let mut out = Vec::new();
+    assert!(!pac.poll_transmit(&mut out));
+}
+
+#[test]
+fn a_driver_that_does_not_drain_is_bounded() {
+    // Echo-Requests answered into a transmit queue nobody drains: the
+    // connection closes at MAX_TRANSMIT_BACKLOG instead of growing.
+    let now = Instant::now();
+    let mut pac = Connection::new(ConnectionConfig::new(Role::Pac), now);
+    let mut stream = sccrq().to_vec();
+    for i in 0..4000u32 {
+        Message::EchoRequest(EchoRequest { identifier: i }).emit(&mut stream);
+    }
+    pac.handle_bytes(now, &stream);
+    let ev = events(&mut pac);
+    assert!(matches!(ev[0], ConnectionEvent::Established { .. }));
+    assert!(
+        matches!(
+            ev.last(),
+            Some(ConnectionEvent::Closed {
+                why: CloseReason::TransmitBacklog { octets }
+            }) if *octets > tsunagi_pptp::connection::MAX_TRANSMIT_BACKLOG
+        ),
+        "{:?}",
+        ev.last()
+    );
+    assert_eq!(ev.len(), 2);
     let mut out = Vec::new();
     assert!(!pac.poll_transmit(&mut out));
 }
