@@ -1646,7 +1646,7 @@ impl Connection {
             return;
         }
         self.counters.calls_cleared += 1;
-        tracing::info!("pptp {}: call {call_id} {why}", self.config.role);
+        tracing::info!("pptp {}: call {call_id} ended: {why}", self.config.role);
         self.event(ConnectionEvent::CallCleared {
             call_id,
             peer_call_id,

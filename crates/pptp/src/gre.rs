@@ -307,7 +307,9 @@ impl GreHeader {
 /// What a raw `IPPROTO_GRE` socket hands over is the whole IPv4 packet:
 /// checks its header (Version 4, IHL, Total Length within what arrived,
 /// Protocol 47, not a fragment) and returns the source address and the GRE
-/// packet (the octets up to Total Length).
+/// packet (the octets up to Total Length). The header checksum is not
+/// checked: the kernel drops a bad one before a raw socket sees it, and
+/// reassembles fragments, so a fragment here is refused.
 pub fn ipv4_payload(packet: &[u8]) -> Result<(Ipv4Addr, &[u8]), GreError> {
     if packet.len() < 20 {
         return Err(GreError::Ipv4Truncated {
