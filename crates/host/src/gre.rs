@@ -113,10 +113,13 @@ impl GreSocket {
     /// kernel's `raw_v4_match` then compares the source address), for a
     /// client that talks to one server.
     ///
-    /// A connected raw socket also reports ICMP errors about what it sent
-    /// (`raw(7)`): an ICMP protocol unreachable from `peer` makes the next
-    /// receive fail once with `ConnectionRefused`, a host unreachable with
-    /// `EHOSTUNREACH`. The socket stays usable after such an error.
+    /// A connected raw socket also hears ICMP errors about what it sent
+    /// (`raw(7)`; `raw_err` in net/ipv4/raw.c): the next receive fails once
+    /// with the error, e.g. `ENOPROTOOPT` ("Protocol not available") for a
+    /// protocol unreachable (the peer's host takes no GRE), `EHOSTUNREACH`
+    /// for a host unreachable, before any datagram queued behind it. The
+    /// kernel signals it as EPOLLERR alone, for which
+    /// [`GreSocket::recv_batch`] wakes up too. The socket stays usable.
     pub fn connect(&self, peer: Ipv4Addr) -> io::Result<()> {
         rustix::net::connect(self.fd.get_ref(), &SocketAddrV4::new(peer, 0)).map_err(|e| {
             io::Error::new(
@@ -143,7 +146,9 @@ impl GreSocket {
     /// has taken no datagram.
     pub async fn recv_batch(&self, batch: &mut RecvBatch) -> io::Result<usize> {
         loop {
-            let mut guard = self.fd.readable().await?;
+            // ERROR too: an ICMP error on a connected socket is signalled as
+            // EPOLLERR alone, and is worth a wake-up (see `connect`).
+            let mut guard = self.fd.ready(Interest::READABLE | Interest::ERROR).await?;
             match guard.try_io(|fd| recv_into(fd.get_ref().as_fd(), batch)) {
                 Ok(Ok(0)) => continue,
                 Ok(result) => return result,
@@ -160,7 +165,9 @@ impl GreSocket {
     /// Returns how many were delivered; `Ok(0)` when every datagram taken
     /// was too long for a slot (those are counted in
     /// [`RecvBatch::truncated`] and never delivered cut), and
-    /// `ErrorKind::WouldBlock` when nothing was queued.
+    /// `ErrorKind::WouldBlock` when nothing was queued. Errors are the
+    /// kernel's, unchanged (`raw_os_error` tells them apart; see
+    /// [`GreSocket::connect`] for the ICMP ones).
     pub fn try_recv_batch(&self, batch: &mut RecvBatch) -> io::Result<usize> {
         // A WouldBlock here leaves tokio's readiness set; the next
         // `recv_batch` sees WouldBlock once more and clears it. Harmless.
@@ -419,10 +426,10 @@ fn recv_into(fd: BorrowedFd<'_>, batch: &mut RecvBatch) -> io::Result<usize> {
                 tracing::debug!("gre: recvmmsg after {first_slot} datagrams: {e}");
                 break;
             }
-            // The usual end of a wake-up: returned as it is (no message
-            // built for it on the data path).
-            Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Err(e),
-            Err(e) => return Err(io::Error::new(e.kind(), format!("gre: recvmmsg: {e}"))),
+            // Returned as the kernel said it, so that callers can tell
+            // ENOPROTOOPT from EHOSTUNREACH (and WouldBlock, the usual end
+            // of a wake-up, costs no message on the data path).
+            Err(e) => return Err(e),
         };
         taken_any = true;
         for (i, r) in results.iter().take(received).enumerate() {

@@ -40,6 +40,25 @@ fn pair(test: &str) -> Pair {
     b.ip(&["addr", "add", "10.47.0.2/24", "dev", "gre-vb"]);
     a.ip(&["link", "set", "gre-va", "up"]);
     b.ip(&["link", "set", "gre-vb", "up"]);
+    a.wait_link_up("gre-va");
+    b.wait_link_up("gre-vb");
+    // b's MAC known in advance: a burst sent while ARP is unresolved
+    // would queue behind it, and the neighbour queue holds only
+    // `unres_qlen_bytes` of it.
+    let link = b.ip(&["-o", "link", "show", "dev", "gre-vb"]);
+    let at = link.find("link/ether ").expect("a MAC") + "link/ether ".len();
+    let mac = &link[at..at + 17];
+    a.ip(&[
+        "neigh",
+        "replace",
+        "10.47.0.2",
+        "lladdr",
+        mac,
+        "dev",
+        "gre-va",
+        "nud",
+        "permanent",
+    ]);
     Pair { a, b }
 }
 
@@ -275,4 +294,32 @@ fn flush_fails_one_datagram_and_sends_the_rest() {
         receiving.join().unwrap()
     });
     assert_eq!(got, vec![(A, datagram(1, 1)), (A, datagram(3, 3))]);
+}
+
+#[test]
+#[ignore = "needs root and network namespaces (scripts/test.sh runs it)"]
+fn connected_socket_hears_protocol_unreachable_once() {
+    let pair = pair("unreach");
+    // Nothing takes GRE in b: its kernel answers ICMP protocol unreachable
+    // (RFC 1122 section 3.2.2.1), which a connected raw socket hears.
+    pair.a.run(|| {
+        block_on(async {
+            let socket = GreSocket::open().unwrap();
+            socket.connect(B).unwrap();
+            socket.send_to(&datagram(1, 1), B).unwrap();
+            let mut batch = RecvBatch::default();
+            // The error alone wakes the receive.
+            let e = tokio::time::timeout(Duration::from_secs(2), socket.recv_batch(&mut batch))
+                .await
+                .expect("an error within 2 s")
+                .unwrap_err();
+            assert_eq!(e.raw_os_error(), Some(libc::ENOPROTOOPT), "{e}");
+            // Once: the socket goes on.
+            match socket.try_recv_batch(&mut batch) {
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
+                other => panic!("{other:?}"),
+            }
+            assert_eq!(socket.send_to(&datagram(2, 2), B).unwrap(), 14);
+        })
+    });
 }

@@ -52,6 +52,8 @@ fn lab(test: &str) -> Lab {
     server.ip(&["addr", "add", "10.48.0.3/24", "dev", "hole-s"]);
     client.ip(&["link", "set", "hole-c", "up"]);
     server.ip(&["link", "set", "hole-s", "up"]);
+    client.wait_link_up("hole-c");
+    server.wait_link_up("hole-s");
     let listener = server.run(|| TcpListener::bind((Ipv4Addr::UNSPECIFIED, 1723)).expect("listen"));
     Lab {
         client,

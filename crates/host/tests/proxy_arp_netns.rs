@@ -82,6 +82,8 @@ fn proxy_arp_answers_for_the_peer_until_removed() {
     gw.ip(&["link", "set", "parp-x", "up"]);
     gw.ip(&["link", "set", "parp-y", "up"]);
     gw.sysctl("net.ipv4.ip_forward=1");
+    lan.wait_link_up("parp-l");
+    gw.wait_link_up("parp-g");
     let gw_mac = mac(&gw, "parp-g");
 
     gw.block_on(async {

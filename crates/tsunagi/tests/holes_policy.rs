@@ -16,7 +16,7 @@ use std::net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream};
 use std::os::fd::AsFd;
 use std::path::PathBuf;
 use std::process::Command;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use tsunagi::config::PolicySettings;
 use tsunagi::policy::{start, status_text, Hole, Holes};
@@ -47,6 +47,25 @@ fn ip(ns: &str, args: &[&str]) {
         .status()
         .expect("ip");
     assert!(ok.success(), "ip {args:?}");
+}
+
+/// Waits (up to 5 s) until `dev` in `ns` is operationally up: until the
+/// kernel's link watch has attached its queueing discipline (a work item
+/// that may wait up to a second when many links change at once), packets
+/// sent on it are dropped.
+fn wait_link_up(ns: &str, dev: &str) {
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let out = Command::new("ip")
+            .args(["-n", ns, "-o", "link", "show", "dev", dev])
+            .output()
+            .expect("ip");
+        if String::from_utf8_lossy(&out.stdout).contains(" state UP ") {
+            return;
+        }
+        assert!(Instant::now() < deadline, "{dev} in {ns} not up within 5 s");
+        std::thread::sleep(Duration::from_millis(10));
+    }
 }
 
 fn add_netns(name: &str) {
@@ -131,6 +150,8 @@ fn holes_survive_policy_start_and_not_a_kept_policy() {
     );
     ip(&scratch.server, &["link", "set", "holes-s", "up"]);
     ip(&scratch.client, &["link", "set", "holes-c", "up"]);
+    wait_link_up(&scratch.server, "holes-s");
+    wait_link_up(&scratch.client, "holes-c");
     std::fs::create_dir_all(&scratch.dir).unwrap();
     let ipf = scratch.dir.join("ipf.rules");
     std::fs::write(&ipf, "block in all\n").unwrap();

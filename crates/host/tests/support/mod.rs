@@ -101,6 +101,30 @@ impl Netns {
         run("ip", &all)
     }
 
+    /// Waits (up to 5 s) until `dev` is operationally up (`state UP`).
+    ///
+    /// `ip link set DEV up` returns before the kernel's link watch has
+    /// attached the device's queueing discipline (`dev_activate`, run from
+    /// a work item that may wait up to a second when many links change at
+    /// once): until then packets sent on it are dropped (noop qdisc, counted
+    /// as TX dropped). The same work sets the operational state, so
+    /// `state UP` means packets go through.
+    pub fn wait_link_up(&self, dev: &str) {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+        loop {
+            let link = self.ip(&["-o", "link", "show", "dev", dev]);
+            if link.contains(" state UP ") {
+                return;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "{dev} in {} not up within 5 s: {link}",
+                self.name
+            );
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
+    }
+
     /// `sysctl -w SETTING` inside this namespace.
     pub fn sysctl(&self, setting: &str) {
         run(
