@@ -141,7 +141,7 @@ pptp_vm_cleanup() {
     for n in pptp pptpd pptpctrl pppd tcpdump; do for p in \$(pgrep -x \$n); do kill -9 \$p; done; done
     ip netns del $PPTPC_NS 2>/dev/null; ip link del pptpcv 2>/dev/null
     ip neigh show proxy | while read -r a _ d _; do ip neigh del proxy \$a dev \$d; done
-    rm -f /var/log/pptpd-pppd.log /run/pptpd.pid /tmp/*-pppd.rc /tmp/*-pppd.log /tmp/pptp.pcap
+    rm -rf /var/log/pptpd-pppd.log /run/pptpd.pid /run/pptp /tmp/*-pppd.rc /tmp/*-pppd.log /tmp/pptp.pcap
     true" </dev/null >/dev/null 2>&1
 }
 
