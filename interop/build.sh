@@ -1,13 +1,17 @@
 #!/bin/bash
-# Build (or reuse) the interop VM image: Debian 12 with pppd 2.4.9 and OpenSSH.
+# Build (or reuse) the interop VM image: Debian 12 with pppd 2.4.9, pptpd, pptp-linux
+# and OpenSSH.
 #
-#   interop/build.sh           reuse the cached image when its recipe hash matches
-#   FORCE=1 interop/build.sh   rebuild from scratch
+#   interop/build.sh           reuse the cached image of this recipe when there is one
+#   FORCE=1 interop/build.sh   rebuild this recipe's rootfs and image from scratch
 #
-# Two stages, each with a stamp, so that editing the guest configuration below only
-# redoes the cheap stage:
-#   packages  debootstrap + apt in a chroot   keyed by the VM_PKGS list (lib.sh)   ~4 min
-#   image     guest config + mkfs.ext4        keyed by the hash of this file       ~15 s
+# Two stages, each in its own keyed directory (lib.sh), so that editing the guest
+# configuration below only redoes the cheap stage:
+#   packages  debootstrap + apt in a chroot  -> rootfs-<PKG_HASH>/     VM_PKGS     ~4 min
+#   image     guest config on a copy of it,  -> image-<RECIPE_HASH>/   build.sh    ~15 s
+#             mkfs.ext4, kernel + initrd                               + lib.sh
+# Another checkout's recipe gets directories of its own: nothing here deletes or
+# rewrites an image another run may be booting.
 # Needs root and the Debian package registries only. Exit status 0: image ready.
 set -euo pipefail
 HERE=$(cd "$(dirname "$0")" && pwd)
@@ -15,9 +19,6 @@ HERE=$(cd "$(dirname "$0")" && pwd)
 . "$HERE/lib.sh"
 [ "$(id -u)" = 0 ] || { echo "build.sh: must run as root" >&2; exit 1; }
 
-ROOTFS=$INTEROP_CACHE/rootfs
-IMG=$INTEROP_CACHE/disk.img
-BOOT=$INTEROP_CACHE/boot
 mkdir -p "$INTEROP_CACHE"
 # One build at a time per cache (two checkouts, or CI beside a developer).
 exec 9>"$INTEROP_CACHE/.lock"
@@ -66,11 +67,35 @@ install_host_tools() {
 }
 install_host_tools
 
+# ------------------------------------------------------------------ cache upkeep
+# Never recurse into a host /dev or /proc that an interrupted build left bind-mounted.
+mounted_under() { grep -q " $1/" /proc/mounts; }
+remove_tree() {
+  if mounted_under "$1"; then echo "build.sh: something is still mounted under $1; not deleting it" >&2; return 1; fi
+  rm -rf "$1"
+}
+# Under the lock: a .partial is what an interrupted build left; a keyed directory unused
+# (its mtime is touched at each use) for INTEROP_CACHE_DAYS days belongs to a recipe no
+# checkout runs any more. A qemu still running from a deleted image keeps its open files.
+cache_gc() {
+  local d
+  for d in "$INTEROP_CACHE"/rootfs-*.partial "$INTEROP_CACHE"/image-*.partial; do
+    [ -e "$d" ] && { remove_tree "$d" || true; }
+  done
+  find "$INTEROP_CACHE" -mindepth 1 -maxdepth 1 -type d \( -name 'rootfs-*' -o -name 'image-*' \) \
+    -mtime "+${INTEROP_CACHE_DAYS:-7}" -print 2>/dev/null |
+    while read -r d; do
+      [ "$d" = "$ROOTFS" ] || [ "$d" = "$IMAGE_DIR" ] && continue
+      ilog "removing $d (unused for ${INTEROP_CACHE_DAYS:-7} days)"
+      remove_tree "$d" || true
+    done
+}
+
 # ------------------------------------------------------------------ reuse?
-RECIPE_HASH=$( { cat "$HERE/build.sh" "$HERE/lib.sh"; } | sha256sum | cut -c1-16)
-if [ "${FORCE:-0}" != 1 ] && [ -f "$IMG" ] && [ -f "$BOOT/vmlinuz" ] &&
-   [ "$(cat "$INTEROP_CACHE/image.hash" 2>/dev/null)" = "$RECIPE_HASH" ]; then
-  ilog "image up to date ($INTEROP_CACHE, recipe $RECIPE_HASH)"
+if [ "${FORCE:-0}" != 1 ] && [ -f "$IMAGE_DIR/disk.img" ] && [ -f "$IMAGE_DIR/vmlinuz" ]; then
+  touch "$IMAGE_DIR"
+  cache_gc
+  ilog "image up to date ($IMAGE_DIR)"
   exit 0
 fi
 
@@ -79,85 +104,104 @@ mkdir -p "$INTEROP_CACHE/keys"; chmod 700 "$INTEROP_CACHE/keys"
 [ -f "$KEY" ] || ssh-keygen -q -t ed25519 -N '' -C tsunagi-interop -f "$KEY"
 
 # ------------------------------------------------------------------ packages stage
+# Built in $PART and renamed to $ROOTFS when apt is done, so a rootfs-<hash>/ is complete.
+PART=$ROOTFS.partial
 umount_chroot() {
   local m
   for m in dev/pts dev sys proc; do
-    mountpoint -q "$ROOTFS/$m" 2>/dev/null && umount -l "$ROOTFS/$m" || true
+    if mountpoint -q "$PART/$m" 2>/dev/null; then umount -l "$PART/$m" || true; fi
   done
 }
-trap umount_chroot EXIT
+WORK=""
+cleanup() { umount_chroot; [ -n "$WORK" ] && rm -rf "$WORK"; }
+trap cleanup EXIT
 PKG_KEY="bookworm ${VM_PKGS[*]}"
 if [ "${FORCE:-0}" = 1 ] || [ "$(cat "$ROOTFS/.interop-pkgs" 2>/dev/null)" != "$PKG_KEY" ]; then
   umount_chroot
-  # Never recurse into a host /dev or /proc that an interrupted build left bind-mounted.
-  if grep -q " $ROOTFS/" /proc/mounts; then
-    echo "build.sh: something is still mounted under $ROOTFS; not deleting it" >&2; exit 1
-  fi
-  rm -rf "$ROOTFS" "$IMG" "$BOOT" "$INTEROP_CACHE/image.hash"
+  remove_tree "$PART" || exit 1
   ilog "debootstrap bookworm from $MIRROR (about 2 min)"
   debootstrap --variant=minbase --include=systemd-sysv,udev,kmod,iproute2 \
-    bookworm "$ROOTFS" "$MIRROR" > "$INTEROP_CACHE/debootstrap.log" 2>&1 ||
+    bookworm "$PART" "$MIRROR" > "$INTEROP_CACHE/debootstrap.log" 2>&1 ||
     { tail -20 "$INTEROP_CACHE/debootstrap.log" >&2; exit 1; }
   printf 'deb %s bookworm main\ndeb %s bookworm-updates main\ndeb %s bookworm-security main\n' \
-    "$MIRROR" "$MIRROR" "$SECURITY_MIRROR" > "$ROOTFS/etc/apt/sources.list"
+    "$MIRROR" "$MIRROR" "$SECURITY_MIRROR" > "$PART/etc/apt/sources.list"
   # no daemons start inside the chroot; no docs in the image; a small initrd
-  printf '#!/bin/sh\nexit 101\n' > "$ROOTFS/usr/sbin/policy-rc.d"; chmod +x "$ROOTFS/usr/sbin/policy-rc.d"
+  printf '#!/bin/sh\nexit 101\n' > "$PART/usr/sbin/policy-rc.d"; chmod +x "$PART/usr/sbin/policy-rc.d"
   printf 'path-exclude /usr/share/doc/*\npath-exclude /usr/share/man/*\npath-exclude /usr/share/info/*\npath-exclude /usr/share/locale/*\n' \
-    > "$ROOTFS/etc/dpkg/dpkg.cfg.d/interop-nodoc"
-  mkdir -p "$ROOTFS/etc/initramfs-tools/conf.d"
-  echo 'MODULES=list' > "$ROOTFS/etc/initramfs-tools/conf.d/interop.conf"
-  printf '%s\n' virtio_pci virtio_blk virtio_net ext4 > "$ROOTFS/etc/initramfs-tools/modules"
-  for m in proc sys dev dev/pts; do mount --bind "/$m" "$ROOTFS/$m"; done
+    > "$PART/etc/dpkg/dpkg.cfg.d/interop-nodoc"
+  mkdir -p "$PART/etc/initramfs-tools/conf.d"
+  echo 'MODULES=list' > "$PART/etc/initramfs-tools/conf.d/interop.conf"
+  printf '%s\n' virtio_pci virtio_blk virtio_net ext4 > "$PART/etc/initramfs-tools/modules"
+  for m in proc sys dev dev/pts; do mount --bind "/$m" "$PART/$m"; done
   ilog "apt in the chroot: ${VM_PKGS[*]} (about 2 min)"
-  chroot "$ROOTFS" /usr/bin/env DEBIAN_FRONTEND=noninteractive LC_ALL=C bash -ec "
+  chroot "$PART" /usr/bin/env DEBIAN_FRONTEND=noninteractive LC_ALL=C bash -ec "
     apt-get update -qq
     apt-get install -y -qq --no-install-recommends ${VM_PKGS[*]}
     apt-get -y -qq upgrade
     apt-get clean" > "$INTEROP_CACHE/chroot-apt.log" 2>&1 ||
     { tail -30 "$INTEROP_CACHE/chroot-apt.log" >&2; exit 1; }
   umount_chroot
-  rm -f "$ROOTFS/usr/sbin/policy-rc.d"
-  echo "$PKG_KEY" > "$ROOTFS/.interop-pkgs"
+  rm -f "$PART/usr/sbin/policy-rc.d"
+  echo "$PKG_KEY" > "$PART/.interop-pkgs"
+  if [ -e "$ROOTFS" ]; then remove_tree "$ROOTFS" || exit 1; fi
+  mv "$PART" "$ROOTFS"
 fi
+touch "$ROOTFS"
 
 # ------------------------------------------------------------------ guest configuration
+# On a copy: the packages tree stays as apt left it, for every recipe that shares it.
+WORK=$IMAGE_DIR.partial
+rm -rf "$WORK"; mkdir -p "$WORK"
+R=$WORK/rootfs
+ilog "copying $ROOTFS for the guest configuration"
+cp -a --reflink=auto "$ROOTFS" "$R"
+rm -f "$R/.interop-pkgs"
 ilog "configuring the guest"
-echo tsunagi-interop > "$ROOTFS/etc/hostname"
-printf '127.0.0.1 localhost\n127.0.1.1 tsunagi-interop\n%s vm\n%s host\n' "$VM_IP" "$HOST_IP" > "$ROOTFS/etc/hosts"
-printf '/dev/vda / ext4 rw,noatime 0 1\ntmpfs /tmp tmpfs rw,nosuid,nodev 0 0\n' > "$ROOTFS/etc/fstab"
-mkdir -p "$ROOTFS/etc/systemd/network"
+echo tsunagi-interop > "$R/etc/hostname"
+printf '127.0.0.1 localhost\n127.0.1.1 tsunagi-interop\n%s vm\n%s host\n' "$VM_IP" "$HOST_IP" > "$R/etc/hosts"
+printf '/dev/vda / ext4 rw,noatime 0 1\ntmpfs /tmp tmpfs rw,nosuid,nodev 0 0\n' > "$R/etc/fstab"
+mkdir -p "$R/etc/systemd/network"
 # Static address, no default route: the VM reaches only the host namespace (and, per
 # scenario, the routes a test adds).
 printf '[Match]\nName=eth0\n\n[Network]\nAddress=%s/24\nLinkLocalAddressing=no\nIPv6AcceptRA=no\n' \
-  "$VM_IP" > "$ROOTFS/etc/systemd/network/10-eth0.network"
-chroot "$ROOTFS" systemctl enable systemd-networkd.service >/dev/null 2>&1
-chroot "$ROOTFS" systemctl mask systemd-networkd-wait-online.service >/dev/null 2>&1
-chroot "$ROOTFS" passwd -d root >/dev/null
-install -d -m 700 "$ROOTFS/root/.ssh"
-install -m 600 "$KEY.pub" "$ROOTFS/root/.ssh/authorized_keys"
-mkdir -p "$ROOTFS/etc/ssh/sshd_config.d"
+  "$VM_IP" > "$R/etc/systemd/network/10-eth0.network"
+chroot "$R" systemctl enable systemd-networkd.service >/dev/null 2>&1
+chroot "$R" systemctl mask systemd-networkd-wait-online.service >/dev/null 2>&1
+chroot "$R" passwd -d root >/dev/null
+install -d -m 700 "$R/root/.ssh"
+install -m 600 "$KEY.pub" "$R/root/.ssh/authorized_keys"
+mkdir -p "$R/etc/ssh/sshd_config.d"
 printf 'PermitRootLogin prohibit-password\nPasswordAuthentication no\nUseDNS no\nMaxStartups 50:30:100\n' \
-  > "$ROOTFS/etc/ssh/sshd_config.d/interop.conf"
-chroot "$ROOTFS" systemctl enable ssh.service >/dev/null 2>&1
-chroot "$ROOTFS" systemctl disable ssh.socket >/dev/null 2>&1 || true
+  > "$R/etc/ssh/sshd_config.d/interop.conf"
+chroot "$R" systemctl enable ssh.service >/dev/null 2>&1
+chroot "$R" systemctl disable ssh.socket >/dev/null 2>&1 || true
 # root autologin on the serial console, for debugging a guest whose network is down
-mkdir -p "$ROOTFS/etc/systemd/system/serial-getty@ttyS0.service.d"
+mkdir -p "$R/etc/systemd/system/serial-getty@ttyS0.service.d"
+# shellcheck disable=SC2016  # $TERM is for systemd to expand, not this shell
 printf '[Service]\nExecStart=\nExecStart=-/sbin/agetty --autologin root --noclear --keep-baud 115200 %%I $TERM\n' \
-  > "$ROOTFS/etc/systemd/system/serial-getty@ttyS0.service.d/autologin.conf"
-# ppp_async is what pppd needs on a pty/notty; load it once sshd runs instead of
-# delaying boot (it would autoload on /dev/ppp too).
-cat > "$ROOTFS/etc/systemd/system/interop-modules.service" <<'UNIT'
+  > "$R/etc/systemd/system/serial-getty@ttyS0.service.d/autologin.conf"
+# ppp_async is what pppd needs on a pty/notty (pptpd and pptp-linux also run pppd on a
+# pty and do HDLC and GRE in userland; neither uses the kernel's pptp module), ppp_mppe
+# is MPPE. Load them once sshd runs instead of delaying boot (they would autoload on
+# /dev/ppp and on CCP too).
+cat > "$R/etc/systemd/system/interop-modules.service" <<'UNIT'
 [Unit]
 Description=PPP modules for the tsunagi interop tests
 After=ssh.service
 [Service]
 Type=oneshot
 RemainAfterExit=yes
-ExecStart=/sbin/modprobe -a ppp_generic ppp_async dummy
+ExecStart=/sbin/modprobe -a ppp_generic ppp_async ppp_mppe dummy
 [Install]
 WantedBy=multi-user.target
 UNIT
-chroot "$ROOTFS" systemctl enable interop-modules.service >/dev/null 2>&1
+chroot "$R" systemctl enable interop-modules.service >/dev/null 2>&1
+# pptpd: the PPTP scenarios start it themselves with their own /etc/pptpd.conf. Debian
+# leaves pptpd.service disabled; it is masked here as well, so that nothing starts it with
+# Debian's default config on TCP 1723 of the VM. Its /etc/modules-load.d/pptpd.conf loads
+# nf_nat_pptp at boot, for PPTP passing through a NAT, which the VM does not do.
+chroot "$R" systemctl mask pptpd.service >/dev/null 2>&1
+printf '# tsunagi interop: no NAT in the VM, so no nf_nat_pptp\n' > "$R/etc/modules-load.d/pptpd.conf"
 # Boot speed under TCG: units nothing here needs.
 for u in modprobe@drm.service modprobe@efi_pstore.service modprobe@dm_mod.service \
   modprobe@loop.service modprobe@fuse.service modprobe@configfs.service \
@@ -165,25 +209,29 @@ for u in modprobe@drm.service modprobe@efi_pstore.service modprobe@dm_mod.servic
   sys-fs-fuse-connections.mount dev-hugepages.mount systemd-pstore.service \
   systemd-random-seed.service apt-daily.timer apt-daily-upgrade.timer \
   e2scrub_all.timer fstrim.timer; do
-  chroot "$ROOTFS" systemctl mask "$u" >/dev/null 2>&1 || true
+  chroot "$R" systemctl mask "$u" >/dev/null 2>&1 || true
 done
 # Debian's /etc/ppp/options sets asyncmap 0, auth, lcp-echo-interval 30 and more; every
 # scenario states its own options instead, so "pppd's defaults" means pppd's compiled-in ones.
-printf '# tsunagi interop: each scenario passes its options on the command line\n' > "$ROOTFS/etc/ppp/options"
-mkdir -p "$ROOTFS/etc/sysctl.d" "$ROOTFS/etc/systemd/journald.conf.d"
-printf 'net.ipv4.ip_forward=1\nkernel.printk=4 4 1 7\n' > "$ROOTFS/etc/sysctl.d/60-interop.conf"
-printf '[Journal]\nStorage=volatile\nForwardToConsole=no\n' > "$ROOTFS/etc/systemd/journald.conf.d/interop.conf"
+printf '# tsunagi interop: each scenario passes its options on the command line\n' > "$R/etc/ppp/options"
+mkdir -p "$R/etc/sysctl.d" "$R/etc/systemd/journald.conf.d"
+printf 'net.ipv4.ip_forward=1\nkernel.printk=4 4 1 7\n' > "$R/etc/sysctl.d/60-interop.conf"
+printf '[Journal]\nStorage=volatile\nForwardToConsole=no\n' > "$R/etc/systemd/journald.conf.d/interop.conf"
 
 # ------------------------------------------------------------------ kernel + image
-KVER=$(find "$ROOTFS/boot" -name 'vmlinuz-*' -printf '%f\n' | sed 's/^vmlinuz-//' | sort -V | tail -1)
-[ -n "$KVER" ] || { echo "build.sh: no kernel in $ROOTFS/boot" >&2; exit 1; }
-mkdir -p "$BOOT"
-install -m 644 "$ROOTFS/boot/vmlinuz-$KVER" "$BOOT/vmlinuz"
-install -m 644 "$ROOTFS/boot/initrd.img-$KVER" "$BOOT/initrd.img"
-echo "$KVER" > "$BOOT/version"
-ilog "mkfs.ext4 of rootfs/ into $IMG"
-rm -f "$IMG.tmp"; truncate -s 2G "$IMG.tmp"
-mkfs.ext4 -q -F -L interoproot -E root_owner=0:0 -d "$ROOTFS" "$IMG.tmp"
-mv -f "$IMG.tmp" "$IMG"
-echo "$RECIPE_HASH" > "$INTEROP_CACHE/image.hash"
-ilog "image ready in $(( $(date +%s) - T0 )) s: kernel $KVER, recipe $RECIPE_HASH"
+KVER=$(find "$R/boot" -name 'vmlinuz-*' -printf '%f\n' | sed 's/^vmlinuz-//' | sort -V | tail -1)
+[ -n "$KVER" ] || { echo "build.sh: no kernel in $R/boot" >&2; exit 1; }
+install -m 644 "$R/boot/vmlinuz-$KVER" "$WORK/vmlinuz"
+install -m 644 "$R/boot/initrd.img-$KVER" "$WORK/initrd.img"
+echo "$KVER" > "$WORK/version"
+ilog "mkfs.ext4 of the configured tree into $IMAGE_DIR/disk.img"
+truncate -s 2G "$WORK/disk.img"
+mkfs.ext4 -q -F -L interoproot -E root_owner=0:0 -d "$R" "$WORK/disk.img"
+rm -rf "$R"
+echo "$RECIPE_HASH $PKG_HASH" > "$WORK/recipe"
+# FORCE=1 replaces this recipe's image; a qemu booted from the old one keeps its files.
+[ -e "$IMAGE_DIR" ] && rm -rf "$IMAGE_DIR"
+mv "$WORK" "$IMAGE_DIR"
+WORK=""
+cache_gc
+ilog "image ready in $(( $(date +%s) - T0 )) s: $IMAGE_DIR, kernel $KVER"

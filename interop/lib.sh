@@ -1,12 +1,20 @@
 # Shared settings of the interop harness. Sourced by build.sh, vm.sh and run.sh; not run.
+# shellcheck shell=bash
 # shellcheck disable=SC2034  # the settings are used by the scripts that source this file
 #
-# Everything machine-local lives in one persistent cache directory, so a second run on
-# the same machine reuses the image (rebuilt when the recipe's hash changes):
-#   $INTEROP_CACHE/rootfs/       debootstrapped Debian 12 tree (source of the image)
-#   $INTEROP_CACHE/disk.img      raw ext4 image of rootfs/ (booted snapshot=on, never written)
-#   $INTEROP_CACHE/boot/         vmlinuz + initrd.img copied out of rootfs/boot
-#   $INTEROP_CACHE/keys/         the ssh key root@VM accepts (generated on this machine)
+# Everything machine-local lives in one persistent cache directory, keyed by recipe, so
+# that checkouts with different recipes (a branch that adds a package beside main) each
+# keep their own image instead of rebuilding and deleting each other's:
+#   $INTEROP_CACHE/rootfs-<PKG_HASH>/    debootstrapped Debian 12 tree as apt left it,
+#                                        keyed by the suite and VM_PKGS
+#   $INTEROP_CACHE/image-<RECIPE_HASH>/  disk.img (raw ext4, booted snapshot=on, never
+#                                        written), vmlinuz, initrd.img, version; keyed by
+#                                        the text of build.sh and lib.sh
+#   $INTEROP_CACHE/keys/                 the ssh key root@VM accepts (generated on this machine)
+# Both kinds of directory are built under a .partial name and renamed into place whole,
+# under $INTEROP_CACHE/.lock, and never changed after that, so a run boots exactly the
+# image its own recipe describes. build.sh deletes the ones unused for
+# $INTEROP_CACHE_DAYS days (default 7).
 # Per run (one boot) state lives in $INTEROP_RUN.
 INTEROP_DIR=${INTEROP_DIR:-$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)}
 INTEROP_CACHE=${INTEROP_CACHE:-/var/cache/tsunagi-interop}
@@ -22,13 +30,20 @@ VM_IP=10.200.0.2
 VM_MAC=52:54:00:c8:00:02
 KEY=$INTEROP_CACHE/keys/id_ed25519
 
-# Packages inside the VM. Add pptpd / xl2tpd / strongswan here when their scenarios
-# arrive: the package stage is keyed by this list, so changing it rebuilds the image.
+# Packages inside the VM. Add xl2tpd / strongswan here when their scenarios arrive: the
+# package stage is keyed by this list, so a changed list builds a new rootfs-<hash>/.
+# pptpd and pptp-linux are the PPTP peers (scenarios_pptp.sh); tcpdump is for looking at
+# their GRE and TCP 1723 by hand (interop/vm.sh exec).
 VM_PKGS=(
   linux-image-amd64 initramfs-tools zstd kmod udev dbus systemd-sysv
   ppp openssh-server openssh-client iproute2 iputils-ping procps psmisc
   socat netcat-openbsd
+  pptpd pptp-linux tcpdump
 )
+PKG_HASH=$(printf '%s\n' bookworm "${VM_PKGS[@]}" | sha256sum | cut -c1-12)
+RECIPE_HASH=$(cat "$INTEROP_DIR/build.sh" "$INTEROP_DIR/lib.sh" | sha256sum | cut -c1-16)
+ROOTFS=$INTEROP_CACHE/rootfs-$PKG_HASH
+IMAGE_DIR=$INTEROP_CACHE/image-$RECIPE_HASH
 
 ilog() { printf '[interop %s] %s\n' "$(date +%T)" "$*" >&2; }
 

@@ -1,8 +1,11 @@
 #!/bin/bash
-# The interop tier: tsunagi against pppd 2.4.9 in a Debian 12 VM, PPP over SSH both ways.
+# The interop tier: tsunagi against pppd 2.4.9 in a Debian 12 VM, PPP over SSH both ways,
+# and against pptpd / pptp-linux (PPTP, scenarios_pptp.sh).
 #
 #   interop/run.sh                  build (release) + image + one boot + every scenario
 #   INTEROP_ONLY="s1 s4" interop/run.sh       only the scenarios whose names start so
+#   INTEROP_ONLY=selfcheck interop/run.sh     only the harness self-checks (the VM's peers
+#                                             against each other; no tsunagi build)
 #   TSUNAGI_BIN=/path/tsunagi interop/run.sh  use this binary instead of building one
 #   INTEROP_KEEP=1                  keep $INTEROP_RUN (logs) after the run
 #
@@ -38,9 +41,20 @@ SCENARIOS=(
   s4-accm-all-escaped
   s5-ident-and-magic
 )
+# Harness self-checks: the VM's reference peers against each other, without tsunagi, so
+# that a scenario's failure can be told apart from a broken VM side. Each is a function
+# of the same name (dashes as underscores), run before the scenarios and reported alike.
+SELFCHECKS=()
+# Run after every scenario and self-check (with its name), before its result is
+# reported: fetch the VM side's logs into the scenario's directory ($INTEROP_RUN/NAME),
+# stop what it started in the VM.
+AFTER_SCENARIO=()
 # Authentication and CCP scenarios (issue 4) add themselves to SCENARIOS.
 # shellcheck source=scenarios_auth.sh
 . "$HERE/scenarios_auth.sh"
+# PPTP against pptpd and pptp-linux: scenarios p1-p3 and the selfcheck-pptp self-check.
+# shellcheck source=scenarios_pptp.sh
+. "$HERE/scenarios_pptp.sh"
 PASS=0; FAIL=0; SKIP=0
 T_START=$(date +%s)
 ACCT=${INTEROP_ACCOUNT:-tsunagi-iop}   # the unprivileged PPP-over-SSH login (seed 001's "vpn")
@@ -60,14 +74,14 @@ summary() {
 }
 skip_all() {
   local s
-  for s in "${SCENARIOS[@]}"; do selected "$s" && { echo "SKIPPED: $s: $1"; SKIP=$((SKIP + 1)); }; done
+  for s in "${SELFCHECKS[@]}" "${SCENARIOS[@]}"; do selected "$s" && { echo "SKIPPED: $s: $1"; SKIP=$((SKIP + 1)); }; done
   summary
   exit 0
 }
 # Our own code not compiling is a failure, not a reason to skip.
 fail_all() {
   local s
-  for s in "${SCENARIOS[@]}"; do selected "$s" && { echo "FAIL $s: $1"; FAIL=$((FAIL + 1)); }; done
+  for s in "${SELFCHECKS[@]}" "${SCENARIOS[@]}"; do selected "$s" && { echo "FAIL $s: $1"; FAIL=$((FAIL + 1)); }; done
   summary
   exit 1
 }
@@ -101,20 +115,30 @@ trap teardown EXIT
 trap 'exit 130' INT TERM
 
 # ------------------------------------------------------------------ binaries before the VM
-# The emulated VM takes both cores while it runs: compile first.
+# The emulated VM takes both cores while it runs: compile first. Self-checks alone need
+# no tsunagi: then nothing is built and $BIN does not exist.
+needs_tsunagi() {
+  local s; for s in "${SCENARIOS[@]}"; do selected "$s" && return 0; done; return 1
+}
 t=$(date +%s)
-if [ -z "${TSUNAGI_BIN:-}" ]; then
+if ! needs_tsunagi; then
+  ilog "only self-checks selected: no tsunagi build"
+  install -d -m 755 "$INTEROP_RUN/bin" "$INTEROP_RUN/ssh"
+  BIN=$INTEROP_RUN/bin/tsunagi
+elif [ -z "${TSUNAGI_BIN:-}" ]; then
   ilog "cargo build --release -p tsunagi"
   (cd "$ROOT" && cargo build --release -q -p tsunagi) || fail_all "cargo build --release -p tsunagi failed"
   TSUNAGI_BIN=$(cd "$ROOT" && cargo metadata --format-version 1 --no-deps 2>/dev/null |
     sed -n 's/.*"target_directory":"\([^"]*\)".*/\1/p')/release/tsunagi
 fi
-[ -x "$TSUNAGI_BIN" ] || skip_all "no tsunagi binary at $TSUNAGI_BIN"
-# A copy under /run (root-owned, 0755 all the way up), so the unprivileged account can
-# run it from sshd's command= and sshd's StrictModes accepts the keys beside it.
-install -d -m 755 "$INTEROP_RUN/bin" "$INTEROP_RUN/ssh"
-install -m 755 "$TSUNAGI_BIN" "$INTEROP_RUN/bin/tsunagi"
-BIN=$INTEROP_RUN/bin/tsunagi
+if needs_tsunagi; then
+  [ -x "$TSUNAGI_BIN" ] || skip_all "no tsunagi binary at $TSUNAGI_BIN"
+  # A copy under /run (root-owned, 0755 all the way up), so the unprivileged account can
+  # run it from sshd's command= and sshd's StrictModes accepts the keys beside it.
+  install -d -m 755 "$INTEROP_RUN/bin" "$INTEROP_RUN/ssh"
+  install -m 755 "$TSUNAGI_BIN" "$INTEROP_RUN/bin/tsunagi"
+  BIN=$INTEROP_RUN/bin/tsunagi
+fi
 timing build-binaries $(( $(date +%s) - t ))
 
 t=$(date +%s)
@@ -195,7 +219,7 @@ setup_guest() {
     vm_exec 'cat > /root/.ssh/tsunagi_known_hosts' &&
   # The LAN behind pppd: netns lan2 with 192.168.2.10, gateway 192.168.2.1 (the VM).
   vm_exec "set -e
-    modprobe -a ppp_generic ppp_async
+    modprobe -a ppp_generic ppp_async ppp_mppe
     ip netns add lan2; ip -n lan2 link set lo up
     ip link add lan2v type veth peer name eth0 netns lan2
     ip addr add $PPPD_ADDR/24 dev lan2v; ip link set lan2v up
@@ -207,7 +231,7 @@ setup_guest() {
 
 t=$(date +%s)
 setup_host || skip_all "host setup failed (namespaces / account / sshd)"
-setup_guest || skip_all "guest setup failed (modprobe ppp_async, lan2, pppd 2.4.9)"
+setup_guest || skip_all "guest setup failed (modprobe ppp_async ppp_mppe, lan2, pppd 2.4.9)"
 head -c $((1024 * 1024)) /dev/urandom > "$INTEROP_RUN/data-up.bin"
 timing setup $(( $(date +%s) - t ))
 
@@ -229,7 +253,13 @@ ts_start() {
   # debug: pppd-style "sent [...]"/"rcvd [...]" lines, which the checks compare
   TS_PID=$(bg_in_gw "$SD/tsunagi.log" env RUST_LOG=debug,netlink_packet_route=error,netlink_packet_core=error \
     "$BIN" -c "$SD/tsunagi.toml" run)
-  wait_for 10 test -S "$TS_SOCK" || why "tsunagi did not open its control socket"
+  wait_for 10 test -S "$TS_SOCK" && return 0
+  # A daemon that refused its config has exited: its last line says why.
+  if ! kill -0 "$TS_PID" 2>/dev/null; then
+    why "tsunagi exited at start: $(grep -v '^[[:space:]]*$' "$SD/tsunagi.log" | tail -n 1)"
+  else
+    why "tsunagi did not open its control socket"
+  fi
 }
 ts_stop() {
   [ -n "$TS_PID" ] || return 0
@@ -286,30 +316,36 @@ check_ping() {
 }
 
 # TCP across the link in both directions, sha256 of what arrived against what was sent.
+# check_transfer PORT [HOST_NS HOST_ADDR VM_NS VM_ADDR]: between HOST_ADDR in the host
+# namespace HOST_NS (default the LAN behind tsunagi, $LAN_HOST) and VM_ADDR in the VM's
+# namespace VM_NS (default lan2, $LAN2_HOST; "-" is the VM's root namespace).
 check_transfer() {
-  local port=$1 want got vm_sum
+  local port=$1 hns=${2:-$NS_LAN} haddr=${3:-$LAN_HOST} vns=${4:-lan2} vaddr=${5:-$LAN2_HOST}
+  local vx="ip netns exec $vns " want got vm_sum
+  [ "$vns" = - ] && vx=""
   want=$(sha256sum < "$INTEROP_RUN/data-up.bin" | cut -c1-64)
-  vm_exec "rm -f /tmp/rx-$port.sum; (ip netns exec lan2 timeout 120 socat -u TCP-LISTEN:$port,reuseaddr STDOUT | sha256sum | cut -c1-64 > /tmp/rx-$port.part && mv /tmp/rx-$port.part /tmp/rx-$port.sum) >/dev/null 2>&1 &" </dev/null
-  wait_for 10 vm_exec "ip netns exec lan2 ss -Hltn 'sport = :$port' | grep -q ." </dev/null ||
+  vm_exec "rm -f /tmp/rx-$port.sum; (${vx}timeout 120 socat -u TCP-LISTEN:$port,reuseaddr STDOUT | sha256sum | cut -c1-64 > /tmp/rx-$port.part && mv /tmp/rx-$port.part /tmp/rx-$port.sum) >/dev/null 2>&1 &" </dev/null
+  wait_for 10 vm_exec "${vx}ss -Hltn 'sport = :$port' | grep -q ." </dev/null ||
     why "socat did not listen in the VM" || return 1
   local t0; t0=$(date +%s.%N)
-  ip netns exec "$NS_LAN" timeout 120 socat -u "FILE:$INTEROP_RUN/data-up.bin" "TCP:$LAN2_HOST:$port" ||
-    why "TCP send $LAN_HOST -> $LAN2_HOST:$port failed" || return 1
+  ip netns exec "$hns" timeout 120 socat -u "FILE:$INTEROP_RUN/data-up.bin" "TCP:$vaddr:$port" ||
+    why "TCP send $haddr -> $vaddr:$port failed" || return 1
   wait_for 60 vm_exec "test -s /tmp/rx-$port.sum" </dev/null || why "the VM's receiver did not finish" || return 1
   got=$(vm_exec "cat /tmp/rx-$port.sum" </dev/null)
   [ "$got" = "$want" ] || why "TCP up: sha256 sent $want, received $got" || return 1
-  echo "    TCP 1 MiB $LAN_HOST -> $LAN2_HOST: sha256 $want matches ($(awk -v a="$t0" -v b="$(date +%s.%N)" 'BEGIN{printf "%.1f", b-a}') s)" >&2
-  # and back: the VM's LAN sends, the LAN behind tsunagi receives
+  echo "    TCP 1 MiB $haddr -> $vaddr: sha256 $want matches ($(awk -v a="$t0" -v b="$(date +%s.%N)" 'BEGIN{printf "%.1f", b-a}') s)" >&2
+  # and back: the VM side sends, the host side receives
   rm -f "$SD/rx.sum"
-  ( ip netns exec "$NS_LAN" timeout 120 socat -u "TCP-LISTEN:$port,reuseaddr" STDOUT | sha256sum | cut -c1-64 > "$SD/rx.part" &&
+  ( ip netns exec "$hns" timeout 120 socat -u "TCP-LISTEN:$port,reuseaddr" STDOUT | sha256sum | cut -c1-64 > "$SD/rx.part" &&
     mv "$SD/rx.part" "$SD/rx.sum" ) &
-  wait_for 10 sh -c "ip netns exec '$NS_LAN' ss -Hltn 'sport = :$port' | grep -q ." || why "no local listener" || return 1
+  wait_for 10 sh -c "ip netns exec '$hns' ss -Hltn 'sport = :$port' | grep -q ." || why "no local listener" || return 1
+  t0=$(date +%s.%N)
   vm_sum=$(vm_exec "head -c 1048576 /dev/urandom > /tmp/down.bin; sha256sum < /tmp/down.bin | cut -c1-64;
-    ip netns exec lan2 timeout 120 socat -u FILE:/tmp/down.bin TCP:$LAN_HOST:$port" </dev/null) ||
-    why "TCP send $LAN2_HOST -> $LAN_HOST failed" || return 1
+    ${vx}timeout 120 socat -u FILE:/tmp/down.bin TCP:$haddr:$port" </dev/null) ||
+    why "TCP send $vaddr -> $haddr failed" || return 1
   wait_for 60 test -s "$SD/rx.sum" || why "the local receiver did not finish" || return 1
   [ "$(cat "$SD/rx.sum")" = "$vm_sum" ] || why "TCP down: sha256 sent $vm_sum, received $(cat "$SD/rx.sum")" || return 1
-  echo "    TCP 1 MiB $LAN2_HOST -> $LAN_HOST: sha256 $vm_sum matches" >&2
+  echo "    TCP 1 MiB $vaddr -> $haddr: sha256 $vm_sum matches ($(awk -v a="$t0" -v b="$(date +%s.%N)" 'BEGIN{printf "%.1f", b-a}') s)" >&2
 }
 
 # The options both ends say they agreed on, read from both logs and compared:
@@ -358,16 +394,19 @@ check_agreed() {
 
 # Runs one scenario function with its own directory and reports it.
 run_scenario() {
-  local name=$1 fn=$2 t0
+  local name=$1 fn=$2 t0 ok=0 h
   selected "$name" || return 0
   SD=$INTEROP_RUN/$name; mkdir -p "$SD"; WHY=""; t0=$(date +%s); TS_SOCK=$SD/sock
   echo "--- $name" >&2
-  if "$fn" "$name" && [ -z "$WHY" ]; then
+  "$fn" "$name" && [ -z "$WHY" ] && ok=1
+  for h in "${AFTER_SCENARIO[@]}"; do "$h" "$name"; done
+  if [ "$ok" = 1 ] && [ -z "$WHY" ]; then
     echo "PASS $name ($(( $(date +%s) - t0 )) s)"; PASS=$((PASS + 1))
   else
     echo "FAIL $name: ${WHY:-failed} (logs: $SD)"; FAIL=$((FAIL + 1))
-    tail -n 15 "$SD/tsunagi.log" 2>/dev/null | sed 's/^/    tsunagi| /' >&2
-    tail -n 15 "$SD/pppd.log" 2>/dev/null | sed 's/^/    pppd| /' >&2
+    for h in tsunagi pppd pptpd pptpd-pppd; do
+      tail -n 15 "$SD/$h.log" 2>/dev/null | sed "s/^/    $h| /" >&2
+    done
   fi
   ts_stop
   vm_exec 'for p in $(pgrep -x pppd); do kill $p; done; sleep 1; ip link show ppp0 >/dev/null 2>&1 && sleep 2; true' </dev/null >/dev/null 2>&1
@@ -377,6 +416,9 @@ run_scenario() {
 . "$HERE/scenarios.sh"
 
 t=$(date +%s)
+for s in "${SELFCHECKS[@]}"; do
+  run_scenario "$s" "${s//-/_}"
+done
 for s in "${SCENARIOS[@]}"; do
   run_scenario "$s" "scenario_${s//-/_}"
 done

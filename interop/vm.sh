@@ -13,8 +13,10 @@ HERE_VM=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 # vm_up: boot in the background and wait until root@VM answers over ssh.
 # Returns 1 (with the reason on stderr) when the VM cannot run.
 vm_up() {
-  [ -f "$INTEROP_CACHE/disk.img" ] && [ -f "$INTEROP_CACHE/boot/vmlinuz" ] ||
-    { echo "no VM image in $INTEROP_CACHE (run interop/build.sh)" >&2; return 1; }
+  # The image of this checkout's recipe (lib.sh): another checkout's build never touches it.
+  if [ ! -f "$IMAGE_DIR/disk.img" ] || [ ! -f "$IMAGE_DIR/vmlinuz" ]; then
+    echo "no VM image in $IMAGE_DIR (run interop/build.sh)" >&2; return 1
+  fi
   command -v qemu-system-x86_64 >/dev/null || { echo "qemu-system-x86_64 not installed" >&2; return 1; }
   mkdir -p "$INTEROP_RUN"; chmod 755 "$INTEROP_RUN"
   if ip netns list | awk '{print $1}' | grep -qx "$NS_GW"; then
@@ -33,9 +35,9 @@ vm_up() {
   ip netns exec "$NS_GW" qemu-system-x86_64 \
     -accel tcg,thread=multi,tb-size=256 -cpu max -name "tsunagi-interop-$INTEROP_TAG" \
     -machine q35 -m "${INTEROP_MEM:-768}" -smp 2 \
-    -kernel "$INTEROP_CACHE/boot/vmlinuz" -initrd "$INTEROP_CACHE/boot/initrd.img" \
+    -kernel "$IMAGE_DIR/vmlinuz" -initrd "$IMAGE_DIR/initrd.img" \
     -append "root=/dev/vda rw console=ttyS0,115200 net.ifnames=0 quiet loglevel=4 systemd.show_status=0 tsc=reliable mitigations=off" \
-    -drive "file=$INTEROP_CACHE/disk.img,format=raw,if=virtio,cache=unsafe,snapshot=on" \
+    -drive "file=$IMAGE_DIR/disk.img,format=raw,if=virtio,cache=unsafe,snapshot=on" \
     -netdev "tap,id=n0,ifname=$TAP,script=no,downscript=no" \
     -device "virtio-net-pci,netdev=n0,mac=$VM_MAC" -device virtio-rng-pci \
     -nodefaults -no-user-config -display none \
@@ -54,7 +56,7 @@ vm_up() {
     sleep 1
   done
   awk -v a="$t0" -v b="$(date +%s.%N)" 'BEGIN{printf "%.1f\n", b-a}' > "$INTEROP_RUN/boot-seconds"
-  ilog "VM up in $(cat "$INTEROP_RUN/boot-seconds") s (kernel $(cat "$INTEROP_CACHE/boot/version"))"
+  ilog "VM up in $(cat "$INTEROP_RUN/boot-seconds") s (kernel $(cat "$IMAGE_DIR/version"), ${IMAGE_DIR##*/})"
 }
 
 # vm_down: power the VM off (qemu by its recorded pid only), delete the namespaces this
