@@ -429,6 +429,8 @@ scenario_p2_tsunagi_dials_pptpd() {
   ts_start < <(ts_pptp_client_config "$PPTP_USER1_PW") || return 1
   t=$(date +%s.%N)
   wait_for 90 ts_up || why "tsunagi's link office did not reach phase network" || return 1
+  # The address goes on the tun just after IPCP opens (netconf runs beside the link).
+  wait_for 10 sh -c "[ -n \"\$(ip -n '$NS_GW' -4 -o addr show | grep -F 'peer $PPTPD_LOCAL/32')\" ]"
   a=$(ts_client_addr)
   read -r dev addr <<<"$a"
   grep -Eq "^$PPTPD_POOL\$" <<<"$addr" ||

@@ -890,6 +890,12 @@ impl Link {
         !self.tx.is_empty()
     }
 
+    /// How frames cross the transport: async HDLC over a byte stream,
+    /// or one frame per datagram (PPTP, L2TP).
+    pub fn framing(&self) -> Framing {
+        self.lcp.negotiator.config().framing
+    }
+
     /// What LCP agreed for async HDLC (the defaults while it is not
     /// Opened); see [`AsyncFraming`].
     pub fn async_framing(&self) -> AsyncFraming {

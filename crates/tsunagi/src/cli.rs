@@ -13,7 +13,9 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 
 use crate::config::{Config, DEFAULT_CONFIG_PATH, DEFAULT_CONTROL_SOCKET};
-use crate::control::{self, LinkStatus, Request, Response, SessionStatus, EXIT_REFUSED};
+use crate::control::{
+    self, LinkStatus, Request, Response, ServerStatus, SessionStatus, EXIT_REFUSED,
+};
 
 /// tsunagi: a VPN gateway (PPP over SSH).
 #[derive(Debug, Parser)]
@@ -149,12 +151,26 @@ pub fn run(cli: Cli) -> i32 {
         Command::Status { json } => {
             let socket = control_socket(cli.socket, &config_path);
             match control::call(&socket, &Request::Status {}, &[]) {
-                Ok(Response::Status { links, sessions }) => {
+                Ok(Response::Status {
+                    links,
+                    sessions,
+                    servers,
+                }) => {
                     let out = if json {
-                        let all = serde_json::json!({ "links": links, "sessions": sessions });
+                        let all = serde_json::json!({
+                            "links": links,
+                            "sessions": sessions,
+                            "servers": servers,
+                        });
                         serde_json::to_string_pretty(&all).unwrap_or_default() + "\n"
                     } else {
                         let mut text = status_table(&links);
+                        if !servers.is_empty() {
+                            if !text.is_empty() {
+                                text.push('\n');
+                            }
+                            text.push_str(&servers_table(&servers));
+                        }
                         if !sessions.is_empty() {
                             if !text.is_empty() {
                                 text.push('\n');
@@ -365,6 +381,40 @@ pub fn status_table(links: &[LinkStatus]) -> String {
         }
         if let Some(why) = &l.last_down {
             out.push_str(&format!("{}: last down: {why}\n", l.name));
+        }
+    }
+    out
+}
+
+/// The server profiles as a table, and what each counted that belongs to
+/// no session on a line of its own.
+pub fn servers_table(servers: &[ServerStatus]) -> String {
+    let header = [
+        "SERVER",
+        "PROTOCOL",
+        "LISTEN",
+        "TUN",
+        "SESSIONS",
+        "POOL free/size",
+    ];
+    let rows = servers
+        .iter()
+        .map(|s| {
+            vec![
+                s.name.clone(),
+                s.protocol.clone(),
+                s.listen.clone(),
+                s.tun.clone(),
+                s.sessions.to_string(),
+                format!("{}/{}", s.pool_free, s.pool_size),
+            ]
+        })
+        .collect();
+    let mut out = table(&header, rows);
+    for s in servers {
+        if !s.counters.is_empty() {
+            let counted: Vec<String> = s.counters.iter().map(|(k, v)| format!("{k} {v}")).collect();
+            out.push_str(&format!("{}: {}\n", s.name, counted.join(", ")));
         }
     }
     out

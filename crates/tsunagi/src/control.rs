@@ -115,6 +115,9 @@ pub enum Response {
         /// Every live session.
         #[serde(default)]
         sessions: Vec<SessionStatus>,
+        /// One entry per server profile.
+        #[serde(default)]
+        servers: Vec<ServerStatus>,
     },
     /// A `dial`/`hangup` was carried out.
     Done {
@@ -165,6 +168,28 @@ pub struct Counters {
     /// Control frames dropped because the peer did not read them.
     #[serde(default)]
     pub tx_control_dropped: u64,
+}
+
+/// One server profile in a `status` answer.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ServerStatus {
+    /// The profile's name.
+    pub name: String,
+    /// What it speaks ("pptp").
+    pub protocol: String,
+    /// Where it listens ("203.0.113.1:1723", "*:1723").
+    pub listen: String,
+    /// The tun its sessions share.
+    pub tun: String,
+    /// Live sessions.
+    pub sessions: usize,
+    /// Addresses in its pool.
+    pub pool_size: usize,
+    /// Addresses free.
+    pub pool_free: usize,
+    /// What the server counted that belongs to no session, by name
+    /// (`gre_unknown_call`, `control_bad_messages`, ...); zeros left out.
+    pub counters: std::collections::BTreeMap<String, u64>,
 }
 
 /// One live session in a `status` answer.
@@ -674,6 +699,7 @@ mod tests {
         };
         for r in [
             Response::Status {
+                servers: Vec::new(),
                 links: vec![st],
                 sessions: vec![SessionStatus {
                     id: 3,

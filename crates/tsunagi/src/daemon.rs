@@ -694,11 +694,13 @@ impl Supervisor {
                     Some(Command::Snapshot(reply)) => {
                         let _ = reply.send(Vec::new());
                     }
+                    // Only servers answer it; the asker sees no answer.
+                    Some(Command::ServerStatus(_)) => {}
                     Some(Command::Kick(id, reply)) => {
                         let _ = reply.send(Response::Refused { message: format!("no session {id} on {name}") });
                     }
                     Some(Command::Dial(reply)) => {
-                        if self.settings.mode == Mode::Dial {
+                        if self.settings.mode != Mode::Direct {
                             let _ = reply.send(Response::Done { message: format!("{name}: dialling") });
                             return Idle::Proceed;
                         }
@@ -706,7 +708,7 @@ impl Supervisor {
                     }
                     Some(Command::Hangup(reply)) => {
                         let _ = reply.send(Response::Done { message: format!("{name}: not connected; redial stopped") });
-                        if self.settings.mode == Mode::Dial {
+                        if self.settings.mode != Mode::Direct {
                             return Idle::Hangup;
                         }
                     }

@@ -22,7 +22,7 @@ use std::time::{Duration, Instant};
 use tokio::sync::{mpsc, oneshot};
 
 use crate::config::Mode;
-use crate::control::{LinkStatus, Response, SessionStatus};
+use crate::control::{LinkStatus, Response, ServerStatus, SessionStatus};
 use crate::session::{EndReason, SessionId};
 
 /// How long `status` waits for a profile's owner to answer.
@@ -58,6 +58,8 @@ pub enum Command {
     Kick(SessionId, oneshot::Sender<Response>),
     /// Run a direct session over these fds (a site link in direct mode).
     Attach(Attach),
+    /// A server's own view for `status` (not its sessions').
+    ServerStatus(oneshot::Sender<ServerStatus>),
 }
 
 /// What kind of profile.
@@ -195,6 +197,28 @@ impl Registry {
                 })
                 .collect()
         };
+        let servers: Vec<mpsc::Sender<Command>> = {
+            let inner = self.lock();
+            inner
+                .profiles
+                .values()
+                .filter(|p| p.kind == ProfileKind::Server)
+                .map(|p| p.commands.clone())
+                .collect()
+        };
+        let server_waits = servers.into_iter().map(|commands| async move {
+            let (tx, rx) = oneshot::channel();
+            let sent = commands
+                .send_timeout(Command::ServerStatus(tx), SNAPSHOT_WAIT)
+                .await;
+            match sent {
+                Ok(()) => tokio::time::timeout(SNAPSHOT_WAIT, rx)
+                    .await
+                    .ok()
+                    .and_then(Result::ok),
+                Err(_) => None,
+            }
+        });
         let waits = asks.into_iter().map(|(_, commands)| async move {
             let (tx, rx) = oneshot::channel();
             let sent = commands
@@ -215,6 +239,12 @@ impl Registry {
             .flatten()
             .collect();
         sessions.sort_by_key(|s| s.id);
+        let mut servers: Vec<ServerStatus> = futures::future::join_all(server_waits)
+            .await
+            .into_iter()
+            .flatten()
+            .collect();
+        servers.sort_by(|a, b| a.name.cmp(&b.name));
         let inner = self.lock();
         let now = Instant::now();
         let links = inner
@@ -228,7 +258,11 @@ impl Registry {
                 ProfileKind::Server => None,
             })
             .collect();
-        Response::Status { links, sessions }
+        Response::Status {
+            links,
+            sessions,
+            servers,
+        }
     }
 }
 
@@ -317,7 +351,10 @@ mod tests {
                 ..SessionStatus::default()
             }]);
         });
-        let Response::Status { links, sessions } = registry.status().await else {
+        let Response::Status {
+            links, sessions, ..
+        } = registry.status().await
+        else {
             panic!("not a status answer");
         };
         owner.await.unwrap();

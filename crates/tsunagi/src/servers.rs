@@ -86,6 +86,13 @@ pub async fn start_server(
         ip_up: profile.ip_up.clone(),
         ip_down: profile.ip_down.clone(),
         proxyarp: profile.proxyarp,
+        listen: format!(
+            "{}:{}",
+            profile
+                .listen
+                .map_or_else(|| "*".to_string(), |a| a.to_string()),
+            crate::transport::pptp::PPTP_PORT
+        ),
     };
     let (tx, rx) = mpsc::channel(8);
     let port = match profile.protocol {

@@ -350,7 +350,9 @@ impl SessionInfo {
     /// What `status` shows of this session, read from the engine now.
     pub fn status(&self, link: &Link, now: Instant) -> SessionStatus {
         let st = link.status();
-        let lcp_open = matches!(st.phase, Phase::Authenticate | Phase::Network);
+        // FCS is async HDLC's: a datagram transport has none to show.
+        let lcp_open = matches!(st.phase, Phase::Authenticate | Phase::Network)
+            && link.framing() == tsunagi_ppp::lcp::Framing::AsyncHdlc;
         let (local6, peer6) = match st.ipv6_ids.filter(|_| self.ipv6_on_tun) {
             Some((local, peer)) => (
                 Some(link_local_address(&local).to_string()),

@@ -190,10 +190,16 @@ fn server_config(dir: &std::path::Path, listen: &str, extra: &str) -> String {
     )
 }
 
-/// A client's config: user `u{i:02}` to `server`.
+/// A client's config: user `u{i:02}` to `server`; u19 takes the default
+/// route through the tunnel.
 fn client_config(i: usize, server: &str) -> String {
+    let full = if i == 19 {
+        "default_route = true\n"
+    } else {
+        ""
+    };
     format!(
-        "[link.office]\nmode = \"pptp\"\nserver = \"{server}\"\nuser = \"u{i:02}\"\npassword = \"pw{i:02}\"\nroutes = [\"192.168.60.0/24\"]\nusepeerdns = true\npersist = false\necho_interval = 2\n"
+        "[link.office]\nmode = \"pptp\"\nserver = \"{server}\"\nuser = \"u{i:02}\"\npassword = \"pw{i:02}\"\nroutes = [\"192.168.60.0/24\"]\nusepeerdns = true\npersist = false\necho_interval = 2\n{full}"
     )
 }
 
@@ -318,6 +324,17 @@ fn twenty_clients_get_their_own_addresses_and_the_21st_is_refused() {
         assert!(s["tunnel"].as_str().unwrap().contains("pptp call"), "{s}");
         assert!(s["ccp"].as_str().unwrap().contains("MPPE 128-bit"), "{s}");
     }
+    // u19's full tunnel keeps the server on its old next hop (seed 004's
+    // split-tunnel lesson): the tunnel never carries its own GRE.
+    let route = |dest: &str| {
+        let out = guard.sides[3 + 19].exec(&["ip", "-o", "route", "get", dest]);
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    wait_for(Duration::from_secs(10), "u19's default route", || {
+        route("198.51.100.7").contains("dev ts-office")
+    });
+    let to_server = route("10.77.0.1");
+    assert!(to_server.contains("dev eth0"), "{to_server}");
     // The DNS server (ms-dns) reached the clients that asked.
     assert!(guard.sides[3]
         .log()

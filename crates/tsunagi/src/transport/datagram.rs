@@ -45,7 +45,7 @@ use tsunagi_ppp::lcp::Framing;
 use tsunagi_ppp::link::{Event, IpVersion, Link, LinkConfig};
 
 use crate::auth::{AuthGuard, AuthSource};
-use crate::control::{Response, SessionStatus};
+use crate::control::{Response, ServerStatus, SessionStatus};
 use crate::netconf::{Change, Netconf, SessionNet, SessionNetconf};
 use crate::pool::{Lease, Pool};
 use crate::registry::{Command, Registry};
@@ -120,6 +120,12 @@ pub trait PacketPort: Send {
     fn describe(&self, _key: &Self::Key) -> Option<String> {
         None
     }
+
+    /// What the port counted that belongs to no session, by name, for
+    /// `status`.
+    fn counters(&self) -> Vec<(&'static str, u64)> {
+        Vec::new()
+    }
 }
 
 /// Where a server's sessions' packets go: one tun shared by all sessions.
@@ -173,6 +179,8 @@ pub struct ServerSettings {
     /// Answer ARP for each session's address on the LAN interface whose
     /// network holds it (pppd `proxyarp`), while its IPCP is open.
     pub proxyarp: bool,
+    /// Where the port listens, for `status` ("203.0.113.1:1723").
+    pub listen: String,
 }
 
 /// Counters of the transport itself (not of one session).
@@ -680,6 +688,35 @@ impl<P: PacketPort, D: PacketDevice> Server<P, D> {
             Command::Dial(reply) | Command::Hangup(reply) => {
                 let _ = reply.send(Response::Refused {
                     message: format!("{name} is a server: `kick` one of its sessions"),
+                });
+            }
+            Command::ServerStatus(reply) => {
+                let c = &self.counters;
+                let mut counters: std::collections::BTreeMap<String, u64> = [
+                    ("unknown_session", c.unknown_session),
+                    ("no_route", c.no_route),
+                    ("spoofed", c.spoofed),
+                    ("device_errors", c.device_errors),
+                    ("send_errors", c.send_errors),
+                    ("refused", c.refused),
+                    ("held_off", c.held_off),
+                ]
+                .into_iter()
+                .chain(self.port.counters())
+                .filter(|(_, v)| *v > 0)
+                .map(|(k, v)| (k.to_string(), v))
+                .collect();
+                counters.retain(|_, v| *v > 0);
+                let pool = &self.settings.pool;
+                let _ = reply.send(ServerStatus {
+                    name,
+                    protocol: self.settings.tty.to_string(),
+                    listen: self.settings.listen.clone(),
+                    tun: self.device.interface().unwrap_or("-").to_string(),
+                    sessions: self.sessions.len(),
+                    pool_size: pool.size(),
+                    pool_free: pool.free(),
+                    counters,
                 });
             }
             Command::Attach(attach) => {

@@ -158,6 +158,7 @@ pub fn vpn_settings(users: &[&str], localip: &str, remoteip: &str) -> ServerSett
         ip_up: None,
         ip_down: None,
         proxyarp: false,
+        listen: "test".into(),
     }
 }
 
@@ -369,7 +370,9 @@ pub async fn status(socket: &std::path::Path) -> Vec<SessionStatus> {
             .unwrap()
             .expect("status answered");
     match answer {
-        Response::Status { links, sessions } => {
+        Response::Status {
+            links, sessions, ..
+        } => {
             assert!(links.is_empty(), "a server profile is no site link");
             sessions
         }

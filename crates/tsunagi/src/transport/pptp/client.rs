@@ -458,6 +458,7 @@ impl Client<'_> {
                         Some(Command::Snapshot(reply)) => {
                             let _ = reply.send(self.snapshot(now).into_iter().collect());
                         }
+                        Some(Command::ServerStatus(_)) => {}
                         Some(Command::Hangup(reply)) => {
                             info!("{name}: hangup requested");
                             self.close(now, true, &mut closing, &mut ending, &mut conn, call_id);

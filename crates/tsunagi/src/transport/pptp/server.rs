@@ -743,6 +743,20 @@ impl PacketPort for PptpPort {
         }
     }
 
+    fn counters(&self) -> Vec<(&'static str, u64)> {
+        let c = self.counters();
+        vec![
+            ("control_connections", c.connections),
+            ("control_refused", c.refused),
+            ("control_bad_messages", c.bad_messages),
+            ("calls_refused", c.calls_refused),
+            ("gre_malformed", c.gre_malformed),
+            ("gre_unknown_call", c.gre_unknown_call),
+            ("gre_wrong_peer", c.gre_wrong_peer),
+            ("gre_send_dropped", c.gre_send_dropped),
+        ]
+    }
+
     fn describe(&self, key: &CallKey) -> Option<String> {
         let call = self.calls.get(&key.call_id)?;
         Some(describe(key.call_id, &call.window))
