@@ -431,20 +431,31 @@ fn echo_request(identifier: u32) -> Vec<u8> {
     m
 }
 
-/// From namespace `ns`: connects to `to`, writes `chunks` (a pause
+/// A TCP connection to `to` from the local address `from` (the attacker
+/// has several, so that each case is its own source in the server's log).
+fn connect_from(from: std::net::Ipv4Addr, to: SocketAddr) -> TcpStream {
+    use rustix::net::{AddressFamily, SocketType};
+    let fd = rustix::net::socket(AddressFamily::INET, SocketType::STREAM, None).unwrap();
+    rustix::net::bind(&fd, &SocketAddr::new(from.into(), 0)).unwrap();
+    rustix::net::connect(&fd, &to).unwrap_or_else(|e| panic!("connect {from} -> {to}: {e}"));
+    TcpStream::from(fd)
+}
+
+/// From namespace `ns`, address `from`: connects to `to`, writes `chunks` (a pause
 /// between them, so that they arrive in separate reads), then reads what
 /// the server says until it closes the connection, `expect` octets came,
 /// or `wait` passes. Returns the octets read and whether the server
 /// closed.
 fn control_exchange(
     ns: &str,
+    from: std::net::Ipv4Addr,
     to: SocketAddr,
     chunks: Vec<Vec<u8>>,
     expect: usize,
     wait: Duration,
 ) -> (Vec<u8>, bool) {
     in_ns(ns, move || {
-        let mut conn = TcpStream::connect_timeout(&to, Duration::from_secs(5)).unwrap();
+        let mut conn = connect_from(from, to);
         conn.set_nodelay(true).unwrap();
         for chunk in &chunks {
             // The server may close before the last chunk: that is a
@@ -486,6 +497,20 @@ fn bad_control_lengths_close_only_their_connection() {
     let srv = guard.sides[0].ns.clone();
     veth(&srv, "patk", "", &mid, "eth0", "10.77.0.200/24");
     run(&srv, &["ip", "link", "set", "patk", "master", "br0"]);
+    for n in 201..=220 {
+        run(
+            &mid,
+            &[
+                "ip",
+                "addr",
+                "add",
+                &format!("10.77.0.{n}/24"),
+                "dev",
+                "eth0",
+            ],
+        );
+    }
+    let attacker = |n: u8| std::net::Ipv4Addr::new(10, 77, 0, n);
     // The gateway's filter lets nothing in but what the tunnel carries:
     // the server's own holes (TCP 1723 and GRE) let its clients in.
     let ipf = dir.join("ipf.rules");
@@ -558,8 +583,9 @@ fn bad_control_lengths_close_only_their_connection() {
             "Control Message Type 99 is unknown",
         ),
     ];
-    for (what, bytes, logged) in cases {
-        let (reply, closed) = control_exchange(&mid, pptp, vec![bytes], 0, wait);
+    for (n, (what, bytes, logged)) in cases.into_iter().enumerate() {
+        let from = attacker(201 + n as u8);
+        let (reply, closed) = control_exchange(&mid, from, pptp, vec![bytes], 0, wait);
         assert!(closed, "{what}: the server did not close the connection");
         assert!(reply.is_empty(), "{what}: the server answered {reply:02x?}");
         let log = guard.sides[0].log();
@@ -570,6 +596,7 @@ fn bad_control_lengths_close_only_their_connection() {
     let m = sccrq(MAGIC);
     let (reply, _) = control_exchange(
         &mid,
+        attacker(210),
         pptp,
         vec![
             m[..1].to_vec(),
@@ -599,11 +626,46 @@ fn bad_control_lengths_close_only_their_connection() {
     let mut three = sccrq(MAGIC);
     three.extend_from_slice(&echo_request(0x0102_0304));
     three.extend_from_slice(&echo_request(0x0506_0708));
-    let (reply, _) = control_exchange(&mid, pptp, vec![three], 196, wait);
+    let (reply, _) = control_exchange(&mid, attacker(211), pptp, vec![three], 196, wait);
     assert_eq!(reply.len(), 156 + 20 + 20, "{reply:02x?}");
     assert_eq!(&reply[156 + 8..156 + 10], &6u16.to_be_bytes(), "Echo-Reply");
     assert_eq!(&reply[156 + 12..156 + 16], &[1, 2, 3, 4]);
     assert_eq!(&reply[176 + 12..176 + 16], &[5, 6, 7, 8]);
+    // A client that sends Echo-Requests without end is cut off once it has
+    // sent 64 KiB of control messages in 10 s.
+    let mut flood = sccrq(MAGIC);
+    for i in 0..5000u32 {
+        flood.extend_from_slice(&echo_request(i));
+    }
+    let (_, closed) = control_exchange(&mid, attacker(212), pptp, vec![flood], 0, wait);
+    assert!(closed, "the flood's connection was not closed");
+    wait_for(Duration::from_secs(5), "the flood logged", || {
+        guard.sides[0].log().contains("10.77.0.212:")
+    });
+    assert!(guard.sides[0].log().contains("(a flood): cut off"));
+    // Garbage in a loop from one address: five log lines, then a count.
+    for _ in 0..20 {
+        let (_, closed) = control_exchange(
+            &mid,
+            attacker(213),
+            pptp,
+            vec![header(0, MAGIC, 1)],
+            0,
+            wait,
+        );
+        assert!(closed);
+    }
+    let closes = |log: &str| {
+        log.lines()
+            .filter(|l| l.contains("10.77.0.213:") && l.contains("control connection closed"))
+            .count()
+    };
+    assert_eq!(closes(&guard.sides[0].log()), 5, "{}", guard.sides[0].log());
+    wait_for(Duration::from_secs(15), "the summary of the rest", || {
+        guard.sides[0]
+            .log()
+            .contains("closed for bad messages or floods by 10.77.0.213: 15 more in the last 10 s")
+    });
     // Every session moved its megabyte, and is still up.
     for (i, t) in transfers.into_iter().enumerate() {
         if let Err(e) = t.join().unwrap() {

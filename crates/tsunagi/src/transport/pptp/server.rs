@@ -47,6 +47,7 @@ use tsunagi_pptp::gre::GreHeader;
 use tsunagi_pptp::window::{CallWindow, Received};
 
 use super::gre_path::{describe, push_ack, push_frame};
+use crate::logging::{Admit, RateLimit, LOG_BUDGET, LOG_KEYS, LOG_WINDOW};
 use crate::session::{random_seed, EndReason};
 use crate::transport::datagram::{PacketPort, PortEvent};
 
@@ -61,6 +62,13 @@ pub const WRITE_QUEUE: usize = 16;
 pub const READ_QUEUE: usize = 256;
 /// Octets read from a control connection at a time.
 const CONTROL_READ: usize = 4096;
+/// Control octets one connection may send within [`FLOOD_WINDOW`]: a
+/// client sends a few hundred in its life (Start-Control-Connection, the
+/// call, an Echo-Request a minute); past this it is flooding, and it is
+/// cut off before it takes the server's time from the other sessions.
+pub const FLOOD_BYTES: usize = 64 * 1024;
+/// The window of [`FLOOD_BYTES`].
+pub const FLOOD_WINDOW: Duration = Duration::from_secs(10);
 
 /// How many control connections the port takes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -111,6 +119,8 @@ pub struct PptpCounters {
     pub refused: u64,
     /// Control connections closed for a message that did not parse.
     pub bad_messages: u64,
+    /// Control connections cut off for sending too much ([`FLOOD_BYTES`]).
+    pub floods: u64,
     /// Calls refused (over the limit).
     pub calls_refused: u64,
     /// GRE datagrams that did not parse.
@@ -145,6 +155,9 @@ struct Control {
     had_call: bool,
     /// The deadline in the timer heap.
     deadline: Option<Instant>,
+    /// Control octets received since the start of the current
+    /// [`FLOOD_WINDOW`].
+    received: (Instant, usize),
 }
 
 /// One call.
@@ -153,6 +166,33 @@ struct Call {
     peer: Ipv4Addr,
     window: CallWindow,
     deadline: Option<Instant>,
+}
+
+/// What a rate-limited log line is about: its cause and the client's
+/// address (a client that connects and sends garbage in a loop gets
+/// [`LOG_BUDGET`] lines per [`LOG_WINDOW`], then a summary).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+struct LogKey {
+    cause: LogCause,
+    peer: Ipv4Addr,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+enum LogCause {
+    Opened,
+    Closed,
+    BadMessage,
+}
+
+impl fmt::Display for LogKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let what = match self.cause {
+            LogCause::Opened => "control connections opened",
+            LogCause::Closed => "control connections closed",
+            LogCause::BadMessage => "control connections closed for bad messages or floods",
+        };
+        write!(f, "PPTP: {what} by {}", self.peer)
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -181,6 +221,7 @@ pub struct PptpPort {
     send: SendBatch,
     timers: BinaryHeap<Reverse<(Instant, Timer)>>,
     counters: PptpCounters,
+    log_limit: RateLimit<LogKey>,
 }
 
 impl PptpPort {
@@ -225,6 +266,7 @@ impl PptpPort {
             send: SendBatch::default(),
             timers: BinaryHeap::new(),
             counters: PptpCounters::default(),
+            log_limit: RateLimit::new(LOG_BUDGET, LOG_WINDOW, LOG_KEYS),
         })
     }
 
@@ -238,6 +280,25 @@ impl PptpPort {
         let mut c = self.counters;
         c.gre_send_dropped = self.send.dropped();
         c
+    }
+
+    /// Writes `line` about `peer` unless its cause used its budget; the
+    /// summaries of windows that ended first.
+    fn log(&mut self, cause: LogCause, peer: Ipv4Addr, line: fmt::Arguments<'_>) {
+        let now = Instant::now();
+        self.log_summaries(now);
+        if self.log_limit.admit(now, LogKey { cause, peer }) == Admit::Write {
+            match cause {
+                LogCause::BadMessage => warn!("{}: {line}", self.name),
+                LogCause::Opened | LogCause::Closed => info!("{}: {line}", self.name),
+            }
+        }
+    }
+
+    fn log_summaries(&mut self, now: Instant) {
+        for summary in self.log_limit.expire(now) {
+            warn!("{}: {summary}", self.name);
+        }
     }
 
     fn config(&self) -> ConnectionConfig {
@@ -299,7 +360,11 @@ impl PptpPort {
             // The engine is done with it: FIN after the last message.
             let _ = wr.shutdown().await;
         });
-        info!("{}: PPTP: control connection from {peer}", self.name);
+        self.log(
+            LogCause::Opened,
+            *peer.ip(),
+            format_args!("PPTP: control connection from {peer}"),
+        );
         let conn = Connection::new(self.config(), now);
         self.conns.insert(
             id,
@@ -312,6 +377,7 @@ impl PptpPort {
                 idle_since: Some(now),
                 had_call: false,
                 deadline: None,
+                received: (now, 0),
             },
         );
         self.service_conn(id, now);
@@ -323,7 +389,23 @@ impl PptpPort {
             return;
         };
         match msg {
-            Inbound::Bytes(bytes) => c.conn.handle_bytes(now, &bytes),
+            Inbound::Bytes(bytes) => {
+                if now.duration_since(c.received.0) >= FLOOD_WINDOW {
+                    c.received = (now, 0);
+                }
+                c.received.1 += bytes.len();
+                if c.received.1 > FLOOD_BYTES {
+                    self.counters.floods += 1;
+                    let why = format!(
+                        "the client sent more than {} KiB of control messages within {} s (a flood): cut off",
+                        FLOOD_BYTES / 1024,
+                        FLOOD_WINDOW.as_secs()
+                    );
+                    self.close_conn(id, &why, true);
+                    return;
+                }
+                c.conn.handle_bytes(now, &bytes)
+            }
             Inbound::Eof => c.conn.handle_eof(now),
             Inbound::Error(e) => {
                 debug!("{}: PPTP: {}: read: {e}", self.name, c.peer);
@@ -491,18 +573,17 @@ impl PptpPort {
         let Some(c) = self.conns.remove(&id) else {
             return;
         };
-        if bad_message {
+        let cause = if bad_message {
             self.counters.bad_messages += 1;
-            warn!(
-                "{}: PPTP: {}: control connection closed: {why}",
-                self.name, c.peer
-            );
+            LogCause::BadMessage
         } else {
-            info!(
-                "{}: PPTP: {}: control connection closed: {why}",
-                self.name, c.peer
-            );
-        }
+            LogCause::Closed
+        };
+        self.log(
+            cause,
+            *c.peer.ip(),
+            format_args!("PPTP: {}: control connection closed: {why}", c.peer),
+        );
         c.reader.abort();
         // Dropping the writer's queue ends its task after what it holds.
         drop(c.writer);
@@ -657,7 +738,13 @@ impl PacketPort for PptpPort {
             }
             // Acknowledgements due from the datagrams just read.
             self.flush();
-            let next = self.timers.peek().map(|Reverse((at, _))| *at);
+            let next = self
+                .timers
+                .peek()
+                .map(|Reverse((at, _))| *at)
+                .into_iter()
+                .chain(self.log_limit.poll_at())
+                .min();
             let sleep = async move {
                 match next {
                     Some(t) => tokio::time::sleep_until(t.into()).await,
@@ -679,7 +766,11 @@ impl PacketPort for PptpPort {
                     self.recv_at = 0;
                     self.recv_len = got?;
                 }
-                () = sleep => self.fire_timers(Instant::now()),
+                () = sleep => {
+                    let now = Instant::now();
+                    self.log_summaries(now);
+                    self.fire_timers(now);
+                }
             }
         }
     }
@@ -749,6 +840,7 @@ impl PacketPort for PptpPort {
             ("control_connections", c.connections),
             ("control_refused", c.refused),
             ("control_bad_messages", c.bad_messages),
+            ("control_floods", c.floods),
             ("calls_refused", c.calls_refused),
             ("gre_malformed", c.gre_malformed),
             ("gre_unknown_call", c.gre_unknown_call),
