@@ -10,4 +10,5 @@
 
 pub mod datagram;
 pub mod pptp;
+pub mod site;
 pub mod stream;

@@ -54,9 +54,10 @@ use tsunagi_ppp::stream::StreamLink;
 use crate::auth::{AuthGuard, AuthSource, Credentials};
 use crate::config::LinkSettings;
 use crate::control::Response;
-use crate::netconf::{Change, Netconf, SessionNet, SessionNetconf, IPV6_MIN_MTU};
+use crate::netconf::{Change, Netconf, SessionNet, SessionNetconf};
 use crate::registry::{Command, Registry};
-use crate::session::{phase_name, random_seed, EndReason, Ipv4Pair, SessionEnd, SessionInfo};
+use crate::session::{phase_name, random_seed, EndReason, SessionEnd, SessionInfo};
+use crate::transport::site::{ncp_event, SiteSession};
 
 /// Bytes read from the stream per `read`.
 pub const STREAM_READ: usize = 256 * 1024;
@@ -673,60 +674,33 @@ impl Session<'_> {
     /// Acts on one engine event other than the link going down: the
     /// tun's MTU and TSO here, addresses, routes and hooks through netconf.
     fn handle_event(&mut self, event: Event, name: &str, link: &StreamLink) {
-        match event {
-            // Site links give the peer's address in their config.
-            Event::PeerAddressNeeded { .. } => {}
+        let mtu = match &event {
             Event::Phase(p) => {
-                debug!("{name}: phase {}", phase_name(p));
+                debug!("{name}: phase {}", phase_name(*p));
                 if !matches!(p, Phase::Authenticate | Phase::Network) {
                     // LCP may open again with other MRUs.
                     self.tun_mtu = None;
                 }
-            }
-            Event::Ipv4Up { local, peer, dns } => {
-                if self.ctx.settings.usepeerdns {
-                    for d in dns.iter().flatten() {
-                        info!("{name}: IPCP: peer DNS {d}");
-                    }
-                }
-                self.tun_up(link.status().peer_mru);
-                self.info.ipv4(true);
-                self.netconf
-                    .send(Change::Ipv4Up(Ipv4Pair { local, peer, dns }));
-            }
-            Event::Ipv4Down => {
-                self.info.ipv4(false);
-                self.netconf.send(Change::Ipv4Down);
-                if self.info.tun_errors > 0 {
-                    info!(
-                        "{name}: {} packets could not be written to {}",
-                        self.info.tun_errors,
-                        self.tun.name()
-                    );
-                }
+                return;
             }
             Event::Ipv6Up { local_id, peer_id } => {
                 info!(
                     "{name}: IPV6CP: up, local id {} peer id {}",
-                    hex(&local_id),
-                    hex(&peer_id)
+                    hex(local_id),
+                    hex(peer_id)
                 );
-                let mtu = self.tun_up(link.status().peer_mru);
-                self.info.ipv6_on_tun = mtu >= IPV6_MIN_MTU;
-                self.netconf.send(Change::Ipv6Up {
-                    local_id,
-                    peer_id,
-                    mtu,
-                });
+                self.tun_up(link.status().peer_mru)
             }
-            // The engine has logged "IPV6CP: down".
-            Event::Ipv6Down => {
-                self.info.ipv6_on_tun = false;
-                self.netconf.send(Change::Ipv6Down);
-            }
-            Event::PeerIdent(text) => info!("{name}: LCP: peer identifies as {text:?}"),
-            Event::Down(_) => {}
-        }
+            Event::Ipv4Up { .. } => self.tun_up(link.status().peer_mru),
+            _ => self.tun_mtu.unwrap_or(0),
+        };
+        let session = SiteSession {
+            name,
+            usepeerdns: self.ctx.settings.usepeerdns,
+            info: &mut self.info,
+            netconf: &self.netconf,
+        };
+        ncp_event(event, session, mtu);
     }
 
     /// The tun's MTU once an NCP opens (set by netconf with the tun up,

@@ -46,7 +46,8 @@ use super::{host_name, PPTP_PORT};
 use crate::control::Response;
 use crate::netconf::{Change, SessionNet, SessionNetconf};
 use crate::registry::Command;
-use crate::session::{phase_name, random_seed, EndReason, Ipv4Pair, SessionEnd, SessionInfo};
+use crate::session::{phase_name, random_seed, EndReason, SessionEnd, SessionInfo};
+use crate::transport::site::{ncp_event, SiteSession};
 use crate::transport::stream::SessionCtx;
 
 /// How long the TCP connect to the server may take.
@@ -636,45 +637,24 @@ impl Client<'_> {
     /// PPP events other than the link going down: the tun's MTU, and
     /// addresses, routes and hooks through netconf.
     fn link_event(&mut self, event: Event) {
-        let name = &self.name;
-        match event {
+        let mtu = match &event {
             Event::Phase(p) => {
-                debug!("{name}: phase {}", phase_name(p));
+                debug!("{}: phase {}", self.name, phase_name(*p));
                 if !matches!(p, Phase::Authenticate | Phase::Network) {
                     self.tun_mtu = None;
                 }
+                return;
             }
-            Event::Ipv4Up { local, peer, dns } => {
-                if self.ctx.settings.usepeerdns {
-                    for d in dns.iter().flatten() {
-                        info!("{name}: IPCP: peer DNS {d}");
-                    }
-                }
-                self.tun_up();
-                self.info.ipv4(true);
-                self.netconf
-                    .send(Change::Ipv4Up(Ipv4Pair { local, peer, dns }));
-            }
-            Event::Ipv4Down => {
-                self.info.ipv4(false);
-                self.netconf.send(Change::Ipv4Down);
-            }
-            Event::Ipv6Up { local_id, peer_id } => {
-                let mtu = self.tun_up();
-                self.info.ipv6_on_tun = mtu >= crate::netconf::IPV6_MIN_MTU;
-                self.netconf.send(Change::Ipv6Up {
-                    local_id,
-                    peer_id,
-                    mtu,
-                });
-            }
-            Event::Ipv6Down => {
-                self.info.ipv6_on_tun = false;
-                self.netconf.send(Change::Ipv6Down);
-            }
-            Event::PeerIdent(text) => info!("{name}: LCP: peer identifies as {text:?}"),
-            Event::PeerAddressNeeded { .. } | Event::Down(_) => {}
-        }
+            Event::Ipv4Up { .. } | Event::Ipv6Up { .. } => self.tun_up(),
+            _ => self.tun_mtu.unwrap_or(0),
+        };
+        let session = SiteSession {
+            name: &self.name,
+            usepeerdns: self.ctx.settings.usepeerdns,
+            info: &mut self.info,
+            netconf: &self.netconf,
+        };
+        ncp_event(event, session, mtu);
     }
 
     /// The tun's MTU once an NCP opens: the configured one, else the

@@ -1,0 +1,64 @@
+//! What a site link's session does with its engine's NCP events, whatever
+//! carries PPP under it (the SSH stream, a PPTP call): addresses, routes
+//! and hooks go to its netconf worker, `status` learns what is up.
+
+use tracing::info;
+use tsunagi_ppp::link::Event;
+
+use crate::netconf::{Change, SessionNetconf, IPV6_MIN_MTU};
+use crate::session::{Ipv4Pair, SessionInfo};
+
+/// A site link's session, as its NCP events need it.
+pub struct SiteSession<'a> {
+    /// How log lines name it.
+    pub name: &'a str,
+    /// `usepeerdns`: log the DNS servers the peer gave.
+    pub usepeerdns: bool,
+    /// What `status` shows.
+    pub info: &'a mut SessionInfo,
+    /// Its netconf worker.
+    pub netconf: &'a SessionNetconf,
+}
+
+/// Acts on an IPCP or IPV6CP event (others are ignored). `mtu` is the
+/// tun's MTU, which the caller set up when an NCP opened.
+pub fn ncp_event(event: Event, s: SiteSession<'_>, mtu: u32) {
+    let name = s.name;
+    match event {
+        Event::Ipv4Up { local, peer, dns } => {
+            if s.usepeerdns {
+                for d in dns.iter().flatten() {
+                    info!("{name}: IPCP: peer DNS {d}");
+                }
+            }
+            s.info.ipv4(true);
+            s.netconf
+                .send(Change::Ipv4Up(Ipv4Pair { local, peer, dns }));
+        }
+        Event::Ipv4Down => {
+            s.info.ipv4(false);
+            s.netconf.send(Change::Ipv4Down);
+            if s.info.tun_errors > 0 {
+                info!(
+                    "{name}: {} packets could not be written to {}",
+                    s.info.tun_errors, s.info.tun
+                );
+            }
+        }
+        Event::Ipv6Up { local_id, peer_id } => {
+            s.info.ipv6_on_tun = mtu >= IPV6_MIN_MTU;
+            s.netconf.send(Change::Ipv6Up {
+                local_id,
+                peer_id,
+                mtu,
+            });
+        }
+        // The engine has logged "IPV6CP: down".
+        Event::Ipv6Down => {
+            s.info.ipv6_on_tun = false;
+            s.netconf.send(Change::Ipv6Down);
+        }
+        Event::PeerIdent(text) => info!("{name}: LCP: peer identifies as {text:?}"),
+        Event::Phase(_) | Event::PeerAddressNeeded { .. } | Event::Down(_) => {}
+    }
+}
