@@ -137,6 +137,16 @@ impl GreSocket {
             .map_err(|e| io::Error::new(io::Error::from(e).kind(), format!("gre: SO_RCVBUF: {e}")))
     }
 
+    /// [`GreSocket::set_recv_buffer_size`] beyond `net.core.rmem_max`
+    /// (`SO_RCVBUFFORCE`, which needs CAP_NET_ADMIN, as the daemon has);
+    /// without the capability, the capped `SO_RCVBUF`.
+    pub fn set_recv_buffer_size_force(&self, bytes: usize) -> io::Result<()> {
+        match rustix::net::sockopt::set_socket_recv_buffer_size_force(self.fd.get_ref(), bytes) {
+            Ok(()) => Ok(()),
+            Err(_) => self.set_recv_buffer_size(bytes),
+        }
+    }
+
     /// Wait until datagrams are queued, then take as many as `batch` holds
     /// (see [`GreSocket::try_recv_batch`]). Returns how many were
     /// delivered, at least one: a wake-up that found only truncated

@@ -11,6 +11,7 @@
 
 pub mod civil;
 pub mod gre;
+pub mod gro;
 pub mod holes;
 pub mod netlink;
 pub mod nflog;

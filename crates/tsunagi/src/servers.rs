@@ -74,8 +74,26 @@ pub async fn start_server(
     for w in pool.warnings() {
         warn!("server {name}: {w}");
     }
-    let tun = Tun::create(&profile.tun)
-        .with_context(|| format!("server {name}: cannot create tun {}", profile.tun))?;
+    // Offload mode: TCP super-packets from the kernel (cut per session),
+    // coalesced segments to it (one GSO write for a run); see
+    // transport::datagram.
+    let tun = match Tun::create_offload(&profile.tun) {
+        Ok(tun) => {
+            tun.set_gso_mtu(usize::from(profile.mru));
+            if let Err(e) = tun.set_tso(true) {
+                warn!("server {name}: {}: {e}", profile.tun);
+            }
+            tun
+        }
+        Err(e) => {
+            warn!(
+                "server {name}: tun {} in offload mode: {e}; without offload",
+                profile.tun
+            );
+            Tun::create(&profile.tun)
+                .with_context(|| format!("server {name}: cannot create tun {}", profile.tun))?
+        }
+    };
     let mut link = profile.link_config();
     link.auth.secrets = credentials.secrets.clone();
     let settings = ServerSettings {

@@ -40,7 +40,10 @@ use std::time::{Duration, Instant};
 use tokio::sync::{mpsc, watch};
 use tracing::{debug, info, warn};
 use tsunagi_crypto::OsRandom;
+use tsunagi_host::gro::Coalescer;
 use tsunagi_host::netlink::Ipv4Net;
+pub use tsunagi_host::offload::Received;
+use tsunagi_host::offload::{segment_tcp, tcp_layout, MAX_OFFLOAD_PACKET};
 use tsunagi_ppp::lcp::Framing;
 use tsunagi_ppp::link::{Event, IpVersion, Link, LinkConfig};
 
@@ -116,6 +119,13 @@ pub trait PacketPort: Send {
     /// per wake-up, so a port may batch (sendmmsg).
     fn flush(&mut self) {}
 
+    /// Frames already read that [`PacketPort::recv`] will hand over
+    /// without waiting (the rest of a `recvmmsg` batch): the transport
+    /// holds its coalesced tun writes until they are through.
+    fn has_pending(&self) -> bool {
+        false
+    }
+
     /// The session's tunnel in words, for `status` (call ids, counters).
     fn describe(&self, _key: &Self::Key) -> Option<String> {
         None
@@ -129,11 +139,17 @@ pub trait PacketPort: Send {
 }
 
 /// Where a server's sessions' packets go: one tun shared by all sessions.
+///
+/// In offload mode (a tun opened with [`tsunagi_host::Tun::create_offload`]
+/// and TSO on), what the kernel hands over may be a TCP super-packet
+/// ([`Received::gso`]), which the transport cuts to each session's MRU; and
+/// what it writes may be longer than the MTU (coalesced segments), which the
+/// device writes as one GSO packet.
 pub trait PacketDevice: Send + Sync {
     /// Waits for the next packet from the kernel.
-    fn recv(&self, buf: &mut [u8]) -> impl Future<Output = io::Result<usize>> + Send;
+    fn recv(&self, buf: &mut [u8]) -> impl Future<Output = io::Result<Received>> + Send;
     /// The next packet if one is waiting (`WouldBlock` when none).
-    fn try_recv(&self, buf: &mut [u8]) -> io::Result<usize>;
+    fn try_recv(&self, buf: &mut [u8]) -> io::Result<Received>;
     /// Writes one packet to the kernel without waiting.
     fn try_send(&self, packet: &[u8]) -> io::Result<()>;
     /// The kernel interface's name, for its one-time set-up (`None`: not
@@ -142,12 +158,12 @@ pub trait PacketDevice: Send + Sync {
 }
 
 impl PacketDevice for tsunagi_host::Tun {
-    async fn recv(&self, buf: &mut [u8]) -> io::Result<usize> {
-        tsunagi_host::Tun::recv(self, buf).await
+    async fn recv(&self, buf: &mut [u8]) -> io::Result<Received> {
+        tsunagi_host::Tun::recv_gso(self, buf).await
     }
 
-    fn try_recv(&self, buf: &mut [u8]) -> io::Result<usize> {
-        tsunagi_host::Tun::try_recv(self, buf)
+    fn try_recv(&self, buf: &mut [u8]) -> io::Result<Received> {
+        tsunagi_host::Tun::try_recv_gso(self, buf)
     }
 
     fn try_send(&self, packet: &[u8]) -> io::Result<()> {
@@ -196,6 +212,10 @@ pub struct ServerCounters {
     pub device_errors: u64,
     /// Frames the port could not send.
     pub send_errors: u64,
+    /// Super-packets from the tun that could not be cut into segments.
+    pub segment_errors: u64,
+    /// Segments coalesced into one write to the tun.
+    pub coalesced: u64,
     /// Sessions refused an address (pool exhausted, limit, conflict).
     pub refused: u64,
     /// Sessions refused at once: their peer's authentication failures
@@ -220,6 +240,9 @@ struct ServerSession<K> {
     /// Why the port lost the call, for an engine that only knows its lower
     /// layer went down.
     lower: Option<EndReason>,
+    /// The peer's MRU while LCP is open: super-packets from the tun are cut
+    /// to fit it.
+    max_send: usize,
 }
 
 /// A server transport: see the module documentation.
@@ -237,6 +260,10 @@ pub struct Server<P: PacketPort, D: PacketDevice> {
     /// The datagram being built (headroom, then a frame).
     out: Vec<u8>,
     counters: ServerCounters,
+    /// Segments for the tun, coalesced while they come in a run.
+    coalescer: Coalescer,
+    /// Where super-packets are cut.
+    segments: Vec<u8>,
 }
 
 impl<P: PacketPort, D: PacketDevice> Server<P, D> {
@@ -262,6 +289,8 @@ impl<P: PacketPort, D: PacketDevice> Server<P, D> {
             timers: BinaryHeap::new(),
             out: Vec::with_capacity(MAX_PACKET),
             counters: ServerCounters::default(),
+            coalescer: Coalescer::new(),
+            segments: Vec::new(),
         }
     }
 
@@ -306,7 +335,7 @@ impl<P: PacketPort, D: PacketDevice> Server<P, D> {
             self.settings.pool.free()
         );
         let mut rbuf = vec![0u8; MAX_PACKET];
-        let mut tbuf = vec![0u8; MAX_PACKET];
+        let mut tbuf = vec![0u8; MAX_OFFLOAD_PACKET];
         let mut closing_until: Option<Instant> = None;
         // The daemon's end of `shutdown` went away: stop as if told to.
         let mut orphaned = false;
@@ -329,6 +358,7 @@ impl<P: PacketPort, D: PacketDevice> Server<P, D> {
                     for id in ids {
                         self.end_session(id, EndReason::Shutdown);
                     }
+                    self.flush_device();
                     self.port.flush();
                     return self.counters;
                 }
@@ -352,11 +382,11 @@ impl<P: PacketPort, D: PacketDevice> Server<P, D> {
                     }
                 },
                 got = self.device.recv(&mut tbuf) => match got {
-                    Ok(n) => {
-                        self.device_packet(&tbuf[..n]);
+                    Ok(got) => {
+                        self.device_packet(&tbuf, got);
                         for _ in 1..DEVICE_BATCH {
                             match self.device.try_recv(&mut tbuf) {
-                                Ok(n) => self.device_packet(&tbuf[..n]),
+                                Ok(got) => self.device_packet(&tbuf, got),
                                 Err(_) => break,
                             }
                         }
@@ -375,6 +405,12 @@ impl<P: PacketPort, D: PacketDevice> Server<P, D> {
                 changed = shutdown.changed(), if closing_until.is_none() => {
                     orphaned |= changed.is_err();
                 }
+            }
+            // The coalesced segments go once the port's batch is through:
+            // a run across two wake-ups is then one write, and nothing
+            // waits for more than that batch.
+            if !self.port.has_pending() {
+                self.flush_device();
             }
             self.port.flush();
         }
@@ -426,6 +462,7 @@ impl<P: PacketPort, D: PacketDevice> Server<P, D> {
                 };
                 let device = &self.device;
                 let counters = &mut self.counters;
+                let coalescer = &mut self.coalescer;
                 let routed = s.routed;
                 let tun_errors = &mut s.info.tun_errors;
                 s.link
@@ -435,10 +472,12 @@ impl<P: PacketPort, D: PacketDevice> Server<P, D> {
                             counters.spoofed += 1;
                             return;
                         }
-                        if device.try_send(packet).is_err() {
-                            *tun_errors += 1;
-                            counters.device_errors += 1;
-                        }
+                        coalescer.push(packet, &mut |p| {
+                            if device.try_send(p).is_err() {
+                                *tun_errors += 1;
+                                counters.device_errors += 1;
+                            }
+                        });
                     });
                 self.service(id, now);
             }
@@ -519,6 +558,7 @@ impl<P: PacketPort, D: PacketDevice> Server<P, D> {
                 routed: None,
                 closing: None,
                 lower: None,
+                max_send: usize::from(tsunagi_ppp::lcp::DEFAULT_MRU),
             },
         );
         self.service(id, now);
@@ -555,6 +595,7 @@ impl<P: PacketPort, D: PacketDevice> Server<P, D> {
                     }
                 }
                 Event::Ipv4Up { local, peer, dns } => {
+                    s.max_send = usize::from(s.link.status().peer_mru);
                     s.info.ipv4(true);
                     if let Some(old) = s.routed.replace(peer) {
                         self.by_inner.remove(&old);
@@ -629,8 +670,23 @@ impl<P: PacketPort, D: PacketDevice> Server<P, D> {
         tokio::spawn(netconf.finish());
     }
 
-    /// One packet from the tun: to the session its destination belongs to.
-    fn device_packet(&mut self, packet: &[u8]) {
+    /// Writes the segments coalesced so far to the tun.
+    fn flush_device(&mut self) {
+        let device = &self.device;
+        let counters = &mut self.counters;
+        self.coalescer.flush(&mut |p| {
+            if device.try_send(p).is_err() {
+                counters.device_errors += 1;
+            }
+        });
+        counters.coalesced = self.coalescer.merged();
+    }
+
+    /// One packet from the tun (at the start of `tbuf`): to the session
+    /// its destination belongs to; a TCP super-packet longer than the
+    /// session's peer takes is cut into segments first.
+    fn device_packet(&mut self, tbuf: &[u8], got: Received) {
+        let packet = &tbuf[..got.len.min(tbuf.len())];
         let Some(id) = destination(packet).and_then(|dst| self.by_inner.get(&dst).copied()) else {
             self.counters.no_route += 1;
             return;
@@ -643,11 +699,30 @@ impl<P: PacketPort, D: PacketDevice> Server<P, D> {
         let port = &mut self.port;
         let counters = &mut self.counters;
         let key = &s.key;
-        out.clear();
-        out.resize(headroom, 0);
-        let framed = s.link.encapsulate(IpVersion::V4, packet, out);
-        if framed && port.send(key, out).is_err() {
-            counters.send_errors += 1;
+        let link = &mut s.link;
+        let mut send = |segment: &[u8]| {
+            out.clear();
+            out.resize(headroom, 0);
+            let framed = link.encapsulate(IpVersion::V4, segment, out);
+            if framed && port.send(key, out).is_err() {
+                counters.send_errors += 1;
+            }
+        };
+        match got.gso {
+            Some(gso) if packet.len() > s.max_send => {
+                // Segments of the kernel's size, or smaller where the
+                // peer's MRU is smaller than our tun's MTU.
+                let room = tcp_layout(packet)
+                    .map(|l| s.max_send.saturating_sub(l.headers()))
+                    .unwrap_or(0);
+                let payload = usize::from(gso).min(room);
+                if payload == 0
+                    || segment_tcp(packet, payload, &mut self.segments, &mut send).is_err()
+                {
+                    counters.segment_errors += 1;
+                }
+            }
+            _ => send(packet),
         }
     }
 
@@ -698,6 +773,8 @@ impl<P: PacketPort, D: PacketDevice> Server<P, D> {
                     ("spoofed", c.spoofed),
                     ("device_errors", c.device_errors),
                     ("send_errors", c.send_errors),
+                    ("segment_errors", c.segment_errors),
+                    ("coalesced", c.coalesced),
                     ("refused", c.refused),
                     ("held_off", c.held_off),
                 ]

@@ -19,7 +19,7 @@ use tsunagi::pool::Pool;
 use tsunagi::registry::{ProfileKind, ProfileState, Registry};
 use tsunagi::session::EndReason;
 use tsunagi::transport::datagram::{
-    PacketDevice, PacketPort, PortEvent, Server, ServerCounters, ServerSettings,
+    PacketDevice, PacketPort, PortEvent, Received, Server, ServerCounters, ServerSettings,
 };
 use tsunagi_crypto::{OsRandom, Secret};
 use tsunagi_ppp::auth::{AuthConfig, AuthMethod, SecretsHandle};
@@ -97,7 +97,7 @@ pub struct MemoryDevice {
 }
 
 impl PacketDevice for MemoryDevice {
-    async fn recv(&self, buf: &mut [u8]) -> std::io::Result<usize> {
+    async fn recv(&self, buf: &mut [u8]) -> std::io::Result<Received> {
         let packet = self
             .from_kernel
             .lock()
@@ -106,10 +106,13 @@ impl PacketDevice for MemoryDevice {
             .await
             .ok_or_else(|| std::io::Error::other("closed"))?;
         buf[..packet.len()].copy_from_slice(&packet);
-        Ok(packet.len())
+        Ok(Received {
+            len: packet.len(),
+            gso: None,
+        })
     }
 
-    fn try_recv(&self, buf: &mut [u8]) -> std::io::Result<usize> {
+    fn try_recv(&self, buf: &mut [u8]) -> std::io::Result<Received> {
         let mut rx = self
             .from_kernel
             .try_lock()
@@ -118,7 +121,10 @@ impl PacketDevice for MemoryDevice {
             .try_recv()
             .map_err(|_| std::io::Error::from(std::io::ErrorKind::WouldBlock))?;
         buf[..packet.len()].copy_from_slice(&packet);
-        Ok(packet.len())
+        Ok(Received {
+            len: packet.len(),
+            gso: None,
+        })
     }
 
     fn try_send(&self, packet: &[u8]) -> std::io::Result<()> {

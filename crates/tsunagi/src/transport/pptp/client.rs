@@ -32,6 +32,8 @@ use tokio::net::TcpStream;
 use tracing::{debug, info, warn};
 use tsunagi_crypto::OsRandom;
 use tsunagi_host::gre::{GreSocket, RecvBatch, SendBatch};
+use tsunagi_host::gro::Coalescer;
+use tsunagi_host::offload::{segment_tcp, tcp_layout, Received as TunReceived, MAX_OFFLOAD_PACKET};
 use tsunagi_host::Tun;
 use tsunagi_ppp::link::{Event, IpVersion, Link, Phase};
 use tsunagi_pptp::connection::{
@@ -41,7 +43,7 @@ use tsunagi_pptp::control::StopReason;
 use tsunagi_pptp::gre::GreHeader;
 use tsunagi_pptp::window::{CallWindow, Received};
 
-use super::gre_path::{describe, push_ack, push_frame};
+use super::gre_path::{describe, push_ack, push_frame, GRE_RCVBUF};
 use super::{host_name, PPTP_PORT};
 use crate::control::Response;
 use crate::netconf::{Change, SessionNet, SessionNetconf};
@@ -76,7 +78,21 @@ pub async fn run_session(ctx: SessionCtx<'_>, server: Ipv4Addr) -> SessionEnd {
         warn!("{name}: {why}");
         SessionEnd::new(EndReason::SetupFailed(why))
     };
-    let tun = match Tun::create(&ctx.settings.tun) {
+    // Offload mode: TCP super-packets from the kernel, cut here to the
+    // server's MRU (one read for up to 64 KiB), and segments from the
+    // server coalesced into one GSO write (see the module docs).
+    let created = if ctx.settings.tun_offload {
+        Tun::create_offload(&ctx.settings.tun).or_else(|e| {
+            warn!(
+                "{name}: tun {} in offload mode: {e}; without offload",
+                ctx.settings.tun
+            );
+            Tun::create(&ctx.settings.tun)
+        })
+    } else {
+        Tun::create(&ctx.settings.tun)
+    };
+    let tun = match created {
         Ok(t) => t,
         Err(e) => return fail(format!("cannot create tun {}: {e}", ctx.settings.tun)),
     };
@@ -86,6 +102,9 @@ pub async fn run_session(ctx: SessionCtx<'_>, server: Ipv4Addr) -> SessionEnd {
         Ok(g) => g,
         Err(e) => return fail(format!("cannot open a GRE socket to {server}: {e}")),
     };
+    if let Err(e) = gre.set_recv_buffer_size_force(GRE_RCVBUF) {
+        warn!("{name}: {e}");
+    }
     let peer = SocketAddr::V4(SocketAddrV4::new(server, PPTP_PORT));
     info!("{name}: PPTP: connecting to {peer}");
     let tcp = match tokio::time::timeout(CONNECT_TIMEOUT, TcpStream::connect(peer)).await {
@@ -131,6 +150,9 @@ pub async fn run_session(ctx: SessionCtx<'_>, server: Ipv4Addr) -> SessionEnd {
         tun_mtu: None,
         send: SendBatch::default(),
         gre_errors: 0,
+        coalescer: Coalescer::new(),
+        segments: Vec::new(),
+        max_send: usize::from(tsunagi_ppp::lcp::DEFAULT_MRU),
         call_id: loop {
             // Call ids are the GRE Key: not guessable, so that a blind
             // sender must also guess it (and never 0, which some peers
@@ -177,6 +199,12 @@ struct Client<'a> {
     /// GRE datagrams from the server that were not for our call or did not
     /// parse.
     gre_errors: u64,
+    /// Segments from the server, coalesced while they come in a run.
+    coalescer: Coalescer,
+    /// Where super-packets from the tun are cut.
+    segments: Vec<u8>,
+    /// The server's MRU while LCP is open.
+    max_send: usize,
     /// Our Call ID (chosen before the call is placed).
     call_id: u16,
     /// Datagrams for our call that came before the call was connected.
@@ -199,7 +227,7 @@ impl Client<'_> {
         let setup_until = now + CALL_SETUP_TIMEOUT;
         let mut out: Vec<u8> = Vec::with_capacity(1024);
         let mut rbuf = vec![0u8; CONTROL_READ];
-        let mut tbuf = vec![0u8; 65536];
+        let mut tbuf = vec![0u8; MAX_OFFLOAD_PACKET];
         let mut recv = RecvBatch::default();
         // Why the session ends, once known: then the call is cleared and
         // the control connection stopped, until `until`.
@@ -405,22 +433,31 @@ impl Client<'_> {
                     }
                 }
                 r = self.gre.recv_batch(&mut recv) => match r {
-                    Ok(_) => self.gre_input(&recv),
+                    Ok(_) => {
+                        self.gre_input(&recv);
+                        self.flush_tun();
+                    }
                     Err(e) => {
                         warn!("{name}: GRE read: {e}");
                         tokio::time::sleep(Duration::from_millis(100)).await;
                     }
                 },
-                r = self.tun.recv(&mut tbuf), if lcp_up && ending.is_none() => match r {
-                    Ok(n) => {
+                r = self.tun.recv_gso(&mut tbuf), if lcp_up && ending.is_none() => match r {
+                    Ok(got) => {
                         let now = Instant::now();
-                        self.tun_packet(now, n, &tbuf);
+                        self.tun_packet(now, got, &tbuf);
                         for _ in 1..TUN_BATCH {
-                            match self.tun.try_recv(&mut tbuf) {
-                                Ok(n) => self.tun_packet(now, n, &tbuf),
+                            match self.tun.try_recv_gso(&mut tbuf) {
+                                Ok(got) => self.tun_packet(now, got, &tbuf),
                                 Err(_) => break,
                             }
                         }
+                    }
+                    Err(e) if e.kind() == std::io::ErrorKind::InvalidData => {
+                        // A packet cut or with an offload header we cannot
+                        // complete: lost like a drop.
+                        debug!("{name}: tun read: {e}");
+                        self.info.tun_errors += 1;
                     }
                     Err(e) => {
                         warn!("{name}: tun read: {e}");
@@ -596,21 +633,36 @@ impl Client<'_> {
         };
         let tun = &self.tun;
         let tun_errors = &mut self.info.tun_errors;
+        let coalescer = &mut self.coalescer;
         match call.window.receive(now, &header) {
             Received::Deliver { .. } => {
                 link.handle_frame(now, payload, &mut |_version, packet| {
-                    if tun.try_send(packet).is_err() {
-                        *tun_errors += 1;
-                    }
+                    coalescer.push(packet, &mut |p| {
+                        if tun.try_send(p).is_err() {
+                            *tun_errors += 1;
+                        }
+                    });
                 });
             }
             Received::Duplicate | Received::Late | Received::AckOnly => {}
         }
     }
 
-    /// One packet from the tun into the call.
-    fn tun_packet(&mut self, now: Instant, len: usize, tbuf: &[u8]) {
-        let packet = &tbuf[..len];
+    /// Writes the segments coalesced so far to the tun.
+    fn flush_tun(&mut self) {
+        let tun = &self.tun;
+        let tun_errors = &mut self.info.tun_errors;
+        self.coalescer.flush(&mut |p| {
+            if tun.try_send(p).is_err() {
+                *tun_errors += 1;
+            }
+        });
+    }
+
+    /// One packet from the tun (at the start of `tbuf`) into the call; a
+    /// TCP super-packet is cut into segments that fit the server's MRU.
+    fn tun_packet(&mut self, now: Instant, got: TunReceived, tbuf: &[u8]) {
+        let packet = &tbuf[..got.len.min(tbuf.len())];
         let version = match packet.first().map(|b| b >> 4) {
             Some(4) => IpVersion::V4,
             Some(6) => IpVersion::V6,
@@ -624,9 +676,25 @@ impl Client<'_> {
         };
         let server = self.server;
         let send = &mut self.send;
-        link.encapsulate_with(version, packet, |header, info| {
-            push_frame(send, server, &mut call.window, now, header, info)
-        });
+        let mut frame = |segment: &[u8]| {
+            link.encapsulate_with(version, segment, |header, info| {
+                push_frame(send, server, &mut call.window, now, header, info)
+            });
+        };
+        match got.gso {
+            Some(gso) if packet.len() > self.max_send => {
+                let room = tcp_layout(packet)
+                    .map(|l| self.max_send.saturating_sub(l.headers()))
+                    .unwrap_or(0);
+                let payload = usize::from(gso).min(room);
+                if payload == 0
+                    || segment_tcp(packet, payload, &mut self.segments, &mut frame).is_err()
+                {
+                    self.info.tun_errors += 1;
+                }
+            }
+            _ => frame(packet),
+        }
         if self.send.is_full() {
             if let Err(e) = self.gre.flush(&mut self.send) {
                 debug!("{}: {e}", self.name);
@@ -665,7 +733,16 @@ impl Client<'_> {
         }
         let peer_mru = self.link.as_ref().map_or(1500, |l| l.status().peer_mru);
         let s = self.ctx.settings;
-        let mtu = u32::from(s.mtu.unwrap_or(s.mru.min(peer_mru)));
+        let mtu = s.mtu.unwrap_or(s.mru.min(peer_mru));
+        self.max_send = usize::from(peer_mru);
+        if self.tun.is_offload() {
+            // Super-packets are cut to segments of the tun's MTU.
+            self.tun.set_gso_mtu(usize::from(mtu));
+            if let Err(e) = self.tun.set_tso(true) {
+                warn!("{}: {}: {e}", self.name, self.tun.name());
+            }
+        }
+        let mtu = u32::from(mtu);
         self.netconf.send(Change::LinkUp { mtu });
         self.tun_mtu = Some(mtu);
         mtu

@@ -46,7 +46,7 @@ use tsunagi_pptp::control::{DisconnectResult, GeneralError, OutgoingCallResult, 
 use tsunagi_pptp::gre::GreHeader;
 use tsunagi_pptp::window::{CallWindow, Received};
 
-use super::gre_path::{describe, push_ack, push_frame};
+use super::gre_path::{describe, push_ack, push_frame, GRE_RCVBUF};
 use crate::logging::{Admit, RateLimit, LOG_BUDGET, LOG_KEYS, LOG_WINDOW};
 use crate::session::{random_seed, EndReason};
 use crate::transport::datagram::{PacketPort, PortEvent};
@@ -239,6 +239,9 @@ impl PptpPort {
             .map_err(|e| io::Error::new(e.kind(), format!("cannot listen on TCP {at}: {e}")))?;
         let gre = GreSocket::open()
             .map_err(|e| io::Error::new(e.kind(), format!("cannot open the GRE socket: {e}")))?;
+        if let Err(e) = gre.set_recv_buffer_size_force(GRE_RCVBUF) {
+            warn!("{name}: PPTP: {e}");
+        }
         if let Some(addr) = listen {
             gre.bind(addr).map_err(|e| {
                 io::Error::new(
