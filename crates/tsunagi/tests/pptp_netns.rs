@@ -479,7 +479,13 @@ fn control_exchange(
                 }
                 // ECONNRESET: closed with our bytes unread.
                 Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => return (got, true),
-                Err(_) => return (got, false),
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+                Err(e) => {
+                    // A timeout (or anything else): shown, since the
+                    // caller's assertion only says "not closed".
+                    eprintln!("control connection from {from}: read: {e}");
+                    return (got, false);
+                }
             }
         }
     })

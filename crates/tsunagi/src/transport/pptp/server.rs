@@ -62,6 +62,15 @@ pub const WRITE_QUEUE: usize = 16;
 pub const READ_QUEUE: usize = 256;
 /// Octets read from a control connection at a time.
 const CONTROL_READ: usize = 4096;
+/// How long a call whose session ended stays up before its
+/// Call-Disconnect-Notify: the session's last frames (the Terminate-Ack to
+/// the client's Terminate-Request) travel on GRE, the notification on TCP,
+/// and pptp-linux, on the notification, stops copying GRE to its pppd. A
+/// pppd that misses the Terminate-Ack reports a modem hangup instead of
+/// what ended the link (an authentication failure exits with 19, a hangup
+/// with 16). pptpd waits about as long: its pppd exits, then pptpctrl
+/// notices.
+pub const CLEAR_LINGER: Duration = Duration::from_millis(800);
 /// Control octets one connection may send within [`FLOOD_WINDOW`]: a
 /// client sends a few hundred in its life (Start-Control-Connection, the
 /// call, an Echo-Request a minute); past this it is flooding, and it is
@@ -199,6 +208,8 @@ impl fmt::Display for LogKey {
 enum Timer {
     Conn(u64),
     Call(u16),
+    /// A call's Call-Disconnect-Notify is due ([`CLEAR_LINGER`]).
+    Clear(u16),
 }
 
 /// The port: see the module documentation.
@@ -210,6 +221,9 @@ pub struct PptpPort {
     host_name: String,
     conns: HashMap<u64, Control>,
     calls: HashMap<u16, Call>,
+    /// Calls whose session ended, by Call ID: their control connection and
+    /// the Call-Disconnect-Notify due after [`CLEAR_LINGER`].
+    clearing: HashMap<u16, (u64, ClearReason)>,
     next_conn: u64,
     inbox_tx: mpsc::Sender<(u64, Inbound)>,
     inbox: mpsc::Receiver<(u64, Inbound)>,
@@ -259,6 +273,7 @@ impl PptpPort {
             host_name: super::host_name(),
             conns: HashMap::new(),
             calls: HashMap::new(),
+            clearing: HashMap::new(),
             next_conn: 0,
             inbox_tx,
             inbox,
@@ -445,6 +460,7 @@ impl PptpPort {
                     ..
                 } => self.call_requested(id, peer_call_id, peer_recv_window, now),
                 ConnectionEvent::CallCleared { call_id, why, .. } => {
+                    self.clearing.remove(&call_id);
                     info!("{name}: PPTP: {peer}: call {call_id} cleared by the client: {why}");
                     self.end_call(call_id, format!("PPTP: the client cleared the call: {why}"));
                 }
@@ -544,7 +560,7 @@ impl PptpPort {
     fn fresh_call_id(&self) -> u16 {
         loop {
             let id = random_seed() as u16;
-            if id != 0 && !self.calls.contains_key(&id) {
+            if id != 0 && !self.calls.contains_key(&id) && !self.clearing.contains_key(&id) {
                 return id;
             }
         }
@@ -603,6 +619,19 @@ impl PptpPort {
         }
     }
 
+    /// Sends the Call-Disconnect-Notify of a call whose session ended.
+    fn clear_call(&mut self, conn: u64, call_id: u16, clear: ClearReason, now: Instant) {
+        let Some(c) = self.conns.get_mut(&conn) else {
+            return;
+        };
+        c.calls.retain(|&x| x != call_id);
+        if c.calls.is_empty() {
+            c.idle_since = Some(now);
+        }
+        c.conn.clear_call(now, call_id, clear);
+        self.service_conn(conn, now);
+    }
+
     fn fire_timers(&mut self, now: Instant) {
         while let Some(Reverse((at, timer))) = self.timers.peek().copied() {
             if at > now {
@@ -648,6 +677,11 @@ impl PptpPort {
                         push_ack(&mut self.send, call.peer, &ack);
                     }
                     self.arm_call(call_id);
+                }
+                Timer::Clear(call_id) => {
+                    if let Some((conn, clear)) = self.clearing.remove(&call_id) {
+                        self.clear_call(conn, call_id, clear, now);
+                    }
                 }
             }
         }
@@ -805,27 +839,29 @@ impl PacketPort for PptpPort {
         };
         let now = Instant::now();
         let conn = call.conn;
-        if let Some(c) = self.conns.get_mut(&conn) {
-            c.calls.retain(|&x| x != key.call_id);
-            if c.calls.is_empty() {
-                c.idle_since = Some(now);
-            }
-            // Call-Disconnect-Notify (RFC 2637 section 2.13), the session's
-            // end as its Call Statistics text.
-            let result = match reason {
-                EndReason::Hangup | EndReason::Shutdown => DisconnectResult::AdminShutdown,
-                _ => DisconnectResult::LostCarrier,
-            };
-            c.conn.clear_call(
-                now,
-                key.call_id,
-                ClearReason {
-                    call_statistics: reason.to_string(),
-                    ..ClearReason::with_result(result)
-                },
-            );
+        // The session's last frames leave before the notification.
+        self.flush();
+        // Call-Disconnect-Notify (RFC 2637 section 2.13), the session's
+        // end as its Call Statistics text.
+        let result = match reason {
+            EndReason::Hangup | EndReason::Shutdown => DisconnectResult::AdminShutdown,
+            _ => DisconnectResult::LostCarrier,
+        };
+        let clear = ClearReason {
+            call_statistics: reason.to_string(),
+            ..ClearReason::with_result(result)
+        };
+        if matches!(reason, EndReason::Shutdown) {
+            self.clear_call(conn, key.call_id, clear, now);
+        } else {
+            self.clearing.insert(key.call_id, (conn, clear));
+            self.timers
+                .push(Reverse((now + CLEAR_LINGER, Timer::Clear(key.call_id))));
         }
-        self.service_conn(conn, now);
+    }
+
+    fn has_pending(&self) -> bool {
+        self.recv_at < self.recv_len
     }
 
     fn flush(&mut self) {
