@@ -592,6 +592,15 @@ fn bad_control_lengths_close_only_their_connection() {
     for (n, (what, bytes, logged)) in cases.into_iter().enumerate() {
         let from = attacker(201 + n as u8);
         let (reply, closed) = control_exchange(&mid, from, pptp, vec![bytes], 0, wait);
+        if !closed {
+            for ns in [&srv, &mid] {
+                let out = Command::new("ip")
+                    .args(["netns", "exec", ns, "ss", "-tanoi"])
+                    .output()
+                    .unwrap();
+                eprintln!("{ns}: ss -tanoi:\n{}", String::from_utf8_lossy(&out.stdout));
+            }
+        }
         assert!(closed, "{what}: the server did not close the connection");
         assert!(reply.is_empty(), "{what}: the server answered {reply:02x?}");
         let log = guard.sides[0].log();
