@@ -3,10 +3,10 @@
 //! the key-scheduling algorithm and the keystream generator matter.
 //!
 //! The S-box is a `[u8; 256]` indexed by `u8` values, so no index needs
-//! a bounds check. [`Rc4::apply_many`] steps several independent RC4
-//! states in one loop: RC4 is a serial chain (`j` depends on `S[i]`,
-//! which the previous step may have swapped), and interleaving states
-//! lets the processor overlap their chains.
+//! a bounds check. [`Rc4::keystream_many`] and [`Rc4::new_many`] step
+//! several independent RC4 states in one loop: RC4 is a serial chain (`j`
+//! depends on `S[i]`, which the previous step may have swapped), and
+//! interleaving states lets the processor overlap their chains.
 //!
 //! Test vectors: RFC 6229 (`tests/rfc6229.rs`).
 
@@ -54,8 +54,19 @@ impl Rc4 {
         Some(Rc4 { s, i: 0, j: 0 })
     }
 
-    /// Runs the keystream generator for `len` octets, handing each
-    /// octet with its index to `emit`.
+    /// A cipher at keystream position 0 for a key of `K` octets (1 to
+    /// 256, checked at compile time).
+    pub(crate) fn with_key<const K: usize>(key: &[u8; K]) -> Rc4 {
+        const { assert!(K >= 1 && K <= 256, "RC4 keys have 1 to 256 octets") };
+        Rc4 {
+            s: ksa(key),
+            i: 0,
+            j: 0,
+        }
+    }
+
+    /// Runs the keystream generator for `len` octets, handing each to
+    /// `emit`.
     ///
     /// The next `S[i]` is loaded before this step's two stores and
     /// patched if the swap moved it (`j == i + 1`): a load after the
@@ -63,11 +74,11 @@ impl Rc4 {
     /// makes the chain about twice as long (measured,
     /// examples/mppe_speed.rs).
     #[inline(always)]
-    fn run(&mut self, len: usize, mut emit: impl FnMut(usize, u8)) {
+    fn run(&mut self, len: usize, mut emit: impl FnMut(u8)) {
         let s = &mut self.s;
         let (mut i, mut j) = (self.i, self.j);
         let mut si = s[usize::from(i.wrapping_add(1))];
-        for n in 0..len {
+        for _ in 0..len {
             i = i.wrapping_add(1);
             j = j.wrapping_add(si);
             let sj = s[usize::from(j)];
@@ -75,7 +86,7 @@ impl Rc4 {
             let next = s[usize::from(i1)];
             s[usize::from(i)] = sj;
             s[usize::from(j)] = si;
-            emit(n, s[usize::from(si.wrapping_add(sj))]);
+            emit(s[usize::from(si.wrapping_add(sj))]);
             si = if j == i1 { si } else { next };
         }
         self.i = i;
@@ -85,7 +96,7 @@ impl Rc4 {
     /// Encrypts or decrypts `data` in place, advancing the keystream.
     pub fn apply(&mut self, data: &mut [u8]) {
         let mut it = data.iter_mut();
-        self.run(it.len(), |_, k| {
+        self.run(it.len(), |k| {
             if let Some(b) = it.next() {
                 *b ^= k;
             }
@@ -98,7 +109,7 @@ impl Rc4 {
     pub fn apply_to(&mut self, src: &[u8], dst: &mut [u8]) {
         assert_eq!(src.len(), dst.len(), "Rc4::apply_to: src and dst lengths");
         let mut it = dst.iter_mut().zip(src);
-        self.run(src.len(), |_, k| {
+        self.run(src.len(), |k| {
             if let Some((d, s)) = it.next() {
                 *d = s ^ k;
             }
@@ -108,7 +119,7 @@ impl Rc4 {
     /// Writes the next `out.len()` keystream octets to `out`.
     pub fn keystream(&mut self, out: &mut [u8]) {
         let mut it = out.iter_mut();
-        self.run(it.len(), |_, k| {
+        self.run(it.len(), |k| {
             if let Some(o) = it.next() {
                 *o = k;
             }
@@ -116,8 +127,15 @@ impl Rc4 {
     }
 
     /// Writes the next `len` keystream octets of each of `N` states into
-    /// `out[n][from..from + len]`, stepping the states in lockstep (see
-    /// the module docs). Same output as [`Rc4::keystream`] per state.
+    /// `out[n][from..from + len]` (stopping at the end of `out[n]`),
+    /// stepping the states in lockstep (see the module docs). Same output
+    /// as [`Rc4::keystream`] per state.
+    ///
+    /// A plain loop: the next-`S[i]` preload of [`Rc4::keystream`] and
+    /// writing 8 octets per store were both slower here (measured), the
+    /// interleaving already hides the store-to-load wait.
+    // The octet position indexes all lanes' outputs, side by side.
+    #[allow(clippy::needless_range_loop)]
     pub fn keystream_many<const N: usize, const CAP: usize>(
         states: &mut [Rc4; N],
         out: &mut [[u8; CAP]; N],
@@ -149,19 +167,28 @@ impl Rc4 {
         }
     }
 
-    /// `N` ciphers keyed with `keys` (each of `K` octets, 8 or 16 for
-    /// MPPE), their key schedules run in lockstep.
+    /// `N` ciphers keyed with `keys` (each of `K` octets), their key
+    /// schedules run in lockstep (with the preload of [`Rc4::new`]'s).
     pub fn new_many<const N: usize, const K: usize>(keys: &[[u8; K]; N]) -> [Rc4; N] {
+        const { assert!(K >= 1 && K <= 256, "RC4 keys have 1 to 256 octets") };
         let mut s = [IDENTITY; N];
         let mut j = [0u8; N];
-        for i in 0..256 {
+        let mut si = [IDENTITY[0]; N];
+        for i in 0..255 {
             for n in 0..N {
-                let si = s[n][i];
-                j[n] = j[n].wrapping_add(si).wrapping_add(keys[n][i % K]);
+                j[n] = j[n].wrapping_add(si[n]).wrapping_add(keys[n][i % K]);
                 let jn = usize::from(j[n]);
+                let next = s[n][i + 1];
                 s[n][i] = s[n][jn];
-                s[n][jn] = si;
+                s[n][jn] = si[n];
+                si[n] = if jn == i + 1 { si[n] } else { next };
             }
+        }
+        for n in 0..N {
+            j[n] = j[n].wrapping_add(si[n]).wrapping_add(keys[n][255 % K]);
+            let jn = usize::from(j[n]);
+            s[n][255] = s[n][jn];
+            s[n][jn] = si[n];
         }
         s.map(|s| Rc4 { s, i: 0, j: 0 })
     }
@@ -200,7 +227,6 @@ fn ksa_any(key: &[u8]) -> [u8; 256] {
     }
     s
 }
-
 
 #[cfg(test)]
 mod tests {
@@ -289,6 +315,9 @@ mod tests {
 
     #[test]
     fn debug_is_redacted() {
-        assert_eq!(format!("{:?}", Rc4::new(b"Key").unwrap()), "Rc4(<redacted>)");
+        assert_eq!(
+            format!("{:?}", Rc4::new(b"Key").unwrap()),
+            "Rc4(<redacted>)"
+        );
     }
 }

@@ -9,7 +9,8 @@
 //!   CheckAuthenticatorResponse ([`mschapv2`]);
 //! - RFC 3079 MPPE key derivation (section 3): GetMasterKey,
 //!   GetAsymmetricStartKey (Magic2/Magic3), GetNewKeyFromSHA and the 40/56
-//!   bit reductions ([`mppe`]);
+//!   bit reductions, and stateless mode's key per packet scheduled a few
+//!   packets ahead ([`mppe`]);
 //! - the kernel's CSPRNG behind [`RandomSource`] ([`random`]), the only
 //!   source of anything an attacker must not predict.
 //!
