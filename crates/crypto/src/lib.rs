@@ -1,14 +1,16 @@
 //! Legacy cryptography for PPP authentication and encryption.
 //!
 //! Implements:
-//! - thin wrappers over RustCrypto's MD5, MD4, SHA-1, DES and RC4 ([`md5()`],
-//!   [`sha1()`], [`md4()`], [`des_encrypt_block`], [`Rc4`]);
+//! - thin wrappers over RustCrypto's MD5, MD4, SHA-1 and DES ([`md5()`],
+//!   [`sha1()`], [`md4()`], [`des_encrypt_block`]);
+//! - RC4 of our own ([`Rc4`]), tuned for MPPE's key schedule per packet;
 //! - RFC 2759 MS-CHAPv2 (section 8): ChallengeHash, NtPasswordHash,
 //!   ChallengeResponse, GenerateNTResponse, GenerateAuthenticatorResponse,
 //!   CheckAuthenticatorResponse ([`mschapv2`]);
 //! - RFC 3079 MPPE key derivation (section 3): GetMasterKey,
 //!   GetAsymmetricStartKey (Magic2/Magic3), GetNewKeyFromSHA and the 40/56
-//!   bit reductions ([`mppe`]);
+//!   bit reductions, and stateless mode's key per packet scheduled a few
+//!   packets ahead ([`mppe`]);
 //! - the kernel's CSPRNG behind [`RandomSource`] ([`random`]), the only
 //!   source of anything an attacker must not predict.
 //!
@@ -22,10 +24,12 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+mod arcfour;
 pub mod mppe;
 pub mod mschapv2;
 pub mod random;
 
+pub use arcfour::Rc4;
 pub use random::{OsRandom, Random, RandomSource};
 
 use std::fmt;
@@ -33,7 +37,6 @@ use std::fmt;
 use des::cipher::{BlockEncrypt, KeyInit};
 use md4::Md4;
 use md5::{Digest, Md5};
-use rc4::StreamCipher;
 use sha1::Sha1;
 use subtle::ConstantTimeEq;
 use zeroize::{Zeroize, ZeroizeOnDrop};
@@ -131,40 +134,6 @@ fn expand_des_key(k: &[u8; 7]) -> [u8; 8] {
     out
 }
 
-/// RC4 keyed with 8 octets (MPPE 40/56-bit) or 16 octets (128-bit).
-pub enum Rc4 {
-    /// 64-bit key (40- and 56-bit MPPE use 8-octet keys).
-    Key8(rc4::Rc4<rc4::consts::U8>),
-    /// 128-bit key.
-    Key16(rc4::Rc4<rc4::consts::U16>),
-}
-
-impl Rc4 {
-    /// A cipher at keystream position 0; `None` unless `key` has 8 or 16 octets.
-    pub fn new(key: &[u8]) -> Option<Rc4> {
-        use rc4::KeyInit;
-        match key.len() {
-            8 => rc4::Rc4::new_from_slice(key).ok().map(Rc4::Key8),
-            16 => rc4::Rc4::new_from_slice(key).ok().map(Rc4::Key16),
-            _ => None,
-        }
-    }
-
-    /// Encrypts or decrypts `data` in place, advancing the keystream.
-    pub fn apply(&mut self, data: &mut [u8]) {
-        match self {
-            Rc4::Key8(c) => c.apply_keystream(data),
-            Rc4::Key16(c) => c.apply_keystream(data),
-        }
-    }
-}
-
-impl fmt::Debug for Rc4 {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("Rc4(<redacted>)")
-    }
-}
-
 /// Uppercase hex, as MS-CHAPv2's "S=" text uses.
 pub fn hex_upper(bytes: &[u8]) -> String {
     const DIGITS: &[u8; 16] = b"0123456789ABCDEF";
@@ -203,6 +172,8 @@ mod tests {
     fn rc4_key_lengths() {
         assert!(Rc4::new(&[1; 8]).is_some());
         assert!(Rc4::new(&[1; 16]).is_some());
-        assert!(Rc4::new(&[1; 5]).is_none());
+        assert!(Rc4::new(&[1; 5]).is_some());
+        assert!(Rc4::new(&[]).is_none());
+        assert!(Rc4::new(&[1; 257]).is_none());
     }
 }

@@ -29,7 +29,7 @@ use miniz_oxide::deflate::core::{
 };
 use miniz_oxide::inflate::stream::{inflate, InflateState};
 use miniz_oxide::{DataFormat, MZError, MZFlush, MZStatus};
-use tsunagi_crypto::mppe::{KeyStrength, SessionKey, StartKeys};
+use tsunagi_crypto::mppe::{KeyStrength, SessionKey, StartKeys, StatelessKey};
 
 use crate::fsm::{Negotiator, OptionVerdict};
 use crate::wire::{emit_option, Protocol, RawOption, WireError};
@@ -796,12 +796,34 @@ mod header {
 
 const CCOUNT_SPACE: u16 = 4096;
 
+/// One direction's MPPE keys: a fresh key and RC4 per packet (stateless,
+/// RFC 3078 s7.1), or one RC4 continued across packets and re-keyed on
+/// flag packets (stateful, s7.2).
+#[derive(Debug)]
+// The stateful variant holds its RC4 state inline (about 300 octets); the
+// owner boxes MppeTx/MppeRx whole, so a box per variant would only add
+// an indirection per packet.
+#[allow(clippy::large_enum_variant)]
+enum MppeKeys {
+    Stateless(StatelessKey),
+    Stateful(SessionKey),
+}
+
+impl MppeKeys {
+    fn new(start: &[u8; 16], strength: KeyStrength, stateless: bool) -> MppeKeys {
+        if stateless {
+            MppeKeys::Stateless(StatelessKey::new(start, strength))
+        } else {
+            MppeKeys::Stateful(SessionKey::new(start, strength))
+        }
+    }
+}
+
 /// MPPE encryption of our sending direction.
 #[derive(Debug)]
 pub struct MppeTx {
-    key: SessionKey,
+    keys: MppeKeys,
     count: u16,
-    stateless: bool,
     flush_next: bool,
 }
 
@@ -809,9 +831,8 @@ impl MppeTx {
     /// From our send start key.
     pub fn new(keys: &StartKeys, strength: KeyStrength, stateless: bool) -> MppeTx {
         MppeTx {
-            key: SessionKey::new(&keys.send, strength),
+            keys: MppeKeys::new(&keys.send, strength, stateless),
             count: CCOUNT_SPACE - 1,
-            stateless,
             flush_next: false,
         }
     }
@@ -834,35 +855,47 @@ impl MppeTx {
     /// [`MppeTx::encrypt`] appended to `out` (no allocation when it has room).
     pub fn encrypt_into(&mut self, protocol: u16, packet: &[u8], out: &mut Vec<u8>) {
         self.count = (self.count + 1) % CCOUNT_SPACE;
-        let mut flushed = false;
-        if self.stateless || self.count & 0xff == 0xff {
-            // RFC 3078 s7.1/7.2: a new key per packet when stateless,
-            // per flag packet when stateful.
-            self.key.rekey();
-            flushed = true;
-        } else if self.flush_next {
-            self.key.reset();
-            flushed = true;
+        let flush_next = std::mem::take(&mut self.flush_next);
+        out.reserve(4 + packet.len());
+        match &mut self.keys {
+            MppeKeys::Stateless(key) => {
+                // RFC 3078 s7.1: a new key per packet, so every packet
+                // is flushed.
+                let h = header::ENCRYPTED | header::FLUSHED | self.count;
+                out.extend_from_slice(&h.to_be_bytes());
+                let mut keystream = key.next_packet(1);
+                keystream.extend(&protocol.to_be_bytes(), out);
+                keystream.extend(packet, out);
+            }
+            MppeKeys::Stateful(key) => {
+                let mut flushed = false;
+                if self.count & 0xff == 0xff {
+                    // RFC 3078 s7.2: a new key on every flag packet.
+                    key.rekey();
+                    flushed = true;
+                } else if flush_next {
+                    key.reset();
+                    flushed = true;
+                }
+                let mut h = header::ENCRYPTED | self.count;
+                if flushed {
+                    h |= header::FLUSHED;
+                }
+                let start = out.len();
+                out.extend_from_slice(&h.to_be_bytes());
+                out.extend_from_slice(&protocol.to_be_bytes());
+                out.extend_from_slice(packet);
+                key.apply(&mut out[start + 2..]);
+            }
         }
-        self.flush_next = false;
-        let mut h = header::ENCRYPTED | self.count;
-        if flushed {
-            h |= header::FLUSHED;
-        }
-        let start = out.len();
-        out.extend_from_slice(&h.to_be_bytes());
-        out.extend_from_slice(&protocol.to_be_bytes());
-        out.extend_from_slice(packet);
-        self.key.apply(&mut out[start + 2..]);
     }
 }
 
 /// MPPE decryption of the peer's sending direction.
 #[derive(Debug)]
 pub struct MppeRx {
-    key: SessionKey,
+    keys: MppeKeys,
     count: u16,
-    stateless: bool,
     discard: bool,
 }
 
@@ -870,9 +903,8 @@ impl MppeRx {
     /// From our receive start key.
     pub fn new(keys: &StartKeys, strength: KeyStrength, stateless: bool) -> MppeRx {
         MppeRx {
-            key: SessionKey::new(&keys.recv, strength),
+            keys: MppeKeys::new(&keys.recv, strength, stateless),
             count: CCOUNT_SPACE - 1,
-            stateless,
             discard: false,
         }
     }
@@ -911,47 +943,56 @@ impl MppeRx {
                 last: self.count,
             });
         }
-        if self.stateless {
-            for _ in 0..ahead {
-                self.key.rekey();
+        let mut protocol = [0u8; 2];
+        match &mut self.keys {
+            MppeKeys::Stateless(key) => {
+                // One key change per count, lost packets' included.
+                self.count = count;
+                let mut keystream = key.next_packet(usize::from(ahead));
+                let Some((head, payload)) = body.split_first_chunk::<2>() else {
+                    return Err(CcpError::NoProtocol);
+                };
+                protocol = *head;
+                keystream.apply(&mut protocol);
+                keystream.extend(payload, out);
             }
-        } else {
-            if self.discard && !flushed {
-                return Err(CcpError::AwaitingReset);
-            }
-            if ahead != 1 && !flushed {
-                self.discard = true;
-                return Err(CcpError::Lost {
-                    got: count,
-                    expected: (self.count + 1) % CCOUNT_SPACE,
-                });
-            }
-            // Rekey once for every flag packet between (ours, count].
-            let mut rekeyed = false;
-            for step in 1..=ahead {
-                if ((self.count + step) % CCOUNT_SPACE) & 0xff == 0xff {
-                    self.key.rekey();
-                    rekeyed = true;
+            MppeKeys::Stateful(key) => {
+                if self.discard && !flushed {
+                    return Err(CcpError::AwaitingReset);
                 }
+                if ahead != 1 && !flushed {
+                    self.discard = true;
+                    return Err(CcpError::Lost {
+                        got: count,
+                        expected: (self.count + 1) % CCOUNT_SPACE,
+                    });
+                }
+                // Rekey once for every flag packet between (ours, count].
+                let mut rekeyed = false;
+                for step in 1..=ahead {
+                    if ((self.count + step) % CCOUNT_SPACE) & 0xff == 0xff {
+                        key.rekey();
+                        rekeyed = true;
+                    }
+                }
+                if flushed && !rekeyed {
+                    key.reset();
+                }
+                self.discard = false;
+                self.count = count;
+                // The keystream runs over whatever the peer encrypted,
+                // even a body too short for a protocol field.
+                let head = body.len().min(2);
+                protocol[..head].copy_from_slice(&body[..head]);
+                key.apply(&mut protocol[..head]);
+                if head < 2 {
+                    return Err(CcpError::NoProtocol);
+                }
+                out.extend_from_slice(&body[2..]);
+                key.apply(out);
             }
-            if flushed && !rekeyed {
-                self.key.reset();
-            }
-            self.discard = false;
         }
-        self.count = count;
-        out.extend_from_slice(body);
-        self.key.apply(out);
-        match *out.as_slice() {
-            [a, b, ..] => {
-                out.drain(..2);
-                Ok(u16::from_be_bytes([a, b]))
-            }
-            _ => {
-                out.clear();
-                Err(CcpError::NoProtocol)
-            }
-        }
+        Ok(u16::from_be_bytes(protocol))
     }
 }
 
