@@ -1,12 +1,33 @@
 //! What a site link's session does with its engine's NCP events, whatever
 //! carries PPP under it (the SSH stream, a PPTP call): addresses, routes
-//! and hooks go to its netconf worker, `status` learns what is up.
+//! and hooks go to its netconf worker, `status` learns what is up; and
+//! the tun it creates for that.
 
-use tracing::info;
+use std::io;
+
+use tracing::{info, warn};
+use tsunagi_host::Tun;
 use tsunagi_ppp::link::Event;
 
+use crate::config::LinkSettings;
 use crate::netconf::{Change, SessionNetconf, IPV6_MIN_MTU};
 use crate::session::{Ipv4Pair, SessionInfo};
+
+/// The link's tun: in offload mode when configured (TCP super-packets from
+/// the kernel, one read for up to 64 KiB, and GSO writes), falling back to
+/// a plain tun with a warning when the kernel refuses offload.
+pub fn create_tun(settings: &LinkSettings) -> io::Result<Tun> {
+    if !settings.tun_offload {
+        return Tun::create(&settings.tun);
+    }
+    Tun::create_offload(&settings.tun).or_else(|e| {
+        warn!(
+            "{}: tun {} in offload mode: {e}; without offload",
+            settings.name, settings.tun
+        );
+        Tun::create(&settings.tun)
+    })
+}
 
 /// A site link's session, as its NCP events need it.
 pub struct SiteSession<'a> {

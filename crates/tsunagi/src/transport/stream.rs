@@ -57,7 +57,7 @@ use crate::control::Response;
 use crate::netconf::{Change, Netconf, SessionNet, SessionNetconf};
 use crate::registry::{Command, Registry};
 use crate::session::{phase_name, random_seed, EndReason, SessionEnd, SessionInfo};
-use crate::transport::site::{ncp_event, SiteSession};
+use crate::transport::site::{create_tun, ncp_event, SiteSession};
 
 /// Bytes read from the stream per `read`.
 pub const STREAM_READ: usize = 256 * 1024;
@@ -234,18 +234,7 @@ pub struct SessionCtx<'a> {
 /// what the peer sends; every failure becomes a [`SessionEnd`].
 pub async fn run_session(ctx: SessionCtx<'_>, stream: Stream) -> SessionEnd {
     let name = ctx.settings.name.as_str();
-    let created = if ctx.settings.tun_offload {
-        Tun::create_offload(&ctx.settings.tun).or_else(|e| {
-            warn!(
-                "{name}: tun {} in offload mode: {e}; without offload",
-                ctx.settings.tun
-            );
-            Tun::create(&ctx.settings.tun)
-        })
-    } else {
-        Tun::create(&ctx.settings.tun)
-    };
-    let tun = match created {
+    let tun = match create_tun(ctx.settings) {
         Ok(t) => t,
         Err(e) => {
             warn!("{name}: cannot create tun {}: {e}", ctx.settings.tun);

@@ -49,7 +49,7 @@ use crate::control::Response;
 use crate::netconf::{Change, SessionNet, SessionNetconf};
 use crate::registry::Command;
 use crate::session::{phase_name, random_seed, EndReason, SessionEnd, SessionInfo};
-use crate::transport::site::{ncp_event, SiteSession};
+use crate::transport::site::{create_tun, ncp_event, SiteSession};
 use crate::transport::stream::SessionCtx;
 
 /// How long the TCP connect to the server may take.
@@ -78,21 +78,9 @@ pub async fn run_session(ctx: SessionCtx<'_>, server: Ipv4Addr) -> SessionEnd {
         warn!("{name}: {why}");
         SessionEnd::new(EndReason::SetupFailed(why))
     };
-    // Offload mode: TCP super-packets from the kernel, cut here to the
-    // server's MRU (one read for up to 64 KiB), and segments from the
-    // server coalesced into one GSO write (see the module docs).
-    let created = if ctx.settings.tun_offload {
-        Tun::create_offload(&ctx.settings.tun).or_else(|e| {
-            warn!(
-                "{name}: tun {} in offload mode: {e}; without offload",
-                ctx.settings.tun
-            );
-            Tun::create(&ctx.settings.tun)
-        })
-    } else {
-        Tun::create(&ctx.settings.tun)
-    };
-    let tun = match created {
+    // In offload mode, super-packets are cut here to the server's MRU and
+    // segments from the server coalesced into one GSO write.
+    let tun = match create_tun(ctx.settings) {
         Ok(t) => t,
         Err(e) => return fail(format!("cannot create tun {}: {e}", ctx.settings.tun)),
     };
