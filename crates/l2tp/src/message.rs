@@ -175,7 +175,7 @@ pub enum MessageError {
         mandatory: bool,
     },
     /// A required AVP is missing.
-    #[error("{message} without the required {avp} AVP (RFC 2661 section 6)")]
+    #[error("{} without the required {} AVP (RFC 2661 section 6)", message.name().unwrap_or("message"), avp.name().unwrap_or("unknown"))]
     MissingAvp {
         /// The message.
         message: MessageType,
