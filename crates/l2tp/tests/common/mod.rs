@@ -136,10 +136,8 @@ impl Node {
                 let t = self.tunnels.get_mut(&id).unwrap();
                 let Some(e) = t.poll_event() else { break };
                 match &e {
-                    TunnelEvent::SessionRequested { session_id, .. } => {
-                        if self.accept_sessions {
-                            t.accept_session(now, *session_id).unwrap();
-                        }
+                    TunnelEvent::SessionRequested { session_id, .. } if self.accept_sessions => {
+                        t.accept_session(now, *session_id).unwrap();
                     }
                     TunnelEvent::Up { .. } => self.dispatch.established(id),
                     _ => {}
