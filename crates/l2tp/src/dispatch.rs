@@ -284,15 +284,22 @@ impl Dispatch {
         id
     }
 
-    /// Registers a tunnel we open to `peer` (a [`crate::Tunnel::connect`]
-    /// with the returned Tunnel ID), with the Tie Breaker of its SCCRQ.
-    pub fn connect(
-        &mut self,
-        peer: SocketAddr,
-        tie_breaker: Option<[u8; 8]>,
-    ) -> Result<u16, DispatchError> {
+    /// Registers a tunnel we open to `peer`: make a
+    /// [`crate::Tunnel::connect`] with the returned Tunnel ID, then hand
+    /// its [`crate::Tunnel::tie_breaker`] to [`Dispatch::set_tie_breaker`].
+    pub fn connect(&mut self, peer: SocketAddr) -> Result<u16, DispatchError> {
         self.check_limits(peer.ip())?;
-        Ok(self.insert(peer, None, Some(tie_breaker)))
+        Ok(self.insert(peer, None, Some(None)))
+    }
+
+    /// The Tie Breaker our tunnel `local_id` sent in its SCCRQ (until it is
+    /// [`Dispatch::established`]).
+    pub fn set_tie_breaker(&mut self, local_id: u16, tie_breaker: Option<[u8; 8]>) {
+        if let Some(e) = self.by_local.get_mut(&local_id) {
+            if e.pending.is_some() {
+                e.pending = Some(tie_breaker);
+            }
+        }
     }
 
     /// Our tunnel `local_id` is established: its SCCRQ no longer collides.

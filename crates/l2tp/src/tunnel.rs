@@ -17,15 +17,13 @@
 //!
 //! # Calling order
 //!
-//! As in quinn-proto and [`tsunagi_pptp`'s `Connection`]: after a
+//! As in quinn-proto and crates/pptp's `Connection`: after a
 //! constructor and after every `handle_*` or command, drain
 //! [`Tunnel::poll_transmit`] (one UDP datagram per call, to the peer's
 //! address) and [`Tunnel::poll_event`] until they return `false` / `None`,
 //! and re-arm the timer from [`Tunnel::poll_timeout`]; when it fires call
 //! [`Tunnel::handle_timeout`]. Once [`Tunnel::is_closed`], forget the
 //! tunnel (and its entry in [`crate::Dispatch`]).
-//!
-//! [`tsunagi_pptp`'s `Connection`]: https://docs.rs/tsunagi-pptp
 //!
 //! # Events
 //!

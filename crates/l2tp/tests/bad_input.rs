@@ -400,14 +400,16 @@ fn tie_breaker_lower_value_wins() {
     let peer: SocketAddr = "198.51.100.7:1701".parse().unwrap();
     // We win: their SCCRQ is dropped, our tunnel stays.
     let mut d = Dispatch::new(DispatchConfig::default(), seeded(7));
-    let ours = d.connect(peer, Some([1; 8])).unwrap();
+    let ours = d.connect(peer).unwrap();
+    d.set_tie_breaker(ours, Some([1; 8]));
     assert_eq!(
         d.route(peer, &sccrq(5, Some([9; 8]))),
         Route::Dropped(Drop::LostTieBreak { our_tunnel: ours })
     );
     // They win: our tunnel is discarded and theirs made.
     let mut d = Dispatch::new(DispatchConfig::default(), seeded(7));
-    let ours = d.connect(peer, Some([9; 8])).unwrap();
+    let ours = d.connect(peer).unwrap();
+    d.set_tie_breaker(ours, Some([9; 8]));
     match d.route(peer, &sccrq(5, Some([1; 8]))) {
         Route::New { discard, .. } => assert_eq!(discard, Some(ours)),
         r => panic!("{r:?}"),
@@ -415,14 +417,16 @@ fn tie_breaker_lower_value_wins() {
     assert!(d.peer(ours).is_none());
     // Equal: both lose.
     let mut d = Dispatch::new(DispatchConfig::default(), seeded(7));
-    let ours = d.connect(peer, Some([4; 8])).unwrap();
+    let ours = d.connect(peer).unwrap();
+    d.set_tie_breaker(ours, Some([4; 8]));
     assert_eq!(
         d.route(peer, &sccrq(5, Some([4; 8]))),
         Route::Discard { local_id: ours }
     );
     // Once established, no collision.
     let mut d = Dispatch::new(DispatchConfig::default(), seeded(7));
-    let ours = d.connect(peer, Some([1; 8])).unwrap();
+    let ours = d.connect(peer).unwrap();
+    d.set_tie_breaker(ours, Some([1; 8]));
     d.established(ours);
     assert!(matches!(
         d.route(peer, &sccrq(5, Some([9; 8]))),

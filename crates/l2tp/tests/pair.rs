@@ -533,3 +533,31 @@ fn data_sequencing_when_the_lac_requires_it() {
     let got: Vec<u8> = net.nodes[LAC].frames.iter().map(|f| f.2[3]).collect();
     assert_eq!(got, vec![0, 2]);
 }
+
+#[test]
+fn simultaneous_sccrqs_with_tie_breakers_leave_one_tunnel() {
+    for seed in 20..30 {
+        let lac = TunnelConfig {
+            tie_breaker: true,
+            ..lac_config()
+        };
+        let lns = TunnelConfig {
+            tie_breaker: true,
+            ..lns_config()
+        };
+        let mut net = pair(lac, lns, Faults::default(), seed);
+        let (lac_addr, lns_addr, now) = (net.nodes[LAC].addr, net.nodes[LNS].addr, net.now);
+        net.nodes[LAC].connect(now, lns_addr);
+        net.nodes[LNS].connect(now, lac_addr);
+        net.run(Duration::from_secs(5));
+        assert_eq!(up(&net, LAC), 1, "seed {seed}");
+        assert_eq!(up(&net, LNS), 1, "seed {seed}");
+        assert_eq!(net.nodes[LAC].tunnels.len(), 1);
+        assert_eq!(net.nodes[LNS].tunnels.len(), 1);
+        assert_eq!(
+            net.nodes[LAC].dispatch.counters().tie_breaks
+                + net.nodes[LNS].dispatch.counters().tie_breaks,
+            2
+        );
+    }
+}

@@ -18,7 +18,9 @@ pub struct Rng(pub u64);
 
 impl Rng {
     pub fn new(seed: u64) -> Rng {
-        Rng(seed ^ 0x9e37_79b9_7f4a_7c15 | 1)
+        // Spread the seed first: `| 1` alone would make seeds 2n and 2n+1
+        // the same stream.
+        Rng(seed.wrapping_mul(0x9e37_79b9_7f4a_7c15).rotate_left(17) ^ 0x2545_f491_4f6c_dd1d | 1)
     }
     pub fn next(&mut self) -> u64 {
         let mut x = self.0;
@@ -88,8 +90,9 @@ impl Node {
     }
 
     pub fn connect(&mut self, now: Instant, peer: SocketAddr) -> u16 {
-        let id = self.dispatch.connect(peer, None).unwrap();
+        let id = self.dispatch.connect(peer).unwrap();
         let t = Tunnel::connect(self.config.clone(), id, now, self.random.clone());
+        self.dispatch.set_tie_breaker(id, t.tie_breaker());
         self.tunnels.insert(id, t);
         id
     }
