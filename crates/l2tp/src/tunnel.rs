@@ -40,8 +40,9 @@
 //! the [`Random`] handed in (the OS CSPRNG in a running gateway,
 //! DESIGN.md's "Randomness"): Session IDs are random, non-zero and unique
 //! in the tunnel, so a blind attacker cannot guess one. Our Tunnel ID is
-//! chosen by the caller ([`crate::Dispatch::allocate_tunnel_id`] draws it
-//! from the same source and keeps it unique among the daemon's tunnels).
+//! chosen by the caller: [`crate::Dispatch::connect`] and
+//! [`crate::dispatch::Route::New`] draw it from the same source and keep it
+//! unique among the daemon's tunnels.
 
 use std::collections::{HashMap, VecDeque};
 use std::fmt;
