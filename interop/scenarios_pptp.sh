@@ -359,7 +359,7 @@ EOF
     why "wrong password: pptp-linux's pppd did not give up within 60 s" || return 1
   vm_exec "cat /tmp/$n-pppd.log" </dev/null > "$SD/pppd-wrong-password.log" 2>/dev/null
   out=$(vm_exec "cat /tmp/$n-pppd.rc" </dev/null)
-  [ "$out" = 19 ] ||
+  auth_failed_exit "$out" "$SD/pppd-wrong-password.log" ||
     why "wrong password: pptp-linux's pppd exited with $out, not 19 (authentication to the peer failed)" || return 1
   vm_log_has /var/log/pptpd-pppd.log 'Peer user1 failed CHAP authentication' ||
     why "wrong password: pptpd's pppd did not log 'Peer user1 failed CHAP authentication'" || return 1
@@ -477,6 +477,25 @@ scenario_p2_tsunagi_dials_pptpd() {
   echo "    daemon stop: call cleared after $(since "$t") s" >&2
 }
 
+# Whether pptp-linux's pppd exit status RC (its log in LOG) says that the
+# peer refused our authentication: 19 (EXIT_AUTH_FAILED); or 16
+# (EXIT_HANGUP) when the log has "authentication failed" and "Modem hangup":
+# pptp-linux stops copying GRE to its pppd as soon as the server's
+# Call-Disconnect-Notify (or the end of the control connection) arrives, and
+# when that overtakes the Terminate-Ack on GRE, pppd sees the pty close
+# before its Terminate exchange ends. pptpd itself loses this race now and
+# then (selfcheck-pptp failed on it once in CI); tsunagi sends the
+# notification 0.8 s after the session's last frames, so it seldom does.
+auth_failed_exit() {
+  local rc=$1 log=$2
+  [ "$rc" = 19 ] && return 0
+  if [ "$rc" = 16 ] && grep -q 'authentication failed' "$log" && grep -q 'Modem hangup' "$log"; then
+    echo "    pppd exited with 16 (the hangup overtook its Terminate exchange), after 'authentication failed'" >&2
+    return 0
+  fi
+  return 1
+}
+
 # ------------------------------------------------------------------ p3
 # pptp-linux with a wrong password against tsunagi's server: refused, and tsunagi's log
 # names taro and says authentication failed.
@@ -491,7 +510,8 @@ scenario_p3_wrong_password_pptp_linux() {
     why "pptp-linux's pppd with a wrong password did not give up within 90 s" || return 1
   rc=$(vm_exec "cat /tmp/$name-pppd.rc" </dev/null)
   vm_exec "cat /tmp/$name-pppd.log" </dev/null > "$SD/pppd.log" 2>/dev/null
-  [ "$rc" = 19 ] || why "pptp-linux's pppd exited with $rc, not 19 (authentication to the peer failed)" || return 1
+  auth_failed_exit "$rc" "$SD/pppd.log" ||
+    why "pptp-linux's pppd exited with $rc, not 19 (authentication to the peer failed)" || return 1
   grep -q 'authentication failed' "$SD/pppd.log" || why "pptp-linux's pppd did not log 'authentication failed'" || return 1
   wait_for 10 grep -Eq 'authentication failed.*taro|taro.*authentication failed' "$SD/tsunagi.log" ||
     why "tsunagi's log has no 'authentication failed' line naming taro" || return 1
