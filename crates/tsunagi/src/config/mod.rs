@@ -52,11 +52,11 @@ use serde::Deserialize;
 use toml::Spanned;
 
 pub use auth::{AuthSettings, PasswordSource};
-pub use common::DEFAULT_PPTP_MRU;
 pub use common::{default_tun_name, Cidr, MAX_IFNAME_LEN};
+pub use common::{DEFAULT_L2TP_MRU, DEFAULT_PPTP_MRU};
 pub use link::{ssh_target, LinkSettings, Mode, DEFAULT_ROUTE_TABLE_BASE};
 pub use policy::{PolicySettings, RawPolicy};
-pub use server::{ServerProfile, ServerProtocol};
+pub use server::{L2tpSettings, ServerProfile, ServerProtocol};
 
 use common::{check_section_name, Invalid};
 use link::{validate_link, RawLink};
@@ -226,16 +226,19 @@ impl Config {
                     format!("tun {:?} is already used by {other}", server.tun),
                 )));
             }
-            if let (Some(other), ServerProtocol::Pptp) = (
-                servers
-                    .iter()
-                    .find(|s: &&ServerProfile| s.protocol == ServerProtocol::Pptp),
-                server.protocol,
-            ) {
-                // One listener on TCP 1723 and one GRE socket per host.
+            if let Some(other) = servers
+                .iter()
+                .find(|s: &&ServerProfile| s.protocol == server.protocol)
+            {
+                // One listener on TCP 1723 and one GRE socket per host; one
+                // socket on UDP 1701 carries every L2TP tunnel.
                 return Err(at((
                     span,
-                    format!("server.{} already serves PPTP", other.name),
+                    format!(
+                        "server.{} already serves {}",
+                        other.name,
+                        server.protocol.name().to_uppercase()
+                    ),
                 )));
             }
             servers.push(server);
