@@ -17,7 +17,11 @@
 //! - bad input from another host: truncated headers, AVPs of length 0 and
 //!   past the message, a hidden AVP without a secret, a thousand SCCRQs
 //!   from one source: the LNS keeps serving its LAC, its tunnels stay
-//!   within the per-address limit and its memory bounded.
+//!   within the per-address limit and its memory bounded;
+//! - scale: a LAC driven by hand from the test (the `tsunagi-l2tp` engine
+//!   and `tsunagi-ppp` links on one socket) opens 100 sessions over 10
+//!   tunnels, each pinging through the LNS; one tunnel stopped leaves the
+//!   other nine with their sessions.
 //!
 //! Needs root (namespaces, tuns): `#[ignore]`d, run by scripts/test.sh.
 
@@ -735,4 +739,334 @@ fn bad_input_leaves_the_lns_serving() {
     for side in guard.sides.iter_mut() {
         side.stop();
     }
+}
+
+/// The Internet checksum (RFC 1071).
+fn checksum(data: &[u8]) -> u16 {
+    let mut sum = 0u32;
+    for chunk in data.chunks(2) {
+        let word = u16::from_be_bytes([chunk[0], *chunk.get(1).unwrap_or(&0)]);
+        sum += u32::from(word);
+    }
+    while sum > 0xffff {
+        sum = (sum & 0xffff) + (sum >> 16);
+    }
+    !(sum as u16)
+}
+
+/// An ICMP Echo Request from `src` to `dst` with identifier `id`.
+fn echo_request(src: std::net::Ipv4Addr, dst: std::net::Ipv4Addr, id: u16, seq: u16) -> Vec<u8> {
+    let mut p = vec![0u8; 36];
+    p[0] = 0x45;
+    p[2..4].copy_from_slice(&36u16.to_be_bytes());
+    p[8] = 64;
+    p[9] = 1;
+    p[12..16].copy_from_slice(&src.octets());
+    p[16..20].copy_from_slice(&dst.octets());
+    let c = checksum(&p[..20]);
+    p[10..12].copy_from_slice(&c.to_be_bytes());
+    p[20] = 8;
+    p[24..26].copy_from_slice(&id.to_be_bytes());
+    p[26..28].copy_from_slice(&seq.to_be_bytes());
+    p[28..36].copy_from_slice(b"tsunagi!");
+    let c = checksum(&p[20..]);
+    p[22..24].copy_from_slice(&c.to_be_bytes());
+    p
+}
+
+/// One PPP session of the test LAC.
+struct TestSession {
+    tunnel: usize,
+    session_id: u16,
+    link: tsunagi_ppp::link::Link,
+    address: Option<std::net::Ipv4Addr>,
+    answered: bool,
+}
+
+/// A LAC driven by hand from the test: tunnels of the `tsunagi-l2tp`
+/// engine and PPP sessions of `tsunagi-ppp` on one UDP socket from port
+/// 1701, the clock read as it goes.
+struct TestLac {
+    socket: UdpSocket,
+    lns: SocketAddr,
+    tunnels: Vec<tsunagi_l2tp::Tunnel>,
+    sessions: Vec<TestSession>,
+    /// Sessions to open on each tunnel once it is up.
+    per_tunnel: usize,
+    next_user: usize,
+    next_ping: Instant,
+}
+
+impl TestLac {
+    fn new(lns: SocketAddr, tunnels: usize, per_tunnel: usize) -> TestLac {
+        let socket = UdpSocket::bind("0.0.0.0:1701").unwrap();
+        socket
+            .set_read_timeout(Some(Duration::from_millis(5)))
+            .unwrap();
+        let now = Instant::now();
+        let tunnels = (0..tunnels)
+            .map(|i| {
+                let config = tsunagi_l2tp::TunnelConfig {
+                    secret: Some(tsunagi_crypto::Secret::new(b"s3cret".to_vec())),
+                    host_name: format!("lac{i}"),
+                    ..tsunagi_l2tp::TunnelConfig::new(tsunagi_l2tp::Role::Lac)
+                };
+                tsunagi_l2tp::Tunnel::connect(
+                    config,
+                    100 + i as u16,
+                    now,
+                    tsunagi_crypto::OsRandom::handle(),
+                )
+            })
+            .collect();
+        TestLac {
+            socket,
+            lns,
+            tunnels,
+            sessions: Vec::new(),
+            per_tunnel,
+            next_user: 0,
+            next_ping: now,
+        }
+    }
+
+    fn link_config(user: usize) -> tsunagi_ppp::link::LinkConfig {
+        let mut config = tsunagi_ppp::link::LinkConfig {
+            name: format!("u{user}"),
+            ipv6cp: None,
+            ..Default::default()
+        };
+        config.lcp.framing = tsunagi_ppp::link::Framing::Packet;
+        config.lcp.mru = 1410;
+        config.auth.accept = vec![tsunagi_ppp::auth::AuthMethod::MsChapV2];
+        config.auth.user = Some(format!("u{user}"));
+        config.auth.password = Some(tsunagi_crypto::Secret::new(format!("pw{user}")));
+        config
+    }
+
+    /// One turn of the engines: datagrams in, timers, events,
+    /// datagrams out, Echo Requests from every session without an answer.
+    fn step(&mut self) {
+        let mut buf = vec![0u8; 65536];
+        let now = Instant::now();
+        while let Ok((n, from)) = self.socket.recv_from(&mut buf) {
+            if from != self.lns {
+                continue;
+            }
+            let datagram = &buf[..n];
+            let Ok((header, _)) = Header::parse(datagram) else {
+                continue;
+            };
+            let Some(t) = header.tunnel_id.checked_sub(100).map(usize::from) else {
+                continue;
+            };
+            let Some(tunnel) = self.tunnels.get_mut(t) else {
+                continue;
+            };
+            if let tsunagi_l2tp::Input::Data {
+                session_id,
+                payload,
+            } = tunnel.handle_input(now, datagram)
+            {
+                if let Some(s) = self
+                    .sessions
+                    .iter_mut()
+                    .find(|s| s.tunnel == t && s.session_id == session_id)
+                {
+                    let answered = &mut s.answered;
+                    s.link
+                        .handle_frame(now, &datagram[payload], &mut |_, packet| {
+                            if packet.len() >= 28 && packet[9] == 1 && packet[20] == 0 {
+                                *answered = true;
+                            }
+                        });
+                }
+            }
+            // Do not starve the timers under a burst.
+            if Instant::now() > now + Duration::from_millis(50) {
+                break;
+            }
+        }
+        let now = Instant::now();
+        for (t, tunnel) in self.tunnels.iter_mut().enumerate() {
+            if tunnel.poll_timeout().is_some_and(|d| d <= now) {
+                tunnel.handle_timeout(now);
+            }
+            while let Some(event) = tunnel.poll_event() {
+                match event {
+                    tsunagi_l2tp::TunnelEvent::Up { .. } => {
+                        for _ in 0..self.per_tunnel {
+                            tunnel
+                                .open_session(now, &tsunagi_l2tp::CallParams::default())
+                                .unwrap();
+                        }
+                    }
+                    tsunagi_l2tp::TunnelEvent::SessionUp { session_id, .. } => {
+                        let user = self.next_user;
+                        self.next_user += 1;
+                        let mut link = tsunagi_ppp::link::Link::new(
+                            TestLac::link_config(user),
+                            user as u64 + 1,
+                            tsunagi_crypto::OsRandom::handle(),
+                        );
+                        link.start(now);
+                        self.sessions.push(TestSession {
+                            tunnel: t,
+                            session_id,
+                            link,
+                            address: None,
+                            answered: false,
+                        });
+                    }
+                    tsunagi_l2tp::TunnelEvent::Down { why } => {
+                        eprintln!("test LAC: tunnel {t} down: {why}");
+                    }
+                    tsunagi_l2tp::TunnelEvent::SessionDown {
+                        session_id, why, ..
+                    } => {
+                        eprintln!("test LAC: tunnel {t} session {session_id} down: {why}");
+                    }
+                    _ => {}
+                }
+            }
+        }
+        let ping = now >= self.next_ping;
+        if ping {
+            self.next_ping = now + Duration::from_millis(500);
+        }
+        let mut out = Vec::with_capacity(2048);
+        for (i, s) in self.sessions.iter_mut().enumerate() {
+            if s.link.poll_timeout().is_some_and(|d| d <= now) {
+                s.link.handle_timeout(now);
+            }
+            while let Some(event) = s.link.poll_event() {
+                if let tsunagi_ppp::link::Event::Ipv4Up { local, .. } = event {
+                    s.address = Some(local);
+                }
+            }
+            let tunnel = &mut self.tunnels[s.tunnel];
+            if let (true, false, Some(src)) = (ping, s.answered, s.address) {
+                let packet = echo_request(src, "192.168.70.1".parse().unwrap(), i as u16, 1);
+                out.clear();
+                out.resize(tsunagi_l2tp::DATA_HEADROOM, 0);
+                s.link
+                    .encapsulate(tsunagi_ppp::link::IpVersion::V4, &packet, &mut out);
+                let end = out.len();
+                if let Ok(r) =
+                    tunnel.encapsulate(s.session_id, &mut out, tsunagi_l2tp::DATA_HEADROOM..end)
+                {
+                    let _ = self.socket.send_to(&out[r], self.lns);
+                }
+            }
+            loop {
+                out.clear();
+                out.resize(tsunagi_l2tp::DATA_HEADROOM, 0);
+                if s.link.poll_transmit(&mut out).is_none() {
+                    break;
+                }
+                let end = out.len();
+                if let Ok(r) =
+                    tunnel.encapsulate(s.session_id, &mut out, tsunagi_l2tp::DATA_HEADROOM..end)
+                {
+                    let _ = self.socket.send_to(&out[r], self.lns);
+                }
+            }
+        }
+        for tunnel in &mut self.tunnels {
+            while tunnel.poll_transmit(&mut out) {
+                let _ = self.socket.send_to(&out, self.lns);
+            }
+        }
+    }
+
+    fn answered(&self) -> usize {
+        self.sessions.iter().filter(|s| s.answered).count()
+    }
+}
+
+/// `tsunagi status --json` through `socket`.
+fn status_at(socket: &std::path::Path) -> serde_json::Value {
+    let out = Command::new(support::BIN)
+        .arg("-S")
+        .arg(socket)
+        .args(["status", "--json"])
+        .output()
+        .unwrap();
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
+#[test]
+#[ignore = "needs root: run through scripts/test.sh"]
+fn a_hundred_sessions_over_ten_tunnels_and_one_tunnel_torn_down() {
+    require_netns(&[]);
+    let mut guard = pair("f");
+    let dir = guard.dir.clone();
+    write_secrets(&dir, 100);
+    let config = lns_config(&dir, "10.79.1.1", "connections = 150\n")
+        .replace("192.168.70.10-99", "192.168.70.10-200");
+    guard.sides[0].start(&config);
+    let socket = guard.sides[0].socket();
+    let lac = guard.sides[1].ns.clone();
+    in_ns(&lac, move || {
+        let mut lac = TestLac::new("10.79.1.1:1701".parse().unwrap(), 10, 10);
+        let started = Instant::now();
+        while lac.answered() < 100 {
+            assert!(
+                started.elapsed() < Duration::from_secs(120),
+                "{} sessions up, {} answered",
+                lac.sessions.len(),
+                lac.answered()
+            );
+            lac.step();
+        }
+        eprintln!(
+            "100 sessions over 10 tunnels each answered a ping in {:?}",
+            started.elapsed()
+        );
+        let status = status_at(&socket);
+        assert_eq!(status["sessions"].as_array().unwrap().len(), 100);
+        let tunnels = status["servers"][0]["tunnels"].as_array().unwrap();
+        assert_eq!(tunnels.len(), 10, "{status}");
+        assert!(tunnels.iter().all(|t| t["sessions"] == 10), "{tunnels:?}");
+        // Tunnel 3 goes (StopCCN); the other nine keep their sessions.
+        lac.tunnels[3].stop(
+            Instant::now(),
+            tsunagi_l2tp::StopCcnResult::GeneralRequest,
+            None,
+        );
+        for s in lac.sessions.iter_mut() {
+            s.answered = s.tunnel == 3;
+        }
+        let again = Instant::now();
+        while lac.answered() < 100 {
+            assert!(
+                again.elapsed() < Duration::from_secs(30),
+                "{} answered",
+                lac.answered()
+            );
+            lac.step();
+        }
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            lac.step();
+            let status = status_at(&socket);
+            let sessions = status["sessions"].as_array().unwrap().len();
+            let tunnels: Vec<&serde_json::Value> = status["servers"][0]["tunnels"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .filter(|t| t["state"] == "established")
+                .collect();
+            if sessions == 90 && tunnels.len() == 9 {
+                assert!(tunnels.iter().all(|t| t["sessions"] == 10));
+                break;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "{sessions} sessions, {} tunnels established",
+                tunnels.len()
+            );
+        }
+    });
+    guard.sides[0].stop();
 }
