@@ -196,47 +196,7 @@ impl GreSocket {
     /// end, naming the destination. The batch is empty afterwards either
     /// way.
     pub fn flush(&self, batch: &mut SendBatch) -> io::Result<usize> {
-        let fd = self.fd.get_ref().as_fd();
-        let total = batch.len;
-        let mut next = 0;
-        let mut sent = 0;
-        let mut first_error = None;
-        while next < total {
-            let end = total.min(next + MMSG_CHUNK);
-            match sendmmsg_chunk(fd, &batch.slots[next..end]) {
-                Ok(0) => {
-                    // Not an outcome sendmmsg(2) documents; never spin.
-                    batch.dropped += (total - next) as u64;
-                    next = total;
-                }
-                Ok(n) => {
-                    sent += n;
-                    next += n;
-                }
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                Err(e) if is_drop(&e) => {
-                    batch.dropped += (total - next) as u64;
-                    next = total;
-                }
-                Err(e) => {
-                    batch.failed += 1;
-                    if first_error.is_none() {
-                        let dest = batch.slots[next].dest;
-                        first_error = Some(io::Error::new(
-                            e.kind(),
-                            format!("gre: send to {dest}: {e}"),
-                        ));
-                    }
-                    next += 1;
-                }
-            }
-        }
-        batch.sent += sent as u64;
-        batch.len = 0;
-        match first_error {
-            Some(e) => Err(e),
-            None => Ok(sent),
-        }
+        flush_into(self.fd.get_ref().as_fd(), batch, "gre")
     }
 
     /// Send one datagram (GRE header and payload) to `dest` without
@@ -254,6 +214,60 @@ impl GreSocket {
                 format!("gre: send to {dest}: {e}"),
             )
         })
+    }
+}
+
+/// [`GreSocket::flush`] on any datagram socket `fd` (`what` names it in
+/// errors).
+pub(crate) fn flush_into(
+    fd: BorrowedFd<'_>,
+    batch: &mut SendBatch,
+    what: &str,
+) -> io::Result<usize> {
+    let total = batch.len;
+    let mut next = 0;
+    let mut sent = 0;
+    let mut first_error = None;
+    while next < total {
+        let end = total.min(next + MMSG_CHUNK);
+        match sendmmsg_chunk(fd, &batch.slots[next..end]) {
+            Ok(0) => {
+                // Not an outcome sendmmsg(2) documents; never spin.
+                batch.dropped += (total - next) as u64;
+                next = total;
+            }
+            Ok(n) => {
+                sent += n;
+                next += n;
+            }
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) if is_drop(&e) => {
+                batch.dropped += (total - next) as u64;
+                next = total;
+            }
+            Err(e) => {
+                batch.failed += 1;
+                if first_error.is_none() {
+                    let dest = batch.slots[next].dest;
+                    // A raw socket's destinations have no port.
+                    let dest = match dest.port() {
+                        0 => dest.ip().to_string(),
+                        _ => dest.to_string(),
+                    };
+                    first_error = Some(io::Error::new(
+                        e.kind(),
+                        format!("{what}: send to {dest}: {e}"),
+                    ));
+                }
+                next += 1;
+            }
+        }
+    }
+    batch.sent += sent as u64;
+    batch.len = 0;
+    match first_error {
+        Some(e) => Err(e),
+        None => Ok(sent),
     }
 }
 
@@ -310,6 +324,8 @@ struct Delivered {
     slot: usize,
     len: usize,
     source: Ipv4Addr,
+    /// The source port (UDP; 0 for a raw socket).
+    port: u16,
 }
 
 /// Reusable receive buffers: `slots` datagrams of up to `slot_size`
@@ -392,6 +408,18 @@ impl RecvBatch {
         Some((d.source, &mut self.buffers[start..start + d.len]))
     }
 
+    /// The `i`th datagram's source address and port and its bytes: for a
+    /// UDP socket ([`crate::udp::UdpBatchSocket`]), whose datagrams are
+    /// the payload alone (the port is 0 on a raw socket).
+    pub fn get_from(&self, i: usize) -> Option<(SocketAddrV4, &[u8])> {
+        let d = self.delivered.get(i)?;
+        let start = d.slot * self.slot_size;
+        Some((
+            SocketAddrV4::new(d.source, d.port),
+            &self.buffers[start..start + d.len],
+        ))
+    }
+
     /// The datagrams of the last receive, in the order they arrived.
     pub fn iter(&self) -> impl Iterator<Item = Datagram<'_>> + '_ {
         (0..self.delivered.len()).filter_map(move |i| self.get(i))
@@ -404,11 +432,16 @@ impl RecvBatch {
 
     /// What the kernel said about the datagram in slot `slot`: delivered,
     /// or counted as truncated.
-    fn record(&mut self, slot: usize, len: usize, truncated: bool, source: Ipv4Addr) {
+    fn record(&mut self, slot: usize, len: usize, truncated: bool, source: SocketAddrV4) {
         if truncated || len > self.slot_size {
             self.truncated += 1;
         } else {
-            self.delivered.push(Delivered { slot, len, source });
+            self.delivered.push(Delivered {
+                slot,
+                len,
+                source: *source.ip(),
+                port: source.port(),
+            });
         }
     }
 }
@@ -416,7 +449,7 @@ impl RecvBatch {
 /// The receive itself: `recvmmsg` into `batch`'s slots, one chunk at a
 /// time, until the batch is full or the queue empty. Returns the number of
 /// datagrams delivered; `WouldBlock` only if nothing at all was queued.
-fn recv_into(fd: BorrowedFd<'_>, batch: &mut RecvBatch) -> io::Result<usize> {
+pub(crate) fn recv_into(fd: BorrowedFd<'_>, batch: &mut RecvBatch) -> io::Result<usize> {
     batch.clear();
     let mut first_slot = 0;
     let mut taken_any = false;
@@ -458,7 +491,7 @@ fn recv_into(fd: BorrowedFd<'_>, batch: &mut RecvBatch) -> io::Result<usize> {
 struct RawReceived {
     len: usize,
     truncated: bool,
-    source: Ipv4Addr,
+    source: SocketAddrV4,
 }
 
 impl Default for RawReceived {
@@ -466,7 +499,7 @@ impl Default for RawReceived {
         RawReceived {
             len: 0,
             truncated: false,
-            source: Ipv4Addr::UNSPECIFIED,
+            source: SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, 0),
         }
     }
 }
@@ -530,9 +563,12 @@ fn recvmmsg_chunk(
         let source = if header.msg_namelen as usize >= size_of::<libc::sockaddr_in>()
             && libc::c_int::from(name.sin_family) == libc::AF_INET
         {
-            Ipv4Addr::from(u32::from_be(name.sin_addr.s_addr))
+            SocketAddrV4::new(
+                Ipv4Addr::from(u32::from_be(name.sin_addr.s_addr)),
+                u16::from_be(name.sin_port),
+            )
         } else {
-            Ipv4Addr::UNSPECIFIED
+            SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, 0)
         };
         *result = RawReceived {
             len: message.msg_len as usize,
@@ -546,7 +582,7 @@ fn recvmmsg_chunk(
 /// One datagram waiting in a [`SendBatch`].
 #[derive(Debug)]
 struct SendSlot {
-    dest: Ipv4Addr,
+    dest: SocketAddrV4,
     addr: SocketAddrAny,
     bytes: Vec<u8>,
 }
@@ -583,7 +619,7 @@ impl SendBatch {
         SendBatch {
             slots: (0..slots)
                 .map(|_| SendSlot {
-                    dest: Ipv4Addr::UNSPECIFIED,
+                    dest: SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, 0),
                     addr: SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, 0).into(),
                     bytes: Vec::with_capacity(slot_capacity),
                 })
@@ -602,17 +638,23 @@ impl SendBatch {
     /// write, ...). It is sent by the next [`GreSocket::flush`] as it is
     /// then.
     pub fn slot(&mut self, dest: Ipv4Addr) -> &mut Vec<u8> {
+        self.slot_to(SocketAddrV4::new(dest, 0))
+    }
+
+    /// [`SendBatch::slot`] for a datagram to an address and port (a UDP
+    /// socket's, [`crate::udp::UdpBatchSocket`]).
+    pub fn slot_to(&mut self, dest: SocketAddrV4) -> &mut Vec<u8> {
         if self.len == self.slots.len() {
             self.slots.push(SendSlot {
                 dest,
-                addr: SocketAddrV4::new(dest, 0).into(),
+                addr: dest.into(),
                 bytes: Vec::with_capacity(self.slot_capacity),
             });
         }
         let slot = &mut self.slots[self.len];
         self.len += 1;
         if slot.dest != dest {
-            slot.addr = SocketAddrV4::new(dest, 0).into();
+            slot.addr = dest.into();
             slot.dest = dest;
         }
         slot.bytes.clear();
@@ -647,7 +689,7 @@ impl SendBatch {
 
     /// The `i`th queued datagram's destination and bytes.
     pub fn get(&self, i: usize) -> Option<(Ipv4Addr, &[u8])> {
-        (i < self.len).then(|| (self.slots[i].dest, self.slots[i].bytes.as_slice()))
+        (i < self.len).then(|| (*self.slots[i].dest.ip(), self.slots[i].bytes.as_slice()))
     }
 
     /// Drop everything queued without sending it (not counted).
@@ -735,13 +777,17 @@ mod tests {
         batch.buffers[16..24].copy_from_slice(b"third...");
         let a = Ipv4Addr::new(192, 0, 2, 1);
         let b = Ipv4Addr::new(192, 0, 2, 2);
-        batch.record(0, 6, false, a);
-        batch.record(1, 8, true, b);
-        batch.record(2, 5, false, b);
+        batch.record(0, 6, false, SocketAddrV4::new(a, 0));
+        batch.record(1, 8, true, SocketAddrV4::new(b, 0));
+        batch.record(2, 5, false, SocketAddrV4::new(b, 1701));
         assert_eq!(batch.len(), 2);
         assert_eq!(batch.truncated(), 1);
         let got: Vec<(Ipv4Addr, &[u8])> = batch.iter().map(|d| (d.source, d.bytes)).collect();
         assert_eq!(got, vec![(a, &b"first!"[..]), (b, &b"third"[..])]);
+        assert_eq!(
+            batch.get_from(1),
+            Some((SocketAddrV4::new(b, 1701), &b"third"[..]))
+        );
         let (source, bytes) = batch.get_mut(1).unwrap();
         assert_eq!(source, b);
         bytes[0] = b'T';

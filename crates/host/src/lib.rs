@@ -2,7 +2,8 @@
 //! addresses, routes and proxy ARP.
 //!
 //! Everything here talks to Linux: `/dev/net/tun` (ioctl TUNSETIFF), raw
-//! IP sockets ([`gre`]: GRE with `recvmmsg`/`sendmmsg`) and rtnetlink
+//! IP sockets ([`gre`]: GRE with `recvmmsg`/`sendmmsg`), UDP with the same
+//! batches ([`udp`]) and rtnetlink
 //! (RFC 3549) for links, addresses and routes. No `ip` subprocesses.
 //! This is the only crate of tsunagi that uses `unsafe` (ioctls,
 //! `recvmmsg`); each block is small and says why it is sound.
@@ -21,6 +22,7 @@ pub mod policy_apply;
 pub mod policy_route;
 pub mod proxy_arp;
 pub mod tun;
+pub mod udp;
 
 pub use gre::GreSocket;
 pub use netlink::{InterfaceAddress, Ipv4Net, Ipv4NetError, Netlink, ROUTE_PROTOCOL};

@@ -1,5 +1,6 @@
 //! Holes for the daemon's own servers (TCP 1723 and GRE for PPTP, RFC 2637
-//! section 2 and 4; later UDP 500/4500/1701) in table `inet tsunagi`.
+//! section 2 and 4; UDP 1701 for an L2TP LNS, RFC 2661 section 8.1; later
+//! UDP 500/4500) in table `inet tsunagi`.
 //!
 //! An `accept` in another nftables table does not undo a `drop` in this
 //! one (every base chain on a hook sees the packet; a drop anywhere is
@@ -114,6 +115,16 @@ impl Hole {
                 local,
             },
         ]
+    }
+
+    /// An L2TP LNS's hole: UDP 1701 (RFC 2661 section 8.1), to `local`
+    /// or to any address of this host.
+    pub fn l2tp(local: Option<Ipv4Addr>) -> Hole {
+        Hole {
+            name: "l2tp".into(),
+            protocol: HoleProtocol::Udp { port: 1701 },
+            local,
+        }
     }
 }
 

@@ -417,6 +417,45 @@ pub fn servers_table(servers: &[ServerStatus]) -> String {
             out.push_str(&format!("{}: {}\n", s.name, counted.join(", ")));
         }
     }
+    let tunnels: Vec<Vec<String>> = servers
+        .iter()
+        .flat_map(|s| {
+            s.tunnels.iter().map(move |t| {
+                vec![
+                    s.name.clone(),
+                    t.peer.clone(),
+                    if t.host_name.is_empty() {
+                        "-".into()
+                    } else {
+                        t.host_name.clone()
+                    },
+                    format!("{}/{}", t.local_id, t.peer_id),
+                    t.state.clone(),
+                    t.sessions.to_string(),
+                    human_duration(t.age_secs),
+                    format!("{}/{}", t.control_rx, t.control_tx),
+                    t.retransmitted.to_string(),
+                    format!("{}/{}/{}", t.data_rx, t.data_tx, t.data_dropped),
+                ]
+            })
+        })
+        .collect();
+    if !tunnels.is_empty() {
+        out.push('\n');
+        let header = [
+            "SERVER",
+            "TUNNEL PEER",
+            "HOST",
+            "IDS local/peer",
+            "STATE",
+            "SESSIONS",
+            "AGE",
+            "CONTROL rx/tx",
+            "RETRANSMITTED",
+            "DATA rx/tx/dropped",
+        ];
+        out.push_str(&table(&header, tunnels));
+    }
     out
 }
 

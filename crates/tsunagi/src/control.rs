@@ -190,6 +190,41 @@ pub struct ServerStatus {
     /// What the server counted that belongs to no session, by name
     /// (`gre_unknown_call`, `control_bad_messages`, ...); zeros left out.
     pub counters: std::collections::BTreeMap<String, u64>,
+    /// Its tunnels (L2TP), each carrying sessions.
+    #[serde(default)]
+    pub tunnels: Vec<TunnelStatus>,
+}
+
+/// One tunnel of a server (an L2TP control connection) in a `status`
+/// answer.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TunnelStatus {
+    /// The peer's outer address and port.
+    pub peer: String,
+    /// The peer's Host Name.
+    pub host_name: String,
+    /// Our Tunnel ID.
+    pub local_id: u16,
+    /// The peer's Tunnel ID.
+    pub peer_id: u16,
+    /// RFC 2661's state name ("established", "wait-ctl-conn", ...).
+    pub state: String,
+    /// Sessions on it, any state.
+    pub sessions: usize,
+    /// Seconds since it was made.
+    pub age_secs: u64,
+    /// Control messages received (ZLBs included).
+    pub control_rx: u64,
+    /// Control messages sent (first transmissions).
+    pub control_tx: u64,
+    /// Control messages sent again.
+    pub retransmitted: u64,
+    /// Data messages received.
+    pub data_rx: u64,
+    /// Data messages sent.
+    pub data_tx: u64,
+    /// Data messages dropped (unknown session, late).
+    pub data_dropped: u64,
 }
 
 /// One live session in a `status` answer.

@@ -236,7 +236,7 @@ async fn serve(config: Config, socket: PathBuf) -> anyhow::Result<()> {
             ProfileState {
                 phase: "idle",
                 peer: match settings.mode {
-                    Mode::Dial | Mode::Pptp => settings.dial_peer(),
+                    Mode::Dial | Mode::Pptp | Mode::L2tp => settings.dial_peer(),
                     Mode::Direct => String::new(),
                 },
                 ..ProfileState::default()
@@ -322,6 +322,27 @@ fn log_link(s: &LinkSettings) {
                 ""
             },
             s.persist
+        ),
+        Mode::L2tp => info!(
+            "link {}: l2tp to LNS {} as {} tun {} routes [{}]{} persist {} redial {}-{}s max redials {}",
+            s.name,
+            s.dial_peer(),
+            s.auth.user.as_deref().unwrap_or("-"),
+            s.tun,
+            routes.join(", "),
+            if s.default_route {
+                " default route"
+            } else {
+                ""
+            },
+            s.persist,
+            s.redial_min.as_secs(),
+            s.redial_max.as_secs(),
+            if s.max_redials == 0 {
+                "unlimited".to_string()
+            } else {
+                s.max_redials.to_string()
+            }
         ),
     }
     for w in s.weak_settings() {
@@ -662,7 +683,7 @@ impl Supervisor {
 
     async fn run(self) {
         match self.settings.mode {
-            Mode::Dial | Mode::Pptp => self.run_dial().await,
+            Mode::Dial | Mode::Pptp | Mode::L2tp => self.run_dial().await,
             Mode::Direct => self.run_direct().await,
         }
     }
@@ -727,6 +748,9 @@ impl Supervisor {
         let name = self.settings.name.clone();
         let mut backoff = self.settings.redial_min;
         let mut sessions = 0u64;
+        // Redials since the last session that brought IPCP up
+        // (`max_redials`).
+        let mut redials = 0u32;
         let mut wanted = true;
         loop {
             if !wanted {
@@ -737,6 +761,7 @@ impl Supervisor {
                 match self.idle(None).await {
                     Idle::Proceed => {
                         wanted = true;
+                        redials = 0;
                         backoff = self.settings.redial_min;
                     }
                     Idle::Shutdown => return,
@@ -789,6 +814,16 @@ impl Supervisor {
                 wanted = false;
                 continue;
             }
+            if end.up_for.is_some() {
+                redials = 0;
+            }
+            let max = self.settings.max_redials;
+            if max > 0 && redials >= max {
+                warn!("{name}: {redials} redials without a session: max_redials {max} reached, not redialling");
+                wanted = false;
+                continue;
+            }
+            redials += 1;
             let (delay, next) = redial_delay(
                 backoff,
                 end.up_for,
@@ -811,6 +846,21 @@ impl Supervisor {
     }
 
     async fn dial_once(&mut self) -> SessionEnd {
+        if let (Mode::L2tp, Some(lns)) = (self.settings.mode, self.settings.lns) {
+            let ctx = SessionCtx {
+                settings: &self.settings,
+                credentials: &self.credentials,
+                guard: &self.guard,
+                source: AuthSource::Peer(lns.to_string()),
+                outer_ip: Some(lns),
+                registry: &self.registry,
+                netconf: &self.netconf,
+                commands: &mut self.commands,
+                shutdown: self.shutdown.clone(),
+                tty: "l2tp",
+            };
+            return crate::transport::l2tp::client::run_session(ctx, lns).await;
+        }
         if let (Mode::Pptp, Some(server)) = (self.settings.mode, self.settings.server) {
             let ctx = SessionCtx {
                 settings: &self.settings,

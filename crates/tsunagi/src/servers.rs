@@ -1,5 +1,6 @@
 //! Starting the server profiles (`[server.NAME]`): for each, its shared
-//! tun, its address pool, its port (PPTP: TCP 1723 and GRE), its holes in
+//! tun, its address pool, its port (PPTP: TCP 1723 and GRE; L2TP: UDP
+//! 1701), its holes in
 //! tsunagi's nftables table, and the server transport's task
 //! ([`crate::transport::datagram::Server`]).
 //!
@@ -23,6 +24,7 @@ use crate::netconf::Netconf;
 use crate::policy::{Hole, Holes};
 use crate::registry::{ProfileKind, ProfileState, Registry};
 use crate::transport::datagram::{Server, ServerSettings};
+use crate::transport::l2tp::server::L2tpPort;
 use crate::transport::pptp::server::{PptpLimits, PptpPort};
 
 /// What a server needs from the daemon.
@@ -109,25 +111,42 @@ pub async fn start_server(
             profile
                 .listen
                 .map_or_else(|| "*".to_string(), |a| a.to_string()),
-            crate::transport::pptp::PPTP_PORT
+            profile.protocol.port()
         ),
     };
     let (tx, rx) = mpsc::channel(8);
+    enum Port {
+        Pptp(Box<PptpPort>),
+        L2tp(Box<L2tpPort>),
+    }
     let port = match profile.protocol {
-        ServerProtocol::Pptp => PptpPort::bind(
-            &name,
-            profile.listen,
-            PptpLimits::for_sessions(profile.connections),
-        )
-        .await
-        .with_context(|| format!("server {name}"))?,
+        ServerProtocol::Pptp => Port::Pptp(Box::new(
+            PptpPort::bind(
+                &name,
+                profile.listen,
+                PptpLimits::for_sessions(profile.connections),
+            )
+            .await
+            .with_context(|| format!("server {name}"))?,
+        )),
+        ServerProtocol::L2tp => Port::L2tp(Box::new(
+            L2tpPort::bind(
+                &name,
+                profile.listen,
+                profile.protocol.port(),
+                &profile.l2tp,
+                profile.connections,
+            )
+            .with_context(|| format!("server {name}"))?,
+        )),
     };
     // Seed 004 had to let TCP 1723 and GRE in by hand; the server opens
     // them itself while it runs (firewall = false leaves the filter to
-    // the operator).
+    // the operator). An LNS opens UDP 1701.
     let holes = match (profile.firewall, profile.protocol) {
         (false, _) => None,
-        (true, ServerProtocol::Pptp) => Some(Hole::pptp(profile.listen)),
+        (true, ServerProtocol::Pptp) => Some(Hole::pptp(profile.listen).to_vec()),
+        (true, ServerProtocol::L2tp) => Some(vec![Hole::l2tp(profile.listen)]),
     };
     if let Some(list) = &holes {
         let (set, server) = (ctx.holes.clone(), name.clone());
@@ -149,17 +168,21 @@ pub async fn start_server(
             ..ProfileState::default()
         },
     );
-    let server = Server::new(
-        settings,
-        port,
-        tun,
-        ctx.registry.clone(),
-        ctx.netconf.clone(),
-        ctx.guard.clone(),
-    );
+    let (registry, netconf, guard) = (ctx.registry.clone(), ctx.netconf.clone(), ctx.guard.clone());
     let shutdown = ctx.shutdown.clone();
     Ok(tokio::spawn(async move {
-        let counters = server.run(rx, shutdown).await;
+        let counters = match port {
+            Port::Pptp(port) => {
+                Server::new(settings, *port, tun, registry, netconf, guard)
+                    .run(rx, shutdown)
+                    .await
+            }
+            Port::L2tp(port) => {
+                Server::new(settings, *port, tun, registry, netconf, guard)
+                    .run(rx, shutdown)
+                    .await
+            }
+        };
         info!("server {name}: stopped ({counters:?})");
         if holes.is_some() {
             let server = name.clone();

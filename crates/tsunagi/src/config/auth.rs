@@ -165,6 +165,21 @@ impl AuthDefaults {
         accept: &[AuthMethod::MsChapV2],
         mppe: Some("require-128"),
     };
+    /// An L2TP LNS: xl2tpd's usual options.xl2tpd (`require-mschap-v2`,
+    /// no MPPE: the clients that speak L2TP run it inside IPsec).
+    pub const L2TP_SERVER: AuthDefaults = AuthDefaults {
+        require: &[AuthMethod::MsChapV2],
+        accept: &[AuthMethod::MsChapV2],
+        mppe: None,
+    };
+    /// An L2TP LAC: seed 002's options.l2tpd.client (`name`, `password`,
+    /// `noauth`): we prove ourselves with MS-CHAPv2 or CHAP, and ask
+    /// nothing of the LNS; no MPPE.
+    pub const L2TP_CLIENT: AuthDefaults = AuthDefaults {
+        require: &[],
+        accept: &[AuthMethod::MsChapV2, AuthMethod::ChapMd5],
+        mppe: None,
+    };
 }
 
 /// Validates a section's authentication keys against its defaults;

@@ -59,6 +59,12 @@ pub fn default_tun_name(link: &str) -> String {
 /// and MPPE (up to 8) headers inside a 1500-octet path.
 pub const DEFAULT_PPTP_MRU: u16 = 1400;
 
+/// The MRU of an L2TP link or server when the config gives none: xl2tpd's
+/// options files (seed 002's options.l2tpd.client: `mtu 1410`, `mru
+/// 1410`), clear of the outer IPv4 (20), UDP (8), L2TP (up to 16) and PPP
+/// (4) headers, and of IPsec's when L2TP runs inside it.
+pub const DEFAULT_L2TP_MRU: u16 = 1410;
+
 /// `tun`: a Linux interface name, default "ts-" + the section's name.
 pub fn check_tun(tun: Option<&Spanned<String>>, section: &str) -> Result<String, Invalid> {
     let Some(t) = tun else {

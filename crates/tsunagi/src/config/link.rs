@@ -1,5 +1,12 @@
-//! `[link.NAME]`: a site link (PPP over SSH, dialled or answered) or a
-//! PPTP client (`mode = "pptp"`).
+//! `[link.NAME]`: a site link (PPP over SSH, dialled or answered), a
+//! PPTP client (`mode = "pptp"`) or an L2TP LAC (`mode = "l2tp"`, xl2tpd's
+//! `[lac NAME]`).
+//!
+//! An L2TP link takes xl2tpd's keys: `lns` (the server), `secret` (the
+//! tunnel secret of l2tp-secrets), `hello_interval`, `length_bit`,
+//! `redial_timeout` (`redial timeout`: a fixed wait before each redial)
+//! and `max_redials` (`max redials`; 0 or absent: for ever), the last two
+//! for any dialling link.
 
 use std::fmt;
 use std::net::Ipv4Addr;
@@ -19,8 +26,9 @@ use tsunagi_ppp::link::{
 use super::auth::{validate_auth, AuthDefaults, AuthFields, AuthSettings};
 use super::common::{
     check_dns, check_echo_failure, check_mru, check_restart, check_section_name, check_tun, Cidr,
-    Invalid, DEFAULT_PPTP_MRU,
+    Invalid, DEFAULT_L2TP_MRU, DEFAULT_PPTP_MRU,
 };
+use super::server::{L2tpSettings, RawL2tp};
 
 /// `route_table` of a link without one: this plus the link's index in name
 /// order (100, 101, ...), clear of the kernel's 253..=255.
@@ -36,6 +44,9 @@ pub enum Mode {
     Direct,
     /// A PPTP client (pptp-linux): TCP 1723 and GRE to `server` (RFC 2637).
     Pptp,
+    /// An L2TP LAC (xl2tpd's `[lac]`): a tunnel and a session on UDP 1701
+    /// to `lns` (RFC 2661).
+    L2tp,
 }
 
 impl fmt::Display for Mode {
@@ -44,6 +55,7 @@ impl fmt::Display for Mode {
             Mode::Dial => "dial",
             Mode::Direct => "direct",
             Mode::Pptp => "pptp",
+            Mode::L2tp => "l2tp",
         })
     }
 }
@@ -110,6 +122,12 @@ pub(super) struct RawLink {
     mppe: Option<Spanned<String>>,
     mppe_stateful: Option<bool>,
     deflate: Option<Spanned<u8>>,
+    lns: Option<Spanned<Ipv4Addr>>,
+    secret: Option<Spanned<String>>,
+    hello_interval: Option<u64>,
+    length_bit: Option<bool>,
+    redial_timeout: Option<Spanned<u64>>,
+    max_redials: Option<u32>,
 }
 
 /// One `[link.NAME]` section, validated, defaults filled in.
@@ -123,6 +141,10 @@ pub struct LinkSettings {
     pub device: Option<String>,
     /// PPTP mode: the server's address (TCP 1723 and GRE go there).
     pub server: Option<Ipv4Addr>,
+    /// L2TP mode: the LNS's address (UDP 1701).
+    pub lns: Option<Ipv4Addr>,
+    /// L2TP mode: the tunnel secret, HELLO, the Length bit.
+    pub l2tp: L2tpSettings,
     /// The tun interface's name.
     pub tun: String,
     /// Our address; `None` asks the peer.
@@ -181,6 +203,9 @@ pub struct LinkSettings {
     pub redial_min: Duration,
     /// Largest redial delay (the backoff doubles up to it).
     pub redial_max: Duration,
+    /// Redials after a loss before giving up, counted since the last
+    /// session that brought IPCP up (xl2tpd `max redials`); 0: for ever.
+    pub max_redials: u32,
     /// Hook run when IPCP comes up.
     pub ip_up: Option<PathBuf>,
     /// Hook run when IPCP goes down.
@@ -217,6 +242,7 @@ pub(super) fn validate_link(
     };
     let defaults = match mode {
         Mode::Pptp => AuthDefaults::PPTP_CLIENT,
+        Mode::L2tp => AuthDefaults::L2TP_CLIENT,
         Mode::Dial | Mode::Direct => AuthDefaults::SITE,
     };
     let auth = validate_auth(&fields, defaults, section.clone(), daemon_secrets)?;
@@ -240,14 +266,53 @@ pub(super) fn validate_link(
                 "`device` is only for mode = \"dial\"; a direct link gets its stream from `tsunagi direct`".into(),
             ))
         }
-        (Mode::Direct, None) | (Mode::Pptp, None) => None,
+        (Mode::Direct, None) | (Mode::Pptp, None) | (Mode::L2tp, None) => None,
         (Mode::Pptp, Some(dev)) => {
             return Err((
                 dev.span(),
                 "`device` is only for mode = \"dial\"; a pptp link names its `server`".into(),
             ))
         }
+        (Mode::L2tp, Some(dev)) => {
+            return Err((
+                dev.span(),
+                "`device` is only for mode = \"dial\"; an l2tp link names its `lns`".into(),
+            ))
+        }
     };
+    let lns = match (mode, &raw.lns) {
+        (Mode::L2tp, Some(s)) => {
+            let addr = *s.get_ref();
+            if addr.is_unspecified() || addr.is_broadcast() || addr.is_multicast() {
+                return Err((s.span(), format!("lns {addr} is not a unicast address")));
+            }
+            Some(addr)
+        }
+        (Mode::L2tp, None) => {
+            return Err((
+                raw.mode.span(),
+                "mode = \"l2tp\" needs `lns` (the L2TP server's IPv4 address)".into(),
+            ))
+        }
+        (_, Some(s)) => return Err((s.span(), "`lns` is only for mode = \"l2tp\"".into())),
+        (_, None) => None,
+    };
+    let l2tp = RawL2tp {
+        secret: raw.secret.as_ref(),
+        hello_interval: raw.hello_interval,
+        length_bit: raw.length_bit,
+    }
+    .validate(mode == Mode::L2tp, "mode")
+    .map_err(|(span, m)| {
+        (
+            if span.is_empty() {
+                section.clone()
+            } else {
+                span
+            },
+            m,
+        )
+    })?;
     let server = match (mode, &raw.server) {
         (Mode::Pptp, Some(s)) => {
             let addr = *s.get_ref();
@@ -265,7 +330,7 @@ pub(super) fn validate_link(
         (_, Some(s)) => return Err((s.span(), "`server` is only for mode = \"pptp\"".into())),
         (_, None) => None,
     };
-    if mode == Mode::Pptp && !raw.allow_users.is_empty() {
+    if matches!(mode, Mode::Pptp | Mode::L2tp) && !raw.allow_users.is_empty() {
         return Err((
             raw.mode.span(),
             "`allow_users` is only for mode = \"direct\"".into(),
@@ -278,10 +343,10 @@ pub(super) fn validate_link(
         ));
     }
     let tun = check_tun(raw.tun.as_ref(), name)?;
-    let default_mru = if mode == Mode::Pptp {
-        DEFAULT_PPTP_MRU
-    } else {
-        1500
+    let default_mru = match mode {
+        Mode::Pptp => DEFAULT_PPTP_MRU,
+        Mode::L2tp => DEFAULT_L2TP_MRU,
+        Mode::Dial | Mode::Direct => 1500,
     };
     let mru = check_mru(raw.mru.as_ref(), default_mru)?;
     let mtu = match raw.mtu {
@@ -294,14 +359,34 @@ pub(super) fn validate_link(
     let dns = check_dns(raw.dns)?;
     let echo_failure = check_echo_failure(raw.echo_failure.as_ref())?;
     let restart = check_restart(raw.restart.as_ref())?;
-    let redial_min = match raw.redial_min {
+    if let (Some(t), true) = (
+        &raw.redial_timeout,
+        raw.redial_min.is_some() || raw.redial_max.is_some(),
+    ) {
+        return Err((
+            t.span(),
+            "give `redial_timeout` (a fixed wait) or `redial_min`/`redial_max` (a backoff), not both"
+                .into(),
+        ));
+    }
+    let (redial_min, redial_max) = match &raw.redial_timeout {
+        Some(t) if *t.get_ref() == 0 => {
+            return Err((t.span(), "redial_timeout must be at least 1 second".into()))
+        }
+        Some(t) => (
+            Some(Spanned::new(t.span(), *t.get_ref())),
+            Some(Spanned::new(t.span(), *t.get_ref())),
+        ),
+        None => (raw.redial_min, raw.redial_max),
+    };
+    let redial_min = match redial_min {
         Some(r) if *r.get_ref() == 0 => {
             return Err((r.span(), "redial_min must be at least 1 second".into()))
         }
         Some(r) => *r.get_ref(),
         None => 1,
     };
-    let redial_max = match raw.redial_max {
+    let redial_max = match redial_max {
         Some(r) if *r.get_ref() < redial_min => {
             return Err((
                 r.span(),
@@ -348,13 +433,16 @@ pub(super) fn validate_link(
         mode,
         device,
         server,
+        lns,
+        l2tp,
         tun,
         local: raw.local,
         remote: raw.remote,
         routes,
         default_route,
         // A PPTP client's tunnel must not carry its own control and GRE.
-        outer_peer: raw.outer_peer.or(server),
+        // An L2TP LAC's tunnel must not carry its own UDP either.
+        outer_peer: raw.outer_peer.or(server).or(lns),
         source_routes: raw.source_routes,
         route_table,
         ident: raw.ident,
@@ -377,6 +465,7 @@ pub(super) fn validate_link(
         persist: raw.persist.unwrap_or(true),
         redial_min: Duration::from_secs(redial_min),
         redial_max: Duration::from_secs(redial_max),
+        max_redials: raw.max_redials.unwrap_or(0),
         ip_up: raw.ip_up,
         ip_down: raw.ip_down,
         allow_users: raw.allow_users,
@@ -401,7 +490,7 @@ impl LinkSettings {
             name: self.name.clone(),
             lcp: LcpConfig {
                 framing: match self.mode {
-                    Mode::Pptp => Framing::Packet,
+                    Mode::Pptp | Mode::L2tp => Framing::Packet,
                     Mode::Dial | Mode::Direct => Framing::AsyncHdlc,
                 },
                 mru: self.mru,
@@ -464,10 +553,11 @@ impl LinkSettings {
     }
 
     /// Who the peer is, for `status`: the ssh target of the device
-    /// command, or the PPTP server.
+    /// command, the PPTP server or the LNS.
     pub fn dial_peer(&self) -> String {
         match (self.mode, self.server) {
             (Mode::Pptp, Some(server)) => server.to_string(),
+            (Mode::L2tp, _) => self.lns.map(|a| a.to_string()).unwrap_or_default(),
             _ => self.device.as_deref().map(ssh_target).unwrap_or_default(),
         }
     }

@@ -52,11 +52,11 @@ use serde::Deserialize;
 use toml::Spanned;
 
 pub use auth::{AuthSettings, PasswordSource};
-pub use common::DEFAULT_PPTP_MRU;
 pub use common::{default_tun_name, Cidr, MAX_IFNAME_LEN};
+pub use common::{DEFAULT_L2TP_MRU, DEFAULT_PPTP_MRU};
 pub use link::{ssh_target, LinkSettings, Mode, DEFAULT_ROUTE_TABLE_BASE};
 pub use policy::{PolicySettings, RawPolicy};
-pub use server::{ServerProfile, ServerProtocol};
+pub use server::{L2tpSettings, ServerProfile, ServerProtocol};
 
 use common::{check_section_name, Invalid};
 use link::{validate_link, RawLink};
@@ -226,16 +226,19 @@ impl Config {
                     format!("tun {:?} is already used by {other}", server.tun),
                 )));
             }
-            if let (Some(other), ServerProtocol::Pptp) = (
-                servers
-                    .iter()
-                    .find(|s: &&ServerProfile| s.protocol == ServerProtocol::Pptp),
-                server.protocol,
-            ) {
-                // One listener on TCP 1723 and one GRE socket per host.
+            if let Some(other) = servers
+                .iter()
+                .find(|s: &&ServerProfile| s.protocol == server.protocol)
+            {
+                // One listener on TCP 1723 and one GRE socket per host; one
+                // socket on UDP 1701 carries every L2TP tunnel.
                 return Err(at((
                     span,
-                    format!("server.{} already serves PPTP", other.name),
+                    format!(
+                        "server.{} already serves {}",
+                        other.name,
+                        server.protocol.name().to_uppercase()
+                    ),
                 )));
             }
             servers.push(server);
@@ -789,5 +792,106 @@ tun_offload = true              # default true: TCP super-packets (TSO/GSO on th
         // MPPE needs MS-CHAPv2 keys: refusing it to a client that must use MPPE.
         let e = err(&format!("{PPTP_LINK}accept = [\"chap\"]\n"));
         assert!(e.contains("mppe needs MS-CHAPv2 keys"), "{e}");
+    }
+    /// An xl2tpd LNS (`[lns default]`, options.xl2tpd) as a server.
+    const L2TP_SERVER: &str = "[daemon]\nsecrets = \"/etc/ppp/chap-secrets\"\n[server.lns]\nprotocol = \"l2tp\"\nlocalip = \"192.168.1.1\"\nremoteip = \"192.168.1.10-99\"\nname = \"lns\"\nsecret = \"tunnel secret\"\n";
+
+    #[test]
+    fn l2tp_server_defaults_are_options_xl2tpd() {
+        let c = parse(L2TP_SERVER).unwrap();
+        let s = c.server("lns").unwrap();
+        assert_eq!(s.protocol, ServerProtocol::L2tp);
+        assert_eq!(s.protocol.port(), 1701);
+        assert_eq!(s.auth.require, [AuthMethod::MsChapV2]);
+        assert!(s.auth.mppe.is_none());
+        assert_eq!(s.mru, DEFAULT_L2TP_MRU);
+        assert_eq!(
+            s.l2tp.secret.as_ref().map(|x| x.expose().to_vec()),
+            Some(b"tunnel secret".to_vec())
+        );
+        assert_eq!(s.l2tp.hello_interval, Duration::from_secs(60));
+        assert!(s.l2tp.length_bit);
+        assert!(!s.weak_settings().iter().any(|w| w.starts_with("PPTP:")));
+        let c = parse(&L2TP_SERVER.replace(
+            "secret = \"tunnel secret\"\n",
+            "hello_interval = 0\nlength_bit = false\n",
+        ))
+        .unwrap();
+        let s = &c.servers[0];
+        assert!(s.l2tp.secret.is_none() && !s.l2tp.length_bit);
+        assert!(s.l2tp.hello_interval.is_zero());
+        assert!(s
+            .weak_settings()
+            .iter()
+            .any(|w| w.contains("without `secret`")));
+    }
+
+    #[test]
+    fn l2tp_server_errors_name_the_key() {
+        let e = err(&L2TP_SERVER.replace("\"tunnel secret\"", "\"\""));
+        assert!(e.contains("secret is empty"), "{e}");
+        let e = err(&format!("{PPTP_SERVER}secret = \"x\"\n"));
+        assert!(
+            e.contains("`secret` is only for protocol = \"l2tp\""),
+            "{e}"
+        );
+        let e = err(&format!("{PPTP_SERVER}hello_interval = 5\n"));
+        assert!(e.contains("only for protocol = \"l2tp\""), "{e}");
+        let two = format!("{L2TP_SERVER}[server.lns2]\nprotocol = \"l2tp\"\nlocalip = \"10.0.0.1\"\nremoteip = \"10.0.0.2\"\n");
+        assert!(err(&two).contains("server.lns2: server.lns already serves L2TP"));
+        // A PPTP server and an LNS side by side are fine.
+        let both = format!("{L2TP_SERVER}[server.vpn]\nprotocol = \"pptp\"\nlocalip = \"10.0.0.1\"\nremoteip = \"10.0.0.2\"\n");
+        assert_eq!(parse(&both).unwrap().servers.len(), 2);
+    }
+
+    /// Seed 002's xl2tpd.conf `[lac idcf]` and options.l2tpd.client.
+    const L2TP_LINK: &str = "[link.idcf]\nmode = \"l2tp\"\nlns = \"203.0.113.5\"\nlength_bit = true\nredial_timeout = 10\nmax_redials = 6\nuser = \"xxxx\"\npassword = \"yyyy\"\nmtu = 1410\nmru = 1410\ndefault_route = true\npersist = true\n";
+
+    #[test]
+    fn l2tp_link_is_seed_002s_lac() {
+        let c = parse(L2TP_LINK).unwrap();
+        let l = c.link("idcf").unwrap();
+        assert_eq!(l.mode, Mode::L2tp);
+        assert_eq!(l.lns, Some(Ipv4Addr::new(203, 0, 113, 5)));
+        assert_eq!(l.dial_peer(), "203.0.113.5");
+        assert_eq!((l.mru, l.mtu), (1410, Some(1410)));
+        // `noauth`: we ask nothing of the LNS, and prove ourselves.
+        assert!(l.auth.require.is_empty());
+        assert_eq!(l.auth.accept, [AuthMethod::MsChapV2, AuthMethod::ChapMd5]);
+        assert!(l.auth.mppe.is_none());
+        assert!(l.persist && l.default_route);
+        assert_eq!(l.redial_min, Duration::from_secs(10));
+        assert_eq!(l.redial_max, Duration::from_secs(10));
+        assert_eq!(l.max_redials, 6);
+        assert!(l.l2tp.length_bit && l.l2tp.secret.is_none());
+        // The tunnel must not carry its own UDP.
+        assert_eq!(l.outer_peer, l.lns);
+        assert_eq!(
+            l.link_config().lcp.framing,
+            tsunagi_ppp::link::Framing::Packet
+        );
+        // Without redial_timeout: the backoff, for ever.
+        let c = parse(&L2TP_LINK.replace("redial_timeout = 10\nmax_redials = 6\n", "")).unwrap();
+        assert_eq!(c.links[0].max_redials, 0);
+        assert_eq!(c.links[0].redial_min, Duration::from_secs(1));
+    }
+
+    #[test]
+    fn l2tp_link_errors_name_the_key() {
+        let e = err(&L2TP_LINK.replace("lns = \"203.0.113.5\"\n", ""));
+        assert!(e.contains("mode = \"l2tp\" needs `lns`"), "{e}");
+        let e = err(&format!("{PPTP_LINK}lns = \"192.0.2.1\"\n"));
+        assert!(e.contains("`lns` is only for mode = \"l2tp\""), "{e}");
+        let e = err(&format!("{PPTP_LINK}secret = \"x\"\n"));
+        assert!(e.contains("`secret` is only for mode = \"l2tp\""), "{e}");
+        let e = err(&format!("{L2TP_LINK}redial_min = 3\n"));
+        assert!(e.contains("give `redial_timeout`"), "{e}");
+        let e = err(&L2TP_LINK.replace("redial_timeout = 10", "redial_timeout = 0"));
+        assert!(
+            e.contains("redial_timeout must be at least 1 second"),
+            "{e}"
+        );
+        let e = err(&format!("{L2TP_LINK}device = \"!ssh x\"\n"));
+        assert!(e.contains("an l2tp link names its `lns`"), "{e}");
     }
 }

@@ -1,5 +1,5 @@
 //! `[server.NAME]`: a server profile, many sessions with addresses from a
-//! pool. PPTP now (pptpd), L2TP later.
+//! pool: PPTP (pptpd) or an L2TP LNS (xl2tpd's `[lns default]`).
 //!
 //! ```toml
 //! [server.vpn]
@@ -20,6 +20,22 @@
 //! The keys are pptpd.conf's (`listen`, `localip`, `remoteip`,
 //! `connections`) and the pppd options of options.pptpd (seed 001:
 //! `name`, `proxyarp`, `require-mschap-v2`, `require-mppe-128`, `ms-dns`).
+//!
+//! An LNS takes the same keys (xl2tpd's `ip range` is `remoteip`, `local
+//! ip` is `localip`) and three of its own:
+//!
+//! ```toml
+//! [server.lns]
+//! protocol = "l2tp"                 # UDP 1701 (RFC 2661)
+//! localip = "192.168.1.1"
+//! remoteip = "192.168.1.10-99"
+//! secret = "tunnel secret"          # xl2tpd l2tp-secrets; none: no tunnel auth
+//! hello_interval = 60               # xl2tpd `hello`; 0: no HELLO
+//! length_bit = true                 # xl2tpd `length bit = yes`
+//! ```
+//!
+//! Its defaults are an options.xl2tpd's: MS-CHAPv2 required, no MPPE (an
+//! L2TP/IPsec client has IPsec under it), MRU 1410.
 
 use std::net::Ipv4Addr;
 use std::ops::Range;
@@ -28,12 +44,14 @@ use std::time::Duration;
 
 use serde::Deserialize;
 use toml::Spanned;
+use tsunagi_crypto::Secret;
 use tsunagi_ppp::auth::AuthMethod;
 use tsunagi_ppp::link::{EchoConfig, Framing, FsmTimers, IpcpConfig, LcpConfig, LinkConfig};
 
 use super::auth::{validate_auth, AuthDefaults, AuthFields, AuthSettings};
 use super::common::{
-    check_dns, check_echo_failure, check_mru, check_restart, check_tun, Invalid, DEFAULT_PPTP_MRU,
+    check_dns, check_echo_failure, check_mru, check_restart, check_tun, Invalid, DEFAULT_L2TP_MRU,
+    DEFAULT_PPTP_MRU,
 };
 use crate::pool::{Pool, PoolConfigError, DEFAULT_CONNECTIONS};
 
@@ -43,6 +61,8 @@ use crate::pool::{Pool, PoolConfigError, DEFAULT_CONNECTIONS};
 pub enum ServerProtocol {
     /// PPTP (RFC 2637): control on TCP 1723, PPP in enhanced GRE.
     Pptp,
+    /// An L2TP LNS (RFC 2661): tunnels and sessions on UDP 1701.
+    L2tp,
 }
 
 impl ServerProtocol {
@@ -50,7 +70,77 @@ impl ServerProtocol {
     pub fn name(self) -> &'static str {
         match self {
             ServerProtocol::Pptp => "pptp",
+            ServerProtocol::L2tp => "l2tp",
         }
+    }
+
+    /// The port it listens on.
+    pub fn port(self) -> u16 {
+        match self {
+            ServerProtocol::Pptp => 1723,
+            ServerProtocol::L2tp => tsunagi_l2tp::UDP_PORT,
+        }
+    }
+}
+
+/// What an L2TP tunnel of a `[server]` or `[link]` needs beyond PPP.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct L2tpSettings {
+    /// The tunnel secret (RFC 2661 section 5.1.1; xl2tpd's l2tp-secrets):
+    /// with one, each side challenges the other; `None`: no tunnel
+    /// authentication (xl2tpd's `challenge = no`).
+    pub secret: Option<Secret>,
+    /// HELLO after this much silence (xl2tpd `hello`); zero: never.
+    pub hello_interval: Duration,
+    /// Data messages carry a Length field (xl2tpd `length bit = yes`).
+    pub length_bit: bool,
+}
+
+impl Default for L2tpSettings {
+    fn default() -> Self {
+        L2tpSettings {
+            secret: None,
+            hello_interval: Duration::from_secs(60),
+            length_bit: true,
+        }
+    }
+}
+
+/// The L2TP keys as written, shared by servers and links.
+pub(super) struct RawL2tp<'a> {
+    pub secret: Option<&'a Spanned<String>>,
+    pub hello_interval: Option<u64>,
+    pub length_bit: Option<bool>,
+}
+
+impl RawL2tp<'_> {
+    /// Validated for an L2TP section (`l2tp`), or refused, naming the key,
+    /// for any other.
+    pub(super) fn validate(&self, l2tp: bool, what: &str) -> Result<L2tpSettings, Invalid> {
+        if !l2tp {
+            if let Some(s) = self.secret {
+                return Err((s.span(), format!("`secret` is only for {what} = \"l2tp\"")));
+            }
+            if self.hello_interval.is_some() || self.length_bit.is_some() {
+                return Err((
+                    0..0,
+                    format!("`hello_interval` and `length_bit` are only for {what} = \"l2tp\""),
+                ));
+            }
+            return Ok(L2tpSettings::default());
+        }
+        let secret = match self.secret {
+            Some(s) if s.get_ref().is_empty() => {
+                return Err((s.span(), "secret is empty (leave it out for none)".into()))
+            }
+            Some(s) => Some(Secret::new(s.get_ref().as_bytes())),
+            None => None,
+        };
+        Ok(L2tpSettings {
+            secret,
+            hello_interval: Duration::from_secs(self.hello_interval.unwrap_or(60)),
+            length_bit: self.length_bit.unwrap_or(true),
+        })
     }
 }
 
@@ -79,6 +169,9 @@ pub(super) struct RawServer {
     restart: Option<Spanned<u64>>,
     ip_up: Option<PathBuf>,
     ip_down: Option<PathBuf>,
+    secret: Option<Spanned<String>>,
+    hello_interval: Option<u64>,
+    length_bit: Option<bool>,
 }
 
 /// One `[server.NAME]` section, validated, defaults filled in.
@@ -120,6 +213,8 @@ pub struct ServerProfile {
     pub ip_up: Option<PathBuf>,
     /// Hook run when it goes down.
     pub ip_down: Option<PathBuf>,
+    /// L2TP: the tunnel secret, HELLO, the Length bit.
+    pub l2tp: L2tpSettings,
 }
 
 impl RawServer {
@@ -151,12 +246,11 @@ impl RawServer {
             mppe_stateful: self.mppe_stateful,
             deflate: self.deflate.as_ref(),
         };
-        let auth = validate_auth(
-            &fields,
-            AuthDefaults::PPTP_SERVER,
-            section.clone(),
-            daemon_secrets,
-        )?;
+        let defaults = match protocol {
+            ServerProtocol::Pptp => AuthDefaults::PPTP_SERVER,
+            ServerProtocol::L2tp => AuthDefaults::L2TP_SERVER,
+        };
+        let auth = validate_auth(&fields, defaults, section.clone(), daemon_secrets)?;
         if let Some(listen) = &self.listen {
             let a = *listen.get_ref();
             if a.is_broadcast() || a.is_multicast() {
@@ -182,7 +276,27 @@ impl RawServer {
             };
             return Err((span, e.to_string()));
         }
-        let mru = check_mru(self.mru.as_ref(), DEFAULT_PPTP_MRU)?;
+        let default_mru = match protocol {
+            ServerProtocol::Pptp => DEFAULT_PPTP_MRU,
+            ServerProtocol::L2tp => DEFAULT_L2TP_MRU,
+        };
+        let mru = check_mru(self.mru.as_ref(), default_mru)?;
+        let l2tp = RawL2tp {
+            secret: self.secret.as_ref(),
+            hello_interval: self.hello_interval,
+            length_bit: self.length_bit,
+        }
+        .validate(protocol == ServerProtocol::L2tp, "protocol")
+        .map_err(|(span, m)| {
+            (
+                if span.is_empty() {
+                    section.clone()
+                } else {
+                    span
+                },
+                m,
+            )
+        })?;
         Ok(ServerProfile {
             name: name.to_string(),
             protocol,
@@ -201,6 +315,7 @@ impl RawServer {
             restart: Duration::from_secs(check_restart(self.restart.as_ref())?),
             ip_up: self.ip_up,
             ip_down: self.ip_down,
+            l2tp,
         })
     }
 }
@@ -251,6 +366,12 @@ impl ServerProfile {
         if self.protocol == ServerProtocol::Pptp {
             weak.push(
                 "PPTP: MS-CHAPv2 falls to an offline search of one DES key, and MPPE (RC4) has no integrity check; offered for the clients that need it"
+                    .to_string(),
+            );
+        }
+        if self.protocol == ServerProtocol::L2tp && self.l2tp.secret.is_none() {
+            weak.push(
+                "L2TP without `secret`: tunnels are not authenticated (any host may open one)"
                     .to_string(),
             );
         }

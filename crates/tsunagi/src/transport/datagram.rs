@@ -48,7 +48,7 @@ use tsunagi_ppp::lcp::Framing;
 use tsunagi_ppp::link::{Event, IpVersion, Link, LinkConfig};
 
 use crate::auth::{AuthGuard, AuthSource};
-use crate::control::{Response, ServerStatus, SessionStatus};
+use crate::control::{Response, ServerStatus, SessionStatus, TunnelStatus};
 use crate::netconf::{Change, Netconf, SessionNet, SessionNetconf};
 use crate::pool::{Lease, Pool};
 use crate::registry::{Command, Registry};
@@ -119,6 +119,10 @@ pub trait PacketPort: Send {
     /// per wake-up, so a port may batch (sendmmsg).
     fn flush(&mut self) {}
 
+    /// The transport stops (every session has ended): the port ends what
+    /// it still holds (L2TP: a StopCCN to every tunnel). A flush follows.
+    fn stop(&mut self) {}
+
     /// Frames already read that [`PacketPort::recv`] will hand over
     /// without waiting (the rest of a `recvmmsg` batch): the transport
     /// holds its coalesced tun writes until they are through.
@@ -134,6 +138,11 @@ pub trait PacketPort: Send {
     /// What the port counted that belongs to no session, by name, for
     /// `status`.
     fn counters(&self) -> Vec<(&'static str, u64)> {
+        Vec::new()
+    }
+
+    /// The port's tunnels (L2TP control connections), for `status`.
+    fn tunnels(&self) -> Vec<TunnelStatus> {
         Vec::new()
     }
 }
@@ -359,6 +368,7 @@ impl<P: PacketPort, D: PacketDevice> Server<P, D> {
                         self.end_session(id, EndReason::Shutdown);
                     }
                     self.flush_device();
+                    self.port.stop();
                     self.port.flush();
                     return self.counters;
                 }
@@ -794,6 +804,7 @@ impl<P: PacketPort, D: PacketDevice> Server<P, D> {
                     pool_size: pool.size(),
                     pool_free: pool.free(),
                     counters,
+                    tunnels: self.port.tunnels(),
                 });
             }
             Command::Attach(attach) => {

@@ -6,9 +6,11 @@
 //! - [`stream`]: one session over a site link's SSH byte stream (async HDLC);
 //! - [`datagram`]: many sessions on one packet socket, the shape PPTP and
 //!   L2TP servers take: a demux table, one timer heap, address pools, one
-//!   shared tun routed by inner address.
+//!   shared tun routed by inner address;
+//! - [`pptp`] and [`l2tp`]: their clients and their servers' ports.
 
 pub mod datagram;
+pub mod l2tp;
 pub mod pptp;
 pub mod site;
 pub mod stream;

@@ -1,0 +1,173 @@
+//! A UDP socket with batched reads and writes (`recvmmsg`/`sendmmsg`),
+//! driven by tokio: the transport of L2TP (RFC 2661 section 8.1, UDP port
+//! 1701), where every control and data message is one datagram.
+//!
+//! The batches are the GRE socket's ([`RecvBatch`], [`SendBatch`]; see
+//! [`crate::gre`] for how they are reused and why a full kernel queue
+//! drops rather than blocks): a datagram here is the UDP payload alone, and
+//! its source or destination carries a port ([`RecvBatch::get_from`],
+//! [`SendBatch::slot_to`]).
+
+use std::io;
+use std::net::{Ipv4Addr, SocketAddrV4};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd, RawFd};
+
+use rustix::net::{AddressFamily, SendFlags, SocketFlags, SocketType};
+use tokio::io::unix::AsyncFd;
+use tokio::io::Interest;
+
+pub use crate::gre::{RecvBatch, SendBatch};
+
+/// A non-blocking IPv4 UDP socket registered with tokio.
+///
+/// All methods take `&self`.
+#[derive(Debug)]
+pub struct UdpBatchSocket {
+    fd: AsyncFd<OwnedFd>,
+}
+
+impl UdpBatchSocket {
+    /// `socket(AF_INET, SOCK_DGRAM)` bound to `local` (with
+    /// `SO_REUSEADDR`, so that a restarted daemon gets its port back at
+    /// once), registered with the current tokio runtime. A port below 1024
+    /// needs CAP_NET_BIND_SERVICE.
+    pub fn bind(local: SocketAddrV4) -> io::Result<UdpBatchSocket> {
+        let context = |op: &str, e: io::Error| io::Error::new(e.kind(), format!("udp: {op}: {e}"));
+        let fd = rustix::net::socket_with(
+            AddressFamily::INET,
+            SocketType::DGRAM,
+            SocketFlags::NONBLOCK | SocketFlags::CLOEXEC,
+            None,
+        )
+        .map_err(|e| context("socket(AF_INET, SOCK_DGRAM)", e.into()))?;
+        rustix::net::sockopt::set_socket_reuseaddr(&fd, true)
+            .map_err(|e| context("SO_REUSEADDR", e.into()))?;
+        rustix::net::bind(&fd, &local).map_err(|e| context(&format!("bind {local}"), e.into()))?;
+        if let Err(e) = tokio::runtime::Handle::try_current() {
+            return Err(context("register with tokio", io::Error::other(e)));
+        }
+        // SAFETY: `fd` owns its descriptor, and `AsyncFd` owns `fd` from
+        // here on; nothing closes or replaces that descriptor before the
+        // `AsyncFd` is dropped.
+        let fd =
+            unsafe { AsyncFd::register_with_interest(fd, Interest::READABLE | Interest::WRITABLE) }
+                .map_err(|e| context("register with tokio", e.into()))?;
+        Ok(UdpBatchSocket { fd })
+    }
+
+    /// Receive only from `peer` (`connect(2)`), for a client that talks to
+    /// one server. An ICMP error about what was sent (port unreachable:
+    /// nobody listens there) then fails the next receive once
+    /// (`ECONNREFUSED`); the socket stays usable.
+    pub fn connect(&self, peer: SocketAddrV4) -> io::Result<()> {
+        rustix::net::connect(self.fd.get_ref(), &peer).map_err(|e| {
+            io::Error::new(
+                io::Error::from(e).kind(),
+                format!("udp: connect {peer}: {e}"),
+            )
+        })
+    }
+
+    /// The local address and port.
+    pub fn local_addr(&self) -> io::Result<SocketAddrV4> {
+        let addr = rustix::net::getsockname(self.fd.get_ref()).map_err(io::Error::from)?;
+        SocketAddrV4::try_from(addr)
+            .map_err(|_| io::Error::new(io::ErrorKind::InvalidData, "udp: not an IPv4 address"))
+    }
+
+    /// Ask for a receive buffer of `bytes`, beyond `net.core.rmem_max`
+    /// when we have CAP_NET_ADMIN (`SO_RCVBUFFORCE`), else capped
+    /// (`SO_RCVBUF`).
+    pub fn set_recv_buffer_size_force(&self, bytes: usize) -> io::Result<()> {
+        let fd = self.fd.get_ref();
+        match rustix::net::sockopt::set_socket_recv_buffer_size_force(fd, bytes) {
+            Ok(()) => Ok(()),
+            Err(_) => rustix::net::sockopt::set_socket_recv_buffer_size(fd, bytes).map_err(|e| {
+                io::Error::new(io::Error::from(e).kind(), format!("udp: SO_RCVBUF: {e}"))
+            }),
+        }
+    }
+
+    /// Wait until datagrams are queued, then take as many as `batch` holds
+    /// (`recvmmsg`). Returns how many were delivered, at least one.
+    /// Cancel-safe: it only waits before receiving.
+    pub async fn recv_batch(&self, batch: &mut RecvBatch) -> io::Result<usize> {
+        loop {
+            let mut guard = self.fd.ready(Interest::READABLE | Interest::ERROR).await?;
+            match guard.try_io(|fd| crate::gre::recv_into(fd.get_ref().as_fd(), batch)) {
+                Ok(Ok(0)) => continue,
+                Ok(result) => return result,
+                Err(_would_block) => continue,
+            }
+        }
+    }
+
+    /// Send every datagram of `batch` (`sendmmsg`, never waiting) and
+    /// empty it; see [`crate::gre::GreSocket::flush`] for what is dropped
+    /// and what is returned.
+    pub fn flush(&self, batch: &mut SendBatch) -> io::Result<usize> {
+        crate::gre::flush_into(self.fd.get_ref().as_fd(), batch, "udp")
+    }
+
+    /// Send one datagram to `dest` without waiting.
+    pub fn send_to(&self, bytes: &[u8], dest: SocketAddrV4) -> io::Result<usize> {
+        rustix::net::sendto(self.fd.get_ref(), bytes, SendFlags::DONTWAIT, &dest).map_err(|e| {
+            io::Error::new(
+                io::Error::from(e).kind(),
+                format!("udp: send to {dest}: {e}"),
+            )
+        })
+    }
+}
+
+impl AsRawFd for UdpBatchSocket {
+    fn as_raw_fd(&self) -> RawFd {
+        self.fd.get_ref().as_raw_fd()
+    }
+}
+
+impl AsFd for UdpBatchSocket {
+    fn as_fd(&self) -> BorrowedFd<'_> {
+        self.fd.get_ref().as_fd()
+    }
+}
+
+/// The unspecified address on `port`: what a server binds to when it is
+/// given no address.
+pub fn any(port: u16) -> SocketAddrV4 {
+    SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, port)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_batch_goes_out_and_comes_back_with_its_ports() {
+        let a = UdpBatchSocket::bind(SocketAddrV4::new(Ipv4Addr::LOCALHOST, 0)).unwrap();
+        let b = UdpBatchSocket::bind(SocketAddrV4::new(Ipv4Addr::LOCALHOST, 0)).unwrap();
+        let (at_a, at_b) = (a.local_addr().unwrap(), b.local_addr().unwrap());
+        let mut out = SendBatch::new(4, 64);
+        for i in 0..3u8 {
+            out.slot_to(at_b).extend_from_slice(&[i; 5]);
+        }
+        assert_eq!(a.flush(&mut out).unwrap(), 3);
+        let mut got = Vec::new();
+        let mut batch = RecvBatch::new(8, 64);
+        while got.len() < 3 {
+            let n =
+                tokio::time::timeout(std::time::Duration::from_secs(5), b.recv_batch(&mut batch))
+                    .await
+                    .unwrap()
+                    .unwrap();
+            for i in 0..n {
+                let (from, bytes) = batch.get_from(i).unwrap();
+                got.push((from, bytes.to_vec()));
+            }
+        }
+        assert_eq!(
+            got,
+            (0..3u8).map(|i| (at_a, vec![i; 5])).collect::<Vec<_>>()
+        );
+    }
+}

@@ -1,0 +1,743 @@
+//! The LAC of a `mode = "l2tp"` link (what xl2tpd's `[lac]` does): one
+//! tunnel to the LNS on UDP 1701, one incoming call (ICRQ, ICRP, ICCN) on
+//! it, PPP in its data messages, and the link's own tun.
+//!
+//! The UDP socket is bound to port 1701 as xl2tpd's is (an LNS or a
+//! firewall may expect it; a LAC behind NAT is told apart by the LNS all
+//! the same), falling back to any port with a warning when 1701 is taken
+//! on this host, and connected to the LNS so that only its datagrams
+//! arrive. PPP starts once the session is established: LCP,
+//! authentication (MS-CHAPv2 or CHAP as the LNS asks), IPCP, whose
+//! addresses, routes and hooks go through the session's netconf as for
+//! any site link. The LNS's own address keeps its old next hop
+//! ([`crate::config::LinkSettings::outer_peer`] defaults to it), so that
+//! with `default_route` the tunnel does not carry its own UDP.
+//!
+//! Endings, each with its reason; the daemon's link driver redials after
+//! each (`persist`, `redial_timeout`, `max_redials`):
+//! - the LNS is gone: our control messages are not acknowledged after
+//!   every retransmission (RFC 2661 section 5.8), or our HELLO is not
+//!   (section 5.5), or PPP's echoes go unanswered;
+//! - the LNS ends the session (CDN) or the tunnel (StopCCN);
+//! - PPP goes down (the peer's Terminate, authentication): the session is
+//!   disconnected (CDN) and the tunnel stopped (StopCCN);
+//! - a hangup or the daemon stopping closes PPP first
+//!   (Terminate-Request), then the session and the tunnel.
+//!
+//! The data path batches: datagrams are taken with `recvmmsg` and sent
+//! with `sendmmsg` ([`UdpBatchSocket`]), up to [`TUN_BATCH`] tun packets
+//! are framed per wake-up, and the tun is used in offload mode as the PPTP
+//! client does (super-packets cut to the LNS's MRU, segments from it
+//! coalesced into one write).
+
+use std::net::{Ipv4Addr, SocketAddrV4};
+use std::time::{Duration, Instant};
+
+use tracing::{debug, info, warn};
+use tsunagi_crypto::OsRandom;
+use tsunagi_host::gro::Coalescer;
+use tsunagi_host::offload::{segment_tcp, tcp_layout, Received as TunReceived, MAX_OFFLOAD_PACKET};
+use tsunagi_host::udp::{RecvBatch, SendBatch, UdpBatchSocket};
+use tsunagi_host::Tun;
+use tsunagi_l2tp::tunnel::Input;
+use tsunagi_l2tp::{
+    CallParams, CdnResult, ErrorCode, Role, StopCcnResult, Tunnel, TunnelEvent, TunnelState,
+    DATA_HEADROOM, UDP_PORT,
+};
+use tsunagi_ppp::link::{Event, IpVersion, Link, Phase};
+
+use super::{tunnel_config, UDP_RCVBUF};
+use crate::control::Response;
+use crate::netconf::{Change, SessionNet, SessionNetconf};
+use crate::registry::Command;
+use crate::session::{phase_name, random_seed, EndReason, SessionEnd, SessionInfo};
+use crate::transport::site::{create_tun, ncp_event, SiteSession};
+use crate::transport::stream::SessionCtx;
+
+/// How long the tunnel and the session may take to come up (the engine
+/// gives up on an unanswered SCCRQ by itself after its retransmissions,
+/// about 31 s).
+pub const CALL_SETUP_TIMEOUT: Duration = Duration::from_secs(40);
+/// How long a Terminate-Request exchange may take on hangup or shutdown.
+pub const CLOSE_WAIT: Duration = Duration::from_secs(3);
+/// How long the CDN and StopCCN may wait for their acknowledgement once
+/// PPP is down.
+pub const CLEAR_WAIT: Duration = Duration::from_secs(2);
+/// Tun packets framed per wake-up.
+pub const TUN_BATCH: usize = 64;
+/// ICMP port unreachable answers to our SCCRQ (and its retransmissions)
+/// after which the LNS is taken as not running (about 7 s with RFC 2661's
+/// 1, 2, 4 s backoff, rather than the 31 s of the full cycle).
+pub const UNREACHABLE_LIMIT: u32 = 3;
+
+/// Runs one session to `lns`: the tunnel, the call, PPP until the link is
+/// down; never panics on what the LNS sends.
+pub async fn run_session(ctx: SessionCtx<'_>, lns: Ipv4Addr) -> SessionEnd {
+    let name = ctx.settings.name.clone();
+    let fail = |why: String| {
+        warn!("{name}: {why}");
+        SessionEnd::new(EndReason::SetupFailed(why))
+    };
+    let tun = match create_tun(ctx.settings) {
+        Ok(t) => t,
+        Err(e) => return fail(format!("cannot create tun {}: {e}", ctx.settings.tun)),
+    };
+    let peer = SocketAddrV4::new(lns, UDP_PORT);
+    let socket = match UdpBatchSocket::bind(SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, UDP_PORT)) {
+        Ok(s) => s,
+        Err(e) => {
+            warn!("{name}: L2TP: cannot use UDP port {UDP_PORT} ({e}); from another port");
+            match UdpBatchSocket::bind(SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, 0)) {
+                Ok(s) => s,
+                Err(e) => return fail(format!("L2TP: cannot open a UDP socket: {e}")),
+            }
+        }
+    };
+    if let Err(e) = socket.connect(peer) {
+        return fail(format!("L2TP: {e}"));
+    }
+    if let Err(e) = socket.set_recv_buffer_size_force(UDP_RCVBUF) {
+        warn!("{name}: L2TP: {e}");
+    }
+    let local_id = loop {
+        // Our Tunnel ID guards the tunnel against blind spoofing.
+        let id = random_seed() as u16;
+        if id != 0 {
+            break id;
+        }
+    };
+    let now = Instant::now();
+    let tunnel = Tunnel::connect(
+        tunnel_config(Role::Lac, &ctx.settings.l2tp),
+        local_id,
+        now,
+        OsRandom::handle(),
+    );
+    info!(
+        "{name}: L2TP: tunnel {local_id} {} -> {peer}: SCCRQ",
+        socket
+            .local_addr()
+            .map_or_else(|_| "?".to_string(), |a| a.to_string())
+    );
+    let id = ctx.registry.open_session(&name);
+    let info = SessionInfo::new(id, &name, name.clone(), ctx.source.clone(), tun.name());
+    let netconf = ctx.netconf.open(SessionNet::site(
+        ctx.settings,
+        tun.name(),
+        "l2tp",
+        Some(lns),
+    ));
+    let mut client = Client {
+        name: name.clone(),
+        ctx,
+        peer,
+        socket,
+        tun,
+        tunnel,
+        session: None,
+        info,
+        netconf,
+        link: None,
+        tun_mtu: None,
+        send: SendBatch::default(),
+        coalescer: Coalescer::new(),
+        segments: Vec::new(),
+        max_send: usize::from(tsunagi_ppp::lcp::DEFAULT_MRU),
+        out: Vec::with_capacity(1500),
+        udp_errors: 0,
+    };
+    let end = client.run().await;
+    let Client {
+        ctx, netconf, tun, ..
+    } = client;
+    netconf.finish().await;
+    drop(tun);
+    ctx.registry.close_session(id, &end.reason);
+    end
+}
+
+struct Client<'a> {
+    name: String,
+    ctx: SessionCtx<'a>,
+    peer: SocketAddrV4,
+    socket: UdpBatchSocket,
+    tun: Tun,
+    tunnel: Tunnel,
+    /// Our Session ID once the call is placed.
+    session: Option<u16>,
+    info: SessionInfo,
+    netconf: SessionNetconf,
+    /// PPP, from the moment the session is established.
+    link: Option<Link>,
+    /// The MTU set on the tun while LCP is open.
+    tun_mtu: Option<u32>,
+    send: SendBatch,
+    /// Segments from the LNS, coalesced while they come in a run.
+    coalescer: Coalescer,
+    /// Where super-packets from the tun are cut.
+    segments: Vec<u8>,
+    /// The LNS's MRU while LCP is open.
+    max_send: usize,
+    /// One control datagram being written.
+    out: Vec<u8>,
+    /// Receive errors (ICMP port unreachable: nobody at the LNS's port).
+    udp_errors: u64,
+}
+
+impl Client<'_> {
+    async fn run(&mut self) -> SessionEnd {
+        let name = self.name.clone();
+        let setup_until = Instant::now() + CALL_SETUP_TIMEOUT;
+        let mut tbuf = vec![0u8; MAX_OFFLOAD_PACKET];
+        let mut recv = RecvBatch::default();
+        // Why the session ends, once known: then the session is
+        // disconnected and the tunnel stopped, until `until`.
+        let mut ending: Option<(EndReason, Instant)> = None;
+        // Why the layer under PPP went away, for the engine's LowerDown.
+        let mut lower: Option<EndReason> = None;
+        // A Terminate-Request exchange we started: (hangup, until).
+        let mut closing: Option<(bool, Instant)> = None;
+        let mut shutdown_seen = *self.ctx.shutdown.borrow();
+        if shutdown_seen {
+            return SessionEnd::new(EndReason::Shutdown);
+        }
+        // ICMP port unreachable answers to our SCCRQs so far.
+        let mut unreachable_count = 0u32;
+        loop {
+            let now = Instant::now();
+            // The tunnel's events first (a session established starts
+            // PPP), then PPP's.
+            while let Some(event) = self.tunnel.poll_event() {
+                self.tunnel_event(now, event, &mut ending, &mut lower, closing);
+            }
+            if let Some(link) = self.link.as_mut() {
+                while let Some(event) = link.poll_auth_event() {
+                    self.info.auth_event(event, self.ctx.guard);
+                }
+            }
+            while let Some(event) = self.link.as_mut().and_then(Link::poll_event) {
+                if let Event::Down(reason) = event {
+                    let end = match closing {
+                        Some((true, _)) => EndReason::Hangup,
+                        Some((false, _)) => EndReason::Shutdown,
+                        None => self.info.end_for(reason, lower.clone()),
+                    };
+                    info!("{name}: link down: {end}");
+                    if ending.is_none() {
+                        self.clear(now);
+                        ending = Some((end, now + CLEAR_WAIT));
+                    }
+                } else {
+                    self.link_event(event);
+                }
+            }
+            self.transmit();
+            if !self.send.is_empty() {
+                if let Err(e) = self.socket.flush(&mut self.send) {
+                    debug!("{name}: L2TP: {e}");
+                }
+            }
+            if let Some((end, until)) = &ending {
+                // Done once the tunnel is gone, or our StopCCN was
+                // acknowledged, or waiting longer is no use.
+                let acked = self.tunnel.reliable().in_flight() == 0;
+                let over = self.tunnel.is_closed()
+                    || (self.tunnel.state() == TunnelState::Closing && acked);
+                if over || now >= *until {
+                    return SessionEnd {
+                        reason: end.clone(),
+                        up_for: self.info.up_for(),
+                    };
+                }
+            }
+            if self.link.is_none() && ending.is_none() && now >= setup_until {
+                let why = format!(
+                    "L2TP: no session within {}s (tunnel {})",
+                    CALL_SETUP_TIMEOUT.as_secs(),
+                    self.tunnel.state()
+                );
+                warn!("{name}: {why}");
+                self.clear(now);
+                ending = Some((EndReason::TransportLost(why), now + CLEAR_WAIT));
+                continue;
+            }
+            let wake = [
+                self.link.as_ref().and_then(Link::poll_timeout),
+                self.tunnel.poll_timeout(),
+                ending.as_ref().map(|(_, t)| *t),
+                closing.map(|(_, t)| t),
+                self.link.is_none().then_some(setup_until),
+            ]
+            .into_iter()
+            .flatten()
+            .min();
+            let sleep = async move {
+                match wake {
+                    Some(t) => tokio::time::sleep_until(t.into()).await,
+                    None => std::future::pending().await,
+                }
+            };
+            let lcp_up = self
+                .link
+                .as_ref()
+                .is_some_and(|l| l.phase() == Phase::Network);
+            tokio::select! {
+                r = self.socket.recv_batch(&mut recv) => match r {
+                    Ok(_) => {
+                        self.udp_input(&recv);
+                        self.flush_tun();
+                    }
+                    Err(e) => {
+                        // Port unreachable: nobody listens at the LNS's
+                        // port. While the tunnel is being set up, a few
+                        // in a row (one per SCCRQ sent) end the attempt
+                        // rather than the full retransmission cycle; on an
+                        // established tunnel the retransmissions and the
+                        // keepalive decide.
+                        self.udp_errors += 1;
+                        debug!("{name}: L2TP: receive: {e}");
+                        let refused = e.kind() == std::io::ErrorKind::ConnectionRefused;
+                        if refused && self.tunnel.state() == TunnelState::WaitCtlReply {
+                            unreachable_count += 1;
+                            if unreachable_count >= UNREACHABLE_LIMIT && ending.is_none() {
+                                let why = format!(
+                                    "L2TP: nobody answers at {} (port unreachable, {unreachable_count} times)",
+                                    self.peer
+                                );
+                                warn!("{name}: {why}");
+                                ending = Some((EndReason::TransportLost(why), Instant::now()));
+                            }
+                        }
+                    }
+                },
+                r = self.tun.recv_gso(&mut tbuf), if lcp_up && ending.is_none() => match r {
+                    Ok(got) => {
+                        self.tun_packet(got, &tbuf);
+                        for _ in 1..TUN_BATCH {
+                            match self.tun.try_recv_gso(&mut tbuf) {
+                                Ok(got) => self.tun_packet(got, &tbuf),
+                                Err(_) => break,
+                            }
+                        }
+                    }
+                    Err(e) if e.kind() == std::io::ErrorKind::InvalidData => {
+                        debug!("{name}: tun read: {e}");
+                        self.info.tun_errors += 1;
+                    }
+                    Err(e) => {
+                        warn!("{name}: tun read: {e}");
+                        let now = Instant::now();
+                        if let Some(link) = self.link.as_mut() {
+                            link.close(now, "tun device failed");
+                        }
+                        lower.get_or_insert(EndReason::TunFailed(format!("read: {e}")));
+                    }
+                },
+                () = sleep => {
+                    let now = Instant::now();
+                    if let Some(link) = self.link.as_mut() {
+                        if link.poll_timeout().is_some_and(|t| t <= now) {
+                            link.handle_timeout(now);
+                        }
+                    }
+                    if self.tunnel.poll_timeout().is_some_and(|t| t <= now) {
+                        self.tunnel.handle_timeout(now);
+                    }
+                    if let (Some((hangup, until)), None) = (closing, &ending) {
+                        if now >= until {
+                            info!("{name}: no Terminate-Ack within {}s, closing anyway", CLOSE_WAIT.as_secs());
+                            let end = if hangup { EndReason::Hangup } else { EndReason::Shutdown };
+                            self.clear(now);
+                            ending = Some((end, now + CLEAR_WAIT));
+                        }
+                    }
+                }
+                cmd = self.ctx.commands.recv() => {
+                    let now = Instant::now();
+                    match cmd {
+                        Some(Command::Snapshot(reply)) => {
+                            let _ = reply.send(self.snapshot(now).into_iter().collect());
+                        }
+                        Some(Command::ServerStatus(_)) => {}
+                        Some(Command::Hangup(reply)) => {
+                            info!("{name}: hangup requested");
+                            self.close(now, true, &mut closing, &mut ending);
+                            let _ = reply.send(Response::Done { message: format!("{name}: closing") });
+                        }
+                        Some(Command::Kick(id, reply)) if id == self.info.id => {
+                            info!("{name}: session {id} kicked");
+                            self.close(now, true, &mut closing, &mut ending);
+                            let _ = reply.send(Response::Done { message: format!("{name}: closing session {id}") });
+                        }
+                        Some(Command::Kick(id, reply)) => {
+                            let _ = reply.send(Response::Refused { message: format!("no session {id} on {name}") });
+                        }
+                        Some(Command::Dial(reply)) => {
+                            let _ = reply.send(Response::Done { message: format!("{name}: already connected") });
+                        }
+                        Some(Command::Attach(attach)) => {
+                            let _ = attach.reply.send(Response::Refused {
+                                message: format!("profile {name} is not mode = \"direct\""),
+                            });
+                        }
+                        None => {}
+                    }
+                }
+                _ = self.ctx.shutdown.changed(), if !shutdown_seen => {
+                    shutdown_seen = true;
+                    if *self.ctx.shutdown.borrow() {
+                        self.close(Instant::now(), false, &mut closing, &mut ending);
+                    }
+                }
+            }
+        }
+    }
+
+    /// One event of the tunnel engine.
+    fn tunnel_event(
+        &mut self,
+        now: Instant,
+        event: TunnelEvent,
+        ending: &mut Option<(EndReason, Instant)>,
+        lower: &mut Option<EndReason>,
+        closing: Option<(bool, Instant)>,
+    ) {
+        let name = &self.name;
+        match event {
+            TunnelEvent::Up {
+                peer_host_name,
+                peer_vendor_name,
+                peer_tunnel_id,
+                authenticated,
+                ..
+            } => {
+                info!(
+                    "{name}: L2TP: tunnel up: LNS {peer_host_name:?} vendor {peer_vendor_name:?}, its tunnel {peer_tunnel_id}{}; calling",
+                    if authenticated { ", authenticated" } else { "" }
+                );
+                if ending.is_some() {
+                    return;
+                }
+                match self.tunnel.open_session(now, &CallParams::default()) {
+                    Ok(id) => self.session = Some(id),
+                    Err(e) => {
+                        let why = format!("L2TP: cannot place the call: {e}");
+                        warn!("{name}: {why}");
+                        self.tunnel.stop(now, StopCcnResult::GeneralError, None);
+                        *ending = Some((EndReason::SetupFailed(why), now + CLEAR_WAIT));
+                    }
+                }
+            }
+            TunnelEvent::Down { why } => {
+                let why = format!("L2TP: tunnel down: {why}");
+                info!("{name}: {why}");
+                lower.get_or_insert(EndReason::TransportLost(why.clone()));
+                if let Some(link) = self.link.as_mut() {
+                    link.lower_down(now);
+                }
+                // Nothing more can be said to the LNS.
+                let reason = match (&*ending, closing) {
+                    (Some((r, _)), _) => r.clone(),
+                    (None, Some((true, _))) => EndReason::Hangup,
+                    (None, Some((false, _))) => EndReason::Shutdown,
+                    (None, None) => lower.clone().unwrap_or(EndReason::TransportLost(why)),
+                };
+                *ending = Some((reason, now));
+            }
+            TunnelEvent::SessionUp {
+                session_id,
+                peer_session_id,
+                sequencing,
+                ..
+            } if Some(session_id) == self.session && self.link.is_none() && ending.is_none() => {
+                info!(
+                    "{name}: L2TP: session {session_id} up, LNS session {peer_session_id}{}",
+                    if sequencing { ", sequenced" } else { "" }
+                );
+                let config = self.ctx.credentials.link_config(self.ctx.settings);
+                let mut link = Link::new(config, random_seed(), OsRandom::handle());
+                link.start(now);
+                self.link = Some(link);
+            }
+            TunnelEvent::SessionDown {
+                session_id, why, ..
+            } if Some(session_id) == self.session => {
+                let why = format!("L2TP: session {session_id}: {why}");
+                info!("{name}: {why}");
+                lower.get_or_insert(EndReason::TransportLost(why.clone()));
+                self.session = None;
+                match self.link.as_mut() {
+                    Some(link) => link.lower_down(now),
+                    None => {
+                        ending.get_or_insert((EndReason::TransportLost(why), now + CLEAR_WAIT));
+                    }
+                }
+                self.tunnel.stop(now, StopCcnResult::GeneralRequest, None);
+            }
+            TunnelEvent::SessionRequested { session_id, .. } => {
+                // An outgoing call from the LNS: we have no line to dial.
+                let _ = self.tunnel.refuse_session(
+                    now,
+                    session_id,
+                    CdnResult::NoFacilitiesPermanent,
+                    Some(ErrorCode::NoError),
+                );
+            }
+            other => debug!("{name}: L2TP: {other:?}"),
+        }
+    }
+
+    /// PPP is done: disconnect the session (CDN) and stop the tunnel
+    /// (StopCCN).
+    fn clear(&mut self, now: Instant) {
+        if let Some(id) = self.session.take() {
+            let _ = self
+                .tunnel
+                .close_session(now, id, CdnResult::Administrative, None);
+        }
+        self.tunnel.stop(now, StopCcnResult::GeneralRequest, None);
+    }
+
+    /// Hangup (`hangup`) or shutdown: PPP's Terminate-Request first when
+    /// PPP runs, else straight to clearing the session and the tunnel.
+    fn close(
+        &mut self,
+        now: Instant,
+        hangup: bool,
+        closing: &mut Option<(bool, Instant)>,
+        ending: &mut Option<(EndReason, Instant)>,
+    ) {
+        if ending.is_some() || closing.is_some() {
+            return;
+        }
+        let why = if hangup {
+            "Administrative hangup"
+        } else {
+            "daemon shutting down"
+        };
+        match self.link.as_mut() {
+            Some(link) => {
+                link.close(now, why);
+                *closing = Some((hangup, now + CLOSE_WAIT));
+            }
+            None => {
+                self.clear(now);
+                let end = if hangup {
+                    EndReason::Hangup
+                } else {
+                    EndReason::Shutdown
+                };
+                *ending = Some((end, now + CLEAR_WAIT));
+            }
+        }
+    }
+
+    /// What `status` shows while PPP runs.
+    fn snapshot(&mut self, now: Instant) -> Option<crate::control::SessionStatus> {
+        let link = self.link.as_ref()?;
+        let t = &self.tunnel;
+        let mut text = format!(
+            "l2tp to {}: tunnel {}/{} {}",
+            self.peer,
+            t.local_id(),
+            t.peer_id(),
+            t.state()
+        );
+        if let Some(id) = self.session {
+            text.push_str(&format!(
+                " session {id}/{}",
+                t.peer_session_id(id).unwrap_or(0)
+            ));
+        }
+        let c = t.counters();
+        text.push_str(&format!(
+            " control rx {} tx {} retransmitted {} data rx {} tx {} dropped {}",
+            c.control_received,
+            c.messages_sent,
+            t.reliable_counters().retransmitted,
+            c.data_received,
+            c.data_sent,
+            c.data_dropped
+        ));
+        if self.udp_errors > 0 {
+            text.push_str(&format!(" udp errors {}", self.udp_errors));
+        }
+        self.info.tunnel = Some(text);
+        Some(self.info.status(link, now))
+    }
+
+    /// What the tunnel and PPP queued, into the send batch: control
+    /// first, so that the ICCN that establishes the session reaches the
+    /// LNS before PPP's first Configure-Request in it.
+    fn transmit(&mut self) {
+        while self.tunnel.poll_transmit(&mut self.out) {
+            self.send.slot_to(self.peer).extend_from_slice(&self.out);
+        }
+        if let (Some(link), Some(id)) = (self.link.as_mut(), self.session) {
+            let (send, tunnel, peer) = (&mut self.send, &mut self.tunnel, self.peer);
+            while link.poll_transmit_with(|header, info, _| {
+                push_frame(send, tunnel, peer, id, header, info);
+            }) {}
+        }
+    }
+
+    /// Datagrams from the LNS: control to the tunnel, our session's
+    /// frames to PPP and its packets to the tun.
+    fn udp_input(&mut self, batch: &RecvBatch) {
+        let now = Instant::now();
+        for i in 0..batch.len() {
+            let Some((from, datagram)) = batch.get_from(i) else {
+                continue;
+            };
+            if from != self.peer {
+                continue;
+            }
+            match self.tunnel.handle_input(now, datagram) {
+                Input::Data {
+                    session_id,
+                    payload,
+                } if Some(session_id) == self.session => {
+                    let Some(link) = self.link.as_mut() else {
+                        continue;
+                    };
+                    let tun = &self.tun;
+                    let tun_errors = &mut self.info.tun_errors;
+                    let coalescer = &mut self.coalescer;
+                    link.handle_frame(now, &datagram[payload], &mut |_version, packet| {
+                        coalescer.push(packet, &mut |p| {
+                            if tun.try_send(p).is_err() {
+                                *tun_errors += 1;
+                            }
+                        });
+                    });
+                }
+                Input::Control | Input::Data { .. } | Input::Dropped(_) => {}
+            }
+        }
+    }
+
+    /// Writes the segments coalesced so far to the tun.
+    fn flush_tun(&mut self) {
+        let tun = &self.tun;
+        let tun_errors = &mut self.info.tun_errors;
+        self.coalescer.flush(&mut |p| {
+            if tun.try_send(p).is_err() {
+                *tun_errors += 1;
+            }
+        });
+    }
+
+    /// One packet from the tun (at the start of `tbuf`) into the session;
+    /// a TCP super-packet is cut into segments that fit the LNS's MRU.
+    fn tun_packet(&mut self, got: TunReceived, tbuf: &[u8]) {
+        let packet = &tbuf[..got.len.min(tbuf.len())];
+        let version = match packet.first().map(|b| b >> 4) {
+            Some(4) => IpVersion::V4,
+            Some(6) => IpVersion::V6,
+            _ => {
+                self.info.tun_errors += 1;
+                return;
+            }
+        };
+        let (Some(link), Some(id)) = (self.link.as_mut(), self.session) else {
+            return;
+        };
+        let (send, tunnel, peer) = (&mut self.send, &mut self.tunnel, self.peer);
+        let mut frame = |segment: &[u8]| {
+            link.encapsulate_with(version, segment, |header, info| {
+                push_frame(send, tunnel, peer, id, header, info);
+            });
+        };
+        match got.gso {
+            Some(gso) if packet.len() > self.max_send => {
+                let room = tcp_layout(packet)
+                    .map(|l| self.max_send.saturating_sub(l.headers()))
+                    .unwrap_or(0);
+                let payload = usize::from(gso).min(room);
+                if payload == 0
+                    || segment_tcp(packet, payload, &mut self.segments, &mut frame).is_err()
+                {
+                    self.info.tun_errors += 1;
+                }
+            }
+            _ => frame(packet),
+        }
+        if self.send.is_full() {
+            if let Err(e) = self.socket.flush(&mut self.send) {
+                debug!("{}: L2TP: {e}", self.name);
+            }
+        }
+    }
+
+    /// PPP events other than the link going down: the tun's MTU, and
+    /// addresses, routes and hooks through netconf.
+    fn link_event(&mut self, event: Event) {
+        let mtu = match &event {
+            Event::Phase(p) => {
+                debug!("{}: phase {}", self.name, phase_name(*p));
+                if !matches!(p, Phase::Authenticate | Phase::Network) {
+                    self.tun_mtu = None;
+                }
+                return;
+            }
+            Event::Ipv4Up { .. } | Event::Ipv6Up { .. } => self.tun_up(),
+            _ => self.tun_mtu.unwrap_or(0),
+        };
+        let session = SiteSession {
+            name: &self.name,
+            usepeerdns: self.ctx.settings.usepeerdns,
+            info: &mut self.info,
+            netconf: &self.netconf,
+        };
+        ncp_event(event, session, mtu);
+    }
+
+    /// The tun's MTU once an NCP opens: the configured one, else the
+    /// smaller of the two MRUs.
+    fn tun_up(&mut self) -> u32 {
+        if let Some(mtu) = self.tun_mtu {
+            return mtu;
+        }
+        let peer_mru = self.link.as_ref().map_or(1500, |l| l.status().peer_mru);
+        let s = self.ctx.settings;
+        let mtu = s.mtu.unwrap_or(s.mru.min(peer_mru));
+        self.max_send = usize::from(peer_mru);
+        if self.tun.is_offload() {
+            self.tun.set_gso_mtu(usize::from(mtu));
+            if let Err(e) = self.tun.set_tso(true) {
+                warn!("{}: {}: {e}", self.name, self.tun.name());
+            }
+        }
+        let mtu = u32::from(mtu);
+        self.netconf.send(Change::LinkUp { mtu });
+        self.tun_mtu = Some(mtu);
+        mtu
+    }
+}
+
+/// One PPP frame (`header` and `info`, not yet joined) of session
+/// `session` into the send batch as an L2TP data message to `peer`: the
+/// L2TP header is written in the headroom before it.
+fn push_frame(
+    send: &mut SendBatch,
+    tunnel: &mut Tunnel,
+    peer: SocketAddrV4,
+    session: u16,
+    header: &[u8],
+    info: &[u8],
+) {
+    let slot = send.slot_to(peer);
+    slot.resize(DATA_HEADROOM, 0);
+    slot.extend_from_slice(header);
+    slot.extend_from_slice(info);
+    let end = slot.len();
+    match tunnel.encapsulate(session, slot, DATA_HEADROOM..end) {
+        Ok(range) => {
+            // The header is shorter than the headroom without Ns (and
+            // without Length): the datagram starts where it does.
+            slot.truncate(range.end);
+            slot.drain(..range.start);
+        }
+        Err(_) => send.pop(),
+    }
+}
