@@ -772,22 +772,27 @@ fn gre_survives_loss_reordering_and_duplicates() {
     // reads; each frame comes back 20 ms later, addressed to the tap, and
     // is routed on from there, behind the ones that came after it.
     let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    // Duplicates go through a line of their own, 1 ms long: the receive
+    // window tells a duplicate from a late frame within the last 64
+    // sequence numbers, and 20 ms is more than 64 frames at full speed.
     let lines = [
         delay_line(&mid, "dl0", Duration::from_millis(20), stop.clone()),
         delay_line(&mid, "dl1", Duration::from_millis(20), stop.clone()),
+        delay_line(&mid, "dd0", Duration::from_millis(1), stop.clone()),
+        delay_line(&mid, "dd1", Duration::from_millis(1), stop.clone()),
     ];
     let rules = "table netdev faults {
         chain from_server {
             type filter hook ingress device \"m0\" priority 0;
             ip protocol gre numgen random mod 100 < 5 drop
             ip protocol gre numgen random mod 100 < 5 fwd to \"dl0\"
-            ip protocol gre numgen random mod 100 < 2 dup to \"dl0\"
+            ip protocol gre numgen random mod 100 < 2 dup to \"dd0\"
         }
         chain from_client {
             type filter hook ingress device \"m1\" priority 0;
             ip protocol gre numgen random mod 100 < 5 drop
             ip protocol gre numgen random mod 100 < 5 fwd to \"dl1\"
-            ip protocol gre numgen random mod 100 < 2 dup to \"dl1\"
+            ip protocol gre numgen random mod 100 < 2 dup to \"dd1\"
         }
     }";
     guard.sides[0].start(&server_config(&dir, "10.78.1.1", "firewall = false\n"));
