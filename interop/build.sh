@@ -113,7 +113,7 @@ umount_chroot() {
   done
 }
 WORK=""
-cleanup() { umount_chroot; [ -n "$WORK" ] && rm -rf "$WORK"; }
+cleanup() { umount_chroot; if [ -n "$WORK" ]; then rm -rf "$WORK"; fi; }
 trap cleanup EXIT
 PKG_KEY="bookworm ${VM_PKGS[*]}"
 if [ "${FORCE:-0}" = 1 ] || [ "$(cat "$ROOTFS/.interop-pkgs" 2>/dev/null)" != "$PKG_KEY" ]; then
