@@ -350,7 +350,8 @@ TS_L2TP_REDIAL=('redial_timeout = 10' 'max_redials = 6')
 ts_accepts() {
   local out
   out=$("$BIN" -c "$1" check 2>&1) && return 0
-  grep -v '^[[:space:]]*$' <<<"$out" | tail -n 1 | tr -s ' '
+  # the file's name without its directory (the scenario's)
+  grep -v '^[[:space:]]*$' <<<"$out" | tail -n 1 | tr -s ' ' | sed "s|$(dirname "$1")/||g"
   return 1
 }
 # l2tp_ts_server_ready: the server's config into $SD/l2tp.toml; 1 (and skip) when
