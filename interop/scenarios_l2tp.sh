@@ -276,6 +276,11 @@ pppd_exits() {
 }
 # The LAC's pppd of the wrong-password section has exited.
 lac_wrong_pppd_gone() { ! vm_exec "pgrep -f 'pppd.*options[.]l2tpd[.]wrong'" </dev/null >/dev/null; }
+# l2tp_exit_logged LNS_BEFORE LAC_BEFORE: the LNS's or the LAC's xl2tpd logged more pppd
+# exits than these.
+l2tp_exit_logged() {
+  [ "$(pppd_exits /tmp/xl2tpd-lns.log | wc -l)" -gt "$1" ] || [ "$(pppd_exits /tmp/xl2tpd-lac.log | wc -l)" -gt "$2" ]
+}
 lns_pppd_gone() { ! vm_exec "pgrep -f 'pppd.*options[.]xl2tpd-lns'" </dev/null >/dev/null; }
 # lac_refused LOG BEFORE: the LAC's pppd, whose log is LOG (here), was refused: it logged
 # "CHAP authentication failed" and closed LCP with pppd's words for that
@@ -491,13 +496,13 @@ selfcheck_l2tp() {
     why "wrong password: the LNS's pppd did not log 'Peer $L2TP_USER failed CHAP authentication' within 60 s" || return 1
   wait_for 30 lac_wrong_pppd_gone && wait_for 10 lns_pppd_gone ||
     why "wrong password: a pppd still runs 30 s after the refusal" || return 1
-  sleep 1   # the reapers' log lines
+  wait_for 10 l2tp_exit_logged "$lns_before" "$lac_before" ||
+    why "wrong password: neither xl2tpd logged its pppd's exit code" || return 1
   vm_exec "cat /tmp/selfcheck-l2tp-wrong-pppd.log" </dev/null > "$SD/pppd-wrong-password.log" 2>/dev/null
   lac_refused "$SD/pppd-wrong-password.log" "$lac_before" || return 1
   out=$(pppd_exits /tmp/xl2tpd-lns.log | tail -n "+$((lns_before + 1))" | tail -n 1)
   [ -z "$out" ] || [ "$out" = 11 ] ||
     why "wrong password: the LNS's pppd exited with $out, not 11 (the peer failed to authenticate)" || return 1
-  [ -n "$out$LAC_RC" ] || why "wrong password: neither xl2tpd logged its pppd's exit code" || return 1
   [ -z "$(vm_ppp_addr "$L2TPC_NS" "$XL2TPD_LOCAL")" ] || why "wrong password: the tunnel came up anyway" || return 1
   echo "    wrong password refused after $(since "$t") s: exit codes LNS ${out:-not logged}, LAC ${LAC_RC:-not logged}; $(vm_exec "grep 'failed CHAP' /var/log/xl2tpd-lns-pppd.log" </dev/null | tail -n 1)" >&2
   echo "    self-check total $(since "$t0") s" >&2
