@@ -1,6 +1,6 @@
 #!/bin/bash
-# Build (or reuse) the interop VM image: Debian 12 with pppd 2.4.9, pptpd, pptp-linux
-# and OpenSSH.
+# Build (or reuse) the interop VM image: Debian 12 with pppd 2.4.9, pptpd, pptp-linux,
+# xl2tpd and OpenSSH.
 #
 #   interop/build.sh           reuse the cached image of this recipe when there is one
 #   FORCE=1 interop/build.sh   rebuild this recipe's rootfs and image from scratch
@@ -113,7 +113,7 @@ umount_chroot() {
   done
 }
 WORK=""
-cleanup() { umount_chroot; [ -n "$WORK" ] && rm -rf "$WORK"; }
+cleanup() { umount_chroot; if [ -n "$WORK" ]; then rm -rf "$WORK"; fi; }
 trap cleanup EXIT
 PKG_KEY="bookworm ${VM_PKGS[*]}"
 if [ "${FORCE:-0}" = 1 ] || [ "$(cat "$ROOTFS/.interop-pkgs" 2>/dev/null)" != "$PKG_KEY" ]; then
@@ -202,6 +202,10 @@ chroot "$R" systemctl enable interop-modules.service >/dev/null 2>&1
 # nf_nat_pptp at boot, for PPTP passing through a NAT, which the VM does not do.
 chroot "$R" systemctl mask pptpd.service >/dev/null 2>&1
 printf '# tsunagi interop: no NAT in the VM, so no nf_nat_pptp\n' > "$R/etc/modules-load.d/pptpd.conf"
+# xl2tpd: the L2TP scenarios start their own LNS and LAC (xl2tpd -D with their own
+# config, secrets and control pipe). Debian enables xl2tpd.service, which would take UDP
+# 1701 of the VM's root namespace with Debian's default config: masked like pptpd.
+chroot "$R" systemctl mask xl2tpd.service >/dev/null 2>&1
 # Boot speed under TCG: units nothing here needs.
 for u in modprobe@drm.service modprobe@efi_pstore.service modprobe@dm_mod.service \
   modprobe@loop.service modprobe@fuse.service modprobe@configfs.service \

@@ -30,15 +30,15 @@ VM_IP=10.200.0.2
 VM_MAC=52:54:00:c8:00:02
 KEY=$INTEROP_CACHE/keys/id_ed25519
 
-# Packages inside the VM. Add xl2tpd / strongswan here when their scenarios arrive: the
-# package stage is keyed by this list, so a changed list builds a new rootfs-<hash>/.
-# pptpd and pptp-linux are the PPTP peers (scenarios_pptp.sh); tcpdump is for looking at
-# their GRE and TCP 1723 by hand (interop/vm.sh exec).
+# Packages inside the VM. Add strongswan here when its scenarios arrive: the package
+# stage is keyed by this list, so a changed list builds a new rootfs-<hash>/.
+# pptpd and pptp-linux are the PPTP peers (scenarios_pptp.sh), xl2tpd the L2TP LAC and
+# LNS (scenarios_l2tp.sh); tcpdump captures their GRE, TCP 1723 and UDP 1701.
 VM_PKGS=(
   linux-image-amd64 initramfs-tools zstd kmod udev dbus systemd-sysv
   ppp openssh-server openssh-client iproute2 iputils-ping procps psmisc
   socat netcat-openbsd
-  pptpd pptp-linux tcpdump
+  pptpd pptp-linux xl2tpd tcpdump
 )
 PKG_HASH=$(printf '%s\n' bookworm "${VM_PKGS[@]}" | sha256sum | cut -c1-12)
 RECIPE_HASH=$(cat "$INTEROP_DIR/build.sh" "$INTEROP_DIR/lib.sh" | sha256sum | cut -c1-16)
