@@ -12,7 +12,8 @@
 # Prints one line per scenario, "PASS name", "FAIL name: why" or "SKIPPED: name: why",
 # then "N skipped" when any were, and last, alone on its line, "N passed, N failed".
 # Exit status: 1 when a scenario failed, else 0 (also when all were skipped: the
-# SKIPPED lines say why, and CI shows them).
+# SKIPPED lines say why). With INTEROP_REQUIRED=1 (scripts/test.sh, CI) a
+# skipped scenario fails the run too: there the tier must run.
 #
 # Topology (all namespaces carry this run's pid in their names):
 #
@@ -79,6 +80,7 @@ skip_all() {
   local s
   for s in "${SELFCHECKS[@]}" "${SCENARIOS[@]}"; do selected "$s" && { echo "SKIPPED: $s: $1"; SKIP=$((SKIP + 1)); }; done
   summary
+  [ "${INTEROP_REQUIRED:-0}" = 1 ] && { echo "INTEROP_REQUIRED=1: nothing may be skipped" >&2; exit 1; }
   exit 0
 }
 # Our own code not compiling is a failure, not a reason to skip.
@@ -437,4 +439,8 @@ t=$(date +%s)
 vm_down
 timing vm-down $(( $(date +%s) - t ))
 summary
+if [ "${INTEROP_REQUIRED:-0}" = 1 ] && [ "$SKIP" -gt 0 ]; then
+  echo "INTEROP_REQUIRED=1: $SKIP scenarios skipped" >&2
+  exit 1
+fi
 [ "$FAIL" = 0 ]
