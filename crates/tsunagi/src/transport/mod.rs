@@ -14,3 +14,4 @@ pub mod l2tp;
 pub mod pptp;
 pub mod site;
 pub mod stream;
+pub mod tun_path;
