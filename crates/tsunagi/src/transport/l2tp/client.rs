@@ -51,6 +51,7 @@ use crate::registry::Command;
 use crate::session::{random_seed, EndReason, SessionEnd, SessionInfo};
 use crate::transport::site::create_tun;
 use crate::transport::stream::SessionCtx;
+use crate::transport::timers::sleep_until;
 use crate::transport::tun_path::{read_failed, TunPath, TUN_BATCH};
 
 /// How long the tunnel and the session may take to come up (the engine
@@ -265,12 +266,7 @@ impl Client<'_> {
             .into_iter()
             .flatten()
             .min();
-            let sleep = async move {
-                match wake {
-                    Some(t) => tokio::time::sleep_until(t.into()).await,
-                    None => std::future::pending().await,
-                }
-            };
+            let sleep = sleep_until(wake);
             let lcp_up = self
                 .link
                 .as_ref()
