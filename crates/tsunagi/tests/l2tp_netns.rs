@@ -29,66 +29,14 @@ mod support;
 
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream, UdpSocket};
-use std::os::fd::AsFd;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
+use support::netns::{enter, in_ns, run, veth};
 use support::{require_netns, wait_for, Guard, Side};
 use tsunagi_l2tp::avp::Avp;
 use tsunagi_l2tp::header::Header;
 use tsunagi_l2tp::{Message, MessageType};
-
-/// Runs `f` on a thread that joined namespace `ns`: sockets it makes
-/// belong there.
-fn in_ns<T: Send + 'static>(ns: &str, f: impl FnOnce() -> T + Send + 'static) -> T {
-    let path = format!("/run/netns/{ns}");
-    std::thread::spawn(move || {
-        let file = std::fs::File::open(&path).unwrap();
-        rustix::thread::move_into_link_name_space(
-            file.as_fd(),
-            Some(rustix::thread::LinkNameSpaceType::Network),
-        )
-        .expect("setns");
-        f()
-    })
-    .join()
-    .expect("the thread in the namespace panicked")
-}
-
-/// `ip netns exec NS ARGS...`, which must succeed.
-fn run(ns: &str, args: &[&str]) {
-    let out = Command::new("ip")
-        .args(["netns", "exec", ns])
-        .args(args)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{ns}: {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
-
-/// A veth pair: `a` in namespace `ns_a` with `addr_a` (CIDR, or "" for
-/// none), `b` in `ns_b` with `addr_b`; both up.
-fn veth(ns_a: &str, a: &str, addr_a: &str, ns_b: &str, b: &str, addr_b: &str) {
-    let st = Command::new("ip")
-        .args([
-            "link", "add", a, "netns", ns_a, "type", "veth", "peer", "name", b,
-        ])
-        .args(["netns", ns_b])
-        .status()
-        .unwrap();
-    assert!(st.success(), "veth {a}/{b}");
-    for (ns, dev, addr) in [(ns_a, a, addr_a), (ns_b, b, addr_b)] {
-        if !addr.is_empty() {
-            run(ns, &["ip", "addr", "add", addr, "dev", dev]);
-        }
-        run(ns, &["ip", "link", "set", dev, "up"]);
-    }
-    run(ns_a, &["ip", "link", "set", "lo", "up"]);
-    run(ns_b, &["ip", "link", "set", "lo", "up"]);
-}
 
 /// FNV-1a over a stream, 64-bit.
 #[derive(Clone, Copy)]
@@ -122,13 +70,7 @@ fn digest_server(ns: &str, at: SocketAddr) {
     let ns = ns.to_string();
     let (tx, rx) = std::sync::mpsc::channel();
     std::thread::spawn(move || {
-        let path = format!("/run/netns/{ns}");
-        let file = std::fs::File::open(&path).unwrap();
-        rustix::thread::move_into_link_name_space(
-            file.as_fd(),
-            Some(rustix::thread::LinkNameSpaceType::Network),
-        )
-        .expect("setns");
+        enter(&ns);
         // The LNS puts its tunnel address on its tun just after start.
         let deadline = Instant::now() + Duration::from_secs(15);
         let listener = loop {
@@ -233,15 +175,6 @@ fn lac_config(i: usize, lns: &str, extra: &str) -> String {
     )
 }
 
-/// The inner address of a LAC's link once IPCP is up.
-fn lac_address(side: &Side) -> Option<String> {
-    let links = side.status();
-    let link = &links[0];
-    (link["phase"] == "network")
-        .then(|| link["local"].as_str().map(str::to_string))
-        .flatten()
-}
-
 /// A LNS and a LAC on one link (10.79.x.0/24), no faults.
 fn pair(name: &str) -> Guard {
     let prefix = format!("tl{}{name}", std::process::id() % 100_000);
@@ -266,9 +199,9 @@ fn a_lac_comes_up_and_carries_traffic() {
     digest_server(&guard.sides[0].ns, "192.168.70.1:7000".parse().unwrap());
     guard.sides[1].start(&lac_config(0, "10.79.1.1", "persist = false\n"));
     wait_for(Duration::from_secs(30), "the LAC up", || {
-        lac_address(&guard.sides[1]).is_some()
+        guard.sides[1].link_address().is_some()
     });
-    let addr = lac_address(&guard.sides[1]).unwrap();
+    let addr = guard.sides[1].link_address().unwrap();
     assert!(addr.starts_with("192.168.70."), "{addr}");
     assert!(support::ping(&guard.sides[1], "192.168.70.1"));
     let to: SocketAddr = "192.168.70.1:7000".parse().unwrap();
@@ -385,7 +318,7 @@ fn ten_percent_loss_each_way_still_carries_50_mb() {
     wait_for(
         Duration::from_secs(90),
         "the LAC up through the loss",
-        || lac_address(&guard.sides[2]).is_some(),
+        || guard.sides[2].link_address().is_some(),
     );
     let started = Instant::now();
     let to: SocketAddr = "192.168.70.1:7000".parse().unwrap();
@@ -443,7 +376,7 @@ fn the_lac_redials_after_the_lns_goes_and_comes_back() {
     );
     guard.sides[1].start(&lac);
     wait_for(Duration::from_secs(30), "the LAC up", || {
-        lac_address(&guard.sides[1]).is_some()
+        guard.sides[1].link_address().is_some()
     });
     // Noticing (echoes: 4 s; StopCCN: at once) + the CDN/StopCCN wait
     // (2 s) + redial_timeout (2 s) + set-up (1-2 s, more on a loaded
@@ -464,7 +397,7 @@ fn the_lac_redials_after_the_lns_goes_and_comes_back() {
         let gone = Instant::now();
         guard.sides[0].start(&lns);
         wait_for(bound, "the LAC back", || {
-            redials(&guard.sides[1]) > before && lac_address(&guard.sides[1]).is_some()
+            redials(&guard.sides[1]) > before && guard.sides[1].link_address().is_some()
         });
         let back = gone.elapsed();
         assert!(support::ping(&guard.sides[1], "192.168.70.1"));
@@ -536,10 +469,10 @@ fn three_lacs_behind_one_nat_each_get_their_own_tunnel() {
         guard.sides[2 + i].start(&lac_config(i, "10.79.21.1", "persist = false\n"));
     }
     wait_for(Duration::from_secs(60), "three LACs up", || {
-        (0..3).all(|i| lac_address(&guard.sides[2 + i]).is_some())
+        (0..3).all(|i| guard.sides[2 + i].link_address().is_some())
     });
     let mut addresses: Vec<String> = (0..3)
-        .map(|i| lac_address(&guard.sides[2 + i]).unwrap())
+        .map(|i| guard.sides[2 + i].link_address().unwrap())
         .collect();
     for i in 0..3 {
         assert!(
@@ -652,7 +585,7 @@ fn bad_input_leaves_the_lns_serving() {
         &lac_config(0, "10.79.31.1", "persist = false\n").replace("secret = \"s3cret\"\n", ""),
     );
     wait_for(Duration::from_secs(30), "the LAC up", || {
-        lac_address(&guard.sides[1]).is_some()
+        guard.sides[1].link_address().is_some()
     });
     let pid = guard.sides[0].daemon.as_ref().unwrap().id();
     let rss_before = rss_kib(pid);
