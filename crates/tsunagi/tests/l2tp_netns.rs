@@ -32,7 +32,7 @@ use std::net::{SocketAddr, TcpListener, TcpStream, UdpSocket};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use support::netns::{enter, in_ns, run, veth};
+use support::netns::{enter, in_ns, line, run, veth};
 use support::{require_netns, wait_for, Guard, Side};
 use tsunagi_l2tp::avp::Avp;
 use tsunagi_l2tp::header::Header;
@@ -286,17 +286,7 @@ fn ten_percent_loss_each_way_still_carries_50_mb() {
         guard.sides[1].ns.clone(),
         guard.sides[2].ns.clone(),
     );
-    veth(&lns, "eth0", "10.79.11.1/24", &mid, "m0", "10.79.11.2/24");
-    veth(&mid, "m1", "10.79.12.1/24", &lac, "eth0", "10.79.12.2/24");
-    run(
-        &lns,
-        &["ip", "route", "add", "10.79.12.0/24", "via", "10.79.11.2"],
-    );
-    run(
-        &lac,
-        &["ip", "route", "add", "10.79.11.0/24", "via", "10.79.12.1"],
-    );
-    run(&mid, &["sysctl", "-q", "-w", "net.ipv4.ip_forward=1"]);
+    line(&lns, &mid, &lac, "10.79.11", "10.79.12");
     // 10 % of L2TP's datagrams dropped each way, from the start: the
     // tunnel's set-up goes through the loss too.
     let rules = "table netdev faults {

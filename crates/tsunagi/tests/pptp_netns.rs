@@ -26,7 +26,7 @@ use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use support::netns::{enter, in_ns, run, veth};
+use support::netns::{enter, in_ns, line, run, veth};
 use support::{require_netns, wait_for, Guard};
 
 /// `len` deterministic bytes for client `seed` (xorshift64).
@@ -682,17 +682,7 @@ fn gre_survives_loss_reordering_and_duplicates() {
         guard.sides[1].ns.clone(),
         guard.sides[2].ns.clone(),
     );
-    veth(&srv, "eth0", "10.78.1.1/24", &mid, "m0", "10.78.1.2/24");
-    veth(&mid, "m1", "10.78.2.1/24", &cli, "eth0", "10.78.2.2/24");
-    run(
-        &srv,
-        &["ip", "route", "add", "10.78.2.0/24", "via", "10.78.1.2"],
-    );
-    run(
-        &cli,
-        &["ip", "route", "add", "10.78.1.0/24", "via", "10.78.2.1"],
-    );
-    run(&mid, &["sysctl", "-q", "-w", "net.ipv4.ip_forward=1"]);
+    line(&srv, &mid, &cli, "10.78.1", "10.78.2");
     run(
         &mid,
         &["sysctl", "-q", "-w", "net.ipv4.conf.all.rp_filter=0"],

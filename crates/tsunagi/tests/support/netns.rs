@@ -64,3 +64,49 @@ pub fn veth(ns_a: &str, a: &str, addr_a: &str, ns_b: &str, b: &str, addr_b: &str
     run(ns_a, &["ip", "link", "set", "lo", "up"]);
     run(ns_b, &["ip", "link", "set", "lo", "up"]);
 }
+
+/// Three namespaces in a line, `a` — `mid` — `b`, `mid` routing between
+/// them: `a`'s eth0 is `net_a`.1 and `mid`'s m0 `net_a`.2, `mid`'s m1 is
+/// `net_b`.1 and `b`'s eth0 `net_b`.2 (`net_a`, `net_b`: the first three
+/// octets of a /24, as "10.78.1").
+pub fn line(a: &str, mid: &str, b: &str, net_a: &str, net_b: &str) {
+    veth(
+        a,
+        "eth0",
+        &format!("{net_a}.1/24"),
+        mid,
+        "m0",
+        &format!("{net_a}.2/24"),
+    );
+    veth(
+        mid,
+        "m1",
+        &format!("{net_b}.1/24"),
+        b,
+        "eth0",
+        &format!("{net_b}.2/24"),
+    );
+    run(
+        a,
+        &[
+            "ip",
+            "route",
+            "add",
+            &format!("{net_b}.0/24"),
+            "via",
+            &format!("{net_a}.2"),
+        ],
+    );
+    run(
+        b,
+        &[
+            "ip",
+            "route",
+            "add",
+            &format!("{net_a}.0/24"),
+            "via",
+            &format!("{net_b}.1"),
+        ],
+    );
+    run(mid, &["sysctl", "-q", "-w", "net.ipv4.ip_forward=1"]);
+}
