@@ -47,9 +47,8 @@ use tsunagi_ppp::link::{Event, Link, Phase};
 use super::{tunnel_config, UDP_RCVBUF};
 use crate::control::Response;
 use crate::netconf::{SessionNet, SessionNetconf};
-use crate::registry::Command;
 use crate::session::{random_seed, EndReason, SessionEnd, SessionInfo};
-use crate::transport::site::create_tun;
+use crate::transport::site::{client_command, create_tun, Asked};
 use crate::transport::stream::SessionCtx;
 use crate::transport::timers::sleep_until;
 use crate::transport::tun_path::{read_failed, TunPath, TUN_BATCH};
@@ -340,33 +339,15 @@ impl Client<'_> {
                 }
                 cmd = self.ctx.commands.recv() => {
                     let now = Instant::now();
-                    match cmd {
-                        Some(Command::Snapshot(reply)) => {
+                    match client_command(&name, self.info.id, cmd) {
+                        Asked::Snapshot(reply) => {
                             let _ = reply.send(self.snapshot(now).into_iter().collect());
                         }
-                        Some(Command::ServerStatus(_)) => {}
-                        Some(Command::Hangup(reply)) => {
-                            info!("{name}: hangup requested");
+                        Asked::Hangup(reply, message) => {
                             self.close(now, true, &mut closing, &mut ending);
-                            let _ = reply.send(Response::Done { message: format!("{name}: closing") });
+                            let _ = reply.send(Response::Done { message });
                         }
-                        Some(Command::Kick(id, reply)) if id == self.info.id => {
-                            info!("{name}: session {id} kicked");
-                            self.close(now, true, &mut closing, &mut ending);
-                            let _ = reply.send(Response::Done { message: format!("{name}: closing session {id}") });
-                        }
-                        Some(Command::Kick(id, reply)) => {
-                            let _ = reply.send(Response::Refused { message: format!("no session {id} on {name}") });
-                        }
-                        Some(Command::Dial(reply)) => {
-                            let _ = reply.send(Response::Done { message: format!("{name}: already connected") });
-                        }
-                        Some(Command::Attach(attach)) => {
-                            let _ = attach.reply.send(Response::Refused {
-                                message: format!("profile {name} is not mode = \"direct\""),
-                            });
-                        }
-                        None => {}
+                        Asked::Nothing => {}
                     }
                 }
                 _ = self.ctx.shutdown.changed(), if !shutdown_seen => {
