@@ -8,22 +8,7 @@ use std::path::Path;
 
 #[test]
 fn replay_ppp_input_corpus() {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../fuzz/corpus/ppp_input");
-    let mut files: Vec<_> = std::fs::read_dir(&dir)
-        .unwrap_or_else(|e| panic!("fuzz corpus {} unreadable: {e}", dir.display()))
-        .map(|e| e.expect("dir entry").path())
-        .filter(|p| p.is_file())
-        .collect();
-    files.sort();
-    assert!(!files.is_empty(), "fuzz corpus {} is empty", dir.display());
-    for file in &files {
-        let data = std::fs::read(file).expect("read corpus file");
-        // A panic names the file: std prints the test's panic, and this
-        // line says which input was running.
-        eprintln!("replaying {}", file.display());
-        tsunagi_ppp::fuzzing::ppp_input(&data);
-    }
-    eprintln!("replayed {} corpus files", files.len());
+    tsunagi_testkit::corpus::replay("ppp_input", tsunagi_ppp::fuzzing::ppp_input);
 }
 
 /// The committed `seed-link-*` files are what [`link_seeds`] records: a
