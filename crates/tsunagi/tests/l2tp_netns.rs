@@ -32,6 +32,7 @@ use std::net::{SocketAddr, TcpListener, TcpStream, UdpSocket};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
+use support::icmp::echo_request;
 use support::netns::{enter, in_ns, line, run, veth};
 use support::{require_netns, wait_for, Guard, Side};
 use tsunagi_l2tp::avp::Avp;
@@ -662,39 +663,6 @@ fn bad_input_leaves_the_lns_serving() {
     for side in guard.sides.iter_mut() {
         side.stop();
     }
-}
-
-/// The Internet checksum (RFC 1071).
-fn checksum(data: &[u8]) -> u16 {
-    let mut sum = 0u32;
-    for chunk in data.chunks(2) {
-        let word = u16::from_be_bytes([chunk[0], *chunk.get(1).unwrap_or(&0)]);
-        sum += u32::from(word);
-    }
-    while sum > 0xffff {
-        sum = (sum & 0xffff) + (sum >> 16);
-    }
-    !(sum as u16)
-}
-
-/// An ICMP Echo Request from `src` to `dst` with identifier `id`.
-fn echo_request(src: std::net::Ipv4Addr, dst: std::net::Ipv4Addr, id: u16, seq: u16) -> Vec<u8> {
-    let mut p = vec![0u8; 36];
-    p[0] = 0x45;
-    p[2..4].copy_from_slice(&36u16.to_be_bytes());
-    p[8] = 64;
-    p[9] = 1;
-    p[12..16].copy_from_slice(&src.octets());
-    p[16..20].copy_from_slice(&dst.octets());
-    let c = checksum(&p[..20]);
-    p[10..12].copy_from_slice(&c.to_be_bytes());
-    p[20] = 8;
-    p[24..26].copy_from_slice(&id.to_be_bytes());
-    p[26..28].copy_from_slice(&seq.to_be_bytes());
-    p[28..36].copy_from_slice(b"tsunagi!");
-    let c = checksum(&p[20..]);
-    p[22..24].copy_from_slice(&c.to_be_bytes());
-    p
 }
 
 /// One PPP session of the test LAC.

@@ -5,12 +5,14 @@
 //! scratch directory whatever happened (dumping the daemons' logs when the
 //! test failed), and [`require_root`] / [`require_netns`], which make such a
 //! test fail, naming what is missing, where it cannot run; [`netns`], the
-//! namespace helpers of pptp_netns.rs, l2tp_netns.rs and holes_policy.rs.
+//! namespace helpers of pptp_netns.rs, l2tp_netns.rs and holes_policy.rs;
+//! [`icmp`], echo requests built by hand.
 //!
 //! Each test file uses only part of this module.
 
 #![allow(dead_code)]
 
+pub mod icmp;
 pub mod netns;
 
 use std::os::unix::fs::PermissionsExt;
