@@ -5,35 +5,11 @@
 //! [`avp_seeds`] build (`TSUNAGI_WRITE_SEEDS=1` writes them:
 //! `TSUNAGI_WRITE_SEEDS=1 cargo test -p tsunagi-l2tp --test fuzz_corpus`).
 
-use std::path::{Path, PathBuf};
-
 use tsunagi_l2tp::avp::{write_avp, Avp, ResultCode};
 use tsunagi_l2tp::fuzzing::{control_seed, SECRET};
 use tsunagi_l2tp::message::{Hiding, Message, MessageType};
 use tsunagi_l2tp::reliable::write_control;
-
-fn corpus(target: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../../fuzz/corpus")
-        .join(target)
-}
-
-fn replay(target: &str, run: fn(&[u8])) {
-    let dir = corpus(target);
-    let mut files: Vec<_> = std::fs::read_dir(&dir)
-        .unwrap_or_else(|e| panic!("fuzz corpus {} unreadable: {e}", dir.display()))
-        .map(|e| e.expect("dir entry").path())
-        .filter(|p| p.is_file())
-        .collect();
-    files.sort();
-    assert!(!files.is_empty(), "fuzz corpus {} is empty", dir.display());
-    for file in &files {
-        let data = std::fs::read(file).expect("read corpus file");
-        eprintln!("replaying {}", file.display());
-        run(&data);
-    }
-    eprintln!("replayed {} corpus files", files.len());
-}
+use tsunagi_testkit::corpus::{check_or_write, replay};
 
 #[test]
 fn replay_l2tp_control_corpus() {
@@ -45,36 +21,14 @@ fn replay_l2tp_avp_corpus() {
     replay("l2tp_avp", tsunagi_l2tp::fuzzing::l2tp_avp);
 }
 
-fn check_or_write(target: &str, seeds: Vec<(String, Vec<u8>)>) {
-    let dir = corpus(target);
-    let write = std::env::var("TSUNAGI_WRITE_SEEDS").as_deref() == Ok("1");
-    if write {
-        std::fs::create_dir_all(&dir).expect("create corpus dir");
-    }
-    for (name, seed) in seeds {
-        let path = dir.join(&name);
-        if write {
-            std::fs::write(&path, &seed).expect("write seed");
-            eprintln!("wrote {} ({} bytes)", path.display(), seed.len());
-        } else {
-            let on_disk =
-                std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
-            assert!(
-                on_disk == seed,
-                "{name} is stale: run `TSUNAGI_WRITE_SEEDS=1 cargo test -p tsunagi-l2tp --test fuzz_corpus`"
-            );
-        }
-    }
-}
-
 #[test]
 fn control_seeds_are_current() {
-    check_or_write("l2tp_control", control_seeds());
+    check_or_write("l2tp_control", control_seeds(), "tsunagi-l2tp");
 }
 
 #[test]
 fn avp_seeds_are_current() {
-    check_or_write("l2tp_avp", avp_seeds());
+    check_or_write("l2tp_avp", avp_seeds(), "tsunagi-l2tp");
 }
 
 /// Conversations with a real peer engine, one per configuration: an LNS

@@ -4,26 +4,9 @@
 //! `seed-link-*` seeds are what the Link sends today
 //! (`TSUNAGI_WRITE_SEEDS=1` writes them).
 
-use std::path::Path;
-
 #[test]
 fn replay_ppp_input_corpus() {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../fuzz/corpus/ppp_input");
-    let mut files: Vec<_> = std::fs::read_dir(&dir)
-        .unwrap_or_else(|e| panic!("fuzz corpus {} unreadable: {e}", dir.display()))
-        .map(|e| e.expect("dir entry").path())
-        .filter(|p| p.is_file())
-        .collect();
-    files.sort();
-    assert!(!files.is_empty(), "fuzz corpus {} is empty", dir.display());
-    for file in &files {
-        let data = std::fs::read(file).expect("read corpus file");
-        // A panic names the file: std prints the test's panic, and this
-        // line says which input was running.
-        eprintln!("replaying {}", file.display());
-        tsunagi_ppp::fuzzing::ppp_input(&data);
-    }
-    eprintln!("replayed {} corpus files", files.len());
+    tsunagi_testkit::corpus::replay("ppp_input", tsunagi_ppp::fuzzing::ppp_input);
 }
 
 /// The committed `seed-link-*` files are what [`link_seeds`] records: a
@@ -33,22 +16,7 @@ fn replay_ppp_input_corpus() {
 /// `TSUNAGI_WRITE_SEEDS=1 cargo test -p tsunagi-ppp --test fuzz_corpus`.
 #[test]
 fn link_seeds_are_current() {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../fuzz/corpus/ppp_input");
-    let write = std::env::var("TSUNAGI_WRITE_SEEDS").as_deref() == Ok("1");
-    for (name, seed) in link_seeds() {
-        let path = dir.join(&name);
-        if write {
-            std::fs::write(&path, &seed).expect("write seed");
-            eprintln!("wrote {} ({} bytes)", path.display(), seed.len());
-        } else {
-            let on_disk =
-                std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
-            assert!(
-                on_disk == seed,
-                "{name} is stale: run `TSUNAGI_WRITE_SEEDS=1 cargo test -p tsunagi-ppp --test fuzz_corpus`"
-            );
-        }
-    }
+    tsunagi_testkit::corpus::check_or_write("ppp_input", link_seeds(), "tsunagi-ppp");
 }
 
 /// The seeds `seed-link-open-close-cfg*` of fuzz/corpus/ppp_input (name,

@@ -5,35 +5,11 @@
 //! [`gre_seeds`] build (`TSUNAGI_WRITE_SEEDS=1` writes them:
 //! `TSUNAGI_WRITE_SEEDS=1 cargo test -p tsunagi-pptp --test fuzz_corpus`).
 
-use std::path::{Path, PathBuf};
-
 use tsunagi_pptp::control::*;
 use tsunagi_pptp::fuzzing::FIRST_CALL_ID;
 use tsunagi_pptp::gre::GreHeader;
 use tsunagi_pptp::text::Text;
-
-fn corpus(target: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../../fuzz/corpus")
-        .join(target)
-}
-
-fn replay(target: &str, run: fn(&[u8])) {
-    let dir = corpus(target);
-    let mut files: Vec<_> = std::fs::read_dir(&dir)
-        .unwrap_or_else(|e| panic!("fuzz corpus {} unreadable: {e}", dir.display()))
-        .map(|e| e.expect("dir entry").path())
-        .filter(|p| p.is_file())
-        .collect();
-    files.sort();
-    assert!(!files.is_empty(), "fuzz corpus {} is empty", dir.display());
-    for file in &files {
-        let data = std::fs::read(file).expect("read corpus file");
-        eprintln!("replaying {}", file.display());
-        run(&data);
-    }
-    eprintln!("replayed {} corpus files", files.len());
-}
+use tsunagi_testkit::corpus::{check_or_write, replay};
 
 #[test]
 fn replay_pptp_control_corpus() {
@@ -45,36 +21,14 @@ fn replay_pptp_gre_corpus() {
     replay("pptp_gre", tsunagi_pptp::fuzzing::pptp_gre);
 }
 
-fn check_or_write(target: &str, seeds: Vec<(String, Vec<u8>)>) {
-    let dir = corpus(target);
-    let write = std::env::var("TSUNAGI_WRITE_SEEDS").as_deref() == Ok("1");
-    if write {
-        std::fs::create_dir_all(&dir).expect("create corpus dir");
-    }
-    for (name, seed) in seeds {
-        let path = dir.join(&name);
-        if write {
-            std::fs::write(&path, &seed).expect("write seed");
-            eprintln!("wrote {} ({} bytes)", path.display(), seed.len());
-        } else {
-            let on_disk =
-                std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
-            assert!(
-                on_disk == seed,
-                "{name} is stale: run `TSUNAGI_WRITE_SEEDS=1 cargo test -p tsunagi-pptp --test fuzz_corpus`"
-            );
-        }
-    }
-}
-
 #[test]
 fn control_seeds_are_current() {
-    check_or_write("pptp_control", control_seeds());
+    check_or_write("pptp_control", control_seeds(), "tsunagi-pptp");
 }
 
 #[test]
 fn gre_seeds_are_current() {
-    check_or_write("pptp_gre", gre_seeds());
+    check_or_write("pptp_gre", gre_seeds(), "tsunagi-pptp");
 }
 
 fn stream(config: u8, messages: &[Message]) -> Vec<u8> {

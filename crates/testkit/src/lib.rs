@@ -8,12 +8,15 @@
 //!   them for byte streams;
 //! - [`direct`]: the peer of a `tsunagi direct` process, with the engine
 //!   behind it driven by hand, or raw bytes in and nothing read out;
-//! - [`process`]: a process's resident memory and open descriptors.
+//! - [`process`]: a process's resident memory and open descriptors;
+//! - [`corpus`]: the fuzz corpora replayed, and their seeds checked, as
+//!   tests.
 //!
 //! The PPTP, L2TP and IPsec tests reuse [`hostile`] with their own
 //! transports: its frames are whole PPP frames (RFC 1661 section 2), the
 //! way those transports carry them.
 
+pub mod corpus;
 pub mod direct;
 pub mod hostile;
 pub mod process;

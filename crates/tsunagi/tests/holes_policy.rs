@@ -13,11 +13,11 @@ mod support;
 
 use std::collections::BTreeMap;
 use std::net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream};
-use std::os::fd::AsFd;
 use std::path::PathBuf;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
+use support::netns::in_ns;
 use tsunagi::config::PolicySettings;
 use tsunagi::policy::{start, status_text, Hole, Holes};
 
@@ -81,29 +81,11 @@ fn add_netns(name: &str) {
     ip(name, &["link", "set", "lo", "up"]);
 }
 
-/// Runs `f` on a thread of its own that has joined namespace `ns`.
-fn in_netns<R: Send>(ns: &str, f: impl FnOnce() -> R + Send) -> R {
-    std::thread::scope(|scope| {
-        scope
-            .spawn(|| {
-                let file = std::fs::File::open(format!("/run/netns/{ns}")).unwrap();
-                rustix::thread::move_into_link_name_space(
-                    file.as_fd(),
-                    Some(rustix::thread::LinkNameSpaceType::Network),
-                )
-                .expect("setns");
-                f()
-            })
-            .join()
-            .unwrap_or_else(|p| std::panic::resume_unwind(p))
-    })
-}
-
 /// Whether a TCP handshake from the client namespace to the server's
 /// `port` completes. (From the client: on the server's own loopback the
 /// answers would cross the `in` chain too.)
 fn connects(client: &str, port: u16) -> bool {
-    in_netns(client, || {
+    in_ns(client, || {
         TcpStream::connect_timeout(&SocketAddr::from((ADDR, port)), Duration::from_millis(500))
             .is_ok()
     })
@@ -165,7 +147,7 @@ fn holes_survive_policy_start_and_not_a_kept_policy() {
         log_file: None,
     };
     let client = scratch.client.clone();
-    in_netns(&scratch.server, || {
+    in_ns(&scratch.server, || {
         tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()

@@ -29,66 +29,15 @@ mod support;
 
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream, UdpSocket};
-use std::os::fd::AsFd;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
+use support::icmp::echo_request;
+use support::netns::{enter, in_ns, line, run, veth};
 use support::{require_netns, wait_for, Guard, Side};
 use tsunagi_l2tp::avp::Avp;
 use tsunagi_l2tp::header::Header;
 use tsunagi_l2tp::{Message, MessageType};
-
-/// Runs `f` on a thread that joined namespace `ns`: sockets it makes
-/// belong there.
-fn in_ns<T: Send + 'static>(ns: &str, f: impl FnOnce() -> T + Send + 'static) -> T {
-    let path = format!("/run/netns/{ns}");
-    std::thread::spawn(move || {
-        let file = std::fs::File::open(&path).unwrap();
-        rustix::thread::move_into_link_name_space(
-            file.as_fd(),
-            Some(rustix::thread::LinkNameSpaceType::Network),
-        )
-        .expect("setns");
-        f()
-    })
-    .join()
-    .expect("the thread in the namespace panicked")
-}
-
-/// `ip netns exec NS ARGS...`, which must succeed.
-fn run(ns: &str, args: &[&str]) {
-    let out = Command::new("ip")
-        .args(["netns", "exec", ns])
-        .args(args)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{ns}: {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
-
-/// A veth pair: `a` in namespace `ns_a` with `addr_a` (CIDR, or "" for
-/// none), `b` in `ns_b` with `addr_b`; both up.
-fn veth(ns_a: &str, a: &str, addr_a: &str, ns_b: &str, b: &str, addr_b: &str) {
-    let st = Command::new("ip")
-        .args([
-            "link", "add", a, "netns", ns_a, "type", "veth", "peer", "name", b,
-        ])
-        .args(["netns", ns_b])
-        .status()
-        .unwrap();
-    assert!(st.success(), "veth {a}/{b}");
-    for (ns, dev, addr) in [(ns_a, a, addr_a), (ns_b, b, addr_b)] {
-        if !addr.is_empty() {
-            run(ns, &["ip", "addr", "add", addr, "dev", dev]);
-        }
-        run(ns, &["ip", "link", "set", dev, "up"]);
-    }
-    run(ns_a, &["ip", "link", "set", "lo", "up"]);
-    run(ns_b, &["ip", "link", "set", "lo", "up"]);
-}
 
 /// FNV-1a over a stream, 64-bit.
 #[derive(Clone, Copy)]
@@ -122,13 +71,7 @@ fn digest_server(ns: &str, at: SocketAddr) {
     let ns = ns.to_string();
     let (tx, rx) = std::sync::mpsc::channel();
     std::thread::spawn(move || {
-        let path = format!("/run/netns/{ns}");
-        let file = std::fs::File::open(&path).unwrap();
-        rustix::thread::move_into_link_name_space(
-            file.as_fd(),
-            Some(rustix::thread::LinkNameSpaceType::Network),
-        )
-        .expect("setns");
+        enter(&ns);
         // The LNS puts its tunnel address on its tun just after start.
         let deadline = Instant::now() + Duration::from_secs(15);
         let listener = loop {
@@ -233,15 +176,6 @@ fn lac_config(i: usize, lns: &str, extra: &str) -> String {
     )
 }
 
-/// The inner address of a LAC's link once IPCP is up.
-fn lac_address(side: &Side) -> Option<String> {
-    let links = side.status();
-    let link = &links[0];
-    (link["phase"] == "network")
-        .then(|| link["local"].as_str().map(str::to_string))
-        .flatten()
-}
-
 /// A LNS and a LAC on one link (10.79.x.0/24), no faults.
 fn pair(name: &str) -> Guard {
     let prefix = format!("tl{}{name}", std::process::id() % 100_000);
@@ -266,9 +200,9 @@ fn a_lac_comes_up_and_carries_traffic() {
     digest_server(&guard.sides[0].ns, "192.168.70.1:7000".parse().unwrap());
     guard.sides[1].start(&lac_config(0, "10.79.1.1", "persist = false\n"));
     wait_for(Duration::from_secs(30), "the LAC up", || {
-        lac_address(&guard.sides[1]).is_some()
+        guard.sides[1].link_address().is_some()
     });
-    let addr = lac_address(&guard.sides[1]).unwrap();
+    let addr = guard.sides[1].link_address().unwrap();
     assert!(addr.starts_with("192.168.70."), "{addr}");
     assert!(support::ping(&guard.sides[1], "192.168.70.1"));
     let to: SocketAddr = "192.168.70.1:7000".parse().unwrap();
@@ -353,17 +287,7 @@ fn ten_percent_loss_each_way_still_carries_50_mb() {
         guard.sides[1].ns.clone(),
         guard.sides[2].ns.clone(),
     );
-    veth(&lns, "eth0", "10.79.11.1/24", &mid, "m0", "10.79.11.2/24");
-    veth(&mid, "m1", "10.79.12.1/24", &lac, "eth0", "10.79.12.2/24");
-    run(
-        &lns,
-        &["ip", "route", "add", "10.79.12.0/24", "via", "10.79.11.2"],
-    );
-    run(
-        &lac,
-        &["ip", "route", "add", "10.79.11.0/24", "via", "10.79.12.1"],
-    );
-    run(&mid, &["sysctl", "-q", "-w", "net.ipv4.ip_forward=1"]);
+    line(&lns, &mid, &lac, "10.79.11", "10.79.12");
     // 10 % of L2TP's datagrams dropped each way, from the start: the
     // tunnel's set-up goes through the loss too.
     let rules = "table netdev faults {
@@ -385,7 +309,7 @@ fn ten_percent_loss_each_way_still_carries_50_mb() {
     wait_for(
         Duration::from_secs(90),
         "the LAC up through the loss",
-        || lac_address(&guard.sides[2]).is_some(),
+        || guard.sides[2].link_address().is_some(),
     );
     let started = Instant::now();
     let to: SocketAddr = "192.168.70.1:7000".parse().unwrap();
@@ -443,7 +367,7 @@ fn the_lac_redials_after_the_lns_goes_and_comes_back() {
     );
     guard.sides[1].start(&lac);
     wait_for(Duration::from_secs(30), "the LAC up", || {
-        lac_address(&guard.sides[1]).is_some()
+        guard.sides[1].link_address().is_some()
     });
     // Noticing (echoes: 4 s; StopCCN: at once) + the CDN/StopCCN wait
     // (2 s) + redial_timeout (2 s) + set-up (1-2 s, more on a loaded
@@ -464,7 +388,7 @@ fn the_lac_redials_after_the_lns_goes_and_comes_back() {
         let gone = Instant::now();
         guard.sides[0].start(&lns);
         wait_for(bound, "the LAC back", || {
-            redials(&guard.sides[1]) > before && lac_address(&guard.sides[1]).is_some()
+            redials(&guard.sides[1]) > before && guard.sides[1].link_address().is_some()
         });
         let back = gone.elapsed();
         assert!(support::ping(&guard.sides[1], "192.168.70.1"));
@@ -536,10 +460,10 @@ fn three_lacs_behind_one_nat_each_get_their_own_tunnel() {
         guard.sides[2 + i].start(&lac_config(i, "10.79.21.1", "persist = false\n"));
     }
     wait_for(Duration::from_secs(60), "three LACs up", || {
-        (0..3).all(|i| lac_address(&guard.sides[2 + i]).is_some())
+        (0..3).all(|i| guard.sides[2 + i].link_address().is_some())
     });
     let mut addresses: Vec<String> = (0..3)
-        .map(|i| lac_address(&guard.sides[2 + i]).unwrap())
+        .map(|i| guard.sides[2 + i].link_address().unwrap())
         .collect();
     for i in 0..3 {
         assert!(
@@ -652,7 +576,7 @@ fn bad_input_leaves_the_lns_serving() {
         &lac_config(0, "10.79.31.1", "persist = false\n").replace("secret = \"s3cret\"\n", ""),
     );
     wait_for(Duration::from_secs(30), "the LAC up", || {
-        lac_address(&guard.sides[1]).is_some()
+        guard.sides[1].link_address().is_some()
     });
     let pid = guard.sides[0].daemon.as_ref().unwrap().id();
     let rss_before = rss_kib(pid);
@@ -739,39 +663,6 @@ fn bad_input_leaves_the_lns_serving() {
     for side in guard.sides.iter_mut() {
         side.stop();
     }
-}
-
-/// The Internet checksum (RFC 1071).
-fn checksum(data: &[u8]) -> u16 {
-    let mut sum = 0u32;
-    for chunk in data.chunks(2) {
-        let word = u16::from_be_bytes([chunk[0], *chunk.get(1).unwrap_or(&0)]);
-        sum += u32::from(word);
-    }
-    while sum > 0xffff {
-        sum = (sum & 0xffff) + (sum >> 16);
-    }
-    !(sum as u16)
-}
-
-/// An ICMP Echo Request from `src` to `dst` with identifier `id`.
-fn echo_request(src: std::net::Ipv4Addr, dst: std::net::Ipv4Addr, id: u16, seq: u16) -> Vec<u8> {
-    let mut p = vec![0u8; 36];
-    p[0] = 0x45;
-    p[2..4].copy_from_slice(&36u16.to_be_bytes());
-    p[8] = 64;
-    p[9] = 1;
-    p[12..16].copy_from_slice(&src.octets());
-    p[16..20].copy_from_slice(&dst.octets());
-    let c = checksum(&p[..20]);
-    p[10..12].copy_from_slice(&c.to_be_bytes());
-    p[20] = 8;
-    p[24..26].copy_from_slice(&id.to_be_bytes());
-    p[26..28].copy_from_slice(&seq.to_be_bytes());
-    p[28..36].copy_from_slice(b"tsunagi!");
-    let c = checksum(&p[20..]);
-    p[22..24].copy_from_slice(&c.to_be_bytes());
-    p
 }
 
 /// One PPP session of the test LAC.

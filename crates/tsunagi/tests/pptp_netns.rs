@@ -23,63 +23,11 @@ mod support;
 
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
-use std::os::fd::AsFd;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use support::{require_netns, wait_for, Guard, Side};
-
-/// Runs `f` on a thread that joined namespace `ns`: sockets it makes
-/// belong there.
-fn in_ns<T: Send + 'static>(ns: &str, f: impl FnOnce() -> T + Send + 'static) -> T {
-    let path = format!("/run/netns/{ns}");
-    std::thread::spawn(move || {
-        let file = std::fs::File::open(&path).unwrap();
-        rustix::thread::move_into_link_name_space(
-            file.as_fd(),
-            Some(rustix::thread::LinkNameSpaceType::Network),
-        )
-        .expect("setns");
-        f()
-    })
-    .join()
-    .expect("the thread in the namespace panicked")
-}
-
-/// `ip netns exec NS ARGS...`, which must succeed.
-fn run(ns: &str, args: &[&str]) {
-    let out = Command::new("ip")
-        .args(["netns", "exec", ns])
-        .args(args)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{ns}: {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
-
-/// A veth pair: `a` in namespace `ns_a` with `addr_a` (CIDR, or "" for
-/// none), `b` in `ns_b` with `addr_b`; both up.
-fn veth(ns_a: &str, a: &str, addr_a: &str, ns_b: &str, b: &str, addr_b: &str) {
-    let st = Command::new("ip")
-        .args([
-            "link", "add", a, "netns", ns_a, "type", "veth", "peer", "name", b,
-        ])
-        .args(["netns", ns_b])
-        .status()
-        .unwrap();
-    assert!(st.success(), "veth {a}/{b}");
-    for (ns, dev, addr) in [(ns_a, a, addr_a), (ns_b, b, addr_b)] {
-        if !addr.is_empty() {
-            run(ns, &["ip", "addr", "add", addr, "dev", dev]);
-        }
-        run(ns, &["ip", "link", "set", dev, "up"]);
-    }
-    run(ns_a, &["ip", "link", "set", "lo", "up"]);
-    run(ns_b, &["ip", "link", "set", "lo", "up"]);
-}
+use support::netns::{enter, in_ns, line, run, veth};
+use support::{require_netns, wait_for, Guard};
 
 /// `len` deterministic bytes for client `seed` (xorshift64).
 fn pattern(seed: u64, len: usize) -> Vec<u8> {
@@ -107,13 +55,7 @@ fn echo_server(ns: &str, at: SocketAddr) {
     let ns = ns.to_string();
     let (tx, rx) = std::sync::mpsc::channel();
     std::thread::spawn(move || {
-        let path = format!("/run/netns/{ns}");
-        let file = std::fs::File::open(&path).unwrap();
-        rustix::thread::move_into_link_name_space(
-            file.as_fd(),
-            Some(rustix::thread::LinkNameSpaceType::Network),
-        )
-        .expect("setns");
+        enter(&ns);
         // The server puts its tunnel address on its tun just after start.
         let deadline = Instant::now() + Duration::from_secs(10);
         let listener = loop {
@@ -216,15 +158,6 @@ fn write_secrets(dir: &std::path::Path, n: usize) {
     std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).unwrap();
 }
 
-/// The inner address of a client's link once IPCP is up.
-fn client_address(side: &Side) -> Option<String> {
-    let links = side.status();
-    let link = &links[0];
-    (link["phase"] == "network")
-        .then(|| link["local"].as_str().map(str::to_string))
-        .flatten()
-}
-
 /// Namespace tags: the server, a LAN host behind it, a middle router, and
 /// the clients c00..c20.
 fn tags(clients: usize) -> Vec<&'static str> {
@@ -286,7 +219,7 @@ fn twenty_clients_get_their_own_addresses_and_the_21st_is_refused() {
     wait_for(Duration::from_secs(90), "20 clients up", || {
         for (i, slot) in addresses.iter_mut().enumerate() {
             if slot.is_none() {
-                *slot = client_address(&guard.sides[3 + i]);
+                *slot = guard.sides[3 + i].link_address();
             }
         }
         addresses.iter().all(Option::is_some)
@@ -531,7 +464,7 @@ fn bad_control_lengths_close_only_their_connection() {
         guard.sides[3 + i].start(&client_config(i, "10.77.0.1"));
     }
     wait_for(Duration::from_secs(90), "10 clients up", || {
-        (0..10).all(|i| client_address(&guard.sides[3 + i]).is_some())
+        (0..10).all(|i| guard.sides[3 + i].link_address().is_some())
     });
     // Traffic keeps moving on every session while the attacks run.
     let to: SocketAddr = "192.168.60.1:7000".parse().unwrap();
@@ -749,17 +682,7 @@ fn gre_survives_loss_reordering_and_duplicates() {
         guard.sides[1].ns.clone(),
         guard.sides[2].ns.clone(),
     );
-    veth(&srv, "eth0", "10.78.1.1/24", &mid, "m0", "10.78.1.2/24");
-    veth(&mid, "m1", "10.78.2.1/24", &cli, "eth0", "10.78.2.2/24");
-    run(
-        &srv,
-        &["ip", "route", "add", "10.78.2.0/24", "via", "10.78.1.2"],
-    );
-    run(
-        &cli,
-        &["ip", "route", "add", "10.78.1.0/24", "via", "10.78.2.1"],
-    );
-    run(&mid, &["sysctl", "-q", "-w", "net.ipv4.ip_forward=1"]);
+    line(&srv, &mid, &cli, "10.78.1", "10.78.2");
     run(
         &mid,
         &["sysctl", "-q", "-w", "net.ipv4.conf.all.rp_filter=0"],
@@ -799,7 +722,7 @@ fn gre_survives_loss_reordering_and_duplicates() {
     echo_server(&srv, "192.168.60.1:7000".parse().unwrap());
     guard.sides[2].start(&client_config(0, "10.78.1.1"));
     wait_for(Duration::from_secs(90), "the client up", || {
-        client_address(&guard.sides[2]).is_some()
+        guard.sides[2].link_address().is_some()
     });
     // The faults start once the session is up: a Configure-Ack of CCP
     // lost during set-up makes the peer send its request again, and CCP
@@ -861,17 +784,11 @@ fn delay_line(
     const TUNSETIFF: libc::c_ulong = 0x4004_54ca;
     const IFF_TAP: libc::c_short = 0x0002;
     const IFF_NO_PI: libc::c_short = 0x1000;
-    let path = format!("/run/netns/{ns}");
     let (ns, name) = (ns.to_string(), name.to_string());
     let (ready_tx, ready_rx) = std::sync::mpsc::channel();
     let line = std::thread::spawn(move || {
         use std::os::fd::AsRawFd;
-        let file = std::fs::File::open(&path).unwrap();
-        rustix::thread::move_into_link_name_space(
-            file.as_fd(),
-            Some(rustix::thread::LinkNameSpaceType::Network),
-        )
-        .expect("setns");
+        enter(&ns);
         let tap = std::fs::OpenOptions::new()
             .read(true)
             .write(true)

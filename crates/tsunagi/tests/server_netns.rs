@@ -17,45 +17,13 @@
 mod server_support;
 mod support;
 
-use std::net::Ipv4Addr;
 use std::os::fd::AsFd;
 use std::process::Command;
 use std::time::Duration;
 
 use server_support::{port_and_clients, start_server, vpn_settings, Running, ToPort, LOCAL};
+use support::icmp::echo_request;
 use tsunagi_ppp::link::IpVersion;
-
-/// The RFC 1071 checksum of `data`.
-fn checksum(data: &[u8]) -> u16 {
-    let mut sum: u32 = data
-        .chunks(2)
-        .map(|c| u32::from(u16::from_be_bytes([c[0], *c.get(1).unwrap_or(&0)])))
-        .sum();
-    while sum > 0xffff {
-        sum = (sum & 0xffff) + (sum >> 16);
-    }
-    !(sum as u16)
-}
-
-/// An ICMP echo request (RFC 792) from `src` to `dst`, id and sequence `n`.
-fn echo_request(src: Ipv4Addr, dst: Ipv4Addr, n: u16) -> Vec<u8> {
-    let mut p = vec![0u8; 20 + 16];
-    p[0] = 0x45;
-    p[2..4].copy_from_slice(&36u16.to_be_bytes());
-    p[8] = 64;
-    p[9] = 1;
-    p[12..16].copy_from_slice(&src.octets());
-    p[16..20].copy_from_slice(&dst.octets());
-    let sum = checksum(&p[..20]);
-    p[10..12].copy_from_slice(&sum.to_be_bytes());
-    p[20] = 8;
-    p[24..26].copy_from_slice(&n.to_be_bytes());
-    p[26..28].copy_from_slice(&n.to_be_bytes());
-    p[28..].copy_from_slice(b"tsunagi!");
-    let sum = checksum(&p[20..]);
-    p[22..24].copy_from_slice(&sum.to_be_bytes());
-    p
-}
 
 /// A network namespace deleted on drop.
 struct Netns(String);
@@ -164,7 +132,7 @@ async fn run(ns: String, tun_name: String) -> String {
     let bob = clients.address(2).unwrap();
     let link = clients.links.get_mut(&2).unwrap();
     let mut frame = Vec::new();
-    assert!(link.encapsulate(IpVersion::V4, &echo_request(bob, LOCAL, 1), &mut frame));
+    assert!(link.encapsulate(IpVersion::V4, &echo_request(bob, LOCAL, 1, 1), &mut frame));
     clients.to_port.send(ToPort::Frame(2, frame)).unwrap();
     let replied = |c: &server_support::Clients| {
         c.received
@@ -188,7 +156,7 @@ async fn run(ns: String, tun_name: String) -> String {
     // address goes in through the tun and back out to carol.
     let alice = clients.address(1).unwrap();
     let carol = clients.address(3).unwrap();
-    let packet = echo_request(alice, carol, 7);
+    let packet = echo_request(alice, carol, 7, 7);
     let link = clients.links.get_mut(&1).unwrap();
     let mut frame = Vec::new();
     assert!(link.encapsulate(IpVersion::V4, &packet, &mut frame));

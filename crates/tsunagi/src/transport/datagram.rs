@@ -27,8 +27,7 @@
 //! local addresses on it, and routes for the pool's remote addresses, so a
 //! session costs no netlink work and no interface.
 
-use std::cmp::Reverse;
-use std::collections::{BinaryHeap, HashMap};
+use std::collections::HashMap;
 use std::fmt;
 use std::future::Future;
 use std::hash::Hash;
@@ -53,6 +52,7 @@ use crate::netconf::{Change, Netconf, SessionNet, SessionNetconf};
 use crate::pool::{Lease, Pool};
 use crate::registry::{Command, Registry};
 use crate::session::{random_seed, EndReason, Ipv4Pair, SessionId, SessionInfo};
+use crate::transport::timers::{fired, sleep_until, TimerHeap};
 
 /// How long sessions get to exchange Terminate-Request/Ack when the
 /// daemon stops.
@@ -265,7 +265,7 @@ pub struct Server<P: PacketPort, D: PacketDevice> {
     sessions: HashMap<SessionId, ServerSession<P::Key>>,
     by_key: HashMap<P::Key, SessionId>,
     by_inner: HashMap<Ipv4Addr, SessionId>,
-    timers: BinaryHeap<Reverse<(Instant, SessionId)>>,
+    timers: TimerHeap<SessionId>,
     /// The datagram being built (headroom, then a frame).
     out: Vec<u8>,
     counters: ServerCounters,
@@ -295,7 +295,7 @@ impl<P: PacketPort, D: PacketDevice> Server<P, D> {
             sessions: HashMap::new(),
             by_key: HashMap::new(),
             by_inner: HashMap::new(),
-            timers: BinaryHeap::new(),
+            timers: TimerHeap::new(),
             out: Vec::with_capacity(MAX_PACKET),
             counters: ServerCounters::default(),
             coalescer: Coalescer::new(),
@@ -375,12 +375,7 @@ impl<P: PacketPort, D: PacketDevice> Server<P, D> {
             }
             let next = self.next_deadline();
             let wake = closing_until.into_iter().chain(next).min();
-            let sleep = async move {
-                match wake {
-                    Some(t) => tokio::time::sleep_until(t.into()).await,
-                    None => std::future::pending().await,
-                }
-            };
+            let sleep = sleep_until(wake);
             tokio::select! {
                 event = self.port.recv(&mut rbuf) => match event {
                     Ok(event) => self.port_event(event, &rbuf),
@@ -428,30 +423,19 @@ impl<P: PacketPort, D: PacketDevice> Server<P, D> {
 
     /// The earliest live deadline; stale heap entries are dropped.
     fn next_deadline(&mut self) -> Option<Instant> {
-        while let Some(Reverse((at, id))) = self.timers.peek().copied() {
-            match self.sessions.get(&id) {
-                Some(s) if s.deadline == Some(at) => return Some(at),
-                _ => {
-                    self.timers.pop();
-                }
-            }
-        }
-        None
+        let sessions = &self.sessions;
+        self.timers
+            .next_live(|id| sessions.get(&id).and_then(|s| s.deadline))
     }
 
     fn fire_timers(&mut self, now: Instant) {
-        while let Some(Reverse((at, id))) = self.timers.peek().copied() {
-            if at > now {
-                break;
-            }
-            self.timers.pop();
+        while let Some((at, id)) = self.timers.pop_due(now) {
             let Some(s) = self.sessions.get_mut(&id) else {
                 continue;
             };
-            if s.deadline != Some(at) {
+            if !fired(&mut s.deadline, at) {
                 continue;
             }
-            s.deadline = None;
             s.link.handle_timeout(now);
             self.service(id, now);
         }
@@ -651,13 +635,7 @@ impl<P: PacketPort, D: PacketDevice> Server<P, D> {
             self.end_session(id, end);
             return;
         }
-        let deadline = s.link.poll_timeout();
-        if deadline != s.deadline {
-            s.deadline = deadline;
-            if let Some(at) = deadline {
-                self.timers.push(Reverse((at, id)));
-            }
-        }
+        self.timers.arm(&mut s.deadline, s.link.poll_timeout(), id);
     }
 
     /// Forgets a session: its lease, its route, its netconf (hooks run and

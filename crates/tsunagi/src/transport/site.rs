@@ -1,17 +1,21 @@
 //! What a site link's session does with its engine's NCP events, whatever
 //! carries PPP under it (the SSH stream, a PPTP call): addresses, routes
-//! and hooks go to its netconf worker, `status` learns what is up; and
-//! the tun it creates for that.
+//! and hooks go to its netconf worker, `status` learns what is up; the
+//! tun it creates for that; and the commands a running PPTP or L2TP
+//! client answers alike.
 
 use std::io;
 
+use tokio::sync::oneshot;
 use tracing::{info, warn};
 use tsunagi_host::Tun;
 use tsunagi_ppp::link::Event;
 
 use crate::config::LinkSettings;
+use crate::control::{Response, SessionStatus};
 use crate::netconf::{Change, SessionNetconf, IPV6_MIN_MTU};
-use crate::session::{Ipv4Pair, SessionInfo};
+use crate::registry::Command;
+use crate::session::{Ipv4Pair, SessionId, SessionInfo};
 
 /// The link's tun: in offload mode when configured (TCP super-packets from
 /// the kernel, one read for up to 64 KiB, and GSO writes), falling back to
@@ -81,5 +85,52 @@ pub fn ncp_event(event: Event, s: SiteSession<'_>, mtu: u32) {
         }
         Event::PeerIdent(text) => info!("{name}: LCP: peer identifies as {text:?}"),
         Event::Phase(_) | Event::PeerAddressNeeded { .. } | Event::Down(_) => {}
+    }
+}
+
+/// What a command asks of a running PPTP or L2TP client session, once
+/// [`client_command`] has answered what needs nothing of it.
+pub enum Asked {
+    Nothing,
+    /// `status`: the session's snapshot, into this reply.
+    Snapshot(oneshot::Sender<Vec<SessionStatus>>),
+    /// A hangup or a kick of this session: close it (PPP's
+    /// Terminate-Request first), then send `message` as done.
+    Hangup(oneshot::Sender<Response>, String),
+}
+
+/// A command (`None`: the channel closed) to session `id` of site link
+/// `name`: dial and attach are refused or answered here, as is a kick of
+/// another session; the rest is [`Asked`] of the session.
+pub fn client_command(name: &str, id: SessionId, cmd: Option<Command>) -> Asked {
+    match cmd {
+        Some(Command::Snapshot(reply)) => Asked::Snapshot(reply),
+        Some(Command::ServerStatus(_)) | None => Asked::Nothing,
+        Some(Command::Hangup(reply)) => {
+            info!("{name}: hangup requested");
+            Asked::Hangup(reply, format!("{name}: closing"))
+        }
+        Some(Command::Kick(kicked, reply)) if kicked == id => {
+            info!("{name}: session {id} kicked");
+            Asked::Hangup(reply, format!("{name}: closing session {id}"))
+        }
+        Some(Command::Kick(other, reply)) => {
+            let _ = reply.send(Response::Refused {
+                message: format!("no session {other} on {name}"),
+            });
+            Asked::Nothing
+        }
+        Some(Command::Dial(reply)) => {
+            let _ = reply.send(Response::Done {
+                message: format!("{name}: already connected"),
+            });
+            Asked::Nothing
+        }
+        Some(Command::Attach(attach)) => {
+            let _ = attach.reply.send(Response::Refused {
+                message: format!("profile {name} is not mode = \"direct\""),
+            });
+            Asked::Nothing
+        }
     }
 }

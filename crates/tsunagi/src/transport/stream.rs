@@ -58,6 +58,7 @@ use crate::netconf::{Change, Netconf, SessionNet, SessionNetconf};
 use crate::registry::{Command, Registry};
 use crate::session::{phase_name, random_seed, EndReason, SessionEnd, SessionInfo};
 use crate::transport::site::{create_tun, ncp_event, SiteSession};
+use crate::transport::timers::sleep_until;
 
 /// Bytes read from the stream per `read`.
 pub const STREAM_READ: usize = 256 * 1024;
@@ -415,12 +416,7 @@ impl Session<'_> {
                 (None, Some((_, t))) => Some(*t),
                 (None, None) => None,
             };
-            let stop_timer = async move {
-                match stop_at {
-                    Some(t) => tokio::time::sleep_until(t.into()).await,
-                    None => std::future::pending().await,
-                }
-            };
+            let stop_timer = sleep_until(stop_at);
             let pending_write = out.len() - written;
             let child_wait = async {
                 match device_exit.as_mut() {

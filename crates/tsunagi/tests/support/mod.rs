@@ -4,11 +4,16 @@
 //! network namespace, a guard that removes namespaces, daemons and the
 //! scratch directory whatever happened (dumping the daemons' logs when the
 //! test failed), and [`require_root`] / [`require_netns`], which make such a
-//! test fail, naming what is missing, where it cannot run.
+//! test fail, naming what is missing, where it cannot run; [`netns`], the
+//! namespace helpers of pptp_netns.rs, l2tp_netns.rs and holes_policy.rs;
+//! [`icmp`], echo requests built by hand.
 //!
 //! Each test file uses only part of this module.
 
 #![allow(dead_code)]
+
+pub mod icmp;
+pub mod netns;
 
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
@@ -97,6 +102,15 @@ impl Side {
     /// control socket.
     pub fn status(&self) -> serde_json::Value {
         self.status_all()["links"].clone()
+    }
+
+    /// The inner address of this side's (first) link once IPCP is up.
+    pub fn link_address(&self) -> Option<String> {
+        let links = self.status();
+        let link = &links[0];
+        (link["phase"] == "network")
+            .then(|| link["local"].as_str().map(str::to_string))
+            .flatten()
     }
 
     /// `tsunagi status --json` through this side's control socket: the

@@ -35,24 +35,23 @@ use std::time::{Duration, Instant};
 
 use tracing::{debug, info, warn};
 use tsunagi_crypto::OsRandom;
-use tsunagi_host::gro::Coalescer;
-use tsunagi_host::offload::{segment_tcp, tcp_layout, Received as TunReceived, MAX_OFFLOAD_PACKET};
+use tsunagi_host::offload::{Received as TunReceived, MAX_OFFLOAD_PACKET};
 use tsunagi_host::udp::{RecvBatch, SendBatch, UdpBatchSocket};
-use tsunagi_host::Tun;
 use tsunagi_l2tp::tunnel::Input;
 use tsunagi_l2tp::{
     CallParams, CdnResult, ErrorCode, Role, StopCcnResult, Tunnel, TunnelEvent, TunnelState,
     DATA_HEADROOM, UDP_PORT,
 };
-use tsunagi_ppp::link::{Event, IpVersion, Link, Phase};
+use tsunagi_ppp::link::{Event, Link, Phase};
 
 use super::{tunnel_config, UDP_RCVBUF};
 use crate::control::Response;
-use crate::netconf::{Change, SessionNet, SessionNetconf};
-use crate::registry::Command;
-use crate::session::{phase_name, random_seed, EndReason, SessionEnd, SessionInfo};
-use crate::transport::site::{create_tun, ncp_event, SiteSession};
+use crate::netconf::{SessionNet, SessionNetconf};
+use crate::session::{random_seed, EndReason, SessionEnd, SessionInfo};
+use crate::transport::site::{client_command, create_tun, Asked};
 use crate::transport::stream::SessionCtx;
+use crate::transport::timers::sleep_until;
+use crate::transport::tun_path::{read_failed, TunPath, TUN_BATCH};
 
 /// How long the tunnel and the session may take to come up (the engine
 /// gives up on an unanswered SCCRQ by itself after its retransmissions,
@@ -63,8 +62,6 @@ pub const CLOSE_WAIT: Duration = Duration::from_secs(3);
 /// How long the CDN and StopCCN may wait for their acknowledgement once
 /// PPP is down.
 pub const CLEAR_WAIT: Duration = Duration::from_secs(2);
-/// Tun packets framed per wake-up.
-pub const TUN_BATCH: usize = 64;
 /// ICMP port unreachable answers to our SCCRQ (and its retransmissions)
 /// after which the LNS is taken as not running (about 7 s with RFC 2661's
 /// 1, 2, 4 s backoff, rather than the 31 s of the full cycle).
@@ -132,26 +129,25 @@ pub async fn run_session(ctx: SessionCtx<'_>, lns: Ipv4Addr) -> SessionEnd {
         ctx,
         peer,
         socket,
-        tun,
+        tun_path: TunPath::new(tun),
         tunnel,
         session: None,
         info,
         netconf,
         link: None,
-        tun_mtu: None,
         send: SendBatch::default(),
-        coalescer: Coalescer::new(),
-        segments: Vec::new(),
-        max_send: usize::from(tsunagi_ppp::lcp::DEFAULT_MRU),
         out: Vec::with_capacity(1500),
         udp_errors: 0,
     };
     let end = client.run().await;
     let Client {
-        ctx, netconf, tun, ..
+        ctx,
+        netconf,
+        tun_path,
+        ..
     } = client;
     netconf.finish().await;
-    drop(tun);
+    drop(tun_path);
     ctx.registry.close_session(id, &end.reason);
     end
 }
@@ -161,7 +157,7 @@ struct Client<'a> {
     ctx: SessionCtx<'a>,
     peer: SocketAddrV4,
     socket: UdpBatchSocket,
-    tun: Tun,
+    tun_path: TunPath,
     tunnel: Tunnel,
     /// Our Session ID once the call is placed.
     session: Option<u16>,
@@ -169,15 +165,7 @@ struct Client<'a> {
     netconf: SessionNetconf,
     /// PPP, from the moment the session is established.
     link: Option<Link>,
-    /// The MTU set on the tun while LCP is open.
-    tun_mtu: Option<u32>,
     send: SendBatch,
-    /// Segments from the LNS, coalesced while they come in a run.
-    coalescer: Coalescer,
-    /// Where super-packets from the tun are cut.
-    segments: Vec<u8>,
-    /// The LNS's MRU while LCP is open.
-    max_send: usize,
     /// One control datagram being written.
     out: Vec<u8>,
     /// Receive errors (ICMP port unreachable: nobody at the LNS's port).
@@ -228,7 +216,13 @@ impl Client<'_> {
                         ending = Some((end, now + CLEAR_WAIT));
                     }
                 } else {
-                    self.link_event(event);
+                    self.tun_path.link_event(
+                        event,
+                        self.link.as_ref(),
+                        self.ctx.settings,
+                        &mut self.info,
+                        &self.netconf,
+                    );
                 }
             }
             self.transmit();
@@ -271,12 +265,7 @@ impl Client<'_> {
             .into_iter()
             .flatten()
             .min();
-            let sleep = async move {
-                match wake {
-                    Some(t) => tokio::time::sleep_until(t.into()).await,
-                    None => std::future::pending().await,
-                }
-            };
+            let sleep = sleep_until(wake);
             let lcp_up = self
                 .link
                 .as_ref()
@@ -285,7 +274,7 @@ impl Client<'_> {
                 r = self.socket.recv_batch(&mut recv) => match r {
                     Ok(_) => {
                         self.udp_input(&recv);
-                        self.flush_tun();
+                        self.tun_path.flush(&mut self.info.tun_errors);
                     }
                     Err(e) => {
                         // Port unreachable: nobody listens at the LNS's
@@ -310,27 +299,23 @@ impl Client<'_> {
                         }
                     }
                 },
-                r = self.tun.recv_gso(&mut tbuf), if lcp_up && ending.is_none() => match r {
+                r = self.tun_path.tun().recv_gso(&mut tbuf), if lcp_up && ending.is_none() => match r {
                     Ok(got) => {
                         self.tun_packet(got, &tbuf);
                         for _ in 1..TUN_BATCH {
-                            match self.tun.try_recv_gso(&mut tbuf) {
+                            match self.tun_path.tun().try_recv_gso(&mut tbuf) {
                                 Ok(got) => self.tun_packet(got, &tbuf),
                                 Err(_) => break,
                             }
                         }
                     }
-                    Err(e) if e.kind() == std::io::ErrorKind::InvalidData => {
-                        debug!("{name}: tun read: {e}");
-                        self.info.tun_errors += 1;
-                    }
                     Err(e) => {
-                        warn!("{name}: tun read: {e}");
-                        let now = Instant::now();
-                        if let Some(link) = self.link.as_mut() {
-                            link.close(now, "tun device failed");
+                        if let Some(why) = read_failed(&name, &e, &mut self.info.tun_errors) {
+                            if let Some(link) = self.link.as_mut() {
+                                link.close(Instant::now(), "tun device failed");
+                            }
+                            lower.get_or_insert(why);
                         }
-                        lower.get_or_insert(EndReason::TunFailed(format!("read: {e}")));
                     }
                 },
                 () = sleep => {
@@ -354,33 +339,15 @@ impl Client<'_> {
                 }
                 cmd = self.ctx.commands.recv() => {
                     let now = Instant::now();
-                    match cmd {
-                        Some(Command::Snapshot(reply)) => {
+                    match client_command(&name, self.info.id, cmd) {
+                        Asked::Snapshot(reply) => {
                             let _ = reply.send(self.snapshot(now).into_iter().collect());
                         }
-                        Some(Command::ServerStatus(_)) => {}
-                        Some(Command::Hangup(reply)) => {
-                            info!("{name}: hangup requested");
+                        Asked::Hangup(reply, message) => {
                             self.close(now, true, &mut closing, &mut ending);
-                            let _ = reply.send(Response::Done { message: format!("{name}: closing") });
+                            let _ = reply.send(Response::Done { message });
                         }
-                        Some(Command::Kick(id, reply)) if id == self.info.id => {
-                            info!("{name}: session {id} kicked");
-                            self.close(now, true, &mut closing, &mut ending);
-                            let _ = reply.send(Response::Done { message: format!("{name}: closing session {id}") });
-                        }
-                        Some(Command::Kick(id, reply)) => {
-                            let _ = reply.send(Response::Refused { message: format!("no session {id} on {name}") });
-                        }
-                        Some(Command::Dial(reply)) => {
-                            let _ = reply.send(Response::Done { message: format!("{name}: already connected") });
-                        }
-                        Some(Command::Attach(attach)) => {
-                            let _ = attach.reply.send(Response::Refused {
-                                message: format!("profile {name} is not mode = \"direct\""),
-                            });
-                        }
-                        None => {}
+                        Asked::Nothing => {}
                     }
                 }
                 _ = self.ctx.shutdown.changed(), if !shutdown_seen => {
@@ -600,15 +567,9 @@ impl Client<'_> {
                     let Some(link) = self.link.as_mut() else {
                         continue;
                     };
-                    let tun = &self.tun;
-                    let tun_errors = &mut self.info.tun_errors;
-                    let coalescer = &mut self.coalescer;
+                    let (tun_path, tun_errors) = (&mut self.tun_path, &mut self.info.tun_errors);
                     link.handle_frame(now, &datagram[payload], &mut |_version, packet| {
-                        coalescer.push(packet, &mut |p| {
-                            if tun.try_send(p).is_err() {
-                                *tun_errors += 1;
-                            }
-                        });
+                        tun_path.deliver(packet, tun_errors);
                     });
                 }
                 Input::Control | Input::Data { .. } | Input::Dropped(_) => {}
@@ -616,102 +577,24 @@ impl Client<'_> {
         }
     }
 
-    /// Writes the segments coalesced so far to the tun.
-    fn flush_tun(&mut self) {
-        let tun = &self.tun;
-        let tun_errors = &mut self.info.tun_errors;
-        self.coalescer.flush(&mut |p| {
-            if tun.try_send(p).is_err() {
-                *tun_errors += 1;
-            }
-        });
-    }
-
     /// One packet from the tun (at the start of `tbuf`) into the session;
     /// a TCP super-packet is cut into segments that fit the LNS's MRU.
     fn tun_packet(&mut self, got: TunReceived, tbuf: &[u8]) {
-        let packet = &tbuf[..got.len.min(tbuf.len())];
-        let version = match packet.first().map(|b| b >> 4) {
-            Some(4) => IpVersion::V4,
-            Some(6) => IpVersion::V6,
-            _ => {
-                self.info.tun_errors += 1;
-                return;
-            }
-        };
         let (Some(link), Some(id)) = (self.link.as_mut(), self.session) else {
             return;
         };
         let (send, tunnel, peer) = (&mut self.send, &mut self.tunnel, self.peer);
-        let mut frame = |segment: &[u8]| {
-            link.encapsulate_with(version, segment, |header, info| {
-                push_frame(send, tunnel, peer, id, header, info);
+        self.tun_path
+            .cut(got, tbuf, &mut self.info.tun_errors, |version, segment| {
+                link.encapsulate_with(version, segment, |header, info| {
+                    push_frame(send, tunnel, peer, id, header, info);
+                });
             });
-        };
-        match got.gso {
-            Some(gso) if packet.len() > self.max_send => {
-                let room = tcp_layout(packet)
-                    .map(|l| self.max_send.saturating_sub(l.headers()))
-                    .unwrap_or(0);
-                let payload = usize::from(gso).min(room);
-                if payload == 0
-                    || segment_tcp(packet, payload, &mut self.segments, &mut frame).is_err()
-                {
-                    self.info.tun_errors += 1;
-                }
-            }
-            _ => frame(packet),
-        }
         if self.send.is_full() {
             if let Err(e) = self.socket.flush(&mut self.send) {
                 debug!("{}: L2TP: {e}", self.name);
             }
         }
-    }
-
-    /// PPP events other than the link going down: the tun's MTU, and
-    /// addresses, routes and hooks through netconf.
-    fn link_event(&mut self, event: Event) {
-        let mtu = match &event {
-            Event::Phase(p) => {
-                debug!("{}: phase {}", self.name, phase_name(*p));
-                if !matches!(p, Phase::Authenticate | Phase::Network) {
-                    self.tun_mtu = None;
-                }
-                return;
-            }
-            Event::Ipv4Up { .. } | Event::Ipv6Up { .. } => self.tun_up(),
-            _ => self.tun_mtu.unwrap_or(0),
-        };
-        let session = SiteSession {
-            name: &self.name,
-            usepeerdns: self.ctx.settings.usepeerdns,
-            info: &mut self.info,
-            netconf: &self.netconf,
-        };
-        ncp_event(event, session, mtu);
-    }
-
-    /// The tun's MTU once an NCP opens: the configured one, else the
-    /// smaller of the two MRUs.
-    fn tun_up(&mut self) -> u32 {
-        if let Some(mtu) = self.tun_mtu {
-            return mtu;
-        }
-        let peer_mru = self.link.as_ref().map_or(1500, |l| l.status().peer_mru);
-        let s = self.ctx.settings;
-        let mtu = s.mtu.unwrap_or(s.mru.min(peer_mru));
-        self.max_send = usize::from(peer_mru);
-        if self.tun.is_offload() {
-            self.tun.set_gso_mtu(usize::from(mtu));
-            if let Err(e) = self.tun.set_tso(true) {
-                warn!("{}: {}: {e}", self.name, self.tun.name());
-            }
-        }
-        let mtu = u32::from(mtu);
-        self.netconf.send(Change::LinkUp { mtu });
-        self.tun_mtu = Some(mtu);
-        mtu
     }
 }
 

@@ -26,8 +26,7 @@
 //!   address ([`DispatchConfig`]), a tunnel must be established within the
 //!   engine's reply timeout, and sessions are bounded by `connections`.
 
-use std::cmp::Reverse;
-use std::collections::{BTreeSet, BinaryHeap, HashMap, VecDeque};
+use std::collections::{BTreeSet, HashMap, VecDeque};
 use std::fmt;
 use std::io;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr, SocketAddrV4};
@@ -49,6 +48,7 @@ use crate::control::TunnelStatus;
 use crate::logging::{Admit, RateLimit, LOG_BUDGET, LOG_KEYS, LOG_WINDOW};
 use crate::session::EndReason;
 use crate::transport::datagram::{PacketPort, PortEvent, MAX_PACKET};
+use crate::transport::timers::{fired, sleep_until, TimerHeap};
 
 /// Tunnels at most from one IP address (LACs behind one NAT share it).
 pub const TUNNELS_PER_ADDRESS: usize = 64;
@@ -122,7 +122,7 @@ pub struct L2tpPort {
     send: SendBatch,
     /// One control datagram being written.
     out: Vec<u8>,
-    timers: BinaryHeap<Reverse<(Instant, u16)>>,
+    timers: TimerHeap<u16>,
     counters: L2tpCounters,
     log_limit: RateLimit<LogKey>,
 }
@@ -166,7 +166,7 @@ impl L2tpPort {
             recv_len: 0,
             send: SendBatch::default(),
             out: Vec::with_capacity(1500),
-            timers: BinaryHeap::new(),
+            timers: TimerHeap::new(),
             counters: L2tpCounters::default(),
             log_limit: RateLimit::new(LOG_BUDGET, LOG_WINDOW, LOG_KEYS),
         })
@@ -300,28 +300,18 @@ impl L2tpPort {
             self.tunnels.remove(&id);
             return;
         }
-        let deadline = e.tunnel.poll_timeout();
-        if deadline != e.deadline {
-            e.deadline = deadline;
-            if let Some(at) = deadline {
-                self.timers.push(Reverse((at, id)));
-            }
-        }
+        self.timers
+            .arm(&mut e.deadline, e.tunnel.poll_timeout(), id);
     }
 
     fn fire_timers(&mut self, now: Instant) {
-        while let Some(Reverse((at, id))) = self.timers.peek().copied() {
-            if at > now {
-                break;
-            }
-            self.timers.pop();
+        while let Some((at, id)) = self.timers.pop_due(now) {
             let Some(e) = self.tunnels.get_mut(&id) else {
                 continue;
             };
-            if e.deadline != Some(at) {
+            if !fired(&mut e.deadline, at) {
                 continue;
             }
-            e.deadline = None;
             e.tunnel.handle_timeout(now);
             self.service(id, now);
         }
@@ -329,15 +319,9 @@ impl L2tpPort {
 
     /// The earliest live deadline; stale heap entries are dropped.
     fn next_deadline(&mut self) -> Option<Instant> {
-        while let Some(Reverse((at, id))) = self.timers.peek().copied() {
-            match self.tunnels.get(&id) {
-                Some(e) if e.deadline == Some(at) => return Some(at),
-                _ => {
-                    self.timers.pop();
-                }
-            }
-        }
-        None
+        let tunnels = &self.tunnels;
+        self.timers
+            .next_live(|id| tunnels.get(&id).and_then(|e| e.deadline))
     }
 
     /// The next datagram of the batch that carries a frame for a session
@@ -464,12 +448,7 @@ impl PacketPort for L2tpPort {
                 .into_iter()
                 .chain(self.log_limit.poll_at())
                 .min();
-            let sleep = async move {
-                match next {
-                    Some(t) => tokio::time::sleep_until(t.into()).await,
-                    None => std::future::pending().await,
-                }
-            };
+            let sleep = sleep_until(next);
             tokio::select! {
                 got = self.socket.recv_batch(&mut self.recv) => {
                     self.recv_at = 0;

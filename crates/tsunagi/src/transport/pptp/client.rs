@@ -32,10 +32,8 @@ use tokio::net::TcpStream;
 use tracing::{debug, info, warn};
 use tsunagi_crypto::OsRandom;
 use tsunagi_host::gre::{GreSocket, RecvBatch, SendBatch};
-use tsunagi_host::gro::Coalescer;
-use tsunagi_host::offload::{segment_tcp, tcp_layout, Received as TunReceived, MAX_OFFLOAD_PACKET};
-use tsunagi_host::Tun;
-use tsunagi_ppp::link::{Event, IpVersion, Link, Phase};
+use tsunagi_host::offload::{Received as TunReceived, MAX_OFFLOAD_PACKET};
+use tsunagi_ppp::link::{Event, Link, Phase};
 use tsunagi_pptp::connection::{
     ClearReason, Connection, ConnectionConfig, ConnectionEvent, ControlState, Role,
 };
@@ -46,11 +44,12 @@ use tsunagi_pptp::window::{CallWindow, Received};
 use super::gre_path::{describe, push_ack, push_frame, GRE_RCVBUF};
 use super::{host_name, PPTP_PORT};
 use crate::control::Response;
-use crate::netconf::{Change, SessionNet, SessionNetconf};
-use crate::registry::Command;
-use crate::session::{phase_name, random_seed, EndReason, SessionEnd, SessionInfo};
-use crate::transport::site::{create_tun, ncp_event, SiteSession};
+use crate::netconf::{SessionNet, SessionNetconf};
+use crate::session::{random_seed, EndReason, SessionEnd, SessionInfo};
+use crate::transport::site::{client_command, create_tun, Asked};
 use crate::transport::stream::SessionCtx;
+use crate::transport::timers::sleep_until;
+use crate::transport::tun_path::{read_failed, TunPath, TUN_BATCH};
 
 /// How long the TCP connect to the server may take.
 pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
@@ -61,8 +60,6 @@ pub const CLOSE_WAIT: Duration = Duration::from_secs(3);
 /// How long clearing the call and stopping the control connection may take
 /// once PPP is down.
 pub const CLEAR_WAIT: Duration = Duration::from_secs(2);
-/// Tun packets framed per wake-up.
-pub const TUN_BATCH: usize = 64;
 /// Octets read from the control connection at a time.
 const CONTROL_READ: usize = 4096;
 /// GRE datagrams for our call kept while its Outgoing-Call-Reply is still
@@ -129,18 +126,14 @@ pub async fn run_session(ctx: SessionCtx<'_>, server: Ipv4Addr) -> SessionEnd {
         name: name.clone(),
         ctx,
         server,
-        tun,
+        tun_path: TunPath::new(tun),
         gre,
         info,
         netconf,
         link: None,
         call: None,
-        tun_mtu: None,
         send: SendBatch::default(),
         gre_errors: 0,
-        coalescer: Coalescer::new(),
-        segments: Vec::new(),
-        max_send: usize::from(tsunagi_ppp::lcp::DEFAULT_MRU),
         call_id: loop {
             // Call ids are the GRE Key: not guessable, so that a blind
             // sender must also guess it (and never 0, which some peers
@@ -155,10 +148,13 @@ pub async fn run_session(ctx: SessionCtx<'_>, server: Ipv4Addr) -> SessionEnd {
     let (reader, writer) = tcp.into_split();
     let end = client.run(reader, writer).await;
     let Client {
-        ctx, netconf, tun, ..
+        ctx,
+        netconf,
+        tun_path,
+        ..
     } = client;
     netconf.finish().await;
-    drop(tun);
+    drop(tun_path);
     ctx.registry.close_session(id, &end.reason);
     end
 }
@@ -174,25 +170,17 @@ struct Client<'a> {
     name: String,
     ctx: SessionCtx<'a>,
     server: Ipv4Addr,
-    tun: Tun,
+    tun_path: TunPath,
     gre: GreSocket,
     info: SessionInfo,
     netconf: SessionNetconf,
     /// PPP, from the moment the call is connected.
     link: Option<Link>,
     call: Option<Call>,
-    /// The MTU set on the tun while LCP is open.
-    tun_mtu: Option<u32>,
     send: SendBatch,
     /// GRE datagrams from the server that were not for our call or did not
     /// parse.
     gre_errors: u64,
-    /// Segments from the server, coalesced while they come in a run.
-    coalescer: Coalescer,
-    /// Where super-packets from the tun are cut.
-    segments: Vec<u8>,
-    /// The server's MRU while LCP is open.
-    max_send: usize,
     /// Our Call ID (chosen before the call is placed).
     call_id: u16,
     /// Datagrams for our call that came before the call was connected.
@@ -346,7 +334,13 @@ impl Client<'_> {
                         ending = Some((end, now + CLEAR_WAIT));
                     }
                 } else {
-                    self.link_event(event);
+                    self.tun_path.link_event(
+                        event,
+                        self.link.as_ref(),
+                        self.ctx.settings,
+                        &mut self.info,
+                        &self.netconf,
+                    );
                 }
             }
             self.transmit(now);
@@ -388,12 +382,7 @@ impl Client<'_> {
             .into_iter()
             .flatten()
             .min();
-            let sleep = async move {
-                match wake {
-                    Some(t) => tokio::time::sleep_until(t.into()).await,
-                    None => std::future::pending().await,
-                }
-            };
+            let sleep = sleep_until(wake);
             let lcp_up = self
                 .link
                 .as_ref()
@@ -423,37 +412,31 @@ impl Client<'_> {
                 r = self.gre.recv_batch(&mut recv) => match r {
                     Ok(_) => {
                         self.gre_input(&recv);
-                        self.flush_tun();
+                        self.tun_path.flush(&mut self.info.tun_errors);
                     }
                     Err(e) => {
                         warn!("{name}: GRE read: {e}");
                         tokio::time::sleep(Duration::from_millis(100)).await;
                     }
                 },
-                r = self.tun.recv_gso(&mut tbuf), if lcp_up && ending.is_none() => match r {
+                r = self.tun_path.tun().recv_gso(&mut tbuf), if lcp_up && ending.is_none() => match r {
                     Ok(got) => {
                         let now = Instant::now();
                         self.tun_packet(now, got, &tbuf);
                         for _ in 1..TUN_BATCH {
-                            match self.tun.try_recv_gso(&mut tbuf) {
+                            match self.tun_path.tun().try_recv_gso(&mut tbuf) {
                                 Ok(got) => self.tun_packet(now, got, &tbuf),
                                 Err(_) => break,
                             }
                         }
                     }
-                    Err(e) if e.kind() == std::io::ErrorKind::InvalidData => {
-                        // A packet cut or with an offload header we cannot
-                        // complete: lost like a drop.
-                        debug!("{name}: tun read: {e}");
-                        self.info.tun_errors += 1;
-                    }
                     Err(e) => {
-                        warn!("{name}: tun read: {e}");
-                        let now = Instant::now();
-                        if let Some(link) = self.link.as_mut() {
-                            link.close(now, "tun device failed");
+                        if let Some(why) = read_failed(&name, &e, &mut self.info.tun_errors) {
+                            if let Some(link) = self.link.as_mut() {
+                                link.close(Instant::now(), "tun device failed");
+                            }
+                            lower.get_or_insert(why);
                         }
-                        lower.get_or_insert(EndReason::TunFailed(format!("read: {e}")));
                     }
                 },
                 () = sleep => {
@@ -480,33 +463,15 @@ impl Client<'_> {
                 }
                 cmd = self.ctx.commands.recv() => {
                     let now = Instant::now();
-                    match cmd {
-                        Some(Command::Snapshot(reply)) => {
+                    match client_command(&name, self.info.id, cmd) {
+                        Asked::Snapshot(reply) => {
                             let _ = reply.send(self.snapshot(now).into_iter().collect());
                         }
-                        Some(Command::ServerStatus(_)) => {}
-                        Some(Command::Hangup(reply)) => {
-                            info!("{name}: hangup requested");
+                        Asked::Hangup(reply, message) => {
                             self.close(now, true, &mut closing, &mut ending, &mut conn, call_id);
-                            let _ = reply.send(Response::Done { message: format!("{name}: closing") });
+                            let _ = reply.send(Response::Done { message });
                         }
-                        Some(Command::Kick(id, reply)) if id == self.info.id => {
-                            info!("{name}: session {id} kicked");
-                            self.close(now, true, &mut closing, &mut ending, &mut conn, call_id);
-                            let _ = reply.send(Response::Done { message: format!("{name}: closing session {id}") });
-                        }
-                        Some(Command::Kick(id, reply)) => {
-                            let _ = reply.send(Response::Refused { message: format!("no session {id} on {name}") });
-                        }
-                        Some(Command::Dial(reply)) => {
-                            let _ = reply.send(Response::Done { message: format!("{name}: already connected") });
-                        }
-                        Some(Command::Attach(attach)) => {
-                            let _ = attach.reply.send(Response::Refused {
-                                message: format!("profile {name} is not mode = \"direct\""),
-                            });
-                        }
-                        None => {}
+                        Asked::Nothing => {}
                     }
                 }
                 _ = self.ctx.shutdown.changed(), if !shutdown_seen => {
@@ -619,121 +584,36 @@ impl Client<'_> {
             }
             return;
         };
-        let tun = &self.tun;
-        let tun_errors = &mut self.info.tun_errors;
-        let coalescer = &mut self.coalescer;
+        let (tun_path, tun_errors) = (&mut self.tun_path, &mut self.info.tun_errors);
         match call.window.receive(now, &header) {
             Received::Deliver { .. } => {
                 link.handle_frame(now, payload, &mut |_version, packet| {
-                    coalescer.push(packet, &mut |p| {
-                        if tun.try_send(p).is_err() {
-                            *tun_errors += 1;
-                        }
-                    });
+                    tun_path.deliver(packet, tun_errors);
                 });
             }
             Received::Duplicate | Received::Late | Received::AckOnly => {}
         }
     }
 
-    /// Writes the segments coalesced so far to the tun.
-    fn flush_tun(&mut self) {
-        let tun = &self.tun;
-        let tun_errors = &mut self.info.tun_errors;
-        self.coalescer.flush(&mut |p| {
-            if tun.try_send(p).is_err() {
-                *tun_errors += 1;
-            }
-        });
-    }
-
     /// One packet from the tun (at the start of `tbuf`) into the call; a
     /// TCP super-packet is cut into segments that fit the server's MRU.
     fn tun_packet(&mut self, now: Instant, got: TunReceived, tbuf: &[u8]) {
-        let packet = &tbuf[..got.len.min(tbuf.len())];
-        let version = match packet.first().map(|b| b >> 4) {
-            Some(4) => IpVersion::V4,
-            Some(6) => IpVersion::V6,
-            _ => {
-                self.info.tun_errors += 1;
-                return;
-            }
-        };
         let (Some(link), Some(call)) = (self.link.as_mut(), self.call.as_mut()) else {
             return;
         };
         let server = self.server;
         let send = &mut self.send;
-        let mut frame = |segment: &[u8]| {
-            link.encapsulate_with(version, segment, |header, info| {
-                push_frame(send, server, &mut call.window, now, header, info)
+        self.tun_path
+            .cut(got, tbuf, &mut self.info.tun_errors, |version, segment| {
+                link.encapsulate_with(version, segment, |header, info| {
+                    push_frame(send, server, &mut call.window, now, header, info)
+                });
             });
-        };
-        match got.gso {
-            Some(gso) if packet.len() > self.max_send => {
-                let room = tcp_layout(packet)
-                    .map(|l| self.max_send.saturating_sub(l.headers()))
-                    .unwrap_or(0);
-                let payload = usize::from(gso).min(room);
-                if payload == 0
-                    || segment_tcp(packet, payload, &mut self.segments, &mut frame).is_err()
-                {
-                    self.info.tun_errors += 1;
-                }
-            }
-            _ => frame(packet),
-        }
         if self.send.is_full() {
             if let Err(e) = self.gre.flush(&mut self.send) {
                 debug!("{}: {e}", self.name);
             }
         }
-    }
-
-    /// PPP events other than the link going down: the tun's MTU, and
-    /// addresses, routes and hooks through netconf.
-    fn link_event(&mut self, event: Event) {
-        let mtu = match &event {
-            Event::Phase(p) => {
-                debug!("{}: phase {}", self.name, phase_name(*p));
-                if !matches!(p, Phase::Authenticate | Phase::Network) {
-                    self.tun_mtu = None;
-                }
-                return;
-            }
-            Event::Ipv4Up { .. } | Event::Ipv6Up { .. } => self.tun_up(),
-            _ => self.tun_mtu.unwrap_or(0),
-        };
-        let session = SiteSession {
-            name: &self.name,
-            usepeerdns: self.ctx.settings.usepeerdns,
-            info: &mut self.info,
-            netconf: &self.netconf,
-        };
-        ncp_event(event, session, mtu);
-    }
-
-    /// The tun's MTU once an NCP opens: the configured one, else the
-    /// smaller of the two MRUs.
-    fn tun_up(&mut self) -> u32 {
-        if let Some(mtu) = self.tun_mtu {
-            return mtu;
-        }
-        let peer_mru = self.link.as_ref().map_or(1500, |l| l.status().peer_mru);
-        let s = self.ctx.settings;
-        let mtu = s.mtu.unwrap_or(s.mru.min(peer_mru));
-        self.max_send = usize::from(peer_mru);
-        if self.tun.is_offload() {
-            // Super-packets are cut to segments of the tun's MTU.
-            self.tun.set_gso_mtu(usize::from(mtu));
-            if let Err(e) = self.tun.set_tso(true) {
-                warn!("{}: {}: {e}", self.name, self.tun.name());
-            }
-        }
-        let mtu = u32::from(mtu);
-        self.netconf.send(Change::LinkUp { mtu });
-        self.tun_mtu = Some(mtu);
-        mtu
     }
 }
 

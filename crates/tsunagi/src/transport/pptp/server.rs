@@ -26,8 +26,7 @@
 //!   is closed after [`IDLE_WAIT`]; a peer that does not read its control
 //!   connection is cut off rather than buffered for.
 
-use std::cmp::Reverse;
-use std::collections::{BinaryHeap, HashMap, VecDeque};
+use std::collections::{HashMap, VecDeque};
 use std::fmt;
 use std::io;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr, SocketAddrV4};
@@ -50,6 +49,7 @@ use super::gre_path::{describe, push_ack, push_frame, GRE_RCVBUF};
 use crate::logging::{Admit, RateLimit, LOG_BUDGET, LOG_KEYS, LOG_WINDOW};
 use crate::session::{random_seed, EndReason};
 use crate::transport::datagram::{PacketPort, PortEvent};
+use crate::transport::timers::{fired, sleep_until, TimerHeap};
 
 /// A fresh control connection must have placed its call by then.
 pub const CALL_WAIT: Duration = Duration::from_secs(30);
@@ -233,7 +233,7 @@ pub struct PptpPort {
     recv_at: usize,
     recv_len: usize,
     send: SendBatch,
-    timers: BinaryHeap<Reverse<(Instant, Timer)>>,
+    timers: TimerHeap<Timer>,
     counters: PptpCounters,
     log_limit: RateLimit<LogKey>,
 }
@@ -282,7 +282,7 @@ impl PptpPort {
             recv_at: 0,
             recv_len: 0,
             send: SendBatch::default(),
-            timers: BinaryHeap::new(),
+            timers: TimerHeap::new(),
             counters: PptpCounters::default(),
             log_limit: RateLimit::new(LOG_BUDGET, LOG_WINDOW, LOG_KEYS),
         })
@@ -497,12 +497,7 @@ impl PptpPort {
         .into_iter()
         .flatten()
         .min();
-        if deadline != c.deadline {
-            c.deadline = deadline;
-            if let Some(at) = deadline {
-                self.timers.push(Reverse((at, Timer::Conn(id))));
-            }
-        }
+        self.timers.arm(&mut c.deadline, deadline, Timer::Conn(id));
     }
 
     /// A client asked for a call: accepted with a fresh Call ID, or
@@ -633,20 +628,15 @@ impl PptpPort {
     }
 
     fn fire_timers(&mut self, now: Instant) {
-        while let Some(Reverse((at, timer))) = self.timers.peek().copied() {
-            if at > now {
-                break;
-            }
-            self.timers.pop();
+        while let Some((at, timer)) = self.timers.pop_due(now) {
             match timer {
                 Timer::Conn(id) => {
                     let Some(c) = self.conns.get_mut(&id) else {
                         continue;
                     };
-                    if c.deadline != Some(at) {
+                    if !fired(&mut c.deadline, at) {
                         continue;
                     }
-                    c.deadline = None;
                     if c.conn.poll_timeout().is_some_and(|t| t <= now) {
                         c.conn.handle_timeout(now);
                     }
@@ -669,10 +659,9 @@ impl PptpPort {
                     let Some(call) = self.calls.get_mut(&call_id) else {
                         continue;
                     };
-                    if call.deadline != Some(at) {
+                    if !fired(&mut call.deadline, at) {
                         continue;
                     }
-                    call.deadline = None;
                     if let Some(ack) = call.window.poll_ack(now) {
                         push_ack(&mut self.send, call.peer, &ack);
                     }
@@ -745,14 +734,12 @@ impl PptpPort {
 }
 
 /// Puts `call`'s next acknowledgement deadline in the timer heap.
-fn arm(timers: &mut BinaryHeap<Reverse<(Instant, Timer)>>, call_id: u16, call: &mut Call) {
-    let deadline = call.window.poll_timeout();
-    if deadline != call.deadline {
-        call.deadline = deadline;
-        if let Some(at) = deadline {
-            timers.push(Reverse((at, Timer::Call(call_id))));
-        }
-    }
+fn arm(timers: &mut TimerHeap<Timer>, call_id: u16, call: &mut Call) {
+    timers.arm(
+        &mut call.deadline,
+        call.window.poll_timeout(),
+        Timer::Call(call_id),
+    );
 }
 
 impl PacketPort for PptpPort {
@@ -778,16 +765,10 @@ impl PacketPort for PptpPort {
             let next = self
                 .timers
                 .peek()
-                .map(|Reverse((at, _))| *at)
                 .into_iter()
                 .chain(self.log_limit.poll_at())
                 .min();
-            let sleep = async move {
-                match next {
-                    Some(t) => tokio::time::sleep_until(t.into()).await,
-                    None => std::future::pending().await,
-                }
-            };
+            let sleep = sleep_until(next);
             tokio::select! {
                 accepted = self.listener.accept() => match accepted {
                     Ok((stream, from)) => self.accept(stream, from, Instant::now()),
@@ -856,7 +837,7 @@ impl PacketPort for PptpPort {
         } else {
             self.clearing.insert(key.call_id, (conn, clear));
             self.timers
-                .push(Reverse((now + CLEAR_LINGER, Timer::Clear(key.call_id))));
+                .push(now + CLEAR_LINGER, Timer::Clear(key.call_id));
         }
     }
 
