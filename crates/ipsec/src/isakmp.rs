@@ -1,0 +1,1 @@
+//! ISAKMP (RFC 2408) messages and payloads.
