@@ -718,7 +718,7 @@ impl InboundSa {
         let iv_end = HEADER_LEN + c.iv_len();
         let icv_start = buf.len() - c.icv_len();
         let ct_len = icv_start - iv_end;
-        if ct_len % c.align() != 0 {
+        if !ct_len.is_multiple_of(c.align()) {
             return Err(EspError::NotAligned {
                 len: ct_len,
                 block: c.align(),
