@@ -565,25 +565,58 @@ pub(crate) struct Chain<'a> {
     next: u8,
     count: usize,
     limit: usize,
-    what: &'static str,
-    parent: &'static str,
+    level: Level,
+}
+
+/// Which chain: the message's payloads, an SA's proposals or a proposal's
+/// transforms (the nesting is these three levels, fixed by the types).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Level {
+    /// Top-level payloads of a message.
+    Message,
+    /// Proposal payloads inside an SA payload.
+    Sa,
+    /// Transform payloads inside a Proposal payload.
+    Proposal,
+}
+
+impl Level {
+    /// The name of the payloads at this level, for errors.
+    fn what(self, ty: u8) -> &'static str {
+        match self {
+            Level::Message => PayloadType::from(ty).name().unwrap_or("payload"),
+            Level::Sa => "Proposal",
+            Level::Proposal => "Transform",
+        }
+    }
+
+    /// The plural, for [`Error::TooMany`].
+    fn plural(self) -> &'static str {
+        match self {
+            Level::Message => "payloads",
+            Level::Sa => "Proposals",
+            Level::Proposal => "Transforms",
+        }
+    }
+
+    /// The parent, for errors.
+    fn parent(self) -> &'static str {
+        match self {
+            Level::Message => "message",
+            Level::Sa => "SA",
+            Level::Proposal => "Proposal",
+        }
+    }
 }
 
 impl<'a> Chain<'a> {
-    pub(crate) fn new(
-        first: u8,
-        bytes: &'a [u8],
-        limit: usize,
-        what: &'static str,
-        parent: &'static str,
-    ) -> Chain<'a> {
+    pub(crate) fn new(level: Level, first: u8, bytes: &'a [u8], limit: usize) -> Chain<'a> {
         Chain {
             rest: bytes,
             next: first,
             count: 0,
             limit,
-            what,
-            parent,
+            level,
         }
     }
 
@@ -599,10 +632,7 @@ impl<'a> Chain<'a> {
             return Ok(None);
         }
         let ty = self.next;
-        let what = match self.what {
-            "payload" => PayloadType::from(ty).name().unwrap_or("payload"),
-            other => other,
-        };
+        let what = self.level.what(ty);
         if self.rest.len() < GENERIC_HEADER_LEN {
             return Err(Error::Truncated {
                 what,
@@ -613,12 +643,8 @@ impl<'a> Chain<'a> {
         self.count += 1;
         if self.count > self.limit {
             return Err(Error::TooMany {
-                what: match self.what {
-                    "payload" => "payloads",
-                    "Proposal" => "Proposals",
-                    _ => "Transforms",
-                },
-                parent: self.parent,
+                what: self.level.plural(),
+                parent: self.level.parent(),
                 limit: self.limit,
             });
         }
@@ -634,7 +660,7 @@ impl<'a> Chain<'a> {
             return Err(Error::PayloadPastParent {
                 what,
                 length,
-                parent: self.parent,
+                parent: self.level.parent(),
                 room: self.rest.len(),
             });
         }
@@ -651,7 +677,7 @@ fn parse_chain(
     bytes: &[u8],
     padding_allowed: bool,
 ) -> Result<(Vec<Payload>, usize), Error> {
-    let mut chain = Chain::new(first.into(), bytes, MAX_PAYLOADS, "payload", "message");
+    let mut chain = Chain::new(Level::Message, first.into(), bytes, MAX_PAYLOADS);
     let mut payloads = Vec::new();
     while let Some((ty, _next, body)) = chain.step()? {
         payloads.push(Payload::parse(PayloadType::from(ty), body)?);
@@ -857,4 +883,33 @@ pub fn emit_encrypted(
     header.emit(first, len32, buf);
     buf.extend_from_slice(ciphertext);
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        /// RFC 2408 s3.2 chains by Next Payload and Payload Length; every
+        /// step here consumes at least the 4-octet generic header, so a
+        /// chain over `n` octets ends (with a payload list or an error)
+        /// within `n / 4` steps, whatever the Next Payload values: it
+        /// cannot loop.
+        #[test]
+        fn a_chain_ends_within_len_over_4_steps(
+            first in 1u8..=255,
+            bytes in prop::collection::vec(any::<u8>(), 0..400),
+        ) {
+            let mut chain = Chain::new(Level::Message, first, &bytes, usize::MAX);
+            let mut steps = 0;
+            let mut consumed = 0;
+            while let Ok(Some((_, _, body))) = chain.step() {
+                steps += 1;
+                consumed += GENERIC_HEADER_LEN + body.len();
+                prop_assert_eq!(chain.rest().len(), bytes.len() - consumed);
+            }
+            prop_assert!(steps <= bytes.len() / GENERIC_HEADER_LEN);
+        }
+    }
 }

@@ -9,7 +9,7 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 use super::attr::{Attribute, IkeAttributes, IpsecAttributes};
 use super::vendor::KnownVendor;
-use super::{be16, be32, open_enum, Chain, Error};
+use super::{be16, be32, open_enum, Chain, Error, Level};
 
 /// The most Proposal payloads in one SA payload.
 pub const MAX_PROPOSALS: usize = 32;
@@ -380,7 +380,7 @@ impl SaPayload {
             });
         }
         let mut proposals = Vec::new();
-        let mut chain = Chain::new(2, &body[8..], MAX_PROPOSALS, "Proposal", "SA");
+        let mut chain = Chain::new(Level::Sa, 2, &body[8..], MAX_PROPOSALS);
         while let Some((_, next, pbody)) = chain.step()? {
             if next != 0 && next != 2 {
                 return Err(Error::NestedNextPayload {
@@ -481,11 +481,10 @@ impl Proposal {
         }
         let mut transforms = Vec::new();
         let mut chain = Chain::new(
+            Level::Proposal,
             3,
             &body[spi_end..],
             MAX_TRANSFORMS.min(usize::from(count)),
-            "Transform",
-            "Proposal",
         );
         if count == 0 {
             return Err(Error::Field {
