@@ -34,8 +34,10 @@ host_apt_uri() {
 }
 MIRROR=${MIRROR:-$(host_apt_uri debian)}
 SECURITY_MIRROR=${SECURITY_MIRROR:-$(host_apt_uri debian-security)}
-MIRROR=${MIRROR:-http://deb.debian.org/debian}
-SECURITY_MIRROR=${SECURITY_MIRROR:-http://deb.debian.org/debian-security}
+[ -n "$MIRROR" ] || {
+  echo "interop/build.sh: no Debian mirror in this host's apt sources (/etc/apt/sources.list*): set MIRROR=URI" >&2
+  exit 1
+}
 
 # ------------------------------------------------------------------ host tools
 install_host_tools() {
@@ -123,8 +125,11 @@ if [ "${FORCE:-0}" = 1 ] || [ "$(cat "$ROOTFS/.interop-pkgs" 2>/dev/null)" != "$
   debootstrap --variant=minbase --include=systemd-sysv,udev,kmod,iproute2 \
     bookworm "$PART" "$MIRROR" > "$INTEROP_CACHE/debootstrap.log" 2>&1 ||
     { tail -20 "$INTEROP_CACHE/debootstrap.log" >&2; exit 1; }
-  printf 'deb %s bookworm main\ndeb %s bookworm-updates main\ndeb %s bookworm-security main\n' \
-    "$MIRROR" "$MIRROR" "$SECURITY_MIRROR" > "$PART/etc/apt/sources.list"
+  # The security archive only when the host uses one.
+  {
+    printf 'deb %s bookworm main\ndeb %s bookworm-updates main\n' "$MIRROR" "$MIRROR"
+    [ -z "$SECURITY_MIRROR" ] || printf 'deb %s bookworm-security main\n' "$SECURITY_MIRROR"
+  } > "$PART/etc/apt/sources.list"
   # no daemons start inside the chroot; no docs in the image; a small initrd
   printf '#!/bin/sh\nexit 101\n' > "$PART/usr/sbin/policy-rc.d"; chmod +x "$PART/usr/sbin/policy-rc.d"
   printf 'path-exclude /usr/share/doc/*\npath-exclude /usr/share/man/*\npath-exclude /usr/share/info/*\npath-exclude /usr/share/locale/*\n' \

@@ -299,7 +299,7 @@ pub fn vectors_dir() -> std::path::PathBuf {
         std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/vectors/pppd-2.4.9");
     assert!(
         dir.is_dir(),
-        "pppd vectors not found at {} (expected /work/shared/vectors beside the repo)",
+        "pppd vectors not found at {} (expected ../shared/vectors beside the project root)",
         dir.display()
     );
     dir
