@@ -25,6 +25,7 @@
 #![warn(missing_docs)]
 
 mod arcfour;
+pub mod dh;
 pub mod mppe;
 pub mod mschapv2;
 pub mod random;

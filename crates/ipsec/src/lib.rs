@@ -6,4 +6,5 @@
 //! - [`isakmp`]: ISAKMP (RFC 2408) messages and payloads as typed views.
 
 pub mod esp;
+pub mod ike;
 pub mod isakmp;
