@@ -290,7 +290,7 @@ impl Lab {
             format!(
                 "charon {{
 	load_modular = no
-	load = random nonce openssl aes sha1 sha2 md5 hmac gmp kernel-libipsec kernel-netlink socket-default vici
+	load = random nonce aes sha1 sha2 md5 hmac gmp kernel-libipsec kernel-netlink socket-default vici
 	# strongSwan names itself in a Vendor ID only when told to.
 	send_vendor_id = yes
 	filelog {{
