@@ -361,12 +361,16 @@ impl Lab {
         );
     }
 
+    /// `tsunagi probe ike HOST` from the prober's namespace, with
+    /// `--proposals` unless `proposals` is empty (the default list).
     fn probe(&self, host: &str, proposals: &str) -> Output {
-        Command::new("ip")
-            .args(["netns", "exec", &self.prober_ns, BIN, "probe", "ike", host])
-            .args(["--proposals", proposals, "--timeout", "1", "--retries", "2"])
-            .output()
-            .unwrap()
+        let mut c = Command::new("ip");
+        c.args(["netns", "exec", &self.prober_ns, BIN, "probe", "ike", host])
+            .args(["--timeout", "1", "--retries", "2"]);
+        if !proposals.is_empty() {
+            c.args(["--proposals", proposals]);
+        }
+        c.output().unwrap()
     }
 }
 
@@ -495,6 +499,23 @@ secrets {
     ] {
         assert!(log.contains(line), "charon did not log {line:?}");
     }
+
+    // The default list: 27 probes, each answered, its one proposal the
+    // only one accepted.
+    let out = lab.probe("10.204.1.2", "");
+    assert_eq!(out.status.code(), Some(0), "{}", describe(&out));
+    let text = stdout(&out);
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(lines.len(), 28, "{}", describe(&out));
+    for line in &lines[..27] {
+        let (proposal, outcome) = line.split_once(": ").unwrap();
+        if proposal == "aes128-sha256-modp2048" {
+            assert!(outcome.starts_with("accepted"), "{line}");
+        } else {
+            assert_eq!(outcome, "refused (NO-PROPOSAL-CHOSEN)", "{line}");
+        }
+    }
+    assert!(lines[13].starts_with("aes128-sha256-modp2048: "), "{text}");
 
     // Only what it refuses: exit status 1.
     let out = lab.probe("10.204.1.2", "3des-sha1-modp1024");
