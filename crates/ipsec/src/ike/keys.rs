@@ -367,7 +367,7 @@ pub fn decrypt(
     ciphertext: &[u8],
 ) -> Result<Zeroizing<Vec<u8>>, KeyError> {
     let block = block_len(keys.cipher)?;
-    if ciphertext.is_empty() || ciphertext.len() % block != 0 {
+    if ciphertext.is_empty() || !ciphertext.len().is_multiple_of(block) {
         return Err(KeyError::NotBlockAligned {
             len: ciphertext.len(),
             block,
@@ -437,3 +437,6 @@ fn cbc(
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests;
