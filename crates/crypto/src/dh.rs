@@ -245,7 +245,9 @@ fn modp_pow(group: DhGroup, base: &[u8], exponent: &[u8]) -> Vec<u8> {
     let exponent = Zeroizing::new(
         BoxedUint::from_be_slice(exponent, bits).expect("the exponent fits the prime's width"),
     );
-    let power = Zeroizing::new(BoxedMontyForm::new(base, params).pow(&exponent).retrieve());
+    // The power in Montgomery form and out of it are secrets too (g^xy).
+    let montgomery = Zeroizing::new(BoxedMontyForm::new(base, params).pow(&exponent));
+    let power = Zeroizing::new(montgomery.retrieve());
     let out = power.to_be_bytes().into_vec();
     debug_assert_eq!(out.len(), group.public_len());
     out
