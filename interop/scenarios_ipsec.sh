@@ -569,13 +569,14 @@ vm_tunnel_checks() {
 
 # selfcheck-ipsec-vm: host strongSwan libipsec in $NS_GW where tsunagi sits in v2.
 selfcheck_ipsec_vm() {
-  local t0 d
+  local t0 d out
   t0=$(date +%s.%N)
   IP_DIR=$(mktemp -d -t tsunagi-iop-ipsec.XXXXXX) || { why "mktemp failed"; return 1; }
   echo "$IP_DIR" > "$SD/.ipsec"; : > "$SD/.ipsec-netns"; : > "$SD/.ipsec-pids"
   echo "    VM: $(vm_exec "dpkg-query -W -f '\${Package} \${Version}  ' strongswan-charon strongswan-starter; uname -r" </dev/null | tr '\n' ' ')" >&2
-  vm_exec "systemctl is-enabled strongswan-starter" </dev/null 2>/dev/null | grep -qx masked ||
-    why "strongswan-starter.service is not masked in the image" || return 1
+  # (is-enabled exits 1 for a masked unit: its word is what counts.)
+  out=$(vm_exec "systemctl is-enabled strongswan-starter; systemctl is-active strongswan-starter" </dev/null 2>/dev/null | tr '\n' ' ')
+  [ "$out" = "masked inactive " ] || why "strongswan-starter.service is not masked and inactive in the image: $out" || return 1
   vm_ipsec_start "$(vm_v2_conn)" "$VM_IP $HOST_IP : PSK \"$IP_PSK\"" || return 1
   d=$IP_DIR/sw-gw
   sw_host_conf "$d"
