@@ -46,6 +46,9 @@
 #       with a wrong PSK on P: no SA, and both logs show their failure ($SW_WRONG_PSK_RE).
 #   selfcheck-ipsec-vm   host strongSwan libipsec in $NS_GW (in tsunagi's place) -> the
 #       VM's strongSwan with v2's files: v2 without tsunagi.
+#   selfcheck-ipsec-vm-transport  v1's VM side (seed 002's conn, `ipsec start`, the UDP
+#       exchange on 1701) against a second charon with the kernel's ESP in a netns of the
+#       VM (libipsec on the host has no transport mode): v1 without tsunagi.
 #
 # The i* and v* scenarios need tsunagi's IPsec: each first runs `tsunagi check` on its
 # config, and a refusal is a FAIL that says so (not a skip). They are in SCENARIOS only
@@ -81,7 +84,7 @@ ipsec_named() {
 if [ "$IPSEC_SCENARIOS_ON" = 1 ] || ipsec_named; then
   SCENARIOS+=("${IPSEC_SCENARIOS[@]}")
 fi
-SELFCHECKS+=(selfcheck-ipsec-nat selfcheck-ipsec-vm)
+SELFCHECKS+=(selfcheck-ipsec-nat selfcheck-ipsec-vm selfcheck-ipsec-vm-transport)
 AFTER_SCENARIO+=(ipsec_after)
 
 IP_NS_P=$INTEROP_TAG-ip IP_NS_Q=$INTEROP_TAG-iq IP_NS_PL=$INTEROP_TAG-ipl IP_NS_QL=$INTEROP_TAG-iql
@@ -393,8 +396,13 @@ ipsec_after() {
   if [ -f "$d/.ipsec-vm" ]; then
     vm_exec "ipsec statusall; ip -s xfrm state" </dev/null > "$d/sas-vm.txt" 2>&1
     vm_exec "cat /tmp/charon.log" </dev/null > "$d/charon-vm.log" 2>/dev/null
-    vm_exec "ipsec stop >/dev/null 2>&1; sleep 1; pkill -x charon; ip xfrm state flush; ip xfrm policy flush;
-      ip route flush table 220 2>/dev/null; rm -f /tmp/charon.log /etc/ipsec.secrets.d/*; true" </dev/null >/dev/null 2>&1
+    vm_exec "cat /tmp/ipsp/charon.log" </dev/null > "$d/charon-vm-peer.log" 2>/dev/null
+    vm_exec "ipsec stop >/dev/null 2>&1; sleep 1
+      for p in \$(ip netns pids $IPSP_NS 2>/dev/null); do kill \$p; done; sleep 1
+      for p in \$(ip netns pids $IPSP_NS 2>/dev/null); do kill -9 \$p; done
+      ip netns del $IPSP_NS 2>/dev/null; rm -rf /tmp/ipsp
+      pkill -x charon; ip xfrm state flush; ip xfrm policy flush
+      ip route flush table 220 2>/dev/null; rm -f /tmp/charon.log; true" </dev/null >/dev/null 2>&1
     rm -f "$d/.ipsec-vm"
   fi
   find "$d" -maxdepth 1 -type f -empty -delete
@@ -604,20 +612,32 @@ scenario_v2_tunnel() {
 # Seed 002's conn, word for word except: `left=%defaultroute` is the VM's address (the VM
 # has no default route), `right` is the host, `leftfirewall=yes` is left out (the VM has no
 # iptables: the seed's firewall is tsunagi's to open, its own test), and the conn's name.
+# vm_v1_conn [LEFT RIGHT]: default the VM and the host (the self-check: its own pair).
 vm_v1_conn() {
   cat <<EOF
 conn v1
         keyexchange=ikev1
         authby=secret
-        right=$HOST_IP
+        right=${2:-$HOST_IP}
         ike=3des-sha1-modp1024!
         esp=3des-sha1-modp1024!
         auto=start
-        left=$VM_IP
+        left=${1:-$VM_IP}
         leftprotoport=17/1701
         rightprotoport=17/1701
         type=transport
 EOF
+}
+# vm_v1_exchange PEER: once the VM's transport SA is installed, five datagrams from the
+# VM's port 1701 to PEER's, each echoed back; the VM's kernel SAs must count them.
+vm_v1_exchange() {
+  local peer=$1 out n
+  wait_for 60 vm_sa_installed TRANSPORT || why "no transport-mode CHILD_SA in the VM within 60 s (auto=start)" || return 1
+  out=$(vm_exec "for i in 1 2 3 4 5; do echo v1-probe-\$i | timeout 4 socat -T 2 - UDP4:$peer:1701,sourceport=1701,reuseaddr; done" </dev/null 2>&1)
+  [ "$(grep -c '^v1-probe-' <<<"$out")" = 5 ] || why "UDP 1701 exchange with $peer: 5 sent, echoes back: $(tr '\n' ' ' <<<"$out")" || return 1
+  n=$(vm_xfrm_packets)
+  [ "${n:-0}" -ge 10 ] || why "the VM's kernel SAs counted ${n:-0} packets: the datagrams did not pass its ESP" || return 1
+  echo "    VM: $(vm_exec "ipsec status | grep -E 'INSTALLED|===' | sed 's/^ *//'" </dev/null | tr '\n' ' '); 5 datagrams echoed on udp/1701; kernel SAs counted $n packets" >&2
 }
 # TODO(lead): tsunagi's side of v1. Transport mode is tsunagi's in-process API (the
 # L2TP/IPsec issue's socket uses it), so this hook must start whatever exposes it in
@@ -630,15 +650,84 @@ ts_ipsec_v1_side() {
   why "tsunagi's side of v1 is not written yet: transport mode is an in-process API (hook ts_ipsec_v1_side in interop/scenarios_ipsec.sh)"
 }
 scenario_v1_transport_seed002() {
-  local out n
   ts_ipsec_v1_side || return 1
   vm_ipsec_start "$(vm_v1_conn)" "$HOST_IP : PSK \"$IP_PSK\"" || return 1
-  wait_for 60 vm_sa_installed TRANSPORT || why "no transport-mode CHILD_SA in the VM within 60 s (auto=start)" || return 1
-  # Five datagrams from the VM's port 1701 to the host's, each echoed back.
-  out=$(vm_exec "for i in 1 2 3 4 5; do echo v1-probe-\$i | timeout 3 socat -T 2 - UDP4:$HOST_IP:1701,sourceport=1701,reuseaddr; done" </dev/null 2>&1)
-  [ "$(grep -c '^v1-probe-' <<<"$out")" = 5 ] || why "UDP 1701 exchange: 5 sent, echoes back: $(tr '\n' ' ' <<<"$out")" || return 1
-  n=$(vm_xfrm_packets)
-  [ "${n:-0}" -ge 10 ] || why "the VM's kernel SAs counted ${n:-0} packets: the datagrams did not pass its ESP" || return 1
-  echo "    VM: $(vm_exec "ipsec status | grep -E 'INSTALLED|===' | sed 's/^ *//'" </dev/null | tr '\n' ' '); kernel SAs counted $n packets" >&2
+  vm_v1_exchange "$HOST_IP" || return 1
   ts_log_has_no_psk
+}
+
+# selfcheck-ipsec-vm-transport: v1's VM side (seed 002's conn, `ipsec start`, the UDP
+# exchange) against a second charon with the kernel's ESP in the VM's netns ipsp
+# (10.205.0.2, veth ipspv 10.205.0.1 in the VM's root namespace), standing in for tsunagi:
+# responder, transport mode, dynamic[udp/1701] both ways, a UDP echo on 1701. Its charon
+# gets a /run of its own like the host's (a bind mount), files in /tmp/ipsp.
+IPSP_NS=ipsp IPSP_VM=10.205.0.1 IPSP_PEER=10.205.0.2
+selfcheck_ipsec_vm_transport() {
+  local t0
+  t0=$(date +%s.%N)
+  touch "$SD/.ipsec-vm"
+  vm_exec "set -e; ip netns add $IPSP_NS; ip -n $IPSP_NS link set lo up
+    ip link add ipspv type veth peer name eth0 netns $IPSP_NS
+    ip addr add $IPSP_VM/24 dev ipspv; ip link set ipspv up
+    ip -n $IPSP_NS addr add $IPSP_PEER/24 dev eth0; ip -n $IPSP_NS link set eth0 up
+    mkdir -p /tmp/ipsp/run" </dev/null || why "cannot make netns $IPSP_NS in the VM" || return 1
+  vm_exec "cat > /tmp/ipsp/strongswan.conf" <<EOF || why "cannot write the peer's strongswan.conf" || return 1
+charon {
+  load_modular = no
+  load = random nonce openssl aes sha1 sha2 md5 hmac gmp kdf pubkey kernel-netlink socket-default vici
+  filelog {
+    ipsp {
+      path = /tmp/ipsp/charon.log
+      time_format = %T
+      default = 1
+      ike = 2
+      knl = 2
+      flush_line = yes
+    }
+  }
+  plugins {
+    vici { socket = unix:///tmp/ipsp/charon.vici }
+  }
+}
+EOF
+  vm_exec "umask 077; cat > /tmp/ipsp/swanctl.conf" <<EOF || why "cannot write the peer's swanctl.conf" || return 1
+connections {
+  v1peer {
+    version = 1
+    local_addrs = $IPSP_PEER
+    remote_addrs = $IPSP_VM
+    proposals = 3des-sha1-modp1024
+    local { auth = psk
+      id = $IPSP_PEER }
+    remote { auth = psk
+      id = $IPSP_VM }
+    children {
+      v1peer {
+        mode = transport
+        local_ts = dynamic[udp/1701]
+        remote_ts = dynamic[udp/1701]
+        esp_proposals = 3des-sha1-modp1024
+      }
+    }
+  }
+}
+secrets {
+  ike-v1peer {
+    id-a = $IPSP_VM
+    id-b = $IPSP_PEER
+    secret = "$IP_PSK"
+  }
+}
+EOF
+  vm_exec "ip netns exec $IPSP_NS setsid sh -c 'mount --bind /tmp/ipsp/run /run && STRONGSWAN_CONF=/tmp/ipsp/strongswan.conf exec /usr/lib/ipsec/charon' </dev/null >/tmp/ipsp/charon.out 2>&1 &
+    for i in \$(seq 50); do [ -S /tmp/ipsp/charon.vici ] && break; sleep 0.2; done
+    swanctl --load-all --uri unix:///tmp/ipsp/charon.vici --file /tmp/ipsp/swanctl.conf
+    ip netns exec $IPSP_NS setsid socat UDP4-RECVFROM:1701,reuseaddr,fork EXEC:cat </dev/null >/tmp/ipsp/echo.out 2>&1 &" \
+    </dev/null > "$SD/ipsp-start.txt" 2>&1 ||
+    why "the peer charon in the VM's netns $IPSP_NS did not start: $(tail -n 2 "$SD/ipsp-start.txt" | tr '\n' ' ')" || return 1
+  vm_ipsec_start "$(vm_v1_conn "$IPSP_VM" "$IPSP_PEER")" "$IPSP_PEER : PSK \"$IP_PSK\"" || return 1
+  vm_v1_exchange "$IPSP_PEER" || return 1
+  vm_exec "ipsec status" </dev/null | grep -qF "$IPSP_VM/32[udp/l2f] === $IPSP_PEER/32[udp/l2f]" ||
+    why "the VM's SA is not $IPSP_VM/32[udp/l2f] === $IPSP_PEER/32[udp/l2f] (seed 002's 'ipsec status' shape)" || return 1
+  echo "    self-check total $(since "$t0") s" >&2
 }
