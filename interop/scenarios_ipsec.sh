@@ -94,10 +94,13 @@ IP_LAN_Q=10.204.20.0/24 IP_GW_LAN_Q=10.204.20.1 IP_HOST_Q=10.204.20.10
 IP_PSK=iop-psk-$(od -An -N12 -tx1 /dev/urandom | tr -d ' \n')
 IP_WRONG_PSK=iop-wrong-psk-$(od -An -N12 -tx1 /dev/urandom | tr -d ' \n')
 IP_XFER_MB=20
-# tsunagi's log line for a wrong PSK (IKEv1 Main Mode: the responder cannot decrypt or
-# verify message 5, the initiator gets no valid message 6). The lead adjusts it to the
-# driver's words once they exist.
-TS_WRONG_PSK_RE='(pre-shared key|PSK|HASH_I|HASH_R|hash payload|authentication).*(mismatch|wrong|invalid|fail|does not match)|INVALID_HASH_INFORMATION|AUTHENTICATION_FAILED'
+# tsunagi's log line for a wrong PSK: the driver's warning for the engine's
+# Event::Failed with Reason::AuthenticationFailed ("ipsec NAME: negotiation with PEER
+# failed: authentication failed: the peer's HASH did not verify (most likely a different
+# pre-shared key)"). IKEv1 Main Mode with a wrong PSK: the responder cannot decrypt message
+# 5; the initiator gets back only what it cannot decrypt (strongSwan's responder answers
+# with an encrypted notification). Both ends must say so, not just time out.
+TS_WRONG_PSK_RE='negotiation with [^ ]+ failed: authentication failed'
 # strongSwan 5.9.8's IKEv1 lines for a wrong PSK: the responder cannot parse message 5
 # (encrypted with the wrong key), the initiator retransmits message 5 and gives up, or a
 # side that got a decryptable message sees a hash it does not expect.
