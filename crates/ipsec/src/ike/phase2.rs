@@ -570,14 +570,10 @@ impl Engine {
         });
         // NAT-OAi then NAT-OAr: the responder's original address is the
         // second.
-        let peer_oa = m
-            .payloads
-            .iter()
-            .rev()
-            .find_map(|p| match p {
-                Payload::NatOa { address, .. } => Some(*address),
-                _ => None,
-            });
+        let peer_oa = m.payloads.iter().rev().find_map(|p| match p {
+            Payload::NatOa { address, .. } => Some(*address),
+            _ => None,
+        });
         let one = chosen.proposals.len() == 1 && chosen.proposals[0].transforms.len() == 1;
         let (algorithms, mode) = match choose_esp(&self.config.esp, &chosen) {
             Choice::Chosen {
