@@ -57,6 +57,18 @@ impl Engine {
             }
             Parsed::Encrypted(e) => {
                 let sa = &self.sas[&id];
+                if sa.state == P1State::Sent5 && !self.readable(id, &e) {
+                    // Our message 5 was answered with a notification
+                    // encrypted under keys that are not ours (strongSwan
+                    // sends PAYLOAD-MALFORMED so when it cannot decrypt
+                    // message 5): the pre-shared keys differ.
+                    self.events.push_back(Event::Dropped {
+                        remote: d.remote,
+                        what: "an encrypted Informational our keys cannot read answered Main Mode message 5: the responder's pre-shared key differs".into(),
+                    });
+                    self.phase1_failed(now, id, d.remote, Reason::AuthenticationFailed);
+                    return Ok(());
+                }
                 if sa.state != P1State::Established {
                     return Err("protected Informational before Phase 1 completed: ignored".into());
                 }
@@ -88,6 +100,28 @@ impl Engine {
                 Ok(())
             }
         }
+    }
+
+    /// Whether an encrypted Informational decrypts and verifies under the
+    /// SA's keys (its IV from the Phase 1 chain as it stands).
+    fn readable(&self, id: IkeSaId, e: &isakmp::Encrypted<'_>) -> bool {
+        let h = e.header;
+        let sa = &self.sas[&id];
+        let Some(keys) = sa.keys.as_ref() else {
+            return false;
+        };
+        let check = || -> Option<bool> {
+            let mut iv = keys::phase2_iv(keys, &sa.iv, h.message_id).ok()?;
+            let plain = keys::decrypt(keys, &mut iv, e.ciphertext).ok()?;
+            let (m, padding) = isakmp::parse_decrypted(h, e.first_payload, &plain).ok()?;
+            let Some(Payload::Hash(got)) = m.payloads.first() else {
+                return Some(false);
+            };
+            let rest = wire::after_first(&plain, padding)?;
+            let want = keys::qm_hash(keys, h.message_id, None, rest).ok()?;
+            Some(tsunagi_crypto::ct_eq(&want, got))
+        };
+        check().unwrap_or(false)
     }
 
     fn notified(&mut self, now: Instant, id: IkeSaId, d: Datagram<'_>, n: &Notification) {

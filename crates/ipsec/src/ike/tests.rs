@@ -738,3 +738,39 @@ fn transport_mode_for_l2tp_behind_nat() {
     assert_eq!(bc.remote_ts.port, 1701);
     assert_eq!(bc.peer_original_addr, Some(IpAddr::V4(A_IP)));
 }
+
+/// strongSwan as a responder with another PSK cannot decrypt message 5 and
+/// answers with an Informational encrypted under its own keys: the
+/// initiator reads that as the PSK mismatch it is.
+#[test]
+fn an_unreadable_answer_to_message_5_is_a_psk_mismatch() {
+    let mut a = config("3des-sha1-modp1024!", "3des-sha1!", "ours");
+    a.keying_tries = 1;
+    let mut net = Net::new(a, config("3des-sha1-modp1024!", "3des-sha1!", "theirs"));
+    // B's own (unencrypted) AUTHENTICATION-FAILED does not reach A.
+    net.drop = Box::new(|dir, data| dir == Dir::BtoA && exchange_of(data) == Some(5));
+    net.start();
+    let sa = net.a.engine.status()[0].clone();
+    assert_eq!(sa.state, "CONNECTING");
+    let mut m = Vec::new();
+    m.extend_from_slice(&sa.cookies.0);
+    m.extend_from_slice(&sa.cookies.1);
+    m.extend_from_slice(&[8, 0x10, 5, 1, 0x60, 0x3d, 0x2f, 0x5b]);
+    m.extend_from_slice(&(28u32 + 40).to_be_bytes());
+    m.extend_from_slice(&[0x3c; 40]);
+    let (local, remote) = (sa.local, sa.remote);
+    net.a.engine.handle(
+        net.now,
+        Datagram {
+            local,
+            remote,
+            data: &m,
+        },
+    );
+    net.pump();
+    assert!(
+        net.a.failures.contains(&Reason::AuthenticationFailed),
+        "{:?}",
+        net.a.failures
+    );
+}
