@@ -1,0 +1,3 @@
+//! IPsec in the daemon.
+
+pub mod secrets;
