@@ -1,3 +1,4 @@
 //! IPsec in the daemon.
 
+pub mod datapath;
 pub mod secrets;
