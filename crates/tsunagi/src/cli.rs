@@ -155,12 +155,14 @@ pub fn run(cli: Cli) -> i32 {
                     links,
                     sessions,
                     servers,
+                    ipsec,
                 }) => {
                     let out = if json {
                         let all = serde_json::json!({
                             "links": links,
                             "sessions": sessions,
                             "servers": servers,
+                            "ipsec": ipsec,
                         });
                         serde_json::to_string_pretty(&all).unwrap_or_default() + "\n"
                     } else {
@@ -176,6 +178,12 @@ pub fn run(cli: Cli) -> i32 {
                                 text.push('\n');
                             }
                             text.push_str(&sessions_table(&sessions));
+                        }
+                        if !ipsec.is_empty() {
+                            if !text.is_empty() {
+                                text.push('\n');
+                            }
+                            text.push_str(&crate::ipsec::status::statusall(&ipsec));
                         }
                         text
                     };

@@ -60,6 +60,16 @@ pub enum DropKind {
     BadUdpEncap,
     /// A transport-mode payload nobody in this process takes yet.
     TransportUnclaimed,
+    /// A NAT-T keepalive (RFC 3948 s2.3): counted, not an error.
+    NatKeepalive,
+    /// An IKE message the engine refused (bad input).
+    IkeDropped,
+    /// An IKE datagram from an address no connection names.
+    IkeNoConn,
+    /// The tun did not take an opened packet.
+    TunError,
+    /// The socket did not take a sealed packet.
+    SendError,
 }
 
 impl DropKind {
@@ -79,6 +89,11 @@ impl DropKind {
             DropKind::SealFailed => "seal_failed",
             DropKind::BadUdpEncap => "bad_udp_encap",
             DropKind::TransportUnclaimed => "transport_unclaimed",
+            DropKind::NatKeepalive => "nat_keepalives",
+            DropKind::IkeDropped => "ike_dropped",
+            DropKind::IkeNoConn => "ike_no_conn",
+            DropKind::TunError => "tun_errors",
+            DropKind::SendError => "send_errors",
         }
     }
 
@@ -448,6 +463,12 @@ impl SaTable {
             out.drain(..sealed.start);
         }
         Ok(())
+    }
+
+    /// The conn of the SA whose SPI an ESP packet carries, if known.
+    pub fn conn_of(&self, packet: &[u8]) -> Option<usize> {
+        let spi = esp::parse_spi(packet).ok()?;
+        self.inbound.get(&spi).map(|c| c.key.conn)
     }
 
     /// The outbound child `key`.
