@@ -46,6 +46,10 @@ use crate::control::{ChildSaView, IpsecConnStatus, Response};
 use crate::policy::{Hole, Holes};
 use crate::registry::{Command, ProfileKind, ProfileState, Registry};
 
+/// How long after an engine was made anew an `auto=start` conn initiates
+/// again.
+const RESTART_DELAY: Duration = Duration::from_secs(5);
+
 /// The registry's name for the driver (not a valid section name, so it
 /// cannot clash with a `[link]` or `[server]`).
 pub const PROFILE: &str = "%ipsec";
@@ -98,6 +102,8 @@ struct Conn {
     tun_buf: Vec<u8>,
     routes: Vec<Ipv4Net>,
     holes: bool,
+    /// `auto=start` after the engine was made anew: initiate again then.
+    restart_at: Option<Instant>,
 }
 
 /// One log line per kind per [`LOG_EVERY`], with how many were not logged.
@@ -313,6 +319,11 @@ pub async fn start(
         let tun = if settings.conn_type == ConnType::Tunnel {
             let tun = Tun::create(&settings.tun)
                 .with_context(|| format!("ipsec {name}: cannot create tun {}", settings.tun))?;
+            // No IPv6 link-local address and router solicitations: the
+            // tun carries only what the routes send it.
+            if let Err(e) = ctx.netlink.set_addrgenmode_none(&settings.tun).await {
+                warn!("ipsec {name}: {}: {e}", settings.tun);
+            }
             ctx.netlink
                 .link_up(&settings.tun, TUN_MTU)
                 .await
@@ -359,6 +370,7 @@ pub async fn start(
             tun_buf: vec![0; 65536],
             routes,
             holes,
+            restart_at: None,
         });
     }
     // Everything is in place: nothing to undo on the way out of here.
@@ -509,7 +521,26 @@ impl Driver {
         futures::future::select_all(waits).await.0
     }
 
+    /// `auto=start`: negotiate with `right` (the engine retries as
+    /// `keyingtries` says).
+    fn initiate(&mut self, i: usize, now: Instant) {
+        let c = &self.conns[i].settings;
+        if let (Auto::Start, Some(right)) = (c.auto, c.right) {
+            info!("ipsec {}: initiating to {right}", c.name);
+            let local = SocketAddr::new(c.left, IKE_PORT);
+            let remote = SocketAddr::new(right, IKE_PORT);
+            let out = self.conns[i].engine.initiate(now, local, remote);
+            self.apply(i, out, now);
+        }
+    }
+
     fn timers(&mut self, now: Instant) {
+        for i in 0..self.conns.len() {
+            if self.conns[i].restart_at.is_some_and(|t| t <= now) {
+                self.conns[i].restart_at = None;
+                self.initiate(i, now);
+            }
+        }
         for i in 0..self.conns.len() {
             if self.conns[i]
                 .engine
@@ -885,6 +916,9 @@ impl Driver {
             if n > 0 {
                 warn!("ipsec {name}: {n} IPsec SAs removed with the engine");
             }
+            if self.conns[conn].settings.auto == Auto::Start {
+                self.conns[conn].restart_at = Some(now + RESTART_DELAY);
+            }
         }
         for t in out.transmits {
             self.send(t, conn, now);
@@ -1142,5 +1176,34 @@ fn deliver(
             table.count(Some(conn), DropKind::TransportUnclaimed);
             drops.push((Some(conn), DropKind::TransportUnclaimed, from));
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn drop_lines_are_rate_limited_per_kind_and_conn() {
+        let mut l = LogLimiter::default();
+        let t = Instant::now();
+        assert_eq!(l.allow(Some(0), DropKind::Replayed, t), Some(0));
+        assert_eq!(l.allow(Some(0), DropKind::Replayed, t), None);
+        assert_eq!(
+            l.allow(Some(0), DropKind::Replayed, t + Duration::from_secs(1)),
+            None
+        );
+        // Another kind, another conn: a line of their own.
+        assert_eq!(l.allow(Some(0), DropKind::BadIcv, t), Some(0));
+        assert_eq!(l.allow(Some(1), DropKind::Replayed, t), Some(0));
+        // The window over: a line, saying how many were not written.
+        assert_eq!(l.allow(Some(0), DropKind::Replayed, t + LOG_EVERY), Some(2));
+    }
+
+    #[test]
+    fn a_wrong_psk_says_so() {
+        let text = reason_text(&Reason::AuthenticationFailed);
+        assert!(text.contains("authentication failed") && text.contains("pre-shared key"));
+        assert!(reason_text(&Reason::DeadPeer).contains("DPD"));
     }
 }
