@@ -458,10 +458,10 @@ impl Driver {
                 .min();
             let woke = tokio::select! {
                 _ = shutdown.changed() => continue,
-                cmd = commands.recv() => {
+                cmd = commands.recv(), if commands_open => {
                     match cmd {
                         Some(cmd) => self.command(cmd),
-                        None => std::future::pending::<()>().await,
+                        None => commands_open = false,
                     }
                     continue;
                 }
@@ -790,10 +790,10 @@ impl Driver {
                         drops.push(kind);
                     }
                     Ok(key) => {
-                        let Some(child) = table.child(key) else {
-                            continue;
+                        let (remote, encap) = match table.child(key) {
+                            Some(child) => (child.remote, child.udp_encap),
+                            None => (SocketAddr::from(([0, 0, 0, 0], 0)), true),
                         };
-                        let (remote, encap) = (child.remote, child.udp_encap);
                         let sent = match (encap, remote, s.esp.is_some()) {
                             (true, SocketAddr::V4(dest), _) => {
                                 let slot = s.natt_out.slot_to(dest);
