@@ -438,15 +438,9 @@ impl Driver {
     ) {
         let now = Instant::now();
         for i in 0..self.conns.len() {
-            let c = &self.conns[i].settings;
-            if let (Auto::Start, Some(right)) = (c.auto, c.right) {
-                info!("ipsec {}: initiating to {right}", c.name);
-                let local = SocketAddr::new(c.left, IKE_PORT);
-                let remote = SocketAddr::new(right, IKE_PORT);
-                let out = self.conns[i].engine.initiate(now, local, remote);
-                self.apply(i, out, now);
-            }
+            self.initiate(i, now);
         }
+        let mut commands_open = true;
         loop {
             if *shutdown.borrow() {
                 break;
@@ -454,7 +448,8 @@ impl Driver {
             let deadline = self
                 .conns
                 .iter()
-                .filter_map(|c| c.engine.poll_timeout())
+                .flat_map(|c| [c.engine.poll_timeout(), c.restart_at])
+                .flatten()
                 .min();
             let woke = tokio::select! {
                 _ = shutdown.changed() => continue,
