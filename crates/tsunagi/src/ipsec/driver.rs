@@ -265,6 +265,17 @@ pub async fn start(
     psks: Vec<Secret>,
     ctx: IpsecCtx<'_>,
 ) -> anyhow::Result<JoinHandle<()>> {
+    let shutdown = ctx.shutdown.clone();
+    let (driver, commands) = prepare(conns, psks, ctx).await?;
+    Ok(tokio::spawn(driver.run(commands, shutdown)))
+}
+
+/// [`start`] but for the task.
+async fn prepare(
+    conns: Vec<IpsecConn>,
+    psks: Vec<Secret>,
+    ctx: IpsecCtx<'_>,
+) -> anyhow::Result<(Driver, mpsc::Receiver<Command>)> {
     let mut sockets: Vec<LocalSockets> = Vec::new();
     let mut runtime = Vec::with_capacity(conns.len());
     let mut driver_holes = Vec::new();
@@ -396,8 +407,7 @@ pub async fn start(
         netlink: ctx.netlink.clone(),
         holes: ctx.holes.clone(),
     };
-    let shutdown = ctx.shutdown.clone();
-    Ok(tokio::spawn(driver.run(rx, shutdown)))
+    Ok((driver, rx))
 }
 
 /// The holes' owner name of conn `name`.
@@ -1193,6 +1203,159 @@ mod tests {
         assert_eq!(l.allow(Some(1), DropKind::Replayed, t), Some(0));
         // The window over: a line, saying how many were not written.
         assert_eq!(l.allow(Some(0), DropKind::Replayed, t + LOG_EVERY), Some(2));
+    }
+
+    /// Two conns of one driver facing each other on two addresses of one
+    /// namespace, with SAs installed by hand (as the engine's ChildUp
+    /// would): a packet routed into one conn's tun is sealed, sent on UDP
+    /// 4500, opened by the other conn and written to its tun; a packet
+    /// whose source no selector holds is dropped as `no_sa`; a clean stop
+    /// removes the routes.
+    #[test]
+    #[ignore = "needs root and network namespaces"]
+    fn esp_in_udp_crosses_between_two_conns_in_a_namespace() {
+        crossing(true);
+    }
+
+    #[test]
+    #[ignore = "needs root and network namespaces"]
+    fn raw_esp_crosses_between_two_conns_in_a_namespace() {
+        crossing(false);
+    }
+
+    fn crossing(encap: bool) {
+        use std::os::fd::AsFd;
+        use std::process::Command as Cmd;
+        use std::sync::Arc as StdArc;
+        use tsunagi_ipsec::esp::{InboundSa, OutboundSa, SaConfig, Transform};
+        use tsunagi_ipsec::ike::{ChildSa, IkeSaId};
+        use tsunagi_ipsec::isakmp::proposal::{Algorithms, Encryption};
+
+        struct Ns(String);
+        impl Drop for Ns {
+            fn drop(&mut self) {
+                let _ = Cmd::new("ip").args(["netns", "del", &self.0]).status();
+            }
+        }
+        let ns = format!("tsunagi-ipsec-dp{}-{}", u8::from(encap), std::process::id());
+        assert!(Cmd::new("ip")
+            .args(["netns", "add", &ns])
+            .status()
+            .unwrap()
+            .success());
+        let guard = Ns(ns.clone());
+        let run = |args: &[&str]| {
+            let st = Cmd::new("ip")
+                .args(["netns", "exec", &ns])
+                .args(args)
+                .status()
+                .unwrap();
+            assert!(st.success(), "{args:?}");
+        };
+        run(&["ip", "link", "set", "lo", "up"]);
+        for a in ["10.201.1.1/32", "10.201.1.2/32", "10.201.10.1/32"] {
+            run(&["ip", "addr", "add", a, "dev", "lo"]);
+        }
+        let text = "[ipsec.l]\nleft = \"10.201.1.1\"\nright = \"10.201.1.2\"\nleftsubnet = \"10.201.10.0/24\"\nrightsubnet = \"10.201.20.0/24\"\nleftfirewall = false\nforceencaps = true\ntun = \"ipsec-tl\"\n[ipsec.r]\nleft = \"10.201.1.2\"\nright = \"10.201.1.1\"\nleftsubnet = \"10.201.20.0/24\"\nrightsubnet = \"10.201.10.0/24\"\nleftfirewall = false\nforceencaps = true\ntun = \"ipsec-tr\"\n";
+        let text = if encap {
+            text.to_string()
+        } else {
+            text.replace("forceencaps = true", "forceencaps = false")
+        };
+        let config = crate::config::Config::parse(std::path::Path::new("t.toml"), &text).unwrap();
+        let ns2 = ns.clone();
+        let status = std::thread::spawn(move || {
+            let file = std::fs::File::open(format!("/run/netns/{ns2}")).unwrap();
+            rustix::thread::move_into_link_name_space(
+                file.as_fd(),
+                Some(rustix::thread::LinkNameSpaceType::Network),
+            )
+            .unwrap();
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap();
+            rt.block_on(async move {
+                let netlink = StdArc::new(Netlink::new().unwrap());
+                let registry = Registry::new();
+                let holes = Holes::new();
+                let (stop, shutdown) = watch::channel(false);
+                let psks = vec![Secret::from("k"), Secret::from("k")];
+                let ctx = IpsecCtx {
+                    registry: &registry,
+                    netlink: netlink.clone(),
+                    holes: &holes,
+                    shutdown: &shutdown,
+                };
+                let (mut driver, commands) = prepare(config.ipsec, psks, ctx).await.unwrap();
+                let sa = |spi_in: u32, spi_out: u32, l: usize| {
+                    let (c, r) = (&driver.conns[l].settings, &driver.conns[1 - l].settings);
+                    let key = |spi: u32| [spi as u8; 20];
+                    let cfg = |spi| SaConfig::new(spi, Transform::AesGcm16, Mode::Tunnel);
+                    ChildSa {
+                        id: ChildId(1),
+                        ike: IkeSaId(1),
+                        replaces: None,
+                        inbound: InboundSa::new(cfg(spi_in), &key(spi_in), &[]).unwrap(),
+                        outbound: OutboundSa::new(
+                            cfg(spi_out),
+                            &key(spi_out),
+                            &[],
+                            OsRandom::handle(),
+                        )
+                        .unwrap(),
+                        local: SocketAddr::new(c.left, NAT_T_PORT),
+                        remote: SocketAddr::new(r.left, NAT_T_PORT),
+                        udp_encap: encap,
+                        local_ts: c.leftsubnet,
+                        remote_ts: c.rightsubnet.unwrap(),
+                        peer_original_addr: None,
+                        algorithms: Algorithms {
+                            encryption: Encryption::AesGcm(128, 16),
+                            integrity: None,
+                            group: None,
+                        },
+                    }
+                };
+                let now = Instant::now();
+                for (conn, child) in [(0, sa(0xa1, 0xb2, 0)), (1, sa(0xb2, 0xa1, 1))] {
+                    let out = Output {
+                        events: vec![Event::ChildUp(Box::new(child))],
+                        ..Output::default()
+                    };
+                    driver.apply(conn, out, now);
+                }
+                let task = tokio::spawn(driver.run(commands, shutdown.clone()));
+                let udp = std::net::UdpSocket::bind("10.201.10.1:0").unwrap();
+                let spoof = std::net::UdpSocket::bind("10.201.1.1:0").unwrap();
+                for _ in 0..5 {
+                    udp.send_to(b"through the tunnel", "10.201.20.5:9").unwrap();
+                    spoof
+                        .send_to(b"not ours to protect", "10.201.20.5:9")
+                        .unwrap();
+                }
+                tokio::time::sleep(Duration::from_millis(300)).await;
+                let answer = registry.status().await;
+                let _ = stop.send(true);
+                task.await.unwrap();
+                let routes = netlink.routes_via("ipsec-tl").await.unwrap_or_default();
+                (answer, routes)
+            })
+        })
+        .join()
+        .unwrap();
+        drop(guard);
+        let (Response::Status { ipsec, .. }, routes) = status else {
+            panic!("not a status answer");
+        };
+        assert_eq!(ipsec.len(), 2);
+        let (l, r) = (&ipsec[0], &ipsec[1]);
+        assert_eq!(l.child_sas[0].packets_out, 5, "{l:?}");
+        assert_eq!(r.child_sas[0].packets_in, 5, "{r:?}");
+        assert_eq!(r.child_sas[0].bytes_in, 5 * (20 + 8 + 18), "{r:?}");
+        assert_eq!(l.counters.get("no_sa"), Some(&5), "{l:?}");
+        assert!(!r.counters.contains_key("tun_errors"), "{r:?}");
+        assert!(routes.is_empty(), "{routes:?}");
     }
 
     #[test]
