@@ -159,6 +159,9 @@ pub struct OutChild {
     pub rekey_asked: bool,
     /// When ESP last arrived on its inbound half.
     pub last_in: Option<Instant>,
+    /// Packets (and their payload octets) that opened but were refused by
+    /// the selector check: the ESP counters count them as delivered.
+    pub refused_in: (u64, u64),
 }
 
 struct InChild {
@@ -360,6 +363,7 @@ impl SaTable {
                 retired: false,
                 rekey_asked: false,
                 last_in: None,
+                refused_in: (0, 0),
             },
         );
         Ok(key)
@@ -515,7 +519,14 @@ impl SaTable {
                         {
                             Ok(Delivered { key, mode, payload })
                         }
-                        _ => Err(DropKind::SelectorMismatch),
+                        _ => {
+                            let len = payload.len() as u64;
+                            if let Some(c) = self.children.get_mut(&key) {
+                                c.refused_in.0 += 1;
+                                c.refused_in.1 += len;
+                            }
+                            Err(DropKind::SelectorMismatch)
+                        }
                     },
                     Mode::Transport => Ok(Delivered { key, mode, payload }),
                 }

@@ -1059,8 +1059,12 @@ impl Driver {
                             proposal: status::proposal(&ch.algorithms, true),
                             spi_in: status::spi(ch.spi_in),
                             spi_out: status::spi(ch.sa.config().spi),
-                            bytes_in: inb.map_or(0, |c| c.bytes_in),
-                            packets_in: inb.map_or(0, |c| c.packets_in),
+                            bytes_in: inb
+                                .map_or(0, |c| c.bytes_in)
+                                .saturating_sub(ch.refused_in.1),
+                            packets_in: inb
+                                .map_or(0, |c| c.packets_in)
+                                .saturating_sub(ch.refused_in.0),
                             bytes_out: out.bytes_out,
                             packets_out: out.packets_out,
                             last_in_secs: ch
@@ -1335,17 +1339,27 @@ mod tests {
                         .unwrap();
                 }
                 tokio::time::sleep(Duration::from_millis(300)).await;
+                if encap {
+                    hostile_esp();
+                    tokio::time::sleep(Duration::from_millis(300)).await;
+                }
                 let answer = registry.status().await;
+                let mut after_ike = None;
+                if encap {
+                    junk_ike();
+                    tokio::time::sleep(Duration::from_millis(300)).await;
+                    after_ike = Some(registry.status().await);
+                }
                 let _ = stop.send(true);
                 task.await.unwrap();
                 let routes = netlink.routes_via("ipsec-tl").await.unwrap_or_default();
-                (answer, routes)
+                (answer, routes, after_ike)
             })
         })
         .join()
         .unwrap();
         drop(guard);
-        let (Response::Status { ipsec, .. }, routes) = status else {
+        let (Response::Status { ipsec, .. }, routes, after_ike) = status else {
             panic!("not a status answer");
         };
         assert_eq!(ipsec.len(), 2);
@@ -1355,7 +1369,88 @@ mod tests {
         assert_eq!(r.child_sas[0].bytes_in, 5 * (20 + 8 + 18), "{r:?}");
         assert_eq!(l.counters.get("no_sa"), Some(&5), "{l:?}");
         assert!(!r.counters.contains_key("tun_errors"), "{r:?}");
+        if encap {
+            let n = |k: &str| r.counters.get(k).copied().unwrap_or(0);
+            assert_eq!(n("replayed"), 1, "{r:?}");
+            assert_eq!(n("bad_icv"), 1, "{r:?}");
+            assert_eq!(n("selector_mismatch"), 1, "{r:?}");
+            assert_eq!(n("nat_keepalives"), 1, "{r:?}");
+            let any = |k: &str| {
+                l.counters
+                    .get(&format!("any_conn_{k}"))
+                    .copied()
+                    .unwrap_or(0)
+            };
+            assert_eq!(any("unknown_spi"), 1, "{l:?}");
+            assert_eq!(any("bad_udp_encap"), 1, "{l:?}");
+            let Some(Response::Status { ipsec, .. }) = after_ike else {
+                panic!("no status after the junk IKE");
+            };
+            let r = &ipsec[1];
+            let n = |k: &str| r.counters.get(k).copied().unwrap_or(0);
+            // Until the engine is written, junk IKE makes it fail and be
+            // made anew; then it drops the message and counts it.
+            assert!(n("ike_dropped") + n("engine_resets") >= 1, "{r:?}");
+        }
         assert!(routes.is_empty(), "{routes:?}");
+    }
+
+    /// An IPv4/UDP packet from `src` to `dst`.
+    fn ipv4_udp(src: [u8; 4], dst: [u8; 4]) -> Vec<u8> {
+        let mut p = vec![0u8; 36];
+        p[0] = 0x45;
+        p[3] = 36;
+        p[8] = 64;
+        p[9] = 17;
+        p[12..16].copy_from_slice(&src);
+        p[16..20].copy_from_slice(&dst);
+        p[22..24].copy_from_slice(&9u16.to_be_bytes());
+        p
+    }
+
+    /// What an attacker on the peer's address sends to conn r's UDP 4500:
+    /// a replay (sequence number 1 sealed again with the SA's key), a bad
+    /// ICV, an unknown SPI, an inner source outside the selectors, a short
+    /// datagram, a keepalive.
+    fn hostile_esp() {
+        use tsunagi_ipsec::esp::{OutboundSa, SaConfig, Transform};
+        let cfg = SaConfig::new(0xb2, Transform::AesGcm16, Mode::Tunnel);
+        let mut sa = OutboundSa::new(cfg, &[0xb2; 20], &[], OsRandom::handle()).unwrap();
+        let seal = |sa: &mut OutboundSa, inner: &[u8]| {
+            let mut buf = vec![0u8; 16 + inner.len() + 40];
+            buf[16..16 + inner.len()].copy_from_slice(inner);
+            let r = sa.seal(&mut buf, 16..16 + inner.len(), 4).unwrap();
+            buf[r].to_vec()
+        };
+        let good = ipv4_udp([10, 201, 10, 1], [10, 201, 20, 5]);
+        let mut packets = Vec::new();
+        for _ in 0..6 {
+            packets.push(seal(&mut sa, &good));
+        }
+        let outside = seal(&mut sa, &ipv4_udp([10, 9, 9, 9], [10, 201, 20, 5]));
+        let s = std::net::UdpSocket::bind("10.201.1.1:0").unwrap();
+        let to = "10.201.1.2:4500";
+        // Sequence number 1: the driver sent it already.
+        s.send_to(&packets[0], to).unwrap();
+        let mut bad_icv = packets[5].clone();
+        let last = bad_icv.len() - 1;
+        bad_icv[last] ^= 1;
+        s.send_to(&bad_icv, to).unwrap();
+        let mut unknown = packets[5].clone();
+        unknown[0] ^= 0x40;
+        s.send_to(&unknown, to).unwrap();
+        s.send_to(&outside, to).unwrap();
+        s.send_to(&[1, 2, 3], to).unwrap();
+        s.send_to(&[0xff], to).unwrap();
+    }
+
+    /// An ISAKMP header whose length (256) is more than the 28 octets sent.
+    fn junk_ike() {
+        let s = std::net::UdpSocket::bind("10.201.1.1:0").unwrap();
+        let mut ike = vec![0x11; 8];
+        ike.extend_from_slice(&[0; 8]);
+        ike.extend_from_slice(&[1, 0x10, 2, 0, 0, 0, 0, 0, 0, 0, 0x01, 0]);
+        s.send_to(&ike, "10.201.1.2:500").unwrap();
     }
 
     #[test]
