@@ -37,6 +37,11 @@
 //! (seed 001's borrowed addresses) get `ip rule from ADDR lookup
 //! route_table`. Netconf installs them on IPCP up and removes them on
 //! down.
+//!
+//! IPsec connections are `[ipsec.NAME]` sections with strongSwan's
+//! ipsec.conf keys (`left`, `right`, `leftid`, `ike`, `esp`, `leftsubnet`,
+//! `auto`, ...): see [`IpsecConn`]; their PSKs are in an ipsec.secrets
+//! file (`secrets`, or `[daemon] ipsec_secrets`).
 
 mod auth;
 mod common;
