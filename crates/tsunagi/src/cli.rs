@@ -113,8 +113,17 @@ pub fn run(cli: Cli) -> i32 {
                         bad += 1;
                     }
                 }
+                if let Err(e) = crate::ipsec::driver::load_psks(&c.ipsec) {
+                    eprintln!("{e:#}");
+                    bad += 1;
+                }
                 if bad > 0 {
                     return 1;
+                }
+                for conn in &c.ipsec {
+                    for w in conn.weak_settings() {
+                        eprintln!("ipsec {}: weak setting: {w}", conn.name);
+                    }
                 }
                 println!("config OK: {} links", c.links.len());
                 0
