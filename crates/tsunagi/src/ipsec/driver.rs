@@ -161,7 +161,22 @@ pub fn reason_text(reason: &Reason) -> String {
         }
         Reason::IdentityMismatch(what) => format!("identity mismatch: {what}"),
         Reason::Timeout => "no answer: retransmissions exhausted".into(),
-        Reason::Notified(what) => format!("the peer notified {what}"),
+        Reason::Notified(what) => {
+            // RFC 2408 s3.14.1: what a peer whose key differs sends back
+            // (strongSwan: INVALID_HASH_INFORMATION, or PAYLOAD_MALFORMED
+            // when it could not decrypt ours).
+            let upper = what.to_ascii_uppercase();
+            if ["HASH", "AUTHENTICATION", "PAYLOAD_MALFORMED"]
+                .iter()
+                .any(|k| upper.contains(k))
+            {
+                format!(
+                    "the peer notified {what}: authentication failed (most likely a different pre-shared key)"
+                )
+            } else {
+                format!("the peer notified {what}")
+            }
+        }
         Reason::InitialContact => "replaced after the peer's INITIAL-CONTACT".into(),
     }
 }
@@ -1458,5 +1473,9 @@ mod tests {
         let text = reason_text(&Reason::AuthenticationFailed);
         assert!(text.contains("authentication failed") && text.contains("pre-shared key"));
         assert!(reason_text(&Reason::DeadPeer).contains("DPD"));
+        let notified = reason_text(&Reason::Notified("INVALID_HASH_INFORMATION".into()));
+        assert!(notified.contains("authentication failed"), "{notified}");
+        let other = reason_text(&Reason::Notified("NO_PROPOSAL_CHOSEN".into()));
+        assert!(!other.contains("authentication"), "{other}");
     }
 }
