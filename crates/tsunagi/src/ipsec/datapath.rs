@@ -475,6 +475,17 @@ impl SaTable {
         self.inbound.get(&spi).map(|c| c.key.conn)
     }
 
+    /// ESP in UDP of child `key` opened from `from`: if the peer's address
+    /// or port changed (a NAT's mapping, RFC 3947 s5), its outbound ESP
+    /// follows; returns where it was. Raw ESP (no port) never moves.
+    pub fn follow_peer(&mut self, key: ChildKey, from: SocketAddr) -> Option<SocketAddr> {
+        let child = self.children.get_mut(&key)?;
+        if !child.udp_encap || child.remote == from {
+            return None;
+        }
+        Some(std::mem::replace(&mut child.remote, from))
+    }
+
     /// The outbound child `key`.
     pub fn child(&self, key: ChildKey) -> Option<&OutChild> {
         self.children.get(&key)
@@ -714,6 +725,14 @@ mod tests {
         let mut out = Vec::new();
         a.seal(new_a, &packet, &mut out).unwrap();
         assert!(b.open(&mut out, now).is_ok());
+        // A NAT's new port: ESP in UDP follows it.
+        let moved: SocketAddr = "192.0.2.2:61000".parse().unwrap();
+        assert_eq!(
+            b.follow_peer(old_b, moved),
+            Some("192.0.2.2:4500".parse().unwrap())
+        );
+        assert_eq!(b.follow_peer(old_b, moved), None);
+        assert_eq!(b.child(old_b).unwrap().remote, moved);
         // ChildDown of the old one.
         assert!(b.remove(old_b).is_some());
         assert_eq!(b.len(), 1);

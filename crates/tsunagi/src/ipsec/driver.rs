@@ -768,6 +768,17 @@ impl Driver {
 
     /// Tells the engines which children carried ESP (once per batch).
     fn esp_alive(&mut self, mut alive: Vec<(ChildKey, SocketAddr)>, now: Instant) {
+        // In arrival order: the last address a child's ESP came from is
+        // where its ESP goes from now on (RFC 3947 s5: a NAT may change
+        // the peer's port; only packets that opened count).
+        for (key, remote) in &alive {
+            if let Some(moved) = self.table.follow_peer(*key, *remote) {
+                info!(
+                    "ipsec {}: IPsec SA {{{}}}: the peer moved from {moved} to {remote}",
+                    self.conns[key.conn].settings.name, key.child.0
+                );
+            }
+        }
         alive.sort();
         alive.dedup();
         for (key, remote) in alive {
