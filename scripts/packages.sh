@@ -1,7 +1,10 @@
 #!/usr/bin/env bash
 # Debian 12 packages the lab, the end-to-end tests and the benchmark use.
 # Sourced by demo.sh and test.sh; installs only what is missing.
-PACKAGES=(openssh-server openssh-client iproute2 nftables iputils-ping procps util-linux passwd)
+# strongSwan (charon with kernel-libipsec, swanctl): the IKEv1 responder of
+# crates/tsunagi/tests/probe_ike.rs; none of its packages starts a service.
+PACKAGES=(openssh-server openssh-client iproute2 nftables iputils-ping procps util-linux passwd
+	strongswan-charon strongswan-swanctl libcharon-extra-plugins)
 
 install_packages() {
 	local missing=() p

@@ -12,7 +12,9 @@
 //!   bit reductions, and stateless mode's key per packet scheduled a few
 //!   packets ahead ([`mppe`]);
 //! - the kernel's CSPRNG behind [`RandomSource`] ([`random`]), the only
-//!   source of anything an attacker must not predict.
+//!   source of anything an attacker must not predict;
+//! - Diffie-Hellman for IKE ([`dh`]): MODP groups 2, 5 and 14 (RFC 2409
+//!   s6.2, RFC 3526) in constant time, ECP-256 (RFC 5903).
 //!
 //! The hashes and ciphers are weak (DESIGN.md, "Weak algorithms"): they exist because
 //! deployed PPTP/L2TP clients need them. Secrets ([`Secret`], keys) are

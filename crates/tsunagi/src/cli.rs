@@ -2,6 +2,9 @@
 //!
 //! `tsunagi [-c CONFIG] [-S SOCKET] run | check | direct PROFILE | status [--json] | dial NAME | hangup NAME | kick SESSION`
 //!
+//! `tsunagi probe ike HOST [--port 500] [--proposals LIST] [--timeout S]`
+//! needs neither config nor daemon (see [`crate::probe`]).
+//!
 //! The control socket is, in order: `-S`, `$TSUNAGI_SOCKET`, the config's
 //! `[daemon] control_socket`, `/run/tsunagi/tsunagi.sock`.
 
@@ -72,6 +75,22 @@ pub enum Command {
         #[command(subcommand)]
         action: PolicyAction,
     },
+    /// Ask a remote peer what it accepts (no config, no daemon).
+    Probe {
+        /// Which protocol.
+        #[command(subcommand)]
+        target: ProbeTarget,
+    },
+}
+
+/// `tsunagi probe ...`
+#[derive(Debug, Subcommand)]
+pub enum ProbeTarget {
+    /// Send IKEv1 Main Mode proposals, one at a time, and report which
+    /// the responder accepts and its vendor IDs (like ike-scan). Exit
+    /// status 0 if any was accepted, 1 if none, 2 on a usage or network
+    /// error.
+    Ike(crate::probe::IkeArgs),
 }
 
 /// `tsunagi policy ...`
@@ -233,6 +252,9 @@ pub fn run(cli: Cli) -> i32 {
                 1
             }
         },
+        Command::Probe {
+            target: ProbeTarget::Ike(args),
+        } => crate::probe::ike(&args),
     }
 }
 
@@ -565,6 +587,48 @@ mod tests {
         assert!(matches!(c.command, Command::Status { json: true }));
         assert_eq!(c.config.as_deref(), Some(Path::new("/x.toml")));
         assert!(Cli::try_parse_from(["tsunagi", "direct"]).is_err());
+    }
+
+    #[test]
+    fn probe_ike_parses_with_its_defaults() {
+        let c = Cli::try_parse_from(["tsunagi", "probe", "ike", "gw.example"]).unwrap();
+        let Command::Probe {
+            target: ProbeTarget::Ike(a),
+        } = c.command
+        else {
+            panic!("not probe ike");
+        };
+        assert_eq!(
+            (a.host.as_str(), a.port, a.proposals, a.timeout, a.retries),
+            ("gw.example", 500, None, 1.0, 2)
+        );
+        let c = Cli::try_parse_from([
+            "tsunagi",
+            "probe",
+            "ike",
+            "10.0.0.1",
+            "--port",
+            "4500",
+            "--proposals",
+            "3des-sha1-modp1024,aes128-sha256-ecp256",
+            "--timeout",
+            "0.5",
+        ])
+        .unwrap();
+        let Command::Probe {
+            target: ProbeTarget::Ike(a),
+        } = c.command
+        else {
+            panic!("not probe ike");
+        };
+        assert_eq!(a.port, 4500);
+        assert_eq!(a.timeout, 0.5);
+        assert_eq!(
+            a.proposals.as_deref(),
+            Some("3des-sha1-modp1024,aes128-sha256-ecp256")
+        );
+        assert!(Cli::try_parse_from(["tsunagi", "probe", "ike"]).is_err());
+        assert!(Cli::try_parse_from(["tsunagi", "probe", "ike", "h", "--port", "x"]).is_err());
     }
 
     #[test]

@@ -16,6 +16,7 @@
 //! - [`transport`]: the tasks that carry sessions (the SSH byte stream of a
 //!   site link; many sessions on one packet socket for a server);
 //! - [`daemon`]: `tsunagi run`: supervisors, the control socket;
+//! - [`probe`]: `tsunagi probe ike`, a one-shot IKEv1 proposal scan;
 //! - [`cli`]: the subcommands.
 //!
 //! The network-namespace lab that shows and tests the gateway end to end
@@ -35,6 +36,7 @@ pub mod logging;
 pub mod netconf;
 pub mod policy;
 pub mod pool;
+pub mod probe;
 pub mod registry;
 pub mod servers;
 pub mod session;
