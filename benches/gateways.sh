@@ -1,6 +1,6 @@
-# Sourced by benches/pptp.sh and benches/l2tp.sh (BENCH=pptp or l2tp, set
+# Sourced by benches/pptp.sh, l2tp.sh and ipsec.sh (BENCH=pptp, l2tp or ipsec, set
 # -euo pipefail and the repository root as the working directory): what
-# both need (packages, boringtun, the release build), the four namespaces
+# they all need (packages, boringtun, the release build), the four namespaces
 # host A - gateway A - gateway B - host B, their clean-up on exit, the CPU
 # accounting, the no-tunnel row and the client's phase.
 # shellcheck shell=bash disable=SC2034,SC2153 # TCK, why: read by the scripts that source this; SECS, ROWS, ROUNDS: set by them
@@ -198,7 +198,7 @@ drops() {
 	local ns tun=0 raw=0 udp=0 t
 	for ns in "$NS_GA" "$NS_GB"; do
 		t=$(ip -n "$ns" -s -j link show 2>/dev/null |
-			jq '[.[] | select(.ifname | test("^(ts-|wg)")) | .stats64.tx.dropped] | add // 0')
+			jq '[.[] | select(.ifname | test("^(ts-|wg|ipsec)")) | .stats64.tx.dropped] | add // 0')
 		tun=$((tun + t))
 		t=$(nse "$ns" cat /proc/net/raw | awk 'NR > 1 {s += $NF} END {print s + 0}')
 		raw=$((raw + t))

@@ -1,6 +1,6 @@
 #!/bin/bash
 # Build (or reuse) the interop VM image: Debian 12 with pppd 2.4.9, pptpd, pptp-linux,
-# xl2tpd and OpenSSH.
+# xl2tpd, strongSwan (charon with the kernel's ESP) and OpenSSH.
 #
 #   interop/build.sh           reuse the cached image of this recipe when there is one
 #   FORCE=1 interop/build.sh   rebuild this recipe's rootfs and image from scratch
@@ -49,6 +49,13 @@ install_host_tools() {
   command -v sshd >/dev/null || [ -x /usr/sbin/sshd ] || need+=(openssh-server)
   command -v socat >/dev/null || need+=(socat)
   command -v sha256sum >/dev/null || need+=(coreutils)
+  # The IPsec scenarios' host side (scenarios_ipsec.sh): charon with kernel-libipsec
+  # (userland ESP), swanctl, and the openssl and gcm plugins.
+  [ -x /usr/lib/ipsec/charon ] || need+=(strongswan-charon)
+  command -v swanctl >/dev/null || need+=(strongswan-swanctl)
+  [ -e /usr/lib/ipsec/plugins/libstrongswan-kernel-libipsec.so ] || need+=(libcharon-extra-plugins)
+  [ -e /usr/lib/ipsec/plugins/libstrongswan-gcm.so ] || need+=(libstrongswan-standard-plugins)
+  command -v nft >/dev/null || need+=(nftables)
   [ ${#need[@]} -eq 0 ] && return 0
   ilog "installing host packages: ${need[*]}"
   export DEBIAN_FRONTEND=noninteractive
@@ -187,7 +194,8 @@ printf '[Service]\nExecStart=\nExecStart=-/sbin/agetty --autologin root --noclea
   > "$R/etc/systemd/system/serial-getty@ttyS0.service.d/autologin.conf"
 # ppp_async is what pppd needs on a pty/notty (pptpd and pptp-linux also run pppd on a
 # pty and do HDLC and GRE in userland; neither uses the kernel's pptp module), ppp_mppe
-# is MPPE. Load them once sshd runs instead of delaying boot (they would autoload on
+# is MPPE; esp4 and xfrm_user are the kernel's ESP and its netlink for charon. Load
+# them once sshd runs instead of delaying boot (they would autoload on
 # /dev/ppp and on CCP too).
 cat > "$R/etc/systemd/system/interop-modules.service" <<'UNIT'
 [Unit]
@@ -196,7 +204,7 @@ After=ssh.service
 [Service]
 Type=oneshot
 RemainAfterExit=yes
-ExecStart=/sbin/modprobe -a ppp_generic ppp_async ppp_mppe dummy
+ExecStart=/sbin/modprobe -a ppp_generic ppp_async ppp_mppe dummy esp4 xfrm_user
 [Install]
 WantedBy=multi-user.target
 UNIT
@@ -211,6 +219,11 @@ printf '# tsunagi interop: no NAT in the VM, so no nf_nat_pptp\n' > "$R/etc/modu
 # config, secrets and control pipe). Debian enables xl2tpd.service, which would take UDP
 # 1701 of the VM's root namespace with Debian's default config: masked like pptpd.
 chroot "$R" systemctl mask xl2tpd.service >/dev/null 2>&1
+# strongSwan: the IPsec scenarios write their own ipsec.conf/ipsec.secrets or
+# swanctl.conf and start charon themselves (`ipsec start`); Debian enables
+# strongswan-starter.service, which would start charon at boot with Debian's files.
+# (ipsec.service is its alias, which systemctl refuses to mask by that name.)
+chroot "$R" systemctl mask strongswan-starter.service >/dev/null 2>&1
 # Boot speed under TCG: units nothing here needs.
 for u in modprobe@drm.service modprobe@efi_pstore.service modprobe@dm_mod.service \
   modprobe@loop.service modprobe@fuse.service modprobe@configfs.service \

@@ -30,15 +30,20 @@ VM_IP=10.200.0.2
 VM_MAC=52:54:00:c8:00:02
 KEY=$INTEROP_CACHE/keys/id_ed25519
 
-# Packages inside the VM. Add strongswan here when its scenarios arrive: the package
-# stage is keyed by this list, so a changed list builds a new rootfs-<hash>/.
+# Packages inside the VM. The package stage is keyed by this list, so a changed list
+# builds a new rootfs-<hash>/.
 # pptpd and pptp-linux are the PPTP peers (scenarios_pptp.sh), xl2tpd the L2TP LAC and
 # LNS (scenarios_l2tp.sh); tcpdump captures their GRE, TCP 1723 and UDP 1701.
+# strongSwan with the kernel's ESP (scenarios_ipsec.sh): charon with kernel-netlink
+# (strongswan-charon), `ipsec start` and ipsec.conf as seed 002 writes them
+# (strongswan-starter), swanctl for the self-check, and the openssl and gcm plugins
+# (libstrongswan-standard-plugins: 3DES and ECP for IKE, AES-GCM).
 VM_PKGS=(
   linux-image-amd64 initramfs-tools zstd kmod udev dbus systemd-sysv
   ppp openssh-server openssh-client iproute2 iputils-ping procps psmisc
   socat netcat-openbsd
   pptpd pptp-linux xl2tpd tcpdump
+  strongswan-charon strongswan-starter strongswan-swanctl libstrongswan-standard-plugins
 )
 PKG_HASH=$(printf '%s\n' bookworm "${VM_PKGS[@]}" | sha256sum | cut -c1-12)
 RECIPE_HASH=$(cat "$INTEROP_DIR/build.sh" "$INTEROP_DIR/lib.sh" | sha256sum | cut -c1-16)

@@ -1,6 +1,7 @@
 #!/bin/bash
 # The interop tier: tsunagi against pppd 2.4.9 in a Debian 12 VM, PPP over SSH both ways,
-# against pptpd / pptp-linux (PPTP, scenarios_pptp.sh) and xl2tpd (L2TP, scenarios_l2tp.sh).
+# against pptpd / pptp-linux (PPTP, scenarios_pptp.sh), xl2tpd (L2TP, scenarios_l2tp.sh)
+# and strongSwan (IPsec, scenarios_ipsec.sh: on the host in namespaces, and in the VM).
 #
 #   interop/run.sh                  build (release) + image + one boot + every scenario
 #   INTEROP_ONLY="s1 s4" interop/run.sh       only the scenarios whose names start so
@@ -59,6 +60,11 @@ AFTER_SCENARIO=()
 # L2TP against xl2tpd (LAC and LNS): scenarios l1-l3 and the selfcheck-l2tp self-check.
 # shellcheck source=scenarios_l2tp.sh
 . "$HERE/scenarios_l2tp.sh"
+# IPsec against strongSwan (kernel-libipsec on the host, the kernel's ESP in the VM):
+# the self-checks selfcheck-ipsec-nat and selfcheck-ipsec-vm; scenarios i1-i5, v1 and v2
+# only when INTEROP_ONLY names them or IPSEC_SCENARIOS_ON=1 (scenarios_ipsec.sh).
+# shellcheck source=scenarios_ipsec.sh
+. "$HERE/scenarios_ipsec.sh"
 PASS=0; FAIL=0; SKIP=0
 T_START=$(date +%s)
 ACCT=${INTEROP_ACCOUNT:-tsunagi-iop}   # the unprivileged PPP-over-SSH login (seed 001's "vpn")
@@ -416,7 +422,7 @@ run_scenario() {
     echo "PASS $name ($(( $(date +%s) - t0 )) s)"; PASS=$((PASS + 1))
   else
     echo "FAIL $name: ${WHY:-failed} (logs: $SD)"; FAIL=$((FAIL + 1))
-    for h in tsunagi pppd pptpd pptpd-pppd xl2tpd-lns xl2tpd-lac lns-pppd; do
+    for h in tsunagi pppd pptpd pptpd-pppd xl2tpd-lns xl2tpd-lac lns-pppd charon-p charon-q charon-gw charon-vm; do
       tail -n 15 "$SD/$h.log" 2>/dev/null | sed "s/^/    $h| /" >&2
     done
   fi

@@ -16,12 +16,21 @@
 //!   needs the non-ESP marker) and [`Engine::poll_event`] (child SAs to
 //!   install and remove, IKE SAs up and down, failures to log).
 
+mod engine;
+#[cfg(any(test, feature = "fuzzing"))]
+pub mod fuzzing;
+mod info;
 pub mod keys;
+mod phase1;
+mod phase2;
+mod wire;
+
+pub use engine::Engine;
 
 use std::net::{IpAddr, SocketAddr};
 use std::time::{Duration, Instant};
 
-use tsunagi_crypto::{Random, Secret};
+use tsunagi_crypto::Secret;
 
 use crate::esp::{InboundSa, Mode, OutboundSa};
 use crate::isakmp::proposal::{Algorithms, Proposals};
@@ -193,12 +202,62 @@ pub enum Reason {
     AuthenticationFailed,
     /// The peer's identity is not the one configured.
     IdentityMismatch(String),
-    /// Retransmissions exhausted.
-    Timeout,
+    /// Retransmissions of this message exhausted with no answer.
+    Timeout(Stage),
+    /// Phase 1 came up but Quick Mode kept failing: the IKE SA was deleted
+    /// to negotiate again (never an IKE SA resting with no IPsec SA).
+    NoChildSa,
     /// The peer sent a notification that ends the exchange.
     Notified(String),
+    /// A proposal, ID or selector the peer sent that we cannot accept.
+    Refused(String),
     /// An INITIAL-CONTACT from the peer replaced the old SAs.
     InitialContact,
+}
+
+/// The message an exchange was waiting for an answer to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Stage {
+    /// Main Mode message N (1, 3, 5 as initiator; 2, 4 as responder).
+    MainMode(u8),
+    /// Quick Mode message N (1 as initiator, 2 as responder).
+    QuickMode(u8),
+    /// A DPD R-U-THERE.
+    Dpd,
+}
+
+impl std::fmt::Display for Stage {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Stage::MainMode(5) => f.write_str(
+                "Main Mode message 5 (ID, HASH_I): a peer with a different pre-shared key cannot decrypt it and stays silent",
+            ),
+            Stage::MainMode(n) => write!(f, "Main Mode message {n}"),
+            Stage::QuickMode(n) => write!(f, "Quick Mode message {n}"),
+            Stage::Dpd => f.write_str("DPD R-U-THERE"),
+        }
+    }
+}
+
+impl std::fmt::Display for Reason {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Reason::DeletedByPeer => f.write_str("deleted by the peer"),
+            Reason::Deleted => f.write_str("deleted"),
+            Reason::Expired => f.write_str("lifetime expired"),
+            Reason::DeadPeer => f.write_str("dead peer (DPD: no R-U-THERE-ACK within dpdtimeout)"),
+            Reason::NoProposalChosen(what) => write!(f, "no proposal chosen: {what}"),
+            Reason::AuthenticationFailed => f.write_str(
+                "authentication failed: the peer's HASH did not verify (a different pre-shared key?)",
+            ),
+            Reason::IdentityMismatch(what) => write!(f, "identity mismatch: {what}"),
+            Reason::Timeout(stage) => write!(f, "no answer to {stage}"),
+            Reason::NoChildSa => f.write_str("Quick Mode failed repeatedly: renegotiating Phase 1"),
+            Reason::Notified(what) => write!(f, "peer notified {what}"),
+            Reason::Refused(what) => write!(f, "refused: {what}"),
+            Reason::InitialContact => f.write_str("replaced after INITIAL-CONTACT from the peer"),
+        }
+    }
 }
 
 /// What the engine tells the driver.
@@ -278,78 +337,29 @@ pub struct IkeSaStatus {
     pub initiator: bool,
 }
 
-/// An IKEv1 engine for one connection.
-pub struct Engine {
-    #[allow(dead_code)]
-    config: Config,
-    #[allow(dead_code)]
-    random: Random,
+/// What `status` shows of a child SA (the driver adds the ESP counters).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ChildStatus {
+    /// Its handle.
+    pub id: ChildId,
+    /// The IKE SA it belongs to now.
+    pub ike: IkeSaId,
+    /// Our SPI.
+    pub spi_in: u32,
+    /// The peer's SPI.
+    pub spi_out: u32,
+    /// Our selector.
+    pub local_ts: TrafficSelector,
+    /// The peer's selector.
+    pub remote_ts: TrafficSelector,
+    /// When it was installed.
+    pub since: Instant,
+    /// When it is rekeyed.
+    pub rekey_at: Option<Instant>,
+    /// When it expires.
+    pub expire_at: Instant,
+    /// A rekey replaced it; it goes once the new one carries traffic.
+    pub replaced: bool,
 }
-
-impl Engine {
-    /// An engine for `config`; `random` is the OS CSPRNG.
-    pub fn new(config: Config, random: Random) -> Engine {
-        Engine { config, random }
-    }
-
-    /// The configuration.
-    pub fn config(&self) -> &Config {
-        &self.config
-    }
-
-    /// `auto=start` / `tsunagi up`: negotiate with `remote` from `local`
-    /// (port 500; the engine floats to 4500 when it finds a NAT).
-    pub fn initiate(&mut self, now: Instant, local: SocketAddr, remote: SocketAddr) {
-        let _ = (now, local, remote);
-        unimplemented!()
-    }
-
-    /// A datagram arrived.
-    pub fn handle(&mut self, now: Instant, datagram: Datagram<'_>) {
-        let _ = (now, datagram);
-        unimplemented!()
-    }
-
-    /// ESP arrived on a child SA (DPD counts it as liveness; with NAT-T
-    /// the peer's address and port may have changed, RFC 3947 s5).
-    pub fn esp_received(&mut self, now: Instant, child: ChildId, remote: SocketAddr) {
-        let _ = (now, child, remote);
-    }
-
-    /// The outbound SA of `child` needs a rekey (sequence numbers running
-    /// out, [`OutboundSa::needs_rekey`]).
-    pub fn rekey_child(&mut self, now: Instant, child: ChildId) {
-        let _ = (now, child);
-    }
-
-    /// Deletes every SA (Informational Delete to the peers), for shutdown
-    /// or `tsunagi down`.
-    pub fn delete_all(&mut self, now: Instant) {
-        let _ = now;
-    }
-
-    /// The next instant [`Engine::handle_timeout`] wants calling.
-    pub fn poll_timeout(&self) -> Option<Instant> {
-        None
-    }
-
-    /// Timers: retransmissions, DPD, keepalives, rekeying, expiry.
-    pub fn handle_timeout(&mut self, now: Instant) {
-        let _ = now;
-    }
-
-    /// The next datagram to send.
-    pub fn poll_transmit(&mut self) -> Option<Transmit> {
-        None
-    }
-
-    /// The next event.
-    pub fn poll_event(&mut self) -> Option<Event> {
-        None
-    }
-
-    /// The IKE SAs, for `status`.
-    pub fn status(&self) -> Vec<IkeSaStatus> {
-        Vec::new()
-    }
-}
+#[cfg(test)]
+mod tests;
