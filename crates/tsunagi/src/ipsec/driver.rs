@@ -148,19 +148,10 @@ struct Driver {
     holes: Holes,
 }
 
-/// Words for a reason the engine gives.
+/// Words for a reason the engine gives (its own, plus what a peer's
+/// notification most likely means).
 pub fn reason_text(reason: &Reason) -> String {
     match reason {
-        Reason::DeletedByPeer => "deleted by the peer".into(),
-        Reason::Deleted => "deleted".into(),
-        Reason::Expired => "lifetime expired".into(),
-        Reason::DeadPeer => "dead peer (DPD: no answer within dpdtimeout)".into(),
-        Reason::NoProposalChosen(what) => format!("no proposal chosen: {what}"),
-        Reason::AuthenticationFailed => {
-            "authentication failed: the peer's HASH did not verify (most likely a different pre-shared key)".into()
-        }
-        Reason::IdentityMismatch(what) => format!("identity mismatch: {what}"),
-        Reason::Timeout => "no answer: retransmissions exhausted".into(),
         Reason::Notified(what) => {
             // RFC 2408 s3.14.1: what a peer whose key differs sends back
             // (strongSwan: INVALID_HASH_INFORMATION, or PAYLOAD_MALFORMED
@@ -170,14 +161,12 @@ pub fn reason_text(reason: &Reason) -> String {
                 .iter()
                 .any(|k| upper.contains(k))
             {
-                format!(
-                    "the peer notified {what}: authentication failed (most likely a different pre-shared key)"
-                )
+                format!("{reason}: authentication failed (most likely a different pre-shared key)")
             } else {
-                format!("the peer notified {what}")
+                reason.to_string()
             }
         }
-        Reason::InitialContact => "replaced after the peer's INITIAL-CONTACT".into(),
+        _ => reason.to_string(),
     }
 }
 
