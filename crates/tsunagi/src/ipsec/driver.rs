@@ -1056,6 +1056,7 @@ impl Driver {
             .enumerate()
             .map(|(i, c)| {
                 let s = &c.settings;
+                let engine_children = c.engine.children();
                 let child_sas = self
                     .table
                     .children_of(i)
@@ -1063,10 +1064,18 @@ impl Driver {
                         let out = ch.sa.counters();
                         let installed = now.saturating_duration_since(ch.since);
                         let rekey = s.lifetime.saturating_sub(s.margintime);
+                        let seen = engine_children.iter().find(|e| e.id == key.child);
+                        let retired = ch.retired || seen.is_some_and(|e| e.replaced);
+                        let rekey_in = match seen {
+                            Some(e) => e
+                                .rekey_at
+                                .map(|t| t.saturating_duration_since(now).as_secs()),
+                            None => Some(rekey.saturating_sub(installed).as_secs()),
+                        };
                         ChildSaView {
                             id: key.child.0,
                             ike: ch.ike.0,
-                            state: if ch.retired { "REKEYED" } else { "INSTALLED" }.into(),
+                            state: if retired { "REKEYED" } else { "INSTALLED" }.into(),
                             age_secs: installed.as_secs(),
                             local: ch.local.to_string(),
                             remote: ch.remote.to_string(),
@@ -1085,8 +1094,7 @@ impl Driver {
                             last_in_secs: ch
                                 .last_in
                                 .map(|t| now.saturating_duration_since(t).as_secs()),
-                            rekey_in_secs: (!ch.retired)
-                                .then(|| rekey.saturating_sub(installed).as_secs()),
+                            rekey_in_secs: if retired { None } else { rekey_in },
                             local_ts: status::selector(&ch.local_ts),
                             remote_ts: status::selector(&ch.remote_ts),
                         }

@@ -13,7 +13,9 @@ use std::time::Instant;
 
 use tracing::error;
 use tsunagi_crypto::Random;
-use tsunagi_ipsec::ike::{self, ChildId, Datagram, Engine, Event, IkeSaStatus, Transmit};
+use tsunagi_ipsec::ike::{
+    self, ChildId, ChildStatus, Datagram, Engine, Event, IkeSaStatus, Transmit,
+};
 
 /// One connection's engine.
 pub struct ConnEngine {
@@ -141,5 +143,10 @@ impl ConnEngine {
     /// The IKE SAs for `status`.
     pub fn status(&self) -> Vec<IkeSaStatus> {
         catch_unwind(AssertUnwindSafe(|| self.engine.status())).unwrap_or_default()
+    }
+
+    /// The child SAs as the engine sees them (rekey and expiry times).
+    pub fn children(&self) -> Vec<ChildStatus> {
+        catch_unwind(AssertUnwindSafe(|| self.engine.children())).unwrap_or_default()
     }
 }
