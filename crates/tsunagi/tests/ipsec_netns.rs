@@ -235,6 +235,18 @@ fn start_pair(
     proposal: (&str, &str),
     psks: (&str, &str),
 ) {
+    start_pair_with(guard, left, right_of_gwr, proposal, psks, "");
+}
+
+/// [`start_pair`] with `extra` keys in both conns.
+fn start_pair_with(
+    guard: &mut Guard,
+    left: &str,
+    right_of_gwr: &str,
+    proposal: (&str, &str),
+    psks: (&str, &str),
+    extra: &str,
+) {
     let sl = secrets(guard, "gwl", psks.0);
     let sr = secrets(guard, "gwr", psks.1);
     let gwr_conf = conn(
@@ -247,7 +259,7 @@ fn start_pair(
         "add",
         proposal,
         &sr,
-    );
+    ) + extra;
     guard.sides[GWR].start(&gwr_conf);
     let gwl_conf = conn(
         left,
@@ -259,7 +271,7 @@ fn start_pair(
         "start",
         proposal,
         &sl,
-    );
+    ) + extra;
     guard.sides[GWL].start(&gwl_conf);
 }
 
@@ -643,4 +655,45 @@ fn bad_input_is_counted_and_the_tunnel_keeps_working() {
         log.contains("dropped (replayed)") && log.contains("dropped (bad_icv)"),
         "{log}"
     );
+}
+
+#[test]
+#[ignore = "needs root and network namespaces: run through scripts/test.sh"]
+fn the_ipsec_sa_is_rekeyed_while_traffic_flows_and_nothing_is_lost() {
+    require_netns(&[]);
+    let mut guard = topology("r", false);
+    // Quick Mode again some 10 s after the first one.
+    start_pair_with(
+        &mut guard,
+        "10.201.1.1",
+        "10.201.1.1",
+        ("aes128-sha256-modp2048!", "aes128gcm16!"),
+        ("k3y", "k3y"),
+        "lifetime = \"30s\"\nmargintime = \"20s\"\n",
+    );
+    wait_for(
+        Duration::from_secs(40),
+        "IPsec SAs on both gateways",
+        || child_up(&guard, GWL) && child_up(&guard, GWR),
+    );
+    let first = ipsec_status(&guard, GWL)["child_sas"][0]["id"].clone();
+    // 25 s of pings, 4 a second, across the rekey.
+    let out =
+        guard.sides[LANL].exec(&["ping", "-c", "100", "-i", "0.25", "-W", "1", "10.201.20.2"]);
+    let text = String::from_utf8_lossy(&out.stdout).to_string();
+    assert!(text.contains(" 0% packet loss"), "{text}");
+    let st = ipsec_status(&guard, GWL);
+    let ids: Vec<_> = st["child_sas"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["id"].clone())
+        .collect();
+    assert!(!ids.contains(&first) || ids.len() > 1, "no rekey: {st}");
+    for i in [GWL, GWR] {
+        let log = guard.sides[i].log();
+        assert!(log.contains(", replaces {"), "{log}");
+    }
+    // Still carrying traffic with the new SA.
+    assert!(support::ping(&guard.sides[LANL], "10.201.20.2"));
 }
