@@ -235,7 +235,7 @@ fn start_pair(
     proposal: (&str, &str),
     psks: (&str, &str),
 ) {
-    start_pair_with(guard, left, right_of_gwr, proposal, psks, "");
+    let _ = start_pair_with(guard, left, right_of_gwr, proposal, psks, "");
 }
 
 /// [`start_pair`] with `extra` keys in both conns.
@@ -246,7 +246,7 @@ fn start_pair_with(
     proposal: (&str, &str),
     psks: (&str, &str),
     extra: &str,
-) {
+) -> String {
     let sl = secrets(guard, "gwl", psks.0);
     let sr = secrets(guard, "gwr", psks.1);
     let gwr_conf = conn(
@@ -273,6 +273,7 @@ fn start_pair_with(
         &sl,
     ) + extra;
     guard.sides[GWL].start(&gwl_conf);
+    gwr_conf
 }
 
 /// The IPsec part of a side's `status --json`.
@@ -663,7 +664,7 @@ fn the_ipsec_sa_is_rekeyed_while_traffic_flows_and_nothing_is_lost() {
     require_netns(&[]);
     let mut guard = topology("r", false);
     // Quick Mode again some 10 s after the first one.
-    start_pair_with(
+    let _ = start_pair_with(
         &mut guard,
         "10.201.1.1",
         "10.201.1.1",
@@ -696,4 +697,50 @@ fn the_ipsec_sa_is_rekeyed_while_traffic_flows_and_nothing_is_lost() {
     }
     // Still carrying traffic with the new SA.
     assert!(support::ping(&guard.sides[LANL], "10.201.20.2"));
+}
+
+#[test]
+#[ignore = "needs root and network namespaces: run through scripts/test.sh"]
+fn a_dead_peer_is_noticed_and_auto_start_brings_the_conn_back() {
+    require_netns(&[]);
+    let mut guard = topology("d", false);
+    // dpddelay 5 s, dpdtimeout 20 s, dpdaction restart (see `conn`).
+    let gwr_conf = start_pair_with(
+        &mut guard,
+        "10.201.1.1",
+        "10.201.1.1",
+        ("aes128-sha256-modp2048!", "aes128gcm16!"),
+        ("k3y", "k3y"),
+        "",
+    );
+    wait_for(
+        Duration::from_secs(40),
+        "IPsec SAs on both gateways",
+        || child_up(&guard, GWL) && child_up(&guard, GWR),
+    );
+    // The right gateway dies without a Delete.
+    let socket = guard.sides[GWR].socket();
+    let mut child = guard.sides[GWR].daemon.take().unwrap();
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let _ = std::fs::remove_file(&socket);
+    let gone = Instant::now();
+    wait_for(Duration::from_secs(45), "DPD on the left gateway", || {
+        guard.sides[GWL].log().contains("dead peer")
+    });
+    eprintln!("dead peer noticed after {:?}", gone.elapsed());
+    assert!(!child_up(&guard, GWL), "{}", ipsec_status(&guard, GWL));
+    // Back: the left gateway negotiates again by itself.
+    guard.sides[GWR].start(&gwr_conf);
+    wait_for(Duration::from_secs(60), "the conn back", || {
+        child_up(&guard, GWL) && child_up(&guard, GWR)
+    });
+    let mut answered = false;
+    for _ in 0..10 {
+        if support::ping(&guard.sides[LANL], "10.201.20.2") {
+            answered = true;
+            break;
+        }
+    }
+    assert!(answered, "no traffic after the restart");
 }
