@@ -363,6 +363,17 @@ fn site_to_site(name: &str, proposal: (&str, &str), expect: &str) {
         assert!(!routes.contains("ipsec-site"), "{routes}");
         let log = guard.sides[i].log();
         assert!(log.contains("firewall hole closed"), "{log}");
+        let links = guard.sides[i].exec(&["ip", "link"]);
+        let links = String::from_utf8_lossy(&links.stdout).to_string();
+        assert!(!links.contains("ipsec-site"), "{links}");
+        if i == GWL {
+            // Its Deletes were sent before it went.
+            wait_for(
+                Duration::from_secs(5),
+                "the Delete at the right gateway",
+                || guard.sides[GWR].log().contains("deleted by the peer"),
+            );
+        }
     }
 }
 
