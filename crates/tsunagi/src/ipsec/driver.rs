@@ -857,12 +857,9 @@ impl Driver {
                     Err(_) => break,
                 }
             }
-            if !s.natt_out.is_empty() {
-                if let Err(e) = s.natt.flush(&mut s.natt_out) {
-                    table.count(Some(conn), DropKind::SendError);
-                    drops.push(DropKind::SendError);
-                    let _ = e;
-                }
+            if !s.natt_out.is_empty() && s.natt.flush(&mut s.natt_out).is_err() {
+                table.count(Some(conn), DropKind::SendError);
+                drops.push(DropKind::SendError);
             }
             if !s.esp_out.is_empty() {
                 match &s.esp {
@@ -878,6 +875,8 @@ impl Driver {
         for kind in drops {
             self.drop_logged(Some(conn), kind, now, || "a packet from the tun".into());
         }
+        rekey.sort();
+        rekey.dedup();
         for child in rekey {
             if let Some((_, c)) = self
                 .table
@@ -1106,6 +1105,27 @@ impl Driver {
                     .collect();
                 if c.engine.resets > 0 {
                     counters.insert("engine_resets".into(), c.engine.resets);
+                }
+                // The sockets of the conn's address (shared with any other
+                // conn there): what the kernel did not take or was too long.
+                let sk = &self.sockets[c.sockets];
+                for (k, v) in [
+                    (
+                        "socket_send_dropped",
+                        sk.natt_out.dropped() + sk.esp_out.dropped(),
+                    ),
+                    (
+                        "socket_send_failed",
+                        sk.natt_out.failed() + sk.esp_out.failed(),
+                    ),
+                    (
+                        "socket_recv_truncated",
+                        sk.ike_in.truncated() + sk.natt_in.truncated() + sk.esp_in.truncated(),
+                    ),
+                ] {
+                    if v > 0 {
+                        counters.insert(k.into(), v);
+                    }
                 }
                 if i == 0 {
                     for (k, v) in self.table.unattributed.named() {
