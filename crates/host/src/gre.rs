@@ -45,8 +45,7 @@ use std::net::{Ipv4Addr, SocketAddrV4};
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd, RawFd};
 
 use rustix::net::{
-    ipproto, AddressFamily, MMsgHdr, SendAncillaryBuffer, SendFlags, SocketAddrAny, SocketFlags,
-    SocketType,
+    AddressFamily, MMsgHdr, SendAncillaryBuffer, SendFlags, SocketAddrAny, SocketFlags, SocketType,
 };
 use tokio::io::unix::AsyncFd;
 use tokio::io::Interest;
@@ -80,14 +79,25 @@ impl GreSocket {
     /// IPPROTO_GRE)`, registered with the current tokio runtime. Needs
     /// CAP_NET_RAW (`EPERM` otherwise), and a runtime (an error without).
     pub fn open() -> io::Result<GreSocket> {
-        let context = |op: &str, e: io::Error| io::Error::new(e.kind(), format!("gre: {op}: {e}"));
+        GreSocket::open_protocol(IPPROTO_GRE)
+    }
+
+    /// The same socket for another IP protocol: ESP (50) when IPsec runs
+    /// without NAT-T (RFC 4303 s2; the datagrams are the same shape: an
+    /// IPv4 packet received, the payload alone sent).
+    pub fn open_protocol(protocol: u8) -> io::Result<GreSocket> {
+        let context = |op: &str, e: io::Error| {
+            io::Error::new(e.kind(), format!("ip protocol {protocol}: {op}: {e}"))
+        };
+        let number = std::num::NonZeroU32::new(u32::from(protocol))
+            .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "ip protocol 0"))?;
         let fd = rustix::net::socket_with(
             AddressFamily::INET,
             SocketType::RAW,
             SocketFlags::NONBLOCK | SocketFlags::CLOEXEC,
-            Some(ipproto::GRE),
+            Some(rustix::net::Protocol::from_raw(number)),
         )
-        .map_err(|e| context("socket(AF_INET, SOCK_RAW, IPPROTO_GRE)", e.into()))?;
+        .map_err(|e| context("socket(AF_INET, SOCK_RAW)", e.into()))?;
         if let Err(e) = tokio::runtime::Handle::try_current() {
             return Err(context("register with tokio", io::Error::other(e)));
         }

@@ -241,6 +241,7 @@ fn holes_without_a_policy_have_a_table_of_their_own() {
         name: "l2tp".into(),
         protocol: HoleProtocol::Udp { port: 1701 },
         local: None,
+        remote: None,
     }];
 
     assert!(!lab.table_exists());

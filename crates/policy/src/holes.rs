@@ -71,6 +71,8 @@ pub enum HoleProtocol {
 impl HoleProtocol {
     /// GRE, IP protocol 47 (PPTP's data channel, RFC 2637 section 4).
     pub const GRE: HoleProtocol = HoleProtocol::Ip { number: 47 };
+    /// ESP, IP protocol 50 (RFC 4303 s2).
+    pub const ESP: HoleProtocol = HoleProtocol::Ip { number: 50 };
 }
 
 impl fmt::Display for HoleProtocol {
@@ -79,6 +81,7 @@ impl fmt::Display for HoleProtocol {
             HoleProtocol::Tcp { port } => write!(f, "tcp port {port}"),
             HoleProtocol::Udp { port } => write!(f, "udp port {port}"),
             HoleProtocol::Ip { number: 47 } => write!(f, "gre (ip protocol 47)"),
+            HoleProtocol::Ip { number: 50 } => write!(f, "esp (ip protocol 50)"),
             HoleProtocol::Ip { number } => write!(f, "ip protocol {number}"),
         }
     }
@@ -96,6 +99,9 @@ pub struct Hole {
     /// Only to this address (the server's listen address); `None`: to any
     /// address of this host.
     pub local: Option<Ipv4Addr>,
+    /// Only from this address (an IPsec connection's `right`); `None`:
+    /// from anywhere.
+    pub remote: Option<Ipv4Addr>,
 }
 
 impl Hole {
@@ -108,13 +114,33 @@ impl Hole {
                 name: "pptp".into(),
                 protocol: HoleProtocol::Tcp { port: 1723 },
                 local,
+                remote: None,
             },
             Hole {
                 name: "pptp".into(),
                 protocol: HoleProtocol::GRE,
                 local,
+                remote: None,
             },
         ]
+    }
+
+    /// The holes of IPsec connection to `local` from `remote` (`None`:
+    /// `right = "%any"`): IKE on UDP 500 (RFC 2409 s1), NAT-T on UDP 4500
+    /// (RFC 3947 s4, RFC 3948 s2) and ESP (RFC 4303), as strongSwan's
+    /// `leftfirewall=yes` opens them.
+    pub fn ipsec(local: Option<Ipv4Addr>, remote: Option<Ipv4Addr>) -> [Hole; 3] {
+        [
+            HoleProtocol::Udp { port: 500 },
+            HoleProtocol::Udp { port: 4500 },
+            HoleProtocol::ESP,
+        ]
+        .map(|protocol| Hole {
+            name: "ipsec".into(),
+            protocol,
+            local,
+            remote,
+        })
     }
 
     /// An L2TP LNS's hole: UDP 1701 (RFC 2661 section 8.1), to `local`
@@ -124,16 +150,20 @@ impl Hole {
             name: "l2tp".into(),
             protocol: HoleProtocol::Udp { port: 1701 },
             local,
+            remote: None,
         }
     }
 }
 
 impl fmt::Display for Hole {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}: {} to ", self.name, self.protocol)?;
+        write!(f, "{}: {} ", self.name, self.protocol)?;
+        if let Some(r) = self.remote {
+            write!(f, "from {r} ")?;
+        }
         match self.local {
-            Some(a) => write!(f, "{a}"),
-            None => write!(f, "this host"),
+            Some(a) => write!(f, "to {a}"),
+            None => write!(f, "to this host"),
         }
     }
 }
@@ -168,6 +198,10 @@ pub fn counter_name(server: &str, hole: &Hole) -> String {
         name.push('_');
         name.push_str(&sanitize(&local.to_string()));
     }
+    if let Some(remote) = hole.remote {
+        name.push_str("_from_");
+        name.push_str(&sanitize(&remote.to_string()));
+    }
     // NFT_OBJ_MAXNAMELEN is 256 with the NUL.
     name.truncate(255);
     name
@@ -187,6 +221,12 @@ fn hole_expr(hole: &Hole, counter: &str) -> Vec<Value> {
         expr.push(matcher(
             json!({"payload": {"protocol": "ip", "field": "daddr"}}),
             json!(local.to_string()),
+        ));
+    }
+    if let Some(remote) = hole.remote {
+        expr.push(matcher(
+            json!({"payload": {"protocol": "ip", "field": "saddr"}}),
+            json!(remote.to_string()),
         ));
     }
     let l4proto = json!({"meta": {"key": "l4proto"}});
@@ -438,6 +478,7 @@ mod tests {
             name: "l2tp".into(),
             protocol: HoleProtocol::Udp { port: 1701 },
             local: None,
+            remote: None,
         };
         let expr = hole_expr(&udp, "c");
         assert_eq!(expr[1]["match"]["right"], "udp");
@@ -454,6 +495,7 @@ mod tests {
                 name: "l2tp".into(),
                 protocol: HoleProtocol::Udp { port: 1701 },
                 local: None,
+                remote: None,
             }],
         );
         let after = vpn(None);
@@ -483,11 +525,41 @@ mod tests {
     }
 
     #[test]
+    fn ipsec_holes_match_the_peer_as_source() {
+        let local = Ipv4Addr::new(10, 201, 1, 1);
+        let peer = Ipv4Addr::new(10, 201, 1, 2);
+        let holes = Hole::ipsec(Some(local), Some(peer));
+        assert_eq!(
+            holes[2].to_string(),
+            "ipsec: esp (ip protocol 50) from 10.201.1.2 to 10.201.1.1"
+        );
+        assert_eq!(
+            counter_name("site", &holes[1]),
+            "hole_site_ipsec_udp4500_10_201_1_1_from_10_201_1_2"
+        );
+        let open = OpenHoles::from([("site".to_string(), holes.to_vec())]);
+        let doc = update(&OpenHoles::new(), &open);
+        let rules = rules_of(&doc, SERVICES_CHAIN);
+        assert_eq!(rules.len(), 3);
+        let text = serde_json::to_string(&rules[2]).unwrap();
+        assert!(
+            text.contains("\"saddr\"") && text.contains("10.201.1.2") && text.contains("50"),
+            "{text}"
+        );
+        // `right = "%any"`: from anywhere.
+        let any = Hole::ipsec(None, None);
+        assert!(!serde_json::to_string(&hole_expr(&any[0], "c"))
+            .unwrap()
+            .contains("saddr"));
+    }
+
+    #[test]
     fn names_are_sanitized_and_duplicates_merged() {
         let hole = Hole {
             name: "pptp gre!".into(),
             protocol: HoleProtocol::GRE,
             local: None,
+            remote: None,
         };
         assert_eq!(
             counter_name("my-vpn.1", &hole),
@@ -502,6 +574,7 @@ mod tests {
             name: "x".repeat(400),
             protocol: HoleProtocol::GRE,
             local: None,
+            remote: None,
         };
         assert_eq!(counter_name("v", &long).len(), 255);
     }

@@ -48,6 +48,16 @@ pub enum CredentialError {
         /// The line and what is wrong.
         source: tsunagi_ppp::secrets::SecretsError,
     },
+    /// A line of an ipsec.secrets file does not parse.
+    #[error("{path}:{line}: {message}")]
+    IpsecParse {
+        /// The secrets file.
+        path: String,
+        /// 1-based.
+        line: usize,
+        /// What is wrong (never the secret).
+        message: String,
+    },
     /// The password file is empty.
     #[error("{path}: password file is empty")]
     EmptyPassword {

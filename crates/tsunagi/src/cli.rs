@@ -132,8 +132,17 @@ pub fn run(cli: Cli) -> i32 {
                         bad += 1;
                     }
                 }
+                if let Err(e) = crate::ipsec::driver::load_psks(&c.ipsec) {
+                    eprintln!("{e:#}");
+                    bad += 1;
+                }
                 if bad > 0 {
                     return 1;
+                }
+                for conn in &c.ipsec {
+                    for w in conn.weak_settings() {
+                        eprintln!("ipsec {}: weak setting: {w}", conn.name);
+                    }
                 }
                 println!("config OK: {} links", c.links.len());
                 0
@@ -174,12 +183,14 @@ pub fn run(cli: Cli) -> i32 {
                     links,
                     sessions,
                     servers,
+                    ipsec,
                 }) => {
                     let out = if json {
                         let all = serde_json::json!({
                             "links": links,
                             "sessions": sessions,
                             "servers": servers,
+                            "ipsec": ipsec,
                         });
                         serde_json::to_string_pretty(&all).unwrap_or_default() + "\n"
                     } else {
@@ -195,6 +206,12 @@ pub fn run(cli: Cli) -> i32 {
                                 text.push('\n');
                             }
                             text.push_str(&sessions_table(&sessions));
+                        }
+                        if !ipsec.is_empty() {
+                            if !text.is_empty() {
+                                text.push('\n');
+                            }
+                            text.push_str(&crate::ipsec::status::statusall(&ipsec));
                         }
                         text
                     };

@@ -118,6 +118,9 @@ pub enum Response {
         /// One entry per server profile.
         #[serde(default)]
         servers: Vec<ServerStatus>,
+        /// One entry per `[ipsec.NAME]`.
+        #[serde(default)]
+        ipsec: Vec<IpsecConnStatus>,
     },
     /// A `dial`/`hangup` was carried out.
     Done {
@@ -193,6 +196,106 @@ pub struct ServerStatus {
     /// Its tunnels (L2TP), each carrying sessions.
     #[serde(default)]
     pub tunnels: Vec<TunnelStatus>,
+}
+
+/// One IPsec connection in a `status` answer (what `ipsec statusall`
+/// shows of a `conn`).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct IpsecConnStatus {
+    /// The conn's name.
+    pub name: String,
+    /// `left`.
+    pub left: String,
+    /// `right` (or "%any").
+    pub right: String,
+    /// `leftid`.
+    pub leftid: String,
+    /// `rightid` (or "%any").
+    pub rightid: String,
+    /// `ike=` as configured.
+    pub ike: String,
+    /// `esp=` as configured.
+    pub esp: String,
+    /// "TUNNEL" or "TRANSPORT".
+    pub mode: String,
+    /// "start" or "add".
+    pub auto: String,
+    /// `leftsubnet` === `rightsubnet`.
+    pub subnets: String,
+    /// The tun (tunnel mode).
+    pub tun: Option<String>,
+    /// Its IKE SAs.
+    pub ike_sas: Vec<IkeSaView>,
+    /// Its IPsec SAs.
+    pub child_sas: Vec<ChildSaView>,
+    /// Drops and other counts of the conn, by name; zeros left out.
+    pub counters: std::collections::BTreeMap<String, u64>,
+}
+
+/// One IKE SA in a `status` answer.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct IkeSaView {
+    /// The engine's number.
+    pub id: u64,
+    /// "ESTABLISHED", "CONNECTING", ...
+    pub state: String,
+    /// Seconds since it was established (or started).
+    pub age_secs: u64,
+    /// Our address and port.
+    pub local: String,
+    /// The peer's.
+    pub remote: String,
+    /// The peer's identity, once known.
+    pub remote_id: Option<String>,
+    /// We initiated it.
+    pub initiator: bool,
+    /// Initiator and responder cookies, hex.
+    pub cookies: String,
+    /// The agreed algorithms, strongSwan's way.
+    pub proposal: Option<String>,
+    /// Seconds until it is rekeyed.
+    pub rekey_in_secs: Option<u64>,
+}
+
+/// One IPsec SA pair in a `status` answer.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ChildSaView {
+    /// The engine's number.
+    pub id: u64,
+    /// The IKE SA that made it.
+    pub ike: u64,
+    /// "INSTALLED", or "REKEYED" while the old one lingers.
+    pub state: String,
+    /// Seconds since it was installed.
+    pub age_secs: u64,
+    /// Our address and port.
+    pub local: String,
+    /// The peer's.
+    pub remote: String,
+    /// ESP in UDP 4500.
+    pub udp_encap: bool,
+    /// The agreed algorithms.
+    pub proposal: String,
+    /// Our SPI, hex.
+    pub spi_in: String,
+    /// The peer's.
+    pub spi_out: String,
+    /// Payload octets opened.
+    pub bytes_in: u64,
+    /// Packets opened.
+    pub packets_in: u64,
+    /// Payload octets sealed.
+    pub bytes_out: u64,
+    /// Packets sealed.
+    pub packets_out: u64,
+    /// Seconds since ESP last arrived.
+    pub last_in_secs: Option<u64>,
+    /// Seconds until it is rekeyed (lifetime minus margintime).
+    pub rekey_in_secs: Option<u64>,
+    /// Our selector.
+    pub local_ts: String,
+    /// The peer's.
+    pub remote_ts: String,
 }
 
 /// One tunnel of a server (an L2TP control connection) in a `status`
@@ -735,6 +838,7 @@ mod tests {
         for r in [
             Response::Status {
                 servers: Vec::new(),
+                ipsec: Vec::new(),
                 links: vec![st],
                 sessions: vec![SessionStatus {
                     id: 3,

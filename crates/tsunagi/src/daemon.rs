@@ -146,6 +146,14 @@ async fn serve(config: Config, socket: PathBuf) -> anyhow::Result<()> {
             }
         }
     }
+    // The IPsec PSKs, with the same permission check.
+    let ipsec_psks = match crate::ipsec::driver::load_psks(&config.ipsec) {
+        Ok(psks) => psks,
+        Err(e) => {
+            error!("refusing to start: {e:#}");
+            return Err(e.context("cannot use the IPsec secrets"));
+        }
+    };
     // Challenges are drawn from the kernel; a kernel that refuses now
     // would make the first authentication fail instead.
     if let Err(e) = tsunagi_crypto::OsRandom::check() {
@@ -190,12 +198,13 @@ async fn serve(config: Config, socket: PathBuf) -> anyhow::Result<()> {
     let registry = Registry::new();
     let netconf = Netconf::new(netlink);
     info!(
-        "tsunagi {} started: config {}, control socket {}, {} links, {} servers",
+        "tsunagi {} started: config {}, control socket {}, {} links, {} servers, {} ipsec conns",
         env!("CARGO_PKG_VERSION"),
         config.path.display(),
         socket.display(),
         config.links.len(),
-        config.servers.len()
+        config.servers.len(),
+        config.ipsec.len()
     );
     let (shutdown_tx, shutdown_rx) = watch::channel(false);
     let mut links = BTreeMap::new();
@@ -216,6 +225,26 @@ async fn serve(config: Config, socket: PathBuf) -> anyhow::Result<()> {
             Err(e) => {
                 error!("server {name}: refusing to start: {e:#}");
                 // The servers already started stop with the daemon.
+                let _ = shutdown_tx.send(true);
+                futures_join(tasks).await;
+                let _ = std::fs::remove_file(&socket);
+                stop_policy(policy);
+                return Err(e);
+            }
+        }
+    }
+    if !config.ipsec.is_empty() {
+        crate::ipsec::driver::log_conns(&config.ipsec);
+        let ctx = crate::ipsec::driver::IpsecCtx {
+            registry: &registry,
+            netlink: netconf.netlink().clone(),
+            holes: &holes,
+            shutdown: &shutdown_rx,
+        };
+        match crate::ipsec::driver::start(config.ipsec, ipsec_psks, ctx).await {
+            Ok(task) => tasks.push(task),
+            Err(e) => {
+                error!("ipsec: refusing to start: {e:#}");
                 let _ = shutdown_tx.send(true);
                 futures_join(tasks).await;
                 let _ = std::fs::remove_file(&socket);
@@ -715,8 +744,9 @@ impl Supervisor {
                     Some(Command::Snapshot(reply)) => {
                         let _ = reply.send(Vec::new());
                     }
-                    // Only servers answer it; the asker sees no answer.
-                    Some(Command::ServerStatus(_)) => {}
+                    // Only servers and the IPsec driver answer them; the
+                    // asker sees no answer.
+                    Some(Command::ServerStatus(_) | Command::IpsecStatus(_)) => {}
                     Some(Command::Kick(id, reply)) => {
                         let _ = reply.send(Response::Refused { message: format!("no session {id} on {name}") });
                     }

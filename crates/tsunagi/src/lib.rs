@@ -30,6 +30,7 @@ pub mod config;
 pub mod control;
 pub mod daemon;
 pub mod hooks;
+pub mod ipsec;
 pub mod limits;
 pub mod logging;
 pub mod netconf;

@@ -22,7 +22,7 @@ use std::time::{Duration, Instant};
 use tokio::sync::{mpsc, oneshot};
 
 use crate::config::Mode;
-use crate::control::{LinkStatus, Response, ServerStatus, SessionStatus};
+use crate::control::{IpsecConnStatus, LinkStatus, Response, ServerStatus, SessionStatus};
 use crate::session::{EndReason, SessionId};
 
 /// How long `status` waits for a profile's owner to answer.
@@ -60,6 +60,8 @@ pub enum Command {
     Attach(Attach),
     /// A server's own view for `status` (not its sessions').
     ServerStatus(oneshot::Sender<ServerStatus>),
+    /// The IPsec connections' SAs for `status`.
+    IpsecStatus(oneshot::Sender<Vec<IpsecConnStatus>>),
 }
 
 /// What kind of profile.
@@ -69,6 +71,8 @@ pub enum ProfileKind {
     Site(Mode),
     /// A server: many sessions, each with an address from a pool.
     Server,
+    /// The IPsec driver: every `[ipsec.NAME]`.
+    Ipsec,
 }
 
 /// What `status` shows of a site link besides its session.
@@ -206,6 +210,34 @@ impl Registry {
                 .map(|p| p.commands.clone())
                 .collect()
         };
+        let ipsec_owners: Vec<mpsc::Sender<Command>> = {
+            let inner = self.lock();
+            inner
+                .profiles
+                .values()
+                .filter(|p| p.kind == ProfileKind::Ipsec)
+                .map(|p| p.commands.clone())
+                .collect()
+        };
+        let ipsec_waits = ipsec_owners.into_iter().map(|commands| async move {
+            let (tx, rx) = oneshot::channel();
+            let sent = commands
+                .send_timeout(Command::IpsecStatus(tx), SNAPSHOT_WAIT)
+                .await;
+            match sent {
+                Ok(()) => tokio::time::timeout(SNAPSHOT_WAIT, rx)
+                    .await
+                    .ok()
+                    .and_then(Result::ok)
+                    .unwrap_or_default(),
+                Err(_) => Vec::new(),
+            }
+        });
+        let ipsec: Vec<IpsecConnStatus> = futures::future::join_all(ipsec_waits)
+            .await
+            .into_iter()
+            .flatten()
+            .collect();
         let server_waits = servers.into_iter().map(|commands| async move {
             let (tx, rx) = oneshot::channel();
             let sent = commands
@@ -255,13 +287,14 @@ impl Registry {
                     let session = sessions.iter().find(|s| &s.profile == name);
                     Some(link_view(name, mode, &p.tun, &p.state, session, now))
                 }
-                ProfileKind::Server => None,
+                ProfileKind::Server | ProfileKind::Ipsec => None,
             })
             .collect();
         Response::Status {
             links,
             sessions,
             servers,
+            ipsec,
         }
     }
 }

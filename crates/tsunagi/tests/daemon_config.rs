@@ -138,3 +138,63 @@ fn missing_file_is_an_error() {
         "{err}"
     );
 }
+
+/// `[ipsec.NAME]`: its secrets file is checked as `run` would (refused
+/// when others may read it, a missing PSK named), weak algorithms warned
+/// about, errors named by line and column.
+#[test]
+fn ipsec_conns_are_checked_with_their_secrets() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = TempDir::new("cfg-ipsec");
+    let secrets = dir.0.join("ipsec.secrets");
+    std::fs::write(
+        &secrets,
+        "10.201.1.1 10.201.1.2 : PSK \"not in any output\"\n",
+    )
+    .unwrap();
+    std::fs::set_permissions(&secrets, std::fs::Permissions::from_mode(0o600)).unwrap();
+    let conf = format!(
+        "[ipsec.site]\nleft = \"10.201.1.1\"\nright = \"10.201.1.2\"\nike = \"3des-sha1-modp1024!\"\nesp = \"3des-sha1!\"\nleftsubnet = \"10.201.10.0/24\"\nrightsubnet = \"10.201.20.0/24\"\nsecrets = \"{}\"\n",
+        secrets.display()
+    );
+    let (code, out, err, _) = check(&dir, "ipsec.toml", &conf);
+    assert_eq!(code, 0, "stderr: {err}");
+    assert_eq!(out, "config OK: 0 links\n");
+    assert!(
+        err.contains(
+            "ipsec site: weak setting: ike = \"3des-sha1-modp1024!\" names weak algorithms"
+        ),
+        "{err}"
+    );
+    // Readable by others: refused, naming the file.
+    std::fs::set_permissions(&secrets, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let (code, _, err, _) = check(&dir, "ipsec.toml", &conf);
+    assert_eq!(code, 1);
+    assert!(
+        err.contains("ipsec site") && err.contains("ipsec.secrets"),
+        "{err}"
+    );
+    // No line for this pair.
+    std::fs::set_permissions(&secrets, std::fs::Permissions::from_mode(0o600)).unwrap();
+    let other = conf.replace("10.201.1.2", "10.201.1.3");
+    let (code, _, err, _) = check(&dir, "ipsec2.toml", &other);
+    assert_eq!(code, 1);
+    assert!(
+        err.contains("no PSK line for 10.201.1.1 ... 10.201.1.3"),
+        "{err}"
+    );
+    assert!(!err.contains("not in any output"));
+    // A bad value: file, line, column, key.
+    let (code, _, err, path) = check(
+        &dir,
+        "ipsec3.toml",
+        &conf.replace("\"10.201.1.2\"", "\"gw\""),
+    );
+    assert_eq!(code, 1);
+    assert!(
+        err.starts_with(&format!(
+            "{path}:3:9: ipsec.site: right \"gw\" is not an IP address"
+        )),
+        "{err}"
+    );
+}

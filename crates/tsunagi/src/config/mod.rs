@@ -37,9 +37,15 @@
 //! (seed 001's borrowed addresses) get `ip rule from ADDR lookup
 //! route_table`. Netconf installs them on IPCP up and removes them on
 //! down.
+//!
+//! IPsec connections are `[ipsec.NAME]` sections with strongSwan's
+//! ipsec.conf keys (`left`, `right`, `leftid`, `ike`, `esp`, `leftsubnet`,
+//! `auto`, ...): see [`IpsecConn`]; their PSKs are in an ipsec.secrets
+//! file (`secrets`, or `[daemon] ipsec_secrets`).
 
 mod auth;
 mod common;
+mod ipsec;
 mod link;
 mod policy;
 mod server;
@@ -54,11 +60,16 @@ use toml::Spanned;
 pub use auth::{AuthSettings, PasswordSource};
 pub use common::{default_tun_name, Cidr, MAX_IFNAME_LEN};
 pub use common::{DEFAULT_L2TP_MRU, DEFAULT_PPTP_MRU};
+pub use ipsec::{
+    default_ipsec_tun, parse_identity, Auto, ConnType, IpsecConn, DEFAULT_IPSEC_SECRETS,
+    NAT_KEEPALIVE,
+};
 pub use link::{ssh_target, LinkSettings, Mode, DEFAULT_ROUTE_TABLE_BASE};
 pub use policy::{PolicySettings, RawPolicy};
 pub use server::{L2tpSettings, ServerProfile, ServerProtocol};
 
 use common::{check_section_name, Invalid};
+use ipsec::RawIpsec;
 use link::{validate_link, RawLink};
 use server::RawServer;
 
@@ -101,6 +112,8 @@ struct RawFile {
     link: BTreeMap<String, Spanned<RawLink>>,
     #[serde(default)]
     server: BTreeMap<String, Spanned<RawServer>>,
+    #[serde(default)]
+    ipsec: BTreeMap<String, Spanned<RawIpsec>>,
     policy: Option<Spanned<RawPolicy>>,
 }
 
@@ -110,6 +123,7 @@ struct RawDaemon {
     control_socket: Option<PathBuf>,
     log_file: Option<PathBuf>,
     secrets: Option<PathBuf>,
+    ipsec_secrets: Option<PathBuf>,
 }
 
 /// The `[daemon]` section.
@@ -121,6 +135,8 @@ pub struct DaemonSettings {
     pub log_file: Option<PathBuf>,
     /// chap-secrets for links without their own `secrets`.
     pub secrets: Option<PathBuf>,
+    /// ipsec.secrets for `[ipsec.NAME]` without their own `secrets`.
+    pub ipsec_secrets: Option<PathBuf>,
 }
 
 /// The whole config.
@@ -136,6 +152,8 @@ pub struct Config {
     pub servers: Vec<ServerProfile>,
     /// `[policy]`: filter and NAT rules (see [`crate::policy`]).
     pub policy: Option<PolicySettings>,
+    /// `[ipsec.NAME]`: IPsec connections, sorted by name.
+    pub ipsec: Vec<IpsecConn>,
 }
 
 impl Config {
@@ -171,6 +189,7 @@ impl Config {
                 .unwrap_or_else(|| PathBuf::from(DEFAULT_CONTROL_SOCKET)),
             log_file: raw.daemon.log_file,
             secrets: raw.daemon.secrets,
+            ipsec_secrets: raw.daemon.ipsec_secrets,
         };
         let mut links = Vec::with_capacity(raw.link.len());
         let mut tuns: BTreeMap<String, String> = BTreeMap::new();
@@ -243,6 +262,52 @@ impl Config {
             }
             servers.push(server);
         }
+        let mut ipsec: Vec<IpsecConn> = Vec::with_capacity(raw.ipsec.len());
+        for (name, spanned) in raw.ipsec {
+            let span = spanned.span();
+            let at = |(span, msg): Invalid| invalid(Some(span), format!("ipsec.{name}: {msg}"));
+            check_section_name(&name, span.clone()).map_err(at)?;
+            let conn = spanned
+                .into_inner()
+                .validate(&name, span.clone(), daemon.ipsec_secrets.as_deref())
+                .map_err(at)?;
+            if conn.conn_type == ConnType::Tunnel {
+                if let Some(other) = tuns.insert(conn.tun.clone(), format!("ipsec.{name}")) {
+                    return Err(at((
+                        span,
+                        format!("tun {:?} is already used by {other}", conn.tun),
+                    )));
+                }
+            }
+            if let Some(other) = ipsec
+                .iter()
+                .find(|c| c.left == conn.left && c.right == conn.right && c.right.is_some())
+            {
+                // The driver finds a conn for an IKE datagram by its source.
+                return Err(at((
+                    span,
+                    format!(
+                        "ipsec.{} already connects {} with {}",
+                        other.name,
+                        conn.left,
+                        conn.right.map_or("%any".into(), |r| r.to_string())
+                    ),
+                )));
+            }
+            if let Some(other) = ipsec
+                .iter()
+                .find(|c| c.left == conn.left && c.right.is_none() && conn.right.is_none())
+            {
+                return Err(at((
+                    span,
+                    format!(
+                        "ipsec.{} already answers right = \"%any\" on {}",
+                        other.name, conn.left
+                    ),
+                )));
+            }
+            ipsec.push(conn);
+        }
         let policy = match raw.policy {
             None => None,
             Some(p) => {
@@ -260,12 +325,18 @@ impl Config {
             links,
             servers,
             policy,
+            ipsec,
         })
     }
 
     /// The link called `name`.
     pub fn link(&self, name: &str) -> Option<&LinkSettings> {
         self.links.iter().find(|l| l.name == name)
+    }
+
+    /// The IPsec connection called `name`.
+    pub fn ipsec_conn(&self, name: &str) -> Option<&IpsecConn> {
+        self.ipsec.iter().find(|c| c.name == name)
     }
 
     /// The server profile called `name`.
@@ -893,5 +964,132 @@ tun_offload = true              # default true: TCP super-packets (TSO/GSO on th
         );
         let e = err(&format!("{L2TP_LINK}device = \"!ssh x\"\n"));
         assert!(e.contains("an l2tp link names its `lns`"), "{e}");
+    }
+
+    /// The plan's example conn, verbatim.
+    const IPSEC: &str = "[ipsec.site]\nleft = \"10.201.1.1\"\nright = \"10.201.1.2\"\nleftid = \"left\"\nrightid = \"right\"\nsecrets = \"/etc/tsunagi/ipsec.secrets\"\nike = \"aes128-sha256-modp2048!\"\nesp = \"aes128gcm16!\"\ntype = \"tunnel\"\nleftsubnet = \"10.201.10.0/24\"\nrightsubnet = \"10.201.20.0/24\"\nauto = \"start\"\nkeyingtries = 0\nikelifetime = \"3h\"\nlifetime = \"1h\"\nmargintime = \"9m\"\ndpddelay = \"30s\"\ndpdtimeout = \"150s\"\ndpdaction = \"restart\"\nforceencaps = false\nleftfirewall = true\ntun = \"ipsec-site\"\n";
+
+    #[test]
+    fn ipsec_conn_parses_into_an_engine_config() {
+        use tsunagi_ipsec::ike::{DpdAction, Identity};
+        let c = parse(IPSEC).unwrap();
+        let conn = c.ipsec_conn("site").unwrap();
+        assert_eq!(conn.left, "10.201.1.1".parse::<std::net::IpAddr>().unwrap());
+        assert_eq!(conn.right, Some("10.201.1.2".parse().unwrap()));
+        assert_eq!(conn.leftid, Identity::Fqdn("left".into()));
+        assert_eq!(conn.rightid, Some(Identity::Fqdn("right".into())));
+        assert_eq!(conn.auto, Auto::Start);
+        assert_eq!(conn.keyingtries, 0);
+        assert_eq!(conn.tun, "ipsec-site");
+        assert!(conn.ike.strict && conn.esp.strict);
+        assert_eq!(conn.rightsubnet.unwrap().prefix, 24);
+        assert!(conn.weak_settings().is_empty());
+        let e = conn.engine_config(tsunagi_crypto::Secret::from("k"));
+        assert_eq!(e.ike_lifetime, Duration::from_secs(3 * 3600));
+        assert_eq!(e.rekey_margin, Duration::from_secs(9 * 60));
+        assert_eq!(e.dpd.unwrap().action, DpdAction::Restart);
+        assert_eq!(e.dpd.unwrap().timeout, Duration::from_secs(150));
+        assert_eq!(e.mode, tsunagi_ipsec::esp::Mode::Tunnel);
+        assert!(!format!("{e:?}").contains("\"k\""));
+    }
+
+    #[test]
+    fn ipsec_defaults_are_strongswans() {
+        let c = parse("[daemon]\nipsec_secrets = \"/s\"\n[ipsec.x]\nleft = \"192.0.2.1\"\nright = \"192.0.2.2\"\n").unwrap();
+        let conn = &c.ipsec[0];
+        assert_eq!(conn.auto, Auto::Add);
+        assert_eq!(conn.keyingtries, 3);
+        assert_eq!(conn.lifetime, Duration::from_secs(3600));
+        assert_eq!(conn.secrets, Path::new("/s"));
+        assert!(conn.dpd.is_none() && conn.leftfirewall && !conn.forceencaps);
+        assert_eq!(conn.tun, "ipsec-x");
+        assert_eq!(conn.rightsubnet.unwrap().prefix, 32);
+        assert_eq!(
+            conn.rightid,
+            Some(tsunagi_ipsec::ike::Identity::Address(
+                "192.0.2.2".parse().unwrap()
+            ))
+        );
+        let c = parse("[ipsec.x]\nleft = \"192.0.2.1\"\nright = \"192.0.2.2\"\n").unwrap();
+        assert_eq!(c.ipsec[0].secrets, Path::new(DEFAULT_IPSEC_SECRETS));
+    }
+
+    #[test]
+    fn weak_ipsec_algorithms_are_named_in_the_warning() {
+        let c = parse(&IPSEC.replace("aes128-sha256-modp2048!", "3des-sha1-modp1024!")).unwrap();
+        let weak = c.ipsec[0].weak_settings();
+        assert_eq!(weak.len(), 1, "{weak:?}");
+        assert!(
+            weak[0].contains("3des") && weak[0].contains("modp1024") && weak[0].contains("sha1")
+        );
+        assert!(weak[0].starts_with("ike = \"3des-sha1-modp1024!\""));
+        let c = parse(&IPSEC.replace("aes128gcm16!", "3des-md5!")).unwrap();
+        let weak = c.ipsec[0].weak_settings();
+        assert!(
+            weak[0].starts_with("esp = ") && weak[0].contains("md5"),
+            "{weak:?}"
+        );
+    }
+
+    #[test]
+    fn ipsec_errors_name_file_line_column_and_key() {
+        let e = err(&IPSEC.replace("\"10.201.1.2\"", "\"peer\""));
+        assert!(
+            e.starts_with("t.toml:3:9: ipsec.site: right \"peer\" is not an IP address"),
+            "{e}"
+        );
+        let e = err(&IPSEC.replace("aes128gcm16!", "aes128gcm16-sha1"));
+        assert!(e.starts_with("t.toml:8:7: ipsec.site: esp: "), "{e}");
+        let e = err(&IPSEC.replace("aes128-sha256-modp2048!", "blowfish-sha1-modp1024"));
+        assert!(
+            e.starts_with("t.toml:7:7: ipsec.site: ike: ") && e.contains("\"blowfish\""),
+            "{e}"
+        );
+        let e = err(&IPSEC.replace("\"3h\"", "\"3x\""));
+        assert!(
+            e.starts_with("t.toml:14:15: ipsec.site: ikelifetime: unknown unit"),
+            "{e}"
+        );
+        let e = err(&IPSEC.replace("right = \"10.201.1.2\"", "right = \"%any\""));
+        assert!(e.contains("auto = \"start\" needs a `right`"), "{e}");
+        let e = err(&IPSEC.replace("10.201.10.0/24", "10.201.10.1/24"));
+        assert!(
+            e.starts_with("t.toml:10:14: ipsec.site: leftsubnet: ") && e.contains("host bits"),
+            "{e}"
+        );
+        let e = err(&IPSEC.replace("\"9m\"", "\"2h\""));
+        assert!(
+            e.contains("lifetime 3600s must be longer than margintime 7200s"),
+            "{e}"
+        );
+        let e = err(&IPSEC.replace("\"150s\"", "\"10s\""));
+        assert!(
+            e.contains("dpdtimeout 10s must be longer than dpddelay 30s"),
+            "{e}"
+        );
+        let e = err(&format!("{IPSEC}leftsourceip = \"1.2.3.4\"\n"));
+        assert!(e.contains("unknown field `leftsourceip`"), "{e}");
+        let e = err(&IPSEC.replace("\"tunnel\"", "\"transport\""));
+        assert!(
+            e.contains("`leftsubnet` is only for type = \"tunnel\""),
+            "{e}"
+        );
+        let e = err(&IPSEC.replace("leftid = \"left\"", "leftid = \"a b\""));
+        assert!(e.starts_with("t.toml:4:10: ipsec.site: leftid: "), "{e}");
+        let twice = format!("{IPSEC}[ipsec.site2]\nleft = \"10.201.1.1\"\nright = \"10.201.1.2\"\ntun = \"ipsec-2\"\n");
+        assert!(err(&twice).contains("ipsec.site already connects 10.201.1.1 with 10.201.1.2"));
+        let tun = format!(
+            "{IPSEC}[link.x]\nmode = \"direct\"\nallow_users = [\"u\"]\ntun = \"ipsec-site\"\n"
+        );
+        assert!(
+            err(&tun).contains("tun \"ipsec-site\" is already used by"),
+            "{}",
+            err(&tun)
+        );
+        let e = err(&format!("{IPSEC}leftprotoport = \"1/7\"\n"));
+        assert!(
+            e.contains("leftprotoport: \"1/7\": a port needs protocol"),
+            "{e}"
+        );
     }
 }

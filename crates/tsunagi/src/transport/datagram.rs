@@ -785,6 +785,8 @@ impl<P: PacketPort, D: PacketDevice> Server<P, D> {
                     tunnels: self.port.tunnels(),
                 });
             }
+            // The IPsec driver's; nobody asks a server.
+            Command::IpsecStatus(_) => {}
             Command::Attach(attach) => {
                 let _ = attach.reply.send(Response::Refused {
                     message: format!("profile {name} is a server, not mode = \"direct\""),

@@ -552,7 +552,7 @@ impl Session<'_> {
                         Some(Command::Snapshot(reply)) => {
                             let _ = reply.send(vec![self.info.status(&link, Instant::now())]);
                         }
-                        Some(Command::ServerStatus(_)) => {}
+                        Some(Command::ServerStatus(_) | Command::IpsecStatus(_)) => {}
                         Some(Command::Hangup(reply)) => {
                             info!("{name}: hangup requested");
                             link.close(Instant::now(), "Administrative hangup");
