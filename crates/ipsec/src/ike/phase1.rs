@@ -93,10 +93,6 @@ fn nat_ds(m: &Message) -> Vec<&[u8]> {
         .collect()
 }
 
-fn find<'a, T>(m: &'a Message, f: impl Fn(&'a Payload) -> Option<T>) -> Option<T> {
-    m.payloads.iter().find_map(f)
-}
-
 impl Engine {
     /// Sends Main Mode message 1 to `remote`.
     pub(crate) fn start_main_mode(
@@ -193,10 +189,7 @@ impl Engine {
     /// Responder: message 1.
     fn mm1(&mut self, now: Instant, d: Datagram<'_>, h: Header) -> Result<(), String> {
         let m = clear(&d, "Main Mode message 1")?;
-        let Some(offer) = find(&m, |p| match p {
-            Payload::Sa(s) => Some(s),
-            _ => None,
-        }) else {
+        let Some(offer) = wire::sa_of(&m) else {
             return Err("Main Mode message 1 has no SA payload".into());
         };
         if self.half_open() >= super::engine::MAX_HALF_OPEN {
@@ -271,10 +264,7 @@ impl Engine {
     /// Initiator: message 2 (the responder's choice).
     fn mm2(&mut self, now: Instant, id: IkeSaId, d: Datagram<'_>, h: Header) -> Result<(), String> {
         let m = clear(&d, "Main Mode message 2")?;
-        let Some(chosen) = find(&m, |p| match p {
-            Payload::Sa(s) => Some(s),
-            _ => None,
-        }) else {
+        let Some(chosen) = wire::sa_of(&m) else {
             return Err("Main Mode message 2 has no SA payload".into());
         };
         let one = chosen.proposals.len() == 1 && chosen.proposals[0].transforms.len() == 1;
@@ -331,16 +321,12 @@ impl Engine {
     fn mm3(&mut self, now: Instant, id: IkeSaId, d: Datagram<'_>) -> Result<(), String> {
         let _ = now;
         let m = clear(&d, "Main Mode message 3")?;
-        let ke = find(&m, |p| match p {
-            Payload::KeyExchange(k) => Some(k.clone()),
-            _ => None,
-        })
-        .ok_or("Main Mode message 3 has no KE payload")?;
-        let ni = find(&m, |p| match p {
-            Payload::Nonce(n) => Some(n.clone()),
-            _ => None,
-        })
-        .ok_or("Main Mode message 3 has no Nonce payload")?;
+        let ke = wire::ke_of(&m)
+            .map(<[u8]>::to_vec)
+            .ok_or("Main Mode message 3 has no KE payload")?;
+        let ni = wire::nonce_of(&m)
+            .map(<[u8]>::to_vec)
+            .ok_or("Main Mode message 3 has no Nonce payload")?;
         check_nonce(&ni, "Main Mode message 3")?;
         let force = self.config.force_encap;
         let fake = self.random_bytes(64);
@@ -391,16 +377,12 @@ impl Engine {
     /// Initiator: message 4; keys; message 5.
     fn mm4(&mut self, now: Instant, id: IkeSaId, d: Datagram<'_>) -> Result<(), String> {
         let m = clear(&d, "Main Mode message 4")?;
-        let ke = find(&m, |p| match p {
-            Payload::KeyExchange(k) => Some(k.clone()),
-            _ => None,
-        })
-        .ok_or("Main Mode message 4 has no KE payload")?;
-        let nr = find(&m, |p| match p {
-            Payload::Nonce(n) => Some(n.clone()),
-            _ => None,
-        })
-        .ok_or("Main Mode message 4 has no Nonce payload")?;
+        let ke = wire::ke_of(&m)
+            .map(<[u8]>::to_vec)
+            .ok_or("Main Mode message 4 has no KE payload")?;
+        let nr = wire::nonce_of(&m)
+            .map(<[u8]>::to_vec)
+            .ok_or("Main Mode message 4 has no Nonce payload")?;
         check_nonce(&nr, "Main Mode message 4")?;
         let psk = self.config.psk.clone();
         let force = self.config.force_encap;
@@ -484,16 +466,12 @@ impl Engine {
         let id_b = wire::raw_body(wire::first_type(&m), &plain, PayloadType::Identification)
             .ok_or("Main Mode message 5 has no ID payload")?
             .to_vec();
-        let peer_id = find(&m, |p| match p {
-            Payload::Identification(i) => Some(i.clone()),
-            _ => None,
-        })
-        .ok_or("Main Mode message 5 has no ID payload")?;
-        let got = find(&m, |p| match p {
-            Payload::Hash(x) => Some(x.clone()),
-            _ => None,
-        })
-        .ok_or("Main Mode message 5 has no HASH payload")?;
+        let peer_id = wire::id_of(&m)
+            .cloned()
+            .ok_or("Main Mode message 5 has no ID payload")?;
+        let got = wire::hash_of(&m)
+            .map(<[u8]>::to_vec)
+            .ok_or("Main Mode message 5 has no HASH payload")?;
         let sa = &self.sas[&id];
         let keys = sa.keys.as_ref().expect("keyed at MM3");
         let want = keys::phase1_hash(keys, &input(sa, psk.expose(), &[]), true, &sa.sa_i_b, &id_b)
@@ -566,16 +544,12 @@ impl Engine {
         let id_b = wire::raw_body(wire::first_type(&m), &plain, PayloadType::Identification)
             .ok_or("Main Mode message 6 has no ID payload")?
             .to_vec();
-        let peer_id = find(&m, |p| match p {
-            Payload::Identification(i) => Some(i.clone()),
-            _ => None,
-        })
-        .ok_or("Main Mode message 6 has no ID payload")?;
-        let got = find(&m, |p| match p {
-            Payload::Hash(x) => Some(x.clone()),
-            _ => None,
-        })
-        .ok_or("Main Mode message 6 has no HASH payload")?;
+        let peer_id = wire::id_of(&m)
+            .cloned()
+            .ok_or("Main Mode message 6 has no ID payload")?;
+        let got = wire::hash_of(&m)
+            .map(<[u8]>::to_vec)
+            .ok_or("Main Mode message 6 has no HASH payload")?;
         let sa = &self.sas[&id];
         let keys = sa.keys.as_ref().expect("keyed at MM4");
         let want = keys::phase1_hash(

@@ -276,26 +276,13 @@ impl Engine {
             return Err("Quick Mode message 1: HASH(1) does not verify".into());
         }
         let m = &o.message;
-        let offer = m
-            .payloads
-            .iter()
-            .find_map(|p| match p {
-                Payload::Sa(s) => Some(s.clone()),
-                _ => None,
-            })
+        let offer = wire::sa_of(m)
+            .cloned()
             .ok_or("Quick Mode message 1 has no SA payload")?;
-        let ni = m
-            .payloads
-            .iter()
-            .find_map(|p| match p {
-                Payload::Nonce(n) => Some(n.clone()),
-                _ => None,
-            })
+        let ni = wire::nonce_of(m)
+            .map(<[u8]>::to_vec)
             .ok_or("Quick Mode message 1 has no Nonce payload")?;
-        let ke = m.payloads.iter().find_map(|p| match p {
-            Payload::KeyExchange(k) => Some(k.clone()),
-            _ => None,
-        });
+        let ke = wire::ke_of(m).map(<[u8]>::to_vec);
         let ids: Vec<_> = m
             .payloads
             .iter()
@@ -304,10 +291,8 @@ impl Engine {
                 _ => None,
             })
             .collect();
-        let peer_oa = m.payloads.iter().find_map(|p| match p {
-            Payload::NatOa { address, .. } => Some(*address),
-            _ => None,
-        });
+        // NAT-OAi: the initiator's original address.
+        let peer_oa = wire::nat_oas(m).first().copied();
         let (l_ip, r_ip) = (sa.local.ip(), sa.remote.ip());
         let udp_expected = sa.natt.is_some() && (sa.nat_local || sa.nat_remote);
 
@@ -548,32 +533,16 @@ impl Engine {
             return Err("Quick Mode message 2: HASH(2) does not verify".into());
         }
         let m = &o.message;
-        let chosen = m
-            .payloads
-            .iter()
-            .find_map(|p| match p {
-                Payload::Sa(s) => Some(s.clone()),
-                _ => None,
-            })
+        let chosen = wire::sa_of(m)
+            .cloned()
             .ok_or("Quick Mode message 2 has no SA payload")?;
-        let nr = m
-            .payloads
-            .iter()
-            .find_map(|p| match p {
-                Payload::Nonce(n) => Some(n.clone()),
-                _ => None,
-            })
+        let nr = wire::nonce_of(m)
+            .map(<[u8]>::to_vec)
             .ok_or("Quick Mode message 2 has no Nonce payload")?;
-        let ke = m.payloads.iter().find_map(|p| match p {
-            Payload::KeyExchange(k) => Some(k.clone()),
-            _ => None,
-        });
+        let ke = wire::ke_of(m).map(<[u8]>::to_vec);
         // NAT-OAi then NAT-OAr: the responder's original address is the
         // second.
-        let peer_oa = m.payloads.iter().rev().find_map(|p| match p {
-            Payload::NatOa { address, .. } => Some(*address),
-            _ => None,
-        });
+        let peer_oa = wire::nat_oas(m).last().copied();
         let one = chosen.proposals.len() == 1 && chosen.proposals[0].transforms.len() == 1;
         let (algorithms, mode) = match choose_esp(&self.config.esp, &chosen) {
             Choice::Chosen {

@@ -557,3 +557,54 @@ pub(crate) fn first_type(m: &Message) -> PayloadType {
         .map(Payload::payload_type)
         .unwrap_or(PayloadType::None)
 }
+
+/// The first SA payload of a message.
+pub(crate) fn sa_of(m: &Message) -> Option<&SaPayload> {
+    m.payloads.iter().find_map(|p| match p {
+        Payload::Sa(s) => Some(s),
+        _ => None,
+    })
+}
+
+/// The first KE payload's data.
+pub(crate) fn ke_of(m: &Message) -> Option<&[u8]> {
+    m.payloads.iter().find_map(|p| match p {
+        Payload::KeyExchange(k) => Some(&k[..]),
+        _ => None,
+    })
+}
+
+/// The first Nonce payload's data.
+pub(crate) fn nonce_of(m: &Message) -> Option<&[u8]> {
+    m.payloads.iter().find_map(|p| match p {
+        Payload::Nonce(n) => Some(&n[..]),
+        _ => None,
+    })
+}
+
+/// The first ID payload.
+pub(crate) fn id_of(m: &Message) -> Option<&Identification> {
+    m.payloads.iter().find_map(|p| match p {
+        Payload::Identification(i) => Some(i),
+        _ => None,
+    })
+}
+
+/// The first HASH payload's data.
+pub(crate) fn hash_of(m: &Message) -> Option<&[u8]> {
+    m.payloads.iter().find_map(|p| match p {
+        Payload::Hash(h) => Some(&h[..]),
+        _ => None,
+    })
+}
+
+/// The NAT-OA payloads' addresses, in order (NAT-OAi, NAT-OAr).
+pub(crate) fn nat_oas(m: &Message) -> Vec<IpAddr> {
+    m.payloads
+        .iter()
+        .filter_map(|p| match p {
+            Payload::NatOa { address, .. } => Some(*address),
+            _ => None,
+        })
+        .collect()
+}
