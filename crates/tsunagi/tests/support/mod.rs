@@ -14,6 +14,7 @@
 
 pub mod icmp;
 pub mod netns;
+pub mod transfer;
 
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
