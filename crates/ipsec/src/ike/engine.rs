@@ -33,6 +33,10 @@ pub(crate) const CHILDLESS_TIMEOUT: Duration = Duration::from_secs(300);
 /// Half-open (responder, Phase 1 not done) IKE SAs at most; more MM1s are
 /// dropped, so a flood of them costs a bounded amount of memory.
 pub(crate) const MAX_HALF_OPEN: usize = 512;
+/// A responder's half-open IKE SA is forgotten after this (strongSwan's
+/// `half_open_timeout` is the same), so spoofed message 1s hold slots only
+/// briefly.
+pub(crate) const HALF_OPEN_TIMEOUT: Duration = Duration::from_secs(30);
 /// After a rekey, the old child SA is deleted this long after the new one
 /// carried its first inbound packet (or at the latest after
 /// [`REPLACED_GRACE_MAX`]).
@@ -373,7 +377,7 @@ impl Engine {
                 }
             }
             if sa.state != P1State::Established {
-                at(Some(sa.started + self.phase1_deadline()));
+                at(Some(sa.started + self.phase1_deadline(sa.initiator)));
             } else if !sa.initiator
                 && sa.quick.is_empty()
                 && !self.children.values().any(|c| c.ike == sa.id)
@@ -396,9 +400,14 @@ impl Engine {
         t
     }
 
-    /// How long a Phase 1 may take, all retransmissions included.
-    fn phase1_deadline(&self) -> Duration {
-        RETRANSMIT_BASE * ((1 << (RETRANSMIT_TRIES + 1)) - 1) + Duration::from_secs(5)
+    /// How long a Phase 1 may take: an initiator's with all its
+    /// retransmissions; a responder's half-open SA [`HALF_OPEN_TIMEOUT`].
+    fn phase1_deadline(&self, initiator: bool) -> Duration {
+        if initiator {
+            RETRANSMIT_BASE * ((1 << (RETRANSMIT_TRIES + 1)) - 1) + Duration::from_secs(5)
+        } else {
+            HALF_OPEN_TIMEOUT
+        }
     }
 
     /// Timers: retransmissions, DPD, keepalives, rekeying, expiry.
@@ -475,7 +484,7 @@ impl Engine {
                 continue;
             }
             if sa.state != P1State::Established {
-                if now >= sa.started + self.phase1_deadline() {
+                if now >= sa.started + self.phase1_deadline(sa.initiator) {
                     let remote = sa.remote;
                     let stage = sa.out.as_ref().map_or(Stage::MainMode(1), |o| o.stage);
                     self.phase1_failed(now, id, remote, Reason::Timeout(stage));

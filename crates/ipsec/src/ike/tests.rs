@@ -8,6 +8,7 @@ use std::time::{Duration, Instant};
 
 use tsunagi_crypto::{OsRandom, Secret};
 
+use super::engine;
 use super::*;
 use crate::esp::{self, Opened, HEADROOM, NEXT_HEADER_IPV4};
 use crate::isakmp::proposal::{Kind, Proposals};
@@ -773,4 +774,41 @@ fn an_unreadable_answer_to_message_5_is_a_psk_mismatch() {
         "{:?}",
         net.a.failures
     );
+}
+
+/// A flood of message 1s (spoofed sources, fresh cookies) holds at most
+/// MAX_HALF_OPEN slots, each only for HALF_OPEN_TIMEOUT; then a real
+/// initiator gets through.
+#[test]
+fn a_flood_of_message_1s_is_bounded_and_forgotten() {
+    let cfg = || config("aes128-sha256-modp2048!", "aes128gcm16!", "k");
+    let mut net = Net::new(cfg(), cfg());
+    let mut probe = Engine::new(cfg(), OsRandom::handle());
+    let (l, r) = (
+        SocketAddr::new(IpAddr::V4(A_IP), IKE_PORT),
+        SocketAddr::new(IpAddr::V4(B_IP), IKE_PORT),
+    );
+    probe.initiate(net.now, l, r);
+    let mm1 = probe.poll_transmit().unwrap().data;
+    for i in 0..(engine::MAX_HALF_OPEN as u32 + 100) {
+        let mut m = mm1.clone();
+        m[..4].copy_from_slice(&i.to_be_bytes());
+        let from = SocketAddr::new(IpAddr::V4(Ipv4Addr::from(0x0a63_0000 + i)), IKE_PORT);
+        net.b.engine.handle(
+            net.now,
+            Datagram {
+                local: r,
+                remote: from,
+                data: &m,
+            },
+        );
+    }
+    while net.b.engine.poll_transmit().is_some() {}
+    net.b.drain_events();
+    assert_eq!(net.b.engine.status().len(), engine::MAX_HALF_OPEN);
+    assert_eq!(net.b.dropped.len(), 100, "the rest dropped and reported");
+    net.advance(engine::HALF_OPEN_TIMEOUT + Duration::from_secs(1));
+    assert!(net.b.engine.status().is_empty(), "half-open SAs forgotten");
+    net.start();
+    assert!(net.up());
 }
