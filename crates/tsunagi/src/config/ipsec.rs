@@ -150,6 +150,10 @@ pub struct IpsecConn {
     pub leftsubnet: TrafficSelector,
     /// The peer's side's selector.
     pub rightsubnet: Option<TrafficSelector>,
+    /// `rightprotoport=` (protocol, port; 0 for any), also when `right`
+    /// is `%any` and there is no `rightsubnet`: a transport conn's policy
+    /// rule matches it.
+    pub rightprotoport: (u8, u16),
     /// `auto=`.
     pub auto: Auto,
     /// `keyingtries=` (0: for ever).
@@ -444,6 +448,11 @@ impl RawIpsec {
             "right",
             right,
         )?;
+        let rightprotoport = match &self.rightprotoport {
+            Some(p) => parse_protoport(p.get_ref())
+                .map_err(|m| (p.span(), format!("rightprotoport: {m}")))?,
+            None => (0, 0),
+        };
         if conn_type == ConnType::Tunnel && rightsubnet.is_none() {
             return Err((
                 section,
@@ -534,6 +543,7 @@ impl RawIpsec {
             conn_type,
             leftsubnet,
             rightsubnet,
+            rightprotoport,
             auto,
             keyingtries: self.keyingtries.unwrap_or(3),
             ikelifetime,

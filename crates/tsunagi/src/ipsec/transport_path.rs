@@ -71,18 +71,18 @@ impl Steering {
                 anyhow::bail!("right {r}: IPv6 transport mode is not supported yet")
             }
         };
-        let remote = settings.rightsubnet;
+        let (remote_protocol, dport) = settings.rightprotoport;
         let protocol = if settings.leftsubnet.protocol != 0 {
             settings.leftsubnet.protocol
         } else {
-            remote.map_or(0, |r| r.protocol)
+            remote_protocol
         };
         Ok(Steering {
             rule: SelectorRule {
                 to,
                 protocol,
                 sport: settings.leftsubnet.port,
-                dport: remote.map_or(0, |r| r.port),
+                dport,
             },
             table: TRANSPORT_TABLE_BASE + u32::try_from(index).unwrap_or(u32::MAX - 1000),
             tun: settings.tun.clone(),
@@ -421,5 +421,14 @@ mod tests {
             "to 10.200.0.2 ipproto 17 sport 1701 dport 1701"
         );
         assert_eq!(s.tun, "ipsec-l2tp");
+        // A server's conn: any peer, the ports still matched.
+        let any = text.replace("\"10.200.0.2\"", "\"%any\"");
+        let config = crate::config::Config::parse(std::path::Path::new("t.toml"), &any).unwrap();
+        let s = Steering::of(&config.ipsec[0], 3).unwrap();
+        assert_eq!(s.table, TRANSPORT_TABLE_BASE + 3);
+        assert_eq!(
+            s.rule.to_string(),
+            "to all ipproto 17 sport 1701 dport 1701"
+        );
     }
 }
