@@ -46,6 +46,12 @@ use crate::config::IpsecConn;
 /// 100 + their index; the kernel's own are 253..=255).
 pub const TRANSPORT_TABLE_BASE: u32 = 200;
 
+/// The routing table of the transport conn at `index` among the `[ipsec]`
+/// sections.
+pub fn table_of(index: usize) -> u32 {
+    TRANSPORT_TABLE_BASE.saturating_add(u32::try_from(index).unwrap_or(u32::MAX))
+}
+
 /// Priority of the selector rules: before the links' source rules
 /// (netconf's 1000) and the main table's (32766), after local (0).
 pub const TRANSPORT_RULE_PRIORITY: u32 = 900;
@@ -84,7 +90,7 @@ impl Steering {
                 sport: settings.leftsubnet.port,
                 dport,
             },
-            table: TRANSPORT_TABLE_BASE + u32::try_from(index).unwrap_or(u32::MAX - 1000),
+            table: table_of(index),
             tun: settings.tun.clone(),
         })
     }
