@@ -58,7 +58,7 @@ pub enum DropKind {
     SealFailed,
     /// A datagram on 4500 that is neither IKE, keepalive nor ESP.
     BadUdpEncap,
-    /// A transport-mode payload nobody in this process takes yet.
+    /// A transport-mode payload for a conn without its tun and rule.
     TransportUnclaimed,
     /// A NAT-T keepalive (RFC 3948 s2.3): counted, not an error.
     NatKeepalive,
