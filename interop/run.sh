@@ -62,7 +62,7 @@ AFTER_SCENARIO=()
 . "$HERE/scenarios_l2tp.sh"
 # IPsec against strongSwan (kernel-libipsec on the host, the kernel's ESP in the VM):
 # the self-checks selfcheck-ipsec-nat and selfcheck-ipsec-vm; scenarios i1-i5, v1 and v2
-# only when INTEROP_ONLY names them or IPSEC_SCENARIOS_ON=1 (scenarios_ipsec.sh).
+# (on unless IPSEC_SCENARIOS_ON=0, scenarios_ipsec.sh).
 # shellcheck source=scenarios_ipsec.sh
 . "$HERE/scenarios_ipsec.sh"
 PASS=0; FAIL=0; SKIP=0

@@ -33,9 +33,9 @@
 # ipsec.conf/ipsec.secrets as seed 002 writes them):
 #   v1  transport mode, seed 002's `conn` (type=transport, 17/1701 both sides,
 #       authby=secret, 3des-sha1-modp1024!, keyingtries=0, auto=start: the VM initiates to
-#       10.200.0.1) and a UDP exchange on port 1701. tsunagi's transport mode is an
-#       in-process API (the L2TP/IPsec issue uses it): the tsunagi side is the marked hook
-#       ts_ipsec_v1_side below, to be written by the lead; until then v1 fails saying so.
+#       10.200.0.1) and a UDP exchange on port 1701: tsunagi in $NS_GW answers with a
+#       transport conn for the VM, and a UDP echo on 1701 whose datagrams its transport
+#       mode protects (ts_ipsec_v1_side below).
 #   v2  tunnel mode: tsunagi in $NS_GW (192.168.1.0/24 behind it, auto = "start") ->
 #       the VM (192.168.2.0/24, lan2, behind it), aes128-sha256-modp2048! / aes128gcm16!;
 #       check_ping and check_transfer, and the VM's kernel SAs counting the traffic.
@@ -51,9 +51,9 @@
 #       VM (libipsec on the host has no transport mode): v1 without tsunagi.
 #
 # The i* and v* scenarios need tsunagi's IPsec: each first runs `tsunagi check` on its
-# config, and a refusal is a FAIL that says so (not a skip). They are in SCENARIOS only
-# when INTEROP_ONLY names them, or when IPSEC_SCENARIOS_ON=1: that is the one line to
-# change (below) to put them into every run, CI's included.
+# config, and a refusal is a FAIL that says so (not a skip). They run by default
+# (IPSEC_SCENARIOS_ON=1, below); with IPSEC_SCENARIOS_ON=0 only when INTEROP_ONLY names
+# them.
 #
 # Logs in each scenario's directory: tsunagi.log (RUST_LOG=debug), tsunagi-q.log (the
 # second daemon, none yet), charon-p.log / charon-q.log (host charons: ike 2, knl 1),
@@ -71,9 +71,9 @@ IPSEC_SCENARIOS=(
   v1-transport-seed002
   v2-tunnel
 )
-# The one line to switch the IPsec scenarios on in every run (CI's too) once tsunagi has
-# IPsec: IPSEC_SCENARIOS_ON=${IPSEC_SCENARIOS_ON:-1}.
-IPSEC_SCENARIOS_ON=${IPSEC_SCENARIOS_ON:-0}
+# On in every run (CI's too) since tsunagi has IPsec (tunnel and transport mode);
+# IPSEC_SCENARIOS_ON=0 leaves them out unless INTEROP_ONLY names them.
+IPSEC_SCENARIOS_ON=${IPSEC_SCENARIOS_ON:-1}
 ipsec_named() {
   local w s
   for w in ${INTEROP_ONLY:-}; do
@@ -642,15 +642,45 @@ vm_v1_exchange() {
   [ "${n:-0}" -ge 10 ] || why "the VM's kernel SAs counted ${n:-0} packets: the datagrams did not pass its ESP" || return 1
   echo "    VM: $(vm_exec "ipsec status | grep -E 'INSTALLED|===' | sed 's/^ *//'" </dev/null | tr '\n' ' '); 5 datagrams echoed on udp/1701; kernel SAs counted $n packets" >&2
 }
-# TODO(lead): tsunagi's side of v1. Transport mode is tsunagi's in-process API (the
-# L2TP/IPsec issue's socket uses it), so this hook must start whatever exposes it in
-# $NS_GW on $HOST_IP: the responder for the VM's Main Mode and Quick Mode (seed 002's
-# proposal, PSK $IP_PSK, IDs the addresses, 17/1701 both sides), and a UDP echo on
-# $HOST_IP:1701 through the transport SA (each datagram from the VM's port 1701 sent back
-# to it). Return 0 once it listens; `why` and 1 when it cannot. The rest of v1 (the VM's
-# side, the UDP exchange, the checks) is written and runs as is.
+# tsunagi's side of v1: the responder for the VM in $NS_GW on $HOST_IP, a transport-mode
+# conn with seed 002's proposal and 17/1701 both sides (right = the VM, auto = "add"), the
+# PSK for the two addresses; and a UDP echo bound to $HOST_IP:1701 in $NS_GW. The daemon
+# steers the echo's replies into its tun (`ip rule to VM ipproto udp sport 1701 dport 1701
+# lookup 200`) and seals them (crates/tsunagi/src/ipsec/transport_path.rs); the VM's
+# datagrams reach the echo after tsunagi opened them.
+ts_ipsec_v1_config() { # SOCK LOG SECRETS
+  cat <<EOF
+[daemon]
+control_socket = "$1"
+log_file = "$2"
+
+[ipsec.v1]
+left = "$HOST_IP"
+right = "$VM_IP"
+secrets = "$3"
+ike = "3des-sha1-modp1024!"
+esp = "3des-sha1-modp1024!"
+type = "transport"
+leftprotoport = "17/1701"
+rightprotoport = "17/1701"
+auto = "add"
+keyingtries = 0
+tun = "ipsec-v1"
+EOF
+}
 ts_ipsec_v1_side() {
-  why "tsunagi's side of v1 is not written yet: transport mode is an in-process API (hook ts_ipsec_v1_side in interop/scenarios_ipsec.sh)"
+  local pid
+  ( umask 077
+    printf '%s %s : PSK "%s"\n' "$HOST_IP" "$VM_IP" "$IP_PSK" > "$SD/ipsec.secrets"
+    ts_ipsec_v1_config "$SD/ts.sock" "$SD/tsunagi.log" "$SD/ipsec.secrets" > "$SD/tsunagi.toml" )
+  IP_DIR=""; : > "$SD/.ipsec-pids"; : > "$SD/.ipsec-netns"; echo none > "$SD/.ipsec"
+  ts_ipsec_start "$NS_GW" || return 1
+  setsid ip netns exec "$NS_GW" socat -T 3 "UDP4-RECVFROM:1701,bind=$HOST_IP,reuseaddr,fork" EXEC:cat \
+    </dev/null > "$SD/echo.out" 2>&1 &
+  pid=$!
+  ip_pid "$pid" udp-echo
+  wait_for 10 sh -c "ip netns exec '$NS_GW' ss -Hlnu 'sport = :1701' | grep -q ." ||
+    why "no UDP echo on $HOST_IP:1701 in $NS_GW: $(tail -n 1 "$SD/echo.out")"
 }
 scenario_v1_transport_seed002() {
   ts_ipsec_v1_side || return 1

@@ -74,6 +74,48 @@ fn absent(e: &rtnetlink::Error) -> bool {
         if matches!(m.code.map(|c| c.get()), Some(c) if c == -libc::ENOENT || c == -libc::ESRCH))
 }
 
+/// What a selector rule matches (a transport-mode SA's traffic): the
+/// destination host, IP protocol and ports; 0 / `None` for any.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SelectorRule {
+    /// Destination host (`to ADDR/32`).
+    pub to: Option<Ipv4Addr>,
+    /// IP protocol (`ipproto`).
+    pub protocol: u8,
+    /// Source port (`sport`).
+    pub sport: u16,
+    /// Destination port (`dport`).
+    pub dport: u16,
+}
+
+impl std::fmt::Display for SelectorRule {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.to {
+            Some(to) => write!(f, "to {to}")?,
+            None => write!(f, "to all")?,
+        }
+        if self.protocol != 0 {
+            write!(f, " ipproto {}", self.protocol)?;
+        }
+        if self.sport != 0 {
+            write!(f, " sport {}", self.sport)?;
+        }
+        if self.dport != 0 {
+            write!(f, " dport {}", self.dport)?;
+        }
+        Ok(())
+    }
+}
+
+/// Sets `net.ipv4.conf.IFNAME.rp_filter` (0 off, 1 strict, 2 loose;
+/// RFC 3704's checks), in the calling thread's network namespace.
+pub fn set_rp_filter(ifname: &str, value: u8) -> io::Result<()> {
+    crate::tun::check_ifname(ifname)?;
+    let path = format!("/proc/sys/net/ipv4/conf/{ifname}/rp_filter");
+    std::fs::write(&path, format!("{value}\n"))
+        .map_err(|e| io::Error::new(e.kind(), format!("{path}: {e}")))
+}
+
 /// Routing policy over rtnetlink in the current network namespace.
 pub struct PolicyRoutes {
     handle: rtnetlink::Handle,
@@ -158,6 +200,108 @@ impl PolicyRoutes {
             let tab = rule.attributes.contains(&RuleAttribute::Table(table))
                 || u32::from(rule.header.table) == table;
             if src && tab && rule.header.src_len == 32 {
+                return Ok(true);
+            }
+        }
+        Ok(false)
+    }
+
+    fn selector_rule_request(
+        &self,
+        rule: &SelectorRule,
+        table: u32,
+        priority: u32,
+    ) -> rtnetlink::RuleAddRequest<Ipv4Addr> {
+        use netlink_packet_route::rule::{RuleAttribute, RulePortRange};
+        let mut req = self
+            .handle
+            .rule()
+            .add()
+            .v4()
+            .table_id(table)
+            .priority(priority)
+            .action(RuleAction::ToTable);
+        if let Some(to) = rule.to {
+            req = req.destination_prefix(to, 32);
+        }
+        let attrs = &mut req.message_mut().attributes;
+        if rule.protocol != 0 {
+            attrs.push(RuleAttribute::IpProtocol(
+                netlink_packet_route::IpProtocol::from(i32::from(rule.protocol)),
+            ));
+        }
+        for (port, source) in [(rule.sport, true), (rule.dport, false)] {
+            if port != 0 {
+                let range = RulePortRange {
+                    start: port,
+                    end: port,
+                };
+                attrs.push(if source {
+                    RuleAttribute::SourcePortRange(range)
+                } else {
+                    RuleAttribute::DestinationPortRange(range)
+                });
+            }
+        }
+        req
+    }
+
+    /// `ip rule add [to TO/32] [ipproto P] [sport S] [dport D] lookup TABLE
+    /// priority PRIORITY`; present already is not an error.
+    pub async fn add_selector_rule(
+        &self,
+        rule: &SelectorRule,
+        table: u32,
+        priority: u32,
+    ) -> io::Result<()> {
+        match self
+            .selector_rule_request(rule, table, priority)
+            .execute()
+            .await
+        {
+            Ok(()) => Ok(()),
+            Err(e) if exists(&e) => Ok(()),
+            Err(e) => Err(rtnl_err(&format!("add rule {rule} lookup {table}"), e)),
+        }
+    }
+
+    /// Remove the rule of [`PolicyRoutes::add_selector_rule`]; absent is
+    /// not an error.
+    pub async fn del_selector_rule(
+        &self,
+        rule: &SelectorRule,
+        table: u32,
+        priority: u32,
+    ) -> io::Result<()> {
+        let mut req = self.selector_rule_request(rule, table, priority);
+        let msg = req.message_mut().clone();
+        match self.handle.rule().del(msg).execute().await {
+            Ok(()) => Ok(()),
+            Err(e) if absent(&e) => Ok(()),
+            Err(e) => Err(rtnl_err(&format!("del rule {rule} lookup {table}"), e)),
+        }
+    }
+
+    /// Whether a rule for `rule` looking up `table` is installed.
+    pub async fn has_selector_rule(&self, rule: &SelectorRule, table: u32) -> io::Result<bool> {
+        use netlink_packet_route::rule::RuleAttribute;
+        let mut rules = self.handle.rule().get(IpVersion::V4).execute();
+        while let Some(r) = rules
+            .try_next()
+            .await
+            .map_err(|e| rtnl_err("list rules", e))?
+        {
+            let tab = r.attributes.contains(&RuleAttribute::Table(table))
+                || u32::from(r.header.table) == table;
+            let to = match rule.to {
+                Some(to) => {
+                    r.attributes
+                        .contains(&RuleAttribute::Destination(IpAddr::V4(to)))
+                        && r.header.dst_len == 32
+                }
+                None => r.header.dst_len == 0,
+            };
+            if tab && to {
                 return Ok(true);
             }
         }

@@ -13,6 +13,8 @@
 //! type = "tunnel"                   # or "transport"
 //! leftsubnet = "10.201.10.0/24"
 //! rightsubnet = "10.201.20.0/24"    # routed into the conn's tun
+//!                                   # (transport: no subnets; a policy rule
+//!                                   # sends the protoports' traffic to the tun)
 //! leftprotoport = "17/1701"
 //! rightprotoport = "17/1701"
 //! auto = "start"                    # or "add"
@@ -69,7 +71,8 @@ pub enum Auto {
 pub enum ConnType {
     /// Whole IP packets between the subnets, through a tun.
     Tunnel,
-    /// tsunagi's own traffic (L2TP/IPsec).
+    /// The host's own traffic for the selectors (L2TP/IPsec), steered into
+    /// the conn's tun by a policy-routing rule.
     Transport,
 }
 
@@ -150,6 +153,10 @@ pub struct IpsecConn {
     pub leftsubnet: TrafficSelector,
     /// The peer's side's selector.
     pub rightsubnet: Option<TrafficSelector>,
+    /// `rightprotoport=` (protocol, port; 0 for any), also when `right`
+    /// is `%any` and there is no `rightsubnet`: a transport conn's policy
+    /// rule matches it.
+    pub rightprotoport: (u8, u16),
     /// `auto=`.
     pub auto: Auto,
     /// `keyingtries=` (0: for ever).
@@ -166,7 +173,8 @@ pub struct IpsecConn {
     pub forceencaps: bool,
     /// `leftfirewall=`: holes for the peer in tsunagi's table.
     pub leftfirewall: bool,
-    /// The tun of a tunnel-mode conn.
+    /// The conn's tun: tunnel mode routes `rightsubnet` into it, transport
+    /// mode a policy rule for its selectors.
     pub tun: String,
 }
 
@@ -444,6 +452,11 @@ impl RawIpsec {
             "right",
             right,
         )?;
+        let rightprotoport = match &self.rightprotoport {
+            Some(p) => parse_protoport(p.get_ref())
+                .map_err(|m| (p.span(), format!("rightprotoport: {m}")))?,
+            None => (0, 0),
+        };
         if conn_type == ConnType::Tunnel && rightsubnet.is_none() {
             return Err((
                 section,
@@ -534,6 +547,7 @@ impl RawIpsec {
             conn_type,
             leftsubnet,
             rightsubnet,
+            rightprotoport,
             auto,
             keyingtries: self.keyingtries.unwrap_or(3),
             ikelifetime,

@@ -271,11 +271,26 @@ impl Config {
                 .into_inner()
                 .validate(&name, span.clone(), daemon.ipsec_secrets.as_deref())
                 .map_err(at)?;
-            if conn.conn_type == ConnType::Tunnel {
-                if let Some(other) = tuns.insert(conn.tun.clone(), format!("ipsec.{name}")) {
+            // Both modes have a tun (transport mode: the policy rule's).
+            if let Some(other) = tuns.insert(conn.tun.clone(), format!("ipsec.{name}")) {
+                return Err(at((
+                    span,
+                    format!("tun {:?} is already used by {other}", conn.tun),
+                )));
+            }
+            if conn.conn_type == ConnType::Transport {
+                let table = crate::ipsec::transport_path::table_of(ipsec.len());
+                if let Some(other) = links
+                    .iter()
+                    .find(|l| !l.source_routes.is_empty() && l.route_table == table)
+                {
                     return Err(at((
                         span,
-                        format!("tun {:?} is already used by {other}", conn.tun),
+                        format!(
+                            "transport mode uses routing table {table} ({} + its index among the [ipsec] sections), which link.{}'s route_table uses for its source_routes: give the link another",
+                            crate::ipsec::transport_path::TRANSPORT_TABLE_BASE,
+                            other.name
+                        ),
                     )));
                 }
             }
@@ -523,6 +538,27 @@ tun_offload = true              # default true: TCP super-packets (TSO/GSO on th
         let c = parse("[link.d]\nmode = \"direct\"\nallow_users = [\"u\"]\ndefault_route = true\n")
             .unwrap();
         assert!(c.links[0].default_route && c.links[0].outer_peer.is_none());
+    }
+
+    #[test]
+    fn a_transport_conns_table_is_not_a_links() {
+        let conn =
+            "[ipsec.l2tp]\nleft = \"10.0.0.1\"\nright = \"10.0.0.2\"\ntype = \"transport\"\n";
+        let link = "[link.x]\nmode = \"dial\"\ndevice = \"cat\"\nsource_routes = [\"203.0.113.7\"]\nroute_table = 200\n";
+        let e = err(&format!("{link}{conn}"));
+        assert!(
+            e.contains("ipsec.l2tp: transport mode uses routing table 200")
+                && e.contains("link.x's route_table"),
+            "{e}"
+        );
+        assert!(parse(&format!("{}{conn}", link.replace("= 200", "= 201"))).is_ok());
+        // Its tun is checked like a tunnel conn's.
+        let e = err(&format!("{conn}tun = \"t0\"\n[ipsec.b]\nleft = \"10.0.0.1\"\nright = \"10.0.0.3\"\ntype = \"transport\"\ntun = \"t0\"\n"));
+        assert!(
+            e.contains("tun \"t0\" is already used by ipsec.b")
+                || e.contains("tun \"t0\" is already used by ipsec.l2tp"),
+            "{e}"
+        );
     }
 
     #[test]

@@ -58,7 +58,7 @@ pub enum DropKind {
     SealFailed,
     /// A datagram on 4500 that is neither IKE, keepalive nor ESP.
     BadUdpEncap,
-    /// A transport-mode payload nobody in this process takes yet.
+    /// A transport-mode payload for a conn without its tun and rule.
     TransportUnclaimed,
     /// A NAT-T keepalive (RFC 3948 s2.3): counted, not an error.
     NatKeepalive,
@@ -181,6 +181,8 @@ pub struct Delivered {
     pub mode: Mode,
     /// Where it lies.
     pub payload: Range<usize>,
+    /// ESP's Next Header (transport mode: the upper-layer protocol).
+    pub next_header: u8,
 }
 
 /// Why an SA pair could not be installed.
@@ -447,20 +449,36 @@ impl SaTable {
         packet: &[u8],
         out: &mut Vec<u8>,
     ) -> Result<(), DropKind> {
-        let child = self.children.get_mut(&key).ok_or(DropKind::NoSa)?;
+        if !self.children.contains_key(&key) {
+            return Err(DropKind::NoSa);
+        }
         let next_header = match packet.first().map(|b| b >> 4) {
             Some(4) => NEXT_HEADER_IPV4,
             Some(6) => NEXT_HEADER_IPV6,
             _ => return Err(DropKind::NotIp),
         };
+        self.seal_payload(key, packet, next_header, out)
+    }
+
+    /// Seals `payload` with `key`'s outbound SA and `next_header` into
+    /// `out` (cleared first): an IP packet (tunnel mode, [`SaTable::seal`])
+    /// or an upper-layer segment (transport mode, RFC 4303 s3.1.1).
+    pub fn seal_payload(
+        &mut self,
+        key: ChildKey,
+        payload: &[u8],
+        next_header: u8,
+        out: &mut Vec<u8>,
+    ) -> Result<(), DropKind> {
+        let child = self.children.get_mut(&key).ok_or(DropKind::NoSa)?;
         let head = child.sa.headroom();
-        let tail = child.sa.tailroom(packet.len());
+        let tail = child.sa.tailroom(payload.len());
         out.clear();
-        out.resize(head + packet.len() + tail, 0);
-        out[head..head + packet.len()].copy_from_slice(packet);
+        out.resize(head + payload.len() + tail, 0);
+        out[head..head + payload.len()].copy_from_slice(payload);
         let sealed = child
             .sa
-            .seal(out, head..head + packet.len(), next_header)
+            .seal(out, head..head + payload.len(), next_header)
             .map_err(|_| DropKind::SealFailed)?;
         out.truncate(sealed.end);
         if sealed.start > 0 {
@@ -484,6 +502,15 @@ impl SaTable {
             return None;
         }
         Some(std::mem::replace(&mut child.remote, from))
+    }
+
+    /// Counts a packet of `key` that opened but was refused after the
+    /// selector check (the transport path's), `len` payload octets.
+    pub fn refuse(&mut self, key: ChildKey, len: usize) {
+        if let Some(c) = self.children.get_mut(&key) {
+            c.refused_in.0 += 1;
+            c.refused_in.1 += len as u64;
+        }
     }
 
     /// The outbound child `key`.
@@ -511,7 +538,11 @@ impl SaTable {
         let result = match child.sa.open(buf) {
             Err(e) => Err(DropKind::of(&e)),
             Ok(Opened::Dummy { .. }) => Err(DropKind::Dummy),
-            Ok(Opened::Payload { payload, .. }) => {
+            Ok(Opened::Payload {
+                payload,
+                next_header,
+                ..
+            }) => {
                 let mode = child.sa.config().mode;
                 match mode {
                     Mode::Tunnel => match inner_addrs(&buf[payload.clone()]) {
@@ -528,7 +559,12 @@ impl SaTable {
                                 a.ports.map(|p| p.1),
                             ) =>
                         {
-                            Ok(Delivered { key, mode, payload })
+                            Ok(Delivered {
+                                key,
+                                mode,
+                                payload,
+                                next_header,
+                            })
                         }
                         _ => {
                             let len = payload.len() as u64;
@@ -539,7 +575,14 @@ impl SaTable {
                             Err(DropKind::SelectorMismatch)
                         }
                     },
-                    Mode::Transport => Ok(Delivered { key, mode, payload }),
+                    // Transport mode: checked against the selectors by
+                    // the transport path (ports are in the segment).
+                    Mode::Transport => Ok(Delivered {
+                        key,
+                        mode,
+                        payload,
+                        next_header,
+                    }),
                 }
             }
         };

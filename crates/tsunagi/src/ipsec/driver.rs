@@ -5,6 +5,9 @@
 //!   every conn there has `forceencaps`, a raw IP protocol 50 socket for
 //!   ESP without NAT;
 //! - per tunnel-mode conn, a tun with routes for `rightsubnet` into it;
+//! - per transport-mode conn, a tun with a policy-routing rule that sends
+//!   the host's own packets for the conn's selectors into it
+//!   ([`super::transport_path`]);
 //! - the engines ([`super::engine`]), their timers, and the SA table
 //!   ([`super::datapath`]).
 //!
@@ -32,6 +35,7 @@ use tokio::task::JoinHandle;
 use tracing::{error, info, warn};
 use tsunagi_crypto::{OsRandom, Secret};
 use tsunagi_host::gre::{RecvBatch, SendBatch};
+use tsunagi_host::policy_route::PolicyRoutes;
 use tsunagi_host::udp::UdpBatchSocket;
 use tsunagi_host::{GreSocket, Ipv4Net, Netlink, Tun};
 use tsunagi_ipsec::esp::{classify_udp_4500, Mode, UdpEncapPayload, NON_ESP_MARKER};
@@ -41,6 +45,7 @@ use super::datapath::{ChildKey, DropKind, SaTable};
 use super::engine::{ConnEngine, Output};
 use super::secrets::IpsecSecrets;
 use super::status;
+use super::transport_path::{self, Steering};
 use crate::config::{Auto, ConnType, IpsecConn};
 use crate::control::{ChildSaView, IpsecConnStatus, Response};
 use crate::policy::{Hole, Holes};
@@ -101,6 +106,11 @@ struct Conn {
     tun: Option<Tun>,
     tun_buf: Vec<u8>,
     routes: Vec<Ipv4Net>,
+    /// Transport mode: the rule and table route into the tun, and the
+    /// tun's index.
+    steering: Option<(Steering, u32)>,
+    /// Transport mode: where an opened segment gets its IP header back.
+    scratch: Vec<u8>,
     holes: bool,
     /// `auto=start` after the engine was made anew: initiate again then.
     restart_at: Option<Instant>,
@@ -145,6 +155,7 @@ struct Driver {
     table: SaTable,
     logs: LogLimiter,
     netlink: Arc<Netlink>,
+    policy: Arc<PolicyRoutes>,
     holes: Holes,
 }
 
@@ -240,11 +251,7 @@ pub fn log_conns(conns: &[IpsecConn]) {
                 Auto::Start => "start",
                 Auto::Add => "add",
             },
-            if c.conn_type == ConnType::Tunnel {
-                format!(" tun {}", c.tun)
-            } else {
-                String::new()
-            }
+            format!(" tun {}", c.tun)
         );
         for w in c.weak_settings() {
             warn!("ipsec {}: weak setting: {w}", c.name);
@@ -283,13 +290,16 @@ async fn prepare(
     let mut sockets: Vec<LocalSockets> = Vec::new();
     let mut runtime = Vec::with_capacity(conns.len());
     let mut driver_holes = Vec::new();
+    let policy = Arc::new(PolicyRoutes::new().context("ipsec: policy routes over netlink")?);
     let mut undo = Undo {
         netlink: ctx.netlink.clone(),
+        policy: policy.clone(),
         holes: ctx.holes.clone(),
         routes: Vec::new(),
+        steering: Vec::new(),
         holes_of: Vec::new(),
     };
-    for (settings, psk) in conns.into_iter().zip(psks) {
+    for (conn_index, (settings, psk)) in conns.into_iter().zip(psks).enumerate() {
         let name = settings.name.clone();
         let left = v4(settings.left, "left")?;
         if let Some(r) = settings.right {
@@ -331,7 +341,8 @@ async fn prepare(
             }
         }
         let mut routes = Vec::new();
-        let tun = if settings.conn_type == ConnType::Tunnel {
+        let mut steering = None;
+        let tun = {
             let tun = Tun::create(&settings.tun)
                 .with_context(|| format!("ipsec {name}: cannot create tun {}", settings.tun))?;
             // No IPv6 link-local address and router solicitations: the
@@ -343,7 +354,27 @@ async fn prepare(
                 .link_up(&settings.tun, TUN_MTU)
                 .await
                 .with_context(|| format!("ipsec {name}: {} up", settings.tun))?;
-            if let Some(r) = settings.rightsubnet {
+            if settings.conn_type == ConnType::Transport {
+                let s =
+                    Steering::of(&settings, conn_index).with_context(|| format!("ipsec {name}"))?;
+                let oif = ctx
+                    .netlink
+                    .ifindex(&settings.tun)
+                    .await
+                    .with_context(|| format!("ipsec {name}: {}", settings.tun))?;
+                undo.steering.push((s.clone(), oif));
+                s.install(&policy, oif).await.with_context(|| {
+                    format!(
+                        "ipsec {name}: rule {} lookup {} via {}",
+                        s.rule, s.table, settings.tun
+                    )
+                })?;
+                info!(
+                    "ipsec {name}: transport mode: rule {} lookup {}, default via {} in that table",
+                    s.rule, s.table, settings.tun
+                );
+                steering = Some((s, oif));
+            } else if let Some(r) = settings.rightsubnet {
                 let IpAddr::V4(addr) = r.addr else {
                     bail!(
                         "ipsec {name}: rightsubnet {}: IPv6 routes are not supported yet",
@@ -361,8 +392,6 @@ async fn prepare(
                 routes.push(net);
             }
             Some(tun)
-        } else {
-            None
         };
         let holes = settings.leftfirewall;
         if holes {
@@ -384,12 +413,15 @@ async fn prepare(
             tun,
             tun_buf: vec![0; 65536],
             routes,
+            steering,
+            scratch: Vec::new(),
             holes,
             restart_at: None,
         });
     }
     // Everything is in place: nothing to undo on the way out of here.
     undo.routes.clear();
+    undo.steering.clear();
     undo.holes_of.clear();
     let (tx, rx) = mpsc::channel(8);
     ctx.registry.add_profile(
@@ -409,6 +441,7 @@ async fn prepare(
         sockets,
         logs: LogLimiter::default(),
         netlink: ctx.netlink.clone(),
+        policy,
         holes: ctx.holes.clone(),
     };
     Ok((driver, rx))
@@ -422,8 +455,10 @@ fn hole_owner(name: &str) -> String {
 /// What a failed start leaves behind, removed when dropped.
 struct Undo {
     netlink: Arc<Netlink>,
+    policy: Arc<PolicyRoutes>,
     holes: Holes,
     routes: Vec<(Ipv4Net, String)>,
+    steering: Vec<(Steering, u32)>,
     holes_of: Vec<String>,
 }
 
@@ -433,11 +468,16 @@ impl Drop for Undo {
             let _ = self.holes.close_holes(&owner);
         }
         let routes = std::mem::take(&mut self.routes);
-        if !routes.is_empty() {
+        let steering = std::mem::take(&mut self.steering);
+        if !routes.is_empty() || !steering.is_empty() {
             let netlink = self.netlink.clone();
+            let policy = self.policy.clone();
             tokio::spawn(async move {
                 for (net, tun) in routes {
                     let _ = netlink.del_route(net, &tun).await;
+                }
+                for (s, oif) in steering {
+                    let _ = s.remove(&policy, oif).await;
                 }
             });
         }
@@ -802,14 +842,24 @@ impl Driver {
             let Some(tun) = c.tun.as_ref() else {
                 return;
             };
+            let transport = c.steering.is_some();
             for _ in 0..TUN_BATCH {
                 let packet = &c.tun_buf[..len];
-                match table.select_outbound(conn, packet) {
+                let selected = if transport {
+                    transport_path::select(table, conn, packet).map(|o| (o.key, Some(o)))
+                } else {
+                    table.select_outbound(conn, packet).map(|k| (k, None))
+                };
+                match selected {
                     Err(kind) => {
                         table.count(Some(conn), kind);
                         drops.push(kind);
                     }
-                    Ok(key) => {
+                    Ok((key, segment)) => {
+                        let seal = |table: &mut SaTable, slot: &mut Vec<u8>| match &segment {
+                            Some(o) => transport_path::seal(table, packet, o, slot),
+                            None => table.seal(key, packet, slot),
+                        };
                         let (remote, encap) = match table.child(key) {
                             Some(child) => (child.remote, child.udp_encap),
                             None => (SocketAddr::from(([0, 0, 0, 0], 0)), true),
@@ -817,7 +867,7 @@ impl Driver {
                         let sent = match (encap, remote, s.esp.is_some()) {
                             (true, SocketAddr::V4(dest), _) => {
                                 let slot = s.natt_out.slot_to(dest);
-                                let r = table.seal(key, packet, slot);
+                                let r = seal(table, slot);
                                 if r.is_err() {
                                     s.natt_out.pop();
                                 }
@@ -825,7 +875,7 @@ impl Driver {
                             }
                             (false, SocketAddr::V4(dest), true) => {
                                 let slot = s.esp_out.slot(*dest.ip());
-                                let r = table.seal(key, packet, slot);
+                                let r = seal(table, slot);
                                 if r.is_err() {
                                     s.esp_out.pop();
                                 }
@@ -1191,6 +1241,15 @@ impl Driver {
                     Err(e) => warn!("ipsec {name}: route {net} via {}: {e}", c.settings.tun),
                 }
             }
+            if let Some((s, oif)) = c.steering.take() {
+                match s.remove(&self.policy, oif).await {
+                    Ok(()) => info!(
+                        "ipsec {name}: rule {} lookup {} and its route removed",
+                        s.rule, s.table
+                    ),
+                    Err(e) => warn!("ipsec {name}: rule {} lookup {}: {e}", s.rule, s.table),
+                }
+            }
             c.tun = None;
             if c.holes {
                 let (set, key) = (self.holes.clone(), hole_owner(name));
@@ -1225,8 +1284,23 @@ fn deliver(
             None => table.count(Some(conn), DropKind::TransportUnclaimed),
         },
         Mode::Transport => {
-            table.count(Some(conn), DropKind::TransportUnclaimed);
-            drops.push((Some(conn), DropKind::TransportUnclaimed, from));
+            let Some(c) = conns.get_mut(conn) else {
+                return;
+            };
+            let (Some(tun), true) = (c.tun.as_ref(), c.steering.is_some()) else {
+                table.count(Some(conn), DropKind::TransportUnclaimed);
+                drops.push((Some(conn), DropKind::TransportUnclaimed, from));
+                return;
+            };
+            match transport_path::inbound(table, d, buf, &mut c.scratch) {
+                Ok(packet) => {
+                    if tun.try_send(packet).is_err() {
+                        table.count(Some(conn), DropKind::TunError);
+                        drops.push((Some(conn), DropKind::TunError, from));
+                    }
+                }
+                Err(kind) => drops.push((Some(conn), kind, from)),
+            }
         }
     }
 }

@@ -6,6 +6,8 @@
 //!   selector checks, drops by kind;
 //! - [`engine`]: every call into the IKE engine;
 //! - [`status`]: `tsunagi status`, the way `ipsec statusall` shows SAs;
+//! - [`transport_path`]: transport mode for the host's own traffic
+//!   (policy routing into a tun, split and rebuilt segments);
 //! - [`driver`]: the task with the sockets, tuns, routes and holes.
 
 pub mod datapath;
@@ -13,3 +15,4 @@ pub mod driver;
 pub mod engine;
 pub mod secrets;
 pub mod status;
+pub mod transport_path;
