@@ -28,6 +28,19 @@ use crate::session::{EndReason, SessionId};
 /// How long `status` waits for a profile's owner to answer.
 pub const SNAPSHOT_WAIT: Duration = Duration::from_secs(2);
 
+/// Sends the command `make` builds around a reply channel to a profile's
+/// owner and waits for the answer, each step at most [`SNAPSHOT_WAIT`];
+/// `None` when the owner is gone or too slow (status then shows what the
+/// others said).
+async fn ask<T>(
+    commands: &mpsc::Sender<Command>,
+    make: impl FnOnce(oneshot::Sender<T>) -> Command,
+) -> Option<T> {
+    let (tx, rx) = oneshot::channel();
+    commands.send_timeout(make(tx), SNAPSHOT_WAIT).await.ok()?;
+    tokio::time::timeout(SNAPSHOT_WAIT, rx).await.ok()?.ok()
+}
+
 /// A stream handed over by `tsunagi direct`.
 #[derive(Debug)]
 pub struct Attach {
@@ -220,50 +233,20 @@ impl Registry {
                 .collect()
         };
         let ipsec_waits = ipsec_owners.into_iter().map(|commands| async move {
-            let (tx, rx) = oneshot::channel();
-            let sent = commands
-                .send_timeout(Command::IpsecStatus(tx), SNAPSHOT_WAIT)
-                .await;
-            match sent {
-                Ok(()) => tokio::time::timeout(SNAPSHOT_WAIT, rx)
-                    .await
-                    .ok()
-                    .and_then(Result::ok)
-                    .unwrap_or_default(),
-                Err(_) => Vec::new(),
-            }
+            ask(&commands, Command::IpsecStatus)
+                .await
+                .unwrap_or_default()
         });
         let ipsec: Vec<IpsecConnStatus> = futures::future::join_all(ipsec_waits)
             .await
             .into_iter()
             .flatten()
             .collect();
-        let server_waits = servers.into_iter().map(|commands| async move {
-            let (tx, rx) = oneshot::channel();
-            let sent = commands
-                .send_timeout(Command::ServerStatus(tx), SNAPSHOT_WAIT)
-                .await;
-            match sent {
-                Ok(()) => tokio::time::timeout(SNAPSHOT_WAIT, rx)
-                    .await
-                    .ok()
-                    .and_then(Result::ok),
-                Err(_) => None,
-            }
-        });
+        let server_waits = servers
+            .into_iter()
+            .map(|commands| async move { ask(&commands, Command::ServerStatus).await });
         let waits = asks.into_iter().map(|(_, commands)| async move {
-            let (tx, rx) = oneshot::channel();
-            let sent = commands
-                .send_timeout(Command::Snapshot(tx), SNAPSHOT_WAIT)
-                .await;
-            match sent {
-                Ok(()) => tokio::time::timeout(SNAPSHOT_WAIT, rx)
-                    .await
-                    .ok()
-                    .and_then(Result::ok)
-                    .unwrap_or_default(),
-                Err(_) => Vec::new(),
-            }
+            ask(&commands, Command::Snapshot).await.unwrap_or_default()
         });
         let mut sessions: Vec<SessionStatus> = futures::future::join_all(waits)
             .await
