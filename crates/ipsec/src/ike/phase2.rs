@@ -255,6 +255,34 @@ impl Engine {
         })
     }
 
+    /// Opens Quick Mode message `n` and checks that it starts with the
+    /// HASH(n) `expect` computes from the keys and the octets after the HASH
+    /// payload (RFC 2409 s5.5).
+    fn open_verified(
+        &self,
+        id: IkeSaId,
+        iv: &[u8],
+        d: &Datagram<'_>,
+        h: Header,
+        n: u8,
+        expect: impl FnOnce(&keys::Phase1Keys, &[u8]) -> Result<Vec<u8>, keys::KeyError>,
+    ) -> Result<Opened, String> {
+        let what = format!("Quick Mode message {n}");
+        let o = self.open_p2(id, iv, d, h, &what)?;
+        let keys = self.sas[&id].keys.as_ref().ok_or("no keys")?;
+        let Some(Payload::Hash(got)) = o.message.payloads.first() else {
+            return Err(format!(
+                "{what} does not start with HASH({n}) (RFC 2409 s5.5)"
+            ));
+        };
+        let rest = wire::after_first(&o.plain, o.padding).ok_or(format!("{what}: bad padding"))?;
+        let want = expect(keys, rest).map_err(|e| e.to_string())?;
+        if !tsunagi_crypto::ct_eq(&want, got) {
+            return Err(format!("{what}: HASH({n}) does not verify"));
+        }
+        Ok(o)
+    }
+
     /// Responder: message 1; message 2; the SA pair installed.
     fn qm1(&mut self, now: Instant, id: IkeSaId, d: Datagram<'_>, h: Header) -> Result<(), String> {
         let mid = h.message_id;
@@ -263,18 +291,10 @@ impl Engine {
             keys::phase2_iv(sa.keys.as_ref().ok_or("no keys")?, &sa.p1_last_block, mid)
                 .map_err(|e| e.to_string())?
         };
-        let o = self.open_p2(id, &iv, &d, h, "Quick Mode message 1")?;
+        let o = self.open_verified(id, &iv, &d, h, 1, |keys, rest| {
+            keys::qm_hash(keys, mid, None, rest)
+        })?;
         let sa = &self.sas[&id];
-        let keys = sa.keys.as_ref().expect("established");
-        let Some(Payload::Hash(got)) = o.message.payloads.first() else {
-            return Err("Quick Mode message 1 does not start with HASH(1) (RFC 2409 s5.5)".into());
-        };
-        let rest =
-            wire::after_first(&o.plain, o.padding).ok_or("Quick Mode message 1: bad padding")?;
-        let want = keys::qm_hash(keys, mid, None, rest).map_err(|e| e.to_string())?;
-        if !tsunagi_crypto::ct_eq(&want, got) {
-            return Err("Quick Mode message 1: HASH(1) does not verify".into());
-        }
         let m = &o.message;
         let offer = wire::sa_of(m)
             .cloned()
@@ -519,19 +539,13 @@ impl Engine {
             .iter()
             .find(|q| q.mid == mid)
             .expect("looked up");
-        let o = self.open_p2(id, &q.iv.clone(), &d, h, "Quick Mode message 2")?;
+        let (iv, ni) = (q.iv.clone(), q.ni.clone());
+        let o = self.open_verified(id, &iv, &d, h, 2, |keys, rest| {
+            keys::qm_hash(keys, mid, Some(&ni), rest)
+        })?;
         let sa = &self.sas[&id];
         let q = sa.quick.iter().find(|q| q.mid == mid).expect("looked up");
         let keys = sa.keys.as_ref().expect("established");
-        let Some(Payload::Hash(got)) = o.message.payloads.first() else {
-            return Err("Quick Mode message 2 does not start with HASH(2)".into());
-        };
-        let rest =
-            wire::after_first(&o.plain, o.padding).ok_or("Quick Mode message 2: bad padding")?;
-        let want = keys::qm_hash(keys, mid, Some(&q.ni), rest).map_err(|e| e.to_string())?;
-        if !tsunagi_crypto::ct_eq(&want, got) {
-            return Err("Quick Mode message 2: HASH(2) does not verify".into());
-        }
         let m = &o.message;
         let chosen = wire::sa_of(m)
             .cloned()
@@ -630,17 +644,10 @@ impl Engine {
             .iter()
             .find(|q| q.mid == mid)
             .expect("looked up");
-        let o = self.open_p2(id, &q.iv.clone(), &d, h, "Quick Mode message 3")?;
-        let sa = &self.sas[&id];
-        let q = sa.quick.iter().find(|q| q.mid == mid).expect("looked up");
-        let keys = sa.keys.as_ref().expect("established");
-        let Some(Payload::Hash(got)) = o.message.payloads.first() else {
-            return Err("Quick Mode message 3 does not start with HASH(3)".into());
-        };
-        let want = keys::qm_hash3(keys, mid, &q.ni, &q.nr).map_err(|e| e.to_string())?;
-        if !tsunagi_crypto::ct_eq(&want, got) {
-            return Err("Quick Mode message 3: HASH(3) does not verify".into());
-        }
+        let (iv, ni, nr) = (q.iv.clone(), q.ni.clone(), q.nr.clone());
+        self.open_verified(id, &iv, &d, h, 3, |keys, _| {
+            keys::qm_hash3(keys, mid, &ni, &nr)
+        })?;
         let sa = self.sas.get_mut(&id).expect("present");
         sa.quick_failures = 0;
         let q = sa
