@@ -447,24 +447,43 @@ impl SaTable {
         packet: &[u8],
         out: &mut Vec<u8>,
     ) -> Result<(), DropKind> {
+        out.clear();
+        self.seal_append(key, packet, out)
+    }
+
+    /// [`SaTable::seal`], appending the ESP packet to what `out` holds
+    /// (a UDP GSO train); on failure `out` is as it was.
+    pub fn seal_append(
+        &mut self,
+        key: ChildKey,
+        packet: &[u8],
+        out: &mut Vec<u8>,
+    ) -> Result<(), DropKind> {
         let child = self.children.get_mut(&key).ok_or(DropKind::NoSa)?;
         let next_header = match packet.first().map(|b| b >> 4) {
             Some(4) => NEXT_HEADER_IPV4,
             Some(6) => NEXT_HEADER_IPV6,
             _ => return Err(DropKind::NotIp),
         };
+        let at = out.len();
         let head = child.sa.headroom();
         let tail = child.sa.tailroom(packet.len());
-        out.clear();
-        out.resize(head + packet.len() + tail, 0);
-        out[head..head + packet.len()].copy_from_slice(packet);
-        let sealed = child
+        out.resize(at + head, 0);
+        out.extend_from_slice(packet);
+        out.resize(at + head + packet.len() + tail, 0);
+        let sealed = match child
             .sa
-            .seal(out, head..head + packet.len(), next_header)
-            .map_err(|_| DropKind::SealFailed)?;
-        out.truncate(sealed.end);
+            .seal(&mut out[at..], head..head + packet.len(), next_header)
+        {
+            Ok(r) => r,
+            Err(_) => {
+                out.truncate(at);
+                return Err(DropKind::SealFailed);
+            }
+        };
+        out.truncate(at + sealed.end);
         if sealed.start > 0 {
-            out.drain(..sealed.start);
+            out.drain(at..at + sealed.start);
         }
         Ok(())
     }

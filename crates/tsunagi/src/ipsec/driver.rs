@@ -31,7 +31,9 @@ use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
 use tracing::{error, info, warn};
 use tsunagi_crypto::{OsRandom, Secret};
-use tsunagi_host::gre::{RecvBatch, SendBatch};
+use tsunagi_host::gre::{RecvBatch, SendBatch, GRO_SLOT_SIZE};
+use tsunagi_host::gro::Coalescer;
+use tsunagi_host::offload::{segment_tcp, tcp_layout, Received, MAX_OFFLOAD_PACKET};
 use tsunagi_host::udp::UdpBatchSocket;
 use tsunagi_host::{GreSocket, Ipv4Net, Netlink, Tun};
 use tsunagi_ipsec::esp::{classify_udp_4500, Mode, UdpEncapPayload, NON_ESP_MARKER};
@@ -59,14 +61,26 @@ pub const PROFILE: &str = "%ipsec";
 /// rounded down.
 pub const TUN_MTU: u32 = 1400;
 
-/// Tun packets sealed per wake-up.
+/// Tun packets (or TCP super-packets) sealed per wake-up.
 const TUN_BATCH: usize = 64;
+
+/// UDP GSO trains queued before they are sent: a TCP super-packet from
+/// the tun makes one, so this many 64 KiB reads go out in one `sendmmsg`
+/// and the peer gets them while we read the next.
+const GSO_FLUSH_TRAINS: usize = 4;
+
+/// Coalesced datagrams (up to 64 KiB each, see [`GRO_SLOT_SIZE`]) taken
+/// by one receive on UDP 4500.
+const NATT_GRO_SLOTS: usize = 32;
 
 /// One log line per kind of drop per this long; the others are counted.
 const LOG_EVERY: Duration = Duration::from_secs(10);
 
 /// The receive buffer asked for the ESP sockets.
 const ESP_RECV_BUFFER: usize = 4 * 1024 * 1024;
+
+/// The send buffer asked for UDP 4500: a few GSO trains of 64 KiB.
+const ESP_SEND_BUFFER: usize = 4 * 1024 * 1024;
 
 /// What the driver needs from the daemon.
 pub struct IpsecCtx<'a> {
@@ -100,6 +114,9 @@ struct Conn {
     sockets: usize,
     tun: Option<Tun>,
     tun_buf: Vec<u8>,
+    /// Opened packets for the tun, merged while they are segments of one
+    /// TCP flow in a run, written once a receive batch is done.
+    coalescer: Coalescer,
     routes: Vec<Ipv4Net>,
     holes: bool,
     /// `auto=start` after the engine was made anew: initiate again then.
@@ -135,7 +152,7 @@ enum Woke {
     Ike(usize, io::Result<usize>),
     Natt(usize, io::Result<usize>),
     Esp(usize, io::Result<usize>),
-    Tun(usize, io::Result<usize>),
+    Tun(usize, io::Result<Received>),
 }
 
 /// The running driver.
@@ -146,6 +163,8 @@ struct Driver {
     logs: LogLimiter,
     netlink: Arc<Netlink>,
     holes: Holes,
+    /// Where TCP super-packets from a tun are cut.
+    segments: Vec<u8>,
 }
 
 /// Words for a reason the engine gives (its own, plus what a peer's
@@ -305,15 +324,27 @@ async fn prepare(
                 let ike = bind(IKE_PORT)?;
                 let natt = bind(NAT_T_PORT)?;
                 let _ = natt.set_recv_buffer_size_force(ESP_RECV_BUFFER);
+                let _ = natt.set_send_buffer_size_force(ESP_SEND_BUFFER);
+                // ESP in UDP by the 64 KiB both ways: GRO on receive, GSO
+                // trains on send (each datagram still one ESP packet).
+                let natt_in = match natt.set_gro(true) {
+                    Ok(()) => RecvBatch::with_gro(NATT_GRO_SLOTS, GRO_SLOT_SIZE),
+                    Err(e) => {
+                        warn!("ipsec {name}: UDP {left}:{NAT_T_PORT}: {e}");
+                        RecvBatch::default()
+                    }
+                };
+                let mut natt_out = SendBatch::default();
+                natt_out.set_gso(true);
                 sockets.push(LocalSockets {
                     addr: left,
                     ike,
                     natt,
                     esp: None,
                     ike_in: RecvBatch::new(8, 65536),
-                    natt_in: RecvBatch::default(),
+                    natt_in,
                     esp_in: RecvBatch::default(),
-                    natt_out: SendBatch::default(),
+                    natt_out,
                     esp_out: SendBatch::default(),
                 });
                 sockets.len() - 1
@@ -332,7 +363,7 @@ async fn prepare(
         }
         let mut routes = Vec::new();
         let tun = if settings.conn_type == ConnType::Tunnel {
-            let tun = Tun::create(&settings.tun)
+            let tun = Tun::create_offload(&settings.tun)
                 .with_context(|| format!("ipsec {name}: cannot create tun {}", settings.tun))?;
             // No IPv6 link-local address and router solicitations: the
             // tun carries only what the routes send it.
@@ -343,6 +374,12 @@ async fn prepare(
                 .link_up(&settings.tun, TUN_MTU)
                 .await
                 .with_context(|| format!("ipsec {name}: {} up", settings.tun))?;
+            // TCP super-packets both ways: read ones are cut to the MTU
+            // before sealing, coalesced segments are written as one.
+            tun.set_gso_mtu(TUN_MTU as usize);
+            if let Err(e) = tun.set_tso(true) {
+                warn!("ipsec {name}: {e}");
+            }
             if let Some(r) = settings.rightsubnet {
                 let IpAddr::V4(addr) = r.addr else {
                     bail!(
@@ -382,7 +419,8 @@ async fn prepare(
             engine,
             sockets: index,
             tun,
-            tun_buf: vec![0; 65536],
+            tun_buf: vec![0; MAX_OFFLOAD_PACKET],
+            coalescer: Coalescer::new(),
             routes,
             holes,
             restart_at: None,
@@ -410,6 +448,7 @@ async fn prepare(
         logs: LogLimiter::default(),
         netlink: ctx.netlink.clone(),
         holes: ctx.holes.clone(),
+        segments: Vec::new(),
     };
     Ok((driver, rx))
 }
@@ -519,9 +558,9 @@ impl Driver {
         for (c, conn) in self.conns.iter_mut().enumerate() {
             let Conn { tun, tun_buf, .. } = conn;
             if let Some(tun) = tun.as_ref() {
-                waits.push(Box::pin(
-                    async move { Woke::Tun(c, tun.recv(tun_buf).await) },
-                ));
+                waits.push(Box::pin(async move {
+                    Woke::Tun(c, tun.recv_gso(tun_buf).await)
+                }));
             }
         }
         if waits.is_empty() {
@@ -690,6 +729,9 @@ impl Driver {
                     }
                 }
             }
+            let last = batch.get_from(batch.len().saturating_sub(1));
+            let from = last.map_or(SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, 0), |l| l.0);
+            flush_tuns(conns, table, &mut drops, from);
         }
         for (conn, kind, from) in drops {
             self.drop_logged(conn, kind, now, || format!("ESP in UDP from {from}"));
@@ -748,6 +790,9 @@ impl Driver {
                     Err(kind) => drops.push((table.conn_of(buf), kind, from)),
                 }
             }
+            let last = batch.get_from(batch.len().saturating_sub(1));
+            let from = last.map_or(SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, 0), |l| l.0);
+            flush_tuns(conns, table, &mut drops, from);
         }
         for (conn, kind, from) in drops {
             self.drop_logged(conn, kind, now, || format!("ESP from {}", from.ip()));
@@ -778,23 +823,16 @@ impl Driver {
         }
     }
 
-    fn on_tun(&mut self, conn: usize, r: io::Result<usize>, now: Instant) {
-        let mut len = match r {
-            Ok(n) => n,
-            Err(e) => {
-                self.drop_logged(Some(conn), DropKind::TunError, now, || {
-                    format!("tun read: {e}")
-                });
-                return;
-            }
-        };
+    fn on_tun(&mut self, conn: usize, r: io::Result<Received>, now: Instant) {
         let mut drops: Vec<DropKind> = Vec::new();
+        let mut read_errors: Vec<io::Error> = Vec::new();
         let mut rekey: Vec<ChildId> = Vec::new();
         {
             let Driver {
                 sockets,
                 table,
                 conns,
+                segments,
                 ..
             } = self;
             let c = &mut conns[conn];
@@ -802,59 +840,75 @@ impl Driver {
             let Some(tun) = c.tun.as_ref() else {
                 return;
             };
+            let mut first = Some(r);
             for _ in 0..TUN_BATCH {
-                let packet = &c.tun_buf[..len];
-                match table.select_outbound(conn, packet) {
+                let result = match first.take() {
+                    Some(r) => r,
+                    None => tun.try_recv_gso(&mut c.tun_buf),
+                };
+                let got = match result {
+                    Ok(got) => got,
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                    Err(e) => {
+                        // A packet cut, or with an offload header that
+                        // cannot be completed, is lost; the next one is
+                        // read. Anything else ends this wake-up.
+                        let next = e.kind() == io::ErrorKind::InvalidData;
+                        table.count(Some(conn), DropKind::TunError);
+                        read_errors.push(e);
+                        if next {
+                            continue;
+                        }
+                        break;
+                    }
+                };
+                let packet = &c.tun_buf[..got.len.min(c.tun_buf.len())];
+                let key = match table.select_outbound(conn, packet) {
+                    Ok(key) => key,
                     Err(kind) => {
                         table.count(Some(conn), kind);
                         drops.push(kind);
+                        continue;
                     }
-                    Ok(key) => {
-                        let (remote, encap) = match table.child(key) {
-                            Some(child) => (child.remote, child.udp_encap),
-                            None => (SocketAddr::from(([0, 0, 0, 0], 0)), true),
-                        };
-                        let sent = match (encap, remote, s.esp.is_some()) {
-                            (true, SocketAddr::V4(dest), _) => {
-                                let slot = s.natt_out.slot_to(dest);
-                                let r = table.seal(key, packet, slot);
-                                if r.is_err() {
-                                    s.natt_out.pop();
-                                }
-                                r
-                            }
-                            (false, SocketAddr::V4(dest), true) => {
-                                let slot = s.esp_out.slot(*dest.ip());
-                                let r = table.seal(key, packet, slot);
-                                if r.is_err() {
-                                    s.esp_out.pop();
-                                }
-                                r
-                            }
-                            _ => Err(DropKind::SendError),
-                        };
-                        if let Err(kind) = sent {
-                            table.count(Some(conn), kind);
-                            drops.push(kind);
+                };
+                let mut seal = |segment: &[u8]| {
+                    if let Err(kind) = seal_out(table, s, key, segment) {
+                        table.count(Some(conn), kind);
+                        drops.push(kind);
+                    }
+                };
+                match got.gso {
+                    // A TCP super-packet (all of one flow, so of one
+                    // child): cut to segments that fit the tun's MTU, as
+                    // the kernel would have.
+                    Some(gso) if packet.len() > TUN_MTU as usize => {
+                        let room = tcp_layout(packet)
+                            .map(|l| (TUN_MTU as usize).saturating_sub(l.headers()))
+                            .unwrap_or(0);
+                        let payload = usize::from(gso).min(room);
+                        if payload == 0
+                            || segment_tcp(packet, payload, segments, &mut seal).is_err()
+                        {
+                            table.count(Some(conn), DropKind::TunError);
+                            drops.push(DropKind::TunError);
                         }
-                        if let Some(child) = table.child(key) {
-                            if child.sa.needs_rekey() && !child.rekey_asked {
-                                rekey.push(key.child);
-                            }
-                        }
-                        if s.natt_out.is_full() {
-                            let _ = s.natt.flush(&mut s.natt_out);
-                        }
-                        if s.esp_out.is_full() {
-                            if let Some(esp) = &s.esp {
-                                let _ = esp.flush(&mut s.esp_out);
-                            }
-                        }
+                    }
+                    _ => seal(packet),
+                }
+                if let Some(child) = table.child(key) {
+                    if child.sa.needs_rekey() && !child.rekey_asked {
+                        rekey.push(key.child);
                     }
                 }
-                match tun.try_recv(&mut c.tun_buf) {
-                    Ok(n) => len = n,
-                    Err(_) => break,
+                if s.natt_out.is_full()
+                    || (s.natt_out.gso() && s.natt_out.len() >= GSO_FLUSH_TRAINS)
+                {
+                    let _ = s.natt.flush(&mut s.natt_out);
+                }
+                if s.esp_out.is_full() {
+                    if let Some(esp) = &s.esp {
+                        let _ = esp.flush(&mut s.esp_out);
+                    }
                 }
             }
             if !s.natt_out.is_empty() && s.natt.flush(&mut s.natt_out).is_err() {
@@ -871,6 +925,11 @@ impl Driver {
                     None => s.esp_out.clear(),
                 }
             }
+        }
+        for e in read_errors {
+            self.drop_logged(Some(conn), DropKind::TunError, now, || {
+                format!("tun read: {e}")
+            });
         }
         for kind in drops {
             self.drop_logged(Some(conn), kind, now, || "a packet from the tun".into());
@@ -1204,7 +1263,8 @@ impl Driver {
     }
 }
 
-/// An opened packet to its conn's tun (tunnel mode), or counted.
+/// An opened packet to its conn's tun (tunnel mode; perhaps later, merged
+/// with the segments that follow it: see [`flush_tuns`]), or counted.
 fn deliver(
     conns: &mut [Conn],
     table: &mut SaTable,
@@ -1215,18 +1275,82 @@ fn deliver(
 ) {
     let conn = d.key.conn;
     match d.mode {
-        Mode::Tunnel => match conns.get(conn).and_then(|c| c.tun.as_ref()) {
-            Some(tun) => {
-                if tun.try_send(&buf[d.payload.clone()]).is_err() {
+        Mode::Tunnel => match conns.get_mut(conn) {
+            Some(Conn {
+                tun: Some(tun),
+                coalescer,
+                ..
+            }) => {
+                let mut failed = 0;
+                coalescer.push(&buf[d.payload.clone()], &mut |p| {
+                    failed += u64::from(tun.try_send(p).is_err());
+                });
+                for _ in 0..failed {
                     table.count(Some(conn), DropKind::TunError);
                     drops.push((Some(conn), DropKind::TunError, from));
                 }
             }
-            None => table.count(Some(conn), DropKind::TransportUnclaimed),
+            _ => table.count(Some(conn), DropKind::TransportUnclaimed),
         },
         Mode::Transport => {
             table.count(Some(conn), DropKind::TransportUnclaimed);
             drops.push((Some(conn), DropKind::TransportUnclaimed, from));
+        }
+    }
+}
+
+/// Seals `packet` with child `key` into the send batch of its
+/// encapsulation: a GSO train on UDP 4500, a datagram on the raw socket.
+fn seal_out(
+    table: &mut SaTable,
+    s: &mut LocalSockets,
+    key: ChildKey,
+    packet: &[u8],
+) -> Result<(), DropKind> {
+    let (remote, encap) = match table.child(key) {
+        Some(child) => (child.remote, child.udp_encap),
+        None => return Err(DropKind::NoSa),
+    };
+    match (encap, remote, s.esp.is_some()) {
+        (true, SocketAddr::V4(dest), _) => s
+            .natt_out
+            .push_segment(dest, |buf| table.seal_append(key, packet, buf)),
+        (false, SocketAddr::V4(dest), true) => {
+            let slot = s.esp_out.slot(*dest.ip());
+            let r = table.seal(key, packet, slot);
+            if r.is_err() {
+                s.esp_out.pop();
+            }
+            r
+        }
+        _ => Err(DropKind::SendError),
+    }
+}
+
+/// Writes what the conns' coalescers hold to their tuns: once a receive
+/// batch is done, so that a run of segments costs one write and nothing
+/// waits longer than that batch.
+fn flush_tuns(
+    conns: &mut [Conn],
+    table: &mut SaTable,
+    drops: &mut Vec<(Option<usize>, DropKind, SocketAddrV4)>,
+    from: SocketAddrV4,
+) {
+    for (i, c) in conns.iter_mut().enumerate() {
+        let Conn { tun, coalescer, .. } = c;
+        let Some(tun) = tun.as_ref() else {
+            continue;
+        };
+        if coalescer.is_empty() {
+            continue;
+        }
+        let mut failed = 0;
+        coalescer.flush(&mut |p| {
+            failed += u64::from(tun.try_send(p).is_err());
+        });
+        for _ in 0..failed {
+            table.count(Some(i), DropKind::TunError);
+            drops.push((Some(i), DropKind::TunError, from));
         }
     }
 }
