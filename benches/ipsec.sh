@@ -56,7 +56,11 @@
 # boringtun-cli 0.7.1 (see benches/gateways.sh: BORINGTUN=/path, else on
 # PATH, else `cargo install` into /var/cache/tsunagi-bench/boringtun).
 # ROWS="esp libipsec" runs only those rows. TSUNAGI_B=/path/to/tsunagi adds
-# the row esp-b (that binary on both gateways) and its ratio to esp.
+# the row esp-b (that binary on both gateways) and its ratio to esp. The
+# row esp-udp, not run unless named in ROWS, is the esp row with
+# forceencaps = true on both gateways: ESP in UDP 4500 as libipsec always
+# sends it (without NAT the esp row's tsunagis send raw ESP, protocol 50);
+# its ratio to libipsec is printed before the last line.
 # AUTOGROUP_NICE=N: see benches/l2tp.sh.
 # A row that fails prints FAIL with the reason; the script then goes on and
 # exits 1 at the end. Everything it made is removed on exit, also on
@@ -75,7 +79,7 @@ fi
 [ "$(id -u)" = 0 ] || { echo "benches/ipsec.sh: run as root" >&2; exit 1; }
 for r in $ROWS; do
 	case $r in
-	no-tunnel | esp | libipsec | boringtun) ;;
+	no-tunnel | esp | esp-udp | libipsec | boringtun) ;;
 	esp-b)
 		[ -x "$TSUNAGI_B" ] || { echo "benches/ipsec.sh: row $r needs TSUNAGI_B=/path/to/tsunagi" >&2; exit 1; } ;;
 	*) echo "benches/ipsec.sh: unknown row $r" >&2; exit 1 ;;
@@ -150,6 +154,7 @@ esp_config() {
 			auto = "$auto"
 			keyingtries = 0
 			leftfirewall = false
+			forceencaps = ${ESP_FORCEENCAPS:-false}
 			tun = "ts-esp"
 		EOF
 	)
@@ -313,9 +318,9 @@ libipsec_sa() {
 # --- the rows ---------------------------------------------------------------
 
 ESP_SKIPPED=""
-for bin_row in esp esp-b; do
+for bin_row in esp esp-udp esp-b; do
 	case " $ROWS " in *" $bin_row "*) ;; *) continue ;; esac
-	if [ $bin_row = esp ]; then bin=$TS_A; else bin=$TS_B; fi
+	if [ $bin_row = esp-b ]; then bin=$TS_B; else bin=$TS_A; fi
 	if refusal=$(esp_refused "$bin"); then
 		echo "$bin_row: skipped: this tsunagi has no [ipsec] yet (tsunagi check: $refusal)"
 		ESP_SKIPPED+="$bin_row "
@@ -331,8 +336,9 @@ run_row() {
 	DAEMONS=()
 	case $1 in
 	no-tunnel) up_no_tunnel && ok=1 ;;
-	esp) TS=$TS_A && up_esp && ok=1 ;;
-	esp-b) TS=$TS_B && up_esp && ok=1 ;;
+	esp) TS=$TS_A && ESP_FORCEENCAPS=false up_esp && ok=1 ;;
+	esp-udp) TS=$TS_A && ESP_FORCEENCAPS=true up_esp && ok=1 ;;
+	esp-b) TS=$TS_B && ESP_FORCEENCAPS=false up_esp && ok=1 ;;
 	libipsec) up_libipsec && ok=1 ;;
 	boringtun) up_boringtun && ok=1 ;;
 	esac
@@ -356,5 +362,6 @@ for r in $ESP_SKIPPED; do echo "$r: skipped (tsunagi check refuses its [ipsec] c
 echo "ratio libipsec/no-tunnel: $(ratio libipsec no-tunnel)"
 echo "ratio esp/no-tunnel: $(ratio esp no-tunnel)"
 echo "ratio esp/boringtun: $(ratio esp boringtun)"
+case " $ROWS " in *" esp-udp "*) echo "ratio esp-udp/libipsec: $(ratio esp-udp libipsec)" ;; esac
 echo "ratio esp/libipsec: $(ratio esp libipsec)"
 exit "$failed"

@@ -65,6 +65,10 @@ pub const DEFAULT_SLOTS: usize = 64;
 /// GRE (16) and IPv4 (20, up to 60 with options) headers fits with room.
 pub const DEFAULT_SLOT_SIZE: usize = 4096;
 
+/// A [`RecvBatch::with_gro`] slot that holds any coalesced UDP datagram
+/// (the kernel's GRO builds them up to 64 KiB).
+pub const GRO_SLOT_SIZE: usize = 65536;
+
 /// A raw IPv4 socket for GRE, non-blocking, registered with tokio.
 ///
 /// All methods take `&self`: one task can receive while another sends
@@ -238,47 +242,111 @@ pub(crate) fn flush_into(
     let mut next = 0;
     let mut sent = 0;
     let mut first_error = None;
+    let mut note = |e: &io::Error, dest: SocketAddrV4| {
+        if first_error.is_none() {
+            // A raw socket's destinations have no port.
+            let dest = match dest.port() {
+                0 => dest.ip().to_string(),
+                _ => dest.to_string(),
+            };
+            first_error = Some(io::Error::new(
+                e.kind(),
+                format!("{what}: send to {dest}: {e}"),
+            ));
+        }
+    };
     while next < total {
         let end = total.min(next + MMSG_CHUNK);
-        match sendmmsg_chunk(fd, &batch.slots[next..end]) {
+        let chunk = &batch.slots[next..end];
+        let result = if chunk.iter().any(SendSlot::is_train) {
+            sendmmsg_gso_chunk(fd, chunk)
+        } else {
+            sendmmsg_chunk(fd, chunk)
+        };
+        match result {
             Ok(0) => {
                 // Not an outcome sendmmsg(2) documents; never spin.
-                batch.dropped += (total - next) as u64;
+                batch.dropped += datagrams(&batch.slots[next..total]);
                 next = total;
             }
             Ok(n) => {
-                sent += n;
+                let done = &batch.slots[next..next + n];
+                sent += datagrams(done);
+                batch.gso_sends += done.iter().filter(|s| s.is_train()).count() as u64;
                 next += n;
             }
             Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
             Err(e) if is_drop(&e) => {
-                batch.dropped += (total - next) as u64;
+                batch.dropped += datagrams(&batch.slots[next..total]);
                 next = total;
             }
+            Err(e) if batch.slots[next].is_train() && is_gso_refused(&e) => {
+                // No UDP GSO on this socket or route: this train goes
+                // datagram by datagram, and no more are built.
+                batch.gso = false;
+                let slot = &batch.slots[next];
+                let (ok, dropped, failed) = send_alone(fd, slot, &mut note);
+                sent += ok;
+                batch.dropped += dropped;
+                batch.failed += failed;
+                next += 1;
+            }
             Err(e) => {
-                batch.failed += 1;
-                if first_error.is_none() {
-                    let dest = batch.slots[next].dest;
-                    // A raw socket's destinations have no port.
-                    let dest = match dest.port() {
-                        0 => dest.ip().to_string(),
-                        _ => dest.to_string(),
-                    };
-                    first_error = Some(io::Error::new(
-                        e.kind(),
-                        format!("{what}: send to {dest}: {e}"),
-                    ));
-                }
+                let slot = &batch.slots[next];
+                batch.failed += slot.count as u64;
+                note(&e, slot.dest);
                 next += 1;
             }
         }
     }
-    batch.sent += sent as u64;
+    batch.sent += sent;
     batch.len = 0;
     match first_error {
         Some(e) => Err(e),
-        None => Ok(sent),
+        None => Ok(sent as usize),
     }
+}
+
+/// The datagrams in `slots` (a train counts each of its own).
+fn datagrams(slots: &[SendSlot]) -> u64 {
+    slots.iter().map(|s| s.count as u64).sum()
+}
+
+/// What a UDP GSO send fails with when the kernel, the socket or the route
+/// cannot do it (`udp_send_skb`: no checksum offload, a segment longer
+/// than the path MTU, too many segments).
+fn is_gso_refused(e: &io::Error) -> bool {
+    matches!(
+        e.raw_os_error(),
+        Some(libc::EIO | libc::EINVAL | libc::EOPNOTSUPP | libc::ENOPROTOOPT)
+    )
+}
+
+/// A train's datagrams one `sendto` each; returns how many were sent,
+/// dropped (the rest after `EAGAIN`/`ENOBUFS`) and failed (`note` hears of
+/// those errors).
+fn send_alone(
+    fd: BorrowedFd<'_>,
+    slot: &SendSlot,
+    note: &mut impl FnMut(&io::Error, SocketAddrV4),
+) -> (u64, u64, u64) {
+    let (mut sent, mut failed) = (0, 0);
+    let segment = slot.segment.max(1);
+    let mut datagrams = slot.bytes.chunks(segment);
+    while let Some(d) = datagrams.next() {
+        match rustix::net::sendto(fd, d, SendFlags::DONTWAIT, &slot.dest) {
+            Ok(_) => sent += 1,
+            Err(e) => {
+                let e = io::Error::from(e);
+                if is_drop(&e) {
+                    return (sent, 1 + datagrams.count() as u64, failed);
+                }
+                failed += 1;
+                note(&e, slot.dest);
+            }
+        }
+    }
+    (sent, 0, failed)
 }
 
 impl AsRawFd for GreSocket {
@@ -332,6 +400,9 @@ fn ipv4_payload(packet: &[u8]) -> Option<usize> {
 #[derive(Debug, Clone, Copy)]
 struct Delivered {
     slot: usize,
+    /// Where in the slot it starts (not 0 for the segments after the
+    /// first of a coalesced UDP datagram).
+    offset: usize,
     len: usize,
     source: Ipv4Addr,
     /// The source port (UDP; 0 for a raw socket).
@@ -345,6 +416,11 @@ struct Delivered {
 /// what fits and says `MSG_TRUNC`): it is counted in
 /// [`RecvBatch::truncated`] instead. Make slots larger than the longest
 /// datagram a peer may send.
+///
+/// A batch made with [`RecvBatch::with_gro`], on a UDP socket with
+/// [`crate::udp::UdpBatchSocket::set_gro`] on, takes coalesced datagrams
+/// (the `UDP_GRO` control message of `udp(7)` gives their segment size)
+/// and delivers every segment as a datagram of its own, in order.
 #[derive(Debug)]
 pub struct RecvBatch {
     slot_size: usize,
@@ -352,6 +428,10 @@ pub struct RecvBatch {
     buffers: Vec<u8>,
     delivered: Vec<Delivered>,
     truncated: u64,
+    /// Ask for the `UDP_GRO` control message.
+    gro: bool,
+    /// Receives that held more than one segment.
+    coalesced: u64,
 }
 
 impl Default for RecvBatch {
@@ -372,10 +452,29 @@ impl RecvBatch {
             buffers: vec![0; slots * slot_size],
             delivered: Vec::with_capacity(slots),
             truncated: 0,
+            gro: false,
+            coalesced: 0,
         }
     }
 
-    /// How many datagrams the last receive delivered.
+    /// [`RecvBatch::new`] for a UDP socket with GRO on: each slot takes
+    /// one coalesced datagram, split into its segments on delivery. Make
+    /// `slot_size` [`GRO_SLOT_SIZE`] so that every coalesced datagram
+    /// fits.
+    pub fn with_gro(slots: usize, slot_size: usize) -> RecvBatch {
+        RecvBatch {
+            gro: true,
+            ..RecvBatch::new(slots, slot_size)
+        }
+    }
+
+    /// Coalesced datagrams received so far (each delivered as several).
+    pub fn coalesced(&self) -> u64 {
+        self.coalesced
+    }
+
+    /// How many datagrams the last receive delivered (segments of a
+    /// coalesced one each count).
     pub fn len(&self) -> usize {
         self.delivered.len()
     }
@@ -403,7 +502,7 @@ impl RecvBatch {
     /// The `i`th datagram of the last receive.
     pub fn get(&self, i: usize) -> Option<Datagram<'_>> {
         let d = self.delivered.get(i)?;
-        let start = d.slot * self.slot_size;
+        let start = d.slot * self.slot_size + d.offset;
         Some(Datagram {
             source: d.source,
             bytes: &self.buffers[start..start + d.len],
@@ -414,7 +513,7 @@ impl RecvBatch {
     /// decompress in place).
     pub fn get_mut(&mut self, i: usize) -> Option<(Ipv4Addr, &mut [u8])> {
         let d = *self.delivered.get(i)?;
-        let start = d.slot * self.slot_size;
+        let start = d.slot * self.slot_size + d.offset;
         Some((d.source, &mut self.buffers[start..start + d.len]))
     }
 
@@ -423,7 +522,7 @@ impl RecvBatch {
     /// the payload alone (the port is 0 on a raw socket).
     pub fn get_from(&self, i: usize) -> Option<(SocketAddrV4, &[u8])> {
         let d = self.delivered.get(i)?;
-        let start = d.slot * self.slot_size;
+        let start = d.slot * self.slot_size + d.offset;
         Some((
             SocketAddrV4::new(d.source, d.port),
             &self.buffers[start..start + d.len],
@@ -440,18 +539,43 @@ impl RecvBatch {
         self.delivered.clear();
     }
 
-    /// What the kernel said about the datagram in slot `slot`: delivered,
-    /// or counted as truncated.
-    fn record(&mut self, slot: usize, len: usize, truncated: bool, source: SocketAddrV4) {
+    /// What the kernel said about the datagram in slot `slot`: delivered
+    /// (as segments of `segment` octets, the last one perhaps shorter,
+    /// when the kernel coalesced it), or counted as truncated.
+    fn record(
+        &mut self,
+        slot: usize,
+        len: usize,
+        truncated: bool,
+        source: SocketAddrV4,
+        segment: Option<usize>,
+    ) {
         if truncated || len > self.slot_size {
             self.truncated += 1;
-        } else {
+            return;
+        }
+        let segment = match segment {
+            Some(s) if s > 0 && s < len => {
+                self.coalesced += 1;
+                s
+            }
+            _ => len.max(1),
+        };
+        let mut offset = 0;
+        // A zero-length datagram is delivered too (once).
+        loop {
+            let seg_len = segment.min(len - offset);
             self.delivered.push(Delivered {
                 slot,
-                len,
+                offset,
+                len: seg_len,
                 source: *source.ip(),
                 port: source.port(),
             });
+            offset += seg_len;
+            if offset >= len {
+                break;
+            }
         }
     }
 }
@@ -468,7 +592,7 @@ pub(crate) fn recv_into(fd: BorrowedFd<'_>, batch: &mut RecvBatch) -> io::Result
         let mut results = [RawReceived::default(); MMSG_CHUNK];
         let start = first_slot * batch.slot_size;
         let region = &mut batch.buffers[start..start + count * batch.slot_size];
-        let received = match recvmmsg_chunk(fd, region, batch.slot_size, &mut results) {
+        let received = match recvmmsg_chunk(fd, region, batch.slot_size, batch.gro, &mut results) {
             Ok(n) => n,
             Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
             Err(e) if e.kind() == io::ErrorKind::WouldBlock && taken_any => break,
@@ -486,7 +610,7 @@ pub(crate) fn recv_into(fd: BorrowedFd<'_>, batch: &mut RecvBatch) -> io::Result
         };
         taken_any = true;
         for (i, r) in results.iter().take(received).enumerate() {
-            batch.record(first_slot + i, r.len, r.truncated, r.source);
+            batch.record(first_slot + i, r.len, r.truncated, r.source, r.segment);
         }
         first_slot += received;
         if received < count {
@@ -502,6 +626,8 @@ struct RawReceived {
     len: usize,
     truncated: bool,
     source: SocketAddrV4,
+    /// The segment size of a coalesced UDP datagram (`UDP_GRO`).
+    segment: Option<usize>,
 }
 
 impl Default for RawReceived {
@@ -510,18 +636,25 @@ impl Default for RawReceived {
             len: 0,
             truncated: false,
             source: SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, 0),
+            segment: None,
         }
     }
 }
 
+/// Room for one control message carrying an `int` (`CMSG_SPACE(4)` is 24
+/// octets on 64-bit Linux), aligned for `struct cmsghdr`.
+type CmsgInt = [u64; 4];
+
 /// One `recvmmsg(2)` call (`MSG_DONTWAIT`, no timeout) into the
 /// `region.len() / slot_size` (at most [`MMSG_CHUNK`]) slots that make up
 /// `region`; fills `results` for the messages received and returns their
-/// number.
+/// number. With `gro`, each message gets room for the `UDP_GRO` control
+/// message, whose segment size goes into its result.
 fn recvmmsg_chunk(
     fd: BorrowedFd<'_>,
     region: &mut [u8],
     slot_size: usize,
+    gro: bool,
     results: &mut [RawReceived; MMSG_CHUNK],
 ) -> io::Result<usize> {
     let count = (region.len() / slot_size).min(MMSG_CHUNK);
@@ -539,22 +672,30 @@ fn recvmmsg_chunk(
     let mut names: [libc::sockaddr_in; MMSG_CHUNK] = unsafe { std::mem::zeroed() };
     // SAFETY: as above.
     let mut headers: [libc::mmsghdr; MMSG_CHUNK] = unsafe { std::mem::zeroed() };
+    let mut controls: [CmsgInt; MMSG_CHUNK] = [[0; 4]; MMSG_CHUNK];
     for (i, header) in headers.iter_mut().enumerate().take(count) {
         header.msg_hdr.msg_name = std::ptr::addr_of_mut!(names[i]).cast();
         header.msg_hdr.msg_namelen = size_of::<libc::sockaddr_in>() as libc::socklen_t;
         header.msg_hdr.msg_iov = std::ptr::addr_of_mut!(iovs[i]);
         header.msg_hdr.msg_iovlen = 1;
+        if gro {
+            header.msg_hdr.msg_control = controls[i].as_mut_ptr().cast();
+            header.msg_hdr.msg_controllen = size_of::<CmsgInt>() as _;
+        }
     }
     // SAFETY: `headers[..count]` are valid mmsghdrs whose pointers all
     // point into live memory this function borrows mutably until the call
     // returns: each msg_name at a sockaddr_in of `names` with msg_namelen
     // its size, each msg_iov at one iovec of `iovs` whose base and length
     // are a distinct `slot_size` slot of `region` (`count` slots fit in
-    // it). No control buffer (msg_control null, msg_controllen 0). The
-    // kernel writes at most msg_namelen octets of address, at most iov_len
-    // octets per slot, and msg_len/msg_flags/msg_namelen of the first
-    // `count` headers, and keeps no pointer after returning. `count` is at
-    // most MMSG_CHUNK, the arrays' length; the timeout is null (none).
+    // it). Without `gro` no control buffer (msg_control null,
+    // msg_controllen 0); with it, msg_control points at one CmsgInt of
+    // `controls` and msg_controllen is its size. The kernel writes at most
+    // msg_namelen octets of address, at most iov_len octets per slot, at
+    // most msg_controllen octets of control messages, and
+    // msg_len/msg_flags/msg_namelen/msg_controllen of the first `count`
+    // headers, and keeps no pointer after returning. `count` is at most
+    // MMSG_CHUNK, the arrays' length; the timeout is null (none).
     let rc = unsafe {
         libc::recvmmsg(
             fd.as_raw_fd(),
@@ -584,18 +725,106 @@ fn recvmmsg_chunk(
             len: message.msg_len as usize,
             truncated: header.msg_flags & libc::MSG_TRUNC != 0,
             source,
+            segment: if gro { gro_segment(header) } else { None },
         };
     }
     Ok(received)
 }
 
-/// One datagram waiting in a [`SendBatch`].
+/// `UDP_GRO` of `udp.h`: the socket option, and the control message that
+/// gives a coalesced datagram's segment size.
+pub(crate) const UDP_GRO: libc::c_int = 104;
+
+/// The segment size of the `UDP_GRO` control message `recvmmsg` left in
+/// `header`, if there is one.
+fn gro_segment(header: &libc::msghdr) -> Option<usize> {
+    if header.msg_control.is_null() || header.msg_controllen < size_of::<libc::cmsghdr>() {
+        return None;
+    }
+    // SAFETY: msg_control points at a live CmsgInt of recvmmsg_chunk's
+    // `controls` and msg_controllen is what the kernel wrote into it (at
+    // most its size); CMSG_FIRSTHDR/CMSG_NXTHDR stay within
+    // msg_control..msg_control + msg_controllen, and each header they
+    // return is only read after checking that its cmsg_len covers an
+    // `int` of data inside that range (read unaligned).
+    unsafe {
+        let mut cmsg = libc::CMSG_FIRSTHDR(header);
+        while !cmsg.is_null() {
+            let c = &*cmsg;
+            let end = (header.msg_control as usize) + header.msg_controllen;
+            let data = libc::CMSG_DATA(cmsg);
+            if c.cmsg_level == libc::SOL_UDP
+                && c.cmsg_type == UDP_GRO
+                && c.cmsg_len as usize >= libc::CMSG_LEN(size_of::<libc::c_int>() as u32) as usize
+                && (data as usize) + size_of::<libc::c_int>() <= end
+            {
+                let size = std::ptr::read_unaligned(data.cast::<libc::c_int>());
+                return usize::try_from(size).ok().filter(|s| *s > 0);
+            }
+            cmsg = libc::CMSG_NXTHDR(header, cmsg);
+        }
+    }
+    None
+}
+
+/// One datagram waiting in a [`SendBatch`], or a train of them for one
+/// UDP GSO send (see [`SendBatch::push_segment`]).
 #[derive(Debug)]
 struct SendSlot {
     dest: SocketAddrV4,
     addr: SocketAddrAny,
     bytes: Vec<u8>,
+    /// Datagrams in `bytes`: 1, or a train's, each `segment` octets long
+    /// but the last, which may be shorter.
+    count: usize,
+    /// A train's segment size (0 for a datagram queued with
+    /// [`SendBatch::slot_to`]).
+    segment: usize,
+    /// A train that may take more datagrams.
+    open: bool,
 }
+
+impl SendSlot {
+    fn new(dest: SocketAddrV4, capacity: usize) -> SendSlot {
+        SendSlot {
+            dest,
+            addr: dest.into(),
+            bytes: Vec::with_capacity(capacity),
+            count: 1,
+            segment: 0,
+            open: false,
+        }
+    }
+
+    /// Empty, to `dest`, for one datagram.
+    fn reset(&mut self, dest: SocketAddrV4) {
+        if self.dest != dest {
+            self.addr = dest.into();
+            self.dest = dest;
+        }
+        self.bytes.clear();
+        self.count = 1;
+        self.segment = 0;
+        self.open = false;
+    }
+
+    /// A train of more than one datagram (sent with `UDP_SEGMENT`).
+    fn is_train(&self) -> bool {
+        self.count > 1
+    }
+}
+
+/// At most this many datagrams go into one UDP GSO send (the kernel's
+/// `UDP_MAX_SEGMENTS` was 64 until Linux 6.9).
+pub const MAX_GSO_SEGMENTS: usize = 64;
+
+/// At most this many octets go into one UDP GSO send: the longest UDP
+/// payload of an IPv4 datagram (65535 less the IPv4 and UDP headers).
+pub const MAX_GSO_BYTES: usize = 65535 - 20 - 8;
+
+/// `UDP_SEGMENT` of `udp.h`: the control message (and socket option) that
+/// makes one send of a UDP socket several datagrams of that size.
+pub(crate) const UDP_SEGMENT: libc::c_int = 103;
 
 /// Reusable send buffers: datagrams (GRE header and payload) and their
 /// destinations, written in place and sent with [`GreSocket::flush`].
@@ -612,6 +841,10 @@ pub struct SendBatch {
     sent: u64,
     dropped: u64,
     failed: u64,
+    /// [`SendBatch::push_segment`] builds trains.
+    gso: bool,
+    /// UDP GSO sends made.
+    gso_sends: u64,
 }
 
 impl Default for SendBatch {
@@ -628,11 +861,7 @@ impl SendBatch {
         let slots = slots.max(1);
         SendBatch {
             slots: (0..slots)
-                .map(|_| SendSlot {
-                    dest: SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, 0),
-                    addr: SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, 0).into(),
-                    bytes: Vec::with_capacity(slot_capacity),
-                })
+                .map(|_| SendSlot::new(SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, 0), slot_capacity))
                 .collect(),
             len: 0,
             planned: slots,
@@ -640,7 +869,90 @@ impl SendBatch {
             sent: 0,
             dropped: 0,
             failed: 0,
+            gso: false,
+            gso_sends: 0,
         }
+    }
+
+    /// Let [`SendBatch::push_segment`] join datagrams into trains, each
+    /// sent as one UDP GSO send (`UDP_SEGMENT`, `udp(7)`): only for a
+    /// batch flushed on a UDP socket. Turned off again by a flush whose
+    /// kernel refuses it.
+    pub fn set_gso(&mut self, on: bool) {
+        self.gso = on;
+    }
+
+    /// Whether trains are built (see [`SendBatch::set_gso`]).
+    pub fn gso(&self) -> bool {
+        self.gso
+    }
+
+    /// UDP GSO sends made so far (each of several datagrams).
+    pub fn gso_sends(&self) -> u64 {
+        self.gso_sends
+    }
+
+    /// Queues one datagram to `dest`, which `write` appends to the vector
+    /// it is given (leaving what is there). With GSO on
+    /// ([`SendBatch::set_gso`]) it joins the train queued last when that
+    /// one goes to `dest` and the datagram is no longer than the train's
+    /// first: the kernel cuts a train at its first datagram's length, so
+    /// one shorter datagram ends a train and a longer one starts the next.
+    /// A train holds at most [`MAX_GSO_SEGMENTS`] datagrams and
+    /// [`MAX_GSO_BYTES`] octets. When `write` fails, nothing is queued and
+    /// its error is returned.
+    pub fn push_segment<E>(
+        &mut self,
+        dest: SocketAddrV4,
+        write: impl FnOnce(&mut Vec<u8>) -> Result<(), E>,
+    ) -> Result<(), E> {
+        let joins = self.gso
+            && self.len > 0
+            && self.slots[self.len - 1].open
+            && self.slots[self.len - 1].dest == dest;
+        if !joins {
+            let gso = self.gso;
+            let slot = self.slot_to(dest);
+            if let Err(e) = write(slot) {
+                self.pop();
+                return Err(e);
+            }
+            let last = &mut self.slots[self.len - 1];
+            last.segment = last.bytes.len();
+            last.open = gso && last.segment > 0;
+            return Ok(());
+        }
+        let last = self.len - 1;
+        let train = &mut self.slots[last];
+        let mark = train.bytes.len();
+        if let Err(e) = write(&mut train.bytes) {
+            train.bytes.truncate(mark);
+            return Err(e);
+        }
+        let len = train.bytes.len() - mark;
+        if len > 0
+            && len <= train.segment
+            && train.count < MAX_GSO_SEGMENTS
+            && train.bytes.len() <= MAX_GSO_BYTES
+        {
+            train.count += 1;
+            train.open = len == train.segment && train.count < MAX_GSO_SEGMENTS;
+            return Ok(());
+        }
+        // It does not fit this train: it starts the next one.
+        train.open = false;
+        if self.len == self.slots.len() {
+            self.slots.push(SendSlot::new(dest, self.slot_capacity));
+        }
+        let (queued, free) = self.slots.split_at_mut(self.len);
+        let (train, next) = (&mut queued[last], &mut free[0]);
+        next.reset(dest);
+        next.bytes.extend_from_slice(&train.bytes[mark..]);
+        train.bytes.truncate(mark);
+        next.segment = len;
+        next.open = len > 0;
+        self.len += 1;
+        Ok(())
     }
 
     /// A new datagram to `dest`: its buffer, empty, for the caller to write
@@ -655,19 +967,11 @@ impl SendBatch {
     /// socket's, [`crate::udp::UdpBatchSocket`]).
     pub fn slot_to(&mut self, dest: SocketAddrV4) -> &mut Vec<u8> {
         if self.len == self.slots.len() {
-            self.slots.push(SendSlot {
-                dest,
-                addr: dest.into(),
-                bytes: Vec::with_capacity(self.slot_capacity),
-            });
+            self.slots.push(SendSlot::new(dest, self.slot_capacity));
         }
         let slot = &mut self.slots[self.len];
         self.len += 1;
-        if slot.dest != dest {
-            slot.addr = dest.into();
-            slot.dest = dest;
-        }
-        slot.bytes.clear();
+        slot.reset(dest);
         &mut slot.bytes
     }
 
@@ -682,7 +986,8 @@ impl SendBatch {
         self.len = self.len.saturating_sub(1);
     }
 
-    /// Datagrams queued.
+    /// Datagrams queued (a train of [`SendBatch::push_segment`] counts
+    /// once).
     pub fn len(&self) -> usize {
         self.len
     }
@@ -697,7 +1002,8 @@ impl SendBatch {
         self.len >= self.planned
     }
 
-    /// The `i`th queued datagram's destination and bytes.
+    /// The `i`th queued datagram's destination and bytes (a train's: all
+    /// of its datagrams, one after the other).
     pub fn get(&self, i: usize) -> Option<(Ipv4Addr, &[u8])> {
         (i < self.len).then(|| (*self.slots[i].dest.ip(), self.slots[i].bytes.as_slice()))
     }
@@ -750,6 +1056,77 @@ fn sendmmsg_chunk(fd: BorrowedFd<'_>, slots: &[SendSlot]) -> io::Result<usize> {
         .map_err(io::Error::from)
 }
 
+/// One `sendmmsg(2)` call (`MSG_DONTWAIT`) for `slots` (at most
+/// [`MMSG_CHUNK`]) of a UDP socket, a train with its `UDP_SEGMENT` control
+/// message (rustix 1.1 has no such message); returns how many messages
+/// the kernel took.
+fn sendmmsg_gso_chunk(fd: BorrowedFd<'_>, slots: &[SendSlot]) -> io::Result<usize> {
+    let slots = &slots[..slots.len().min(MMSG_CHUNK)];
+    let mut iovs = [libc::iovec {
+        iov_base: std::ptr::null_mut(),
+        iov_len: 0,
+    }; MMSG_CHUNK];
+    // SAFETY: sockaddr_in and mmsghdr are plain C structs of integers and
+    // raw pointers (and padding), for which all-zero bytes are a valid
+    // value: null pointers and zero lengths.
+    let mut names: [libc::sockaddr_in; MMSG_CHUNK] = unsafe { std::mem::zeroed() };
+    // SAFETY: as above.
+    let mut headers: [libc::mmsghdr; MMSG_CHUNK] = unsafe { std::mem::zeroed() };
+    let mut controls: [CmsgInt; MMSG_CHUNK] = [[0; 4]; MMSG_CHUNK];
+    for (i, slot) in slots.iter().enumerate() {
+        iovs[i] = libc::iovec {
+            // The kernel only reads through it (sendmmsg).
+            iov_base: slot.bytes.as_ptr().cast_mut().cast(),
+            iov_len: slot.bytes.len(),
+        };
+        names[i].sin_family = libc::AF_INET as libc::sa_family_t;
+        names[i].sin_port = slot.dest.port().to_be();
+        names[i].sin_addr.s_addr = u32::from(*slot.dest.ip()).to_be();
+        let h = &mut headers[i].msg_hdr;
+        h.msg_name = std::ptr::addr_of_mut!(names[i]).cast();
+        h.msg_namelen = size_of::<libc::sockaddr_in>() as libc::socklen_t;
+        h.msg_iov = std::ptr::addr_of_mut!(iovs[i]);
+        h.msg_iovlen = 1;
+        if slot.is_train() {
+            h.msg_control = controls[i].as_mut_ptr().cast();
+            // SAFETY: CMSG_SPACE only computes a length.
+            h.msg_controllen = unsafe { libc::CMSG_SPACE(size_of::<u16>() as u32) } as _;
+            // SAFETY: msg_control points at controls[i], 32 octets aligned
+            // for cmsghdr, and msg_controllen (CMSG_SPACE of a u16, 24 on
+            // 64-bit Linux) is within it, so CMSG_FIRSTHDR returns a
+            // pointer to its start, and the header and the u16 after it
+            // (CMSG_DATA, written unaligned) lie inside controls[i].
+            unsafe {
+                let cmsg = libc::CMSG_FIRSTHDR(h);
+                (*cmsg).cmsg_level = libc::SOL_UDP;
+                (*cmsg).cmsg_type = UDP_SEGMENT;
+                (*cmsg).cmsg_len = libc::CMSG_LEN(size_of::<u16>() as u32) as _;
+                std::ptr::write_unaligned(libc::CMSG_DATA(cmsg).cast::<u16>(), slot.segment as u16);
+            }
+        }
+    }
+    // SAFETY: `headers[..slots.len()]` are valid mmsghdrs whose pointers
+    // all point into memory that lives until the call returns: msg_name at
+    // a sockaddr_in of `names` with msg_namelen its size, msg_iov at one
+    // iovec of `iovs` over a slot's bytes (only read by the kernel), and
+    // for a train msg_control at one CmsgInt of `controls` with
+    // msg_controllen within it (else null and 0). The kernel writes only
+    // msg_len of those headers and keeps no pointer after returning;
+    // `slots.len()` is at most MMSG_CHUNK, the arrays' length.
+    let rc = unsafe {
+        libc::sendmmsg(
+            fd.as_raw_fd(),
+            headers.as_mut_ptr(),
+            slots.len() as libc::c_uint,
+            libc::MSG_DONTWAIT,
+        )
+    };
+    if rc < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(rc as usize)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -787,9 +1164,9 @@ mod tests {
         batch.buffers[16..24].copy_from_slice(b"third...");
         let a = Ipv4Addr::new(192, 0, 2, 1);
         let b = Ipv4Addr::new(192, 0, 2, 2);
-        batch.record(0, 6, false, SocketAddrV4::new(a, 0));
-        batch.record(1, 8, true, SocketAddrV4::new(b, 0));
-        batch.record(2, 5, false, SocketAddrV4::new(b, 1701));
+        batch.record(0, 6, false, SocketAddrV4::new(a, 0), None);
+        batch.record(1, 8, true, SocketAddrV4::new(b, 0), None);
+        batch.record(2, 5, false, SocketAddrV4::new(b, 1701), None);
         assert_eq!(batch.len(), 2);
         assert_eq!(batch.truncated(), 1);
         let got: Vec<(Ipv4Addr, &[u8])> = batch.iter().map(|d| (d.source, d.bytes)).collect();
@@ -838,6 +1215,67 @@ mod tests {
         batch.pop();
         assert_eq!(batch.len(), 2);
         assert_eq!((batch.sent(), batch.dropped(), batch.failed()), (0, 0, 0));
+    }
+
+    #[test]
+    fn trains_end_at_their_limits() {
+        let mut batch = SendBatch::new(2, 64);
+        batch.set_gso(true);
+        let a = SocketAddrV4::new(Ipv4Addr::new(198, 51, 100, 1), 4500);
+        let b = SocketAddrV4::new(Ipv4Addr::new(198, 51, 100, 2), 4500);
+        let push = |batch: &mut SendBatch, dest, len: usize| {
+            batch
+                .push_segment(dest, |buf| {
+                    buf.resize(buf.len() + len, 1);
+                    Ok::<(), ()>(())
+                })
+                .unwrap();
+        };
+        for _ in 0..=MAX_GSO_SEGMENTS {
+            push(&mut batch, a, 10);
+        }
+        assert_eq!(batch.len(), 2);
+        assert_eq!(batch.slots[0].count, MAX_GSO_SEGMENTS);
+        assert_eq!(batch.slots[1].count, 1);
+        // Another destination: another train.
+        push(&mut batch, b, 10);
+        assert_eq!(batch.len(), 3);
+        assert_eq!(batch.get(2), Some((*b.ip(), &[1u8; 10][..])));
+        batch.clear();
+        // No more than an IPv4 datagram holds: 65507 / 1400 = 46.
+        for _ in 0..50 {
+            push(&mut batch, a, 1400);
+        }
+        assert_eq!(batch.len(), 2);
+        assert_eq!(batch.slots[0].count, 46);
+        assert_eq!(batch.slots[0].bytes.len(), 46 * 1400);
+        assert_eq!(batch.slots[1].count, 4);
+        assert_eq!(datagrams(&batch.slots[..batch.len()]), 50);
+        // A raw socket's batch (no GSO) never builds one.
+        let mut raw = SendBatch::new(2, 64);
+        push(&mut raw, a, 10);
+        push(&mut raw, a, 10);
+        assert_eq!(raw.len(), 2);
+        assert!(!raw.slots[0].is_train());
+    }
+
+    #[test]
+    fn a_coalesced_datagram_is_delivered_as_its_segments() {
+        let mut batch = RecvBatch::with_gro(2, 16);
+        batch.buffers[..10].copy_from_slice(b"aaaabbbbcc");
+        batch.buffers[16..19].copy_from_slice(b"xyz");
+        let a = SocketAddrV4::new(Ipv4Addr::new(192, 0, 2, 1), 4500);
+        batch.record(0, 10, false, a, Some(4));
+        // Not coalesced: a segment size beyond the datagram.
+        batch.record(1, 3, false, a, Some(4));
+        let got: Vec<&[u8]> = (0..batch.len())
+            .map(|i| batch.get_from(i).unwrap().1)
+            .collect();
+        assert_eq!(got, vec![&b"aaaa"[..], b"bbbb", b"cc", b"xyz"]);
+        assert_eq!(batch.coalesced(), 1);
+        let (_, second) = batch.get_mut(1).unwrap();
+        second[0] = b'B';
+        assert_eq!(batch.get(1).unwrap().bytes, b"Bbbb");
     }
 
     #[test]

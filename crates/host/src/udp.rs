@@ -88,6 +88,42 @@ impl UdpBatchSocket {
         }
     }
 
+    /// Ask for a send buffer of `bytes`, beyond `net.core.wmem_max` when
+    /// we have CAP_NET_ADMIN (`SO_SNDBUFFORCE`), else capped (`SO_SNDBUF`).
+    pub fn set_send_buffer_size_force(&self, bytes: usize) -> io::Result<()> {
+        let fd = self.fd.get_ref();
+        match rustix::net::sockopt::set_socket_send_buffer_size_force(fd, bytes) {
+            Ok(()) => Ok(()),
+            Err(_) => rustix::net::sockopt::set_socket_send_buffer_size(fd, bytes).map_err(|e| {
+                io::Error::new(io::Error::from(e).kind(), format!("udp: SO_SNDBUF: {e}"))
+            }),
+        }
+    }
+
+    /// Let the kernel coalesce datagrams of one flow that arrive in a run
+    /// (`UDP_GRO`, `udp(7)`, Linux 5.0): one receive then takes up to 64
+    /// KiB, which a [`RecvBatch::with_gro`] splits into the datagrams
+    /// again. A batch made with [`RecvBatch::new`] must not be used on it.
+    pub fn set_gro(&self, on: bool) -> io::Result<()> {
+        let value = libc::c_int::from(on);
+        // SAFETY: setsockopt reads `size_of::<c_int>()` octets from the
+        // pointer, a live c_int; the fd is an open socket.
+        let rc = unsafe {
+            libc::setsockopt(
+                self.as_raw_fd(),
+                libc::SOL_UDP,
+                crate::gre::UDP_GRO,
+                std::ptr::addr_of!(value).cast(),
+                std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+            )
+        };
+        if rc < 0 {
+            let e = io::Error::last_os_error();
+            return Err(io::Error::new(e.kind(), format!("udp: UDP_GRO: {e}")));
+        }
+        Ok(())
+    }
+
     /// Wait until datagrams are queued, then take as many as `batch` holds
     /// (`recvmmsg`). Returns how many were delivered, at least one.
     /// Cancel-safe: it only waits before receiving.
@@ -169,5 +205,96 @@ mod tests {
             got,
             (0..3u8).map(|i| (at_a, vec![i; 5])).collect::<Vec<_>>()
         );
+    }
+
+    /// Datagrams of `len` octets, each filled with its number.
+    fn numbered(lens: &[usize]) -> Vec<Vec<u8>> {
+        lens.iter()
+            .enumerate()
+            .map(|(i, &len)| vec![i as u8; len])
+            .collect()
+    }
+
+    /// Everything `socket` receives until `count` datagrams are in.
+    async fn receive(socket: &UdpBatchSocket, batch: &mut RecvBatch, count: usize) -> Vec<Vec<u8>> {
+        let mut got = Vec::new();
+        while got.len() < count {
+            let n =
+                tokio::time::timeout(std::time::Duration::from_secs(5), socket.recv_batch(batch))
+                    .await
+                    .expect("the datagrams arrive")
+                    .unwrap();
+            for i in 0..n {
+                got.push(batch.get_from(i).unwrap().1.to_vec());
+            }
+        }
+        got
+    }
+
+    /// Equal datagrams and a shorter last one go out as one UDP GSO send
+    /// (udp(7) UDP_SEGMENT); a longer one starts the next train. A socket
+    /// with GRO takes each train whole and the batch gives its datagrams
+    /// back one by one; one without GRO gets them cut by the kernel.
+    #[tokio::test]
+    async fn gso_trains_arrive_as_the_datagrams_they_were() {
+        let lens = [300, 300, 300, 120, 500, 500, 7];
+        let sent = numbered(&lens);
+        for gro in [true, false] {
+            let a = UdpBatchSocket::bind(SocketAddrV4::new(Ipv4Addr::LOCALHOST, 0)).unwrap();
+            let b = UdpBatchSocket::bind(SocketAddrV4::new(Ipv4Addr::LOCALHOST, 0)).unwrap();
+            let mut batch = if gro {
+                b.set_gro(true).unwrap();
+                RecvBatch::with_gro(4, crate::gre::GRO_SLOT_SIZE)
+            } else {
+                RecvBatch::new(16, 1024)
+            };
+            let mut out = SendBatch::new(4, 64);
+            out.set_gso(true);
+            for d in &sent {
+                out.push_segment(b.local_addr().unwrap(), |buf| {
+                    buf.extend_from_slice(d);
+                    Ok::<(), ()>(())
+                })
+                .unwrap();
+            }
+            // 300 300 300 120 | 500 500 7
+            assert_eq!(out.len(), 2);
+            // A failed write queues nothing.
+            assert!(out
+                .push_segment(b.local_addr().unwrap(), |buf| {
+                    buf.extend_from_slice(&[9; 3]);
+                    Err::<(), _>("no")
+                })
+                .is_err());
+            assert_eq!(a.flush(&mut out).unwrap(), lens.len());
+            assert_eq!((out.sent(), out.gso_sends(), out.failed()), (7, 2, 0));
+            let got = receive(&b, &mut batch, lens.len()).await;
+            assert_eq!(got, sent, "gro {gro}");
+            if gro {
+                assert!(batch.coalesced() >= 1);
+            }
+        }
+    }
+
+    /// Without GSO every datagram is a slot of its own, as `slot_to`
+    /// makes them.
+    #[tokio::test]
+    async fn without_gso_no_train_is_built() {
+        let a = UdpBatchSocket::bind(SocketAddrV4::new(Ipv4Addr::LOCALHOST, 0)).unwrap();
+        let b = UdpBatchSocket::bind(SocketAddrV4::new(Ipv4Addr::LOCALHOST, 0)).unwrap();
+        let sent = numbered(&[200, 200, 200]);
+        let mut out = SendBatch::new(4, 64);
+        for d in &sent {
+            out.push_segment(b.local_addr().unwrap(), |buf| {
+                buf.extend_from_slice(d);
+                Ok::<(), ()>(())
+            })
+            .unwrap();
+        }
+        assert_eq!(out.len(), 3);
+        assert_eq!(a.flush(&mut out).unwrap(), 3);
+        assert_eq!(out.gso_sends(), 0);
+        let got = receive(&b, &mut RecvBatch::new(8, 1024), 3).await;
+        assert_eq!(got, sent);
     }
 }

@@ -449,6 +449,18 @@ impl SaTable {
         packet: &[u8],
         out: &mut Vec<u8>,
     ) -> Result<(), DropKind> {
+        out.clear();
+        self.seal_append(key, packet, out)
+    }
+
+    /// [`SaTable::seal`], appending the ESP packet to what `out` holds
+    /// (a UDP GSO train); on failure `out` is as it was.
+    pub fn seal_append(
+        &mut self,
+        key: ChildKey,
+        packet: &[u8],
+        out: &mut Vec<u8>,
+    ) -> Result<(), DropKind> {
         if !self.children.contains_key(&key) {
             return Err(DropKind::NoSa);
         }
@@ -457,7 +469,7 @@ impl SaTable {
             Some(6) => NEXT_HEADER_IPV6,
             _ => return Err(DropKind::NotIp),
         };
-        self.seal_payload(key, packet, next_header, out)
+        self.seal_payload_append(key, packet, next_header, out)
     }
 
     /// Seals `payload` with `key`'s outbound SA and `next_header` into
@@ -470,19 +482,39 @@ impl SaTable {
         next_header: u8,
         out: &mut Vec<u8>,
     ) -> Result<(), DropKind> {
+        out.clear();
+        self.seal_payload_append(key, payload, next_header, out)
+    }
+
+    /// [`SaTable::seal_payload`], appending to what `out` holds; on
+    /// failure `out` is as it was.
+    pub fn seal_payload_append(
+        &mut self,
+        key: ChildKey,
+        payload: &[u8],
+        next_header: u8,
+        out: &mut Vec<u8>,
+    ) -> Result<(), DropKind> {
         let child = self.children.get_mut(&key).ok_or(DropKind::NoSa)?;
+        let at = out.len();
         let head = child.sa.headroom();
         let tail = child.sa.tailroom(payload.len());
-        out.clear();
-        out.resize(head + payload.len() + tail, 0);
-        out[head..head + payload.len()].copy_from_slice(payload);
-        let sealed = child
+        out.resize(at + head, 0);
+        out.extend_from_slice(payload);
+        out.resize(at + head + payload.len() + tail, 0);
+        let sealed = match child
             .sa
-            .seal(out, head..head + payload.len(), next_header)
-            .map_err(|_| DropKind::SealFailed)?;
-        out.truncate(sealed.end);
+            .seal(&mut out[at..], head..head + payload.len(), next_header)
+        {
+            Ok(r) => r,
+            Err(_) => {
+                out.truncate(at);
+                return Err(DropKind::SealFailed);
+            }
+        };
+        out.truncate(at + sealed.end);
         if sealed.start > 0 {
-            out.drain(..sealed.start);
+            out.drain(at..at + sealed.start);
         }
         Ok(())
     }

@@ -34,7 +34,9 @@ use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
 use tracing::{error, info, warn};
 use tsunagi_crypto::{OsRandom, Secret};
-use tsunagi_host::gre::{RecvBatch, SendBatch};
+use tsunagi_host::gre::{RecvBatch, SendBatch, GRO_SLOT_SIZE};
+use tsunagi_host::gro::Coalescer;
+use tsunagi_host::offload::{segment_tcp, tcp_layout, Received, MAX_OFFLOAD_PACKET};
 use tsunagi_host::policy_route::PolicyRoutes;
 use tsunagi_host::udp::UdpBatchSocket;
 use tsunagi_host::{GreSocket, Ipv4Net, Netlink, Tun};
@@ -64,14 +66,26 @@ pub const PROFILE: &str = "%ipsec";
 /// rounded down.
 pub const TUN_MTU: u32 = 1400;
 
-/// Tun packets sealed per wake-up.
+/// Tun packets (or TCP super-packets) sealed per wake-up.
 const TUN_BATCH: usize = 64;
+
+/// UDP GSO trains queued before they are sent: a TCP super-packet from
+/// the tun makes one, so this many 64 KiB reads go out in one `sendmmsg`
+/// and the peer gets them while we read the next.
+const GSO_FLUSH_TRAINS: usize = 4;
+
+/// Coalesced datagrams (up to 64 KiB each, see [`GRO_SLOT_SIZE`]) taken
+/// by one receive on UDP 4500.
+const NATT_GRO_SLOTS: usize = 32;
 
 /// One log line per kind of drop per this long; the others are counted.
 const LOG_EVERY: Duration = Duration::from_secs(10);
 
 /// The receive buffer asked for the ESP sockets.
 const ESP_RECV_BUFFER: usize = 4 * 1024 * 1024;
+
+/// The send buffer asked for UDP 4500: a few GSO trains of 64 KiB.
+const ESP_SEND_BUFFER: usize = 4 * 1024 * 1024;
 
 /// What the driver needs from the daemon.
 pub struct IpsecCtx<'a> {
@@ -105,6 +119,9 @@ struct Conn {
     sockets: usize,
     tun: Option<Tun>,
     tun_buf: Vec<u8>,
+    /// Opened packets for the tun, merged while they are segments of one
+    /// TCP flow in a run, written once a receive batch is done.
+    coalescer: Coalescer,
     routes: Vec<Ipv4Net>,
     /// Transport mode: the rule and table route into the tun, and the
     /// tun's index.
@@ -145,7 +162,7 @@ enum Woke {
     Ike(usize, io::Result<usize>),
     Natt(usize, io::Result<usize>),
     Esp(usize, io::Result<usize>),
-    Tun(usize, io::Result<usize>),
+    Tun(usize, io::Result<Received>),
 }
 
 /// The running driver.
@@ -157,6 +174,8 @@ struct Driver {
     netlink: Arc<Netlink>,
     policy: Arc<PolicyRoutes>,
     holes: Holes,
+    /// Where TCP super-packets from a tun are cut.
+    segments: Vec<u8>,
 }
 
 /// Words for a reason the engine gives (its own, plus what a peer's
@@ -315,15 +334,27 @@ async fn prepare(
                 let ike = bind(IKE_PORT)?;
                 let natt = bind(NAT_T_PORT)?;
                 let _ = natt.set_recv_buffer_size_force(ESP_RECV_BUFFER);
+                let _ = natt.set_send_buffer_size_force(ESP_SEND_BUFFER);
+                // ESP in UDP by the 64 KiB both ways: GRO on receive, GSO
+                // trains on send (each datagram still one ESP packet).
+                let natt_in = match natt.set_gro(true) {
+                    Ok(()) => RecvBatch::with_gro(NATT_GRO_SLOTS, GRO_SLOT_SIZE),
+                    Err(e) => {
+                        warn!("ipsec {name}: UDP {left}:{NAT_T_PORT}: {e}");
+                        RecvBatch::default()
+                    }
+                };
+                let mut natt_out = SendBatch::default();
+                natt_out.set_gso(true);
                 sockets.push(LocalSockets {
                     addr: left,
                     ike,
                     natt,
                     esp: None,
                     ike_in: RecvBatch::new(8, 65536),
-                    natt_in: RecvBatch::default(),
+                    natt_in,
                     esp_in: RecvBatch::default(),
-                    natt_out: SendBatch::default(),
+                    natt_out,
                     esp_out: SendBatch::default(),
                 });
                 sockets.len() - 1
@@ -342,9 +373,16 @@ async fn prepare(
         }
         let mut routes = Vec::new();
         let mut steering = None;
+        let tunnel = settings.conn_type == ConnType::Tunnel;
         let tun = {
-            let tun = Tun::create(&settings.tun)
-                .with_context(|| format!("ipsec {name}: cannot create tun {}", settings.tun))?;
+            // Tunnel mode: offload (TCP super-packets both ways). Transport
+            // mode: plain packets, which transport_path takes apart.
+            let tun = if tunnel {
+                Tun::create_offload(&settings.tun)
+            } else {
+                Tun::create(&settings.tun)
+            }
+            .with_context(|| format!("ipsec {name}: cannot create tun {}", settings.tun))?;
             // No IPv6 link-local address and router solicitations: the
             // tun carries only what the routes send it.
             if let Err(e) = ctx.netlink.set_addrgenmode_none(&settings.tun).await {
@@ -354,7 +392,15 @@ async fn prepare(
                 .link_up(&settings.tun, TUN_MTU)
                 .await
                 .with_context(|| format!("ipsec {name}: {} up", settings.tun))?;
-            if settings.conn_type == ConnType::Transport {
+            // TCP super-packets both ways: read ones are cut to the MTU
+            // before sealing, coalesced segments are written as one.
+            if tunnel {
+                tun.set_gso_mtu(TUN_MTU as usize);
+                if let Err(e) = tun.set_tso(true) {
+                    warn!("ipsec {name}: {e}");
+                }
+            }
+            if !tunnel {
                 let s =
                     Steering::of(&settings, conn_index).with_context(|| format!("ipsec {name}"))?;
                 let oif = ctx
@@ -411,7 +457,8 @@ async fn prepare(
             engine,
             sockets: index,
             tun,
-            tun_buf: vec![0; 65536],
+            tun_buf: vec![0; MAX_OFFLOAD_PACKET],
+            coalescer: Coalescer::new(),
             routes,
             steering,
             scratch: Vec::new(),
@@ -443,6 +490,7 @@ async fn prepare(
         netlink: ctx.netlink.clone(),
         policy,
         holes: ctx.holes.clone(),
+        segments: Vec::new(),
     };
     Ok((driver, rx))
 }
@@ -559,9 +607,9 @@ impl Driver {
         for (c, conn) in self.conns.iter_mut().enumerate() {
             let Conn { tun, tun_buf, .. } = conn;
             if let Some(tun) = tun.as_ref() {
-                waits.push(Box::pin(
-                    async move { Woke::Tun(c, tun.recv(tun_buf).await) },
-                ));
+                waits.push(Box::pin(async move {
+                    Woke::Tun(c, tun.recv_gso(tun_buf).await)
+                }));
             }
         }
         if waits.is_empty() {
@@ -730,6 +778,9 @@ impl Driver {
                     }
                 }
             }
+            let last = batch.get_from(batch.len().saturating_sub(1));
+            let from = last.map_or(SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, 0), |l| l.0);
+            flush_tuns(conns, table, &mut drops, from);
         }
         for (conn, kind, from) in drops {
             self.drop_logged(conn, kind, now, || format!("ESP in UDP from {from}"));
@@ -788,6 +839,9 @@ impl Driver {
                     Err(kind) => drops.push((table.conn_of(buf), kind, from)),
                 }
             }
+            let last = batch.get_from(batch.len().saturating_sub(1));
+            let from = last.map_or(SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, 0), |l| l.0);
+            flush_tuns(conns, table, &mut drops, from);
         }
         for (conn, kind, from) in drops {
             self.drop_logged(conn, kind, now, || format!("ESP from {}", from.ip()));
@@ -818,23 +872,16 @@ impl Driver {
         }
     }
 
-    fn on_tun(&mut self, conn: usize, r: io::Result<usize>, now: Instant) {
-        let mut len = match r {
-            Ok(n) => n,
-            Err(e) => {
-                self.drop_logged(Some(conn), DropKind::TunError, now, || {
-                    format!("tun read: {e}")
-                });
-                return;
-            }
-        };
+    fn on_tun(&mut self, conn: usize, r: io::Result<Received>, now: Instant) {
         let mut drops: Vec<DropKind> = Vec::new();
+        let mut read_errors: Vec<io::Error> = Vec::new();
         let mut rekey: Vec<ChildId> = Vec::new();
         {
             let Driver {
                 sockets,
                 table,
                 conns,
+                segments,
                 ..
             } = self;
             let c = &mut conns[conn];
@@ -842,69 +889,102 @@ impl Driver {
             let Some(tun) = c.tun.as_ref() else {
                 return;
             };
-            let transport = c.steering.is_some();
+            let mut first = Some(r);
             for _ in 0..TUN_BATCH {
-                let packet = &c.tun_buf[..len];
-                let selected = if transport {
-                    transport_path::select(table, conn, packet).map(|o| (o.key, Some(o)))
-                } else {
-                    table.select_outbound(conn, packet).map(|k| (k, None))
+                let result = match first.take() {
+                    Some(r) => r,
+                    None => tun.try_recv_gso(&mut c.tun_buf),
                 };
-                match selected {
-                    Err(kind) => {
-                        table.count(Some(conn), kind);
-                        drops.push(kind);
+                let got = match result {
+                    Ok(got) => got,
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                    Err(e) => {
+                        // A packet cut, or with an offload header that
+                        // cannot be completed, is lost; the next one is
+                        // read. Anything else ends this wake-up.
+                        let next = e.kind() == io::ErrorKind::InvalidData;
+                        table.count(Some(conn), DropKind::TunError);
+                        read_errors.push(e);
+                        if next {
+                            continue;
+                        }
+                        break;
                     }
-                    Ok((key, segment)) => {
-                        let seal = |table: &mut SaTable, slot: &mut Vec<u8>| match &segment {
-                            Some(o) => transport_path::seal(table, packet, o, slot),
-                            None => table.seal(key, packet, slot),
-                        };
-                        let (remote, encap) = match table.child(key) {
-                            Some(child) => (child.remote, child.udp_encap),
-                            None => (SocketAddr::from(([0, 0, 0, 0], 0)), true),
-                        };
-                        let sent = match (encap, remote, s.esp.is_some()) {
-                            (true, SocketAddr::V4(dest), _) => {
-                                let slot = s.natt_out.slot_to(dest);
-                                let r = seal(table, slot);
-                                if r.is_err() {
-                                    s.natt_out.pop();
+                };
+                let packet = &c.tun_buf[..got.len.min(c.tun_buf.len())];
+                if c.steering.is_some() {
+                    // Transport mode: the segment goes, with its protocol
+                    // as Next Header (RFC 4303 s3.1.1).
+                    let sealed = transport_path::select(table, conn, packet).and_then(|o| {
+                        let key = o.key;
+                        seal_out(table, s, key, |t, buf| {
+                            transport_path::seal_append(t, packet, &o, buf)
+                        })
+                        .map(|()| key)
+                    });
+                    match sealed {
+                        Ok(key) => {
+                            if let Some(child) = table.child(key) {
+                                if child.sa.needs_rekey() && !child.rekey_asked {
+                                    rekey.push(key.child);
                                 }
-                                r
                             }
-                            (false, SocketAddr::V4(dest), true) => {
-                                let slot = s.esp_out.slot(*dest.ip());
-                                let r = seal(table, slot);
-                                if r.is_err() {
-                                    s.esp_out.pop();
-                                }
-                                r
-                            }
-                            _ => Err(DropKind::SendError),
-                        };
-                        if let Err(kind) = sent {
+                        }
+                        Err(kind) => {
                             table.count(Some(conn), kind);
                             drops.push(kind);
                         }
-                        if let Some(child) = table.child(key) {
-                            if child.sa.needs_rekey() && !child.rekey_asked {
-                                rekey.push(key.child);
-                            }
-                        }
-                        if s.natt_out.is_full() {
-                            let _ = s.natt.flush(&mut s.natt_out);
-                        }
-                        if s.esp_out.is_full() {
-                            if let Some(esp) = &s.esp {
-                                let _ = esp.flush(&mut s.esp_out);
-                            }
+                    }
+                    continue;
+                }
+                let key = match table.select_outbound(conn, packet) {
+                    Ok(key) => key,
+                    Err(kind) => {
+                        table.count(Some(conn), kind);
+                        drops.push(kind);
+                        continue;
+                    }
+                };
+                let mut seal = |segment: &[u8]| {
+                    if let Err(kind) =
+                        seal_out(table, s, key, |t, buf| t.seal_append(key, segment, buf))
+                    {
+                        table.count(Some(conn), kind);
+                        drops.push(kind);
+                    }
+                };
+                match got.gso {
+                    // A TCP super-packet (all of one flow, so of one
+                    // child): cut to segments that fit the tun's MTU, as
+                    // the kernel would have.
+                    Some(gso) if packet.len() > TUN_MTU as usize => {
+                        let room = tcp_layout(packet)
+                            .map(|l| (TUN_MTU as usize).saturating_sub(l.headers()))
+                            .unwrap_or(0);
+                        let payload = usize::from(gso).min(room);
+                        if payload == 0
+                            || segment_tcp(packet, payload, segments, &mut seal).is_err()
+                        {
+                            table.count(Some(conn), DropKind::TunError);
+                            drops.push(DropKind::TunError);
                         }
                     }
+                    _ => seal(packet),
                 }
-                match tun.try_recv(&mut c.tun_buf) {
-                    Ok(n) => len = n,
-                    Err(_) => break,
+                if let Some(child) = table.child(key) {
+                    if child.sa.needs_rekey() && !child.rekey_asked {
+                        rekey.push(key.child);
+                    }
+                }
+                if s.natt_out.is_full()
+                    || (s.natt_out.gso() && s.natt_out.len() >= GSO_FLUSH_TRAINS)
+                {
+                    let _ = s.natt.flush(&mut s.natt_out);
+                }
+                if s.esp_out.is_full() {
+                    if let Some(esp) = &s.esp {
+                        let _ = esp.flush(&mut s.esp_out);
+                    }
                 }
             }
             if !s.natt_out.is_empty() && s.natt.flush(&mut s.natt_out).is_err() {
@@ -921,6 +1001,11 @@ impl Driver {
                     None => s.esp_out.clear(),
                 }
             }
+        }
+        for e in read_errors {
+            self.drop_logged(Some(conn), DropKind::TunError, now, || {
+                format!("tun read: {e}")
+            });
         }
         for kind in drops {
             self.drop_logged(Some(conn), kind, now, || "a packet from the tun".into());
@@ -1263,7 +1348,8 @@ impl Driver {
     }
 }
 
-/// An opened packet to its conn's tun (tunnel mode), or counted.
+/// An opened packet to its conn's tun (tunnel mode; perhaps later, merged
+/// with the segments that follow it: see [`flush_tuns`]), or counted.
 fn deliver(
     conns: &mut [Conn],
     table: &mut SaTable,
@@ -1274,14 +1360,22 @@ fn deliver(
 ) {
     let conn = d.key.conn;
     match d.mode {
-        Mode::Tunnel => match conns.get(conn).and_then(|c| c.tun.as_ref()) {
-            Some(tun) => {
-                if tun.try_send(&buf[d.payload.clone()]).is_err() {
+        Mode::Tunnel => match conns.get_mut(conn) {
+            Some(Conn {
+                tun: Some(tun),
+                coalescer,
+                ..
+            }) => {
+                let mut failed = 0;
+                coalescer.push(&buf[d.payload.clone()], &mut |p| {
+                    failed += u64::from(tun.try_send(p).is_err());
+                });
+                for _ in 0..failed {
                     table.count(Some(conn), DropKind::TunError);
                     drops.push((Some(conn), DropKind::TunError, from));
                 }
             }
-            None => table.count(Some(conn), DropKind::TransportUnclaimed),
+            _ => table.count(Some(conn), DropKind::TransportUnclaimed),
         },
         Mode::Transport => {
             let Some(c) = conns.get_mut(conn) else {
@@ -1301,6 +1395,63 @@ fn deliver(
                 }
                 Err(kind) => drops.push((Some(conn), kind, from)),
             }
+        }
+    }
+}
+
+/// Seals `packet` with child `key` into the send batch of its
+/// encapsulation: a GSO train on UDP 4500, a datagram on the raw socket.
+fn seal_out(
+    table: &mut SaTable,
+    s: &mut LocalSockets,
+    key: ChildKey,
+    seal_append: impl FnOnce(&mut SaTable, &mut Vec<u8>) -> Result<(), DropKind>,
+) -> Result<(), DropKind> {
+    let (remote, encap) = match table.child(key) {
+        Some(child) => (child.remote, child.udp_encap),
+        None => return Err(DropKind::NoSa),
+    };
+    match (encap, remote, s.esp.is_some()) {
+        (true, SocketAddr::V4(dest), _) => {
+            s.natt_out.push_segment(dest, |buf| seal_append(table, buf))
+        }
+        (false, SocketAddr::V4(dest), true) => {
+            let slot = s.esp_out.slot(*dest.ip());
+            slot.clear();
+            let r = seal_append(table, slot);
+            if r.is_err() {
+                s.esp_out.pop();
+            }
+            r
+        }
+        _ => Err(DropKind::SendError),
+    }
+}
+
+/// Writes what the conns' coalescers hold to their tuns: once a receive
+/// batch is done, so that a run of segments costs one write and nothing
+/// waits longer than that batch.
+fn flush_tuns(
+    conns: &mut [Conn],
+    table: &mut SaTable,
+    drops: &mut Vec<(Option<usize>, DropKind, SocketAddrV4)>,
+    from: SocketAddrV4,
+) {
+    for (i, c) in conns.iter_mut().enumerate() {
+        let Conn { tun, coalescer, .. } = c;
+        let Some(tun) = tun.as_ref() else {
+            continue;
+        };
+        if coalescer.is_empty() {
+            continue;
+        }
+        let mut failed = 0;
+        coalescer.flush(&mut |p| {
+            failed += u64::from(tun.try_send(p).is_err());
+        });
+        for _ in 0..failed {
+            table.count(Some(i), DropKind::TunError);
+            drops.push((Some(i), DropKind::TunError, from));
         }
     }
 }

@@ -175,7 +175,19 @@ pub fn seal(
     o: &Outbound,
     out: &mut Vec<u8>,
 ) -> Result<(), DropKind> {
-    table.seal_payload(o.key, &packet[o.segment.clone()], o.next_header, out)
+    out.clear();
+    seal_append(table, packet, o, out)
+}
+
+/// [`seal`], appending to what `out` holds (a UDP GSO train); on failure
+/// `out` is as it was.
+pub fn seal_append(
+    table: &mut SaTable,
+    packet: &[u8],
+    o: &Outbound,
+    out: &mut Vec<u8>,
+) -> Result<(), DropKind> {
+    table.seal_payload_append(o.key, &packet[o.segment.clone()], o.next_header, out)
 }
 
 /// The IP packet for the tun from an opened transport-mode segment
