@@ -16,7 +16,9 @@
 #                 with a pre-shared key, ike = "aes128-sha256-modp2048!",
 #                 esp = "aes128gcm16!", type = "tunnel" between the two LANs
 #                 (leftsubnet/rightsubnet), auto = "start" on gateway A and
-#                 "add" on gateway B, the PSK in an ipsec.secrets file (0600);
+#                 "add" on gateway B, the PSK in an ipsec.secrets file (0600),
+#                 forceencaps = true (ESP in UDP 4500, as libipsec sends it);
+#   esp-raw       the same with forceencaps = false: raw ESP (protocol 50);
 #   libipsec      strongSwan's charon with the kernel-libipsec plugin (ESP
 #                 in userland through its TUN ipsec0; it always wraps ESP in
 #                 UDP 4500) on both gateways, configured through swanctl with
@@ -57,10 +59,13 @@
 # PATH, else `cargo install` into /var/cache/tsunagi-bench/boringtun).
 # ROWS="esp libipsec" runs only those rows. TSUNAGI_B=/path/to/tsunagi adds
 # the row esp-b (that binary on both gateways) and its ratio to esp. The
-# row esp-udp, not run unless named in ROWS, is the esp row with
-# forceencaps = true on both gateways: ESP in UDP 4500 as libipsec always
-# sends it (without NAT the esp row's tsunagis send raw ESP, protocol 50);
-# its ratio to libipsec is printed before the last line.
+# The esp row's two tsunagis have forceencaps = true: ESP in UDP 4500, the
+# way libipsec always sends it (it fakes NAT detection), so the last line
+# compares the same proposal on the same wire format. The row esp-raw is the
+# same tunnel with raw ESP (IP protocol 50, what tsunagi sends when there is
+# no NAT): the kernel has no GSO or GRO for protocol 50 without its own
+# IPsec, so every ESP packet crosses the stack alone; its ratio to libipsec
+# is printed before the last line.
 # AUTOGROUP_NICE=N: see benches/l2tp.sh.
 # A row that fails prints FAIL with the reason; the script then goes on and
 # exits 1 at the end. Everything it made is removed on exit, also on
@@ -72,14 +77,14 @@ SECS=${1:-${SECS:-10}}
 ROUNDS=${ROUNDS:-3}
 TSUNAGI_B=${TSUNAGI_B:-}
 if [ -n "$TSUNAGI_B" ]; then
-	ROWS=${ROWS:-no-tunnel esp esp-b libipsec boringtun}
+	ROWS=${ROWS:-no-tunnel esp esp-raw esp-b libipsec boringtun}
 else
-	ROWS=${ROWS:-no-tunnel esp libipsec boringtun}
+	ROWS=${ROWS:-no-tunnel esp esp-raw libipsec boringtun}
 fi
 [ "$(id -u)" = 0 ] || { echo "benches/ipsec.sh: run as root" >&2; exit 1; }
 for r in $ROWS; do
 	case $r in
-	no-tunnel | esp | esp-udp | libipsec | boringtun) ;;
+	no-tunnel | esp | esp-raw | libipsec | boringtun) ;;
 	esp-b)
 		[ -x "$TSUNAGI_B" ] || { echo "benches/ipsec.sh: row $r needs TSUNAGI_B=/path/to/tsunagi" >&2; exit 1; } ;;
 	*) echo "benches/ipsec.sh: unknown row $r" >&2; exit 1 ;;
@@ -318,7 +323,7 @@ libipsec_sa() {
 # --- the rows ---------------------------------------------------------------
 
 ESP_SKIPPED=""
-for bin_row in esp esp-udp esp-b; do
+for bin_row in esp esp-raw esp-b; do
 	case " $ROWS " in *" $bin_row "*) ;; *) continue ;; esac
 	if [ $bin_row = esp-b ]; then bin=$TS_B; else bin=$TS_A; fi
 	if refusal=$(esp_refused "$bin"); then
@@ -336,9 +341,9 @@ run_row() {
 	DAEMONS=()
 	case $1 in
 	no-tunnel) up_no_tunnel && ok=1 ;;
-	esp) TS=$TS_A && ESP_FORCEENCAPS=false up_esp && ok=1 ;;
-	esp-udp) TS=$TS_A && ESP_FORCEENCAPS=true up_esp && ok=1 ;;
-	esp-b) TS=$TS_B && ESP_FORCEENCAPS=false up_esp && ok=1 ;;
+	esp) TS=$TS_A && ESP_FORCEENCAPS=true up_esp && ok=1 ;;
+	esp-raw) TS=$TS_A && ESP_FORCEENCAPS=false up_esp && ok=1 ;;
+	esp-b) TS=$TS_B && ESP_FORCEENCAPS=true up_esp && ok=1 ;;
 	libipsec) up_libipsec && ok=1 ;;
 	boringtun) up_boringtun && ok=1 ;;
 	esac
@@ -362,6 +367,6 @@ for r in $ESP_SKIPPED; do echo "$r: skipped (tsunagi check refuses its [ipsec] c
 echo "ratio libipsec/no-tunnel: $(ratio libipsec no-tunnel)"
 echo "ratio esp/no-tunnel: $(ratio esp no-tunnel)"
 echo "ratio esp/boringtun: $(ratio esp boringtun)"
-case " $ROWS " in *" esp-udp "*) echo "ratio esp-udp/libipsec: $(ratio esp-udp libipsec)" ;; esac
+case " $ROWS " in *" esp-raw "*) echo "ratio esp-raw/libipsec: $(ratio esp-raw libipsec)" ;; esac
 echo "ratio esp/libipsec: $(ratio esp libipsec)"
 exit "$failed"
