@@ -428,6 +428,12 @@ run_scenario() {
   fi
   ts_stop
   vm_exec 'for p in $(pgrep -x pppd); do kill $p; done; sleep 1; ip link show ppp0 >/dev/null 2>&1 && sleep 2; true' </dev/null >/dev/null 2>&1
+  # Path MTUs learnt in this scenario (an IPsec tun's 1400, say) stay cached
+  # for ten minutes and would make the next scenario's large DF pings fail
+  # before they leave: forget them in the namespaces and the VM they share.
+  ip -n "$NS_LAN" route flush cache 2>/dev/null || true
+  ip -n "$NS_GW" route flush cache 2>/dev/null || true
+  vm_exec 'ip route flush cache; ip -n lan2 route flush cache 2>/dev/null; true' </dev/null >/dev/null 2>&1
 }
 
 # shellcheck source=scenarios.sh
