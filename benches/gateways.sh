@@ -246,7 +246,25 @@ median() {
 	sort -n | awk 'NF {a[++n] = $1} END {if (n == 0) print "FAIL"; else if (n % 2) print a[(n+1)/2]; else printf "%.2f\n", (a[n/2]+a[n/2+1])/2}'
 }
 
-# run_rounds: every row of ROWS once per round (run_row, the script's own),
+# run_row ROW: one measurement of ROW in fresh namespaces, with the
+# bench's row_up ROW (brings the row up, sets why on failure) and row_note
+# ROW (what to print under its round). Sets the measure() results and note,
+# or why.
+run_row() {
+	local ok=0
+	why="" note=""
+	DAEMONS=()
+	if row_up "$1" && measure; then
+		ok=1
+		note=$(row_note "$1")
+	else
+		[ -n "$why" ] || why="setting up the row failed"
+	fi
+	topo_down
+	[ $ok = 1 ]
+}
+
+# run_rounds: every row of ROWS once per round (run_row above),
 # ROUNDS times; prints each round's table and notes, then the medians;
 # sets med_mbps (for ratio) and failed (1 when a row failed).
 run_rounds() {

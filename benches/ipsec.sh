@@ -333,32 +333,23 @@ for bin_row in esp esp-raw esp-b; do
 	fi
 done
 
-# run_row ROW: one measurement of ROW in fresh namespaces. Sets the
-# measure() results and note, or why.
-run_row() {
-	local ok=0
-	why="" note=""
-	DAEMONS=()
+# row_up ROW / row_note ROW: this bench's rows for run_row (gateways.sh).
+row_up() {
 	case $1 in
-	no-tunnel) up_no_tunnel && ok=1 ;;
-	esp) TS=$TS_A && ESP_FORCEENCAPS=true up_esp && ok=1 ;;
-	esp-raw) TS=$TS_A && ESP_FORCEENCAPS=false up_esp && ok=1 ;;
-	esp-b) TS=$TS_B && ESP_FORCEENCAPS=true up_esp && ok=1 ;;
-	libipsec) up_libipsec && ok=1 ;;
-	boringtun) up_boringtun && ok=1 ;;
+	no-tunnel) up_no_tunnel ;;
+	esp) TS=$TS_A && ESP_FORCEENCAPS=true up_esp ;;
+	esp-raw) TS=$TS_A && ESP_FORCEENCAPS=false up_esp ;;
+	esp-b) TS=$TS_B && ESP_FORCEENCAPS=true up_esp ;;
+	libipsec) up_libipsec ;;
+	boringtun) up_boringtun ;;
+	*) return 1 ;;
 	esac
-	if [ $ok = 1 ] && measure; then
-		case $1 in
-		esp*) note="$(drops)" ;;
-		libipsec) note="$(drops); SA: $(libipsec_sa)" ;;
-		boringtun) note="$(drops)" ;;
-		esac
-	else
-		ok=0
-		[ -n "$why" ] || why="setting up the row failed"
-	fi
-	topo_down
-	[ $ok = 1 ]
+}
+row_note() {
+	case $1 in
+	esp* | boringtun) drops ;;
+	libipsec) echo "$(drops); SA: $(libipsec_sa)" ;;
+	esac
 }
 
 run_rounds

@@ -150,29 +150,21 @@ l2tp_counters() {
 	echo "l2tp data LNS: $s | LAC: ${c#data }"
 }
 
-# run_row ROW: one measurement of ROW in fresh namespaces. Sets the
-# measure() results and note, or why.
-run_row() {
-	local ok=0
-	why="" note=""
-	DAEMONS=()
+# row_up ROW / row_note ROW: this bench's rows for run_row (gateways.sh).
+row_up() {
 	case $1 in
-	no-tunnel) up_no_tunnel && ok=1 ;;
-	l2tp) TS=$TS_A && up_l2tp && ok=1 ;;
-	l2tp-b) TS=$TS_B && up_l2tp && ok=1 ;;
-	boringtun) up_boringtun && ok=1 ;;
+	no-tunnel) up_no_tunnel ;;
+	l2tp) TS=$TS_A && up_l2tp ;;
+	l2tp-b) TS=$TS_B && up_l2tp ;;
+	boringtun) up_boringtun ;;
+	*) return 1 ;;
 	esac
-	if [ $ok = 1 ] && measure; then
-		case $1 in
-		l2tp*) note="$(drops); $(l2tp_counters)" ;;
-		boringtun) note="$(drops)" ;;
-		esac
-	else
-		ok=0
-		[ -n "$why" ] || why="setting up the row failed"
-	fi
-	topo_down
-	[ $ok = 1 ]
+}
+row_note() {
+	case $1 in
+	l2tp*) echo "$(drops); $(l2tp_counters)" ;;
+	boringtun) drops ;;
+	esac
 }
 
 run_rounds

@@ -152,31 +152,23 @@ gre_counters() {
 	echo "gre server: $s | client: $c"
 }
 
-# run_row ROW: one measurement of ROW in fresh namespaces. Sets the
-# measure() results and note, or why.
-run_row() {
-	local ok=0
-	why="" note=""
-	DAEMONS=()
+# row_up ROW / row_note ROW: this bench's rows for run_row (gateways.sh).
+row_up() {
 	case $1 in
-	no-tunnel) up_no_tunnel && ok=1 ;;
-	pptp) TS=$TS_A && up_pptp none && ok=1 ;;
-	pptp-mppe128) TS=$TS_A && up_pptp "" && ok=1 ;;
-	pptp-b) TS=$TS_B && up_pptp none && ok=1 ;;
-	pptp-mppe128-b) TS=$TS_B && up_pptp "" && ok=1 ;;
-	boringtun) up_boringtun && ok=1 ;;
+	no-tunnel) up_no_tunnel ;;
+	pptp) TS=$TS_A && up_pptp none ;;
+	pptp-mppe128) TS=$TS_A && up_pptp "" ;;
+	pptp-b) TS=$TS_B && up_pptp none ;;
+	pptp-mppe128-b) TS=$TS_B && up_pptp "" ;;
+	boringtun) up_boringtun ;;
+	*) return 1 ;;
 	esac
-	if [ $ok = 1 ] && measure; then
-		case $1 in
-		pptp*) note="$(drops); $(gre_counters)" ;;
-		boringtun) note="$(drops)" ;;
-		esac
-	else
-		ok=0
-		[ -n "$why" ] || why="setting up the row failed"
-	fi
-	topo_down
-	[ $ok = 1 ]
+}
+row_note() {
+	case $1 in
+	pptp*) echo "$(drops); $(gre_counters)" ;;
+	boringtun) drops ;;
+	esac
 }
 
 run_rounds
