@@ -472,22 +472,10 @@ impl SaTable {
         self.seal_payload_append(key, packet, next_header, out)
     }
 
-    /// Seals `payload` with `key`'s outbound SA and `next_header` into
-    /// `out` (cleared first): an IP packet (tunnel mode, [`SaTable::seal`])
-    /// or an upper-layer segment (transport mode, RFC 4303 s3.1.1).
-    pub fn seal_payload(
-        &mut self,
-        key: ChildKey,
-        payload: &[u8],
-        next_header: u8,
-        out: &mut Vec<u8>,
-    ) -> Result<(), DropKind> {
-        out.clear();
-        self.seal_payload_append(key, payload, next_header, out)
-    }
-
-    /// [`SaTable::seal_payload`], appending to what `out` holds; on
-    /// failure `out` is as it was.
+    /// Seals `payload` with `key`'s outbound SA and `next_header`,
+    /// appending to what `out` holds: an IP packet (tunnel mode,
+    /// [`SaTable::seal_append`]) or an upper-layer segment (transport mode,
+    /// RFC 4303 s3.1.1). On failure `out` is as it was.
     pub fn seal_payload_append(
         &mut self,
         key: ChildKey,

@@ -168,7 +168,8 @@ pub fn select(table: &SaTable, conn: usize, packet: &[u8]) -> Result<Outbound, D
         .ok_or(DropKind::NoSa)
 }
 
-/// Seals what [`select`] chose into `out`.
+/// Seals what [`select`] chose into `out` (cleared first).
+#[cfg(test)]
 pub fn seal(
     table: &mut SaTable,
     packet: &[u8],
@@ -179,8 +180,8 @@ pub fn seal(
     seal_append(table, packet, o, out)
 }
 
-/// [`seal`], appending to what `out` holds (a UDP GSO train); on failure
-/// `out` is as it was.
+/// Seals what [`select`] chose, appending to what `out` holds (a UDP GSO
+/// train); on failure `out` is as it was.
 pub fn seal_append(
     table: &mut SaTable,
     packet: &[u8],
