@@ -38,12 +38,15 @@ KEY=$INTEROP_CACHE/keys/id_ed25519
 # (strongswan-charon), `ipsec start` and ipsec.conf as seed 002 writes them
 # (strongswan-starter), swanctl for the self-check, and the openssl and gcm plugins
 # (libstrongswan-standard-plugins: 3DES and ECP for IKE, AES-GCM).
+# iptables for seed 002's `leftfirewall=yes` (scenarios_l2tp_ipsec.sh): strongSwan's
+# updown script opens the conn's ports with it.
 VM_PKGS=(
   linux-image-amd64 initramfs-tools zstd kmod udev dbus systemd-sysv
   ppp openssh-server openssh-client iproute2 iputils-ping procps psmisc
   socat netcat-openbsd
   pptpd pptp-linux xl2tpd tcpdump
   strongswan-charon strongswan-starter strongswan-swanctl libstrongswan-standard-plugins
+  iptables
 )
 PKG_HASH=$(printf '%s\n' bookworm "${VM_PKGS[@]}" | sha256sum | cut -c1-12)
 RECIPE_HASH=$(cat "$INTEROP_DIR/build.sh" "$INTEROP_DIR/lib.sh" | sha256sum | cut -c1-16)
