@@ -1,7 +1,8 @@
 #!/bin/bash
 # The interop tier: tsunagi against pppd 2.4.9 in a Debian 12 VM, PPP over SSH both ways,
-# against pptpd / pptp-linux (PPTP, scenarios_pptp.sh), xl2tpd (L2TP, scenarios_l2tp.sh)
-# and strongSwan (IPsec, scenarios_ipsec.sh: on the host in namespaces, and in the VM).
+# against pptpd / pptp-linux (PPTP, scenarios_pptp.sh), xl2tpd (L2TP, scenarios_l2tp.sh),
+# strongSwan (IPsec, scenarios_ipsec.sh: on the host in namespaces, and in the VM) and
+# strongSwan + xl2tpd as seed 002's L2TP/IPsec client and as a server (scenarios_l2tp_ipsec.sh).
 #
 #   interop/run.sh                  build (release) + image + one boot + every scenario
 #   INTEROP_ONLY="s1 s4" interop/run.sh       only the scenarios whose names start so
@@ -65,6 +66,11 @@ AFTER_SCENARIO=()
 # (on unless IPSEC_SCENARIOS_ON=0, scenarios_ipsec.sh).
 # shellcheck source=scenarios_ipsec.sh
 . "$HERE/scenarios_ipsec.sh"
+# L2TP/IPsec (seed 002's client: strongSwan + xl2tpd + pppd in the VM) against tsunagi's
+# L2TP/IPsec server and client: the self-check selfcheck-l2tp-ipsec-vm; scenarios x1 and x2
+# (on unless L2TP_IPSEC_SCENARIOS_ON=0, scenarios_l2tp_ipsec.sh).
+# shellcheck source=scenarios_l2tp_ipsec.sh
+. "$HERE/scenarios_l2tp_ipsec.sh"
 PASS=0; FAIL=0; SKIP=0
 T_START=$(date +%s)
 ACCT=${INTEROP_ACCOUNT:-tsunagi-iop}   # the unprivileged PPP-over-SSH login (seed 001's "vpn")
@@ -422,7 +428,7 @@ run_scenario() {
     echo "PASS $name ($(( $(date +%s) - t0 )) s)"; PASS=$((PASS + 1))
   else
     echo "FAIL $name: ${WHY:-failed} (logs: $SD)"; FAIL=$((FAIL + 1))
-    for h in tsunagi pppd pptpd pptpd-pppd xl2tpd-lns xl2tpd-lac lns-pppd charon-p charon-q charon-gw charon-vm; do
+    for h in tsunagi pppd pptpd pptpd-pppd xl2tpd-lns xl2tpd-lac lns-pppd charon-p charon-q charon-gw charon-vm charon-server; do
       tail -n 15 "$SD/$h.log" 2>/dev/null | sed "s/^/    $h| /" >&2
     done
   fi
