@@ -529,9 +529,9 @@ l2i_ts_log_clean() {
 # ------------------------------------------------------------------ x1
 scenario_x1_seed002_client_dials_tsunagi() {
   local st text
-  l2i_ts_ready ts_l2i_server_config || return 1
   ( umask 077; l2i_chap_secrets "$L2I_CLIENT" > "$SD/chap-secrets"
     printf '%%any : PSK "%s"\n' "$L2I_PSK" > "$SD/ipsec.secrets" )
+  l2i_ts_ready ts_l2i_server_config || return 1
   l2i_begin || return 1
   l2i_capture eth0 || return 1
   ts_start < "$SD/l2i.toml" || return 1
@@ -564,8 +564,8 @@ ts_l2i_client_addr() {
 }
 scenario_x2_tsunagi_dials_strongswan_xl2tpd() {
   local a dev addr t left
-  l2i_ts_ready ts_l2i_client_config || return 1
   ( umask 077; printf '%s : PSK "%s"\n' "$VM_IP" "$L2I_PSK" > "$SD/ipsec.secrets" )
+  l2i_ts_ready ts_l2i_client_config || return 1
   l2i_begin || return 1
   l2i_capture eth0 || return 1
   l2i_vm_server_start - "$VM_IP" || return 1
