@@ -53,7 +53,8 @@
 #      client (`l2tp_ipsec_clients`).
 #  x2  tsunagi's [link.idcf] (mode = "l2tp", ipsec = "idcf": seed 002's conn and LAC) in
 #      $NS_GW dials strongSwan (conn for %any, transport, 17/1701) + xl2tpd [lns default]
-#      + pppd in the VM's root on 10.200.0.2; ping and 1 MiB each way.
+#      + pppd in the VM's root on 10.200.0.2; ping and 1 MiB each way; then the server
+#      stops and starts again, and the link (persist) comes back by itself.
 #  selfcheck-l2tp-ipsec-vm  the VM's client files (x1's, with LNS 10.206.0.2) against x2's
 #      server files in the VM's netns l2sp: no tsunagi, so that a failure of x1 or x2 can be
 #      told apart from a broken VM side.
@@ -70,6 +71,7 @@
 #                                   iptables -S (leftfirewall)
 #   xl2tpd-lac.log, pppd.log        the client's xl2tpd (stderr) and pppd (debug)
 #   charon-server.log, sas-server.txt, xl2tpd-lns.log, lns-pppd.log    the VM's server
+#                                   (x2: *-1.log and sas-server-1.txt before its restart)
 #   outer.pcap, outer.txt           the outer interface (IKE, ESP, UDP 1701), decoded
 #   tsunagi.toml, tsunagi.log (RUST_LOG=debug), status.json, status.txt   tsunagi's side
 
@@ -287,6 +289,21 @@ l2i_vm_server_start() {
   wait_for 15 vm_exec "$(vx "$ns")ss -Hlnu 'sport = :1701' | grep -q ." </dev/null ||
     why "the server's xl2tpd does not listen on UDP 1701: $(vm_exec "tail -n 2 $L2SP_DIR/xl2tpd.log" </dev/null)"
 }
+# l2i_vm_server_stop: xl2tpd (SIGTERM: StopCCN to its tunnels), then strongSwan (ipsec
+# stop: IKE delete notifications).
+l2i_vm_server_stop() {
+  vm_exec "p=\$(cat $L2SP_DIR/xl2tpd.pid 2>/dev/null) && kill \$p
+    for i in \$(seq 1 25); do kill -0 \$p 2>/dev/null || break; sleep 0.2; done
+    c=\$(cat $L2SP_DIR/run/charon.pid 2>/dev/null) && nsenter -t \$c -m -n ipsec stop
+    for i in \$(seq 1 25); do kill -0 \$c 2>/dev/null || break; sleep 0.2; done; true" </dev/null >/dev/null 2>&1
+}
+# l2i_vm_server_logs DIR SUFFIX: the VM's server's logs into DIR.
+l2i_vm_server_logs() {
+  l2sp_ctl ipsec statusall > "$1/sas-server$2.txt" 2>&1
+  vm_exec "cat $L2SP_DIR/charon.log" </dev/null > "$1/charon-server$2.log" 2>/dev/null
+  vm_exec "cat $L2SP_DIR/xl2tpd.log" </dev/null > "$1/xl2tpd-lns$2.log" 2>/dev/null
+  vm_exec "cat $L2SP_DIR/pppd.log" </dev/null > "$1/lns-pppd$2.log" 2>/dev/null
+}
 l2i_vm_sa() { vm_exec "ipsec status 2>/dev/null | grep -q 'INSTALLED, TRANSPORT'" </dev/null; }
 # l2i_vm_client_start LNS: seed 002's files, `ipsec start`, the transport SA, xl2tpd.
 l2i_vm_client_start() {
@@ -398,10 +415,7 @@ l2tp_ipsec_after() {
   vm_exec "cat /tmp/charon.log" </dev/null > "$d/charon-vm.log" 2>/dev/null
   vm_exec "cat /tmp/xl2tpd-lac.log" </dev/null > "$d/xl2tpd-lac.log" 2>/dev/null
   vm_exec "cat /tmp/l2i-pppd.log" </dev/null > "$d/pppd.log" 2>/dev/null
-  l2sp_ctl ipsec statusall > "$d/sas-server.txt" 2>&1
-  vm_exec "cat $L2SP_DIR/charon.log" </dev/null > "$d/charon-server.log" 2>/dev/null
-  vm_exec "cat $L2SP_DIR/xl2tpd.log" </dev/null > "$d/xl2tpd-lns.log" 2>/dev/null
-  vm_exec "cat $L2SP_DIR/pppd.log" </dev/null > "$d/lns-pppd.log" 2>/dev/null
+  l2i_vm_server_logs "$d" ""
   vm_exec "cat /tmp/l2i.pcap" </dev/null > "$d/outer.pcap" 2>/dev/null
   vm_exec "tcpdump -r /tmp/l2i.pcap -nn -c 200" </dev/null > "$d/outer.txt" 2>/dev/null
   [ -S "$d/sock" ] && ip netns exec "$NS_GW" "$BIN" -S "$d/sock" status > "$d/status-end.txt" 2>&1
@@ -528,7 +542,7 @@ l2i_ts_log_clean() {
 
 # ------------------------------------------------------------------ x1
 scenario_x1_seed002_client_dials_tsunagi() {
-  local st text
+  local st text t
   ( umask 077; l2i_chap_secrets "$L2I_CLIENT" > "$SD/chap-secrets"
     printf '%%any : PSK "%s"\n' "$L2I_PSK" > "$SD/ipsec.secrets" )
   l2i_ts_ready ts_l2i_server_config || return 1
@@ -554,6 +568,15 @@ scenario_x1_seed002_client_dials_tsunagi() {
     why "tsunagi status --json's l2tp_ipsec_clients does not show $L2I_USER, $L2I_CLIENT and $VM_IP (status.json)" || return 1
   grep -q 'L2TP/IPsec clients' <<<"$text" || why "tsunagi status has no 'L2TP/IPsec clients' section (status.txt)" || return 1
   echo "    tsunagi status: $(sed -n '/L2TP\/IPsec clients/,/^$/p' <<<"$text" | tr -s ' \n' ' ' | cut -c1-300)" >&2
+  # The client hangs up (`d idcf`: xl2tpd's StopCCN, through IPsec): the session leaves
+  # tsunagi's status, which says why.
+  t=$(date +%s.%N)
+  vm_exec "timeout 5 sh -c 'echo \"d $L2I_CONN\" > $L2I_CONTROL'" </dev/null || why "cannot write 'd $L2I_CONN' to the VM's xl2tpd" || return 1
+  wait_for 20 sh -c "! ip netns exec '$NS_GW' '$BIN' -S '$TS_SOCK' status --json | grep -q '\"user\": *\"$L2I_USER\"'" ||
+    why "$L2I_USER's session is still in tsunagi's status 20 s after 'd $L2I_CONN'" || return 1
+  wait_for 5 grep -Eq 'session ended: .+' "$SD/tsunagi.log" ||
+    why "tsunagi's log has no 'session ended: <reason>' after the client's StopCCN" || return 1
+  echo "    client hangup: gone from tsunagi's status after $(since "$t") s; $(grep -Eo 'session ended: .+' "$SD/tsunagi.log" | tail -n 1)" >&2
   l2i_ts_log_clean
 }
 
@@ -563,7 +586,7 @@ ts_l2i_client_addr() {
     awk -v peer="$L2I_LOCAL/32" '$3 == "inet" && $5 == "peer" && $6 == peer { print $2, $4; exit }'
 }
 scenario_x2_tsunagi_dials_strongswan_xl2tpd() {
-  local a dev addr t left
+  local a dev addr t left closed
   ( umask 077; printf '%s : PSK "%s"\n' "$VM_IP" "$L2I_PSK" > "$SD/ipsec.secrets" )
   l2i_ts_ready ts_l2i_client_config || return 1
   l2i_begin || return 1
@@ -588,9 +611,40 @@ scenario_x2_tsunagi_dials_strongswan_xl2tpd() {
   check_transfer 5333 "$NS_GW" "$L2I_CLIENT" - "$L2I_LOCAL" || return 1
   l2i_no_clear_l2tp || return 1
   ts_status > "$SD/status.json"; ts_cli status > "$SD/status.txt" 2>&1
-  l2i_ts_log_clean || return 1
-  # default_route: gone with the daemon.
+  # persist: the server goes away (xl2tpd's StopCCN, charon's IKE delete) and comes
+  # back; tsunagi's link redials IKE, the SA, L2TP and PPP by itself.
+  t=$(date +%s.%N)
+  l2i_vm_server_stop
+  wait_for 30 ts_down || why "tsunagi's link is still up 30 s after the VM's server stopped" || return 1
+  echo "    server stopped: tsunagi's link down after $(since "$t") s" >&2
+  l2i_vm_server_logs "$SD" -1
+  l2i_vm_server_start - "$VM_IP" || return 1
+  t=$(date +%s.%N)
+  wait_for 90 ts_up || why "tsunagi's link did not come back within 90 s of the server's restart (persist, redial_timeout 10)" || return 1
+  wait_for 10 ip netns exec "$NS_GW" ping -c 1 -W 2 "$L2I_LOCAL" ||
+    why "no ping to $L2I_LOCAL after the link came back" || return 1
+  echo "    server restarted: tsunagi's link back after $(since "$t") s ($(grep -c 'Connection established to' <<<"$(vm_exec "cat $L2SP_DIR/xl2tpd.log" </dev/null)") tunnel(s) in the new server's log)" >&2
+  # `tsunagi hangup`: PPP's TermReq and L2TP's StopCCN reach the server through IPsec
+  # before the conn goes; persist does not redial after a hangup.
+  closed=$(l2tp_count "$L2SP_DIR/xl2tpd.log" "Connection closed to ${HOST_IP//./\\.}, port")
+  t=$(date +%s.%N)
+  ts_cli hangup "$L2I_CONN" > "$SD/hangup.txt" 2>&1 || why "tsunagi hangup $L2I_CONN failed: $(cat "$SD/hangup.txt")" || return 1
+  wait_for 20 l2tp_reached "$L2SP_DIR/xl2tpd.log" "Connection closed to ${HOST_IP//./\\.}, port" $((closed + 1)) ||
+    why "the VM's LNS did not log 'Connection closed to $HOST_IP' (a StopCCN) within 20 s of 'tsunagi hangup $L2I_CONN'" || return 1
+  wait_for 10 ts_down || why "tsunagi's link is still up after the hangup" || return 1
+  echo "    hangup: StopCCN at the LNS after $(since "$t") s; LNS pppd: $(vm_exec "grep -c 'rcvd \\[LCP TermReq' $L2SP_DIR/pppd.log" </dev/null) TermReq received" >&2
+  sleep 12   # longer than redial_timeout
+  [ "$(l2tp_count "$L2SP_DIR/xl2tpd.log" 'Connection established to')" = 1 ] ||
+    why "tsunagi dialled the LNS again after 'tsunagi hangup $L2I_CONN'" || return 1
+  # `tsunagi dial` brings it up again; stopping the daemon closes it the same way.
+  ts_cli dial "$L2I_CONN" > "$SD/dial.txt" 2>&1 || why "tsunagi dial $L2I_CONN failed: $(cat "$SD/dial.txt")" || return 1
+  wait_for 90 ts_up || why "tsunagi's link did not come up again after 'tsunagi dial $L2I_CONN'" || return 1
+  t=$(date +%s.%N)
   ts_stop
+  wait_for 20 l2tp_reached "$L2SP_DIR/xl2tpd.log" "Connection closed to ${HOST_IP//./\\.}, port" $((closed + 2)) ||
+    why "the VM's LNS did not log a second 'Connection closed to $HOST_IP' (a StopCCN) within 20 s of stopping tsunagi" || return 1
+  echo "    daemon stop: StopCCN at the LNS after $(since "$t") s" >&2
+  # default_route: gone with the daemon.
   left=$(ip -n "$NS_GW" -4 route show | grep -E "^(default|0\.0\.0\.0/1|128\.0\.0\.0/1) .*dev $dev")
   [ -z "$left" ] || { ip -n "$NS_GW" route flush dev "$dev" 2>/dev/null; why "tsunagi left its default route behind: $left"; }
 }
