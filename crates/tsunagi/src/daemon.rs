@@ -207,6 +207,11 @@ async fn serve(config: Config, socket: PathBuf) -> anyhow::Result<()> {
         config.ipsec.len()
     );
     let (shutdown_tx, shutdown_rx) = watch::channel(false);
+    // IPsec stops after the servers and links: their goodbyes (PPP's
+    // Terminate-Request, L2TP's CDN and StopCCN) to L2TP/IPsec peers go
+    // through its transport conns, and would be lost with the SAs.
+    let (ipsec_stop_tx, ipsec_stop_rx) = watch::channel(false);
+    let mut ipsec_task = None;
     let mut links = BTreeMap::new();
     let mut tasks = Vec::new();
     // IPsec before the servers and links: an L2TP/IPsec LNS binds its
@@ -218,11 +223,11 @@ async fn serve(config: Config, socket: PathBuf) -> anyhow::Result<()> {
             registry: &registry,
             netlink: netconf.netlink().clone(),
             holes: &holes,
-            shutdown: &shutdown_rx,
+            shutdown: &ipsec_stop_rx,
             bridge,
         };
         match crate::ipsec::driver::start(config.ipsec, ipsec_psks, ctx).await {
-            Ok(task) => tasks.push(task),
+            Ok(task) => ipsec_task = Some(task),
             Err(e) => {
                 error!("ipsec: refusing to start: {e:#}");
                 let _ = shutdown_tx.send(true);
@@ -251,6 +256,8 @@ async fn serve(config: Config, socket: PathBuf) -> anyhow::Result<()> {
                 // The servers already started stop with the daemon.
                 let _ = shutdown_tx.send(true);
                 futures_join(tasks).await;
+                let _ = ipsec_stop_tx.send(true);
+                futures_join(ipsec_task.into_iter().collect()).await;
                 let _ = std::fs::remove_file(&socket);
                 stop_policy(policy);
                 return Err(e);
@@ -303,6 +310,15 @@ async fn serve(config: Config, socket: PathBuf) -> anyhow::Result<()> {
             "links did not finish within {}s; exiting anyway",
             SHUTDOWN_WAIT.as_secs()
         );
+    }
+    let _ = ipsec_stop_tx.send(true);
+    if let Some(task) = ipsec_task {
+        if tokio::time::timeout(SHUTDOWN_WAIT, task).await.is_err() {
+            warn!(
+                "ipsec did not finish within {}s; exiting anyway",
+                SHUTDOWN_WAIT.as_secs()
+            );
+        }
     }
     server.abort();
     // What was only counted is not lost with the daemon.
