@@ -542,7 +542,7 @@ l2i_ts_log_clean() {
 
 # ------------------------------------------------------------------ x1
 scenario_x1_seed002_client_dials_tsunagi() {
-  local st text t
+  local st text t closed
   ( umask 077; l2i_chap_secrets "$L2I_CLIENT" > "$SD/chap-secrets"
     printf '%%any : PSK "%s"\n' "$L2I_PSK" > "$SD/ipsec.secrets" )
   l2i_ts_ready ts_l2i_server_config || return 1
@@ -577,6 +577,16 @@ scenario_x1_seed002_client_dials_tsunagi() {
   wait_for 5 grep -Eq 'session ended: .+' "$SD/tsunagi.log" ||
     why "tsunagi's log has no 'session ended: <reason>' after the client's StopCCN" || return 1
   echo "    client hangup: gone from tsunagi's status after $(since "$t") s; $(grep -Eo 'session ended: .+' "$SD/tsunagi.log" | tail -n 1)" >&2
+  # Dialled again (`c idcf`), then tsunagi's daemon stops: its StopCCN reaches the
+  # client through IPsec before the SAs go.
+  closed=$(l2tp_count /tmp/xl2tpd-lac.log "Connection closed to ${HOST_IP//./\\.}, port")
+  vm_exec "timeout 5 sh -c 'echo \"c $L2I_CONN\" > $L2I_CONTROL'" </dev/null || why "cannot write 'c $L2I_CONN' to the VM's xl2tpd" || return 1
+  wait_vm_ppp - "$L2I_LOCAL" "${L2I_CLIENT//./\\.}" 60 >/dev/null || why "the VM's ppp0 did not come up again after 'c $L2I_CONN'" || return 1
+  t=$(date +%s.%N)
+  ts_stop
+  wait_for 20 l2tp_reached /tmp/xl2tpd-lac.log "Connection closed to ${HOST_IP//./\\.}, port" $((closed + 1)) ||
+    why "the VM's xl2tpd did not log 'Connection closed to $HOST_IP' (tsunagi's StopCCN) within 20 s of stopping tsunagi" || return 1
+  echo "    daemon stop: StopCCN at the client after $(since "$t") s" >&2
   l2i_ts_log_clean
 }
 
