@@ -444,6 +444,11 @@ fn a_client_through_a_nat_with_seed_002s_conn_and_link() {
     let status = net.client(0).status_all();
     let child = &status["ipsec"][0]["child_sas"][0];
     assert_eq!(child["udp_encap"], true, "{status}");
+    // Seed 002's esp names a group: PFS in Quick Mode.
+    assert_eq!(
+        child["proposal"], "3DES_CBC/HMAC_SHA1_96/MODP_1024",
+        "{status}"
+    );
     for side in net.guard.sides.iter_mut() {
         side.stop();
     }
