@@ -845,6 +845,8 @@ pub struct SendBatch {
     gso: bool,
     /// UDP GSO sends made.
     gso_sends: u64,
+    /// Longer datagrams start no train (see [`SendBatch::set_gso_max_segment`]).
+    gso_max_segment: usize,
 }
 
 impl Default for SendBatch {
@@ -871,6 +873,7 @@ impl SendBatch {
             failed: 0,
             gso: false,
             gso_sends: 0,
+            gso_max_segment: usize::MAX,
         }
     }
 
@@ -880,6 +883,14 @@ impl SendBatch {
     /// kernel refuses it.
     pub fn set_gso(&mut self, on: bool) {
         self.gso = on;
+    }
+
+    /// Datagrams longer than `octets` are sent alone, never as a train:
+    /// the kernel refuses a train whose segments exceed the path MTU, but
+    /// fragments a lone datagram (IPsec transport mode carries 1500-octet
+    /// packets in longer ESP datagrams).
+    pub fn set_gso_max_segment(&mut self, octets: usize) {
+        self.gso_max_segment = octets;
     }
 
     /// Whether trains are built (see [`SendBatch::set_gso`]).
@@ -919,7 +930,7 @@ impl SendBatch {
             }
             let last = &mut self.slots[self.len - 1];
             last.segment = last.bytes.len();
-            last.open = gso && last.segment > 0;
+            last.open = gso && last.segment > 0 && last.segment <= self.gso_max_segment;
             return Ok(());
         }
         let last = self.len - 1;
@@ -950,7 +961,7 @@ impl SendBatch {
         next.bytes.extend_from_slice(&train.bytes[mark..]);
         train.bytes.truncate(mark);
         next.segment = len;
-        next.open = len > 0;
+        next.open = len > 0 && len <= self.gso_max_segment;
         self.len += 1;
         Ok(())
     }

@@ -185,12 +185,14 @@ pub fn run(cli: Cli) -> i32 {
                     servers,
                     ipsec,
                 }) => {
+                    let l2tp_ipsec = crate::ipsec::status::l2tp_clients(&sessions, &ipsec);
                     let out = if json {
                         let all = serde_json::json!({
                             "links": links,
                             "sessions": sessions,
                             "servers": servers,
                             "ipsec": ipsec,
+                            "l2tp_ipsec_clients": l2tp_ipsec,
                         });
                         serde_json::to_string_pretty(&all).unwrap_or_default() + "\n"
                     } else {
@@ -212,6 +214,10 @@ pub fn run(cli: Cli) -> i32 {
                                 text.push('\n');
                             }
                             text.push_str(&crate::ipsec::status::statusall(&ipsec));
+                        }
+                        if ipsec.iter().any(|c| c.l2tp_profile.is_some()) {
+                            text.push('\n');
+                            text.push_str(&crate::ipsec::status::l2tp_clients_text(&l2tp_ipsec));
                         }
                         text
                     };

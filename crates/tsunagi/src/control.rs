@@ -230,6 +230,9 @@ pub struct IpsecConnStatus {
     pub child_sas: Vec<ChildSaView>,
     /// Drops and other counts of the conn, by name; zeros left out.
     pub counters: std::collections::BTreeMap<String, u64>,
+    /// L2TP/IPsec: the `[link]` or `[server]` whose L2TP goes through it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub l2tp_profile: Option<String>,
 }
 
 /// One IKE SA in a `status` answer.
@@ -296,6 +299,11 @@ pub struct ChildSaView {
     pub local_ts: String,
     /// The peer's.
     pub remote_ts: String,
+    /// Transport mode answering `%any`: the address and port the host's
+    /// sockets know the peer by (an L2TP/IPsec client's tunnel shows it
+    /// as its peer).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub seen_as: Option<String>,
 }
 
 /// One tunnel of a server (an L2TP control connection) in a `status`

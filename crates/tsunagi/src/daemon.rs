@@ -209,6 +209,29 @@ async fn serve(config: Config, socket: PathBuf) -> anyhow::Result<()> {
     let (shutdown_tx, shutdown_rx) = watch::channel(false);
     let mut links = BTreeMap::new();
     let mut tasks = Vec::new();
+    // IPsec before the servers and links: an L2TP/IPsec LNS binds its
+    // socket to its conn's tun, and an L2TP/IPsec link drives its conn.
+    let (mut lowers, bridge) = crate::ipsec::bridge::bridges(&config.ipsec);
+    if !config.ipsec.is_empty() {
+        crate::ipsec::driver::log_conns(&config.ipsec);
+        let ctx = crate::ipsec::driver::IpsecCtx {
+            registry: &registry,
+            netlink: netconf.netlink().clone(),
+            holes: &holes,
+            shutdown: &shutdown_rx,
+            bridge,
+        };
+        match crate::ipsec::driver::start(config.ipsec, ipsec_psks, ctx).await {
+            Ok(task) => tasks.push(task),
+            Err(e) => {
+                error!("ipsec: refusing to start: {e:#}");
+                let _ = shutdown_tx.send(true);
+                let _ = std::fs::remove_file(&socket);
+                stop_policy(policy);
+                return Err(e);
+            }
+        }
+    }
     for (profile, credentials) in config.servers.into_iter().zip(server_credentials) {
         crate::servers::log_server(&profile);
         let name = profile.name.clone();
@@ -219,32 +242,13 @@ async fn serve(config: Config, socket: PathBuf) -> anyhow::Result<()> {
             guard: &guard,
             shutdown: &shutdown_rx,
             holes: &holes,
+            lower: lowers.remove(&profile.name),
         };
         match crate::servers::start_server(profile, credentials, ctx).await {
             Ok(task) => tasks.push(task),
             Err(e) => {
                 error!("server {name}: refusing to start: {e:#}");
                 // The servers already started stop with the daemon.
-                let _ = shutdown_tx.send(true);
-                futures_join(tasks).await;
-                let _ = std::fs::remove_file(&socket);
-                stop_policy(policy);
-                return Err(e);
-            }
-        }
-    }
-    if !config.ipsec.is_empty() {
-        crate::ipsec::driver::log_conns(&config.ipsec);
-        let ctx = crate::ipsec::driver::IpsecCtx {
-            registry: &registry,
-            netlink: netconf.netlink().clone(),
-            holes: &holes,
-            shutdown: &shutdown_rx,
-        };
-        match crate::ipsec::driver::start(config.ipsec, ipsec_psks, ctx).await {
-            Ok(task) => tasks.push(task),
-            Err(e) => {
-                error!("ipsec: refusing to start: {e:#}");
                 let _ = shutdown_tx.send(true);
                 futures_join(tasks).await;
                 let _ = std::fs::remove_file(&socket);
@@ -272,6 +276,7 @@ async fn serve(config: Config, socket: PathBuf) -> anyhow::Result<()> {
             },
         );
         let sup = Supervisor {
+            lower: lowers.remove(&settings.name),
             credentials: credentials.remove(&settings.name).unwrap_or_default(),
             guard: guard.clone(),
             settings: settings.clone(),
@@ -668,6 +673,8 @@ async fn ask(
 
 struct Supervisor {
     settings: Arc<LinkSettings>,
+    /// L2TP/IPsec: the conn under the link, which it drives.
+    lower: Option<crate::ipsec::bridge::Lower>,
     credentials: Arc<Credentials>,
     guard: AuthGuard,
     registry: Registry,
@@ -889,7 +896,15 @@ impl Supervisor {
                 shutdown: self.shutdown.clone(),
                 tty: "l2tp",
             };
-            return crate::transport::l2tp::client::run_session(ctx, lns).await;
+            let lower = self.lower.clone();
+            let end = crate::transport::l2tp::client::run_session(ctx, lns, lower).await;
+            if let Some(lower) = &self.lower {
+                // L2TP/IPsec redials as one: whatever ended the session,
+                // the next dial starts again from IKE (no IKE SA is left
+                // with nothing above it).
+                lower.down();
+            }
+            return end;
         }
         if let (Mode::Pptp, Some(server)) = (self.settings.mode, self.settings.server) {
             let ctx = SessionCtx {

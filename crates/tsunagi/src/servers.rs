@@ -41,6 +41,8 @@ pub struct ServerCtx<'a> {
     pub shutdown: &'a watch::Receiver<bool>,
     /// The servers' holes in tsunagi's nftables table.
     pub holes: &'a Holes,
+    /// L2TP/IPsec: the conn whose tun the LNS's socket is bound to.
+    pub lower: Option<crate::ipsec::bridge::Lower>,
 }
 
 /// Logs what `profile` will do and what is weak about it.
@@ -136,6 +138,7 @@ pub async fn start_server(
                 profile.protocol.port(),
                 &profile.l2tp,
                 profile.connections,
+                ctx.lower.as_ref().map(|l| l.tun.as_str()),
             )
             .with_context(|| format!("server {name}"))?,
         )),

@@ -3,11 +3,13 @@
 //!
 //! ```toml
 //! [ipsec.site]
-//! left = "10.201.1.1"               # our outer address: the sockets bind to it
+//! left = "10.201.1.1"               # our outer address: the sockets bind to it;
+//!                                   # "%defaultroute": the source toward `right`
 //! right = "10.201.1.2"              # the peer, or "%any" (auto = "add" only)
 //! leftid = "left"                   # IP address, FQDN or user@fqdn; default: left
 //! rightid = "right"                 # default: right's address; "%any": anyone
 //! secrets = "/etc/tsunagi/ipsec.secrets"
+//! authby = "secret"                 # the only one (pre-shared keys); may be left out
 //! ike = "aes128-sha256-modp2048!"
 //! esp = "aes128gcm16!"              # a group in it: PFS
 //! type = "tunnel"                   # or "transport"
@@ -99,6 +101,7 @@ enum RawTime {
 #[serde(deny_unknown_fields)]
 pub(super) struct RawIpsec {
     left: Spanned<String>,
+    authby: Option<Spanned<String>>,
     right: Spanned<String>,
     leftid: Option<Spanned<String>>,
     rightid: Option<Spanned<String>>,
@@ -176,6 +179,27 @@ pub struct IpsecConn {
     /// The conn's tun: tunnel mode routes `rightsubnet` into it, transport
     /// mode a policy rule for its selectors.
     pub tun: String,
+    /// L2TP/IPsec: the profile whose L2TP goes through this conn (filled
+    /// in from its `ipsec` key when the whole config is read).
+    pub l2tp: Option<L2tpUser>,
+}
+
+/// Who carries L2TP over a transport conn (seed 002's L2TP/IPsec).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum L2tpUser {
+    /// A `[link.NAME]` LAC: it brings the conn up before it dials and
+    /// down when its session ends (the conn's `auto` is not used).
+    Link(String),
+    /// A `[server.NAME]` LNS: it takes datagrams only from the conn's tun.
+    Server(String),
+}
+
+impl IpsecConn {
+    /// A LAC link drives it (`ipsec = "NAME"` in a `[link]`): up when it
+    /// dials, down when its session ends; `auto` is not used.
+    pub fn driven_by_link(&self) -> bool {
+        matches!(self.l2tp, Some(L2tpUser::Link(_)))
+    }
 }
 
 fn parse_time(t: &Spanned<RawTime>, key: &str) -> Result<Duration, Invalid> {
@@ -296,6 +320,20 @@ fn parse_protoport(text: &str) -> Result<(u8, u16), String> {
     Ok((proto, port))
 }
 
+/// The address this host sends from toward `right` (what strongSwan's
+/// `%defaultroute` means): the kernel's route lookup for a UDP socket,
+/// no datagram sent.
+fn source_toward(right: IpAddr) -> std::io::Result<IpAddr> {
+    let any: IpAddr = if right.is_ipv4() {
+        std::net::Ipv4Addr::UNSPECIFIED.into()
+    } else {
+        std::net::Ipv6Addr::UNSPECIFIED.into()
+    };
+    let socket = std::net::UdpSocket::bind((any, 0))?;
+    socket.connect((right, 500))?;
+    Ok(socket.local_addr()?.ip())
+}
+
 /// The default tun of conn `name`: "ipsec-" + name, cut to 15 bytes.
 pub fn default_ipsec_tun(name: &str) -> String {
     let mut tun = format!("ipsec-{name}");
@@ -348,20 +386,16 @@ impl RawIpsec {
         section: Range<usize>,
         daemon_secrets: Option<&Path>,
     ) -> Result<IpsecConn, Invalid> {
-        let left: IpAddr = self.left.get_ref().trim().parse().map_err(|_| {
-            (
-                self.left.span(),
-                format!(
-                    "left {:?} is not an IP address (our outer address, for the sockets)",
-                    self.left.get_ref()
-                ),
-            )
-        })?;
-        if left.is_unspecified() || left.is_multicast() {
-            return Err((
-                self.left.span(),
-                format!("left {left} is not a unicast address of this host"),
-            ));
+        if let Some(a) = &self.authby {
+            if !matches!(a.get_ref().trim(), "secret" | "psk") {
+                return Err((
+                    a.span(),
+                    format!(
+                        "authby {:?}: only pre-shared keys (\"secret\" or \"psk\") are supported",
+                        a.get_ref()
+                    ),
+                ));
+            }
         }
         let right = match self.right.get_ref().trim() {
             "%any" => None,
@@ -378,15 +412,46 @@ impl RawIpsec {
                         format!("right {addr} is not a unicast address"),
                     ));
                 }
-                if addr.is_ipv4() != left.is_ipv4() {
-                    return Err((
-                        self.right.span(),
-                        format!("right {addr} and left {left} are not the same IP version"),
-                    ));
-                }
                 Some(addr)
             }
         };
+        let left: IpAddr = match (self.left.get_ref().trim(), right) {
+            ("%defaultroute", Some(right)) => source_toward(right).map_err(|e| {
+                (
+                    self.left.span(),
+                    format!("left \"%defaultroute\": no source address toward {right}: {e}"),
+                )
+            })?,
+            ("%defaultroute", None) => {
+                return Err((
+                    self.left.span(),
+                    "left \"%defaultroute\" needs a `right` address (the route toward it gives the source); name the address for right = \"%any\"".into(),
+                ))
+            }
+            (text, _) => text.parse().map_err(|_| {
+                (
+                    self.left.span(),
+                    format!(
+                        "left {:?} is not an IP address or \"%defaultroute\" (our outer address, for the sockets)",
+                        self.left.get_ref()
+                    ),
+                )
+            })?,
+        };
+        if left.is_unspecified() || left.is_multicast() {
+            return Err((
+                self.left.span(),
+                format!("left {left} is not a unicast address of this host"),
+            ));
+        }
+        if let Some(addr) = right {
+            if addr.is_ipv4() != left.is_ipv4() {
+                return Err((
+                    self.right.span(),
+                    format!("right {addr} and left {left} are not the same IP version"),
+                ));
+            }
+        }
         let auto = self.auto.as_ref().map_or(Auto::Add, |a| *a.get_ref());
         if right.is_none() && auto == Auto::Start {
             let span = self.auto.as_ref().map_or(section.clone(), |a| a.span());
@@ -557,6 +622,7 @@ impl RawIpsec {
             forceencaps: self.forceencaps.unwrap_or(false),
             leftfirewall: self.leftfirewall.unwrap_or(true),
             tun,
+            l2tp: None,
         })
     }
 }

@@ -6,7 +6,10 @@
 //! tunnel secret of l2tp-secrets), `hello_interval`, `length_bit`,
 //! `redial_timeout` (`redial timeout`: a fixed wait before each redial)
 //! and `max_redials` (`max redials`; 0 or absent: for ever), the last two
-//! for any dialling link.
+//! for any dialling link. `ipsec = "NAME"` makes it L2TP/IPsec (seed
+//! 002): the tunnel's datagrams go only through the transport conn
+//! `[ipsec.NAME]`, which the link brings up before it dials and takes
+//! down with its session, so that the whole stack redials as one.
 
 use std::fmt;
 use std::net::Ipv4Addr;
@@ -128,6 +131,7 @@ pub(super) struct RawLink {
     length_bit: Option<bool>,
     redial_timeout: Option<Spanned<u64>>,
     max_redials: Option<u32>,
+    ipsec: Option<Spanned<String>>,
 }
 
 /// One `[link.NAME]` section, validated, defaults filled in.
@@ -301,6 +305,7 @@ pub(super) fn validate_link(
         secret: raw.secret.as_ref(),
         hello_interval: raw.hello_interval,
         length_bit: raw.length_bit,
+        ipsec: raw.ipsec.as_ref(),
     }
     .validate(mode == Mode::L2tp, "mode")
     .map_err(|(span, m)| {

@@ -61,7 +61,7 @@ pub use auth::{AuthSettings, PasswordSource};
 pub use common::{default_tun_name, Cidr, MAX_IFNAME_LEN};
 pub use common::{DEFAULT_L2TP_MRU, DEFAULT_PPTP_MRU};
 pub use ipsec::{
-    default_ipsec_tun, parse_identity, Auto, ConnType, IpsecConn, DEFAULT_IPSEC_SECRETS,
+    default_ipsec_tun, parse_identity, Auto, ConnType, IpsecConn, L2tpUser, DEFAULT_IPSEC_SECRETS,
     NAT_KEEPALIVE,
 };
 pub use link::{ssh_target, LinkSettings, Mode, DEFAULT_ROUTE_TABLE_BASE};
@@ -154,6 +154,85 @@ pub struct Config {
     pub policy: Option<PolicySettings>,
     /// `[ipsec.NAME]`: IPsec connections, sorted by name.
     pub ipsec: Vec<IpsecConn>,
+}
+
+/// L2TP/IPsec (seed 002): each `ipsec = "NAME"` of an L2TP link or server
+/// names a transport conn that protects UDP 1701 on our side (and UDP on
+/// the peer's), used by no one else; a link's conn goes to its `lns`, a
+/// server's conn answers anyone on the address it listens on.
+fn bind_l2tp_ipsec(
+    links: &[LinkSettings],
+    servers: &[ServerProfile],
+    ipsec: &mut [IpsecConn],
+) -> Result<(), String> {
+    let users = links
+        .iter()
+        .filter_map(|l| {
+            let user = L2tpUser::Link(l.name.clone());
+            let lns = l.lns.map(std::net::IpAddr::V4);
+            l.l2tp.ipsec.as_ref().map(|c| (c, user, lns, None))
+        })
+        .chain(servers.iter().filter_map(|s| {
+            let user = L2tpUser::Server(s.name.clone());
+            s.l2tp
+                .ipsec
+                .as_ref()
+                .map(|c| (c, user, None, Some(s.listen)))
+        }));
+    for (conn_name, user, lns, listen) in users {
+        let what = match &user {
+            L2tpUser::Link(n) => format!("link.{n}"),
+            L2tpUser::Server(n) => format!("server.{n}"),
+        };
+        let Some(conn) = ipsec.iter_mut().find(|c| &c.name == conn_name) else {
+            return Err(format!(
+                "{what}: ipsec = {conn_name:?}: there is no [ipsec.{conn_name}]"
+            ));
+        };
+        let bad = |why: String| Err(format!("{what}: ipsec = {conn_name:?}: {why}"));
+        if conn.conn_type != ConnType::Transport {
+            return bad("L2TP/IPsec needs type = \"transport\"".into());
+        }
+        if (conn.leftsubnet.protocol, conn.leftsubnet.port) != (17, tsunagi_l2tp::UDP_PORT) {
+            return bad("L2TP/IPsec needs leftprotoport = \"17/1701\"".into());
+        }
+        if !matches!(conn.rightprotoport, (17, 0) | (17, tsunagi_l2tp::UDP_PORT)) {
+            return bad(
+                "L2TP/IPsec needs rightprotoport = \"17/1701\" (or \"17/%any\" for a server)"
+                    .into(),
+            );
+        }
+        if let Some(other) = &conn.l2tp {
+            let other = match other {
+                L2tpUser::Link(n) => format!("link.{n}"),
+                L2tpUser::Server(n) => format!("server.{n}"),
+            };
+            return bad(format!("{other} already carries its L2TP over it"));
+        }
+        if let Some(lns) = lns {
+            if conn.right != Some(lns) {
+                return bad(format!(
+                    "its right ({}) is not the link's lns {lns}",
+                    conn.right.map_or("%any".to_string(), |r| r.to_string())
+                ));
+            }
+        }
+        if let Some(listen) = listen {
+            if conn.right.is_some() {
+                return bad("a server's conn answers anyone: right = \"%any\"".into());
+            }
+            if let Some(listen) = listen {
+                if conn.left != std::net::IpAddr::V4(listen) {
+                    return bad(format!(
+                        "its left ({}) is not the server's listen address {listen}",
+                        conn.left
+                    ));
+                }
+            }
+        }
+        conn.l2tp = Some(user);
+    }
+    Ok(())
 }
 
 impl Config {
@@ -323,6 +402,7 @@ impl Config {
             }
             ipsec.push(conn);
         }
+        bind_l2tp_ipsec(&links, &servers, &mut ipsec).map_err(|m| invalid(None, m))?;
         let policy = match raw.policy {
             None => None,
             Some(p) => {
@@ -538,6 +618,70 @@ tun_offload = true              # default true: TCP super-packets (TSO/GSO on th
         let c = parse("[link.d]\nmode = \"direct\"\nallow_users = [\"u\"]\ndefault_route = true\n")
             .unwrap();
         assert!(c.links[0].default_route && c.links[0].outer_peer.is_none());
+    }
+
+    /// Seed 002's L2TP/IPsec as one link: the LAC names its transport
+    /// conn; an LNS names one answering anyone; what cannot carry L2TP is
+    /// refused naming the key.
+    #[test]
+    fn l2tp_ipsec_links_and_servers_name_their_transport_conn() {
+        let conn = "[ipsec.idcf]\nleft = \"127.0.0.1\"\nright = \"127.0.0.2\"\nauthby = \"secret\"\ntype = \"transport\"\nleftprotoport = \"17/1701\"\nrightprotoport = \"17/1701\"\nauto = \"start\"\n";
+        let link = "[link.idcf]\nmode = \"l2tp\"\nlns = \"127.0.0.2\"\nipsec = \"idcf\"\nuser = \"u\"\npassword = \"p\"\n";
+        let c = parse(&format!("{conn}{link}")).unwrap();
+        assert_eq!(c.links[0].l2tp.ipsec.as_deref(), Some("idcf"));
+        assert_eq!(c.ipsec[0].l2tp, Some(L2tpUser::Link("idcf".into())));
+        assert!(c.ipsec[0].driven_by_link());
+        // left = "%defaultroute": the source toward right (loopback here).
+        let c = parse(&format!(
+            "{}{link}",
+            conn.replace("left = \"127.0.0.1\"", "left = \"%defaultroute\"")
+        ))
+        .unwrap();
+        assert!(c.ipsec[0].left.is_loopback(), "{}", c.ipsec[0].left);
+        for (bad, why) in [
+            (
+                conn.replace("type = \"transport\"\n", "rightsubnet = \"10.0.0.0/8\"\n"),
+                "needs type = \"transport\"",
+            ),
+            (
+                conn.replace("leftprotoport = \"17/1701\"\n", ""),
+                "needs leftprotoport = \"17/1701\"",
+            ),
+            (
+                conn.replace("right = \"127.0.0.2\"", "right = \"127.0.0.3\""),
+                "is not the link's lns 127.0.0.2",
+            ),
+            (
+                conn.replace("authby = \"secret\"", "authby = \"rsasig\""),
+                "only pre-shared keys",
+            ),
+        ] {
+            let e = err(&format!("{bad}{link}"));
+            assert!(e.contains(why), "{why}: {e}");
+        }
+        let e = err(&format!(
+            "{conn}{}",
+            link.replace("ipsec = \"idcf\"", "ipsec = \"nope\"")
+        ));
+        assert!(e.contains("there is no [ipsec.nope]"), "{e}");
+        let e = err("[link.p]\nmode = \"pptp\"\nserver = \"10.0.0.1\"\nipsec = \"x\"\nuser = \"u\"\npassword = \"p\"\n");
+        assert!(e.contains("`ipsec` is only for mode = \"l2tp\""), "{e}");
+        let e = err("[ipsec.x]\nleft = \"%defaultroute\"\nright = \"%any\"\n");
+        assert!(e.contains("needs a `right` address"), "{e}");
+        // A server's conn answers %any on the address it listens on.
+        let server_conn = "[ipsec.l2tp]\nleft = \"10.0.0.1\"\nright = \"%any\"\ntype = \"transport\"\nleftprotoport = \"17/1701\"\nrightprotoport = \"17/%any\"\n";
+        let lns = "[server.lns]\nprotocol = \"l2tp\"\nlisten = \"10.0.0.1\"\nipsec = \"l2tp\"\nsecrets = \"/etc/ppp/chap-secrets\"\nlocalip = \"10.99.0.1\"\nremoteip = \"10.99.0.10-20\"\n";
+        let c = parse(&format!("{server_conn}{lns}")).unwrap();
+        assert_eq!(c.ipsec[0].l2tp, Some(L2tpUser::Server("lns".into())));
+        assert!(!c.ipsec[0].driven_by_link());
+        let e = err(&format!(
+            "{server_conn}{}",
+            lns.replace("listen = \"10.0.0.1\"", "listen = \"10.0.0.2\"")
+        ));
+        assert!(
+            e.contains("is not the server's listen address 10.0.0.2"),
+            "{e}"
+        );
     }
 
     #[test]

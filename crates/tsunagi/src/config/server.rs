@@ -32,6 +32,7 @@
 //! secret = "tunnel secret"          # xl2tpd l2tp-secrets; none: no tunnel auth
 //! hello_interval = 60               # xl2tpd `hello`; 0: no HELLO
 //! length_bit = true                 # xl2tpd `length bit = yes`
+//! ipsec = "l2tp"                    # L2TP/IPsec: only datagrams through [ipsec.l2tp]
 //! ```
 //!
 //! Its defaults are an options.xl2tpd's: MS-CHAPv2 required, no MPPE (an
@@ -94,6 +95,9 @@ pub struct L2tpSettings {
     pub hello_interval: Duration,
     /// Data messages carry a Length field (xl2tpd `length bit = yes`).
     pub length_bit: bool,
+    /// L2TP/IPsec: the `[ipsec.NAME]` transport conn (17/1701) the
+    /// tunnel's datagrams go through; `None`: L2TP in the clear.
+    pub ipsec: Option<String>,
 }
 
 impl Default for L2tpSettings {
@@ -102,6 +106,7 @@ impl Default for L2tpSettings {
             secret: None,
             hello_interval: Duration::from_secs(60),
             length_bit: true,
+            ipsec: None,
         }
     }
 }
@@ -111,6 +116,7 @@ pub(super) struct RawL2tp<'a> {
     pub secret: Option<&'a Spanned<String>>,
     pub hello_interval: Option<u64>,
     pub length_bit: Option<bool>,
+    pub ipsec: Option<&'a Spanned<String>>,
 }
 
 impl RawL2tp<'_> {
@@ -120,6 +126,9 @@ impl RawL2tp<'_> {
         if !l2tp {
             if let Some(s) = self.secret {
                 return Err((s.span(), format!("`secret` is only for {what} = \"l2tp\"")));
+            }
+            if let Some(s) = self.ipsec {
+                return Err((s.span(), format!("`ipsec` is only for {what} = \"l2tp\"")));
             }
             if self.hello_interval.is_some() || self.length_bit.is_some() {
                 return Err((
@@ -140,6 +149,7 @@ impl RawL2tp<'_> {
             secret,
             hello_interval: Duration::from_secs(self.hello_interval.unwrap_or(60)),
             length_bit: self.length_bit.unwrap_or(true),
+            ipsec: self.ipsec.map(|s| s.get_ref().trim().to_string()),
         })
     }
 }
@@ -172,6 +182,7 @@ pub(super) struct RawServer {
     secret: Option<Spanned<String>>,
     hello_interval: Option<u64>,
     length_bit: Option<bool>,
+    ipsec: Option<Spanned<String>>,
 }
 
 /// One `[server.NAME]` section, validated, defaults filled in.
@@ -285,6 +296,7 @@ impl RawServer {
             secret: self.secret.as_ref(),
             hello_interval: self.hello_interval,
             length_bit: self.length_bit,
+            ipsec: self.ipsec.as_ref(),
         }
         .validate(protocol == ServerProtocol::L2tp, "protocol")
         .map_err(|(span, m)| {

@@ -43,12 +43,13 @@ use tsunagi_host::{GreSocket, Ipv4Net, Netlink, Tun};
 use tsunagi_ipsec::esp::{classify_udp_4500, Mode, UdpEncapPayload, NON_ESP_MARKER};
 use tsunagi_ipsec::ike::{ChildId, Event, Reason, Transmit, IKE_PORT, NAT_T_PORT};
 
+use super::bridge::{DriverBridge, LowerRequest, LowerState};
 use super::datapath::{ChildKey, DropKind, SaTable};
 use super::engine::{ConnEngine, Output};
 use super::secrets::IpsecSecrets;
 use super::status;
-use super::transport_path::{self, Steering};
-use crate::config::{Auto, ConnType, IpsecConn};
+use super::transport_path::{self, PeerPorts, Steering};
+use crate::config::{Auto, ConnType, IpsecConn, L2tpUser};
 use crate::control::{ChildSaView, IpsecConnStatus, Response};
 use crate::policy::{Hole, Holes};
 use crate::registry::{Command, ProfileKind, ProfileState, Registry};
@@ -65,6 +66,19 @@ pub const PROFILE: &str = "%ipsec";
 /// ESP header and IV (up to 24) and trailer and ICV (up to 33) headers,
 /// rounded down.
 pub const TUN_MTU: u32 = 1400;
+
+/// A transport-mode tun's MTU: the host's packets as they would leave
+/// without IPsec. Sealed, one is up to about 70 octets longer than 1500
+/// less its IP header and goes out in fragments (as from the kernel's own
+/// IPsec): L2TP/IPsec with seed 002's `mtu 1410` sends 1450-octet
+/// datagrams, which a smaller tun would have the kernel cut into
+/// fragments that transport mode cannot take apart.
+pub const TRANSPORT_TUN_MTU: u32 = 1500;
+
+/// The longest ESP-in-UDP datagram sent in a UDP GSO train: one that
+/// fills a 1500-octet path (less IPv4 and UDP). A longer one (transport
+/// mode's) goes alone, and the kernel fragments it.
+const GSO_MAX_DATAGRAM: usize = 1500 - 28;
 
 /// Tun packets (or TCP super-packets) sealed per wake-up.
 const TUN_BATCH: usize = 64;
@@ -97,6 +111,8 @@ pub struct IpsecCtx<'a> {
     pub holes: &'a Holes,
     /// Becomes true when the daemon stops.
     pub shutdown: &'a watch::Receiver<bool>,
+    /// L2TP/IPsec: the conns under L2TP profiles ([`super::bridge`]).
+    pub bridge: DriverBridge,
 }
 
 /// The sockets of one local address.
@@ -128,6 +144,9 @@ struct Conn {
     steering: Option<(Steering, u32)>,
     /// Transport mode: where an opened segment gets its IP header back.
     scratch: Vec<u8>,
+    /// Transport mode with `right = "%any"`: the ports the host's sockets
+    /// know each client by.
+    ports: Option<PeerPorts>,
     holes: bool,
     /// `auto=start` after the engine was made anew: initiate again then.
     restart_at: Option<Instant>,
@@ -176,6 +195,8 @@ struct Driver {
     holes: Holes,
     /// Where TCP super-packets from a tun are cut.
     segments: Vec<u8>,
+    /// L2TP/IPsec: states published to, requests from, L2TP profiles.
+    bridge: DriverBridge,
 }
 
 /// Words for a reason the engine gives (its own, plus what a peer's
@@ -346,6 +367,7 @@ async fn prepare(
                 };
                 let mut natt_out = SendBatch::default();
                 natt_out.set_gso(true);
+                natt_out.set_gso_max_segment(GSO_MAX_DATAGRAM);
                 sockets.push(LocalSockets {
                     addr: left,
                     ike,
@@ -389,7 +411,10 @@ async fn prepare(
                 warn!("ipsec {name}: {}: {e}", settings.tun);
             }
             ctx.netlink
-                .link_up(&settings.tun, TUN_MTU)
+                .link_up(
+                    &settings.tun,
+                    if tunnel { TUN_MTU } else { TRANSPORT_TUN_MTU },
+                )
                 .await
                 .with_context(|| format!("ipsec {name}: {} up", settings.tun))?;
             // TCP super-packets both ways: read ones are cut to the MTU
@@ -452,6 +477,7 @@ async fn prepare(
             driver_holes.push(name.clone());
         }
         let engine = ConnEngine::new(settings.engine_config(psk), OsRandom::handle());
+        let ports = (!tunnel && settings.right.is_none()).then(PeerPorts::default);
         runtime.push(Conn {
             settings,
             engine,
@@ -462,6 +488,7 @@ async fn prepare(
             routes,
             steering,
             scratch: Vec::new(),
+            ports,
             holes,
             restart_at: None,
         });
@@ -491,6 +518,7 @@ async fn prepare(
         policy,
         holes: ctx.holes.clone(),
         segments: Vec::new(),
+        bridge: ctx.bridge,
     };
     Ok((driver, rx))
 }
@@ -543,6 +571,9 @@ impl Driver {
             self.initiate(i, now);
         }
         let mut commands_open = true;
+        // Taken out: the loop's other arms borrow the driver.
+        let mut requests =
+            std::mem::replace(&mut self.bridge.requests, mpsc::unbounded_channel().1);
         loop {
             if *shutdown.borrow() {
                 break;
@@ -560,6 +591,10 @@ impl Driver {
                         Some(cmd) => self.command(cmd),
                         None => commands_open = false,
                     }
+                    continue;
+                }
+                Some((conn, request)) = requests.recv() => {
+                    self.lower_request(conn, request, Instant::now());
                     continue;
                 }
                 () = crate::transport::timers::sleep_until(deadline) => {
@@ -622,6 +657,10 @@ impl Driver {
     /// `keyingtries` says).
     fn initiate(&mut self, i: usize, now: Instant) {
         let c = &self.conns[i].settings;
+        if c.driven_by_link() {
+            // Its link asks for it (LowerRequest::Up) when it dials.
+            return;
+        }
         if let (Auto::Start, Some(right)) = (c.auto, c.right) {
             info!("ipsec {}: initiating to {right}", c.name);
             let local = SocketAddr::new(c.left, IKE_PORT);
@@ -911,11 +950,17 @@ impl Driver {
                         break;
                     }
                 };
-                let packet = &c.tun_buf[..got.len.min(c.tun_buf.len())];
+                let len = got.len.min(c.tun_buf.len());
                 if c.steering.is_some() {
                     // Transport mode: the segment goes, with its protocol
                     // as Next Header (RFC 4303 s3.1.1).
-                    let sealed = transport_path::select(table, conn, packet).and_then(|o| {
+                    let packet = &mut c.tun_buf[..len];
+                    let chosen = transport_path::select(table, conn, packet, c.ports.as_ref());
+                    if let Ok(o) = &chosen {
+                        transport_path::restore_peer_port(packet, o);
+                    }
+                    let packet = &c.tun_buf[..len];
+                    let sealed = chosen.and_then(|o| {
                         let key = o.key;
                         seal_out(table, s, key, |t, buf| {
                             transport_path::seal_append(t, packet, &o, buf)
@@ -937,6 +982,7 @@ impl Driver {
                     }
                     continue;
                 }
+                let packet = &c.tun_buf[..len];
                 let key = match table.select_outbound(conn, packet) {
                     Ok(key) => key,
                     Err(kind) => {
@@ -1062,15 +1108,66 @@ impl Driver {
         }
     }
 
-    /// Acts on what an engine call produced.
+    /// Acts on what an engine call produced, then tells an L2TP profile on
+    /// the conn what it has now.
     fn apply(&mut self, conn: usize, out: Output, now: Instant) {
+        self.apply_output(conn, out, now);
+        self.sas_changed(conn);
+    }
+
+    /// After SAs of `conn` came or went: publishes how many it has to an
+    /// L2TP profile on it, and forgets the ports of clients with none.
+    fn sas_changed(&mut self, conn: usize) {
+        let live: Vec<SocketAddr> = self
+            .table
+            .children_of(conn)
+            .filter(|(_, c, _)| !c.retired)
+            .map(|(_, c, _)| c.remote)
+            .collect();
+        self.bridge.publish(conn, LowerState { sas: live.len() });
+        if let Some(ports) = self.conns[conn].ports.as_mut() {
+            ports.retain(|outer| live.contains(&outer));
+        }
+    }
+
+    /// What an L2TP link asks of the conn it drives.
+    fn lower_request(&mut self, conn: usize, request: LowerRequest, now: Instant) {
+        let Some(c) = self.conns.get(conn) else {
+            return;
+        };
+        let name = c.settings.name.clone();
+        match (request, c.settings.right) {
+            (LowerRequest::Up, Some(right)) => {
+                info!("ipsec {name}: initiating to {right} (for its L2TP link)");
+                let local = SocketAddr::new(c.settings.left, IKE_PORT);
+                let remote = SocketAddr::new(right, IKE_PORT);
+                let out = self.conns[conn].engine.initiate(now, local, remote);
+                self.apply(conn, out, now);
+            }
+            (LowerRequest::Up, None) => {}
+            (LowerRequest::Down, _) => {
+                info!("ipsec {name}: deleting its SAs (its L2TP link is down)");
+                let out = self.conns[conn].engine.delete_all(now);
+                self.apply(conn, out, now);
+                let n = self.table.remove_conn(conn);
+                if n > 0 {
+                    info!("ipsec {name}: {n} IPsec SAs removed");
+                }
+                self.sas_changed(conn);
+            }
+        }
+    }
+
+    fn apply_output(&mut self, conn: usize, out: Output, now: Instant) {
         let name = self.conns[conn].settings.name.clone();
         if out.reset {
             let n = self.table.remove_conn(conn);
             if n > 0 {
                 warn!("ipsec {name}: {n} IPsec SAs removed with the engine");
             }
-            if self.conns[conn].settings.auto == Auto::Start {
+            if self.conns[conn].settings.auto == Auto::Start
+                && !self.conns[conn].settings.driven_by_link()
+            {
                 self.conns[conn].restart_at = Some(now + RESTART_DELAY);
             }
         }
@@ -1231,6 +1328,11 @@ impl Driver {
                             rekey_in_secs: if retired { None } else { rekey_in },
                             local_ts: status::selector(&ch.local_ts),
                             remote_ts: status::selector(&ch.remote_ts),
+                            seen_as: c
+                                .ports
+                                .as_ref()
+                                .and_then(|p| p.seen_as(ch.remote))
+                                .map(|a| a.to_string()),
                         }
                     })
                     .collect();
@@ -1294,6 +1396,9 @@ impl Driver {
                         None => format!("{} === %any", status::selector(&s.leftsubnet)),
                     },
                     tun: c.tun.as_ref().map(|t| t.name().to_string()),
+                    l2tp_profile: s.l2tp.as_ref().map(|u| match u {
+                        L2tpUser::Link(n) | L2tpUser::Server(n) => n.clone(),
+                    }),
                     ike_sas: c
                         .engine
                         .status()
@@ -1386,7 +1491,7 @@ fn deliver(
                 drops.push((Some(conn), DropKind::TransportUnclaimed, from));
                 return;
             };
-            match transport_path::inbound(table, d, buf, &mut c.scratch) {
+            match transport_path::inbound(table, d, buf, &mut c.scratch, c.ports.as_mut()) {
                 Ok(packet) => {
                     if tun.try_send(packet).is_err() {
                         table.count(Some(conn), DropKind::TunError);
@@ -1558,6 +1663,7 @@ mod tests {
                     netlink: netlink.clone(),
                     holes: &holes,
                     shutdown: &shutdown,
+                    bridge: super::super::bridge::bridges(&config.ipsec).1,
                 };
                 let (mut driver, commands) = prepare(config.ipsec, psks, ctx).await.unwrap();
                 let sa = |spi_in: u32, spi_out: u32, l: usize| {

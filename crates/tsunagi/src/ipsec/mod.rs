@@ -8,8 +8,10 @@
 //! - [`status`]: `tsunagi status`, the way `ipsec statusall` shows SAs;
 //! - [`transport_path`]: transport mode for the host's own traffic
 //!   (policy routing into a tun, split and rebuilt segments);
-//! - [`driver`]: the task with the sockets, tuns, routes and holes.
+//! - [`driver`]: the task with the sockets, tuns, routes and holes;
+//! - [`bridge`]: L2TP/IPsec, the conn under an L2TP link or server.
 
+pub mod bridge;
 pub mod datapath;
 pub mod driver;
 pub mod engine;

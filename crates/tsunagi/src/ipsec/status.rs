@@ -19,7 +19,135 @@ use std::time::Instant;
 use tsunagi_ipsec::ike::{Identity, IkeSaStatus, TrafficSelector};
 use tsunagi_ipsec::isakmp::proposal::{Algorithms, Encryption, Integrity};
 
-use crate::control::{IkeSaView, IpsecConnStatus};
+use serde::Serialize;
+
+use crate::control::{ChildSaView, IkeSaView, IpsecConnStatus, SessionStatus};
+
+/// One L2TP/IPsec client (or a LAC link's own connection) as `tsunagi
+/// status` shows it: every layer of it side by side.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct L2tpIpsecClient {
+    /// The `[server]` or `[link]` whose L2TP it is.
+    pub profile: String,
+    /// The conn under it.
+    pub conn: String,
+    /// The peer's outer address and port (IKE and ESP).
+    pub peer: String,
+    /// The address and port L2TP knows the peer by, when answering
+    /// `%any` (another port than its own when a client of the same NAT
+    /// has that one).
+    pub seen_as: Option<String>,
+    /// Its IKE SA.
+    pub ike: Option<IkeSaView>,
+    /// Its IPsec SA (the newest).
+    pub child: Option<ChildSaView>,
+    /// Its PPP session, with the L2TP tunnel and session under it.
+    pub session: Option<SessionStatus>,
+}
+
+/// The L2TP/IPsec clients in a `status` answer: per peer of a conn under
+/// an L2TP profile, its IKE SA, newest IPsec SA and the PPP session L2TP
+/// knows it by.
+pub fn l2tp_clients(sessions: &[SessionStatus], conns: &[IpsecConnStatus]) -> Vec<L2tpIpsecClient> {
+    let mut clients = Vec::new();
+    for c in conns {
+        let Some(profile) = &c.l2tp_profile else {
+            continue;
+        };
+        let mut peers: Vec<&ChildSaView> = Vec::new();
+        for child in c.child_sas.iter().filter(|ch| ch.state == "INSTALLED") {
+            match peers.iter_mut().find(|p| p.remote == child.remote) {
+                Some(p) if p.id < child.id => *p = child,
+                Some(_) => {}
+                None => peers.push(child),
+            }
+        }
+        for child in peers {
+            let session = sessions.iter().find(|s| {
+                &s.profile == profile
+                    && child
+                        .seen_as
+                        .as_ref()
+                        .is_none_or(|seen| &s.outer_peer == seen)
+            });
+            clients.push(L2tpIpsecClient {
+                profile: profile.clone(),
+                conn: c.name.clone(),
+                peer: child.remote.clone(),
+                seen_as: child.seen_as.clone(),
+                ike: c.ike_sas.iter().find(|i| i.id == child.ike).cloned(),
+                child: Some(child.clone()),
+                session: session.cloned(),
+            });
+        }
+    }
+    clients
+}
+
+/// [`l2tp_clients`] as text, a block per client.
+pub fn l2tp_clients_text(clients: &[L2tpIpsecClient]) -> String {
+    let mut out = format!("L2TP/IPsec clients ({}):\n", clients.len());
+    for c in clients {
+        let _ = writeln!(
+            out,
+            "  {} via {}: {}{}",
+            c.profile,
+            c.conn,
+            c.peer,
+            c.seen_as
+                .as_ref()
+                .map(|s| format!(" (L2TP sees {s})"))
+                .unwrap_or_default()
+        );
+        if let Some(i) = &c.ike {
+            let _ = writeln!(
+                out,
+                "    IKE [{}] {} {} ago, {}",
+                i.id,
+                i.state,
+                ago(i.age_secs),
+                i.proposal.as_deref().unwrap_or("-")
+            );
+        }
+        if let Some(ch) = &c.child {
+            let _ = writeln!(
+                out,
+                "    IPsec {{{}}} {}{} SPIs {}_i {}_o, {} bytes_i ({} pkts), {} bytes_o ({} pkts)",
+                ch.id,
+                ch.proposal,
+                if ch.udp_encap { ", ESP in UDP" } else { "" },
+                ch.spi_in,
+                ch.spi_out,
+                ch.bytes_in,
+                ch.packets_in,
+                ch.bytes_out,
+                ch.packets_out
+            );
+        }
+        match &c.session {
+            Some(s) => {
+                let _ = writeln!(out, "    {}", s.tunnel.as_deref().unwrap_or("l2tp: -"));
+                let _ = writeln!(
+                    out,
+                    "    PPP session {} user {} {} {} <-> {}, {} bytes in ({} pkts), {} bytes out ({} pkts)",
+                    s.id,
+                    s.user.as_deref().unwrap_or("-"),
+                    s.phase,
+                    s.local.as_deref().unwrap_or("-"),
+                    s.peer_addr.as_deref().unwrap_or("-"),
+                    s.counters.rx_bytes,
+                    s.counters.rx_packets,
+                    s.counters.tx_bytes,
+                    s.counters.tx_packets
+                );
+            }
+            None => {
+                let _ = writeln!(out, "    no L2TP session yet");
+            }
+        }
+    }
+    out
+}
 
 /// An identity as ipsec.conf writes it.
 pub fn identity(id: &Identity) -> String {
@@ -310,8 +438,10 @@ mod tests {
                 rekey_in_secs: Some(3000),
                 local_ts: "10.201.10.0/24".into(),
                 remote_ts: "10.201.20.0/24".into(),
+                seen_as: None,
             }],
             counters: [("replayed".to_string(), 2)].into(),
+            l2tp_profile: None,
         };
         let text = statusall(&[conn]);
         assert!(
@@ -332,5 +462,69 @@ mod tests {
         assert!(text.contains("AES_GCM_16_128, 840 bytes_i (10 pkts, 3s ago), 420 bytes_o (5 pkts), rekeying in 50 minutes"), "{text}");
         assert!(text.contains("10.201.10.0/24 === 10.201.20.0/24"), "{text}");
         assert!(text.contains("replayed 2"), "{text}");
+    }
+
+    /// Two clients of one NAT on an LNS's conn: each block joins its own
+    /// IKE SA, newest IPsec SA and the PPP session L2TP knows it by.
+    #[test]
+    fn l2tp_clients_join_each_peers_sas_and_session() {
+        let child = |id: u64, ike: u64, remote: &str, seen: &str, state: &str| ChildSaView {
+            id,
+            ike,
+            state: state.into(),
+            remote: remote.into(),
+            seen_as: Some(seen.into()),
+            ..ChildSaView::default()
+        };
+        let ike = |id: u64, remote: &str| IkeSaView {
+            id,
+            state: "ESTABLISHED".into(),
+            remote: remote.into(),
+            ..IkeSaView::default()
+        };
+        let conn = IpsecConnStatus {
+            name: "l2tp".into(),
+            l2tp_profile: Some("lns".into()),
+            ike_sas: vec![ike(1, "198.51.100.7:4500"), ike(2, "198.51.100.7:1024")],
+            child_sas: vec![
+                child(1, 1, "198.51.100.7:4500", "198.51.100.7:1701", "REKEYED"),
+                child(3, 1, "198.51.100.7:4500", "198.51.100.7:1701", "INSTALLED"),
+                child(2, 2, "198.51.100.7:1024", "198.51.100.7:49152", "INSTALLED"),
+            ],
+            ..IpsecConnStatus::default()
+        };
+        let session = |id: u64, outer: &str, inner: &str| SessionStatus {
+            id,
+            profile: "lns".into(),
+            outer_peer: outer.into(),
+            peer_addr: Some(inner.into()),
+            ..SessionStatus::default()
+        };
+        let sessions = [
+            session(7, "198.51.100.7:49152", "10.99.0.11"),
+            session(6, "198.51.100.7:1701", "10.99.0.10"),
+        ];
+        let clients = l2tp_clients(&sessions, &[conn, IpsecConnStatus::default()]);
+        assert_eq!(clients.len(), 2, "{clients:?}");
+        let first = &clients[0];
+        assert_eq!(
+            (
+                first.child.as_ref().map(|c| c.id),
+                first.ike.as_ref().map(|i| i.id)
+            ),
+            (Some(3), Some(1)),
+            "the newest installed SA"
+        );
+        assert_eq!(first.session.as_ref().map(|s| s.id), Some(6));
+        let second = &clients[1];
+        assert_eq!(second.seen_as.as_deref(), Some("198.51.100.7:49152"));
+        assert_eq!(second.session.as_ref().map(|s| s.id), Some(7));
+        let text = l2tp_clients_text(&clients);
+        assert!(text.starts_with("L2TP/IPsec clients (2):"), "{text}");
+        assert!(
+            text.contains("lns via l2tp: 198.51.100.7:1024 (L2TP sees 198.51.100.7:49152)"),
+            "{text}"
+        );
+        assert!(text.contains("<-> 10.99.0.11"), "{text}");
     }
 }

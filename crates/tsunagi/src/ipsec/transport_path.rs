@@ -29,9 +29,22 @@
 //! sends every packet with the selector's protocol and ports into the
 //! tun, and those for no SA's peer are dropped (`no_sa`), never sent in
 //! the clear.
+//!
+//! Such a conn serves clients behind NATs, and two clients behind one NAT
+//! may have the same private address and ports (two Windows laptops on
+//! two home networks behind one carrier-grade NAT, both 192.168.1.10
+//! with L2TP from port 1701): rebuilt with the NAT's address as their
+//! source, their datagrams would look the same to the host's sockets,
+//! and the answers could not be told apart. [`PeerPorts`] gives each
+//! client (its outer address and port, its inner port) a source port of
+//! its own as the host sees it: its own port while no other client of
+//! that address has it, another one else; answers to that port are sealed
+//! for that client with its own port put back (libreswan #322 and xl2tpd
+//! #82 are what happens without).
 
-use std::net::{IpAddr, Ipv4Addr};
-use std::ops::Range;
+use std::collections::HashMap;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::ops::{Range, RangeInclusive};
 
 use tsunagi_host::policy_route::{PolicyRoutes, SelectorRule};
 use tsunagi_host::Ipv4Net;
@@ -136,24 +149,156 @@ pub struct Outbound {
     pub segment: Range<usize>,
     /// ESP's Next Header: the upper protocol.
     pub next_header: u8,
+    /// The peer's own destination port, where [`PeerPorts`] gave it
+    /// another one as the host sees it: written back before sealing.
+    pub peer_port: Option<u16>,
+}
+
+/// The source ports a `right = "%any"` transport conn's clients have as
+/// the host's sockets see them (see the module's text).
+#[derive(Debug, Default)]
+pub struct PeerPorts {
+    /// (outer address and port, inner port) -> the port the host sees.
+    seen: HashMap<(SocketAddr, u16), u16>,
+    /// (address, port the host sees) -> (outer address and port, inner port).
+    peers: HashMap<(IpAddr, u16), (SocketAddr, u16)>,
+}
+
+/// Where a client's port comes from when its own is another's: the
+/// dynamic ports (RFC 6335 s6), which no client's L2TP uses as its own.
+const OTHER_PORTS: RangeInclusive<u16> = 49152..=65535;
+
+impl PeerPorts {
+    /// The port the host sees for inner port `inner` of the client at
+    /// `outer` (given now if it has none); `None` when every port of
+    /// [`OTHER_PORTS`] is taken for that address.
+    pub fn seen_port(&mut self, outer: SocketAddr, inner: u16) -> Option<u16> {
+        if let Some(p) = self.seen.get(&(outer, inner)) {
+            return Some(*p);
+        }
+        let ip = outer.ip();
+        let port = if self.peers.contains_key(&(ip, inner)) {
+            OTHER_PORTS
+                .clone()
+                .find(|p| !self.peers.contains_key(&(ip, *p)))?
+        } else {
+            inner
+        };
+        self.seen.insert((outer, inner), port);
+        self.peers.insert((ip, port), (outer, inner));
+        Some(port)
+    }
+
+    /// The client (outer address and port, inner port) the host knows as
+    /// `ip`, `port`.
+    pub fn peer(&self, ip: IpAddr, port: u16) -> Option<(SocketAddr, u16)> {
+        self.peers.get(&(ip, port)).copied()
+    }
+
+    /// The address and port the host sees for the client at `outer` (its
+    /// first inner port's), for status.
+    pub fn seen_as(&self, outer: SocketAddr) -> Option<SocketAddr> {
+        self.seen
+            .iter()
+            .filter(|((o, _), _)| *o == outer)
+            .map(|(_, p)| SocketAddr::new(outer.ip(), *p))
+            .min()
+    }
+
+    /// Forgets the clients for which `alive` is false (no SA left).
+    pub fn retain(&mut self, alive: impl Fn(SocketAddr) -> bool) {
+        self.seen.retain(|(outer, _), _| alive(*outer));
+        self.peers.retain(|_, (outer, _)| alive(*outer));
+    }
+
+    /// Clients known.
+    pub fn len(&self) -> usize {
+        self.seen.len()
+    }
+
+    /// No client known.
+    pub fn is_empty(&self) -> bool {
+        self.seen.is_empty()
+    }
+}
+
+/// RFC 1624 eqn. 3: a 16-bit field of a checksummed segment changed from
+/// `old` to `new`; the checksum at `sum` follows.
+fn checksum_adjust(sum: [u8; 2], old: u16, new: u16) -> [u8; 2] {
+    let hc = u32::from(u16::from_be_bytes(sum));
+    let mut acc = u32::from(!(hc as u16)) + u32::from(!old) + u32::from(new);
+    while acc > 0xffff {
+        acc = (acc & 0xffff) + (acc >> 16);
+    }
+    (!(acc as u16)).to_be_bytes()
+}
+
+/// Puts the peer's own destination port back into `packet` (from the tun,
+/// as [`select`] chose it), the UDP or TCP checksum adjusted.
+pub fn restore_peer_port(packet: &mut [u8], o: &Outbound) {
+    let Some(port) = o.peer_port else {
+        return;
+    };
+    let seg = o.segment.start;
+    let Some(field) = packet.get(seg + 2..seg + 4) else {
+        return;
+    };
+    let old = u16::from_be_bytes([field[0], field[1]]);
+    packet[seg + 2..seg + 4].copy_from_slice(&port.to_be_bytes());
+    let at = match o.next_header {
+        17 => seg + 6,
+        6 => seg + 16,
+        _ => return,
+    };
+    if let Some(sum) = packet.get(at..at + 2) {
+        let sum = [sum[0], sum[1]];
+        // UDP over IPv4: zero is "no checksum" and stays so; a computed
+        // zero is sent as all ones (RFC 768).
+        if o.next_header == 17 && sum == [0, 0] {
+            return;
+        }
+        let mut new = checksum_adjust(sum, old, port);
+        if o.next_header == 17 && new == [0, 0] {
+            new = [0xff, 0xff];
+        }
+        packet[at..at + 2].copy_from_slice(&new);
+    }
 }
 
 /// The child of transport conn `conn` that protects `packet` (read from
 /// its tun): the newest one not retired whose peer is the packet's
-/// destination and whose selectors hold its protocol and ports.
-pub fn select(table: &SaTable, conn: usize, packet: &[u8]) -> Result<Outbound, DropKind> {
+/// destination and whose selectors hold its protocol and ports. With
+/// `ports` (a `right = "%any"` conn), a UDP or TCP packet goes to the
+/// client the host knows by its destination address and port, and to no
+/// other.
+pub fn select(
+    table: &SaTable,
+    conn: usize,
+    packet: &[u8],
+    ports: Option<&PeerPorts>,
+) -> Result<Outbound, DropKind> {
     let s = transport::split(packet).map_err(|e| match e {
         transport::TransportError::Version(_) => DropKind::NotIp,
         _ => DropKind::Malformed,
     })?;
+    let (peer, dst_port) = match ports {
+        Some(ports) if matches!(s.protocol, 6 | 17) => {
+            let (outer, inner) = ports.peer(s.dst, s.dst_port).ok_or(DropKind::NoSa)?;
+            (Some(outer), inner)
+        }
+        _ => (None, s.dst_port),
+    };
     let mut found = None;
     for (key, child, _) in table.children_of(conn) {
         if child.retired {
             continue;
         }
-        let peer = child.remote.ip();
-        if peer == s.dst
-            && protoport_matches(&child.remote_ts, s.protocol, s.dst_port)
+        let to_peer = match peer {
+            Some(outer) => child.remote == outer,
+            None => child.remote.ip() == s.dst,
+        };
+        if to_peer
+            && protoport_matches(&child.remote_ts, s.protocol, dst_port)
             && protoport_matches(&child.local_ts, s.protocol, s.src_port)
         {
             found = Some(key);
@@ -164,6 +309,7 @@ pub fn select(table: &SaTable, conn: usize, packet: &[u8]) -> Result<Outbound, D
             key,
             segment: s.segment.clone(),
             next_header: s.protocol,
+            peer_port: (dst_port != s.dst_port).then_some(dst_port),
         })
         .ok_or(DropKind::NoSa)
 }
@@ -201,8 +347,9 @@ pub fn inbound<'s>(
     d: &Delivered,
     buf: &[u8],
     scratch: &'s mut Vec<u8>,
+    ports: Option<&mut PeerPorts>,
 ) -> Result<&'s [u8], DropKind> {
-    let result = rebuild_checked(table, d, buf, scratch);
+    let result = rebuild_checked(table, d, buf, scratch, ports);
     match result {
         Ok(range) => Ok(&scratch[range]),
         Err(kind) => {
@@ -220,6 +367,7 @@ fn rebuild_checked(
     d: &Delivered,
     buf: &[u8],
     scratch: &mut Vec<u8>,
+    ports: Option<&mut PeerPorts>,
 ) -> Result<Range<usize>, DropKind> {
     let child = table.child(d.key).ok_or(DropKind::NoSa)?;
     let segment = buf.get(d.payload.clone()).ok_or(DropKind::Malformed)?;
@@ -241,6 +389,12 @@ fn rebuild_checked(
     scratch.clear();
     scratch.resize(IPV6_HEADER_LEN, 0);
     scratch.extend_from_slice(segment);
+    if let (Some(ports), 6 | 17) = (ports, protocol) {
+        // The source port the host knows this client by (its own, unless
+        // another client of its address has that one).
+        let seen = ports.seen_port(child.remote, sport).ok_or(DropKind::NoSa)?;
+        scratch[IPV6_HEADER_LEN..IPV6_HEADER_LEN + 2].copy_from_slice(&seen.to_be_bytes());
+    }
     let seg = IPV6_HEADER_LEN..scratch.len();
     transport::rebuild(scratch, seg, child.remote.ip(), child.local.ip(), protocol)
         .map_err(|_| DropKind::Malformed)
@@ -277,8 +431,13 @@ mod tests {
     /// A transport child from `local` to `remote` (as seen: a NAT's
     /// address behind NAT), seed 002's 3DES/SHA1.
     fn child(local: [u8; 4], remote: [u8; 4], ts_remote: [u8; 4]) -> ChildSa {
+        child_spi(local, remote, ts_remote, 0x1234)
+    }
+
+    /// [`child`] with SPI `spi` both ways.
+    fn child_spi(local: [u8; 4], remote: [u8; 4], ts_remote: [u8; 4], spi: u32) -> ChildSa {
         let c = SaConfig::new(
-            0x1234,
+            spi,
             Transform::TripleDesCbc(EspIntegrity::HmacSha1_96),
             Mode::Transport,
         );
@@ -362,13 +521,14 @@ mod tests {
             .unwrap();
         let p = udp([192, 168, 1, 10], [203, 0, 113, 5], 1701, 1701);
         assert!(udp_checksum_ok(&p), "{p:02x?}");
-        let o = select(&ours, 0, &p).unwrap();
+        let o = select(&ours, 0, &p, None).unwrap();
         assert_eq!((o.key, o.next_header, o.segment.clone()), (k, 17, 20..33));
         assert_eq!(
             select(
                 &ours,
                 0,
-                &udp([192, 168, 1, 10], [203, 0, 113, 5], 1702, 1701)
+                &udp([192, 168, 1, 10], [203, 0, 113, 5], 1702, 1701),
+                None
             ),
             Err(DropKind::NoSa)
         );
@@ -376,7 +536,8 @@ mod tests {
             select(
                 &ours,
                 0,
-                &udp([192, 168, 1, 10], [203, 0, 113, 6], 1701, 1701)
+                &udp([192, 168, 1, 10], [203, 0, 113, 6], 1701, 1701),
+                None
             ),
             Err(DropKind::NoSa)
         );
@@ -385,7 +546,7 @@ mod tests {
         let d = theirs.open(&mut sealed, now).unwrap();
         assert_eq!((d.key, d.mode, d.next_header), (kt, Mode::Transport, 17));
         let mut scratch = Vec::new();
-        let rebuilt = inbound(&mut theirs, &d, &sealed, &mut scratch)
+        let rebuilt = inbound(&mut theirs, &d, &sealed, &mut scratch, None)
             .unwrap()
             .to_vec();
         assert_eq!(rebuilt.len(), p.len());
@@ -415,18 +576,114 @@ mod tests {
             key: k,
             segment: 20..p.len(),
             next_header: 17,
+            peer_port: None,
         };
         let mut sealed = Vec::new();
         seal(&mut ours, &p, &o, &mut sealed).unwrap();
         let d = theirs.open(&mut sealed, now).unwrap();
         let mut scratch = Vec::new();
         assert_eq!(
-            inbound(&mut theirs, &d, &sealed, &mut scratch).map(|_| ()),
+            inbound(&mut theirs, &d, &sealed, &mut scratch, None).map(|_| ()),
             Err(DropKind::SelectorMismatch)
         );
         assert_eq!(theirs.drops[0].get(DropKind::SelectorMismatch), 1);
         // Not IP at all from the tun.
-        assert_eq!(select(&ours, 0, &[0x50; 40]), Err(DropKind::NotIp));
+        assert_eq!(select(&ours, 0, &[0x50; 40], None), Err(DropKind::NotIp));
+    }
+
+    /// Two clients behind one NAT, both 192.168.1.10 and both from port
+    /// 1701: the host sees the first from the NAT's address and 1701, the
+    /// second from another port; answers to each reach its own SA with
+    /// 1701 put back, checksum still right; a third client's port is its
+    /// own again once the second is gone.
+    #[test]
+    fn two_clients_of_one_nat_with_the_same_address_and_ports_are_told_apart() {
+        let now = Instant::now();
+        let nat = [198, 51, 100, 7];
+        let mut server = SaTable::new(1);
+        let mut a = child_spi([203, 0, 113, 5], nat, [192, 168, 1, 10], 0x1001);
+        a.remote = (IpAddr::from(nat), 4500).into();
+        let mut b = child_spi([203, 0, 113, 5], nat, [192, 168, 1, 10], 0x1002);
+        b.id = ChildId(2);
+        b.remote = (IpAddr::from(nat), 1024).into();
+        let ka = server.install(0, a, now).unwrap();
+        let kb = server.install(0, b, now).unwrap();
+        let mut clients: Vec<SaTable> = Vec::new();
+        for (spi, port) in [(0x1001, 4500u16), (0x1002, 1024)] {
+            let mut t = SaTable::new(1);
+            let mut c = child_spi([192, 168, 1, 10], [203, 0, 113, 5], [203, 0, 113, 5], spi);
+            c.local = (IpAddr::from([192, 168, 1, 10]), port).into();
+            t.install(0, c, now).unwrap();
+            clients.push(t);
+        }
+        let mut ports = PeerPorts::default();
+        let mut seen = Vec::new();
+        for (i, key) in [(0, ka), (1, kb)] {
+            let p = udp([192, 168, 1, 10], [203, 0, 113, 5], 1701, 1701);
+            let o = select(&clients[i], 0, &p, None).unwrap();
+            let mut sealed = Vec::new();
+            seal(&mut clients[i], &p, &o, &mut sealed).unwrap();
+            let d = server.open(&mut sealed, now).unwrap();
+            assert_eq!(d.key, key);
+            let mut scratch = Vec::new();
+            let rebuilt = inbound(&mut server, &d, &sealed, &mut scratch, Some(&mut ports))
+                .unwrap()
+                .to_vec();
+            assert_eq!(&rebuilt[12..16], &nat);
+            assert!(udp_checksum_ok(&rebuilt), "{rebuilt:02x?}");
+            seen.push(u16::from_be_bytes([rebuilt[20], rebuilt[21]]));
+        }
+        assert_eq!(seen, [1701, 49152]);
+        assert_eq!(ports.len(), 2);
+        // The LNS answers each from 1701 to the port it saw.
+        for (port, key) in [(1701, ka), (49152, kb)] {
+            let mut answer = udp([203, 0, 113, 5], nat, 1701, port);
+            let o = select(&server, 0, &answer, Some(&ports)).unwrap();
+            assert_eq!(o.key, key);
+            assert_eq!(o.peer_port, (port != 1701).then_some(1701));
+            restore_peer_port(&mut answer, &o);
+            assert_eq!(&answer[22..24], &1701u16.to_be_bytes());
+            assert!(udp_checksum_ok(&answer), "{answer:02x?}");
+        }
+        // No client known by that port: never sealed for someone else.
+        assert_eq!(
+            select(
+                &server,
+                0,
+                &udp([203, 0, 113, 5], nat, 1701, 50000),
+                Some(&ports)
+            ),
+            Err(DropKind::NoSa)
+        );
+        assert_eq!(
+            ports.seen_as((IpAddr::from(nat), 1024).into()),
+            Some((IpAddr::from(nat), 49152).into())
+        );
+        ports.retain(|outer| outer.port() == 4500);
+        assert_eq!(ports.len(), 1);
+        assert_eq!(
+            ports.seen_port((IpAddr::from(nat), 2048).into(), 1701),
+            Some(49152)
+        );
+    }
+
+    #[test]
+    fn checksum_adjust_is_rfc_1624s() {
+        // RFC 1624 s4's example: 0xdd2f checksum, 0x5555 -> 0x3285.
+        let p = udp([10, 0, 0, 1], [10, 0, 0, 2], 1701, 1701);
+        let mut q = udp([10, 0, 0, 1], [10, 0, 0, 2], 1701, 40000);
+        let o = Outbound {
+            key: ChildKey {
+                conn: 0,
+                child: ChildId(1),
+            },
+            segment: 20..q.len(),
+            next_header: 17,
+            peer_port: Some(1701),
+        };
+        restore_peer_port(&mut q, &o);
+        assert_eq!(q, p, "back to the original, checksum too");
+        assert_eq!(checksum_adjust([0xdd, 0x2f], 0x5555, 0x3285), [0x00, 0x00]);
     }
 
     #[test]

@@ -46,6 +46,7 @@ use tsunagi_ppp::link::{Event, Link, Phase};
 
 use super::{tunnel_config, UDP_RCVBUF};
 use crate::control::Response;
+use crate::ipsec::bridge::Lower;
 use crate::netconf::{SessionNet, SessionNetconf};
 use crate::session::{random_seed, EndReason, SessionEnd, SessionInfo};
 use crate::transport::site::{client_command, create_tun, Asked};
@@ -67,21 +68,59 @@ pub const CLEAR_WAIT: Duration = Duration::from_secs(2);
 /// 1, 2, 4 s backoff, rather than the 31 s of the full cycle).
 pub const UNREACHABLE_LIMIT: u32 = 3;
 
+/// How long a dial waits for the IPsec SA under L2TP/IPsec (Main and
+/// Quick Mode, with a few of IKE's retransmissions).
+pub const IPSEC_WAIT: Duration = Duration::from_secs(30);
+
 /// Runs one session to `lns`: the tunnel, the call, PPP until the link is
-/// down; never panics on what the LNS sends.
-pub async fn run_session(ctx: SessionCtx<'_>, lns: Ipv4Addr) -> SessionEnd {
+/// down; never panics on what the LNS sends. With `lower` (L2TP/IPsec)
+/// the conn is asked up first, L2TP starts once it has an IPsec SA, from
+/// a socket bound to its tun (nothing of L2TP ever leaves in the clear),
+/// and the session ends when the conn has no SA left.
+pub async fn run_session(
+    ctx: SessionCtx<'_>,
+    lns: Ipv4Addr,
+    mut lower: Option<Lower>,
+) -> SessionEnd {
     let name = ctx.settings.name.clone();
     let fail = |why: String| {
         warn!("{name}: {why}");
         SessionEnd::new(EndReason::SetupFailed(why))
     };
+    if let Some(l) = lower.as_mut() {
+        l.up();
+        if !l.wait_sa(IPSEC_WAIT).await {
+            return fail(format!(
+                "IPsec: no SA with {lns} within {}s (ipsec {})",
+                IPSEC_WAIT.as_secs(),
+                l.conn
+            ));
+        }
+        info!(
+            "{name}: IPsec SA with {lns} up (ipsec {}): L2TP through it",
+            l.conn
+        );
+    }
     let tun = match create_tun(ctx.settings) {
         Ok(t) => t,
         Err(e) => return fail(format!("cannot create tun {}: {e}", ctx.settings.tun)),
     };
     let peer = SocketAddrV4::new(lns, UDP_PORT);
-    let socket = match UdpBatchSocket::bind(SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, UDP_PORT)) {
+    let bound = match &lower {
+        // The conn's selectors say port 1701: no other will do.
+        Some(l) => UdpBatchSocket::bind_on(SocketAddrV4::new(l.left, UDP_PORT), Some(&l.tun))
+            .map_err(|e| {
+                format!(
+                    "L2TP/IPsec: cannot bind UDP {}:{UDP_PORT} on {}: {e}",
+                    l.left, l.tun
+                )
+            }),
+        None => UdpBatchSocket::bind(SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, UDP_PORT))
+            .map_err(|e| e.to_string()),
+    };
+    let socket = match bound {
         Ok(s) => s,
+        Err(e) if lower.is_some() => return fail(e),
         Err(e) => {
             warn!("{name}: L2TP: cannot use UDP port {UDP_PORT} ({e}); from another port");
             match UdpBatchSocket::bind(SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, 0)) {
@@ -138,6 +177,7 @@ pub async fn run_session(ctx: SessionCtx<'_>, lns: Ipv4Addr) -> SessionEnd {
         send: SendBatch::default(),
         out: Vec::with_capacity(1500),
         udp_errors: 0,
+        lower,
     };
     let end = client.run().await;
     let Client {
@@ -170,6 +210,17 @@ struct Client<'a> {
     out: Vec<u8>,
     /// Receive errors (ICMP port unreachable: nobody at the LNS's port).
     udp_errors: u64,
+    /// L2TP/IPsec: the conn under the tunnel.
+    lower: Option<Lower>,
+}
+
+/// Resolves when the conn under L2TP/IPsec has no SA left; never without
+/// one.
+async fn ipsec_lost(lower: &mut Option<Lower>) {
+    match lower {
+        Some(l) => l.lost().await,
+        None => std::future::pending().await,
+    }
 }
 
 impl Client<'_> {
@@ -191,6 +242,8 @@ impl Client<'_> {
         }
         // ICMP port unreachable answers to our SCCRQs so far.
         let mut unreachable_count = 0u32;
+        // Taken out: the loop's other arms borrow the client.
+        let mut ipsec = self.lower.take();
         loop {
             let now = Instant::now();
             // The tunnel's events first (a session established starts
@@ -349,6 +402,22 @@ impl Client<'_> {
                         }
                         Asked::Nothing => {}
                     }
+                }
+                () = ipsec_lost(&mut ipsec), if ipsec.is_some() && ending.is_none() => {
+                    // Nothing reaches the LNS any more: the stack redials
+                    // as one (the link takes the conn down, then up).
+                    let now = Instant::now();
+                    let why = format!(
+                        "IPsec: no SA left (ipsec {})",
+                        ipsec.as_ref().map_or("", |l| l.conn.as_str())
+                    );
+                    warn!("{name}: {why}");
+                    lower.get_or_insert(EndReason::TransportLost(why));
+                    if let Some(link) = self.link.as_mut() {
+                        link.lower_down(now);
+                    }
+                    ending = Some((lower.clone().unwrap_or(EndReason::TransportLost(String::new())), now));
+                    ipsec = None;
                 }
                 _ = self.ctx.shutdown.changed(), if !shutdown_seen => {
                     shutdown_seen = true;

@@ -129,17 +129,22 @@ pub struct L2tpPort {
 
 impl L2tpPort {
     /// Binds UDP `listen`:1701 (all addresses when `None`; `port` other
-    /// than 1701 for tests) for at most `max_sessions` sessions.
+    /// than 1701 for tests) for at most `max_sessions` sessions; with a
+    /// `device` (L2TP/IPsec: the transport conn's tun) only datagrams that
+    /// came out of IPsec reach it, and everything it sends goes into IPsec.
     pub fn bind(
         name: &str,
         listen: Option<Ipv4Addr>,
         port: u16,
         settings: &L2tpSettings,
         max_sessions: usize,
+        device: Option<&str>,
     ) -> io::Result<L2tpPort> {
         let at = SocketAddrV4::new(listen.unwrap_or(Ipv4Addr::UNSPECIFIED), port);
-        let socket = UdpBatchSocket::bind(at)
-            .map_err(|e| io::Error::new(e.kind(), format!("cannot listen on UDP {at}: {e}")))?;
+        let socket = UdpBatchSocket::bind_on(at, device).map_err(|e| {
+            let on = device.map(|d| format!(" on {d}")).unwrap_or_default();
+            io::Error::new(e.kind(), format!("cannot listen on UDP {at}{on}: {e}"))
+        })?;
         if let Err(e) = socket.set_recv_buffer_size_force(UDP_RCVBUF) {
             warn!("{name}: L2TP: {e}");
         }

@@ -1,0 +1,198 @@
+//! L2TP/IPsec (seed 002): what an L2TP profile sees of the transport conn
+//! under it, and what it asks of it.
+//!
+//! A LAC link with `ipsec = "NAME"` drives its conn: it asks for the conn
+//! ([`Lower::up`]) before each dial, dials L2TP only once an IPsec SA is
+//! installed ([`Lower::wait_sa`]), ends its session when the last SA goes
+//! ([`Lower::lost`]) and takes the conn down ([`Lower::down`]) whenever its
+//! session ends, so that IKE, the IPsec SA, the L2TP tunnel, the session
+//! and PPP redial as one: there is never an IKE SA with nothing above it
+//! (seed 002's xl2tpd + strongSwan could rest in that state). An LNS with
+//! `ipsec = "NAME"` only needs the conn's tun: its socket is bound to it.
+//!
+//! The driver owns the other end ([`DriverBridge`]): it publishes how many
+//! IPsec SAs each such conn has, and carries out the requests.
+
+use std::collections::HashMap;
+use std::net::{IpAddr, Ipv4Addr};
+use std::time::Duration;
+
+use tokio::sync::{mpsc, watch};
+
+use crate::config::IpsecConn;
+
+/// What a conn under an L2TP profile has.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct LowerState {
+    /// IPsec SAs installed and not retired.
+    pub sas: usize,
+}
+
+/// What an L2TP profile asks of its conn.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LowerRequest {
+    /// Negotiate with `right` and keep an IPsec SA up (what `auto=start`
+    /// does for a conn no link drives).
+    Up,
+    /// Delete every SA (Delete notifications to the peer) and stop.
+    Down,
+}
+
+/// An L2TP profile's handle on its conn.
+#[derive(Debug, Clone)]
+pub struct Lower {
+    /// The conn's name.
+    pub conn: String,
+    /// The conn's tun: L2TP's socket is bound to it.
+    pub tun: String,
+    /// The conn's `left`: L2TP's socket is bound to it.
+    pub left: Ipv4Addr,
+    index: usize,
+    state: watch::Receiver<LowerState>,
+    requests: mpsc::UnboundedSender<(usize, LowerRequest)>,
+}
+
+impl Lower {
+    /// Asks the driver to bring the conn up.
+    pub fn up(&self) {
+        let _ = self.requests.send((self.index, LowerRequest::Up));
+    }
+
+    /// Asks the driver to take the conn down.
+    pub fn down(&self) {
+        let _ = self.requests.send((self.index, LowerRequest::Down));
+    }
+
+    /// IPsec SAs installed now.
+    pub fn sas(&self) -> usize {
+        self.state.borrow().sas
+    }
+
+    /// Waits up to `limit` for an IPsec SA; whether there is one.
+    pub async fn wait_sa(&mut self, limit: Duration) -> bool {
+        let wait = self.state.wait_for(|s| s.sas > 0);
+        matches!(tokio::time::timeout(limit, wait).await, Ok(Ok(_)))
+    }
+
+    /// Resolves once the conn has no IPsec SA (at once if it has none), or
+    /// never if the driver is gone (the daemon is stopping).
+    pub async fn lost(&mut self) {
+        if self.state.wait_for(|s| s.sas == 0).await.is_err() {
+            std::future::pending::<()>().await;
+        }
+    }
+}
+
+/// The driver's end.
+#[derive(Debug)]
+pub struct DriverBridge {
+    /// Per conn index: where its state is published, for conns under an
+    /// L2TP profile.
+    pub states: Vec<Option<watch::Sender<LowerState>>>,
+    /// Requests, by conn index.
+    pub requests: mpsc::UnboundedReceiver<(usize, LowerRequest)>,
+}
+
+impl DriverBridge {
+    /// Publishes conn `index`'s state if it changed.
+    pub fn publish(&self, index: usize, state: LowerState) {
+        if let Some(Some(tx)) = self.states.get(index) {
+            tx.send_if_modified(|s| {
+                let changed = *s != state;
+                *s = state;
+                changed
+            });
+        }
+    }
+}
+
+/// Both ends for `conns` (the driver's conn index is the position in
+/// `conns`): a [`Lower`] per L2TP profile that names a conn, by the
+/// profile's name.
+pub fn bridges(conns: &[IpsecConn]) -> (HashMap<String, Lower>, DriverBridge) {
+    let (tx, rx) = mpsc::unbounded_channel();
+    let mut lowers = HashMap::new();
+    let mut states = Vec::with_capacity(conns.len());
+    for (index, c) in conns.iter().enumerate() {
+        let (Some(user), IpAddr::V4(left)) = (&c.l2tp, c.left) else {
+            states.push(None);
+            continue;
+        };
+        let (state_tx, state_rx) = watch::channel(LowerState::default());
+        states.push(Some(state_tx));
+        let profile = match user {
+            crate::config::L2tpUser::Link(n) | crate::config::L2tpUser::Server(n) => n.clone(),
+        };
+        lowers.insert(
+            profile,
+            Lower {
+                conn: c.name.clone(),
+                tun: c.tun.clone(),
+                left,
+                index,
+                state: state_rx,
+                requests: tx.clone(),
+            },
+        );
+    }
+    (
+        lowers,
+        DriverBridge {
+            states,
+            requests: rx,
+        },
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const CONFIG: &str = r#"
+[ipsec.idcf]
+left = "10.0.0.1"
+right = "10.0.0.2"
+type = "transport"
+leftprotoport = "17/1701"
+rightprotoport = "17/1701"
+[ipsec.site]
+left = "10.0.0.1"
+right = "10.0.0.3"
+rightsubnet = "10.9.0.0/24"
+[link.idcf]
+mode = "l2tp"
+lns = "10.0.0.2"
+ipsec = "idcf"
+user = "u"
+password = "p"
+"#;
+
+    #[tokio::test]
+    async fn a_link_sees_its_conns_sas_and_its_requests_reach_the_driver() {
+        let config = crate::config::Config::parse(std::path::Path::new("t.toml"), CONFIG).unwrap();
+        let (mut lowers, mut driver) = bridges(&config.ipsec);
+        assert_eq!(lowers.len(), 1, "only the conn a link names");
+        let mut lower = lowers.remove("idcf").unwrap();
+        assert_eq!(
+            (lower.conn.as_str(), lower.tun.as_str()),
+            ("idcf", "ipsec-idcf")
+        );
+        assert!(driver.states[1].is_none());
+        lower.up();
+        assert_eq!(driver.requests.recv().await, Some((0, LowerRequest::Up)));
+        assert!(!lower.wait_sa(Duration::from_millis(10)).await);
+        driver.publish(0, LowerState { sas: 1 });
+        assert!(lower.wait_sa(Duration::from_millis(10)).await);
+        let lost = tokio::spawn({
+            let mut l = lower.clone();
+            async move { l.lost().await }
+        });
+        driver.publish(0, LowerState { sas: 0 });
+        tokio::time::timeout(Duration::from_secs(5), lost)
+            .await
+            .unwrap()
+            .unwrap();
+        lower.down();
+        assert_eq!(driver.requests.recv().await, Some((0, LowerRequest::Down)));
+    }
+}
