@@ -65,6 +65,13 @@ const NAT: usize = 1;
 /// Seed 002's proposals (IDCF's Openswan: 3DES, SHA-1, MODP-1024).
 const SEED_002: (&str, &str) = ("3des-sha1-modp1024!", "3des-sha1-modp1024!");
 
+/// The server's `esp`: the plan's (what built-in clients propose, no PFS)
+/// and seed 002's with its PFS group. A responder takes an offered
+/// proposal only with the same PFS group as one of its own (as strongSwan
+/// does): without `3des-sha1-modp1024` here, the seed's Quick Mode
+/// (`esp = "3des-sha1-modp1024!"`) is refused with NO_PROPOSAL_CHOSEN.
+const SERVER_ESP: &str = "aes256-sha1,aes128-sha1,3des-sha1,3des-sha1-modp1024";
+
 /// What the NAT next to the server counts on the traffic it forwards:
 /// plain L2TP (UDP 1701 either way), ESP in UDP 4500 and raw ESP.
 const WATCH_NFT: &str = "table inet watch {
@@ -251,7 +258,7 @@ type = \"transport\"
 leftprotoport = \"17/1701\"
 rightprotoport = \"17/%any\"
 ike = \"aes256-sha1-modp2048,aes128-sha1-modp2048,3des-sha1-modp2048,3des-sha1-modp1024\"
-esp = \"aes256-sha1,aes128-sha1,3des-sha1\"
+esp = \"{SERVER_ESP}\"
 auto = \"add\"
 
 [server.lns]
@@ -383,22 +390,26 @@ fn only_esp_in_udp_crossed(net: &Net) {
     assert!(natt >= 20, "ESP in UDP 4500: {natt} packets");
 }
 
-/// The pool addresses of the server's sessions and of the clients' links;
-/// checks that they agree and are pairwise distinct.
+/// The pool addresses of the server's L2TP/IPsec clients (each with its
+/// IKE SA, IPsec SA and PPP session) and of the clients' links; checks
+/// that they agree and are pairwise distinct.
 fn distinct_pool_addresses(net: &Net) -> Vec<String> {
-    let status = net.server().status_all();
-    let mut server: Vec<String> = status["sessions"]
-        .as_array()
-        .unwrap()
+    let served = server_clients(net);
+    for c in &served {
+        assert_eq!(c["ike"]["state"], "ESTABLISHED", "{c:#}");
+        assert_eq!(c["child"]["state"], "INSTALLED", "{c:#}");
+        assert_eq!(c["session"]["phase"], "network", "{c:#}");
+    }
+    let mut server: Vec<String> = served
         .iter()
-        .filter_map(|s| s["peer_addr"].as_str().map(str::to_string))
+        .filter_map(|c| c["session"]["peer_addr"].as_str().map(str::to_string))
         .collect();
     let mut clients: Vec<String> = (0..net.clients.len())
         .map(|i| net.client(i).link_address().expect("client up"))
         .collect();
     server.sort();
     clients.sort();
-    assert_eq!(server, clients, "{status}");
+    assert_eq!(server, clients, "the server's clients: {served:#?}");
     let mut distinct = clients.clone();
     distinct.dedup();
     assert_eq!(distinct.len(), net.clients.len(), "{clients:?}");

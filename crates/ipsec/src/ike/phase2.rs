@@ -428,6 +428,11 @@ impl Engine {
             keys,
             &mut iv,
         )?;
+        // A rekey comes from the same peer: its address and port. Two
+        // clients of one NAT share the address and, from their NAT-OAs,
+        // the selectors too (L2TP/IPsec clients with the same private
+        // address); only the NAT's port tells them apart.
+        let r_addr = sa.remote;
         let replaces = self
             .children
             .values()
@@ -435,7 +440,7 @@ impl Engine {
                 c.replaced_by.is_none()
                     && c.local_ts == local_ts
                     && c.remote_ts == remote_ts
-                    && self.sas.get(&c.ike).is_some_and(|s| s.remote.ip() == r_ip)
+                    && self.sas.get(&c.ike).is_some_and(|s| s.remote == r_addr)
             })
             .map(|c| c.id);
         let child = self.install(

@@ -740,6 +740,105 @@ fn transport_mode_for_l2tp_behind_nat() {
     assert_eq!(bc.peer_original_addr, Some(IpAddr::V4(A_IP)));
 }
 
+/// Two L2TP/IPsec clients behind one NAT with the same private address
+/// (so the same selectors, from their NAT-OAs) and the same ports: the
+/// responder keeps both IPsec SAs; the second is not taken for a rekey of
+/// the first (which would retire the first client's SA), only the NAT's
+/// port tells them apart.
+#[test]
+fn two_clients_of_one_nat_with_the_same_selectors_each_keep_their_sa() {
+    let l2tp = |c: &mut Config| {
+        c.mode = Mode::Transport;
+        c.local_ts = Some(TrafficSelector {
+            addr: IpAddr::V4(Ipv4Addr::UNSPECIFIED),
+            prefix: 32,
+            protocol: 17,
+            port: 1701,
+        });
+        c.remote_ts = c.local_ts;
+    };
+    let cfg = || {
+        let mut c = config("3des-sha1-modp1024!", "3des-sha1-modp1024!", "k");
+        l2tp(&mut c);
+        c
+    };
+    let mut clients = [Side::new(cfg(), A_IP), Side::new(cfg(), A_IP)];
+    let mut server = Side::new(cfg(), B_IP);
+    // Client i's ports on the NAT: its own plus 30000 + 10000 * i.
+    let offset = |i: usize| 30000 + 10000 * i as u16;
+    let mut now = Instant::now();
+    let local = SocketAddr::new(IpAddr::V4(A_IP), IKE_PORT);
+    let remote = SocketAddr::new(IpAddr::V4(B_IP), IKE_PORT);
+    let pump = |clients: &mut [Side; 2], server: &mut Side, now: Instant| {
+        for _ in 0..1000 {
+            let mut moved = false;
+            for (i, c) in clients.iter_mut().enumerate() {
+                while let Some(t) = c.engine.poll_transmit() {
+                    moved = true;
+                    if t.data == esp::NAT_KEEPALIVE {
+                        continue;
+                    }
+                    let from = SocketAddr::new(IpAddr::V4(NAT_IP), t.local.port() + offset(i));
+                    server.engine.handle(
+                        now,
+                        Datagram {
+                            local: t.remote,
+                            remote: from,
+                            data: &t.data,
+                        },
+                    );
+                }
+                c.drain_events();
+            }
+            while let Some(t) = server.engine.poll_transmit() {
+                moved = true;
+                let i = usize::from(t.remote.port() >= offset(1));
+                let to = SocketAddr::new(IpAddr::V4(A_IP), t.remote.port() - offset(i));
+                clients[i].engine.handle(
+                    now,
+                    Datagram {
+                        local: to,
+                        remote: t.local,
+                        data: &t.data,
+                    },
+                );
+            }
+            server.drain_events();
+            if !moved {
+                return;
+            }
+        }
+        panic!("messages kept flowing for 1000 rounds");
+    };
+    clients[0].engine.initiate(now, local, remote);
+    pump(&mut clients, &mut server, now);
+    clients[1].engine.initiate(now, local, remote);
+    pump(&mut clients, &mut server, now);
+    for c in &clients {
+        assert_eq!(c.children.len(), 1, "{:#?}", c.events);
+    }
+    assert_eq!(server.children.len(), 2, "{:#?}", server.events);
+    let children: Vec<&ChildSa> = server.children.values().collect();
+    assert_eq!(children[0].remote_ts, children[1].remote_ts);
+    assert_ne!(children[0].remote, children[1].remote);
+    assert!(
+        children.iter().all(|c| c.replaces.is_none()),
+        "a client's SA taken for a rekey of the other's: {:#?}",
+        server.events
+    );
+    // Past the grace a replaced SA would have: both still there.
+    let end = now + engine::REPLACED_GRACE_MAX + Duration::from_secs(1);
+    while now < end {
+        now += Duration::from_millis(500);
+        for side in clients.iter_mut().chain([&mut server]) {
+            side.engine.handle_timeout(now);
+        }
+        pump(&mut clients, &mut server, now);
+    }
+    assert_eq!(server.children.len(), 2, "{:#?}", server.events);
+    assert!(server.downs.is_empty(), "{:?}", server.downs);
+}
+
 /// strongSwan as a responder with another PSK cannot decrypt message 5 and
 /// answers with an Informational encrypted under its own keys: the
 /// initiator reads that as the PSK mismatch it is.
