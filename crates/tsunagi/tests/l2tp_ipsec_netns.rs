@@ -506,6 +506,15 @@ fn three_clients_behind_one_nat_two_with_the_same_private_address() {
     let clients = server_clients(&net);
     eprintln!("server's L2TP/IPsec clients: {clients:#?}");
     assert_eq!(clients.len(), 3, "{clients:?}");
+    // L2TP knows each by its own address and port: the two clients of
+    // 192.168.1.10 both send from port 1701, one of them is given another.
+    let mut seen: Vec<&str> = clients
+        .iter()
+        .filter_map(|c| c["seen_as"].as_str())
+        .collect();
+    seen.sort();
+    seen.dedup();
+    assert_eq!(seen.len(), 3, "{clients:#?}");
     // Each its own IKE SA and IPsec SA, all from the one NAT address.
     let status = net.server().status_all();
     let conn = &status["ipsec"][0];
