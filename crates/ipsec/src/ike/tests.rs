@@ -740,6 +740,100 @@ fn transport_mode_for_l2tp_behind_nat() {
     assert_eq!(bc.peer_original_addr, Some(IpAddr::V4(A_IP)));
 }
 
+/// Two L2TP clients behind one NAT, both with the same private address
+/// (so the same transport selectors), differ only in the NAT's port: the
+/// responder keeps an IKE SA and an IPsec SA for each, and the second
+/// client's SA replaces nothing of the first's (libreswan #322).
+#[test]
+fn two_clients_of_one_nat_with_the_same_address_each_keep_their_sas() {
+    let l2tp = |c: &mut Config| {
+        c.mode = Mode::Transport;
+        c.local_ts = Some(TrafficSelector {
+            addr: IpAddr::V4(Ipv4Addr::UNSPECIFIED),
+            prefix: 32,
+            protocol: 17,
+            port: 1701,
+        });
+        c.remote_ts = c.local_ts;
+    };
+    let side = |ip| {
+        let mut c = config("aes128-sha1-modp2048!", "aes128-sha1!", "k");
+        l2tp(&mut c);
+        Side::new(c, ip)
+    };
+    let mut clients = [side(A_IP), side(A_IP)];
+    let mut server = side(B_IP);
+    // Client i's ports appear as port + 10000 * (i + 2) on the NAT.
+    let shift = |i: usize| 10000 * (i as u16 + 2);
+    let mut now = Instant::now();
+    let server_addr = SocketAddr::new(IpAddr::V4(B_IP), IKE_PORT);
+    let pump = |clients: &mut [Side; 2], server: &mut Side, now: Instant| {
+        for _ in 0..200 {
+            let mut moved = false;
+            for (i, c) in clients.iter_mut().enumerate() {
+                while let Some(t) = c.engine.poll_transmit() {
+                    moved = true;
+                    if t.data == esp::NAT_KEEPALIVE {
+                        continue;
+                    }
+                    let from = SocketAddr::new(IpAddr::V4(NAT_IP), t.local.port() + shift(i));
+                    let d = Datagram {
+                        local: t.remote,
+                        remote: from,
+                        data: &t.data,
+                    };
+                    server.engine.handle(now, d);
+                }
+            }
+            while let Some(t) = server.engine.poll_transmit() {
+                moved = true;
+                if t.data == esp::NAT_KEEPALIVE {
+                    continue;
+                }
+                let i = if t.remote.port() >= shift(1) { 1 } else { 0 };
+                let to = SocketAddr::new(IpAddr::V4(A_IP), t.remote.port() - shift(i));
+                let d = Datagram {
+                    local: to,
+                    remote: t.local,
+                    data: &t.data,
+                };
+                clients[i].engine.handle(now, d);
+            }
+            for c in clients.iter_mut() {
+                c.drain_events();
+            }
+            server.drain_events();
+            if !moved {
+                return;
+            }
+        }
+        panic!("messages kept flowing");
+    };
+    for i in 0..clients.len() {
+        let local = SocketAddr::new(IpAddr::V4(A_IP), IKE_PORT);
+        clients[i].engine.initiate(now, local, server_addr);
+        pump(&mut clients, &mut server, now);
+    }
+    for _ in 0..10 {
+        now += Duration::from_secs(1);
+        for c in clients.iter_mut() {
+            c.engine.handle_timeout(now);
+        }
+        server.engine.handle_timeout(now);
+        pump(&mut clients, &mut server, now);
+    }
+    assert_eq!(server.ike_up, 2);
+    assert_eq!(server.children.len(), 2, "{:?}", server.events);
+    assert!(server.downs.is_empty(), "{:?}", server.downs);
+    let remotes: Vec<SocketAddr> = server.children.values().map(|c| c.remote).collect();
+    assert_ne!(remotes[0], remotes[1]);
+    assert!(server.children.values().all(|c| c.replaces.is_none()));
+    for c in &clients {
+        assert_eq!(c.children.len(), 1);
+        assert!(c.downs.is_empty(), "{:?}", c.downs);
+    }
+}
+
 /// strongSwan as a responder with another PSK cannot decrypt message 5 and
 /// answers with an Informational encrypted under its own keys: the
 /// initiator reads that as the PSK mismatch it is.
