@@ -358,9 +358,14 @@ fn log_link(s: &LinkSettings) {
             s.persist
         ),
         Mode::L2tp => info!(
-            "link {}: l2tp to LNS {} as {} tun {} routes [{}]{} persist {} redial {}-{}s max redials {}",
+            "link {}: l2tp to LNS {}{} as {} tun {} routes [{}]{} persist {} redial {}-{}s max redials {}",
             s.name,
             s.dial_peer(),
+            s.l2tp
+                .ipsec
+                .as_ref()
+                .map(|c| format!(" through ipsec {c}"))
+                .unwrap_or_default(),
             s.auth.user.as_deref().unwrap_or("-"),
             s.tun,
             routes.join(", "),
