@@ -901,7 +901,7 @@ impl Supervisor {
                 shutdown: self.shutdown.clone(),
                 tty: "l2tp",
             };
-            let lower = self.lower.clone();
+            let lower = self.lower.as_mut();
             let end = crate::transport::l2tp::client::run_session(ctx, lns, lower).await;
             if let Some(lower) = &self.lower {
                 // L2TP/IPsec redials as one: whatever ended the session,

@@ -1141,7 +1141,9 @@ impl Driver {
             .collect();
         self.bridge.publish(conn, LowerState { sas: live.len() });
         if let Some(ports) = self.conns[conn].ports.as_mut() {
-            ports.retain(|outer| live.contains(&outer));
+            for seen in ports.retain(|outer| live.contains(&outer)) {
+                self.bridge.client_gone(conn, seen);
+            }
         }
     }
 
