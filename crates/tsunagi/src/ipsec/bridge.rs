@@ -222,4 +222,21 @@ password = "p"
         lower.down();
         assert_eq!(driver.requests.recv().await, Some((0, LowerRequest::Down)));
     }
+
+    /// An LNS's conn: the LNS hears of each client gone, by the address and
+    /// port L2TP knows it by.
+    #[tokio::test]
+    async fn an_lns_hears_of_clients_gone() {
+        let text = "[ipsec.l2tp]\nleft = \"10.0.0.1\"\nright = \"%any\"\ntype = \"transport\"\nleftprotoport = \"17/1701\"\nrightprotoport = \"17/%any\"\n[server.lns]\nprotocol = \"l2tp\"\nipsec = \"l2tp\"\nsecrets = \"/etc/ppp/chap-secrets\"\nlocalip = \"10.99.0.1\"\nremoteip = \"10.99.0.10-20\"\n";
+        let config = crate::config::Config::parse(std::path::Path::new("t.toml"), text).unwrap();
+        let (mut lowers, driver) = bridges(&config.ipsec);
+        let mut lower = lowers.remove("lns").unwrap();
+        let mut gone = lower.take_gone().expect("an LNS hears of clients");
+        assert!(lower.take_gone().is_none(), "once");
+        let seen: SocketAddr = "198.51.100.7:49152".parse().unwrap();
+        driver.client_gone(0, seen);
+        driver.client_gone(1, seen);
+        assert_eq!(gone.recv().await, Some(seen));
+        assert!(gone.try_recv().is_err(), "conn 1 has no LNS");
+    }
 }
