@@ -54,6 +54,18 @@ enum Dir {
     BtoA,
 }
 
+/// Seed 002's transport mode for L2TP: UDP 1701 both sides.
+fn l2tp_transport(c: &mut Config) {
+    c.mode = Mode::Transport;
+    c.local_ts = Some(TrafficSelector {
+        addr: IpAddr::V4(Ipv4Addr::UNSPECIFIED),
+        prefix: 32,
+        protocol: 17,
+        port: 1701,
+    });
+    c.remote_ts = c.local_ts;
+}
+
 /// An ISAKMP message's exchange type, if it is one.
 fn exchange_of(data: &[u8]) -> Option<u8> {
     (data.len() >= 28).then(|| data[18])
@@ -713,20 +725,10 @@ fn delete_all_removes_the_peer_sas() {
 /// NAT-OA carries the original address.
 #[test]
 fn transport_mode_for_l2tp_behind_nat() {
-    let l2tp = |c: &mut Config| {
-        c.mode = Mode::Transport;
-        c.local_ts = Some(TrafficSelector {
-            addr: IpAddr::V4(Ipv4Addr::UNSPECIFIED),
-            prefix: 32,
-            protocol: 17,
-            port: 1701,
-        });
-        c.remote_ts = c.local_ts;
-    };
     let mut a = config("3des-sha1-modp1024!", "3des-sha1!", "k");
-    l2tp(&mut a);
+    l2tp_transport(&mut a);
     let mut b = config("3des-sha1-modp1024!", "3des-sha1!", "k");
-    l2tp(&mut b);
+    l2tp_transport(&mut b);
     let mut net = Net::new(a, b);
     net.nat = true;
     net.start();
@@ -746,19 +748,9 @@ fn transport_mode_for_l2tp_behind_nat() {
 /// client's SA replaces nothing of the first's (libreswan #322).
 #[test]
 fn two_clients_of_one_nat_with_the_same_address_each_keep_their_sas() {
-    let l2tp = |c: &mut Config| {
-        c.mode = Mode::Transport;
-        c.local_ts = Some(TrafficSelector {
-            addr: IpAddr::V4(Ipv4Addr::UNSPECIFIED),
-            prefix: 32,
-            protocol: 17,
-            port: 1701,
-        });
-        c.remote_ts = c.local_ts;
-    };
     let side = |ip| {
         let mut c = config("aes128-sha1-modp2048!", "aes128-sha1!", "k");
-        l2tp(&mut c);
+        l2tp_transport(&mut c);
         Side::new(c, ip)
     };
     let mut clients = [side(A_IP), side(A_IP)];
