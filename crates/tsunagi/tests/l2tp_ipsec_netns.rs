@@ -17,7 +17,9 @@
 //! picture, the `h*` home routers): two clients have the same private
 //! address and the same ports, and all three reach the server from one
 //! address. `nat` counts what crosses it (nftables): no plain UDP 1701
-//! ever, ESP in UDP 4500 always.
+//! ever, ESP in UDP 4500 always; and it drops packets to or from the pool,
+//! as the Internet would, so that only a tunnel reaches the server's
+//! `localip` (pings are bound to the client's PPP tun besides).
 //!
 //! - one client with seed 002's proposals (ike and esp
 //!   `3des-sha1-modp1024!`, its link keys: mtu/mru 1410, default_route,
@@ -400,7 +402,7 @@ fn only_esp_in_udp_crossed(net: &Net) {
          {stray} packets from or to the pool outside the tunnels dropped"
     );
     assert_eq!(plain, 0, "plain UDP 1701 crossed the NAT");
-    assert_eq!(raw, 0, "raw ESP cannot cross a masquerade");
+    assert_eq!(raw, 0, "raw ESP: every client is behind a NAT");
     assert!(natt >= 20, "ESP in UDP 4500: {natt} packets");
 }
 
@@ -453,6 +455,9 @@ fn a_client_through_a_nat_with_seed_002s_conn_and_link() {
     let via = net.client(0).exec(&["ip", "route", "get", SERVER]);
     let via = String::from_utf8_lossy(&via.stdout).to_string();
     assert!(via.contains("via 192.168.1.1"), "{via}");
+    let tun = net.client(0).exec(&["ip", "link", "show", CLIENT_TUN]);
+    let tun = String::from_utf8_lossy(&tun.stdout).to_string();
+    assert!(tun.contains("mtu 1410"), "seed 002's mtu 1410: {tun}");
     transfers(&net, 4 << 20, 1);
     assert!(ping_once(&net, 0));
     only_esp_in_udp_crossed(&net);
