@@ -11,7 +11,8 @@ use tsunagi_crypto::{OsRandom, Secret};
 use super::engine;
 use super::*;
 use crate::esp::{self, Opened, HEADROOM, NEXT_HEADER_IPV4};
-use crate::isakmp::proposal::{Kind, Proposals};
+use crate::isakmp::attr::Group;
+use crate::isakmp::proposal::{Encryption, Integrity, Kind, Proposals};
 
 const A_IP: Ipv4Addr = Ipv4Addr::new(10, 201, 1, 1);
 const B_IP: Ipv4Addr = Ipv4Addr::new(10, 201, 1, 2);
@@ -823,6 +824,58 @@ fn two_clients_of_one_nat_with_the_same_address_each_keep_their_sas() {
     for c in &clients {
         assert_eq!(c.children.len(), 1);
         assert!(c.downs.is_empty(), "{:?}", c.downs);
+    }
+}
+
+/// The README's L2TP/IPsec server answers what the built-in clients offer
+/// for L2TP (Windows: AES-256/AES-128/3DES with SHA1 and MODP-1024 or
+/// 2048, ESP without PFS; Apple: also SHA2-256; seed 002's client with
+/// PFS) behind a NAT, each getting the proposal it listed first that the
+/// server has, in transport mode with ESP in UDP.
+#[test]
+fn the_l2tp_server_answers_the_built_in_clients_offers() {
+    let server_ike = "aes256-sha256-modp2048,aes256-sha1-modp2048,aes128-sha1-modp2048,aes256-sha1-modp1024,aes128-sha1-modp1024,3des-sha1-modp1024";
+    let server_esp = "aes256-sha1,aes128-sha1,3des-sha1,aes128-sha1-modp2048,3des-sha1-modp1024";
+    for (client, ike, esp, want) in [
+        (
+            "Windows",
+            "aes256-sha1-modp1024,aes128-sha1-modp1024,3des-sha1-modp1024,aes256-sha1-modp2048!",
+            "aes256-sha1,aes128-sha1,3des-sha1!",
+            (Encryption::AesCbc(256), None),
+        ),
+        (
+            "macOS/iOS",
+            "aes256-sha256-modp2048,aes256-sha1-modp2048,aes128-sha1-modp2048,3des-sha1-modp1024!",
+            "aes256-sha1,aes128-sha1,3des-sha1!",
+            (Encryption::AesCbc(256), None),
+        ),
+        (
+            "seed 002",
+            "3des-sha1-modp1024!",
+            "3des-sha1-modp1024!",
+            (Encryption::TripleDes, Some(Group::Modp1024)),
+        ),
+    ] {
+        let mut a = config(ike, esp, "k");
+        l2tp_transport(&mut a);
+        let mut b = config(server_ike, server_esp, "k");
+        l2tp_transport(&mut b);
+        let mut net = Net::new(a, b);
+        net.nat = true;
+        net.start();
+        assert_clean(&net);
+        assert!(
+            net.up(),
+            "{client}: no child SA\nA: {:#?}\nB: {:#?}",
+            net.a.events,
+            net.b.events
+        );
+        let bc = net.b.current().unwrap();
+        assert!(bc.udp_encap, "{client}");
+        assert_eq!(bc.inbound.config().mode, Mode::Transport, "{client}");
+        let a = &bc.algorithms;
+        assert_eq!((a.encryption, a.group), want, "{client}: {a:?}");
+        assert_eq!(a.integrity, Some(Integrity::Sha1), "{client}: {a:?}");
     }
 }
 
