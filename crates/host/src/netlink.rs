@@ -378,6 +378,23 @@ impl Netlink {
         Ok(())
     }
 
+    /// The length of the interface's transmit queue (`ip link set IF
+    /// txqueuelen N`): what a tun holds before the kernel drops, while
+    /// its reader is busy.
+    pub async fn set_txqueuelen(&self, ifname: &str, len: u32) -> io::Result<()> {
+        let index = self.ifindex(ifname).await?;
+        let mut message = LinkMessage::default();
+        message.header.index = index;
+        message.attributes.push(LinkAttribute::TxQueueLen(len));
+        self.request(
+            RouteNetlinkMessage::SetLink(message),
+            NLM_F_REQUEST | NLM_F_ACK,
+        )
+        .await
+        .map_err(|e| context(ifname, &format!("set txqueuelen {len}"), e))?;
+        Ok(())
+    }
+
     /// Bring the interface down (`ip link set IF down`).
     pub async fn link_down(&self, ifname: &str) -> io::Result<()> {
         let index = self.ifindex(ifname).await?;

@@ -374,9 +374,14 @@ fn log_link(s: &LinkSettings) {
             s.persist
         ),
         Mode::L2tp => info!(
-            "link {}: l2tp to LNS {} as {} tun {} routes [{}]{} persist {} redial {}-{}s max redials {}",
+            "link {}: l2tp to LNS {}{} as {} tun {} routes [{}]{} persist {} redial {}-{}s max redials {}",
             s.name,
             s.dial_peer(),
+            s.l2tp
+                .ipsec
+                .as_ref()
+                .map(|c| format!(" through ipsec {c}"))
+                .unwrap_or_default(),
             s.auth.user.as_deref().unwrap_or("-"),
             s.tun,
             routes.join(", "),
@@ -912,7 +917,7 @@ impl Supervisor {
                 shutdown: self.shutdown.clone(),
                 tty: "l2tp",
             };
-            let lower = self.lower.clone();
+            let lower = self.lower.as_mut();
             let end = crate::transport::l2tp::client::run_session(ctx, lns, lower).await;
             if let Some(lower) = &self.lower {
                 // L2TP/IPsec redials as one: whatever ended the session,

@@ -72,6 +72,7 @@ pub async fn start_server(
     ctx: ServerCtx<'_>,
 ) -> anyhow::Result<JoinHandle<()>> {
     let name = profile.name.clone();
+    let mut lower = ctx.lower;
     let pool = profile
         .pool()
         .with_context(|| format!("server {name}: address pool"))?;
@@ -131,17 +132,21 @@ pub async fn start_server(
             .await
             .with_context(|| format!("server {name}"))?,
         )),
-        ServerProtocol::L2tp => Port::L2tp(Box::new(
-            L2tpPort::bind(
+        ServerProtocol::L2tp => {
+            let mut port = L2tpPort::bind(
                 &name,
                 profile.listen,
                 profile.protocol.port(),
                 &profile.l2tp,
                 profile.connections,
-                ctx.lower.as_ref().map(|l| l.tun.as_str()),
+                lower.as_ref().map(|l| l.tun.as_str()),
             )
-            .with_context(|| format!("server {name}"))?,
-        )),
+            .with_context(|| format!("server {name}"))?;
+            if let Some(gone) = lower.as_mut().and_then(|l| l.take_gone()) {
+                port.set_ipsec_gone(gone);
+            }
+            Port::L2tp(Box::new(port))
+        }
     };
     // Seed 004 had to let TCP 1723 and GRE in by hand; the server opens
     // them itself while it runs (firewall = false leaves the filter to

@@ -314,6 +314,7 @@ impl Engine {
         // NAT-OAi: the initiator's original address.
         let peer_oa = wire::nat_oas(m).first().copied();
         let (l_ip, r_ip) = (sa.local.ip(), sa.remote.ip());
+        let r_endpoint = sa.remote;
         let udp_expected = sa.natt.is_some() && (sa.nat_local || sa.nat_remote);
 
         let refuse = |this: &mut Engine, iv: Vec<u8>, notify: NotifyType, reason: Reason| {
@@ -428,6 +429,9 @@ impl Engine {
             keys,
             &mut iv,
         )?;
+        // A new SA replaces one of the same peer: its address and port,
+        // since behind one NAT two clients may have the same private
+        // address (the selectors) and differ only in the NAT's port.
         let replaces = self
             .children
             .values()
@@ -435,7 +439,7 @@ impl Engine {
                 c.replaced_by.is_none()
                     && c.local_ts == local_ts
                     && c.remote_ts == remote_ts
-                    && self.sas.get(&c.ike).is_some_and(|s| s.remote.ip() == r_ip)
+                    && self.sas.get(&c.ike).is_some_and(|s| s.remote == r_endpoint)
             })
             .map(|c| c.id);
         let child = self.install(

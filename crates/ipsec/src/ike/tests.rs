@@ -11,7 +11,8 @@ use tsunagi_crypto::{OsRandom, Secret};
 use super::engine;
 use super::*;
 use crate::esp::{self, Opened, HEADROOM, NEXT_HEADER_IPV4};
-use crate::isakmp::proposal::{Kind, Proposals};
+use crate::isakmp::attr::Group;
+use crate::isakmp::proposal::{Encryption, Integrity, Kind, Proposals};
 
 const A_IP: Ipv4Addr = Ipv4Addr::new(10, 201, 1, 1);
 const B_IP: Ipv4Addr = Ipv4Addr::new(10, 201, 1, 2);
@@ -52,6 +53,18 @@ fn subnet(a: [u8; 4], prefix: u8) -> TrafficSelector {
 enum Dir {
     AtoB,
     BtoA,
+}
+
+/// Seed 002's transport mode for L2TP: UDP 1701 both sides.
+fn l2tp_transport(c: &mut Config) {
+    c.mode = Mode::Transport;
+    c.local_ts = Some(TrafficSelector {
+        addr: IpAddr::V4(Ipv4Addr::UNSPECIFIED),
+        prefix: 32,
+        protocol: 17,
+        port: 1701,
+    });
+    c.remote_ts = c.local_ts;
 }
 
 /// An ISAKMP message's exchange type, if it is one.
@@ -713,20 +726,10 @@ fn delete_all_removes_the_peer_sas() {
 /// NAT-OA carries the original address.
 #[test]
 fn transport_mode_for_l2tp_behind_nat() {
-    let l2tp = |c: &mut Config| {
-        c.mode = Mode::Transport;
-        c.local_ts = Some(TrafficSelector {
-            addr: IpAddr::V4(Ipv4Addr::UNSPECIFIED),
-            prefix: 32,
-            protocol: 17,
-            port: 1701,
-        });
-        c.remote_ts = c.local_ts;
-    };
     let mut a = config("3des-sha1-modp1024!", "3des-sha1!", "k");
-    l2tp(&mut a);
+    l2tp_transport(&mut a);
     let mut b = config("3des-sha1-modp1024!", "3des-sha1!", "k");
-    l2tp(&mut b);
+    l2tp_transport(&mut b);
     let mut net = Net::new(a, b);
     net.nat = true;
     net.start();
@@ -738,6 +741,142 @@ fn transport_mode_for_l2tp_behind_nat() {
     assert_eq!(bc.remote_ts.protocol, 17);
     assert_eq!(bc.remote_ts.port, 1701);
     assert_eq!(bc.peer_original_addr, Some(IpAddr::V4(A_IP)));
+}
+
+/// Two L2TP clients behind one NAT, both with the same private address
+/// (so the same transport selectors), differ only in the NAT's port: the
+/// responder keeps an IKE SA and an IPsec SA for each, and the second
+/// client's SA replaces nothing of the first's (libreswan #322).
+#[test]
+fn two_clients_of_one_nat_with_the_same_address_each_keep_their_sas() {
+    let side = |ip| {
+        let mut c = config("aes128-sha1-modp2048!", "aes128-sha1!", "k");
+        l2tp_transport(&mut c);
+        Side::new(c, ip)
+    };
+    let mut clients = [side(A_IP), side(A_IP)];
+    let mut server = side(B_IP);
+    // Client i's ports appear as port + 10000 * (i + 2) on the NAT.
+    let shift = |i: usize| 10000 * (i as u16 + 2);
+    let mut now = Instant::now();
+    let server_addr = SocketAddr::new(IpAddr::V4(B_IP), IKE_PORT);
+    let pump = |clients: &mut [Side; 2], server: &mut Side, now: Instant| {
+        for _ in 0..200 {
+            let mut moved = false;
+            for (i, c) in clients.iter_mut().enumerate() {
+                while let Some(t) = c.engine.poll_transmit() {
+                    moved = true;
+                    if t.data == esp::NAT_KEEPALIVE {
+                        continue;
+                    }
+                    let from = SocketAddr::new(IpAddr::V4(NAT_IP), t.local.port() + shift(i));
+                    let d = Datagram {
+                        local: t.remote,
+                        remote: from,
+                        data: &t.data,
+                    };
+                    server.engine.handle(now, d);
+                }
+            }
+            while let Some(t) = server.engine.poll_transmit() {
+                moved = true;
+                if t.data == esp::NAT_KEEPALIVE {
+                    continue;
+                }
+                let i = if t.remote.port() >= shift(1) { 1 } else { 0 };
+                let to = SocketAddr::new(IpAddr::V4(A_IP), t.remote.port() - shift(i));
+                let d = Datagram {
+                    local: to,
+                    remote: t.local,
+                    data: &t.data,
+                };
+                clients[i].engine.handle(now, d);
+            }
+            for c in clients.iter_mut() {
+                c.drain_events();
+            }
+            server.drain_events();
+            if !moved {
+                return;
+            }
+        }
+        panic!("messages kept flowing");
+    };
+    for i in 0..clients.len() {
+        let local = SocketAddr::new(IpAddr::V4(A_IP), IKE_PORT);
+        clients[i].engine.initiate(now, local, server_addr);
+        pump(&mut clients, &mut server, now);
+    }
+    for _ in 0..10 {
+        now += Duration::from_secs(1);
+        for c in clients.iter_mut() {
+            c.engine.handle_timeout(now);
+        }
+        server.engine.handle_timeout(now);
+        pump(&mut clients, &mut server, now);
+    }
+    assert_eq!(server.ike_up, 2);
+    assert_eq!(server.children.len(), 2, "{:?}", server.events);
+    assert!(server.downs.is_empty(), "{:?}", server.downs);
+    let remotes: Vec<SocketAddr> = server.children.values().map(|c| c.remote).collect();
+    assert_ne!(remotes[0], remotes[1]);
+    assert!(server.children.values().all(|c| c.replaces.is_none()));
+    for c in &clients {
+        assert_eq!(c.children.len(), 1);
+        assert!(c.downs.is_empty(), "{:?}", c.downs);
+    }
+}
+
+/// The README's L2TP/IPsec server answers what the built-in clients offer
+/// for L2TP (Windows: AES-256/AES-128/3DES with SHA1 and MODP-1024 or
+/// 2048, ESP without PFS; Apple: also SHA2-256; seed 002's client with
+/// PFS) behind a NAT, each getting the proposal it listed first that the
+/// server has, in transport mode with ESP in UDP.
+#[test]
+fn the_l2tp_server_answers_the_built_in_clients_offers() {
+    let server_ike = "aes256-sha256-modp2048,aes256-sha1-modp2048,aes128-sha1-modp2048,aes256-sha1-modp1024,aes128-sha1-modp1024,3des-sha1-modp1024";
+    let server_esp = "aes256-sha1,aes128-sha1,3des-sha1,aes128-sha1-modp2048,3des-sha1-modp1024";
+    for (client, ike, esp, want) in [
+        (
+            "Windows",
+            "aes256-sha1-modp1024,aes128-sha1-modp1024,3des-sha1-modp1024,aes256-sha1-modp2048!",
+            "aes256-sha1,aes128-sha1,3des-sha1!",
+            (Encryption::AesCbc(256), None),
+        ),
+        (
+            "macOS/iOS",
+            "aes256-sha256-modp2048,aes256-sha1-modp2048,aes128-sha1-modp2048,3des-sha1-modp1024!",
+            "aes256-sha1,aes128-sha1,3des-sha1!",
+            (Encryption::AesCbc(256), None),
+        ),
+        (
+            "seed 002",
+            "3des-sha1-modp1024!",
+            "3des-sha1-modp1024!",
+            (Encryption::TripleDes, Some(Group::Modp1024)),
+        ),
+    ] {
+        let mut a = config(ike, esp, "k");
+        l2tp_transport(&mut a);
+        let mut b = config(server_ike, server_esp, "k");
+        l2tp_transport(&mut b);
+        let mut net = Net::new(a, b);
+        net.nat = true;
+        net.start();
+        assert_clean(&net);
+        assert!(
+            net.up(),
+            "{client}: no child SA\nA: {:#?}\nB: {:#?}",
+            net.a.events,
+            net.b.events
+        );
+        let bc = net.b.current().unwrap();
+        assert!(bc.udp_encap, "{client}");
+        assert_eq!(bc.inbound.config().mode, Mode::Transport, "{client}");
+        let a = &bc.algorithms;
+        assert_eq!((a.encryption, a.group), want, "{client}: {a:?}");
+        assert_eq!(a.integrity, Some(Integrity::Sha1), "{client}: {a:?}");
+    }
 }
 
 /// strongSwan as a responder with another PSK cannot decrypt message 5 and

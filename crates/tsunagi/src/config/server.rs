@@ -381,13 +381,16 @@ impl ServerProfile {
                     .to_string(),
             );
         }
-        if self.protocol == ServerProtocol::L2tp && self.l2tp.secret.is_none() {
+        // L2TP/IPsec: IPsec authenticates each client (the PSK) and
+        // encrypts everything L2TP carries.
+        let under_ipsec = self.l2tp.ipsec.is_some();
+        if self.protocol == ServerProtocol::L2tp && self.l2tp.secret.is_none() && !under_ipsec {
             weak.push(
                 "L2TP without `secret`: tunnels are not authenticated (any host may open one)"
                     .to_string(),
             );
         }
-        if self.auth.mppe.is_none() {
+        if self.auth.mppe.is_none() && !under_ipsec {
             weak.push("mppe = \"none\": sessions are not encrypted".to_string());
         }
         if self.auth.require.contains(&AuthMethod::Pap) {

@@ -8,18 +8,21 @@
 //! session ends, so that IKE, the IPsec SA, the L2TP tunnel, the session
 //! and PPP redial as one: there is never an IKE SA with nothing above it
 //! (seed 002's xl2tpd + strongSwan could rest in that state). An LNS with
-//! `ipsec = "NAME"` only needs the conn's tun: its socket is bound to it.
+//! `ipsec = "NAME"` binds its socket to the conn's tun, and hears of each
+//! client whose last IPsec SA went ([`Lower::take_gone`]), by the address
+//! and port L2TP knows it by, so that its tunnels and sessions go with it.
 //!
 //! The driver owns the other end ([`DriverBridge`]): it publishes how many
-//! IPsec SAs each such conn has, and carries out the requests.
+//! IPsec SAs each such conn has, says which clients went, and carries out
+//! the requests.
 
 use std::collections::HashMap;
-use std::net::{IpAddr, Ipv4Addr};
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::time::Duration;
 
 use tokio::sync::{mpsc, watch};
 
-use crate::config::IpsecConn;
+use crate::config::{IpsecConn, L2tpUser};
 
 /// What a conn under an L2TP profile has.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -39,7 +42,7 @@ pub enum LowerRequest {
 }
 
 /// An L2TP profile's handle on its conn.
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub struct Lower {
     /// The conn's name.
     pub conn: String,
@@ -50,9 +53,16 @@ pub struct Lower {
     index: usize,
     state: watch::Receiver<LowerState>,
     requests: mpsc::UnboundedSender<(usize, LowerRequest)>,
+    gone: Option<mpsc::UnboundedReceiver<SocketAddr>>,
 }
 
 impl Lower {
+    /// An LNS's: the clients whose last IPsec SA went, as L2TP knows them
+    /// (address and port); once.
+    pub fn take_gone(&mut self) -> Option<mpsc::UnboundedReceiver<SocketAddr>> {
+        self.gone.take()
+    }
+
     /// Asks the driver to bring the conn up.
     pub fn up(&self) {
         let _ = self.requests.send((self.index, LowerRequest::Up));
@@ -91,9 +101,18 @@ pub struct DriverBridge {
     pub states: Vec<Option<watch::Sender<LowerState>>>,
     /// Requests, by conn index.
     pub requests: mpsc::UnboundedReceiver<(usize, LowerRequest)>,
+    /// Per conn index: where an LNS hears of clients gone.
+    pub gone: Vec<Option<mpsc::UnboundedSender<SocketAddr>>>,
 }
 
 impl DriverBridge {
+    /// Tells conn `index`'s LNS that the client it knows as `seen` went.
+    pub fn client_gone(&self, index: usize, seen: SocketAddr) {
+        if let Some(Some(tx)) = self.gone.get(index) {
+            let _ = tx.send(seen);
+        }
+    }
+
     /// Publishes conn `index`'s state if it changed.
     pub fn publish(&self, index: usize, state: LowerState) {
         if let Some(Some(tx)) = self.states.get(index) {
@@ -113,15 +132,25 @@ pub fn bridges(conns: &[IpsecConn]) -> (HashMap<String, Lower>, DriverBridge) {
     let (tx, rx) = mpsc::unbounded_channel();
     let mut lowers = HashMap::new();
     let mut states = Vec::with_capacity(conns.len());
+    let mut gone = Vec::with_capacity(conns.len());
     for (index, c) in conns.iter().enumerate() {
         let (Some(user), IpAddr::V4(left)) = (&c.l2tp, c.left) else {
             states.push(None);
+            gone.push(None);
             continue;
         };
         let (state_tx, state_rx) = watch::channel(LowerState::default());
         states.push(Some(state_tx));
-        let profile = match user {
-            crate::config::L2tpUser::Link(n) | crate::config::L2tpUser::Server(n) => n.clone(),
+        let (profile, gone_rx) = match user {
+            L2tpUser::Link(n) => {
+                gone.push(None);
+                (n.clone(), None)
+            }
+            L2tpUser::Server(n) => {
+                let (tx, rx) = mpsc::unbounded_channel();
+                gone.push(Some(tx));
+                (n.clone(), Some(rx))
+            }
         };
         lowers.insert(
             profile,
@@ -132,6 +161,7 @@ pub fn bridges(conns: &[IpsecConn]) -> (HashMap<String, Lower>, DriverBridge) {
                 index,
                 state: state_rx,
                 requests: tx.clone(),
+                gone: gone_rx,
             },
         );
     }
@@ -140,6 +170,7 @@ pub fn bridges(conns: &[IpsecConn]) -> (HashMap<String, Lower>, DriverBridge) {
         DriverBridge {
             states,
             requests: rx,
+            gone,
         },
     )
 }
@@ -183,16 +214,29 @@ password = "p"
         assert!(!lower.wait_sa(Duration::from_millis(10)).await);
         driver.publish(0, LowerState { sas: 1 });
         assert!(lower.wait_sa(Duration::from_millis(10)).await);
-        let lost = tokio::spawn({
-            let mut l = lower.clone();
-            async move { l.lost().await }
-        });
         driver.publish(0, LowerState { sas: 0 });
-        tokio::time::timeout(Duration::from_secs(5), lost)
+        tokio::time::timeout(Duration::from_secs(5), lower.lost())
             .await
-            .unwrap()
             .unwrap();
+        assert!(lower.take_gone().is_none(), "a link hears of no clients");
         lower.down();
         assert_eq!(driver.requests.recv().await, Some((0, LowerRequest::Down)));
+    }
+
+    /// An LNS's conn: the LNS hears of each client gone, by the address and
+    /// port L2TP knows it by.
+    #[tokio::test]
+    async fn an_lns_hears_of_clients_gone() {
+        let text = "[ipsec.l2tp]\nleft = \"10.0.0.1\"\nright = \"%any\"\ntype = \"transport\"\nleftprotoport = \"17/1701\"\nrightprotoport = \"17/%any\"\n[server.lns]\nprotocol = \"l2tp\"\nipsec = \"l2tp\"\nsecrets = \"/etc/ppp/chap-secrets\"\nlocalip = \"10.99.0.1\"\nremoteip = \"10.99.0.10-20\"\n";
+        let config = crate::config::Config::parse(std::path::Path::new("t.toml"), text).unwrap();
+        let (mut lowers, driver) = bridges(&config.ipsec);
+        let mut lower = lowers.remove("lns").unwrap();
+        let mut gone = lower.take_gone().expect("an LNS hears of clients");
+        assert!(lower.take_gone().is_none(), "once");
+        let seen: SocketAddr = "198.51.100.7:49152".parse().unwrap();
+        driver.client_gone(0, seen);
+        driver.client_gone(1, seen);
+        assert_eq!(gone.recv().await, Some(seen));
+        assert!(gone.try_recv().is_err(), "conn 1 has no LNS");
     }
 }

@@ -75,6 +75,9 @@ pub const TUN_MTU: u32 = 1400;
 /// fragments that transport mode cannot take apart.
 pub const TRANSPORT_TUN_MTU: u32 = 1500;
 
+/// A transport-mode tun's transmit queue (the kernel's default is 500).
+const TRANSPORT_TUN_TXQUEUELEN: u32 = 4096;
+
 /// The longest ESP-in-UDP datagram sent in a UDP GSO train: one that
 /// fills a 1500-octet path (less IPv4 and UDP). A longer one (transport
 /// mode's) goes alone, and the kernel fragments it.
@@ -417,6 +420,18 @@ async fn prepare(
                 )
                 .await
                 .with_context(|| format!("ipsec {name}: {} up", settings.tun))?;
+            if !tunnel {
+                // Transport mode reads the host's datagrams one by one (no
+                // super-packets): room for a burst while a batch is sealed,
+                // or TCP inside L2TP sees the drops as loss.
+                if let Err(e) = ctx
+                    .netlink
+                    .set_txqueuelen(&settings.tun, TRANSPORT_TUN_TXQUEUELEN)
+                    .await
+                {
+                    warn!("ipsec {name}: {e}");
+                }
+            }
             // TCP super-packets both ways: read ones are cut to the MTU
             // before sealing, coalesced segments are written as one.
             if tunnel {
@@ -1126,7 +1141,9 @@ impl Driver {
             .collect();
         self.bridge.publish(conn, LowerState { sas: live.len() });
         if let Some(ports) = self.conns[conn].ports.as_mut() {
-            ports.retain(|outer| live.contains(&outer));
+            for seen in ports.retain(|outer| live.contains(&outer)) {
+                self.bridge.client_gone(conn, seen);
+            }
         }
     }
 

@@ -205,10 +205,19 @@ impl PeerPorts {
             .min()
     }
 
-    /// Forgets the clients for which `alive` is false (no SA left).
-    pub fn retain(&mut self, alive: impl Fn(SocketAddr) -> bool) {
+    /// Forgets the clients for which `alive` is false (no SA left); what
+    /// the host knew them by.
+    pub fn retain(&mut self, alive: impl Fn(SocketAddr) -> bool) -> Vec<SocketAddr> {
+        let mut gone = Vec::new();
         self.seen.retain(|(outer, _), _| alive(*outer));
-        self.peers.retain(|_, (outer, _)| alive(*outer));
+        self.peers.retain(|(ip, port), (outer, _)| {
+            let keep = alive(*outer);
+            if !keep {
+                gone.push(SocketAddr::new(*ip, *port));
+            }
+            keep
+        });
+        gone
     }
 
     /// Clients known.
@@ -659,7 +668,8 @@ mod tests {
             ports.seen_as((IpAddr::from(nat), 1024).into()),
             Some((IpAddr::from(nat), 49152).into())
         );
-        ports.retain(|outer| outer.port() == 4500);
+        let gone = ports.retain(|outer| outer.port() == 4500);
+        assert_eq!(gone, [SocketAddr::from((nat, 49152))]);
         assert_eq!(ports.len(), 1);
         assert_eq!(
             ports.seen_port((IpAddr::from(nat), 2048).into(), 1701),

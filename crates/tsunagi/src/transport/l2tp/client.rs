@@ -80,7 +80,7 @@ pub const IPSEC_WAIT: Duration = Duration::from_secs(30);
 pub async fn run_session(
     ctx: SessionCtx<'_>,
     lns: Ipv4Addr,
-    mut lower: Option<Lower>,
+    mut lower: Option<&mut Lower>,
 ) -> SessionEnd {
     let name = ctx.settings.name.clone();
     let fail = |why: String| {
@@ -211,12 +211,12 @@ struct Client<'a> {
     /// Receive errors (ICMP port unreachable: nobody at the LNS's port).
     udp_errors: u64,
     /// L2TP/IPsec: the conn under the tunnel.
-    lower: Option<Lower>,
+    lower: Option<&'a mut Lower>,
 }
 
 /// Resolves when the conn under L2TP/IPsec has no SA left; never without
 /// one.
-async fn ipsec_lost(lower: &mut Option<Lower>) {
+async fn ipsec_lost(lower: &mut Option<&mut Lower>) {
     match lower {
         Some(l) => l.lost().await,
         None => std::future::pending().await,

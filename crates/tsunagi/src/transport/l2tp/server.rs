@@ -32,6 +32,7 @@ use std::io;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr, SocketAddrV4};
 use std::time::{Duration, Instant};
 
+use tokio::sync::mpsc;
 use tracing::{debug, info, warn};
 use tsunagi_crypto::OsRandom;
 use tsunagi_host::udp::{RecvBatch, SendBatch, UdpBatchSocket};
@@ -125,6 +126,9 @@ pub struct L2tpPort {
     timers: TimerHeap<u16>,
     counters: L2tpCounters,
     log_limit: RateLimit<LogKey>,
+    /// L2TP/IPsec: clients whose last IPsec SA went, by the address and
+    /// port L2TP knows them by.
+    gone: Option<mpsc::UnboundedReceiver<SocketAddr>>,
 }
 
 impl L2tpPort {
@@ -174,7 +178,48 @@ impl L2tpPort {
             timers: TimerHeap::new(),
             counters: L2tpCounters::default(),
             log_limit: RateLimit::new(LOG_BUDGET, LOG_WINDOW, LOG_KEYS),
+            gone: None,
         })
+    }
+
+    /// L2TP/IPsec: where the driver says which clients' IPsec went; their
+    /// sessions end and their tunnels stop with it.
+    pub fn set_ipsec_gone(&mut self, gone: mpsc::UnboundedReceiver<SocketAddr>) {
+        self.gone = Some(gone);
+    }
+
+    /// A client's IPsec went: nothing more reaches it, so its sessions end
+    /// now (their addresses back to the pool) and its tunnels stop.
+    fn peer_gone(&mut self, seen: SocketAddr, now: Instant) {
+        let SocketAddr::V4(seen) = seen else {
+            return;
+        };
+        let ids: Vec<u16> = self
+            .tunnels
+            .iter()
+            .filter(|(_, e)| e.peer == seen)
+            .map(|(id, _)| *id)
+            .collect();
+        for id in ids {
+            let Some(e) = self.tunnels.get_mut(&id) else {
+                continue;
+            };
+            info!(
+                "{}: L2TP: tunnel {id} from {seen}: its IPsec SA is gone, closing it",
+                self.name
+            );
+            for session in std::mem::take(&mut e.open) {
+                self.events.push_back(PortEvent::Closed {
+                    key: SessionKey {
+                        tunnel: id,
+                        session,
+                    },
+                    why: "IPsec: the client's SA is gone".into(),
+                });
+            }
+            e.tunnel.stop(now, StopCcnResult::GeneralRequest, None);
+            self.service(id, now);
+        }
     }
 
     /// The address it listens on.
@@ -427,6 +472,14 @@ impl L2tpPort {
     }
 }
 
+/// The next client gone, or never without IPsec.
+async fn ipsec_gone(gone: &mut Option<mpsc::UnboundedReceiver<SocketAddr>>) -> Option<SocketAddr> {
+    match gone {
+        Some(rx) => rx.recv().await,
+        None => std::future::pending().await,
+    }
+}
+
 impl PacketPort for L2tpPort {
     type Key = SessionKey;
 
@@ -472,6 +525,9 @@ impl PacketPort for L2tpPort {
                     let now = Instant::now();
                     self.log_summaries(now);
                     self.fire_timers(now);
+                }
+                Some(seen) = ipsec_gone(&mut self.gone) => {
+                    self.peer_gone(seen, Instant::now());
                 }
             }
         }
