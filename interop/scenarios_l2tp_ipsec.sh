@@ -39,7 +39,7 @@
 # As the seed: `ipsec start`, wait for the transport SA (auto=start), then xl2tpd
 # (autodial), whose pppd brings up ppp0.
 #
-# The server side, in the plan's terms (plan/l2tp-ipsec.md's server example): localip
+# The server side, in the README's terms (its L2TP/IPsec server example): localip
 # 10.99.0.1, pool 10.99.0.10-99, MS-CHAPv2 required, user xxxx; the seed's `local ip` is
 # the address the server gives xxxx (chap-secrets' fourth column on tsunagi's server, the
 # first of xl2tpd's `ip range`): pppd insists on an address it was given and would not
@@ -97,8 +97,8 @@ L2I_CONN=idcf                   # seed 002's conn and [lac ...] name
 L2I_USER=xxxx                   # seed 002's `name`
 L2I_PW=iop-l2i-$(od -An -N9 -tx1 /dev/urandom | tr -d ' \n')       # its `password yyyy`
 L2I_PSK=iop-l2i-psk-$(od -An -N12 -tx1 /dev/urandom | tr -d ' \n') # its PSK
-L2I_LOCAL=10.99.0.1             # the server's PPP address (the plan's localip)
-L2I_POOL_FIRST=10.99.0.10       # the plan's remoteip 10.99.0.10-99
+L2I_LOCAL=10.99.0.1             # the server's PPP address (the README's localip)
+L2I_POOL_FIRST=10.99.0.10       # the README's remoteip 10.99.0.10-99
 L2I_POOL_LAST=10.99.0.99
 L2I_CLIENT=$L2I_POOL_FIRST      # seed 002's `local ip`: the client's PPP address
 L2SP_NS=l2sp                    # the self-check's server namespace in the VM
@@ -156,7 +156,7 @@ EOF
 
 # ------------------------------------------------------------------ the VM's server files
 # strongSwan: a transport conn for any client's UDP 1701 (the ports as L2TP/IPsec servers
-# write them: 17/1701 here, 17/%any there), the plan's proposals plus seed 002's: its
+# write them: 17/1701 here, 17/%any there), the README's proposals plus seed 002's: its
 # `esp=3des-sha1-modp1024!` asks for PFS, and strongSwan (as tsunagi) does not choose a
 # proposal without a group for a peer that wants one.
 L2I_SERVER_IKE='aes256-sha1-modp2048,aes128-sha1-modp2048,3des-sha1-modp2048,3des-sha1-modp1024'
@@ -199,7 +199,7 @@ charon {
 }
 EOF
 }
-# xl2tpd's LNS: its example's [lns default] with the plan's pool, MS-CHAPv2 through pppd
+# xl2tpd's LNS: its example's [lns default] with the README's pool, MS-CHAPv2 through pppd
 # (not the example's `require chap = yes`: xl2tpd passes pppd `require-chap`, and pppd
 # then asks for CHAP-MD5 before MS-CHAPv2).
 l2i_server_xl2tpd_conf() {
@@ -463,8 +463,8 @@ l2i_server_checks() {
 }
 
 # ------------------------------------------------------------------ tsunagi's configs
-# The server, as plan/l2tp-ipsec.md's example, on 10.200.0.1, with seed 002's proposal
-# added to esp (see L2I_SERVER_ESP) and xxxx's chap-secrets line giving it 10.99.0.10.
+# The server, as the README's L2TP/IPsec example, on 10.200.0.1, with seed 002's proposal
+# in esp (see L2I_SERVER_ESP) and xxxx's chap-secrets line giving it 10.99.0.10.
 ts_l2i_server_config() {
   cat <<EOF
 [daemon]
@@ -491,7 +491,7 @@ remoteip = "$L2I_POOL_FIRST-${L2I_POOL_LAST##*.}"
 dns = ["$L2I_LOCAL"]
 EOF
 }
-# The client: seed 002's conn and LAC, key for key (the plan's client example), to the VM.
+# The client: seed 002's conn and LAC, key for key (the README's L2TP/IPsec client example), to the VM.
 ts_l2i_client_config() {
   cat <<EOF
 [daemon]
