@@ -29,12 +29,13 @@ use crate::config::{AuthSettings, LinkSettings, PasswordSource};
 #[derive(Debug, thiserror::Error)]
 pub enum CredentialError {
     /// The file could not be read.
-    #[error("{path}: cannot read: {source}")]
+    #[error("{path}: cannot read: {error}")]
     Read {
         /// The secrets or password file.
         path: String,
-        /// Why.
-        source: std::io::Error,
+        /// Why (in the message, not a source of its own: `{:#}` would say
+        /// it twice).
+        error: std::io::Error,
     },
     /// Others could read or change it (the text says how: the mode or the
     /// owner, and how to fix it).
@@ -89,9 +90,9 @@ impl fmt::Debug for Credentials {
 /// error ("secrets file", ...).
 fn check_private(what: &'static str, path: &Path) -> Result<(), CredentialError> {
     let shown = path.display().to_string();
-    let meta = std::fs::metadata(path).map_err(|source| CredentialError::Read {
+    let meta = std::fs::metadata(path).map_err(|error| CredentialError::Read {
         path: shown.clone(),
-        source,
+        error,
     })?;
     let daemon_uid = rustix::process::geteuid().as_raw();
     Ok(check_permissions(what, &shown, &meta, daemon_uid)?)
@@ -100,9 +101,9 @@ fn check_private(what: &'static str, path: &Path) -> Result<(), CredentialError>
 /// Reads `path` after [`check_private`].
 fn read_private(what: &'static str, path: &Path) -> Result<String, CredentialError> {
     check_private(what, path)?;
-    std::fs::read_to_string(path).map_err(|source| CredentialError::Read {
+    std::fs::read_to_string(path).map_err(|error| CredentialError::Read {
         path: path.display().to_string(),
-        source,
+        error,
     })
 }
 

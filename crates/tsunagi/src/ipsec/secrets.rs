@@ -179,15 +179,15 @@ impl IpsecSecrets {
     /// others may read or change it, as chap-secrets are).
     pub fn load(path: &Path) -> Result<IpsecSecrets, CredentialError> {
         let shown = path.display().to_string();
-        let meta = std::fs::metadata(path).map_err(|source| CredentialError::Read {
+        let meta = std::fs::metadata(path).map_err(|error| CredentialError::Read {
             path: shown.clone(),
-            source,
+            error,
         })?;
         let daemon_uid = rustix::process::geteuid().as_raw();
         tsunagi_ppp::secrets::check_permissions("ipsec secrets file", &shown, &meta, daemon_uid)?;
-        let text = std::fs::read_to_string(path).map_err(|source| CredentialError::Read {
+        let text = std::fs::read_to_string(path).map_err(|error| CredentialError::Read {
             path: shown.clone(),
-            source,
+            error,
         })?;
         IpsecSecrets::parse(&text).map_err(|e| CredentialError::IpsecParse {
             path: shown,
