@@ -325,3 +325,27 @@ ratio() {
 	awk -v a="${med_mbps[$1]:-n/a}" -v b="${med_mbps[$2]:-n/a}" \
 		'BEGIN{if (a == "n/a" || b == "n/a") print "n/a"; else if (a == "FAIL" || b == "FAIL" || b == 0) print "FAIL"; else printf "%.2f\n", a/b}'
 }
+
+# check_refused BINARY CONFIG...: `BINARY -c CONFIG check` on each; when one
+# is refused, prints check's last line (paths under $WORK left out) and
+# returns 0; 1 when every config passes.
+check_refused() {
+	local bin=$1 conf out
+	shift
+	for conf in "$@"; do
+		if ! out=$("$bin" -c "$conf" check 2>&1); then
+			grep -v '^[[:space:]]*$' <<<"$out" | tail -n 1 | sed "s|$WORK/||g"
+			return 0
+		fi
+	done
+	return 1
+}
+
+# L2TP data counters of both tsunagi sides, from their status.
+l2tp_counters() {
+	local s c
+	s=$("$TS" -S "$WORK/srv.sock" status --json |
+		jq -r '.servers[0].tunnels[0] // {} | "rx \(.data_rx) tx \(.data_tx) dropped \(.data_dropped)"') || s='?'
+	c=$("$TS" -S "$WORK/cli.sock" status --json | jq -r '.links[0].tunnel // "?"' | grep -o 'data rx .*') || c='?'
+	echo "l2tp data LNS: $s | LAC: ${c#data }"
+}

@@ -165,18 +165,12 @@ esp_config() {
 	)
 }
 
-# esp_refused BINARY: `BINARY check` on both sides' configs; prints check's
-# last line and returns 0 when it refuses one.
+# esp_refused BINARY: `BINARY check` on both sides' configs
+# (check_refused, benches/gateways.sh).
 esp_refused() {
-	local side out
-	for side in a b; do
-		esp_config "$side"
-		if ! out=$("$1" -c "$WORK/esp-$side.toml" check 2>&1); then
-			grep -v '^[[:space:]]*$' <<<"$out" | tail -n 1 | sed "s|$WORK/||g"
-			return 0
-		fi
-	done
-	return 1
+	esp_config a
+	esp_config b
+	check_refused "$1" "$WORK/esp-a.toml" "$WORK/esp-b.toml"
 }
 
 up_esp() {

@@ -182,18 +182,12 @@ configs() {
 	)
 }
 
-# ipsec_refused BINARY: `BINARY check` on both sides' L2TP/IPsec configs;
-# prints check's last line and returns 0 when it refuses one.
+
+# ipsec_refused BINARY: `BINARY check` on both sides' L2TP/IPsec configs
+# (check_refused, benches/gateways.sh).
 ipsec_refused() {
-	local side out
 	configs 1
-	for side in srv cli; do
-		if ! out=$("$1" -c "$WORK/$side.toml" check 2>&1); then
-			grep -v '^[[:space:]]*$' <<<"$out" | tail -n 1 | sed "s|$WORK/||g"
-			return 0
-		fi
-	done
-	return 1
+	check_refused "$1" "$WORK/srv.toml" "$WORK/cli.toml"
 }
 
 # The client's IPsec SA: "PROPOSAL encap|raw in N out N", or nothing.
@@ -235,14 +229,6 @@ up_tsunagi() {
 	DAEMONS=("${PIDS[@]}")
 }
 
-# L2TP data counters of both tsunagi sides, from their status.
-l2tp_counters() {
-	local s c
-	s=$("$TS" -S "$WORK/srv.sock" status --json |
-		jq -r '.servers[0].tunnels[0] // {} | "rx \(.data_rx) tx \(.data_tx) dropped \(.data_dropped)"') || s='?'
-	c=$("$TS" -S "$WORK/cli.sock" status --json | jq -r '.links[0].tunnel // "?"' | grep -o 'data rx .*') || c='?'
-	echo "l2tp data LNS: $s | LAC: ${c#data }"
-}
 
 # --- the rows ---------------------------------------------------------------
 

@@ -141,14 +141,6 @@ up_l2tp() {
 	DAEMONS=("${PIDS[@]}")
 }
 
-# L2TP data counters of both tsunagi sides, from their status.
-l2tp_counters() {
-	local s c
-	s=$("$TS" -S "$WORK/srv.sock" status --json |
-		jq -r '.servers[0].tunnels[0] // {} | "rx \(.data_rx) tx \(.data_tx) dropped \(.data_dropped)"') || s='?'
-	c=$("$TS" -S "$WORK/cli.sock" status --json | jq -r '.links[0].tunnel // "?"' | grep -o 'data rx .*') || c='?'
-	echo "l2tp data LNS: $s | LAC: ${c#data }"
-}
 
 # row_up ROW / row_note ROW: this bench's rows for run_row (gateways.sh).
 row_up() {
