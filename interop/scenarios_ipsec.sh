@@ -510,20 +510,10 @@ selfcheck_ipsec_nat() {
 # ------------------------------------------------------------------ the VM's strongSwan
 # ipsec.conf and ipsec.secrets as seed 002 writes them (`conn %default` keyingtries=0),
 # charon's log into /tmp/charon.log (ike 2, knl 2), started with `ipsec start`.
-vm_ipsec_start() { # vm_ipsec_start CONN_TEXT SECRETS_LINE
-  touch "$SD/.ipsec-vm"
-  vm_exec "cat > /etc/ipsec.conf" <<EOF || why "cannot write the VM's ipsec.conf" || return 1
-# tsunagi interop (${SD##*/})
-config setup
-        uniqueids=no
-
-conn %default
-        keyingtries=0
-
-$1
-EOF
-  printf '%s\n' "$2" | vm_exec "umask 077; cat > /etc/ipsec.secrets" || why "cannot write the VM's ipsec.secrets" || return 1
-  vm_exec "cat > /etc/strongswan.d/zz-interop-log.conf" <<'EOF' || return 1
+# vm_charon_log: the VM's charon logs into /tmp/charon.log (ike 2, knl 2) from its next
+# `ipsec start`.
+vm_charon_log() {
+  vm_exec "cat > /etc/strongswan.d/zz-interop-log.conf" <<'EOF'
 charon {
   filelog {
     interop {
@@ -538,6 +528,21 @@ charon {
   }
 }
 EOF
+}
+vm_ipsec_start() { # vm_ipsec_start CONN_TEXT SECRETS_LINE
+  touch "$SD/.ipsec-vm"
+  vm_exec "cat > /etc/ipsec.conf" <<EOF || why "cannot write the VM's ipsec.conf" || return 1
+# tsunagi interop (${SD##*/})
+config setup
+        uniqueids=no
+
+conn %default
+        keyingtries=0
+
+$1
+EOF
+  printf '%s\n' "$2" | vm_exec "umask 077; cat > /etc/ipsec.secrets" || why "cannot write the VM's ipsec.secrets" || return 1
+  vm_charon_log || return 1
   vm_exec "ipsec start" </dev/null > "$SD/ipsec-start.txt" 2>&1 || why "ipsec start failed in the VM: $(tail -n 1 "$SD/ipsec-start.txt")" || return 1
   wait_for 30 vm_exec "ipsec status" </dev/null || why "the VM's charon does not answer 'ipsec status'"
 }

@@ -313,21 +313,7 @@ l2i_vm_client_start() {
     { l2i_client_xl2tpd_conf "$lns" | vm_exec "cat > /etc/xl2tpd/xl2tpd.conf"; } &&
     { l2i_client_options | vm_exec "umask 077; cat > /etc/ppp/options.l2tpd.client"; } ||
     why "cannot write seed 002's files in the VM" || return 1
-  vm_exec "cat > /etc/strongswan.d/zz-interop-log.conf" <<'EOF' || why "cannot write the client's charon log settings" || return 1
-charon {
-  filelog {
-    interop {
-      path = /tmp/charon.log
-      time_format = %T
-      default = 1
-      ike = 2
-      knl = 2
-      cfg = 1
-      flush_line = yes
-    }
-  }
-}
-EOF
+  vm_charon_log || why "cannot write the client's charon log settings" || return 1
   t=$(date +%s.%N)
   vm_exec "ipsec start" </dev/null > "$SD/ipsec-start.txt" 2>&1 ||
     why "ipsec start failed in the VM: $(tail -n 1 "$SD/ipsec-start.txt")" || return 1
