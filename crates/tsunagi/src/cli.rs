@@ -144,6 +144,10 @@ pub fn run(cli: Cli) -> i32 {
                         eprintln!("ipsec {}: weak setting: {w}", conn.name);
                     }
                 }
+                // They load and run, and break the link: said, not refused.
+                for m in crate::config::mistakes(&c) {
+                    eprintln!("mistake: {m}");
+                }
                 println!("config OK: {} links", c.links.len());
                 0
             }

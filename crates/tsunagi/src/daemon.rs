@@ -206,6 +206,9 @@ async fn serve(config: Config, socket: PathBuf) -> anyhow::Result<()> {
         config.servers.len(),
         config.ipsec.len()
     );
+    for m in crate::config::mistakes(&config) {
+        warn!("{m}");
+    }
     let (shutdown_tx, shutdown_rx) = watch::channel(false);
     // IPsec stops after the servers and links: their goodbyes (PPP's
     // Terminate-Request, L2TP's CDN and StopCCN) to L2TP/IPsec peers go

@@ -198,3 +198,34 @@ fn ipsec_conns_are_checked_with_their_secrets() {
         "{err}"
     );
 }
+
+/// Seed 001's classic mistake (the peer's global address as the PPP
+/// remote address) and a pool inside a routed LAN load, and `check` says
+/// what each breaks.
+#[test]
+fn check_names_the_classic_mistakes() {
+    let dir = TempDir::new("mistakes");
+    let (code, out, err, _) = check(
+        &dir,
+        "mistake.toml",
+        "[link.vpn]\nmode = \"dial\"\ndevice = \"!ssh ppp@203.0.113.5\"\nouter_peer = \"203.0.113.5\"\nremote = \"203.0.113.5\"\n",
+    );
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(
+        err.contains(
+            "mistake: link.vpn: remote = \"203.0.113.5\" is the address the link itself goes to"
+        ),
+        "{err}"
+    );
+    let (code, out, err, _) = check(
+        &dir,
+        "pool.toml",
+        "[daemon]\nsecrets = \"/nonexistent/chap-secrets\"\n[link.labs]\nmode = \"dial\"\ndevice = \"cat\"\nroutes = [\"192.168.253.0/24\"]\n[server.pptp]\nprotocol = \"pptp\"\nlocalip = \"192.168.253.1\"\nremoteip = \"192.168.253.200-210\"\n",
+    );
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(
+        err.contains("mistake: server.pptp: the pool overlaps 192.168.253.0/24 (link.labs routes), from 192.168.253.200"),
+        "{err}"
+    );
+    assert!(out.contains("config OK"), "{out}");
+}

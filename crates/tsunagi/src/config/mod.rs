@@ -47,6 +47,7 @@ mod auth;
 mod common;
 mod ipsec;
 mod link;
+mod mistakes;
 mod policy;
 mod server;
 
@@ -65,6 +66,7 @@ pub use ipsec::{
     NAT_KEEPALIVE,
 };
 pub use link::{ssh_target, LinkSettings, Mode, DEFAULT_ROUTE_TABLE_BASE};
+pub use mistakes::{mistakes, Mistake};
 pub use policy::{PolicySettings, RawPolicy};
 pub use server::{L2tpSettings, ServerProfile, ServerProtocol};
 
