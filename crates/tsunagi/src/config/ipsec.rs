@@ -194,6 +194,25 @@ pub enum L2tpUser {
     Server(String),
 }
 
+impl L2tpUser {
+    /// The `[link]` or `[server]` section's name.
+    pub fn profile(&self) -> &str {
+        match self {
+            L2tpUser::Link(n) | L2tpUser::Server(n) => n,
+        }
+    }
+}
+
+impl std::fmt::Display for L2tpUser {
+    /// As the config names it: `link.NAME`, `server.NAME`.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            L2tpUser::Link(n) => write!(f, "link.{n}"),
+            L2tpUser::Server(n) => write!(f, "server.{n}"),
+        }
+    }
+}
+
 impl IpsecConn {
     /// A LAC link drives it (`ipsec = "NAME"` in a `[link]`): up when it
     /// dials, down when its session ends; `auto` is not used.

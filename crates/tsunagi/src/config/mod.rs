@@ -182,10 +182,7 @@ fn bind_l2tp_ipsec(
                 .map(|c| (c, user, None, Some(s.listen)))
         }));
     for (conn_name, user, lns, listen) in users {
-        let what = match &user {
-            L2tpUser::Link(n) => format!("link.{n}"),
-            L2tpUser::Server(n) => format!("server.{n}"),
-        };
+        let what = user.to_string();
         let Some(conn) = ipsec.iter_mut().find(|c| &c.name == conn_name) else {
             return Err(format!(
                 "{what}: ipsec = {conn_name:?}: there is no [ipsec.{conn_name}]"
@@ -205,10 +202,6 @@ fn bind_l2tp_ipsec(
             );
         }
         if let Some(other) = &conn.l2tp {
-            let other = match other {
-                L2tpUser::Link(n) => format!("link.{n}"),
-                L2tpUser::Server(n) => format!("server.{n}"),
-            };
             return bad(format!("{other} already carries its L2TP over it"));
         }
         if let Some(lns) = lns {

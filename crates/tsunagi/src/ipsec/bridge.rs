@@ -141,19 +141,20 @@ pub fn bridges(conns: &[IpsecConn]) -> (HashMap<String, Lower>, DriverBridge) {
         };
         let (state_tx, state_rx) = watch::channel(LowerState::default());
         states.push(Some(state_tx));
-        let (profile, gone_rx) = match user {
-            L2tpUser::Link(n) => {
+        // Only an LNS hears of clients gone.
+        let gone_rx = match user {
+            L2tpUser::Link(_) => {
                 gone.push(None);
-                (n.clone(), None)
+                None
             }
-            L2tpUser::Server(n) => {
+            L2tpUser::Server(_) => {
                 let (tx, rx) = mpsc::unbounded_channel();
                 gone.push(Some(tx));
-                (n.clone(), Some(rx))
+                Some(rx)
             }
         };
         lowers.insert(
-            profile,
+            user.profile().to_string(),
             Lower {
                 conn: c.name.clone(),
                 tun: c.tun.clone(),

@@ -49,7 +49,7 @@ use super::engine::{ConnEngine, Output};
 use super::secrets::IpsecSecrets;
 use super::status;
 use super::transport_path::{self, PeerPorts, Steering};
-use crate::config::{Auto, ConnType, IpsecConn, L2tpUser};
+use crate::config::{Auto, ConnType, IpsecConn};
 use crate::control::{ChildSaView, IpsecConnStatus, Response};
 use crate::policy::{Hole, Holes};
 use crate::registry::{Command, ProfileKind, ProfileState, Registry};
@@ -1413,9 +1413,7 @@ impl Driver {
                         None => format!("{} === %any", status::selector(&s.leftsubnet)),
                     },
                     tun: c.tun.as_ref().map(|t| t.name().to_string()),
-                    l2tp_profile: s.l2tp.as_ref().map(|u| match u {
-                        L2tpUser::Link(n) | L2tpUser::Server(n) => n.clone(),
-                    }),
+                    l2tp_profile: s.l2tp.as_ref().map(|u| u.profile().to_string()),
                     ike_sas: c
                         .engine
                         .status()
