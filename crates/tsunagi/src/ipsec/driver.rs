@@ -342,7 +342,7 @@ async fn prepare(
         steering: Vec::new(),
         holes_of: Vec::new(),
     };
-    for (conn_index, (settings, psk)) in conns.into_iter().zip(psks).enumerate() {
+    for (settings, psk) in conns.into_iter().zip(psks) {
         let name = settings.name.clone();
         let left = v4(settings.left, "left")?;
         if let Some(r) = settings.right {
@@ -441,8 +441,7 @@ async fn prepare(
                 }
             }
             if !tunnel {
-                let s =
-                    Steering::of(&settings, conn_index).with_context(|| format!("ipsec {name}"))?;
+                let s = Steering::of(&settings).with_context(|| format!("ipsec {name}"))?;
                 let oif = ctx
                     .netlink
                     .ifindex(&settings.tun)
