@@ -1,6 +1,6 @@
 //! The `tsunagi` command line.
 //!
-//! `tsunagi [-c CONFIG] [-S SOCKET] run | check | direct PROFILE | status [--json] | dial NAME | hangup NAME | kick SESSION`
+//! `tsunagi [-c CONFIG] [-S SOCKET] run | check | direct PROFILE | status [--json] | dial NAME | hangup NAME | kick SESSION | reload`
 //!
 //! `tsunagi probe ike HOST [--port 500] [--proposals LIST] [--timeout S]`
 //! needs neither config nor daemon (see [`crate::probe`]).
@@ -69,6 +69,10 @@ pub enum Command {
         /// Session id.
         session: u64,
     },
+    /// Read the config again and apply what changed, dropping only the
+    /// sessions of links and servers whose settings changed (root; SIGHUP
+    /// does the same).
+    Reload,
     /// The `[policy]` rules (ipf.rules / ipnat.rules).
     Policy {
         /// What to do with them.
@@ -126,9 +130,16 @@ pub fn run(cli: Cli) -> i32 {
                 // user. (Owners are checked against the uid running
                 // `check`: run it as the daemon's user.)
                 let mut bad = 0;
+                let files = crate::auth::SecretsFiles::new();
                 for l in &c.links {
-                    if let Err(e) = crate::auth::Credentials::load(l, &c.path) {
+                    if let Err(e) = crate::auth::Credentials::load(l, &c.path, &files) {
                         eprintln!("link {}: {e}", l.name);
+                        bad += 1;
+                    }
+                }
+                for s in &c.servers {
+                    if let Err(e) = crate::auth::Credentials::load_auth(&s.auth, &c.path, &files) {
+                        eprintln!("server {}: {e}", s.name);
                         bad += 1;
                     }
                 }
@@ -249,6 +260,10 @@ pub fn run(cli: Cli) -> i32 {
         Command::Kick { session } => simple(
             &control_socket(cli.socket, &config_path),
             Request::Kick { session },
+        ),
+        Command::Reload => simple(
+            &control_socket(cli.socket, &config_path),
+            Request::Reload {},
         ),
         Command::Policy {
             action: PolicyAction::Check { file },

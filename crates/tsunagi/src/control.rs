@@ -20,6 +20,7 @@
 //! | `{"v":1,"op":"dial","link":"labs"}` | root | `{"v":1,"result":"done","message":"..."}` |
 //! | `{"v":1,"op":"hangup","link":"labs"}` | root | `{"v":1,"result":"done","message":"..."}` |
 //! | `{"v":1,"op":"kick","session":7}` | root | `{"v":1,"result":"done","message":"..."}` |
+//! | `{"v":1,"op":"reload"}` | root | `{"v":1,"result":"done","message":"reload: link.labs changed; ..."}` (`refused` when the config does not load: nothing changed) |
 //! | `{"v":1,"op":"direct","profile":"home","ssh_client":"192.0.2.1"}` + 2 fds | `allow_users` | `{"v":1,"result":"ended","reason":"...","exit_code":N}` when the link ends |
 //!
 //! `links` is the view of the site links (one row per `[link.NAME]`, PPP
@@ -91,6 +92,8 @@ pub enum Request {
         /// The session's id, as `status` lists it.
         session: u64,
     },
+    /// Read the config again and apply what changed (as SIGHUP does).
+    Reload {},
     /// Run PPP over the fds attached to this message for a direct profile.
     Direct {
         /// The `[link.NAME]` with `mode = "direct"`.

@@ -38,6 +38,7 @@ pub mod policy;
 pub mod pool;
 pub mod probe;
 pub mod registry;
+pub mod reload;
 pub mod servers;
 pub mod session;
 pub mod transport;

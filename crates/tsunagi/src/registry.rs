@@ -154,6 +154,12 @@ impl Registry {
         );
     }
 
+    /// Forgets a profile the config no longer has (`tsunagi reload`), once
+    /// its owner has stopped.
+    pub fn remove_profile(&self, name: &str) {
+        self.lock().profiles.remove(name);
+    }
+
     /// Changes what `status` shows of a site link between sessions.
     pub fn update_profile(&self, name: &str, f: impl FnOnce(&mut ProfileState)) {
         if let Some(p) = self.lock().profiles.get_mut(name) {
