@@ -55,11 +55,13 @@ pub enum Command {
         json: bool,
     },
     /// Dial a link now (root).
+    #[command(visible_alias = "up")]
     Dial {
         /// Link name.
         name: String,
     },
     /// Close a link and stop redialling it (root).
+    #[command(visible_alias = "down")]
     Hangup {
         /// Link name.
         name: String,
@@ -612,6 +614,14 @@ mod tests {
         assert!(matches!(c.command, Command::Status { json: true }));
         assert_eq!(c.config.as_deref(), Some(Path::new("/x.toml")));
         assert!(Cli::try_parse_from(["tsunagi", "direct"]).is_err());
+        // up/down are dial/hangup; reload takes no argument.
+        let c = Cli::try_parse_from(["tsunagi", "up", "labs"]).unwrap();
+        assert!(matches!(c.command, Command::Dial { ref name } if name == "labs"));
+        let c = Cli::try_parse_from(["tsunagi", "down", "labs"]).unwrap();
+        assert!(matches!(c.command, Command::Hangup { ref name } if name == "labs"));
+        let c = Cli::try_parse_from(["tsunagi", "reload"]).unwrap();
+        assert!(matches!(c.command, Command::Reload));
+        assert!(Cli::try_parse_from(["tsunagi", "reload", "x"]).is_err());
     }
 
     #[test]
