@@ -1,6 +1,6 @@
 //! The `tsunagi` command line.
 //!
-//! `tsunagi [-c CONFIG] [-S SOCKET] run | check | direct PROFILE | status [--json] | dial NAME | hangup NAME | kick SESSION`
+//! `tsunagi [-c CONFIG] [-S SOCKET] run | check | direct PROFILE | status [--json] | dial NAME | hangup NAME | kick SESSION | capture LINK -w FILE [--count N] | log [-f] [-n N]`
 //!
 //! `tsunagi probe ike HOST [--port 500] [--proposals LIST] [--timeout S]`
 //! needs neither config nor daemon (see [`crate::probe`]).
@@ -68,6 +68,28 @@ pub enum Command {
     Kick {
         /// Session id.
         session: u64,
+    },
+    /// Write a link's (or server's) inner packets to a pcap file until
+    /// Ctrl-C (root).
+    Capture {
+        /// The `[link.NAME]` or server profile.
+        link: String,
+        /// The pcap file (`-`: stdout), created with mode 0600.
+        #[arg(short = 'w', value_name = "FILE")]
+        file: PathBuf,
+        /// Stop after this many packets (`-c` is the config, as for
+        /// every subcommand).
+        #[arg(long = "count", value_name = "COUNT")]
+        count: Option<u64>,
+    },
+    /// Print the daemon's last log lines; with -f, follow them (root).
+    Log {
+        /// Follow: print new lines as they come, until Ctrl-C.
+        #[arg(short = 'f', long)]
+        follow: bool,
+        /// How many of the last lines first (at most 1000).
+        #[arg(short = 'n', long = "lines", value_name = "N", default_value_t = 10)]
+        lines: usize,
     },
     /// The `[policy]` rules (ipf.rules / ipnat.rules).
     Policy {
@@ -249,6 +271,17 @@ pub fn run(cli: Cli) -> i32 {
         Command::Kick { session } => simple(
             &control_socket(cli.socket, &config_path),
             Request::Kick { session },
+        ),
+        Command::Capture { link, file, count } => crate::capture::client(
+            &control_socket(cli.socket, &config_path),
+            link,
+            &file,
+            count,
+        ),
+        Command::Log { follow, lines } => crate::live_log::client(
+            &control_socket(cli.socket, &config_path),
+            follow,
+            Some(lines),
         ),
         Command::Policy {
             action: PolicyAction::Check { file },
@@ -597,6 +630,25 @@ mod tests {
         assert!(matches!(c.command, Command::Status { json: true }));
         assert_eq!(c.config.as_deref(), Some(Path::new("/x.toml")));
         assert!(Cli::try_parse_from(["tsunagi", "direct"]).is_err());
+    }
+
+    #[test]
+    fn capture_and_log_parse() {
+        // Every subcommand's options agree with the global ones.
+        <Cli as clap::CommandFactory>::command().debug_assert();
+        let c = Cli::try_parse_from(["tsunagi", "capture", "labs", "-w", "x.pcap", "--count", "5"])
+            .unwrap();
+        assert!(matches!(c.command, Command::Capture { ref link, ref file, count: Some(5) }
+            if link == "labs" && file == Path::new("x.pcap")));
+        let c = Cli::try_parse_from(["tsunagi", "log", "-f"]).unwrap();
+        assert!(matches!(
+            c.command,
+            Command::Log {
+                follow: true,
+                lines: 10
+            }
+        ));
+        assert!(Cli::try_parse_from(["tsunagi", "capture", "labs"]).is_err());
     }
 
     #[test]

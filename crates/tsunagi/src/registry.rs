@@ -21,6 +21,7 @@ use std::time::{Duration, Instant};
 
 use tokio::sync::{mpsc, oneshot};
 
+use crate::capture::{ProfileTap, Tap};
 use crate::config::Mode;
 use crate::control::{IpsecConnStatus, LinkStatus, Response, ServerStatus, SessionStatus};
 use crate::session::{EndReason, SessionId};
@@ -109,6 +110,8 @@ struct Profile {
     tun: String,
     commands: mpsc::Sender<Command>,
     state: ProfileState,
+    /// Its capture point: a capture ends when the profile goes.
+    tap: ProfileTap,
 }
 
 #[derive(Default)]
@@ -150,8 +153,14 @@ impl Registry {
                 tun: tun.to_string(),
                 commands,
                 state,
+                tap: ProfileTap::default(),
             },
         );
+    }
+
+    /// The profile's capture point, for its transport and `capture`.
+    pub fn tap(&self, name: &str) -> Option<Tap> {
+        self.lock().profiles.get(name).map(|p| p.tap.handle())
     }
 
     /// Changes what `status` shows of a site link between sessions.
