@@ -228,11 +228,7 @@ impl Tap {
     /// ends once it has written what is queued. Returns the drops.
     fn stop(&self) -> u64 {
         self.0.on.store(false, Ordering::Relaxed);
-        self.0
-            .sink
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .take();
+        self.0.sink.lock().unwrap_or_else(|e| e.into_inner()).take();
         self.0.dropped.load(Ordering::Relaxed)
     }
 

@@ -638,8 +638,10 @@ mod tests {
         <Cli as clap::CommandFactory>::command().debug_assert();
         let c = Cli::try_parse_from(["tsunagi", "capture", "labs", "-w", "x.pcap", "--count", "5"])
             .unwrap();
-        assert!(matches!(c.command, Command::Capture { ref link, ref file, count: Some(5) }
-            if link == "labs" && file == Path::new("x.pcap")));
+        assert!(
+            matches!(c.command, Command::Capture { ref link, ref file, count: Some(5) }
+            if link == "labs" && file == Path::new("x.pcap"))
+        );
         let c = Cli::try_parse_from(["tsunagi", "log", "-f"]).unwrap();
         assert!(matches!(
             c.command,

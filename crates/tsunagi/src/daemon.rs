@@ -596,9 +596,9 @@ async fn dispatch(
             "uid {uid} may not kick session {session}: root only"
         )),
         // Root's are streams, served by `handle_connection`.
-        Request::Capture { link, .. } => not_allowed(format!(
-            "uid {uid} may not capture {link:?}: root only"
-        )),
+        Request::Capture { link, .. } => {
+            not_allowed(format!("uid {uid} may not capture {link:?}: root only"))
+        }
         Request::Log { .. } => not_allowed(format!("uid {uid} may not read the log: root only")),
         Request::Dial { link } => match registry.profile(&link) {
             None => refused(format!("no link named {link:?}")),

@@ -160,7 +160,12 @@ async fn serve_ring(ring: &LogRing, mut conn: UnixStream, follow: bool, lines: O
     let (last, mut live) = ring.subscribe(lines.unwrap_or(DEFAULT_LINES));
     let mut out = String::new();
     for line in last {
-        out.push_str(&Response::Log { line: line.to_string() }.to_line());
+        out.push_str(
+            &Response::Log {
+                line: line.to_string(),
+            }
+            .to_line(),
+        );
     }
     let (mut rd, mut wr) = conn.split();
     if wr.write_all(out.as_bytes()).await.is_err() || !follow {
@@ -273,7 +278,8 @@ mod tests {
         let (_, mut live) = ring().subscribe(0);
         {
             let mut w = tee.make_writer();
-            w.write_all(b"Dec  6 05:00:00 tsunagi[1]: tee test\n").unwrap();
+            w.write_all(b"Dec  6 05:00:00 tsunagi[1]: tee test\n")
+                .unwrap();
         }
         assert_eq!(
             tee.0.lock().unwrap().as_slice(),

@@ -170,7 +170,11 @@ ipv6cp = false
             })
             .count()
     };
-    assert_eq!(echo(&b_addr, &a_addr, "8", "0"), PINGS, "requests: {rows:?}");
+    assert_eq!(
+        echo(&b_addr, &a_addr, "8", "0"),
+        PINGS,
+        "requests: {rows:?}"
+    );
     assert_eq!(echo(&a_addr, &b_addr, "0", "4"), PINGS, "replies: {rows:?}");
     assert!(
         err.contains(&format!("{} packets written", rows.len())),

@@ -166,7 +166,11 @@ fn log_follows_the_daemon_for_root_only() {
         err.contains("refused: uid 65534 may not read the log: root only"),
         "{err}"
     );
-    expect_line(&lines, "uid 65534 may not read the log", Duration::from_secs(5));
+    expect_line(
+        &lines,
+        "uid 65534 may not read the log",
+        Duration::from_secs(5),
+    );
     let _ = follower.kill();
     let _ = follower.wait();
 
