@@ -368,20 +368,27 @@ async fn run_capture(
         tokio::task::spawn_blocking(move || write_file(file, queue, queued, count, written))
     };
     let (mut rd, _wr) = conn.split();
-    let why = tokio::select! {
-        end = &mut writer => end.ok(),
+    let joined = |r: Result<WriterEnd, tokio::task::JoinError>| {
+        r.unwrap_or_else(|e| WriterEnd::Failed(io::Error::other(e)))
+    };
+    // The writer may end by itself (`Some`) before the client closes.
+    let by_itself = tokio::select! {
+        end = &mut writer => Some(joined(end)),
         () = closed(&mut rd) => None,
     };
+    let client_closed = by_itself.is_none();
     let dropped = tap.stop();
-    let end = match why {
+    let end = match by_itself {
         Some(end) => end,
-        // Stopped: the writer ends once the queue is written.
-        None => writer
-            .await
-            .unwrap_or_else(|e| WriterEnd::Failed(io::Error::other(e))),
+        // The writer ends once the queue is written.
+        None => joined(writer.await),
     };
     let written = written.load(Ordering::Relaxed);
     let how = match &end {
+        // The queue closed before the client did: the profile is gone.
+        WriterEnd::Stopped if !client_closed => {
+            "ended: the profile went away (removed or reloaded)".to_string()
+        }
         WriterEnd::Stopped => "stopped".to_string(),
         WriterEnd::CountReached => "count reached".to_string(),
         WriterEnd::Failed(e) => format!("writing the file failed: {e}"),
@@ -592,6 +599,86 @@ mod tests {
         let (rx, _) = owner.handle().start().unwrap();
         drop(owner);
         assert!(rx.recv().is_err());
+    }
+
+    /// The daemon's side: a second capture of the profile is refused
+    /// while one runs; the client's shutdown stops it; the profile going
+    /// away ends it; each says so with the counts.
+    #[tokio::test]
+    async fn a_capture_ends_with_the_client_or_the_profile() {
+        let dir = std::env::temp_dir().join(format!("tsunagi-capserve-{}", std::process::id()));
+        let _ = std::fs::create_dir_all(&dir);
+        let fd = |name: &str| vec![OwnedFd::from(File::create(dir.join(name)).unwrap())];
+        let answer = |mut conn: UnixStream| async move {
+            let mut text = String::new();
+            conn.read_to_string(&mut text).await.unwrap();
+            Response::parse(text.trim_end().as_bytes()).unwrap()
+        };
+        let owner = ProfileTap::default();
+        let tap = owner.handle();
+        let (client, daemon) = UnixStream::pair().unwrap();
+        let first = tokio::spawn(serve(
+            daemon,
+            "p".into(),
+            Some(tap.clone()),
+            None,
+            fd("1"),
+            1,
+        ));
+        while !tap.is_on() {
+            tokio::task::yield_now().await;
+        }
+        let (busy, daemon) = UnixStream::pair().unwrap();
+        serve(daemon, "p".into(), Some(tap.clone()), None, fd("2"), 2).await;
+        assert_eq!(
+            answer(busy).await,
+            Response::Refused {
+                message: "p: a capture is already running".into()
+            }
+        );
+        tap.packet(Direction::In, &[0x45; 20]);
+        let (mut rd, mut wr) = client.into_split();
+        wr.shutdown().await.unwrap();
+        let mut text = String::new();
+        rd.read_to_string(&mut text).await.unwrap();
+        first.await.unwrap();
+        assert_eq!(
+            Response::parse(text.trim_end().as_bytes()).unwrap(),
+            Response::Done {
+                message: "p: capture stopped: 1 packets written, 0 dropped".into()
+            }
+        );
+        assert_eq!(
+            std::fs::metadata(dir.join("1")).unwrap().len(),
+            24 + 16 + 16 + 20
+        );
+
+        let (client, daemon) = UnixStream::pair().unwrap();
+        let second = tokio::spawn(serve(
+            daemon,
+            "p".into(),
+            Some(tap.clone()),
+            None,
+            fd("3"),
+            3,
+        ));
+        while !tap.is_on() {
+            tokio::task::yield_now().await;
+        }
+        drop(owner);
+        second.await.unwrap();
+        assert_eq!(
+            answer(client).await,
+            Response::Done {
+                message: "p: capture ended: the profile went away (removed or reloaded): \
+                          0 packets written, 0 dropped"
+                    .into()
+            }
+        );
+        let (client, daemon) = UnixStream::pair().unwrap();
+        serve(daemon, "q".into(), None, None, fd("4"), 4).await;
+        assert!(matches!(answer(client).await, Response::Refused { .. }));
+        let _ = std::fs::remove_dir_all(&dir);
     }
 
     #[test]

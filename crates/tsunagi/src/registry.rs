@@ -158,9 +158,14 @@ impl Registry {
         );
     }
 
-    /// The profile's capture point, for its transport and `capture`.
+    /// The profile's capture point, for its transport and `capture`;
+    /// `None` for the IPsec driver, which carries no PPP of its own.
     pub fn tap(&self, name: &str) -> Option<Tap> {
-        self.lock().profiles.get(name).map(|p| p.tap.handle())
+        self.lock()
+            .profiles
+            .get(name)
+            .filter(|p| p.kind != ProfileKind::Ipsec)
+            .map(|p| p.tap.handle())
     }
 
     /// Changes what `status` shows of a site link between sessions.

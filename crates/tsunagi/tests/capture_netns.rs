@@ -200,6 +200,30 @@ ipv6cp = false
     assert_eq!(head(&rows[0]), format!("{b_addr} {a_addr} 8 4"), "{rows:?}");
     assert_eq!(head(&rows[1]), format!("{a_addr} {b_addr} 0 0"), "{rows:?}");
 
+    // To stdout (`-w -`), as for `| tshark -r -`.
+    let piped = Command::new(BIN)
+        .arg("-S")
+        .arg(a.socket())
+        .args(["capture", "p2", "-w", "-", "--count", "2"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    wait_for(Duration::from_secs(5), "capture to stdout started", || {
+        a.log().matches("p2: capture started").count() == 2
+    });
+    let _ = b.exec(&["ping", "-c", "3", "-i", "0.2", "-W", "2", &a_addr]);
+    let out = piped.wait_with_output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{err}");
+    assert!(err.contains("count reached: 2 packets written"), "{err}");
+    let file = dir.join("stdout.pcap");
+    std::fs::write(&file, &out.stdout).unwrap();
+    let rows = tshark(&file);
+    let head = |r: &[String]| r.iter().take(4).cloned().collect::<Vec<_>>().join(" ");
+    assert_eq!(head(&rows[0]), format!("{b_addr} {a_addr} 8 0"), "{rows:?}");
+    assert_eq!(head(&rows[1]), format!("{a_addr} {b_addr} 0 4"), "{rows:?}");
+
     // Refused: no such profile; a capture by another uid.
     let (code, err) = finish(
         capture(a, "nosuch", &dir.join("x.pcap"), &[]),
