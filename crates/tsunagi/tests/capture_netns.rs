@@ -6,8 +6,12 @@
 //! known payload pattern; Ctrl-C (SIGINT) ends it with a summary. tshark
 //! must find every echo request (in, from B) and every reply (out, to B),
 //! with the pattern. A second capture, of B's link, stops by itself after
-//! `--count` packets. A capture of a profile that does not exist, and one
-//! by a uid other than root, are refused.
+//! `--count` packets; another to stdout (`-w -`). A capture of a profile
+//! that does not exist, and one by a uid other than root, are refused.
+//!
+//! The datagram paths too: an L2TP LAC (the clients' tun path) and the LNS
+//! (a server profile, every session's packets) captured at once while the
+//! LAC pings the LNS.
 //!
 //! Needs root, network namespaces, tun devices and tshark: it is
 //! `#[ignore]`d, `scripts/test.sh` runs it (as root, with
@@ -21,6 +25,7 @@ use std::os::unix::process::CommandExt;
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
+use support::netns::veth;
 use support::{require_netns, wait_for, Guard, Side, BIN};
 
 /// The echo payload's pattern (`ping -p`): "tsunagi!" in hex.
@@ -250,4 +255,110 @@ ipv6cp = false
 
     assert_eq!(guard.sides[1].stop(), Some(0));
     assert_eq!(guard.sides[0].stop(), Some(0));
+}
+
+#[test]
+#[ignore = "needs root, network namespaces, tun devices and tshark (scripts/test.sh runs it)"]
+fn l2tp_client_and_server_captures_read_back_with_tshark() {
+    require_netns(&["tshark"]);
+    let pid = std::process::id();
+    let mut guard = Guard::with_sides(
+        &format!("tsunagi-capture-l2tp-{pid}"),
+        &format!("tcl{}", pid % 100_000),
+        &["lns", "lac"],
+    );
+    let dir = guard.dir.clone();
+    veth(
+        &guard.sides[0].ns,
+        "eth0",
+        "10.79.1.1/24",
+        &guard.sides[1].ns,
+        "eth0",
+        "10.79.1.2/24",
+    );
+    let secrets = dir.join("chap-secrets");
+    std::fs::write(&secrets, "u0 lns \"pw0\" *\n").unwrap();
+    std::fs::set_permissions(
+        &secrets,
+        std::os::unix::fs::PermissionsExt::from_mode(0o600),
+    )
+    .unwrap();
+    guard.sides[0].start(&format!(
+        "secrets = \"{}\"\n\n[server.lns]\nprotocol = \"l2tp\"\nlisten = \"10.79.1.1\"\n\
+         localip = \"192.168.70.1\"\nremoteip = \"192.168.70.10-99\"\nname = \"lns\"\n\
+         secret = \"s3cret\"\nfirewall = false\n",
+        secrets.display()
+    ));
+    guard.sides[1].start(
+        "[link.office]\nmode = \"l2tp\"\nlns = \"10.79.1.1\"\nsecret = \"s3cret\"\n\
+         user = \"u0\"\npassword = \"pw0\"\nipv6cp = false\npersist = false\n",
+    );
+    let (lns, lac) = (&guard.sides[0], &guard.sides[1]);
+    wait_for(Duration::from_secs(30), "the LAC up", || {
+        lac.link_address().is_some()
+    });
+    let addr = lac.link_address().unwrap();
+    let server_file = dir.join("lns.pcap");
+    let client_file = dir.join("office.pcap");
+    let count = (2 * PINGS).to_string();
+    let server = capture(lns, "lns", &server_file, &["--count", &count]);
+    let client = capture(lac, "office", &client_file, &["--count", &count]);
+    wait_for(Duration::from_secs(5), "both captures started", || {
+        lns.log().contains("lns: capture started") && lac.log().contains("office: capture started")
+    });
+    let pings = PINGS.to_string();
+    let ping = lac.exec(&[
+        "ping",
+        "-c",
+        &pings,
+        "-i",
+        "0.2",
+        "-W",
+        "2",
+        "-p",
+        PATTERN,
+        "192.168.70.1",
+    ]);
+    assert!(ping.status.success(), "{ping:?}");
+    for (child, file, request_direction) in
+        [(server, &server_file, "0"), (client, &client_file, "4")]
+    {
+        let (code, err) = finish(child, Duration::from_secs(5));
+        assert_eq!(code, Some(0), "{err}");
+        assert!(
+            err.contains(&format!(
+                "capture count reached: {count} packets written, 0 dropped"
+            )),
+            "{err}"
+        );
+        let rows = tshark(file);
+        let reply_direction = if request_direction == "0" { "4" } else { "0" };
+        let echo = |src: &str, dst: &str, kind: &str, direction: &str| {
+            rows.iter()
+                .filter(|r| {
+                    r.len() >= 5
+                        && r[0] == src
+                        && r[1] == dst
+                        && r[2] == kind
+                        && r[3] == direction
+                        && r[4].contains(PATTERN)
+                })
+                .count()
+        };
+        assert_eq!(
+            echo(&addr, "192.168.70.1", "8", request_direction),
+            PINGS,
+            "{}: {rows:?}",
+            file.display()
+        );
+        assert_eq!(
+            echo("192.168.70.1", &addr, "0", reply_direction),
+            PINGS,
+            "{}: {rows:?}",
+            file.display()
+        );
+    }
+    for side in guard.sides.iter_mut() {
+        assert_eq!(side.stop(), Some(0));
+    }
 }
