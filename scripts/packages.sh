@@ -4,7 +4,8 @@
 # strongSwan (charon with kernel-libipsec, swanctl): the IKEv1 responder of
 # crates/tsunagi/tests/probe_ike.rs; none of its packages starts a service.
 # systemd: systemd-analyze checks dist/systemd/tsunagi.service (systemd_unit.rs).
-PACKAGES=(openssh-server openssh-client iproute2 nftables iputils-ping procps util-linux passwd
+# tshark: reads back the pcap of crates/tsunagi/tests/capture_netns.rs.
+PACKAGES=(openssh-server openssh-client iproute2 nftables iputils-ping procps util-linux passwd tshark
 	strongswan-charon strongswan-swanctl libcharon-extra-plugins systemd)
 
 install_packages() {

@@ -1,6 +1,6 @@
 //! The `tsunagi` command line.
 //!
-//! `tsunagi [-c CONFIG] [-S SOCKET] run | check | direct PROFILE | status [--json] | dial NAME | hangup NAME | kick SESSION | reload`
+//! `tsunagi [-c CONFIG] [-S SOCKET] run | check | direct PROFILE | status [--json] | dial NAME | hangup NAME | kick SESSION | reload | capture LINK -w FILE [--count N] | log [-f] [-n N]`
 //!
 //! `tsunagi probe ike HOST [--port 500] [--proposals LIST] [--timeout S]`
 //! needs neither config nor daemon (see [`crate::probe`]).
@@ -75,6 +75,28 @@ pub enum Command {
     /// sessions of links and servers whose settings changed (root; SIGHUP
     /// does the same).
     Reload,
+    /// Write a link's (or server's) inner packets to a pcap file until
+    /// Ctrl-C (root).
+    Capture {
+        /// The `[link.NAME]` or server profile.
+        link: String,
+        /// The pcap file (`-`: stdout), created with mode 0600.
+        #[arg(short = 'w', value_name = "FILE")]
+        file: PathBuf,
+        /// Stop after this many packets (`-c` is the config, as for
+        /// every subcommand).
+        #[arg(long = "count", value_name = "COUNT")]
+        count: Option<u64>,
+    },
+    /// Print the daemon's last log lines; with -f, follow them (root).
+    Log {
+        /// Follow: print new lines as they come, until Ctrl-C.
+        #[arg(short = 'f', long)]
+        follow: bool,
+        /// How many of the last lines first (at most 1000).
+        #[arg(short = 'n', long = "lines", value_name = "N", default_value_t = 10)]
+        lines: usize,
+    },
     /// The `[policy]` rules (ipf.rules / ipnat.rules).
     Policy {
         /// What to do with them.
@@ -266,6 +288,17 @@ pub fn run(cli: Cli) -> i32 {
         Command::Reload => simple(
             &control_socket(cli.socket, &config_path),
             Request::Reload {},
+        ),
+        Command::Capture { link, file, count } => crate::capture::client(
+            &control_socket(cli.socket, &config_path),
+            link,
+            &file,
+            count,
+        ),
+        Command::Log { follow, lines } => crate::live_log::client(
+            &control_socket(cli.socket, &config_path),
+            follow,
+            Some(lines),
         ),
         Command::Policy {
             action: PolicyAction::Check { file },
@@ -622,6 +655,27 @@ mod tests {
         let c = Cli::try_parse_from(["tsunagi", "reload"]).unwrap();
         assert!(matches!(c.command, Command::Reload));
         assert!(Cli::try_parse_from(["tsunagi", "reload", "x"]).is_err());
+    }
+
+    #[test]
+    fn capture_and_log_parse() {
+        // Every subcommand's options agree with the global ones.
+        <Cli as clap::CommandFactory>::command().debug_assert();
+        let c = Cli::try_parse_from(["tsunagi", "capture", "labs", "-w", "x.pcap", "--count", "5"])
+            .unwrap();
+        assert!(
+            matches!(c.command, Command::Capture { ref link, ref file, count: Some(5) }
+            if link == "labs" && file == Path::new("x.pcap"))
+        );
+        let c = Cli::try_parse_from(["tsunagi", "log", "-f"]).unwrap();
+        assert!(matches!(
+            c.command,
+            Command::Log {
+                follow: true,
+                lines: 10
+            }
+        ));
+        assert!(Cli::try_parse_from(["tsunagi", "capture", "labs"]).is_err());
     }
 
     #[test]

@@ -1058,6 +1058,18 @@ async fn handle_connection(
             );
             Response::Error { message }
         }
+        // Streams answer on the connection themselves while it stays
+        // open; root's only (others are refused in `dispatch`), and not
+        // counted against the cap, as a queued `direct` stream is not.
+        Ok(Request::Capture { link, count }) if uid == 0 => {
+            permit.release();
+            let tap = control.registry.tap(&link);
+            return crate::capture::serve(conn, link, tap, count, received.fds, pid).await;
+        }
+        Ok(Request::Log { follow, lines }) if uid == 0 => {
+            permit.release();
+            return crate::live_log::serve(conn, follow, lines).await;
+        }
         Ok(request) => dispatch(control, uid, pid, request, received.fds, &mut permit).await,
     };
     // A client that does not read a long answer must not hold the
@@ -1126,6 +1138,11 @@ async fn dispatch(
                     .unwrap_or_else(|_| refused("the daemon is stopping".into()))
             }
         },
+        // Root's are streams, served by `handle_connection`.
+        Request::Capture { link, .. } => {
+            not_allowed(format!("uid {uid} may not capture {link:?}: root only"))
+        }
+        Request::Log { .. } => not_allowed(format!("uid {uid} may not read the log: root only")),
         Request::Dial { link } => match registry.profile(&link) {
             None => refused(format!("no link named {link:?}")),
             Some((ProfileKind::Site(Mode::Direct), _)) => {

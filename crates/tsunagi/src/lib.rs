@@ -5,6 +5,8 @@
 //! - [`pool`]: address pools (pptpd's `localip`/`remoteip`);
 //! - [`control`]: the control socket protocol (versioned JSON lines,
 //!   `SCM_RIGHTS`);
+//! - [`live_log`]: the last log lines and their followers (`tsunagi log`);
+//! - [`capture`]: a profile's packets to pcap (`tsunagi capture`);
 //! - [`users`], [`hooks`], [`logging`]: user names, ip-up/ip-down, log lines;
 //! - [`auth`]: secrets and passwords read at start-up, the failure limiter;
 //! - [`limits`]: what a local user may cost the daemon through the control
@@ -25,6 +27,7 @@
 #![forbid(unsafe_code)]
 
 pub mod auth;
+pub mod capture;
 pub mod cli;
 pub mod config;
 pub mod control;
@@ -32,6 +35,7 @@ pub mod daemon;
 pub mod hooks;
 pub mod ipsec;
 pub mod limits;
+pub mod live_log;
 pub mod logging;
 pub mod netconf;
 pub mod policy;

@@ -21,6 +21,7 @@ use std::time::{Duration, Instant};
 
 use tokio::sync::{mpsc, oneshot};
 
+use crate::capture::{ProfileTap, Tap};
 use crate::config::Mode;
 use crate::control::{IpsecConnStatus, LinkStatus, Response, ServerStatus, SessionStatus};
 use crate::session::{EndReason, SessionId};
@@ -109,6 +110,8 @@ struct Profile {
     tun: String,
     commands: mpsc::Sender<Command>,
     state: ProfileState,
+    /// Its capture point: a capture ends when the profile goes.
+    tap: ProfileTap,
 }
 
 #[derive(Default)]
@@ -150,6 +153,7 @@ impl Registry {
                 tun: tun.to_string(),
                 commands,
                 state,
+                tap: ProfileTap::default(),
             },
         );
     }
@@ -158,6 +162,16 @@ impl Registry {
     /// its owner has stopped.
     pub fn remove_profile(&self, name: &str) {
         self.lock().profiles.remove(name);
+    }
+
+    /// The profile's capture point, for its transport and `capture`;
+    /// `None` for the IPsec driver, which carries no PPP of its own.
+    pub fn tap(&self, name: &str) -> Option<Tap> {
+        self.lock()
+            .profiles
+            .get(name)
+            .filter(|p| p.kind != ProfileKind::Ipsec)
+            .map(|p| p.tap.handle())
     }
 
     /// Changes what `status` shows of a site link between sessions.

@@ -52,6 +52,7 @@ use tsunagi_ppp::link::{Event, IpVersion, Link, LinkConfig, Phase};
 use tsunagi_ppp::stream::StreamLink;
 
 use crate::auth::{AuthGuard, AuthSource, Credentials};
+use crate::capture::{Direction, Tap};
 use crate::config::LinkSettings;
 use crate::control::Response;
 use crate::netconf::{Change, Netconf, SessionNet, SessionNetconf};
@@ -272,6 +273,8 @@ pub async fn run_session(ctx: SessionCtx<'_>, stream: Stream) -> SessionEnd {
         ctx.tty,
         ctx.outer_ip,
     ));
+    // Its packets for `tsunagi capture`.
+    let tap = ctx.registry.tap(name).unwrap_or_default();
     let mut session = Session {
         ctx,
         config: Some(config),
@@ -281,6 +284,7 @@ pub async fn run_session(ctx: SessionCtx<'_>, stream: Stream) -> SessionEnd {
         tun_mtu: None,
         max_send: usize::from(tsunagi_ppp::lcp::DEFAULT_MRU),
         segment_scratch: Vec::new(),
+        tap,
     };
     let end = session.run(stream).await;
     let Session {
@@ -310,6 +314,8 @@ struct Session<'a> {
     max_send: usize,
     /// Where [`segment_tcp`] builds segments of a too-long super-packet.
     segment_scratch: Vec<u8>,
+    /// The profile's capture point.
+    tap: Tap,
 }
 
 impl Session<'_> {
@@ -440,9 +446,11 @@ impl Session<'_> {
                     match r {
                         Ok(n) if n > 0 => {
                             let tun = &self.tun;
+                            let tap = &self.tap;
                             let errors = &mut self.info.tun_errors;
                             let mut delivered = false;
                             link.handle_input(now, &rbuf[..n], &mut |_version, packet| {
+                                tap.packet(Direction::In, packet);
                                 match tun.try_send(packet) {
                                     Ok(_) => delivered = true,
                                     Err(_) => *errors += 1,
@@ -640,19 +648,20 @@ impl Session<'_> {
         out: &mut Vec<u8>,
     ) {
         let packet = &tbuf[..got.len];
+        let tap = &self.tap;
         match got.gso {
             Some(segment) if packet.len() > self.max_send => {
                 let cut = segment_tcp(
                     packet,
                     usize::from(segment),
                     &mut self.segment_scratch,
-                    &mut |seg| encapsulate(link, seg, out),
+                    &mut |seg| encapsulate(link, seg, out, tap),
                 );
                 if cut.is_err() {
                     self.info.tun_errors += 1;
                 }
             }
-            _ => encapsulate(link, packet, out),
+            _ => encapsulate(link, packet, out, tap),
         }
     }
 
@@ -783,16 +792,19 @@ fn watch_device(
     (Some(kill_tx), Some(exit_rx))
 }
 
-/// One packet from the tun to the stream buffer. Anything that is not
-/// IPv4 or IPv6 (by its version nibble) is dropped.
-fn encapsulate(link: &mut StreamLink, packet: &[u8], out: &mut Vec<u8>) {
+/// One packet from the tun to the stream buffer (and to `tap` once
+/// framed). Anything that is not IPv4 or IPv6 (by its version nibble) is
+/// dropped.
+fn encapsulate(link: &mut StreamLink, packet: &[u8], out: &mut Vec<u8>, tap: &Tap) {
     let version = match packet.first().map(|b| b >> 4) {
         Some(4) => IpVersion::V4,
         Some(6) => IpVersion::V6,
         _ => return,
     };
     // false = that NCP is not open (yet); the packet is dropped, as pppd does.
-    let _ = link.encapsulate(version, packet, out);
+    if link.encapsulate(version, packet, out) {
+        tap.packet(Direction::Out, packet);
+    }
 }
 
 fn describe_exit(status: io::Result<ExitStatus>) -> String {

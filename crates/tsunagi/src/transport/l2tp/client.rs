@@ -163,12 +163,14 @@ pub async fn run_session(
         "l2tp",
         Some(lns),
     ));
+    // Its packets for `tsunagi capture`.
+    let tap = ctx.registry.tap(&name).unwrap_or_default();
     let mut client = Client {
         name: name.clone(),
         ctx,
         peer,
         socket,
-        tun_path: TunPath::new(tun),
+        tun_path: TunPath::new(tun, tap),
         tunnel,
         session: None,
         info,

@@ -122,11 +122,13 @@ pub async fn run_session(ctx: SessionCtx<'_>, server: Ipv4Addr) -> SessionEnd {
         "pptp",
         Some(server),
     ));
+    // Its packets for `tsunagi capture`.
+    let tap = ctx.registry.tap(&name).unwrap_or_default();
     let mut client = Client {
         name: name.clone(),
         ctx,
         server,
-        tun_path: TunPath::new(tun),
+        tun_path: TunPath::new(tun, tap),
         gre,
         info,
         netconf,
