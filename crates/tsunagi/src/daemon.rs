@@ -262,6 +262,7 @@ async fn serve(config: Config, socket: PathBuf) -> anyhow::Result<()> {
     // through its transport conns, and would be lost with the SAs.
     let (ipsec_stop_tx, ipsec_stop_rx) = watch::channel(false);
     let mut ipsec_task = None;
+    let mut ipsec_keys = None;
     // IPsec before the servers and links: an L2TP/IPsec LNS binds its
     // socket to its conn's tun, and an L2TP/IPsec link drives its conn.
     let (mut lowers, bridge) = crate::ipsec::bridge::bridges(&config.ipsec);
@@ -274,7 +275,9 @@ async fn serve(config: Config, socket: PathBuf) -> anyhow::Result<()> {
             shutdown: &ipsec_stop_rx,
             bridge,
         };
-        match crate::ipsec::driver::start(config.ipsec.clone(), ipsec_psks, ctx).await {
+        let (tx, rx) = watch::channel(ipsec_psks);
+        ipsec_keys = Some(tx);
+        match crate::ipsec::driver::start(config.ipsec.clone(), rx, ctx).await {
             Ok(task) => ipsec_task = Some(task),
             Err(e) => {
                 error!("ipsec: refusing to start: {e:#}");
@@ -292,6 +295,7 @@ async fn serve(config: Config, socket: PathBuf) -> anyhow::Result<()> {
         holes: holes.clone(),
         secrets,
         policy,
+        ipsec_keys,
         links: BTreeMap::new(),
         servers: BTreeMap::new(),
         control: ControlContext::new(registry, Arc::default()),
@@ -416,6 +420,9 @@ struct Daemon {
     holes: crate::policy::Holes,
     secrets: SecretsFiles,
     policy: Option<crate::policy::RunningPolicy>,
+    /// The IPsec conns' pre-shared keys, in conn order, as the driver has
+    /// them (`None`: no `[ipsec]`).
+    ipsec_keys: Option<watch::Sender<Vec<tsunagi_crypto::Secret>>>,
     links: BTreeMap<String, Running<LinkStart>>,
     servers: BTreeMap<String, Running<ServerProfile>>,
     control: ControlContext,
@@ -575,6 +582,32 @@ impl Daemon {
                 Err(e) => report
                     .errors
                     .push(format!("{e}; the file's previous contents stay in use")),
+            }
+        }
+        // ipsec.secrets too, for the conns in force (a changed [ipsec] is
+        // not applied, and its keys with it).
+        if let (Some(keys), false) = (
+            &self.ipsec_keys,
+            plan.not_applied.contains(&NotApplied::Ipsec),
+        ) {
+            match crate::ipsec::driver::load_psks(&self.config.ipsec) {
+                Ok(new_keys) => {
+                    let changed = keys
+                        .borrow()
+                        .iter()
+                        .zip(&new_keys)
+                        .filter(|(a, b)| a.expose() != b.expose())
+                        .count();
+                    report
+                        .secrets
+                        .push(format!("ipsec.secrets ({changed} conns' keys changed)"));
+                    if changed > 0 {
+                        let _ = keys.send(new_keys);
+                    }
+                }
+                Err(e) => report
+                    .errors
+                    .push(format!("{e:#}; the IPsec keys in force stay")),
             }
         }
         // New credentials for what starts, before anything stops: a link
