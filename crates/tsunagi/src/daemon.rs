@@ -160,6 +160,11 @@ async fn serve(config: Config, socket: PathBuf) -> anyhow::Result<()> {
         error!("refusing to start: {e}");
         bail!("cannot draw randomness for challenges: {e}");
     }
+    // The audit trail before anything can start a session; an audit_file
+    // that cannot be used safely is a reason not to start, as log_file is.
+    let audit = crate::audit::Audit::open(&config.daemon)
+        .map_err(|e| anyhow::anyhow!("[daemon] audit_file: {e}"))
+        .inspect_err(|e| error!("refusing to start: {e}"))?;
     let guard = AuthGuard::new();
     // Before anything else: a SIGTERM from now on is a clean shutdown.
     let mut sigterm = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
@@ -195,7 +200,7 @@ async fn serve(config: Config, socket: PathBuf) -> anyhow::Result<()> {
             return Err(e).context("cannot open rtnetlink");
         }
     };
-    let registry = Registry::new();
+    let registry = Registry::with_audit(Arc::new(audit));
     let netconf = Netconf::new(netlink);
     info!(
         "tsunagi {} started: config {}, control socket {}, {} links, {} servers, {} ipsec conns",
@@ -298,6 +303,7 @@ async fn serve(config: Config, socket: PathBuf) -> anyhow::Result<()> {
         tasks.push(tokio::spawn(sup.run()));
         links.insert(settings.name.clone(), settings);
     }
+    crate::metrics::spawn(config.daemon.metrics_listen, registry.clone());
     let control = ControlContext::new(registry, Arc::new(links));
     let warnings = control.warnings.clone();
     let server = tokio::spawn(serve_control(listener, control));

@@ -10,8 +10,10 @@
 //! - [`limits`]: what a local user may cost the daemon through the control
 //!   socket (timeouts, rate-limited warnings);
 //! - [`policy`]: `[policy]`, ipf/ipnat rules applied as nftables, ipmon lines;
+//! - [`audit`]: the audit trail's records and sinks (file, syslog);
 //! - [`session`]: one PPP instance's bookkeeping, status and end reason;
 //! - [`registry`]: every profile and every live session;
+//! - [`metrics`]: the Prometheus endpoint, from the registry's `status`;
 //! - [`netconf`]: addresses, routes and hooks, in a task per session;
 //! - [`transport`]: the tasks that carry sessions (the SSH byte stream of a
 //!   site link; many sessions on one packet socket for a server);
@@ -24,6 +26,7 @@
 //! with its own binary `tsunagi-lab`, which runs this crate's binary.
 #![forbid(unsafe_code)]
 
+pub mod audit;
 pub mod auth;
 pub mod cli;
 pub mod config;
@@ -33,6 +36,7 @@ pub mod hooks;
 pub mod ipsec;
 pub mod limits;
 pub mod logging;
+pub mod metrics;
 pub mod netconf;
 pub mod policy;
 pub mod pool;

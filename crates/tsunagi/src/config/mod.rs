@@ -126,6 +126,9 @@ struct RawDaemon {
     log_file: Option<PathBuf>,
     secrets: Option<PathBuf>,
     ipsec_secrets: Option<PathBuf>,
+    audit_file: Option<PathBuf>,
+    audit_syslog: Option<bool>,
+    metrics_listen: Option<std::net::SocketAddr>,
 }
 
 /// The `[daemon]` section.
@@ -139,6 +142,14 @@ pub struct DaemonSettings {
     pub secrets: Option<PathBuf>,
     /// ipsec.secrets for `[ipsec.NAME]` without their own `secrets`.
     pub ipsec_secrets: Option<PathBuf>,
+    /// Where the audit trail's records are appended ([`crate::audit`]);
+    /// `None`: no file.
+    pub audit_file: Option<PathBuf>,
+    /// The audit trail's records also go to syslog (`/dev/log`, which
+    /// journald reads); default true.
+    pub audit_syslog: bool,
+    /// The Prometheus endpoint's address ([`crate::metrics`]); `None`: off.
+    pub metrics_listen: Option<std::net::SocketAddr>,
 }
 
 /// The whole config.
@@ -264,6 +275,9 @@ impl Config {
             log_file: raw.daemon.log_file,
             secrets: raw.daemon.secrets,
             ipsec_secrets: raw.daemon.ipsec_secrets,
+            audit_file: raw.daemon.audit_file,
+            audit_syslog: raw.daemon.audit_syslog.unwrap_or(true),
+            metrics_listen: raw.daemon.metrics_listen,
         };
         let mut links = Vec::with_capacity(raw.link.len());
         let mut tuns: BTreeMap<String, String> = BTreeMap::new();
