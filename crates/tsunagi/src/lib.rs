@@ -19,6 +19,7 @@
 //!   site link; many sessions on one packet socket for a server);
 //! - [`daemon`]: `tsunagi run`: supervisors, the control socket;
 //! - [`probe`]: `tsunagi probe ike`, a one-shot IKEv1 proposal scan;
+//! - [`console`]: `tsunagi console DEVICE`, a serial console like `cu -l`;
 //! - [`cli`]: the subcommands.
 //!
 //! The network-namespace lab that shows and tests the gateway end to end
@@ -30,6 +31,7 @@ pub mod audit;
 pub mod auth;
 pub mod cli;
 pub mod config;
+pub mod console;
 pub mod control;
 pub mod daemon;
 pub mod hooks;
