@@ -280,7 +280,7 @@ impl Audit {
         let n = self.errors.fetch_add(1, Ordering::Relaxed) + 1;
         // The first failure and then one in a hundred: a full disk must
         // not flood the log the failure is reported in.
-        if n == 1 || n % 100 == 0 {
+        if n == 1 || n.is_multiple_of(100) {
             warn!("audit: cannot write a record ({n} failed so far): {what}");
         }
     }

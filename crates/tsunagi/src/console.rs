@@ -137,7 +137,7 @@ pub fn lock(dir: &Path, device: &Path) -> Result<Option<Lock>, String> {
         {
             Ok(mut f) => {
                 // HDB UUCP: the pid as ten columns of ASCII and a newline.
-                let _ = write!(f, "{:>10}\n", std::process::id());
+                let _ = writeln!(f, "{:>10}", std::process::id());
                 return Ok(Some(Lock(path)));
             }
             Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {

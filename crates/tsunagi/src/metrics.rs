@@ -343,7 +343,7 @@ pub fn exposition(
     for s in servers {
         protocols.insert(&s.name, &s.protocol);
     }
-    for (name, _) in ended {
+    for name in ended.keys() {
         protocols.entry(name).or_insert("ppp");
     }
     for s in sessions {
