@@ -580,6 +580,26 @@ tun_offload = true              # default true: TCP super-packets (TSO/GSO on th
     }
 
     #[test]
+    fn audit_and_metrics_settings() {
+        let d = parse("").unwrap().daemon;
+        assert_eq!(
+            (d.audit_file, d.audit_syslog, d.metrics_listen),
+            (None, true, None)
+        );
+        let d = parse("[daemon]\naudit_file = \"/var/log/tsunagi/audit.log\"\naudit_syslog = false\nmetrics_listen = \"127.0.0.1:9469\"\n")
+            .unwrap()
+            .daemon;
+        assert_eq!(
+            d.audit_file.as_deref(),
+            Some(Path::new("/var/log/tsunagi/audit.log"))
+        );
+        assert!(!d.audit_syslog);
+        assert_eq!(d.metrics_listen, Some("127.0.0.1:9469".parse().unwrap()));
+        let e = err("[daemon]\nmetrics_listen = \"localhost\"\n");
+        assert!(e.starts_with("t.toml:2:"), "{e}");
+    }
+
+    #[test]
     fn fcs_key() {
         let base = "[link.x]\nmode = \"direct\"\nallow_users = [\"u\"]\n";
         let c = parse(base).unwrap();
