@@ -249,33 +249,49 @@ fn from() -> String {
         .unwrap_or_else(|| "local".into())
 }
 
-/// A pipe written when a signal asks us to leave.
+/// A pipe written when a signal asks us to leave. Returns once the
+/// handlers are in place: a SIGTERM from then on leaves through the loop
+/// (which restores the terminal) instead of killing us.
 fn signal_pipe() -> io::Result<OwnedFd> {
     let (read, write) = rustix::pipe::pipe_with(rustix::pipe::PipeFlags::CLOEXEC)?;
+    let (ready_tx, ready_rx) = std::sync::mpsc::channel::<io::Result<()>>();
     std::thread::spawn(move || {
-        let Ok(rt) = tokio::runtime::Builder::new_current_thread()
+        let rt = match tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()
-        else {
-            return;
+        {
+            Ok(rt) => rt,
+            Err(e) => {
+                let _ = ready_tx.send(Err(e));
+                return;
+            }
         };
         rt.block_on(async {
             use tokio::signal::unix::{signal, SignalKind};
-            let (Ok(mut term), Ok(mut hup), Ok(mut int)) = (
+            let handlers = (
                 signal(SignalKind::terminate()),
                 signal(SignalKind::hangup()),
                 signal(SignalKind::interrupt()),
-            ) else {
-                return;
+            );
+            let (mut term, mut hup, mut int) = match handlers {
+                (Ok(t), Ok(h), Ok(i)) => (t, h, i),
+                (Err(e), _, _) | (_, Err(e), _) | (_, _, Err(e)) => {
+                    let _ = ready_tx.send(Err(e));
+                    return;
+                }
             };
+            let _ = ready_tx.send(Ok(()));
             tokio::select! {
                 _ = term.recv() => {}
                 _ = hup.recv() => {}
                 _ = int.recv() => {}
             }
+            let _ = rustix::io::write(&write, b"x");
         });
-        let _ = rustix::io::write(&write, b"x");
     });
+    ready_rx
+        .recv()
+        .map_err(|_| io::Error::other("signal thread gone"))??;
     Ok(read)
 }
 

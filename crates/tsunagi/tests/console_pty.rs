@@ -4,6 +4,9 @@
 //! typed reaches the router, `\r~.` leaves with status 0, and the audit
 //! file has the connect and disconnect records with the bytes each way.
 //!
+//! A second test gives the console a terminal (another pty) as stdin: raw
+//! while connected, and put back as it was when a SIGTERM ends it.
+//!
 //! Needs no root: a pty is anyone's. (Without write access to /var/lock
 //! the console only warns that it made no lock file.)
 
@@ -132,6 +135,87 @@ fn console_copies_both_ways_leaves_on_tilde_dot_and_is_audited() {
     // 21 bytes from the router, 11 typed and sent ("admin ~x\r", "~\r").
     assert!(
         lines[1].contains(" bytes_in=21 bytes_out=11 kind=escape"),
+        "{text}"
+    );
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn a_terminal_is_raw_while_connected_and_restored_after_sigterm() {
+    use rustix::termios::{tcgetattr, LocalModes};
+    let dir = std::env::temp_dir().join(format!("tsunagi-console-tty-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir(&dir).unwrap();
+    std::fs::set_permissions(&dir, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    let audit = dir.join("audit.log");
+    let config = dir.join("tsunagi.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[daemon]\naudit_file = \"{}\"\naudit_syslog = false\n",
+            audit.display()
+        ),
+    )
+    .unwrap();
+    let (_line_master, line) = openpty();
+    let (_term_master, term) = openpty();
+    let terminal = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(&term)
+        .unwrap();
+    let cooked = tcgetattr(&terminal).unwrap();
+    assert!(cooked
+        .local_modes
+        .contains(LocalModes::ICANON | LocalModes::ECHO));
+    let mut child = Command::new(BIN)
+        .arg("-c")
+        .arg(&config)
+        .args(["console", &line])
+        .env_remove("SSH_CONNECTION")
+        .stdin(Stdio::from(terminal.try_clone().unwrap()))
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stderr = collect(child.stderr.take().unwrap());
+    wait_for("Connected.", &stderr, b"Connected.");
+    let raw = tcgetattr(&terminal).unwrap();
+    assert!(!raw
+        .local_modes
+        .intersects(LocalModes::ICANON | LocalModes::ECHO | LocalModes::ISIG));
+    rustix::process::kill_process(
+        rustix::process::Pid::from_child(&child),
+        rustix::process::Signal::TERM,
+    )
+    .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let status = loop {
+        if let Some(s) = child.try_wait().unwrap() {
+            break s;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "console did not leave on SIGTERM"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    assert_eq!(status.code(), Some(0));
+    let after = tcgetattr(&terminal).unwrap();
+    assert_eq!(after.local_modes, cooked.local_modes);
+    assert_eq!(after.input_modes, cooked.input_modes);
+    assert_eq!(after.output_modes, cooked.output_modes);
+    let text = std::fs::read_to_string(&audit).unwrap();
+    // From where: the terminal, there being no ssh.
+    assert!(
+        text.lines()
+            .next()
+            .unwrap()
+            .contains(&format!(" from={term} device={line} speed=9600")),
+        "{text}"
+    );
+    assert!(
+        text.lines().nth(1).unwrap().contains(" kind=signal"),
         "{text}"
     );
     std::fs::remove_dir_all(&dir).unwrap();
