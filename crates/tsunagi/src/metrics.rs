@@ -26,7 +26,7 @@ use tokio::sync::Semaphore;
 use tracing::{debug, error, info, warn};
 
 use crate::control::{Counters, Response};
-use crate::registry::{Ended, Registry};
+use crate::registry::{add_counters, Ended, Registry};
 
 /// The largest request head read (request line and headers).
 pub const MAX_REQUEST: usize = 8192;
@@ -296,19 +296,6 @@ fn error_kinds(c: &Counters) -> [(&'static str, u64); 6] {
     ]
 }
 
-fn add(sum: &mut Counters, c: &Counters) {
-    sum.rx_packets += c.rx_packets;
-    sum.rx_bytes += c.rx_bytes;
-    sum.tx_packets += c.tx_packets;
-    sum.tx_bytes += c.tx_bytes;
-    sum.rx_bad_fcs += c.rx_bad_fcs;
-    sum.rx_malformed += c.rx_malformed;
-    sum.rx_unknown_protocol += c.rx_unknown_protocol;
-    sum.rx_bad_control += c.rx_bad_control;
-    sum.rx_control_dropped += c.rx_control_dropped;
-    sum.tx_control_dropped += c.tx_control_dropped;
-}
-
 /// The protocol a site link's mode means.
 fn link_protocol(mode: &str) -> &str {
     match mode {
@@ -370,7 +357,7 @@ pub fn exposition(
             .entry(protocols.get(s.profile.as_str()).copied().unwrap_or("ppp"))
             .or_default() += 1;
         if !recent.contains(&s.id) {
-            add(totals.entry(&s.profile).or_default(), &s.counters);
+            add_counters(totals.entry(&s.profile).or_default(), &s.counters);
         }
     }
     for (profile, c) in &totals {

@@ -363,7 +363,7 @@ impl Registry {
 }
 
 /// Adds `c` to `sum`, field by field.
-fn add_counters(sum: &mut Counters, c: &Counters) {
+pub fn add_counters(sum: &mut Counters, c: &Counters) {
     sum.rx_packets += c.rx_packets;
     sum.rx_bytes += c.rx_bytes;
     sum.tx_packets += c.tx_packets;

@@ -7,7 +7,10 @@
 //! are current), the authentication and CCP outcomes (logged, shown, fed to
 //! the failure limiter: [`SessionInfo::auth_event`]), and how a session
 //! ended ([`EndReason`]: an enum, for the log, `status`, the `direct`
-//! caller's exit status, and later the audit trail and metrics).
+//! caller's exit status, the audit trail and the metrics, which take its
+//! [`EndReason::kind`]), and the session's audit records
+//! ([`SessionInfo::ipv4_up`] writes the start, [`SessionInfo::audit_end`]
+//! the end).
 
 use std::fmt;
 use std::net::{Ipv4Addr, Ipv6Addr};
