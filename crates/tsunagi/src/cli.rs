@@ -2,6 +2,8 @@
 //!
 //! `tsunagi [-c CONFIG] [-S SOCKET] run | check | direct PROFILE | status [--json] | dial NAME | hangup NAME | kick SESSION | reload | capture LINK -w FILE [--count N] | log [-f] [-n N]`
 //!
+//! `tsunagi console DEVICE [-s SPEED]`: a serial console (see [`crate::console`]).
+//!
 //! `tsunagi probe ike HOST [--port 500] [--proposals LIST] [--timeout S]`
 //! needs neither config nor daemon (see [`crate::probe`]).
 //!
@@ -102,6 +104,15 @@ pub enum Command {
         /// What to do with them.
         #[command(subcommand)]
         action: PolicyAction,
+    },
+    /// A serial console on DEVICE, like `cu -l` (leave with `~.` or `~^D`
+    /// at the start of a line); connect and disconnect are audit records.
+    Console {
+        /// The serial line (`/dev/ttyUSB0`).
+        device: PathBuf,
+        /// Its speed in bits per second (8N1).
+        #[arg(short = 's', long = "speed", default_value_t = crate::console::DEFAULT_SPEED)]
+        speed: u32,
     },
     /// Ask a remote peer what it accepts (no config, no daemon).
     Probe {
@@ -315,6 +326,7 @@ pub fn run(cli: Cli) -> i32 {
         Command::Probe {
             target: ProbeTarget::Ike(args),
         } => crate::probe::ike(&args),
+        Command::Console { device, speed } => crate::console::main(&device, speed, &config_path),
     }
 }
 

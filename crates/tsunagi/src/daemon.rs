@@ -206,6 +206,11 @@ async fn serve(config: Config, socket: PathBuf) -> anyhow::Result<()> {
         error!("refusing to start: {e}");
         bail!("cannot draw randomness for challenges: {e}");
     }
+    // The audit trail before anything can start a session; an audit_file
+    // that cannot be used safely is a reason not to start, as log_file is.
+    let audit = crate::audit::Audit::open(&config.daemon)
+        .map_err(|e| anyhow::anyhow!("[daemon] audit_file: {e}"))
+        .inspect_err(|e| error!("refusing to start: {e}"))?;
     let guard = AuthGuard::new();
     // Before anything else: a SIGTERM from now on is a clean shutdown, a
     // SIGHUP a reload.
@@ -243,7 +248,7 @@ async fn serve(config: Config, socket: PathBuf) -> anyhow::Result<()> {
             return Err(e).context("cannot open rtnetlink");
         }
     };
-    let registry = Registry::new();
+    let registry = Registry::with_audit(Arc::new(audit));
     let netconf = Netconf::new(netlink);
     info!(
         "tsunagi {} started: config {}, control socket {}, {} links, {} servers, {} ipsec conns",
@@ -340,6 +345,7 @@ async fn serve(config: Config, socket: PathBuf) -> anyhow::Result<()> {
     let (reload_tx, mut reload_rx) = mpsc::channel(4);
     daemon.control = daemon.control.clone().with_reload(reload_tx);
     daemon.publish_links();
+    crate::metrics::spawn(config.daemon.metrics_listen, daemon.registry.clone());
     let control = daemon.control.clone();
     let warnings = control.warnings.clone();
     let server = tokio::spawn(serve_control(listener, control));
@@ -745,8 +751,12 @@ impl Daemon {
         for n in &report.not_applied {
             match n {
                 NotApplied::DaemonKey(_) => {
-                    kept.daemon.control_socket = self.config.daemon.control_socket.clone();
-                    kept.daemon.log_file = self.config.daemon.log_file.clone();
+                    let old = &self.config.daemon;
+                    kept.daemon.control_socket = old.control_socket.clone();
+                    kept.daemon.log_file = old.log_file.clone();
+                    kept.daemon.audit_file = old.audit_file.clone();
+                    kept.daemon.audit_syslog = old.audit_syslog;
+                    kept.daemon.metrics_listen = old.metrics_listen;
                 }
                 NotApplied::IpsecProfile(section) => {
                     keep_section(&mut kept, &self.config, section);

@@ -12,13 +12,16 @@
 //! - [`limits`]: what a local user may cost the daemon through the control
 //!   socket (timeouts, rate-limited warnings);
 //! - [`policy`]: `[policy]`, ipf/ipnat rules applied as nftables, ipmon lines;
+//! - [`audit`]: the audit trail's records and sinks (file, syslog);
 //! - [`session`]: one PPP instance's bookkeeping, status and end reason;
 //! - [`registry`]: every profile and every live session;
+//! - [`metrics`]: the Prometheus endpoint, from the registry's `status`;
 //! - [`netconf`]: addresses, routes and hooks, in a task per session;
 //! - [`transport`]: the tasks that carry sessions (the SSH byte stream of a
 //!   site link; many sessions on one packet socket for a server);
 //! - [`daemon`]: `tsunagi run`: supervisors, the control socket;
 //! - [`probe`]: `tsunagi probe ike`, a one-shot IKEv1 proposal scan;
+//! - [`console`]: `tsunagi console DEVICE`, a serial console like `cu -l`;
 //! - [`cli`]: the subcommands.
 //!
 //! The network-namespace lab that shows and tests the gateway end to end
@@ -26,10 +29,12 @@
 //! with its own binary `tsunagi-lab`, which runs this crate's binary.
 #![forbid(unsafe_code)]
 
+pub mod audit;
 pub mod auth;
 pub mod capture;
 pub mod cli;
 pub mod config;
+pub mod console;
 pub mod control;
 pub mod daemon;
 pub mod hooks;
@@ -37,6 +42,7 @@ pub mod ipsec;
 pub mod limits;
 pub mod live_log;
 pub mod logging;
+pub mod metrics;
 pub mod netconf;
 pub mod policy;
 pub mod pool;

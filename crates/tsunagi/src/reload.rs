@@ -13,7 +13,8 @@
 //! connection tracking, hence NAT mappings and kept state, stays).
 //!
 //! What a running daemon cannot take over is reported, and left as it was:
-//! `[daemon]`'s control socket and log file, the `[ipsec]` sections, and
+//! `[daemon]`'s control socket, log file, audit sinks and metrics address,
+//! the `[ipsec]` sections, and
 //! the L2TP/IPsec profiles bound to them (their conn's handles are made
 //! once, at start). Those need a restart, and the answer says so.
 
@@ -123,6 +124,15 @@ impl ReloadPlan {
         }
         if old.daemon.log_file != new.daemon.log_file {
             not_applied.push(NotApplied::DaemonKey("log_file"));
+        }
+        if old.daemon.audit_file != new.daemon.audit_file {
+            not_applied.push(NotApplied::DaemonKey("audit_file"));
+        }
+        if old.daemon.audit_syslog != new.daemon.audit_syslog {
+            not_applied.push(NotApplied::DaemonKey("audit_syslog"));
+        }
+        if old.daemon.metrics_listen != new.daemon.metrics_listen {
+            not_applied.push(NotApplied::DaemonKey("metrics_listen"));
         }
         if old.ipsec != new.ipsec {
             not_applied.push(NotApplied::Ipsec);

@@ -127,6 +127,9 @@ struct RawDaemon {
     log_file: Option<PathBuf>,
     secrets: Option<PathBuf>,
     ipsec_secrets: Option<PathBuf>,
+    audit_file: Option<PathBuf>,
+    audit_syslog: Option<bool>,
+    metrics_listen: Option<std::net::SocketAddr>,
 }
 
 /// The `[daemon]` section.
@@ -140,6 +143,14 @@ pub struct DaemonSettings {
     pub secrets: Option<PathBuf>,
     /// ipsec.secrets for `[ipsec.NAME]` without their own `secrets`.
     pub ipsec_secrets: Option<PathBuf>,
+    /// Where the audit trail's records are appended ([`crate::audit`]);
+    /// `None`: no file.
+    pub audit_file: Option<PathBuf>,
+    /// The audit trail's records also go to syslog (`/dev/log`, which
+    /// journald reads); default true.
+    pub audit_syslog: bool,
+    /// The Prometheus endpoint's address ([`crate::metrics`]); `None`: off.
+    pub metrics_listen: Option<std::net::SocketAddr>,
 }
 
 /// The whole config.
@@ -265,6 +276,9 @@ impl Config {
             log_file: raw.daemon.log_file,
             secrets: raw.daemon.secrets,
             ipsec_secrets: raw.daemon.ipsec_secrets,
+            audit_file: raw.daemon.audit_file,
+            audit_syslog: raw.daemon.audit_syslog.unwrap_or(true),
+            metrics_listen: raw.daemon.metrics_listen,
         };
         let mut links = Vec::with_capacity(raw.link.len());
         let mut tuns: BTreeMap<String, String> = BTreeMap::new();
@@ -584,6 +598,26 @@ tun_offload = true              # default true: TCP super-packets (TSO/GSO on th
         assert_eq!(l.restart, Duration::from_secs(3));
         assert_eq!(c.daemon.control_socket, Path::new(DEFAULT_CONTROL_SOCKET));
         assert_eq!(parse("").unwrap().links.len(), 0);
+    }
+
+    #[test]
+    fn audit_and_metrics_settings() {
+        let d = parse("").unwrap().daemon;
+        assert_eq!(
+            (d.audit_file, d.audit_syslog, d.metrics_listen),
+            (None, true, None)
+        );
+        let d = parse("[daemon]\naudit_file = \"/var/log/tsunagi/audit.log\"\naudit_syslog = false\nmetrics_listen = \"127.0.0.1:9469\"\n")
+            .unwrap()
+            .daemon;
+        assert_eq!(
+            d.audit_file.as_deref(),
+            Some(Path::new("/var/log/tsunagi/audit.log"))
+        );
+        assert!(!d.audit_syslog);
+        assert_eq!(d.metrics_listen, Some("127.0.0.1:9469".parse().unwrap()));
+        let e = err("[daemon]\nmetrics_listen = \"localhost\"\n");
+        assert!(e.starts_with("t.toml:2:"), "{e}");
     }
 
     #[test]

@@ -522,7 +522,8 @@ impl<P: PacketPort, D: PacketDevice> Server<P, D> {
         let id = self.registry.open_session(&name);
         let log_name = format!("{name}[{id}]");
         let ifname = self.device.interface().unwrap_or("-").to_string();
-        let mut info = SessionInfo::new(id, &name, log_name.clone(), source, &ifname);
+        let mut info = SessionInfo::new(id, &name, log_name.clone(), source, &ifname)
+            .audited(self.registry.audit(), self.settings.tty);
         info.outer_peer = outer;
         let mut config = self.settings.link.clone();
         config.name = log_name.clone();
@@ -598,7 +599,7 @@ impl<P: PacketPort, D: PacketDevice> Server<P, D> {
                 }
                 Event::Ipv4Up { local, peer, dns } => {
                     s.max_send = usize::from(s.link.status().peer_mru);
-                    s.info.ipv4(true);
+                    s.info.ipv4_up(local, peer);
                     if let Some(old) = s.routed.replace(peer) {
                         self.by_inner.remove(&old);
                     }
@@ -661,7 +662,8 @@ impl<P: PacketPort, D: PacketDevice> Server<P, D> {
         }
         self.port.closed(&s.key, &reason);
         info!("{}: session ended: {reason}", s.info.log_name);
-        self.registry.close_session(id, &reason);
+        let counters = crate::control::Counters::from(s.link.stats());
+        self.registry.end_session(&s.info, &reason, Some(counters));
         let netconf = s.netconf;
         tokio::spawn(netconf.finish());
     }

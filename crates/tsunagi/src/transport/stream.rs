@@ -54,7 +54,7 @@ use tsunagi_ppp::stream::StreamLink;
 use crate::auth::{AuthGuard, AuthSource, Credentials};
 use crate::capture::{Direction, Tap};
 use crate::config::LinkSettings;
-use crate::control::Response;
+use crate::control::{Counters, Response};
 use crate::netconf::{Change, Netconf, SessionNet, SessionNetconf};
 use crate::registry::{Command, Registry};
 use crate::session::{phase_name, random_seed, EndReason, SessionEnd, SessionInfo};
@@ -266,7 +266,8 @@ pub async fn run_session(ctx: SessionCtx<'_>, stream: Stream) -> SessionEnd {
         }
     }
     let id = ctx.registry.open_session(name);
-    let info = SessionInfo::new(id, name, name.to_string(), ctx.source.clone(), tun.name());
+    let info = SessionInfo::new(id, name, name.to_string(), ctx.source.clone(), tun.name())
+        .audited(ctx.registry.audit(), ctx.tty);
     let netconf = ctx.netconf.open(SessionNet::site(
         ctx.settings,
         tun.name(),
@@ -288,13 +289,17 @@ pub async fn run_session(ctx: SessionCtx<'_>, stream: Stream) -> SessionEnd {
     };
     let end = session.run(stream).await;
     let Session {
-        ctx, netconf, tun, ..
+        ctx,
+        netconf,
+        tun,
+        info,
+        ..
     } = session;
     // Addresses, routes and ip-down before the tun goes: dropping it
     // removes the device and what remains of its routes.
     netconf.finish().await;
     drop(tun);
-    ctx.registry.close_session(id, &end.reason);
+    ctx.registry.end_session(&info, &end.reason, None);
     end
 }
 
@@ -405,6 +410,7 @@ impl Session<'_> {
                         Some((false, _)) => EndReason::Shutdown,
                         None => end.clone(),
                     };
+                    self.info.final_counters = Some(Counters::from(link.stats()));
                     return SessionEnd {
                         reason,
                         up_for: self.info.up_for(),

@@ -115,7 +115,9 @@ pub async fn run_session(ctx: SessionCtx<'_>, server: Ipv4Addr) -> SessionEnd {
             .map_or_else(|_| "?".to_string(), |a| a.to_string())
     );
     let id = ctx.registry.open_session(&name);
-    let info = SessionInfo::new(id, &name, name.clone(), ctx.source.clone(), tun.name());
+    let mut info = SessionInfo::new(id, &name, name.clone(), ctx.source.clone(), tun.name())
+        .audited(ctx.registry.audit(), "pptp");
+    info.from = Some(peer.to_string());
     let netconf = ctx.netconf.open(SessionNet::site(
         ctx.settings,
         tun.name(),
@@ -153,11 +155,16 @@ pub async fn run_session(ctx: SessionCtx<'_>, server: Ipv4Addr) -> SessionEnd {
         ctx,
         netconf,
         tun_path,
+        info,
+        link,
         ..
     } = client;
     netconf.finish().await;
     drop(tun_path);
-    ctx.registry.close_session(id, &end.reason);
+    let counters = link
+        .as_ref()
+        .map(|l| crate::control::Counters::from(l.stats()));
+    ctx.registry.end_session(&info, &end.reason, counters);
     end
 }
 
