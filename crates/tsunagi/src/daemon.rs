@@ -689,10 +689,12 @@ impl Daemon {
             .into_iter()
             .filter_map(|n| self.servers.remove(&n).map(|r| (n, r)))
             .collect();
-        for (_, r) in &stopping_links {
+        for (name, r) in &stopping_links {
+            self.registry.stopping(name, EndReason::Reconfigured);
             r.stop();
         }
-        for (_, r) in &stopping_servers {
+        for (name, r) in &stopping_servers {
+            self.registry.stopping(name, EndReason::Reconfigured);
             r.stop();
         }
         for (name, r) in stopping_links {
@@ -1464,8 +1466,9 @@ impl Supervisor {
                 s.redials = sessions - 1;
             });
             let end = self.dial_once().await;
-            info!("{name}: session ended: {}", end.reason);
-            self.set_status(|s| s.last_down = Some(end.reason.to_string()));
+            let why = self.registry.end_reason(&name, &end.reason);
+            info!("{name}: session ended: {why}");
+            self.set_status(|s| s.last_down = Some(why.to_string()));
             if end.reason == EndReason::Shutdown || *self.shutdown.borrow() {
                 return;
             }
@@ -1680,11 +1683,12 @@ impl Supervisor {
                     stream::run_session(ctx, stream).await
                 }
             };
-            info!("{name}: session ended: {}", end.reason);
-            self.set_status(|s| s.last_down = Some(end.reason.to_string()));
+            let why = self.registry.end_reason(&name, &end.reason);
+            info!("{name}: session ended: {why}");
+            self.set_status(|s| s.last_down = Some(why.to_string()));
             let _ = attach.reply.send(Response::Ended {
-                reason: end.reason.to_string(),
-                exit_code: end.reason.exit_code(),
+                reason: why.to_string(),
+                exit_code: why.exit_code(),
             });
             if end.reason == EndReason::Shutdown || *self.shutdown.borrow() {
                 return;

@@ -131,6 +131,9 @@ struct Inner {
     /// The last sessions ended, newest last: a metrics scrape that saw one
     /// in `status` and in `ended` counts it once.
     recently_ended: std::collections::VecDeque<u64>,
+    /// Profiles being stopped for a reason other than the daemon's
+    /// shutdown (a reload): what their sessions' ends are put down to.
+    stopping: BTreeMap<String, EndReason>,
 }
 
 /// How many ended session ids [`Registry::ended`] remembers.
@@ -177,6 +180,7 @@ impl Registry {
     /// (else the ones `info` kept): its audit record, its counters added
     /// to its profile's, then [`Registry::close_session`].
     pub fn end_session(&self, info: &SessionInfo, reason: &EndReason, counters: Option<Counters>) {
+        let reason = &self.end_reason(&info.profile, reason);
         let counters = counters.or_else(|| info.final_counters.clone());
         info.audit_end(reason, counters.clone());
         if let Some(c) = counters {
@@ -219,7 +223,8 @@ impl Registry {
         commands: mpsc::Sender<Command>,
         state: ProfileState,
     ) {
-        self.lock().profiles.insert(
+        let mut inner = self.lock();
+        inner.profiles.insert(
             name.to_string(),
             Profile {
                 kind,
@@ -229,12 +234,33 @@ impl Registry {
                 tap: ProfileTap::default(),
             },
         );
+        // Started (again): no longer being stopped.
+        inner.stopping.remove(name);
     }
 
     /// Forgets a profile the config no longer has (`tsunagi reload`), once
     /// its owner has stopped.
     pub fn remove_profile(&self, name: &str) {
-        self.lock().profiles.remove(name);
+        let mut inner = self.lock();
+        inner.profiles.remove(name);
+        inner.stopping.remove(name);
+    }
+
+    /// The daemon is about to stop `profile` for `why` (a reload), not for
+    /// its own shutdown: the sessions it ends are put down to `why`.
+    pub fn stopping(&self, profile: &str, why: EndReason) {
+        self.lock().stopping.insert(profile.to_string(), why);
+    }
+
+    /// Why a session of `profile` that its transport says ended for
+    /// `reason` really ended: a transport told to stop says
+    /// [`EndReason::Shutdown`], which a reload's stop turns into its own
+    /// reason ([`Registry::stopping`]).
+    pub fn end_reason(&self, profile: &str, reason: &EndReason) -> EndReason {
+        match (reason, self.lock().stopping.get(profile)) {
+            (EndReason::Shutdown, Some(why)) => why.clone(),
+            _ => reason.clone(),
+        }
     }
 
     /// The profile's capture point, for its transport and `capture`;

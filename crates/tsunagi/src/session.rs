@@ -44,6 +44,9 @@ pub enum EndReason {
     Hangup,
     /// The daemon is stopping.
     Shutdown,
+    /// `tsunagi reload` (or SIGHUP) stopped the session's link or server:
+    /// its settings changed, or it left the config.
+    Reconfigured,
     /// The peer sent LCP Terminate-Request, with its text.
     PeerTerminated(String),
     /// We closed the link for a reason of our own (a tun that failed) and
@@ -100,6 +103,7 @@ impl EndReason {
         match self {
             EndReason::Hangup => "hangup",
             EndReason::Shutdown => "shutdown",
+            EndReason::Reconfigured => "reconfigured",
             EndReason::PeerTerminated(_) => "peer-terminated",
             EndReason::ClosedByUs => "closed-by-us",
             EndReason::EchoTimeout => "echo-timeout",
@@ -142,6 +146,7 @@ impl EndReason {
         match self {
             EndReason::Hangup
             | EndReason::Shutdown
+            | EndReason::Reconfigured
             | EndReason::PeerTerminated(_)
             | EndReason::ClosedByUs => EXIT_NORMAL,
             EndReason::AuthFailed { .. }
@@ -192,6 +197,7 @@ impl fmt::Display for EndReason {
         match self {
             EndReason::Hangup => f.write_str("administrative hangup"),
             EndReason::Shutdown => f.write_str("daemon shutdown"),
+            EndReason::Reconfigured => f.write_str("reconfigured by a reload"),
             EndReason::PeerTerminated(text) if text.is_empty() => f.write_str("peer terminated"),
             EndReason::PeerTerminated(text) => write!(f, "peer terminated: {text}"),
             EndReason::ClosedByUs => f.write_str("closed by us"),

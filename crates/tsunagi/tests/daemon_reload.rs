@@ -133,8 +133,14 @@ fn reload_restarts_only_what_changed_and_rereads_secrets() {
         )
     };
     let l2_extra = format!("source_routes = [\"{borrowed}\"]\n");
-    let b_two =
-        |l1_extra: &str| b_link("l1", 1, "p1", l1_extra) + &b_link("l2", 2, "p2", &l2_extra);
+    // [daemon] keys first (Side::config writes the section's header).
+    let b_daemon = format!(
+        "audit_file = \"{}\"\naudit_syslog = false\n",
+        dir.join("b-audit.log").display()
+    );
+    let b_two = |l1_extra: &str| {
+        b_daemon.clone() + &b_link("l1", 1, "p1", l1_extra) + &b_link("l2", 2, "p2", &l2_extra)
+    };
     guard.sides[0].start(&a_two);
     guard.sides[1].start(&b_two("echo_interval = 10\n"));
     let (a, b) = (&guard.sides[0], &guard.sides[1]);
@@ -182,6 +188,18 @@ fn reload_restarts_only_what_changed_and_rereads_secrets() {
     assert_eq!(session_of(a, "p2"), Some(a2), "p2 was reconnected on A");
     assert!(session_of(a, "p1").is_some_and(|id| id != a1));
     assert!(ping(b, &format!("10.241.{o}.1")));
+    // Its end is put down to the reload, in the log and the audit trail.
+    let log_b = b.log();
+    assert!(
+        log_b.contains("l1: session ended: reconfigured by a reload"),
+        "{log_b}"
+    );
+    let audit = std::fs::read_to_string(dir.join("b-audit.log")).unwrap();
+    let end = audit
+        .lines()
+        .find(|l| l.contains("session-end") && l.contains("profile=l1"))
+        .unwrap_or_else(|| panic!("no end record for l1:\n{audit}"));
+    assert!(end.contains("kind=reconfigured"), "{end}");
 
     // A non-root caller may not reload.
     let nobody = std::process::Command::new("setpriv")
@@ -240,7 +258,7 @@ fn reload_restarts_only_what_changed_and_rereads_secrets() {
     wait_for(Duration::from_secs(10), "A reloaded with p3", || {
         a.log().contains("link.p3 added")
     });
-    b.config(&(a3 + &b_two("echo_interval = 5\n")));
+    b.config(&b_two("echo_interval = 5\n").replacen("[link.l1]", &(a3 + "[link.l1]"), 1));
     let out = b.cli(&["reload"]);
     let said = String::from_utf8_lossy(&out.stdout);
     assert!(
