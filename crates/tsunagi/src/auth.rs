@@ -277,6 +277,9 @@ pub enum AuthSource {
     Direct {
         /// The ssh client address it claims, if any.
         ssh_client: Option<String>,
+        /// The ssh client port it claims with the address (the audit
+        /// trail's `from`; not a key of the limiter).
+        ssh_port: Option<u16>,
         /// Its uid (`SO_PEERCRED`).
         uid: u32,
     },
@@ -315,6 +318,7 @@ impl fmt::Display for AuthSource {
             AuthSource::Direct {
                 ssh_client: None,
                 uid,
+                ..
             } => write!(f, "uid {uid}"),
             AuthSource::Peer(peer)
             | AuthSource::Direct {
@@ -418,6 +422,30 @@ fn longest(holds: impl Iterator<Item = Hold>) -> Option<Hold> {
         Some(best) if best.wait >= hold.wait => Some(best),
         _ => Some(hold),
     })
+}
+
+impl AuthSource {
+    /// Where the peer is with its port, when known: a direct caller's
+    /// claimed `SSH_CONNECTION` address and port (`[v6]:port` for IPv6).
+    pub fn address_and_port(&self) -> Option<String> {
+        match self {
+            AuthSource::Direct {
+                ssh_client: Some(a),
+                ssh_port: Some(p),
+                ..
+            } => Some(match a.parse::<std::net::IpAddr>() {
+                Ok(ip) => std::net::SocketAddr::new(ip, *p).to_string(),
+                Err(_) => format!("{a}:{p}"),
+            }),
+            _ => None,
+        }
+    }
+}
+
+/// The client port of an `SSH_CONNECTION` value ("client port server
+/// port"), or `None` if it does not look like one.
+pub fn ssh_client_port(ssh_connection: &str) -> Option<u16> {
+    ssh_connection.split_whitespace().nth(1)?.parse().ok()
 }
 
 /// The address part of an `SSH_CONNECTION` value ("client port server
@@ -554,6 +582,7 @@ mod tests {
         let t = Instant::now();
         let claim = |n: u32| AuthSource::Direct {
             ssh_client: Some(format!("192.0.2.{n}")),
+            ssh_port: Some(50000 + n as u16),
             uid: 1000,
         };
         assert_eq!(g.failed(t, &claim(1)), None);
@@ -561,15 +590,23 @@ mod tests {
         assert_eq!(g.hold_for(t, &claim(3)), hold(AuthKey::Uid(1000), 2));
         let other = AuthSource::Direct {
             ssh_client: Some("192.0.2.3".into()),
+            ssh_port: None,
             uid: 1001,
         };
         assert_eq!(g.hold_for(t, &other), None);
         // No address claimed: the uid alone.
         let bare = AuthSource::Direct {
             ssh_client: None,
+            ssh_port: None,
             uid: 1000,
         };
         assert_eq!(bare.to_string(), "uid 1000");
+        assert_eq!(bare.address_and_port(), None);
+        assert_eq!(
+            claim(7).address_and_port().as_deref(),
+            Some("192.0.2.7:50007")
+        );
+        assert_eq!(claim(7).to_string(), "192.0.2.7");
         assert_eq!(g.hold_for(t, &bare), hold(AuthKey::Uid(1000), 2));
         // The same address again: both keys held, the address named on a
         // tie; the longer hold wins otherwise.
@@ -599,6 +636,9 @@ mod tests {
             Some("2001:db8::1")
         );
         assert_eq!(ssh_client_address("garbage here"), None);
+        assert_eq!(ssh_client_port("192.0.2.1 51234 192.0.2.2 22"), Some(51234));
+        assert_eq!(ssh_client_port("192.0.2.1 x 192.0.2.2 22"), None);
+        assert_eq!(ssh_client_port(""), None);
         assert_eq!(ssh_client_address(""), None);
     }
 }

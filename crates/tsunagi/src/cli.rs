@@ -367,12 +367,17 @@ fn direct(socket: &Path, profile: String) -> i32 {
     let stdout = std::io::stdout();
     // sshd sets SSH_CONNECTION for the login that runs us: the address
     // an authentication failure is blamed on.
-    let ssh_client = std::env::var("SSH_CONNECTION")
-        .ok()
-        .and_then(|v| crate::auth::ssh_client_address(&v));
+    let ssh_connection = std::env::var("SSH_CONNECTION").ok();
+    let ssh_client = ssh_connection
+        .as_deref()
+        .and_then(crate::auth::ssh_client_address);
+    let ssh_client_port = ssh_connection
+        .as_deref()
+        .and_then(crate::auth::ssh_client_port);
     let request = Request::Direct {
         profile: profile.clone(),
         ssh_client,
+        ssh_client_port,
     };
     match control::call(socket, &request, &[stdin.as_fd(), stdout.as_fd()]) {
         Ok(Response::Ended { reason, exit_code }) => {

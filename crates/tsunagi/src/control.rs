@@ -21,7 +21,7 @@
 //! | `{"v":1,"op":"hangup","link":"labs"}` | root | `{"v":1,"result":"done","message":"..."}` |
 //! | `{"v":1,"op":"kick","session":7}` | root | `{"v":1,"result":"done","message":"..."}` |
 //! | `{"v":1,"op":"reload"}` | root | `{"v":1,"result":"done","message":"reload: link.labs changed; ..."}` (`refused` when the config does not load: nothing changed) |
-//! | `{"v":1,"op":"direct","profile":"home","ssh_client":"192.0.2.1"}` + 2 fds | `allow_users` | `{"v":1,"result":"ended","reason":"...","exit_code":N}` when the link ends |
+//! | `{"v":1,"op":"direct","profile":"home","ssh_client":"192.0.2.1","ssh_client_port":50022}` + 2 fds | `allow_users` | `{"v":1,"result":"ended","reason":"...","exit_code":N}` when the link ends |
 //! | `{"v":1,"op":"capture","link":"labs","count":N}` + 1 fd | root | `{"v":1,"result":"done","message":"... N packets written, M dropped"}` when the capture ends |
 //! | `{"v":1,"op":"log","follow":true,"lines":N}` | root | a stream of `{"v":1,"result":"log","line":"..."}` (and `{"v":1,"result":"dropped","lines":N}`) |
 //!
@@ -117,6 +117,10 @@ pub enum Request {
         /// also counts by uid.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         ssh_client: Option<String>,
+        /// The ssh client's port from `SSH_CONNECTION`, for the audit
+        /// trail's `from` (claimed as the address is).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        ssh_client_port: Option<u16>,
     },
     /// Write a profile's packets as pcap to the fd attached to this message.
     Capture {
@@ -838,10 +842,12 @@ mod tests {
             Request::Direct {
                 profile: "home".into(),
                 ssh_client: None,
+                ssh_client_port: None,
             },
             Request::Direct {
                 profile: "home".into(),
                 ssh_client: Some("192.0.2.1".into()),
+                ssh_client_port: None,
             },
             Request::Capture {
                 link: "labs".into(),
@@ -860,6 +866,7 @@ mod tests {
             Request::Direct {
                 profile: "p".into(),
                 ssh_client: None,
+                ssh_client_port: None,
             }
             .to_line(),
             "{\"op\":\"direct\",\"profile\":\"p\",\"v\":1}\n"
@@ -1039,6 +1046,7 @@ mod tests {
         let request = Request::Direct {
             profile: "p".repeat(4 << 20),
             ssh_client: None,
+            ssh_client_port: None,
         };
         let answer = tokio::task::spawn_blocking(move || call(&path, &request, &[]));
         assert_eq!(answer.await.unwrap().unwrap(), refusal);
@@ -1070,6 +1078,7 @@ mod tests {
                 &Request::Direct {
                     profile: "x".into(),
                     ssh_client: None,
+                    ssh_client_port: None,
                 },
                 &[w.as_fd(), w.as_fd()],
             )
@@ -1089,6 +1098,7 @@ mod tests {
             Request::Direct {
                 profile: "x".into(),
                 ssh_client: None,
+                ssh_client_port: None,
             }
         );
         drop(w);

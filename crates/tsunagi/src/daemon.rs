@@ -1212,6 +1212,7 @@ async fn dispatch(
         Request::Direct {
             profile,
             ssh_client,
+            ssh_client_port,
         } => {
             let verdict = check_direct(&control.links(), uid, &profile, fds.len());
             if let Err(why) = verdict {
@@ -1239,6 +1240,7 @@ async fn dispatch(
                 uid,
                 pid,
                 ssh_client,
+                ssh_client_port,
                 reply: tx,
             };
             if commands.send(Command::Attach(attach)).await.is_err() {
@@ -1643,6 +1645,7 @@ impl Supervisor {
             // Either one held off refuses the stream, naming which.
             let source = AuthSource::Direct {
                 ssh_client: attach.ssh_client.clone(),
+                ssh_port: attach.ssh_client_port,
                 uid: attach.uid,
             };
             if let Some(hold) = self.guard.hold_for(Instant::now(), &source) {

@@ -58,6 +58,8 @@ pub struct Attach {
     pub pid: i32,
     /// The ssh client address the caller reported (`SSH_CONNECTION`).
     pub ssh_client: Option<String>,
+    /// And its port.
+    pub ssh_client_port: Option<u16>,
     /// Where the final answer goes.
     pub reply: oneshot::Sender<Response>,
 }

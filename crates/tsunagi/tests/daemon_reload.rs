@@ -116,7 +116,11 @@ fn reload_restarts_only_what_changed_and_rereads_secrets() {
             "[link.{name}]\nmode = \"direct\"\ntun = \"tra{n}{pid}\"\nlocal = \"10.24{n}.{o}.1\"\nremote = \"10.24{n}.{o}.2\"\nipv6cp = false\nallow_users = [\"root\"]\n{extra}\n"
         )
     };
-    let a_two = a_profile("p1", 1, "") + &a_profile("p2", 2, "");
+    let a_daemon = format!(
+        "audit_file = \"{}\"\naudit_syslog = false\n",
+        dir.join("a-audit.log").display()
+    );
+    let a_two = a_daemon + &a_profile("p1", 1, "") + &a_profile("p2", 2, "");
     let a_three = a_two.clone()
         + &a_profile(
             "p3",
@@ -128,7 +132,7 @@ fn reload_restarts_only_what_changed_and_rereads_secrets() {
         );
     let b_link = |name: &str, n: u32, to: &str, extra: &str| {
         format!(
-            "[link.{name}]\nmode = \"dial\"\ndevice = \"{BIN} -S {sock} direct {to}\"\ntun = \"trb{n}{pid}\"\nipv6cp = false\nredial_min = 1\nredial_max = 2\n{extra}\n",
+            "[link.{name}]\nmode = \"dial\"\ndevice = \"SSH_CONNECTION='192.0.2.{n} 5002{n} 192.0.2.200 22' {BIN} -S {sock} direct {to}\"\ntun = \"trb{n}{pid}\"\nipv6cp = false\nredial_min = 1\nredial_max = 2\n{extra}\n",
             sock = sock_a.display()
         )
     };
@@ -200,6 +204,14 @@ fn reload_restarts_only_what_changed_and_rereads_secrets() {
         .find(|l| l.contains("session-end") && l.contains("profile=l1"))
         .unwrap_or_else(|| panic!("no end record for l1:\n{audit}"));
     assert!(end.contains("kind=reconfigured"), "{end}");
+    // A's side of it names where the direct caller's ssh came from, with
+    // the port (SSH_CONNECTION).
+    let audit_a = std::fs::read_to_string(dir.join("a-audit.log")).unwrap();
+    let end_a = audit_a
+        .lines()
+        .find(|l| l.contains("session-end") && l.contains("profile=p1"))
+        .unwrap_or_else(|| panic!("no end record for p1:\n{audit_a}"));
+    assert!(end_a.contains("from=192.0.2.1:50021"), "{end_a}");
 
     // A non-root caller may not reload.
     let nobody = std::process::Command::new("setpriv")

@@ -266,8 +266,10 @@ pub async fn run_session(ctx: SessionCtx<'_>, stream: Stream) -> SessionEnd {
         }
     }
     let id = ctx.registry.open_session(name);
-    let info = SessionInfo::new(id, name, name.to_string(), ctx.source.clone(), tun.name())
+    let mut info = SessionInfo::new(id, name, name.to_string(), ctx.source.clone(), tun.name())
         .audited(ctx.registry.audit(), ctx.tty);
+    // A direct caller's ssh client with its port, for the audit trail.
+    info.from = ctx.source.address_and_port();
     let netconf = ctx.netconf.open(SessionNet::site(
         ctx.settings,
         tun.name(),
