@@ -17,8 +17,8 @@
 //! | request | who | response |
 //! |---|---|---|
 //! | `{"v":1,"op":"status"}` | anyone | `{"v":1,"result":"status","links":[LinkStatus...],"sessions":[SessionStatus...]}` |
-//! | `{"v":1,"op":"dial","link":"labs"}` | root | `{"v":1,"result":"done","message":"..."}` |
-//! | `{"v":1,"op":"hangup","link":"labs"}` | root | `{"v":1,"result":"done","message":"..."}` |
+//! | `{"v":1,"op":"dial","link":"labs"}` | root | `{"v":1,"result":"done","message":"..."}` (an IPsec conn's name: negotiate it, `ipsec up`) |
+//! | `{"v":1,"op":"hangup","link":"labs"}` | root | `{"v":1,"result":"done","message":"..."}` (an IPsec conn's name: delete its SAs, keep it down, `ipsec down`) |
 //! | `{"v":1,"op":"kick","session":7}` | root | `{"v":1,"result":"done","message":"..."}` |
 //! | `{"v":1,"op":"reload"}` | root | `{"v":1,"result":"done","message":"reload: link.labs changed; ..."}` (`refused` when the config does not load: nothing changed) |
 //! | `{"v":1,"op":"direct","profile":"home","ssh_client":"192.0.2.1","ssh_client_port":50022}` + 2 fds | `allow_users` | `{"v":1,"result":"ended","reason":"...","exit_code":N}` when the link ends |

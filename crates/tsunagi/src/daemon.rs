@@ -1189,14 +1189,21 @@ async fn dispatch(
         }
         Request::Log { .. } => not_allowed(format!("uid {uid} may not read the log: root only")),
         Request::Dial { link } => match registry.profile(&link) {
-            None => refused(format!("no link named {link:?}")),
+            // Not a link: an IPsec conn, perhaps (`ipsec up`).
+            None => match registry.profile(crate::ipsec::driver::PROFILE) {
+                None => refused(format!("no link named {link:?}")),
+                Some((_, driver)) => ask(&driver, |reply| Command::ConnUp(link, reply)).await,
+            },
             Some((ProfileKind::Site(Mode::Direct), _)) => {
                 refused(format!("{link} is a direct link: the peer dials it"))
             }
             Some((_, commands)) => ask(&commands, Command::Dial).await,
         },
         Request::Hangup { link } => match registry.profile(&link) {
-            None => refused(format!("no link named {link:?}")),
+            None => match registry.profile(crate::ipsec::driver::PROFILE) {
+                None => refused(format!("no link named {link:?}")),
+                Some((_, driver)) => ask(&driver, |reply| Command::ConnDown(link, reply)).await,
+            },
             Some((_, commands)) => ask(&commands, Command::Hangup).await,
         },
         Request::Kick { session } => {
@@ -1384,7 +1391,12 @@ impl Supervisor {
                     }
                     // Only servers and the IPsec driver answer them; the
                     // asker sees no answer.
-                    Some(Command::ServerStatus(_) | Command::IpsecStatus(_)) => {}
+                    Some(
+                        Command::ServerStatus(_)
+                        | Command::IpsecStatus(_)
+                        | Command::ConnUp(..)
+                        | Command::ConnDown(..),
+                    ) => {}
                     Some(Command::Kick(id, reply)) => {
                         let _ = reply.send(Response::Refused { message: format!("no session {id} on {name}") });
                     }

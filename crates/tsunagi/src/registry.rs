@@ -81,6 +81,12 @@ pub enum Command {
     ServerStatus(oneshot::Sender<ServerStatus>),
     /// The IPsec connections' SAs for `status`.
     IpsecStatus(oneshot::Sender<Vec<IpsecConnStatus>>),
+    /// Negotiate IPsec conn NAME now (`tsunagi up NAME`, strongSwan's
+    /// `ipsec up`); for the IPsec driver only.
+    ConnUp(String, oneshot::Sender<Response>),
+    /// Delete IPsec conn NAME's SAs and keep it down until `up`
+    /// (`tsunagi down NAME`, `ipsec down`); for the IPsec driver only.
+    ConnDown(String, oneshot::Sender<Response>),
 }
 
 /// What kind of profile.

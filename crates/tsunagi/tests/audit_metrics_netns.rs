@@ -123,7 +123,11 @@ redial_min = 1
     assert_eq!(field(&start_a, "profile"), Some("p2"), "{start_a}");
     assert_eq!(field(&start_a, "protocol"), Some("direct"), "{start_a}");
     assert_eq!(field(&start_a, "uid"), Some("0"), "{start_a}");
-    assert_eq!(field(&start_a, "from"), Some("192.0.2.9:50022"), "{start_a}");
+    assert_eq!(
+        field(&start_a, "from"),
+        Some("192.0.2.9:50022"),
+        "{start_a}"
+    );
     assert_eq!(field(&start_a, "inner"), Some(b_addr.as_str()), "{start_a}");
     assert_eq!(field(&start_a, "local"), Some(a_addr.as_str()), "{start_a}");
     let start_b = records(&b_audit, "session-start").remove(0);

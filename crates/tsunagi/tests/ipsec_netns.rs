@@ -16,7 +16,10 @@
 //!   SA comes up;
 //! - bad input from the peer's address: a replayed ESP packet, an unknown
 //!   SPI, a bad ICV, truncated and over-long ISAKMP, a 10,000-payload
-//!   message: each counted, no crash, the tunnel keeps working.
+//!   message: each counted, no crash, the tunnel keeps working;
+//! - `tsunagi down` / `up` on the conn (Delete to the peer, no restart by
+//!   `auto = "start"` while down), and new keys in ipsec.secrets read by
+//!   `tsunagi reload`: the SA up runs on, the next Phase 1 uses them.
 //!
 //! Needs root (namespaces, tuns): `#[ignore]`d, run by scripts/test.sh.
 
@@ -655,4 +658,93 @@ fn a_dead_peer_is_noticed_and_auto_start_brings_the_conn_back() {
         }
     }
     assert!(answered, "no traffic after the restart");
+}
+
+/// `tsunagi down` and `up` on a conn (strongSwan's `ipsec down`/`up`), and
+/// ipsec.secrets read again by `tsunagi reload`: the SA up keeps carrying
+/// traffic, and the next Phase 1 uses the new key.
+#[test]
+#[ignore = "needs root and network namespaces: run through scripts/test.sh"]
+fn down_up_and_new_keys_by_reload() {
+    require_netns(&[]);
+    let mut guard = topology("u", false);
+    start_pair(
+        &mut guard,
+        "10.201.1.1",
+        "10.201.1.1",
+        ("aes128-sha256-modp2048!", "aes128gcm16!"),
+        ("k3y", "k3y"),
+    );
+    wait_for(
+        Duration::from_secs(40),
+        "IPsec SAs on both gateways",
+        || child_up(&guard, GWL) && child_up(&guard, GWR),
+    );
+    let cli = |side: usize, args: &[&str]| {
+        let out = guard.sides[side].cli(args);
+        let said = String::from_utf8_lossy(&out.stdout).to_string()
+            + &String::from_utf8_lossy(&out.stderr);
+        (out.status.success(), said)
+    };
+    let (ok, said) = cli(GWL, &["up", "nosuch"]);
+    assert!(
+        !ok && said.contains("no link or IPsec conn named \"nosuch\""),
+        "{said}"
+    );
+    // down: the SAs go on both sides (Delete), and auto = "start" does
+    // not bring the conn back by itself.
+    let (ok, said) = cli(GWL, &["down", "site"]);
+    assert!(
+        ok && said.contains("down until `tsunagi up site`"),
+        "{said}"
+    );
+    wait_for(
+        Duration::from_secs(10),
+        "the SAs deleted on both sides",
+        || !child_up(&guard, GWL) && !child_up(&guard, GWR),
+    );
+    std::thread::sleep(Duration::from_secs(7));
+    assert!(!child_up(&guard, GWL), "{}", ipsec_status(&guard, GWL));
+    let (ok, said) = cli(GWL, &["up", "site"]);
+    assert!(ok && said.contains("initiating to 10.201.1.2"), "{said}");
+    wait_for(Duration::from_secs(30), "the conn back after up", || {
+        child_up(&guard, GWL) && child_up(&guard, GWR)
+    });
+    // New keys on both sides, read by reload: the SA up runs on.
+    for tag in ["gwl", "gwr"] {
+        let path = guard.dir.join(format!("{tag}.secrets"));
+        std::fs::write(&path, "left right : PSK \"n3w k3y\"\n").unwrap();
+    }
+    for side in [GWL, GWR] {
+        let (ok, said) = cli(side, &["reload"]);
+        assert!(
+            ok && said.contains("ipsec.secrets (1 conns' keys changed)"),
+            "{said}"
+        );
+    }
+    assert!(
+        support::ping(&guard.sides[LANL], "10.201.20.2"),
+        "traffic after the reload"
+    );
+    // The next Phase 1 uses them.
+    let (ok, said) = cli(GWL, &["down", "site"]);
+    assert!(ok, "{said}");
+    wait_for(Duration::from_secs(10), "down again", || {
+        !child_up(&guard, GWR)
+    });
+    let (ok, said) = cli(GWL, &["up", "site"]);
+    assert!(ok, "{said}");
+    wait_for(Duration::from_secs(30), "up with the new key", || {
+        child_up(&guard, GWL) && child_up(&guard, GWR)
+    });
+    let mut answered = false;
+    for _ in 0..10 {
+        if support::ping(&guard.sides[LANL], "10.201.20.2") {
+            answered = true;
+            break;
+        }
+    }
+    assert!(answered, "no traffic with the new key");
+    let log = guard.sides[GWL].log();
+    assert!(log.contains("pre-shared keys read again"), "{log}");
 }

@@ -153,6 +153,9 @@ struct Conn {
     holes: bool,
     /// `auto=start` after the engine was made anew: initiate again then.
     restart_at: Option<Instant>,
+    /// `tsunagi down`: not negotiated again (not even by `auto = "start"`)
+    /// until `tsunagi up`.
+    held_down: bool,
 }
 
 /// One log line per kind per [`LOG_EVERY`], with how many were not logged.
@@ -508,6 +511,7 @@ async fn prepare(
             ports,
             holes,
             restart_at: None,
+            held_down: false,
         });
     }
     // Everything is in place: nothing to undo on the way out of here.
@@ -702,6 +706,9 @@ impl Driver {
     /// `auto=start`: negotiate with `right` (the engine retries as
     /// `keyingtries` says).
     fn initiate(&mut self, i: usize, now: Instant) {
+        if self.conns[i].held_down {
+            return;
+        }
         let c = &self.conns[i].settings;
         if c.driven_by_link() {
             // Its link asks for it (LowerRequest::Up) when it dials.
@@ -1179,6 +1186,65 @@ impl Driver {
     }
 
     /// What an L2TP link asks of the conn it drives.
+    /// The conn named `name` that `up`/`down` may drive: not one an L2TP
+    /// link drives (its link is dialled or hung up instead).
+    fn conn_by_name(&self, name: &str) -> Result<usize, Response> {
+        let refused = |message: String| Err(Response::Refused { message });
+        match self.conns.iter().position(|c| c.settings.name == name) {
+            None => refused(format!("no link or IPsec conn named {name:?}")),
+            Some(i) => match &self.conns[i].settings.l2tp {
+                Some(user) => refused(format!(
+                    "ipsec {name} is driven by {user}: dial or hang up that instead"
+                )),
+                None => Ok(i),
+            },
+        }
+    }
+
+    /// `tsunagi up NAME`: negotiate now, whatever `auto` says (strongSwan's
+    /// `ipsec up`); a conn held down by `down` is released.
+    fn conn_up(&mut self, name: &str, now: Instant) -> Response {
+        let i = match self.conn_by_name(name) {
+            Ok(i) => i,
+            Err(refused) => return refused,
+        };
+        self.conns[i].held_down = false;
+        let c = &self.conns[i].settings;
+        let Some(right) = c.right else {
+            return Response::Refused {
+                message: format!("ipsec {name} has right = %any: its peers initiate"),
+            };
+        };
+        info!("ipsec {name}: initiating to {right} (tsunagi up)");
+        let local = SocketAddr::new(c.left, IKE_PORT);
+        let remote = SocketAddr::new(right, IKE_PORT);
+        let out = self.conns[i].engine.initiate(now, local, remote);
+        self.apply(i, out, now);
+        Response::Done {
+            message: format!("ipsec {name}: initiating to {right}"),
+        }
+    }
+
+    /// `tsunagi down NAME`: every SA of the conn deleted (Delete
+    /// notifications to the peer), and the conn left down until `up`
+    /// (strongSwan's `ipsec down`).
+    fn conn_down(&mut self, name: &str, now: Instant) -> Response {
+        let i = match self.conn_by_name(name) {
+            Ok(i) => i,
+            Err(refused) => return refused,
+        };
+        self.conns[i].held_down = true;
+        self.conns[i].restart_at = None;
+        info!("ipsec {name}: deleting its SAs (tsunagi down)");
+        let out = self.conns[i].engine.delete_all(now);
+        self.apply(i, out, now);
+        let n = self.table.remove_conn(i);
+        self.sas_changed(i);
+        Response::Done {
+            message: format!("ipsec {name}: {n} IPsec SAs deleted; down until `tsunagi up {name}`"),
+        }
+    }
+
     fn lower_request(&mut self, conn: usize, request: LowerRequest, now: Instant) {
         let Some(c) = self.conns.get(conn) else {
             return;
@@ -1311,6 +1377,12 @@ impl Driver {
                 let _ = reply.send(Vec::new());
             }
             Command::ServerStatus(_) => {}
+            Command::ConnUp(name, reply) => {
+                let _ = reply.send(self.conn_up(&name, Instant::now()));
+            }
+            Command::ConnDown(name, reply) => {
+                let _ = reply.send(self.conn_down(&name, Instant::now()));
+            }
             Command::Dial(reply) | Command::Hangup(reply) => {
                 let _ = reply.send(Response::Refused {
                     message: "IPsec connections are not dialled: see auto = \"start\"".into(),

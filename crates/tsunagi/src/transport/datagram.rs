@@ -800,7 +800,7 @@ impl<P: PacketPort, D: PacketDevice> Server<P, D> {
                 });
             }
             // The IPsec driver's; nobody asks a server.
-            Command::IpsecStatus(_) => {}
+            Command::IpsecStatus(_) | Command::ConnUp(..) | Command::ConnDown(..) => {}
             Command::Attach(attach) => {
                 let _ = attach.reply.send(Response::Refused {
                     message: format!("profile {name} is a server, not mode = \"direct\""),

@@ -105,7 +105,13 @@ pub enum Asked {
 pub fn client_command(name: &str, id: SessionId, cmd: Option<Command>) -> Asked {
     match cmd {
         Some(Command::Snapshot(reply)) => Asked::Snapshot(reply),
-        Some(Command::ServerStatus(_) | Command::IpsecStatus(_)) | None => Asked::Nothing,
+        Some(
+            Command::ServerStatus(_)
+            | Command::IpsecStatus(_)
+            | Command::ConnUp(..)
+            | Command::ConnDown(..),
+        )
+        | None => Asked::Nothing,
         Some(Command::Hangup(reply)) => {
             info!("{name}: hangup requested");
             Asked::Hangup(reply, format!("{name}: closing"))

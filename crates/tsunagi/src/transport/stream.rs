@@ -568,7 +568,12 @@ impl Session<'_> {
                         Some(Command::Snapshot(reply)) => {
                             let _ = reply.send(vec![self.info.status(&link, Instant::now())]);
                         }
-                        Some(Command::ServerStatus(_) | Command::IpsecStatus(_)) => {}
+                        Some(
+                            Command::ServerStatus(_)
+                            | Command::IpsecStatus(_)
+                            | Command::ConnUp(..)
+                            | Command::ConnDown(..),
+                        ) => {}
                         Some(Command::Hangup(reply)) => {
                             info!("{name}: hangup requested");
                             link.close(Instant::now(), "Administrative hangup");
