@@ -17,6 +17,7 @@
 //!   site link; many sessions on one packet socket for a server);
 //! - [`daemon`]: `tsunagi run`: supervisors, the control socket;
 //! - [`probe`]: `tsunagi probe ike`, a one-shot IKEv1 proposal scan;
+//! - [`import`]: `tsunagi import`, the seeds' configs into this config;
 //! - [`cli`]: the subcommands.
 //!
 //! The network-namespace lab that shows and tests the gateway end to end
@@ -30,6 +31,7 @@ pub mod config;
 pub mod control;
 pub mod daemon;
 pub mod hooks;
+pub mod import;
 pub mod ipsec;
 pub mod limits;
 pub mod logging;
