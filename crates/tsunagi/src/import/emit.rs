@@ -224,8 +224,11 @@ mod tests {
         let mut d = Draft::default();
         d.section(Kind::Link, "b", o)
             .set("ident", Value::Str("say \"hi\"\\\t".into()), o);
-        d.section(Kind::Daemon, "", o)
-            .set("secrets", Value::Str("/etc/ppp/chap-secrets".into()), o);
+        d.section(Kind::Daemon, "", o).set(
+            "secrets",
+            Value::Str("/etc/ppp/chap-secrets".into()),
+            o,
+        );
         let link = d.section(Kind::Link, "a", o);
         link.push("routes", "10.0.0.0/8", o);
         link.push("routes", "10.0.0.0/8", o);
@@ -235,7 +238,10 @@ mod tests {
         let a = text.find("[link.a]").unwrap();
         let b = text.find("[link.b]").unwrap();
         assert!(daemon < a && a < b, "{text}");
-        assert!(text.contains("routes = [\"10.0.0.0/8\"]  # ppp.conf:3"), "{text}");
+        assert!(
+            text.contains("routes = [\"10.0.0.0/8\"]  # ppp.conf:3"),
+            "{text}"
+        );
         assert!(text.contains("escape = [0xff]"), "{text}");
         assert!(text.contains(r#"ident = "say \"hi\"\\\u0009""#), "{text}");
         let parsed: toml::Table = toml::from_str(&text).unwrap();

@@ -48,7 +48,12 @@ pub fn parse(file: usize, text: &str) -> (Vec<Block>, Vec<(usize, String)>) {
         if !indented {
             let w: Vec<&str> = t.split_whitespace().collect();
             if let [kind @ ("conn" | "config" | "ca"), name] = w[..] {
-                blocks.push(Block { kind: kind.into(), name: name.into(), line: i + 1, settings: Vec::new() });
+                blocks.push(Block {
+                    kind: kind.into(),
+                    name: name.into(),
+                    line: i + 1,
+                    settings: Vec::new(),
+                });
                 continue;
             }
         }
@@ -68,21 +73,34 @@ pub fn parse(file: usize, text: &str) -> (Vec<Block>, Vec<(usize, String)>) {
 
 /// Keys whose value is copied as a string.
 const STRINGS: &[&str] = &[
-    "leftid", "rightid", "ike", "esp", "leftsubnet", "rightsubnet", "leftprotoport",
-    "rightprotoport", "ikelifetime", "lifetime", "margintime", "dpddelay", "dpdtimeout",
+    "leftid",
+    "rightid",
+    "ike",
+    "esp",
+    "leftsubnet",
+    "rightsubnet",
+    "leftprotoport",
+    "rightprotoport",
+    "ikelifetime",
+    "lifetime",
+    "margintime",
+    "dpddelay",
+    "dpdtimeout",
 ];
 
 fn address(v: &str, any_ok: bool) -> Option<String> {
-    let ok = v.parse::<std::net::IpAddr>().is_ok()
-        || v == "%defaultroute"
-        || (any_ok && v == "%any");
+    let ok =
+        v.parse::<std::net::IpAddr>().is_ok() || v == "%defaultroute" || (any_ok && v == "%any");
     ok.then(|| v.to_string())
 }
 
 /// Converts `conn %default`'s settings then the conn's into `section`.
 pub fn apply(ctx: &mut Ctx, settings: &[&Setting], section: &mut Section) {
     for s in settings {
-        let at = Origin { file: s.file, line: s.line };
+        let at = Origin {
+            file: s.file,
+            line: s.line,
+        };
         let left = |ctx: &mut Ctx, r: Reason| ctx.left(s.file, Some(s.line), &s.text, r);
         let yes = match s.value.as_str() {
             "yes" => Some(true),
@@ -93,12 +111,20 @@ pub fn apply(ctx: &mut Ctx, settings: &[&Setting], section: &mut Section) {
             "left" | "right" => match address(&s.value, s.key == "right") {
                 Some(v) => section.set(&s.key, Value::Str(v), at),
                 None if super::is_placeholder(&s.value) => left(ctx, Reason::Placeholder),
-                None => left(ctx, Reason::BadValue("not an IP address, %defaultroute or %any (tsunagi resolves no names)")),
+                None => left(
+                    ctx,
+                    Reason::BadValue(
+                        "not an IP address, %defaultroute or %any (tsunagi resolves no names)",
+                    ),
+                ),
             },
             "authby" if matches!(s.value.as_str(), "secret" | "psk") => {
                 section.set("authby", Value::Str("secret".into()), at)
             }
-            "authby" => left(ctx, Reason::NoEquivalent("tsunagi authenticates IKE with pre-shared keys only")),
+            "authby" => left(
+                ctx,
+                Reason::NoEquivalent("tsunagi authenticates IKE with pre-shared keys only"),
+            ),
             "keyexchange" if matches!(s.value.as_str(), "ikev1") => {}
             "keyexchange" => left(ctx, Reason::NoEquivalent("tsunagi speaks IKEv1 only")),
             "type" if matches!(s.value.as_str(), "tunnel" | "transport") => {

@@ -214,14 +214,15 @@ impl fmt::Display for Reason {
         match self {
             Reason::NoEquivalent(why) => write!(f, "no equivalent: {why}"),
             Reason::Unknown => f.write_str("unknown: not a directive this import knows"),
-            Reason::Placeholder => {
-                f.write_str("placeholder: give --replace PLACEHOLDER=VALUE")
-            }
+            Reason::Placeholder => f.write_str("placeholder: give --replace PLACEHOLDER=VALUE"),
             Reason::BadValue(why) => write!(f, "bad value: {why}"),
             Reason::Incomplete(why) => write!(f, "section left out: {why}"),
             Reason::Unused(why) => write!(f, "unused: {why}"),
             Reason::NotGiven(file) => write!(f, "not given: {file} is not among the inputs"),
-            Reason::Rules(msg) => write!(f, "refused by the policy parser: {msg}; the file is not referenced"),
+            Reason::Rules(msg) => write!(
+                f,
+                "refused by the policy parser: {msg}; the file is not referenced"
+            ),
         }
     }
 }
@@ -242,8 +243,16 @@ pub struct Leftover {
 impl fmt::Display for Leftover {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self.line {
-            Some(l) => write!(f, "{}:{l}: left out ({}): {}", self.file, self.reason, self.text),
-            None => write!(f, "{}: left out ({}): {}", self.file, self.reason, self.text),
+            Some(l) => write!(
+                f,
+                "{}:{l}: left out ({}): {}",
+                self.file, self.reason, self.text
+            ),
+            None => write!(
+                f,
+                "{}: left out ({}): {}",
+                self.file, self.reason, self.text
+            ),
         }
     }
 }
@@ -288,6 +297,10 @@ pub enum ImportError {
     #[error("--name {0:?}: names may use only letters, digits, '-', '_' and '.'")]
     BadName(String),
 }
+
+/// A server or link made from pptpd.conf or xl2tpd.conf, the options
+/// file it names (line, path), and how those options apply.
+type Profile = (Section, Option<(usize, String)>, pppd::Target);
 
 /// The state the converters share.
 pub struct Ctx<'a> {
@@ -384,7 +397,9 @@ fn find_input(inputs: &[Input], path: &str, format: Format, except: usize) -> Op
     inputs
         .iter()
         .enumerate()
-        .find(|(i, inp)| *i != except && inp.format == format && base_name(&inp.name).ends_with(base))
+        .find(|(i, inp)| {
+            *i != except && inp.format == format && base_name(&inp.name).ends_with(base)
+        })
         .map(|(i, _)| i)
 }
 
@@ -423,7 +438,12 @@ pub fn import(inputs: &[Input], opts: &Options) -> Result<Outcome, ImportError> 
             }
         }
         for (line, text) in &conf.stray {
-            ctx.left(i, Some(*line), text, Reason::Unused("outside any label (ppp(8) ignores it)"));
+            ctx.left(
+                i,
+                Some(*line),
+                text,
+                Reason::Unused("outside any label (ppp(8) ignores it)"),
+            );
         }
         for label in conf.labels {
             match labels.iter_mut().find(|l| l.name == label.name) {
@@ -449,10 +469,14 @@ pub fn import(inputs: &[Input], opts: &Options) -> Result<Outcome, ImportError> 
 
     // pptpd.conf and xl2tpd.conf, with the options files they name.
     for (i, inp) in inputs.iter().enumerate() {
-        let named: Vec<(Section, Option<(usize, String)>, pppd::Target)> = match inp.format {
+        let named: Vec<Profile> = match inp.format {
             Format::PptpdConf => {
                 let lines = pptpd::parse(&inp.text);
-                let mut s = Section::new(Kind::Server, "pptpd", at(i, lines.first().map_or(1, |l| l.line)));
+                let mut s = Section::new(
+                    Kind::Server,
+                    "pptpd",
+                    at(i, lines.first().map_or(1, |l| l.line)),
+                );
                 let opt = pptpd::apply(&mut ctx, i, &lines, &mut s);
                 vec![(s, opt, pppd::Target::Server)]
             }
@@ -475,7 +499,11 @@ pub fn import(inputs: &[Input], opts: &Options) -> Result<Outcome, ImportError> 
                     };
                     let mut s = Section::new(kind, &section_name(name), at(i, b.line));
                     let opt = xl2tpd::apply(&mut ctx, i, b, lac, &mut s);
-                    let target = if lac { pppd::Target::L2tp } else { pppd::Target::Server };
+                    let target = if lac {
+                        pppd::Target::L2tp
+                    } else {
+                        pppd::Target::Server
+                    };
                     out.push((s, opt, target));
                 }
                 out
@@ -491,7 +519,13 @@ pub fn import(inputs: &[Input], opts: &Options) -> Result<Outcome, ImportError> 
                         pppd::apply(&mut ctx, o, &parsed, target, &mut s);
                     }
                     None => {
-                        let text = inp.text.lines().nth(line - 1).unwrap_or("").trim().to_string();
+                        let text = inp
+                            .text
+                            .lines()
+                            .nth(line - 1)
+                            .unwrap_or("")
+                            .trim()
+                            .to_string();
                         ctx.left(i, Some(line), &text, Reason::NotGiven(path));
                     }
                 }
@@ -517,8 +551,16 @@ pub fn import(inputs: &[Input], opts: &Options) -> Result<Outcome, ImportError> 
         match target {
             Some(t) => {
                 let first = opts_file.lines.first().map_or(1, |l| l.line);
-                let mut s = Section::new(Kind::Link, &section_name(base_name(&inp.name)), at(i, first));
-                let mode = if t == pppd::Target::Dial { "dial" } else { "direct" };
+                let mut s = Section::new(
+                    Kind::Link,
+                    &section_name(base_name(&inp.name)),
+                    at(i, first),
+                );
+                let mode = if t == pppd::Target::Dial {
+                    "dial"
+                } else {
+                    "direct"
+                };
                 s.set("mode", Value::Str(mode.into()), at(i, first));
                 pppd::apply(&mut ctx, i, &opts_file, t, &mut s);
                 draft.sections.push(s);
@@ -556,7 +598,12 @@ pub fn import(inputs: &[Input], opts: &Options) -> Result<Outcome, ImportError> 
         for b in &blocks {
             if b.kind != "conn" {
                 for s in &b.settings {
-                    ctx.left(i, Some(s.line), &s.text, Reason::NoEquivalent("strongSwan's own settings"));
+                    ctx.left(
+                        i,
+                        Some(s.line),
+                        &s.text,
+                        Reason::NoEquivalent("strongSwan's own settings"),
+                    );
                 }
                 continue;
             }
@@ -618,8 +665,17 @@ pub fn import(inputs: &[Input], opts: &Options) -> Result<Outcome, ImportError> 
                     );
                 }
                 for e in errors {
-                    let text = inp.text.lines().nth(e.line.saturating_sub(1)).unwrap_or("").trim().to_string();
-                    let msg = format!("column {}: expected {}, found {}", e.column, e.expected, e.found);
+                    let text = inp
+                        .text
+                        .lines()
+                        .nth(e.line.saturating_sub(1))
+                        .unwrap_or("")
+                        .trim()
+                        .to_string();
+                    let msg = format!(
+                        "column {}: expected {}, found {}",
+                        e.column, e.expected, e.found
+                    );
                     ctx.left(i, Some(e.line), &text, Reason::Rules(msg));
                 }
             }
@@ -707,21 +763,41 @@ fn drop_incomplete(ctx: &mut Ctx, draft: &mut Draft, opts: &Options) {
                     .unwrap_or("")
                     .trim()
                     .to_string();
-                ctx.left(s.origin.file, Some(s.origin.line), &text, Reason::Incomplete(why));
+                ctx.left(
+                    s.origin.file,
+                    Some(s.origin.line),
+                    &text,
+                    Reason::Incomplete(why),
+                );
                 // What had been converted into it is lost with it.
                 let mut lines: Vec<Origin> = s.keys.iter().map(|k| k.2).collect();
                 lines.sort_by_key(|o| (o.file, o.line));
                 lines.dedup();
                 for o in lines.into_iter().filter(|o| *o != s.origin) {
-                    let text = ctx.inputs[o.file].text.lines().nth(o.line - 1).unwrap_or("").trim().to_string();
-                    ctx.left(o.file, Some(o.line), &text, Reason::Unused("its section is left out"));
+                    let text = ctx.inputs[o.file]
+                        .text
+                        .lines()
+                        .nth(o.line - 1)
+                        .unwrap_or("")
+                        .trim()
+                        .to_string();
+                    ctx.left(
+                        o.file,
+                        Some(o.line),
+                        &text,
+                        Reason::Unused("its section is left out"),
+                    );
                 }
             }
             None => keep.push(s),
         }
     }
     // An L2TP link whose conn was left out cannot name it.
-    let conns: Vec<String> = keep.iter().filter(|s| s.kind == Kind::Ipsec).map(|s| s.name.clone()).collect();
+    let conns: Vec<String> = keep
+        .iter()
+        .filter(|s| s.kind == Kind::Ipsec)
+        .map(|s| s.name.clone())
+        .collect();
     for s in keep.iter_mut() {
         if let Some(Value::Str(c)) = s.get("ipsec").cloned() {
             if !conns.contains(&c) {
@@ -733,7 +809,9 @@ fn drop_incomplete(ctx: &mut Ctx, draft: &mut Draft, opts: &Options) {
 }
 
 fn rename(draft: &mut Draft, opts: &Options) -> Result<(), ImportError> {
-    let Some(name) = &opts.name else { return Ok(()) };
+    let Some(name) = &opts.name else {
+        return Ok(());
+    };
     if section_name(name) != *name || name.is_empty() {
         return Err(ImportError::BadName(name.clone()));
     }
@@ -812,8 +890,7 @@ pub fn run(args: &ImportArgs) -> i32 {
                 return 1;
             }
         };
-        let reference = std::path::absolute(path)
-            .map_or(name.clone(), |p| p.display().to_string());
+        let reference = std::path::absolute(path).map_or(name.clone(), |p| p.display().to_string());
         inputs.push(Input {
             name,
             reference,

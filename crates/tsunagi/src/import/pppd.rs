@@ -226,10 +226,7 @@ pub enum Target {
 pub fn apply(ctx: &mut Ctx, file: usize, opts: &Options, target: Target, section: &mut Section) {
     let mut mppe_named = false;
     for l in &opts.lines {
-        let at = Origin {
-            file,
-            line: l.line,
-        };
+        let at = Origin { file, line: l.line };
         let left = |ctx: &mut Ctx, reason: Reason| ctx.left(file, Some(l.line), &l.text, reason);
         match &l.option {
             PppdOption::Pty(cmd) => {
@@ -240,7 +237,10 @@ pub fn apply(ctx: &mut Ctx, file: usize, opts: &Options, target: Target, section
                         section.set("device", Value::Str(format!("!{cmd}")), at);
                     }
                 } else {
-                    left(ctx, Reason::NoEquivalent("pty is a dialling site link's device"));
+                    left(
+                        ctx,
+                        Reason::NoEquivalent("pty is a dialling site link's device"),
+                    );
                 }
             }
             PppdOption::Notty => {
@@ -250,7 +250,10 @@ pub fn apply(ctx: &mut Ctx, file: usize, opts: &Options, target: Target, section
             }
             PppdOption::Addresses { local, remote } => {
                 if target == Target::Server {
-                    left(ctx, Reason::NoEquivalent("a server's addresses are localip/remoteip"));
+                    left(
+                        ctx,
+                        Reason::NoEquivalent("a server's addresses are localip/remoteip"),
+                    );
                     continue;
                 }
                 for (key, addr) in [("local", local), ("remote", remote)] {
@@ -284,14 +287,20 @@ pub fn apply(ctx: &mut Ctx, file: usize, opts: &Options, target: Target, section
             }
             PppdOption::User(u) => {
                 if target == Target::Server {
-                    left(ctx, Reason::NoEquivalent("a server does not authenticate itself"));
+                    left(
+                        ctx,
+                        Reason::NoEquivalent("a server does not authenticate itself"),
+                    );
                 } else {
                     section.set("user", Value::Str(u.clone()), at);
                 }
             }
             PppdOption::Password(p) => {
                 if target == Target::Server {
-                    left(ctx, Reason::NoEquivalent("a server does not authenticate itself"));
+                    left(
+                        ctx,
+                        Reason::NoEquivalent("a server does not authenticate itself"),
+                    );
                 } else {
                     // The options file holds it inline, so the config does
                     // too; tsunagi then needs the config to be 0600.
@@ -370,10 +379,12 @@ pub fn apply(ctx: &mut Ctx, file: usize, opts: &Options, target: Target, section
                     _ => left(ctx, Reason::BadValue("not a 32-bit hex map")),
                 }
             }
-            PppdOption::Deflate(n) => match n.split(',').next().and_then(|w| w.parse::<u8>().ok()) {
-                Some(v @ 9..=15) => section.set("deflate", Value::Int(v.into()), at),
-                _ => left(ctx, Reason::BadValue("not a window from 9 to 15")),
-            },
+            PppdOption::Deflate(n) => {
+                match n.split(',').next().and_then(|w| w.parse::<u8>().ok()) {
+                    Some(v @ 9..=15) => section.set("deflate", Value::Int(v.into()), at),
+                    _ => left(ctx, Reason::BadValue("not a window from 9 to 15")),
+                }
+            }
             PppdOption::Mppe(v) => {
                 mppe_named = true;
                 section.set("mppe", Value::Str((*v).to_string()), at);
@@ -395,7 +406,10 @@ pub fn apply(ctx: &mut Ctx, file: usize, opts: &Options, target: Target, section
                 ),
             ),
             PppdOption::File(f) => left(ctx, Reason::NotGiven(f.clone())),
-            PppdOption::Debug => left(ctx, Reason::NoEquivalent("debug logs come with RUST_LOG=debug")),
+            PppdOption::Debug => left(
+                ctx,
+                Reason::NoEquivalent("debug logs come with RUST_LOG=debug"),
+            ),
             PppdOption::Other(_) => left(ctx, Reason::Unknown),
         }
     }

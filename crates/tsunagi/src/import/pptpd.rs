@@ -62,7 +62,12 @@ pub fn parse(text: &str) -> Vec<Line> {
 }
 
 /// Converts into `section`; returns the `option` file named, with its line.
-pub fn apply(ctx: &mut Ctx, file: usize, lines: &[Line], section: &mut Section) -> Option<(usize, String)> {
+pub fn apply(
+    ctx: &mut Ctx,
+    file: usize,
+    lines: &[Line],
+    section: &mut Section,
+) -> Option<(usize, String)> {
     let mut option = None;
     section.set("protocol", Value::Str("pptp".into()), section.origin);
     for l in lines {
@@ -80,7 +85,10 @@ pub fn apply(ctx: &mut Ctx, file: usize, lines: &[Line], section: &mut Section) 
                 Ok(v) if v > 0 => section.set("connections", Value::Int(v), at),
                 _ => left(ctx, Reason::BadValue("not a count from 1")),
             },
-            Directive::Debug => left(ctx, Reason::NoEquivalent("debug logs come with RUST_LOG=debug")),
+            Directive::Debug => left(
+                ctx,
+                Reason::NoEquivalent("debug logs come with RUST_LOG=debug"),
+            ),
             Directive::Other(_) => left(ctx, Reason::Unknown),
         }
     }
@@ -94,7 +102,10 @@ mod tests {
     #[test]
     fn seeds() {
         let l = parse(include_str!("testdata/seed001/pptpd.conf"));
-        assert_eq!(l[0].directive, Directive::Option("/etc/ppp/options.pptpd".into()));
+        assert_eq!(
+            l[0].directive,
+            Directive::Option("/etc/ppp/options.pptpd".into())
+        );
         let l = parse(include_str!("testdata/seed004/pptpd.conf"));
         let d: Vec<_> = l.iter().map(|l| l.directive.clone()).collect();
         assert_eq!(

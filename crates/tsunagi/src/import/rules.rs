@@ -35,7 +35,10 @@ pub fn check(kind: RulesKind, text: &str) -> Vec<ParseError> {
                 let i = e.line.saturating_sub(1);
                 // A blanked line that still fails means the error is not
                 // the line's own (a group named before its head): stop.
-                if i >= lines.len() || lines[i].is_empty() || errors.iter().any(|p| p.line == e.line) {
+                if i >= lines.len()
+                    || lines[i].is_empty()
+                    || errors.iter().any(|p| p.line == e.line)
+                {
                     errors.push(e);
                     return errors;
                 }
@@ -53,7 +56,11 @@ mod tests {
     #[test]
     fn seed000_rules_pass() {
         assert!(check(RulesKind::Ipf, include_str!("testdata/seed000/ipf.rules")).is_empty());
-        assert!(check(RulesKind::Ipnat, include_str!("testdata/seed000/ipnat.rules")).is_empty());
+        assert!(check(
+            RulesKind::Ipnat,
+            include_str!("testdata/seed000/ipnat.rules")
+        )
+        .is_empty());
     }
 
     #[test]
@@ -65,7 +72,10 @@ mod tests {
 
     #[test]
     fn every_bad_line_is_reported() {
-        let e = check(RulesKind::Ipf, "pass in all\nfrobnicate\npass out all\nbogus rule\n");
+        let e = check(
+            RulesKind::Ipf,
+            "pass in all\nfrobnicate\npass out all\nbogus rule\n",
+        );
         assert_eq!(e.iter().map(|e| e.line).collect::<Vec<_>>(), [2, 4]);
     }
 }

@@ -75,7 +75,11 @@ pub fn parse_ipsec(text: &str) -> Vec<SecretsLine<PskEntry>> {
             continue;
         }
         let Some((ids, rest)) = t.split_once(':') else {
-            out.push(SecretsLine::Bad(i + 1, t.to_string(), "no `:` between the ids and the secret"));
+            out.push(SecretsLine::Bad(
+                i + 1,
+                t.to_string(),
+                "no `:` between the ids and the secret",
+            ));
             continue;
         };
         let rest = words(rest, false);
@@ -84,7 +88,11 @@ pub fn parse_ipsec(text: &str) -> Vec<SecretsLine<PskEntry>> {
                 line: i + 1,
                 ids: words(ids, false),
             })),
-            Some("PSK") => out.push(SecretsLine::Bad(i + 1, t.to_string(), "PSK needs one quoted secret")),
+            Some("PSK") => out.push(SecretsLine::Bad(
+                i + 1,
+                t.to_string(),
+                "PSK needs one quoted secret",
+            )),
             _ => out.push(SecretsLine::Bad(
                 i + 1,
                 t.to_string(),

@@ -137,11 +137,29 @@ fn seed001_user_ppp_entries() {
         &vpn_files,
         Options::default(),
         &[
-            ("seed001/vpn.ppp.conf", 4, Reason::Incomplete("a dialling link needs its device (the command that carries PPP)")),
-            ("seed001/vpn.ppp.conf", 5, Reason::Unused("its section is left out")),
+            (
+                "seed001/vpn.ppp.conf",
+                4,
+                Reason::Incomplete(
+                    "a dialling link needs its device (the command that carries PPP)",
+                ),
+            ),
+            (
+                "seed001/vpn.ppp.conf",
+                5,
+                Reason::Unused("its section is left out"),
+            ),
             ("seed001/vpn.ppp.conf", 6, Reason::Placeholder),
-            ("seed001/vpn.ppp.conf", 8, Reason::NoEquivalent("the daemon logs to log_file at the RUST_LOG level")),
-            ("seed001/vpn.ppp.conf", 11, Reason::Unused("its section is left out")),
+            (
+                "seed001/vpn.ppp.conf",
+                8,
+                Reason::NoEquivalent("the daemon logs to log_file at the RUST_LOG level"),
+            ),
+            (
+                "seed001/vpn.ppp.conf",
+                11,
+                Reason::Unused("its section is left out"),
+            ),
             ("seed001/vpn.ppp.conf", 12, SERVER),
             ("seed001/ppp.linkup", 4, Reason::Placeholder),
         ],
@@ -183,7 +201,10 @@ fn seed001_user_ppp_entries() {
         ],
     );
     let l = c.link("vpn-in").unwrap();
-    assert_eq!((l.mode, &l.allow_users[..], &l.escape[..]), (Mode::Direct, &["vpn".to_string()][..], &[0xff][..]));
+    assert_eq!(
+        (l.mode, &l.allow_users[..], &l.escape[..]),
+        (Mode::Direct, &["vpn".to_string()][..], &[0xff][..])
+    );
 }
 
 #[test]
@@ -204,8 +225,18 @@ fn seed001_pppd_sides() {
         Options::default(),
         &[
             ("seed001/vpn-saturn", 3, Reason::Placeholder),
-            ("seed001/vpn-saturn", 3, Reason::Incomplete("a dialling link needs its device (the command that carries PPP)")),
-            ("seed001/vpn-saturn", 4, Reason::Unused("its section is left out")),
+            (
+                "seed001/vpn-saturn",
+                3,
+                Reason::Incomplete(
+                    "a dialling link needs its device (the command that carries PPP)",
+                ),
+            ),
+            (
+                "seed001/vpn-saturn",
+                4,
+                Reason::Unused("its section is left out"),
+            ),
         ],
     );
     // The answering pppd: sshd starts it as the user `vpn` (seed 001).
@@ -225,7 +256,10 @@ fn seed001_pppd_sides() {
         )],
     );
     let l = c.link("vpn-option").unwrap();
-    assert_eq!((l.mode, &l.allow_users[..]), (Mode::Direct, &["vpn".to_string()][..]));
+    assert_eq!(
+        (l.mode, &l.allow_users[..]),
+        (Mode::Direct, &["vpn".to_string()][..])
+    );
     assert!(l.auth.require.is_empty(), "noauth");
 }
 
@@ -241,14 +275,33 @@ fn seed001_pptpd_without_a_pool() {
         ],
         Options::default(),
         &[
-            ("seed001/pptpd.conf", 2, Reason::Incomplete("a server needs its pool (localip and remoteip)")),
-            ("seed001/options.pptpd", 2, Reason::Unused("its section is left out")),
-            ("seed001/options.pptpd", 3, Reason::Unused("its section is left out")),
-            ("seed001/options.pptpd", 4, Reason::Unused("its section is left out")),
+            (
+                "seed001/pptpd.conf",
+                2,
+                Reason::Incomplete("a server needs its pool (localip and remoteip)"),
+            ),
+            (
+                "seed001/options.pptpd",
+                2,
+                Reason::Unused("its section is left out"),
+            ),
+            (
+                "seed001/options.pptpd",
+                3,
+                Reason::Unused("its section is left out"),
+            ),
+            (
+                "seed001/options.pptpd",
+                4,
+                Reason::Unused("its section is left out"),
+            ),
         ],
     );
     assert!(c.servers.is_empty());
-    assert_eq!(c.daemon.secrets.as_deref(), Some(Path::new("/etc/ppp/chap-secrets")));
+    assert_eq!(
+        c.daemon.secrets.as_deref(),
+        Some(Path::new("/etc/ppp/chap-secrets"))
+    );
     assert!(c.servers.is_empty());
 }
 
@@ -267,7 +320,10 @@ fn seed001_client_secrets_and_borrowed_address_rule() {
         )],
     );
     assert!(c.policy.is_none());
-    assert_eq!(c.daemon.secrets.as_deref(), Some(Path::new("/etc/ppp/chap-secrets")));
+    assert_eq!(
+        c.daemon.secrets.as_deref(),
+        Some(Path::new("/etc/ppp/chap-secrets"))
+    );
 }
 
 #[test]
@@ -276,37 +332,124 @@ fn seed002_l2tp_ipsec_client() {
         fixture!("seed002/ipsec.conf", "/etc/ipsec.conf"),
         fixture!("seed002/ipsec.secret", "/etc/ipsec.secret"),
         fixture!("seed002/xl2tpd.conf", "/etc/xl2tpd.conf"),
-        fixture!("seed002/options.l2tpd.client", "/etc/ppp/options.l2tpd.client"),
+        fixture!(
+            "seed002/options.l2tpd.client",
+            "/etc/ppp/options.l2tpd.client"
+        ),
     ];
     // As printed: every address is a placeholder.
     let c = check(
         &files,
         Options::default(),
         &[
-            ("seed002/ipsec.conf", 4, Reason::Unused("its section is left out")),
-            ("seed002/ipsec.conf", 6, Reason::Incomplete("a conn needs left and right")),
-            ("seed002/ipsec.conf", 8, Reason::Unused("its section is left out")),
+            (
+                "seed002/ipsec.conf",
+                4,
+                Reason::Unused("its section is left out"),
+            ),
+            (
+                "seed002/ipsec.conf",
+                6,
+                Reason::Incomplete("a conn needs left and right"),
+            ),
+            (
+                "seed002/ipsec.conf",
+                8,
+                Reason::Unused("its section is left out"),
+            ),
             ("seed002/ipsec.conf", 9, Reason::Placeholder),
-            ("seed002/ipsec.conf", 10, Reason::Unused("its section is left out")),
-            ("seed002/ipsec.conf", 11, Reason::Unused("its section is left out")),
-            ("seed002/ipsec.conf", 12, Reason::Unused("its section is left out")),
-            ("seed002/ipsec.conf", 13, Reason::Unused("its section is left out")),
-            ("seed002/ipsec.conf", 14, Reason::Unused("its section is left out")),
-            ("seed002/ipsec.conf", 15, Reason::Unused("its section is left out")),
-            ("seed002/ipsec.conf", 16, Reason::Unused("its section is left out")),
-            ("seed002/ipsec.conf", 17, Reason::Unused("its section is left out")),
-            ("seed002/xl2tpd.conf", 3, Reason::Incomplete("an L2TP link needs the LNS's IPv4 address")),
+            (
+                "seed002/ipsec.conf",
+                10,
+                Reason::Unused("its section is left out"),
+            ),
+            (
+                "seed002/ipsec.conf",
+                11,
+                Reason::Unused("its section is left out"),
+            ),
+            (
+                "seed002/ipsec.conf",
+                12,
+                Reason::Unused("its section is left out"),
+            ),
+            (
+                "seed002/ipsec.conf",
+                13,
+                Reason::Unused("its section is left out"),
+            ),
+            (
+                "seed002/ipsec.conf",
+                14,
+                Reason::Unused("its section is left out"),
+            ),
+            (
+                "seed002/ipsec.conf",
+                15,
+                Reason::Unused("its section is left out"),
+            ),
+            (
+                "seed002/ipsec.conf",
+                16,
+                Reason::Unused("its section is left out"),
+            ),
+            (
+                "seed002/ipsec.conf",
+                17,
+                Reason::Unused("its section is left out"),
+            ),
+            (
+                "seed002/xl2tpd.conf",
+                3,
+                Reason::Incomplete("an L2TP link needs the LNS's IPv4 address"),
+            ),
             ("seed002/xl2tpd.conf", 4, Reason::Placeholder),
-            ("seed002/xl2tpd.conf", 6, Reason::Unused("its section is left out")),
+            (
+                "seed002/xl2tpd.conf",
+                6,
+                Reason::Unused("its section is left out"),
+            ),
             ("seed002/xl2tpd.conf", 7, Reason::Placeholder),
-            ("seed002/xl2tpd.conf", 10, Reason::Unused("its section is left out")),
-            ("seed002/xl2tpd.conf", 11, Reason::Unused("its section is left out")),
-            ("seed002/options.l2tpd.client", 2, Reason::Unused("its section is left out")),
-            ("seed002/options.l2tpd.client", 3, Reason::Unused("its section is left out")),
-            ("seed002/options.l2tpd.client", 6, Reason::Unused("its section is left out")),
-            ("seed002/options.l2tpd.client", 7, Reason::Unused("its section is left out")),
-            ("seed002/options.l2tpd.client", 8, Reason::Unused("its section is left out")),
-            ("seed002/options.l2tpd.client", 10, Reason::Unused("its section is left out")),
+            (
+                "seed002/xl2tpd.conf",
+                10,
+                Reason::Unused("its section is left out"),
+            ),
+            (
+                "seed002/xl2tpd.conf",
+                11,
+                Reason::Unused("its section is left out"),
+            ),
+            (
+                "seed002/options.l2tpd.client",
+                2,
+                Reason::Unused("its section is left out"),
+            ),
+            (
+                "seed002/options.l2tpd.client",
+                3,
+                Reason::Unused("its section is left out"),
+            ),
+            (
+                "seed002/options.l2tpd.client",
+                6,
+                Reason::Unused("its section is left out"),
+            ),
+            (
+                "seed002/options.l2tpd.client",
+                7,
+                Reason::Unused("its section is left out"),
+            ),
+            (
+                "seed002/options.l2tpd.client",
+                8,
+                Reason::Unused("its section is left out"),
+            ),
+            (
+                "seed002/options.l2tpd.client",
+                10,
+                Reason::Unused("its section is left out"),
+            ),
         ],
     );
     assert!(c.links.is_empty() && c.ipsec.is_empty());
@@ -325,7 +468,10 @@ fn seed002_l2tp_ipsec_client() {
     assert_eq!(l.max_redials, 6);
     let conn = c.ipsec_conn("idcf").unwrap();
     assert_eq!(conn.ike_text, "3des-sha1-modp1024!");
-    assert_eq!(c.daemon.ipsec_secrets.as_deref(), Some(Path::new("/etc/ipsec.secret")));
+    assert_eq!(
+        c.daemon.ipsec_secrets.as_deref(),
+        Some(Path::new("/etc/ipsec.secret"))
+    );
 }
 
 #[test]
@@ -344,21 +490,39 @@ fn seed004_pptpd() {
         ],
     );
     let s = c.server("pptpd").unwrap();
-    assert_eq!((s.localip.as_str(), s.remoteip.as_str()), ("192.168.0.100", "192.168.0.101-119"));
+    assert_eq!(
+        (s.localip.as_str(), s.remoteip.as_str()),
+        ("192.168.0.100", "192.168.0.101-119")
+    );
 }
 
 #[test]
 fn kinds_from_names_and_content() {
-    assert_eq!(Format::from_name("/home/pppossh/.ppp.conf"), Some(Format::PppConf));
-    assert_eq!(Format::from_name("/etc/ppp/options.pptpd"), Some(Format::Pppd));
-    assert_eq!(Format::from_name("/etc/ppp/pptpd-options"), Some(Format::Pppd));
-    assert_eq!(Format::from_name("/etc/ipsec.secret"), Some(Format::IpsecSecrets));
+    assert_eq!(
+        Format::from_name("/home/pppossh/.ppp.conf"),
+        Some(Format::PppConf)
+    );
+    assert_eq!(
+        Format::from_name("/etc/ppp/options.pptpd"),
+        Some(Format::Pppd)
+    );
+    assert_eq!(
+        Format::from_name("/etc/ppp/pptpd-options"),
+        Some(Format::Pppd)
+    );
+    assert_eq!(
+        Format::from_name("/etc/ipsec.secret"),
+        Some(Format::IpsecSecrets)
+    );
     assert_eq!(Format::from_name("/etc/ppp/vpn/vpn-saturn"), None);
     assert_eq!(
         Format::sniff(include_str!("testdata/seed001/vpn-saturn")),
         Some(Format::Pppd)
     );
-    assert_eq!(Format::sniff("[lac x]\nlns = 1.2.3.4\n"), Some(Format::Xl2tpdConf));
+    assert_eq!(
+        Format::sniff("[lac x]\nlns = 1.2.3.4\n"),
+        Some(Format::Xl2tpdConf)
+    );
     assert_eq!(Format::sniff("hello world\n"), None);
 }
 
@@ -368,7 +532,10 @@ fn words_and_placeholders() {
         words(r#"set server ~/tmp/tun.0 "" 0177 # c"#, true),
         ["set", "server", "~/tmp/tun.0", "", "0177"]
     );
-    assert_eq!(words(r#"ident "HOME Network""#, true), ["ident", "HOME Network"]);
+    assert_eq!(
+        words(r#"ident "HOME Network""#, true),
+        ["ident", "HOME Network"]
+    );
     assert!(is_placeholder("<スクリプト>"));
     assert!(is_placeholder("e.f.g.h"));
     assert!(is_placeholder("h.j.k.l."));

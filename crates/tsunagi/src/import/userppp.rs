@@ -189,7 +189,10 @@ pub fn apply(ctx: &mut Ctx, label: &Label, default: Option<&Label>, section: &mu
             Command::AllowModes(modes) => {
                 // `direct` is what a label without a device is run in.
                 if modes.iter().any(|m| m != "direct") {
-                    left(ctx, Reason::NoEquivalent("tsunagi links dial or answer (direct)"));
+                    left(
+                        ctx,
+                        Reason::NoEquivalent("tsunagi links dial or answer (direct)"),
+                    );
                 }
             }
             Command::Device(dev) => {
@@ -202,7 +205,12 @@ pub fn apply(ctx: &mut Ctx, label: &Label, default: Option<&Label>, section: &mu
                     dial = true;
                     section.set("device", Value::Str(dev.clone()), at);
                 } else {
-                    left(ctx, Reason::NoEquivalent("a serial or TCP device: tsunagi dials commands (!cmd)"));
+                    left(
+                        ctx,
+                        Reason::NoEquivalent(
+                            "a serial or TCP device: tsunagi dials commands (!cmd)",
+                        ),
+                    );
                 }
             }
             Command::Ifaddr(addrs) => {
@@ -212,18 +220,29 @@ pub fn apply(ctx: &mut Ctx, label: &Label, default: Option<&Label>, section: &mu
                     let a = s.strip_suffix("/32").unwrap_or(s);
                     a.parse::<std::net::Ipv4Addr>().ok().map(|_| a.to_string())
                 };
-                match (addrs.first().and_then(|a| fixed(a)), addrs.get(1).map(|a| fixed(a))) {
+                match (
+                    addrs.first().and_then(|a| fixed(a)),
+                    addrs.get(1).map(|a| fixed(a)),
+                ) {
                     (Some(local), Some(Some(remote))) if addrs.len() == 2 => {
                         section.set("local", Value::Str(local), at);
                         section.set("remote", Value::Str(remote), at);
                     }
                     (Some(local), None) => section.set("local", Value::Str(local), at),
-                    _ => left(ctx, Reason::BadValue("only fixed addresses (no ranges, masks or trigger address)")),
+                    _ => left(
+                        ctx,
+                        Reason::BadValue(
+                            "only fixed addresses (no ranges, masks or trigger address)",
+                        ),
+                    ),
                 }
             }
             Command::Add(dest, gw) => {
                 if gw != "HISADDR" {
-                    left(ctx, Reason::NoEquivalent("routes go through the link (HISADDR)"));
+                    left(
+                        ctx,
+                        Reason::NoEquivalent("routes go through the link (HISADDR)"),
+                    );
                 } else if dest == "default" {
                     left(
                         ctx,
@@ -262,9 +281,7 @@ pub fn apply(ctx: &mut Ctx, label: &Label, default: Option<&Label>, section: &mu
                     }
                 }
             }
-            Command::Ident(text) => {
-                section.set("ident", Value::Str(text.clone()), at)
-            }
+            Command::Ident(text) => section.set("ident", Value::Str(text.clone()), at),
             // tsunagi has no idle timeout: 0 is what it does anyway.
             Command::Timeout(t) if t == "0" => {}
             Command::Timeout(_) => left(ctx, Reason::NoEquivalent("links have no idle timeout")),
@@ -346,7 +363,10 @@ mod tests {
                     .into()
             )
         );
-        assert_eq!(cmds[4], Command::Add("192.168.253.0/24".into(), "HISADDR".into()));
+        assert_eq!(
+            cmds[4],
+            Command::Add("192.168.253.0/24".into(), "HISADDR".into())
+        );
         assert_eq!(cmds[6], Command::Server);
         assert_eq!(cmds[8], Command::Ident("HOME Network".into()));
     }
@@ -354,7 +374,10 @@ mod tests {
     #[test]
     fn seed000_include_and_default() {
         let c = parse(0, include_str!("testdata/seed000/etc_ppp.conf"));
-        assert_eq!(c.includes, [(3, "!include ~/.ppp.conf".into(), "~/.ppp.conf".into())]);
+        assert_eq!(
+            c.includes,
+            [(3, "!include ~/.ppp.conf".into(), "~/.ppp.conf".into())]
+        );
         assert_eq!(
             c.labels[0].commands[0].command,
             Command::AllowUsers(vec!["pppossh".into()])
@@ -365,16 +388,27 @@ mod tests {
     fn seed001_indented_entries_and_trailing_comments() {
         let c = parse(0, include_str!("testdata/seed001/vpn.ppp.conf"));
         assert_eq!(c.labels.len(), 1);
-        let cmds: Vec<_> = c.labels[0].commands.iter().map(|c| c.command.clone()).collect();
+        let cmds: Vec<_> = c.labels[0]
+            .commands
+            .iter()
+            .map(|c| c.command.clone())
+            .collect();
         assert_eq!(cmds[0], Command::AllowUsers(vec!["vpn".into()]));
         assert_eq!(cmds[1], Command::Device("!<スクリプト>".into()));
         assert_eq!(cmds[4], Command::Chat(vec![]));
         assert_eq!(cmds[5], Command::Chat(vec![]));
         let c = parse(0, include_str!("testdata/seed001/pptp.ppp.conf"));
-        let cmds: Vec<_> = c.labels[0].commands.iter().map(|c| c.command.clone()).collect();
+        let cmds: Vec<_> = c.labels[0]
+            .commands
+            .iter()
+            .map(|c| c.command.clone())
+            .collect();
         assert_eq!(
             cmds,
-            [Command::Speed("sync".into()), Command::Enable(vec!["chap".into()])]
+            [
+                Command::Speed("sync".into()),
+                Command::Enable(vec!["chap".into()])
+            ]
         );
     }
 }

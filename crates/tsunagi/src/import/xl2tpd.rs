@@ -69,14 +69,22 @@ pub fn parse(text: &str) -> Xl2tpdConf {
                 (Some("lns"), Some(n)) => Part::Lns(n.to_string()),
                 _ => Part::Other(h.to_string()),
             };
-            conf.blocks.push(Block { part, line: i + 1, settings: Vec::new() });
+            conf.blocks.push(Block {
+                part,
+                line: i + 1,
+                settings: Vec::new(),
+            });
             continue;
         }
         match (t.split_once('='), conf.blocks.last_mut()) {
             (Some((k, v)), Some(b)) => b.settings.push(Setting {
                 line: i + 1,
                 text: t.to_string(),
-                key: k.split_whitespace().collect::<Vec<_>>().join(" ").to_lowercase(),
+                key: k
+                    .split_whitespace()
+                    .collect::<Vec<_>>()
+                    .join(" ")
+                    .to_lowercase(),
                 value: v.trim().to_string(),
             }),
             _ => conf.bad.push((i + 1, t.to_string())),
@@ -95,7 +103,13 @@ fn yes(v: &str) -> Option<bool> {
 
 /// Converts a `[lac]` (`lac` true) or `[lns]` block into `section`;
 /// returns the `pppoptfile` named, with its line.
-pub fn apply(ctx: &mut Ctx, file: usize, block: &Block, lac: bool, section: &mut Section) -> Option<(usize, String)> {
+pub fn apply(
+    ctx: &mut Ctx,
+    file: usize,
+    block: &Block,
+    lac: bool,
+    section: &mut Section,
+) -> Option<(usize, String)> {
     let mut optfile = None;
     if lac {
         section.set("mode", Value::Str("l2tp".into()), section.origin);
@@ -111,7 +125,12 @@ pub fn apply(ctx: &mut Ctx, file: usize, block: &Block, lac: bool, section: &mut
             } else if super::is_placeholder(&s.value) {
                 ctx.left(file, Some(s.line), &s.text, Reason::Placeholder);
             } else {
-                ctx.left(file, Some(s.line), &s.text, Reason::BadValue("not an IPv4 address (tsunagi resolves no names)"));
+                ctx.left(
+                    file,
+                    Some(s.line),
+                    &s.text,
+                    Reason::BadValue("not an IPv4 address (tsunagi resolves no names)"),
+                );
             }
         };
         match (s.key.as_str(), lac) {
@@ -163,7 +182,11 @@ mod tests {
         let b = &c.blocks[0];
         assert_eq!(b.part, Part::Lac("idcf".into()));
         assert_eq!(b.line, 3);
-        let kv: Vec<_> = b.settings.iter().map(|s| (s.key.as_str(), s.value.as_str())).collect();
+        let kv: Vec<_> = b
+            .settings
+            .iter()
+            .map(|s| (s.key.as_str(), s.value.as_str()))
+            .collect();
         assert_eq!(kv[0], ("lns", "e.f.g.h"));
         assert_eq!(kv[2], ("length bit", "yes"));
         assert_eq!(kv[6], ("redial timeout", "10"));
