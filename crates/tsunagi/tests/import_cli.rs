@@ -19,10 +19,23 @@ fn run(args: &[&str]) -> (Option<i32>, String, String) {
 #[test]
 fn all_converted_is_0_and_references_the_files() {
     let ipf = format!("{TESTDATA}/seed000/ipf.rules");
-    let (code, out, err) = run(&[&ipf, &format!("{TESTDATA}/seed000/ipnat.rules")]);
+    let (code, out, err) = run(&[
+        "--interface",
+        "em0=eth0",
+        "--interface",
+        "em1=eth1",
+        "--interface",
+        "tun0=ts-home",
+        &ipf,
+        &format!("{TESTDATA}/seed000/ipnat.rules"),
+    ]);
     assert_eq!(code, Some(0), "{err}");
     assert!(err.is_empty(), "{err}");
     assert!(out.contains(&format!("ipf = \"{ipf}\"")), "{out}");
+    assert!(
+        out.contains(r#"interfaces = { "em0" = "eth0", "em1" = "eth1", "tun0" = "ts-home" }"#),
+        "{out}"
+    );
 }
 
 #[test]

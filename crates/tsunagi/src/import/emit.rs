@@ -31,6 +31,8 @@ pub enum Value {
     Strs(Vec<String>),
     /// A list of octets, written in hex (`escape = [0xff]`).
     Bytes(Vec<u8>),
+    /// An inline table of strings (`interfaces = { em0 = "eth0" }`).
+    Map(Vec<(String, String)>),
 }
 
 /// Which kind of section.
@@ -149,6 +151,13 @@ impl Value {
                 "[{}]",
                 b.iter()
                     .map(|o| format!("0x{o:02x}"))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+            Value::Map(m) => format!(
+                "{{ {} }}",
+                m.iter()
+                    .map(|(k, v)| format!("{} = {}", quote(k), quote(v)))
                     .collect::<Vec<_>>()
                     .join(", ")
             ),

@@ -2,7 +2,8 @@
 //!
 //! ```text
 //! tsunagi import [--from FORMAT] [--label LABEL]... [--name NAME]
-//!                [--allow-user USER]... [--replace OLD=NEW]... FILE...
+//!                [--allow-user USER]... [--replace OLD=NEW]...
+//!                [--interface NAME=LINUX]... FILE...
 //! ```
 //!
 //! Reads every FILE, converts what it can into one config and prints it on
@@ -40,7 +41,10 @@
 //!   `set authkey`) is written inline, and tsunagi then wants the config
 //!   to be mode 0600;
 //! - [`rules`]: ipf.rules / ipnat.rules are checked with the policy
-//!   crate's parser and referenced by path in `[policy]`.
+//!   crate's parser and compiler, as the daemon loads them, and
+//!   referenced by path in `[policy]`, with `interfaces` from
+//!   `--interface NAME=LINUX` (every interface the rules name but `lo0`
+//!   needs one).
 //!
 //! The kind of a file comes from its name (`ppp.conf`, `ppp.linkup`,
 //! `options*`, `*-options`, `chap-secrets`, `pptpd.conf`, `xl2tpd.conf`,
@@ -204,9 +208,12 @@ pub enum Reason {
     Unused(&'static str),
     /// A file it names is not among the inputs.
     NotGiven(String),
-    /// tsunagi's policy parser refuses the rule (its message); the file is
-    /// not referenced.
+    /// tsunagi's policy parser or compiler refuses the rule (its
+    /// message); the file is not referenced.
     Rules(String),
+    /// The rule names an interface with no Linux name: give `--interface
+    /// NAME=LINUX`; the file is not referenced.
+    UnmappedInterface(String),
 }
 
 impl fmt::Display for Reason {
@@ -222,6 +229,10 @@ impl fmt::Display for Reason {
             Reason::Rules(msg) => write!(
                 f,
                 "refused by the policy parser: {msg}; the file is not referenced"
+            ),
+            Reason::UnmappedInterface(name) => write!(
+                f,
+                "interface {name} has no Linux name: give --interface {name}=LINUX; the file is not referenced"
             ),
         }
     }
@@ -268,6 +279,8 @@ pub struct Options {
     pub allow_users: Vec<String>,
     /// Text replacements applied to every input before it is read.
     pub replace: Vec<(String, String)>,
+    /// `[policy] interfaces`: the rules' interface names -> Linux names.
+    pub interfaces: std::collections::BTreeMap<String, String>,
 }
 
 /// The result: the config text and what was left out.
@@ -277,6 +290,9 @@ pub struct Outcome {
     pub toml: String,
     /// What did not convert, in input order.
     pub leftovers: Vec<Leftover>,
+    /// A source wrote a password inline and the config does too: tsunagi
+    /// then refuses the config unless only its owner may read it.
+    pub holds_password: bool,
 }
 
 /// An import that produced no usable config.
@@ -651,33 +667,12 @@ pub fn import(inputs: &[Input], opts: &Options) -> Result<Outcome, ImportError> 
                 );
             }
             Format::IpfRules | Format::IpnatRules => {
-                let (kind, key) = if inp.format == Format::IpfRules {
-                    (rules::RulesKind::Ipf, "ipf")
+                let kind = if inp.format == Format::IpfRules {
+                    rules::RulesKind::Ipf
                 } else {
-                    (rules::RulesKind::Ipnat, "ipnat")
+                    rules::RulesKind::Ipnat
                 };
-                let errors = rules::check(kind, &inp.text);
-                if errors.is_empty() {
-                    draft.section(Kind::Policy, "", at(i, first)).set(
-                        key,
-                        Value::Str(inp.reference.clone()),
-                        at(i, first),
-                    );
-                }
-                for e in errors {
-                    let text = inp
-                        .text
-                        .lines()
-                        .nth(e.line.saturating_sub(1))
-                        .unwrap_or("")
-                        .trim()
-                        .to_string();
-                    let msg = format!(
-                        "column {}: expected {}, found {}",
-                        e.column, e.expected, e.found
-                    );
-                    ctx.left(i, Some(e.line), &text, Reason::Rules(msg));
-                }
+                import_rules(&mut ctx, &mut draft, i, kind, opts);
             }
             _ => {}
         }
@@ -687,6 +682,7 @@ pub fn import(inputs: &[Input], opts: &Options) -> Result<Outcome, ImportError> 
     drop_incomplete(&mut ctx, &mut draft, opts);
     rename(&mut draft, opts)?;
 
+    let holds_password = draft.sections.iter().any(|s| s.get("password").is_some());
     let names: Vec<String> = inputs.iter().map(|i| i.name.clone()).collect();
     let toml = draft.render(&names);
     if let Err(error) = crate::config::Config::parse(Path::new("imported.toml"), &toml) {
@@ -697,7 +693,80 @@ pub fn import(inputs: &[Input], opts: &Options) -> Result<Outcome, ImportError> 
     Ok(Outcome {
         toml,
         leftovers: leftovers.into_iter().map(|(_, l)| l).collect(),
+        holds_password,
     })
+}
+
+/// Checks a rules file as the daemon would load it (parse, interface
+/// names, compile) and references it in `[policy]` when it passes.
+fn import_rules(
+    ctx: &mut Ctx,
+    draft: &mut Draft,
+    i: usize,
+    kind: rules::RulesKind,
+    opts: &Options,
+) {
+    let text = ctx.inputs[i].text.clone();
+    let line_text = |n: usize| {
+        text.lines()
+            .nth(n.saturating_sub(1))
+            .unwrap_or("")
+            .trim()
+            .to_string()
+    };
+    let errors = rules::check(kind, &text);
+    if !errors.is_empty() {
+        for e in errors {
+            let msg = format!(
+                "column {}: expected {}, found {}",
+                e.column, e.expected, e.found
+            );
+            ctx.left(i, Some(e.line), &line_text(e.line), Reason::Rules(msg));
+        }
+        return;
+    }
+    let Ok(parsed) = rules::parse(kind, &text) else {
+        return;
+    };
+    let unmapped = rules::unmapped(&parsed, &opts.interfaces);
+    if !unmapped.is_empty() {
+        for (line, name) in unmapped {
+            ctx.left(
+                i,
+                Some(line),
+                &line_text(line),
+                Reason::UnmappedInterface(name),
+            );
+        }
+        return;
+    }
+    if let Some((line, e)) = rules::compile_check(&parsed, &opts.interfaces) {
+        let text = line.map_or_else(String::new, line_text);
+        ctx.left(i, line, &text, Reason::Rules(e.to_string()));
+        return;
+    }
+    let first = text
+        .lines()
+        .position(|l| !l.trim().is_empty() && !l.trim_start().starts_with('#'))
+        .map_or(1, |p| p + 1);
+    let at = Origin {
+        file: i,
+        line: first,
+    };
+    let key = match kind {
+        rules::RulesKind::Ipf => "ipf",
+        rules::RulesKind::Ipnat => "ipnat",
+    };
+    let policy = draft.section(Kind::Policy, "", at);
+    policy.set(key, Value::Str(ctx.inputs[i].reference.clone()), at);
+    if !opts.interfaces.is_empty() {
+        let map = opts
+            .interfaces
+            .iter()
+            .map(|(a, b)| (a.clone(), b.clone()))
+            .collect();
+        policy.set("interfaces", Value::Map(map), at);
+    }
 }
 
 /// Seed 002: a LAC whose `lns` is the `right` of a transport conn goes
@@ -852,6 +921,10 @@ pub struct ImportArgs {
     /// Replace OLD with NEW in every input before reading it (repeatable).
     #[arg(long = "replace", value_name = "OLD=NEW")]
     pub replace: Vec<String>,
+    /// The Linux name of an interface the rules name (`[policy]
+    /// interfaces`, repeatable).
+    #[arg(long = "interface", value_name = "NAME=LINUX")]
+    pub interfaces: Vec<String>,
 }
 
 /// `tsunagi import`: reads the files, prints the config, reports what was
@@ -865,6 +938,18 @@ pub fn run(args: &ImportArgs) -> i32 {
             }
             _ => {
                 eprintln!("--replace {r:?}: expected OLD=NEW (OLD not empty, one line)");
+                return 2;
+            }
+        }
+    }
+    let mut interfaces = std::collections::BTreeMap::new();
+    for r in &args.interfaces {
+        match r.split_once('=') {
+            Some((from, to)) if !from.is_empty() && !to.is_empty() => {
+                interfaces.insert(from.to_string(), to.to_string());
+            }
+            _ => {
+                eprintln!("--interface {r:?}: expected NAME=LINUX (e.g. em0=eth0)");
                 return 2;
             }
         }
@@ -903,12 +988,18 @@ pub fn run(args: &ImportArgs) -> i32 {
         name: args.name.clone(),
         allow_users: args.allow_users.clone(),
         replace,
+        interfaces,
     };
     match import(&inputs, &opts) {
         Ok(out) => {
             print!("{}", out.toml);
             for l in &out.leftovers {
                 eprintln!("{l}");
+            }
+            if out.holds_password {
+                eprintln!(
+                    "note: the config holds a password, as its source did: save it with mode 0600 (tsunagi refuses it otherwise)"
+                );
             }
             if out.leftovers.is_empty() {
                 0

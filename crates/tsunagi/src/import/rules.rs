@@ -2,10 +2,16 @@
 //! seed 000 §4.3, §4.4; seed 001's borrowed-address rule): tsunagi's
 //! `[policy]` reads these files itself, so the import references them by
 //! path after checking them with the policy crate's parser, the one the
-//! daemon uses. A file with lines it refuses is not referenced (the daemon
-//! would not start with it); each refused line is reported.
+//! daemon uses, then compiled as the daemon compiles them, with
+//! `[policy] interfaces` from `--interface` (the rules keep FreeBSD's
+//! names, `em0`, `tun0`; `lo0` is `lo` by itself). A file with lines it
+//! refuses is not referenced (the daemon would not start with it); each
+//! refused line is reported.
 
-use tsunagi_policy::{parse_ipf, parse_ipnat, ParseError};
+use std::collections::BTreeMap;
+
+use tsunagi_policy::compile::{compile, CompileError, Options};
+use tsunagi_policy::{parse_ipf, parse_ipnat, IfaceMap, IpfRules, IpnatRules, ParseError};
 
 /// Which rules language.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -47,6 +53,69 @@ pub fn check(kind: RulesKind, text: &str) -> Vec<ParseError> {
             }
         }
     }
+}
+
+/// The parsed rules of one file.
+#[derive(Debug, Clone)]
+pub enum Rules {
+    /// ipf.rules.
+    Ipf(IpfRules),
+    /// ipnat.rules.
+    Ipnat(IpnatRules),
+}
+
+/// Parses a file the policy parser took (after [`check`]).
+pub fn parse(kind: RulesKind, text: &str) -> Result<Rules, ParseError> {
+    Ok(match kind {
+        RulesKind::Ipf => Rules::Ipf(parse_ipf(text)?),
+        RulesKind::Ipnat => Rules::Ipnat(parse_ipnat(text)?),
+    })
+}
+
+/// The interfaces the rules name without a Linux name in `map` (`lo0`
+/// has one): (line, name), in file order.
+pub fn unmapped(rules: &Rules, map: &BTreeMap<String, String>) -> Vec<(usize, String)> {
+    let named: Vec<(usize, &str)> = match rules {
+        Rules::Ipf(r) => r
+            .rules
+            .iter()
+            .filter_map(|r| r.interface.as_deref().map(|i| (r.line, i)))
+            .collect(),
+        Rules::Ipnat(r) => r.rules.iter().map(|r| (r.line(), r.interface())).collect(),
+    };
+    named
+        .into_iter()
+        .filter(|(_, i)| *i != "lo0" && !map.contains_key(*i))
+        .map(|(l, i)| (l, i.to_string()))
+        .collect()
+}
+
+/// Compiles the rules as the daemon does (`crate::policy`); the first
+/// refusal with its line (None for a refusal this import does not know).
+pub fn compile_check(
+    rules: &Rules,
+    map: &BTreeMap<String, String>,
+) -> Option<(Option<usize>, CompileError)> {
+    let mut iface = IfaceMap::new();
+    iface.insert("lo0", "lo");
+    for (from, to) in map {
+        iface.insert(from, to);
+    }
+    let (empty_ipf, empty_ipnat) = (IpfRules::default(), IpnatRules::default());
+    let result = match rules {
+        Rules::Ipf(r) => compile(r, &empty_ipnat, &iface, &Options::default()),
+        Rules::Ipnat(r) => compile(&empty_ipf, r, &iface, &Options::default()),
+    };
+    let e = result.err()?;
+    let line = match &e {
+        CompileError::UnmappedInterface { line, .. }
+        | CompileError::GroupUnreachable { line, .. }
+        | CompileError::HeadTwice { line, .. }
+        | CompileError::EmptyPortRange { line, .. }
+        | CompileError::Unsupported { line, .. } => Some(*line),
+        _ => None,
+    };
+    Some((line, e))
 }
 
 #[cfg(test)]

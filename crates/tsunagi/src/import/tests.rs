@@ -96,6 +96,10 @@ fn seed000_labs_gateway_answers() {
         ],
         Options {
             name: Some("home".into()),
+            interfaces: [("em0", "eth0"), ("em1", "eth1"), ("tun0", "ts-home")]
+                .into_iter()
+                .map(|(a, b)| (a.to_string(), b.to_string()))
+                .collect(),
             ..Options::default()
         },
         &[("seed000/server_home.ppp.conf", 7, LOG)],
@@ -108,8 +112,37 @@ fn seed000_labs_gateway_answers() {
     let routes: Vec<String> = l.routes.iter().map(|r| r.to_string()).collect();
     assert_eq!(routes, ["192.168.1.0/24"]);
     let p = c.policy.unwrap();
+    assert_eq!(p.interfaces["tun0"], "ts-home");
     assert_eq!(p.ipf.unwrap(), Path::new("/etc/ipf.rules"));
     assert_eq!(p.ipnat.unwrap(), Path::new("/etc/ipnat.rules"));
+}
+
+#[test]
+fn seed000_rules_need_linux_interface_names() {
+    let unmapped = |f: &'static str, line: usize, name: &str| {
+        (f, line, Reason::UnmappedInterface(name.to_string()))
+    };
+    let c = check(
+        &[
+            fixture!("seed000/ipf.rules", "/etc/ipf.rules"),
+            fixture!("seed000/ipnat.rules", "/etc/ipnat.rules"),
+        ],
+        Options::default(),
+        &[
+            unmapped("seed000/ipf.rules", 7, "em0"),
+            unmapped("seed000/ipf.rules", 8, "em0"),
+            unmapped("seed000/ipf.rules", 9, "em1"),
+            unmapped("seed000/ipf.rules", 10, "em1"),
+            unmapped("seed000/ipf.rules", 11, "tun0"),
+            unmapped("seed000/ipf.rules", 12, "tun0"),
+            unmapped("seed000/ipnat.rules", 2, "em0"),
+            unmapped("seed000/ipnat.rules", 3, "em0"),
+            unmapped("seed000/ipnat.rules", 4, "em1"),
+            unmapped("seed000/ipnat.rules", 5, "em1"),
+            unmapped("seed000/ipnat.rules", 6, "em0"),
+        ],
+    );
+    assert!(c.policy.is_none());
 }
 
 #[test]
@@ -565,4 +598,40 @@ fn name_renames_the_one_profile_only() {
     };
     let out = import(&inputs(&files), &opts).unwrap();
     assert!(out.toml.contains("[link.labs]"), "{}", out.toml);
+}
+
+#[test]
+fn seed001_options_pptpd_on_a_server_with_a_pool() {
+    // Seed 001's pptpd.conf line with seed 004's pool lines: the options
+    // file it names converts into the server (name, proxyarp, CHAP), and
+    // since it names no MPPE option pppd would run without MPPE.
+    const CONF: &str =
+        "localip 192.168.0.100\nremoteip 192.168.0.101-119\noption /etc/ppp/options.pptpd\n";
+    let c = check(
+        &[
+            ("test/pptpd.conf", "/etc/ppp/pptpd.conf", CONF),
+            fixture!("seed001/options.pptpd", "/etc/ppp/options.pptpd"),
+            fixture!("seed001/chap-secrets", "/etc/ppp/chap-secrets"),
+        ],
+        Options::default(),
+        &[],
+    );
+    let s = c.server("pptpd").unwrap();
+    assert!(s.proxyarp);
+    assert_eq!(s.auth.require, [tsunagi_ppp::auth::AuthMethod::ChapMd5]);
+    let toml = import(
+        &inputs(&[
+            ("test/pptpd.conf", "/etc/ppp/pptpd.conf", CONF),
+            fixture!("seed001/options.pptpd", "/etc/ppp/options.pptpd"),
+            fixture!("seed001/chap-secrets", "/etc/ppp/chap-secrets"),
+        ]),
+        &Options::default(),
+    )
+    .unwrap()
+    .toml;
+    assert!(toml.contains("mppe = \"none\""), "{toml}");
+    assert!(
+        toml.contains("name = \"pptpd\"  # seed001/options.pptpd:2"),
+        "{toml}"
+    );
 }
