@@ -16,6 +16,15 @@
 //!
 //! Addresses, routes, escape, ident and ipv6cp are the seed's, as imported.
 //!
+//! The same for seed 001's pppd pair: venus's vpn-saturn (`pty <スクリプト>`,
+//! `192.168.1.1:192.168.2.1`) and saturn's vpn-option (`noauth`,
+//! `notty`), where the test's rewrite is the import's own: `--replace`
+//! puts for the seed's placeholder script the command it stands for (ssh
+//! to saturn running the answering side; here `tsunagi -S <saturn's
+//! socket> direct vpn-option`, quoted as pppd wants a command with
+//! spaces), and `--allow-user root` names the caller the seed's sshd
+//! would have started as `vpn`.
+//!
 //! Needs root, network namespaces and tun devices: `#[ignore]`d,
 //! `scripts/test.sh` runs it; namespaces and daemons are removed by the
 //! guard, also when an assertion fails.
@@ -27,15 +36,17 @@ use std::time::Duration;
 use support::{ping, require_netns, wait_for, Guard, BIN};
 
 const TESTDATA: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/src/import/testdata/seed000");
+const SEED001: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/src/import/testdata/seed001");
 
 /// `tsunagi import ARGS`: the config, after checking that exactly the
-/// expected lines were left out (exit status 3, one `set log` line).
+/// expected lines were left out (exit status 3 if any, else 0).
 fn import(args: &[&str], left_out: &[&str]) -> String {
     let out = Command::new(BIN).arg("import").args(args).output().unwrap();
     let stderr = String::from_utf8_lossy(&out.stderr);
+    let code = if left_out.is_empty() { 0 } else { 3 };
     assert_eq!(
         out.status.code(),
-        Some(3),
+        Some(code),
         "tsunagi import {args:?}: {stderr}"
     );
     let lines: Vec<&str> = stderr.lines().collect();
@@ -132,6 +143,41 @@ fn seed000_imported_on_both_gateways_links_them() {
     wait_for(Duration::from_secs(5), "the ident in the Labs log", || {
         a.log().contains("HOME Network")
     });
+    assert_eq!(guard.sides[1].stop(), Some(0));
+    assert_eq!(guard.sides[0].stop(), Some(0));
+}
+
+#[test]
+#[ignore = "needs root, network namespaces and tun devices (scripts/test.sh runs it)"]
+fn seed001_pppd_pair_imported_links_venus_and_saturn() {
+    require_netns(&[]);
+    let pid = std::process::id();
+    let mut guard = Guard::pair(&format!("tsunagi-import1-{pid}"), &format!("tsj{pid}"));
+    let saturn = import(
+        &["--allow-user", "root", &format!("{SEED001}/vpn-option")],
+        &[],
+    );
+    let script = format!(
+        "<スクリプト>=\"{BIN} -S {} direct vpn-option\"",
+        guard.sides[0].socket().display()
+    );
+    let venus = import(
+        &["--replace", &script, &format!("{SEED001}/vpn-saturn")],
+        &[],
+    );
+    guard.sides[0].start(&saturn);
+    guard.sides[1].start(&venus);
+    let (a, b) = (&guard.sides[0], &guard.sides[1]);
+    // vpn-saturn: 192.168.1.1:192.168.2.1 (venus's side, saturn's side).
+    wait_for(Duration::from_secs(20), "IPCP up on venus", || {
+        b.link_address().as_deref() == Some("192.168.1.1")
+    });
+    wait_for(Duration::from_secs(5), "IPCP up on saturn", || {
+        a.link_address().as_deref() == Some("192.168.2.1")
+    });
+    // The seed's own check: ping -c 1 192.168.2.1 from venus, and back.
+    assert!(ping(b, "192.168.2.1"), "venus -> saturn ping");
+    assert!(ping(a, "192.168.1.1"), "saturn -> venus ping");
     assert_eq!(guard.sides[1].stop(), Some(0));
     assert_eq!(guard.sides[0].stop(), Some(0));
 }

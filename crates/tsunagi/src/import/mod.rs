@@ -309,6 +309,9 @@ pub enum ImportError {
     /// `--name` with more than one link or server.
     #[error("--name {0}: the import has {1} links and servers; --name renames only one")]
     NameAmbiguous(String, usize),
+    /// `--label` names a label no ppp.conf input has.
+    #[error("--label {0}: no ppp.conf among the inputs has this label")]
+    NoSuchLabel(String),
     /// A name that tsunagi does not take as a section name.
     #[error("--name {0:?}: names may use only letters, digits, '-', '_' and '.'")]
     BadName(String),
@@ -467,6 +470,13 @@ pub fn import(inputs: &[Input], opts: &Options) -> Result<Outcome, ImportError> 
                 None => labels.push(label),
             }
         }
+    }
+    if let Some(missing) = opts
+        .labels
+        .iter()
+        .find(|w| !labels.iter().any(|l| &l.name == *w))
+    {
+        return Err(ImportError::NoSuchLabel(missing.clone()));
     }
     let default = labels.iter().find(|l| l.name == "default").cloned();
     for label in &labels {

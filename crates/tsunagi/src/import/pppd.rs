@@ -96,6 +96,9 @@ pub enum PppdOption {
     File(String),
     /// `debug`.
     Debug,
+    /// A known option with the wrong number of arguments (the option
+    /// word): pppd takes one word, a command with spaces must be quoted.
+    BadArgs(String),
     /// Anything else (the option word).
     Other(String),
 }
@@ -119,11 +122,14 @@ pub struct Options {
 }
 
 impl Options {
-    /// `pty`'s script, if any.
+    /// The `pty` line, if any (also one whose script is not one word:
+    /// the file is still meant to dial).
     pub fn pty(&self) -> Option<&Line> {
-        self.lines
-            .iter()
-            .find(|l| matches!(l.option, PppdOption::Pty(_)))
+        self.lines.iter().find(|l| match &l.option {
+            PppdOption::Pty(_) => true,
+            PppdOption::BadArgs(w) => w == "pty",
+            _ => false,
+        })
     }
 
     /// Whether it has `notty`.
@@ -135,7 +141,7 @@ impl Options {
 fn one(args: &[String], make: fn(String) -> PppdOption, word: &str) -> PppdOption {
     match args {
         [a] => make(a.clone()),
-        _ => PppdOption::Other(word.to_string()),
+        _ => PppdOption::BadArgs(word.to_string()),
     }
 }
 
@@ -410,6 +416,10 @@ pub fn apply(ctx: &mut Ctx, file: usize, opts: &Options, target: Target, section
                 ctx,
                 Reason::NoEquivalent("debug logs come with RUST_LOG=debug"),
             ),
+            PppdOption::BadArgs(_) => left(
+                ctx,
+                Reason::BadValue("pppd takes one word here: quote a command with spaces"),
+            ),
             PppdOption::Other(_) => left(ctx, Reason::Unknown),
         }
     }
@@ -452,6 +462,16 @@ mod tests {
         let o = parse(include_str!("testdata/seed001/vpn-option"));
         let opts: Vec<_> = o.lines.iter().map(|l| &l.option).collect();
         assert_eq!(opts, [&PppdOption::Noauth, &PppdOption::Notty]);
+    }
+
+    #[test]
+    fn pty_takes_one_quoted_word() {
+        let o = parse("pty \"ssh -x saturn pppd file vpn-option\"\npty ssh saturn\n");
+        assert_eq!(
+            o.lines[0].option,
+            PppdOption::Pty("ssh -x saturn pppd file vpn-option".into())
+        );
+        assert_eq!(o.lines[1].option, PppdOption::BadArgs("pty".into()));
     }
 
     #[test]

@@ -598,6 +598,14 @@ fn name_renames_the_one_profile_only() {
     };
     let out = import(&inputs(&files), &opts).unwrap();
     assert!(out.toml.contains("[link.labs]"), "{}", out.toml);
+    let opts = Options {
+        labels: vec!["pppossh_approve_4_".into()],
+        ..Options::default()
+    };
+    assert!(matches!(
+        import(&inputs(&files), &opts),
+        Err(ImportError::NoSuchLabel(l)) if l == "pppossh_approve_4_"
+    ));
 }
 
 #[test]
