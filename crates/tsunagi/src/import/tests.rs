@@ -643,3 +643,48 @@ fn seed001_options_pptpd_on_a_server_with_a_pool() {
         "{toml}"
     );
 }
+
+#[test]
+fn any_prefix_of_any_fixture_read_as_any_format_does_not_panic() {
+    // The parsers take operators' files as they are: a cut-off file, or
+    // one read as the wrong kind (--from), is reported, never a panic.
+    let fixtures: [Fixture; 8] = [
+        fixture!("seed000/client_home.ppp.conf", "/home/pppossh/.ppp.conf"),
+        fixture!("seed000/ipf.rules", "/etc/ipf.rules"),
+        fixture!("seed001/vpn.ppp.conf", "/etc/ppp/ppp.conf"),
+        fixture!("seed001/options.pptpd", "/etc/ppp/options.pptpd"),
+        fixture!("seed001/chap-secrets", "/etc/ppp/chap-secrets"),
+        fixture!("seed002/ipsec.conf", "/etc/ipsec.conf"),
+        fixture!("seed002/xl2tpd.conf", "/etc/xl2tpd.conf"),
+        fixture!("seed004/pptpd.conf", "/etc/pptpd.conf"),
+    ];
+    let formats = [
+        Format::PppConf,
+        Format::Pppd,
+        Format::ChapSecrets,
+        Format::PptpdConf,
+        Format::Xl2tpdConf,
+        Format::IpsecConf,
+        Format::IpsecSecrets,
+        Format::IpfRules,
+        Format::IpnatRules,
+    ];
+    for (name, path, text) in fixtures {
+        let cuts = text
+            .char_indices()
+            .map(|(i, _)| i)
+            .filter(|i| i % 5 == 0 || text[..*i].ends_with('\n'));
+        for cut in cuts.chain([text.len()]) {
+            for format in formats {
+                let input = Input {
+                    name: name.to_string(),
+                    reference: path.to_string(),
+                    text: text[..cut].to_string(),
+                    format,
+                };
+                // Either result is fine; a panic is not.
+                let _ = import(&[input], &Options::default());
+            }
+        }
+    }
+}
