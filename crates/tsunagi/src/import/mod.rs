@@ -254,16 +254,13 @@ pub struct Leftover {
 impl fmt::Display for Leftover {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self.line {
-            Some(l) => write!(
-                f,
-                "{}:{l}: left out ({}): {}",
-                self.file, self.reason, self.text
-            ),
-            None => write!(
-                f,
-                "{}: left out ({}): {}",
-                self.file, self.reason, self.text
-            ),
+            Some(l) => write!(f, "{}:{l}: left out ({})", self.file, self.reason)?,
+            None => write!(f, "{}: left out ({})", self.file, self.reason)?,
+        }
+        if self.text.is_empty() {
+            Ok(())
+        } else {
+            write!(f, ": {}", self.text)
         }
     }
 }
@@ -498,10 +495,11 @@ pub fn import(inputs: &[Input], opts: &Options) -> Result<Outcome, ImportError> 
         let named: Vec<Profile> = match inp.format {
             Format::PptpdConf => {
                 let lines = pptpd::parse(&inp.text);
+                // Line 0: a file of comments only; reported for the file.
                 let mut s = Section::new(
                     Kind::Server,
                     "pptpd",
-                    at(i, lines.first().map_or(1, |l| l.line)),
+                    at(i, lines.first().map_or(0, |l| l.line)),
                 );
                 let opt = pptpd::apply(&mut ctx, i, &lines, &mut s);
                 vec![(s, opt, pppd::Target::Server)]
@@ -835,19 +833,12 @@ fn drop_incomplete(ctx: &mut Ctx, draft: &mut Draft, opts: &Options) {
         };
         match missing {
             Some(why) => {
-                let text = ctx.inputs[s.origin.file]
-                    .text
-                    .lines()
-                    .nth(s.origin.line - 1)
-                    .unwrap_or("")
-                    .trim()
-                    .to_string();
-                ctx.left(
-                    s.origin.file,
-                    Some(s.origin.line),
-                    &text,
-                    Reason::Incomplete(why),
-                );
+                let line = (s.origin.line > 0).then_some(s.origin.line);
+                let text = line.map_or_else(String::new, |l| {
+                    let text = &ctx.inputs[s.origin.file].text;
+                    text.lines().nth(l - 1).unwrap_or("").trim().to_string()
+                });
+                ctx.left(s.origin.file, line, &text, Reason::Incomplete(why));
                 // What had been converted into it is lost with it.
                 let mut lines: Vec<Origin> = s.keys.iter().map(|k| k.2).collect();
                 lines.sort_by_key(|o| (o.file, o.line));

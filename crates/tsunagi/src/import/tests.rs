@@ -530,6 +530,25 @@ fn seed004_pptpd() {
 }
 
 #[test]
+fn seed004_example_pptpd_conf_is_comments_only() {
+    // What the seed shows of Debian's example: every line a comment, so
+    // no pool and no server; reported for the file, not a line.
+    let c = check(
+        &[fixture!(
+            "seed004/examples-pptpd.conf",
+            "/usr/share/doc/pptpd/examples/pptpd.conf"
+        )],
+        Options::default(),
+        &[(
+            "seed004/examples-pptpd.conf",
+            0,
+            Reason::Incomplete("a server needs its pool (localip and remoteip)"),
+        )],
+    );
+    assert!(c.servers.is_empty());
+}
+
+#[test]
 fn kinds_from_names_and_content() {
     assert_eq!(
         Format::from_name("/home/pppossh/.ppp.conf"),
