@@ -651,7 +651,7 @@ vm_v1_exchange() {
 # conn with seed 002's proposal and 17/1701 both sides (right = the VM, auto = "add"), the
 # PSK for the two addresses; and a UDP echo bound to $HOST_IP:1701 in $NS_GW. The daemon
 # steers the echo's replies into its tun (`ip rule to VM ipproto udp sport 1701 dport 1701
-# lookup 200`) and seals them (crates/tsunagi/src/ipsec/transport_path.rs); the VM's
+# lookup 24967`, the table from the conn name `l2tp`) and seals them (crates/tsunagi/src/ipsec/transport_path.rs); the VM's
 # datagrams reach the echo after tsunagi opened them.
 ts_ipsec_v1_config() { # SOCK LOG SECRETS
   cat <<EOF

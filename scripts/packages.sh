@@ -3,8 +3,10 @@
 # Sourced by demo.sh and test.sh; installs only what is missing.
 # strongSwan (charon with kernel-libipsec, swanctl): the IKEv1 responder of
 # crates/tsunagi/tests/probe_ike.rs; none of its packages starts a service.
-PACKAGES=(openssh-server openssh-client iproute2 nftables iputils-ping procps util-linux passwd
-	strongswan-charon strongswan-swanctl libcharon-extra-plugins)
+# systemd: systemd-analyze checks dist/systemd/tsunagi.service (systemd_unit.rs).
+# tshark: reads back the pcap of crates/tsunagi/tests/capture_netns.rs.
+PACKAGES=(openssh-server openssh-client iproute2 nftables iputils-ping procps util-linux passwd tshark
+	strongswan-charon strongswan-swanctl libcharon-extra-plugins systemd)
 
 install_packages() {
 	local missing=() p

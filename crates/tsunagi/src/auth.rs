@@ -13,15 +13,18 @@
 //!   caller, by both the ssh client address it claims and its uid
 //!   ([`AuthSource`]): after a few failures a key's next sessions wait.
 
+use std::collections::BTreeMap;
 use std::fmt;
-use std::path::Path;
-use std::sync::{Arc, Mutex};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
 
 use tsunagi_crypto::Secret;
 use tsunagi_ppp::auth::SecretsHandle;
 use tsunagi_ppp::link::LinkConfig;
-use tsunagi_ppp::secrets::{check_permissions, ChapSecrets, FailureLimiter, UnsafeFile};
+use tsunagi_ppp::secrets::{
+    check_permissions, ChapSecrets, FailureLimiter, SecretEntry, Secrets, UnsafeFile,
+};
 
 use crate::config::{AuthSettings, LinkSettings, PasswordSource};
 
@@ -116,6 +119,72 @@ pub fn load_secrets(path: &Path) -> Result<ChapSecrets, CredentialError> {
     })
 }
 
+/// One chap-secrets file as the daemon last read it. Sessions look their
+/// peers up in it at each authentication, as pppd reads chap-secrets each
+/// time: a `tsunagi reload` (or SIGHUP) that re-reads the file changes who
+/// may log in from then on, and drops no session already up.
+struct SecretsFile {
+    current: RwLock<Arc<ChapSecrets>>,
+}
+
+impl Secrets for SecretsFile {
+    fn lookup(&self, client: &str, server: &str) -> Option<SecretEntry> {
+        let current = self.current.read().unwrap_or_else(|e| e.into_inner());
+        current.lookup(client, server)
+    }
+}
+
+/// Every chap-secrets file the daemon uses, by path: links and servers that
+/// name the same file share one [`SecretsHandle`] on it, and
+/// [`SecretsFiles::reread`] replaces what all of them see at once.
+#[derive(Clone, Default)]
+pub struct SecretsFiles(Arc<Mutex<BTreeMap<PathBuf, Arc<SecretsFile>>>>);
+
+impl SecretsFiles {
+    /// No files yet.
+    pub fn new() -> SecretsFiles {
+        SecretsFiles::default()
+    }
+
+    /// The handle on `path`: the one already read, else read now (with
+    /// [`load_secrets`]'s checks).
+    pub fn handle(&self, path: &Path) -> Result<SecretsHandle, CredentialError> {
+        let mut files = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        let file = match files.get(path) {
+            Some(file) => file.clone(),
+            None => {
+                let file = Arc::new(SecretsFile {
+                    current: RwLock::new(Arc::new(load_secrets(path)?)),
+                });
+                files.insert(path.to_path_buf(), file.clone());
+                file
+            }
+        };
+        Ok(SecretsHandle(file))
+    }
+
+    /// Reads every file again. A file that cannot be read now (gone, open
+    /// to others, a parse error) keeps what it had, and its error is in the
+    /// answer: a typo in chap-secrets must not lock everyone out.
+    pub fn reread(&self) -> Vec<(PathBuf, Result<usize, CredentialError>)> {
+        let files: Vec<(PathBuf, Arc<SecretsFile>)> = {
+            let files = self.0.lock().unwrap_or_else(|e| e.into_inner());
+            files.iter().map(|(p, f)| (p.clone(), f.clone())).collect()
+        };
+        files
+            .into_iter()
+            .map(|(path, file)| {
+                let result = load_secrets(&path).map(|secrets| {
+                    let entries = secrets.entries.len();
+                    *file.current.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(secrets);
+                    entries
+                });
+                (path, result)
+            })
+            .collect()
+    }
+}
+
 impl Credentials {
     /// The engine's configuration for `settings` with these secrets and
     /// password.
@@ -129,18 +198,27 @@ impl Credentials {
     /// What `settings` names: its secrets file and password. `config` is
     /// the file the settings were read from: a `password` written there
     /// makes it a file of secrets too, held to the same checks.
-    pub fn load(settings: &LinkSettings, config: &Path) -> Result<Credentials, CredentialError> {
-        Credentials::load_auth(&settings.auth, config)
+    /// A secrets file already in `files` is shared, not read again.
+    pub fn load(
+        settings: &LinkSettings,
+        config: &Path,
+        files: &SecretsFiles,
+    ) -> Result<Credentials, CredentialError> {
+        Credentials::load_auth(&settings.auth, config, files)
     }
 
     /// [`Credentials::load`] for any section's authentication settings (a
     /// server's too).
-    pub fn load_auth(a: &AuthSettings, config: &Path) -> Result<Credentials, CredentialError> {
+    pub fn load_auth(
+        a: &AuthSettings,
+        config: &Path,
+        files: &SecretsFiles,
+    ) -> Result<Credentials, CredentialError> {
         // Only read the secrets when something uses them: a link that
         // neither requires auth nor has a user has no business with them.
         let wanted = !a.require.is_empty() || (a.user.is_some() && a.password.is_none());
         let secrets = match (&a.secrets, wanted) {
-            (Some(path), true) => Some(SecretsHandle(Arc::new(load_secrets(path)?))),
+            (Some(path), true) => Some(files.handle(path)?),
             _ => None,
         };
         let password = match &a.password {
@@ -412,7 +490,7 @@ mod tests {
         let text = "[link.l]\nmode = \"direct\"\nallow_users = [\"root\"]\nuser = \"bob\"\npassword = \"s3cret\"\n";
         let p = temp("inline.toml", text, 0o644);
         let config = crate::config::Config::load(&p).unwrap();
-        let e = Credentials::load(&config.links[0], &p)
+        let e = Credentials::load(&config.links[0], &p, &SecretsFiles::new())
             .unwrap_err()
             .to_string();
         assert!(
@@ -421,7 +499,7 @@ mod tests {
         );
         assert!(e.contains("mode 0644") && !e.contains("s3cret"), "{e}");
         std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o600)).unwrap();
-        let c = Credentials::load(&config.links[0], &p).unwrap();
+        let c = Credentials::load(&config.links[0], &p, &SecretsFiles::new()).unwrap();
         assert_eq!(c.password.unwrap().expose(), b"s3cret");
     }
 

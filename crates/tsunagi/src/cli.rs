@@ -1,6 +1,8 @@
 //! The `tsunagi` command line.
 //!
-//! `tsunagi [-c CONFIG] [-S SOCKET] run | check | direct PROFILE | status [--json] | dial NAME | hangup NAME | kick SESSION`
+//! `tsunagi [-c CONFIG] [-S SOCKET] run | check | direct PROFILE | status [--json] | dial NAME | hangup NAME | kick SESSION | reload | capture LINK -w FILE [--count N] | log [-f] [-n N]`
+//!
+//! `tsunagi console DEVICE [-s SPEED]`: a serial console (see [`crate::console`]).
 //!
 //! `tsunagi probe ike HOST [--port 500] [--proposals LIST] [--timeout S]`
 //! needs neither config nor daemon (see [`crate::probe`]), nor does
@@ -57,11 +59,13 @@ pub enum Command {
         json: bool,
     },
     /// Dial a link now (root).
+    #[command(visible_alias = "up")]
     Dial {
         /// Link name.
         name: String,
     },
     /// Close a link and stop redialling it (root).
+    #[command(visible_alias = "down")]
     Hangup {
         /// Link name.
         name: String,
@@ -71,11 +75,46 @@ pub enum Command {
         /// Session id.
         session: u64,
     },
+    /// Read the config again and apply what changed, dropping only the
+    /// sessions of links and servers whose settings changed (root; SIGHUP
+    /// does the same).
+    Reload,
+    /// Write a link's (or server's) inner packets to a pcap file until
+    /// Ctrl-C (root).
+    Capture {
+        /// The `[link.NAME]` or server profile.
+        link: String,
+        /// The pcap file (`-`: stdout), created with mode 0600.
+        #[arg(short = 'w', value_name = "FILE")]
+        file: PathBuf,
+        /// Stop after this many packets (`-c` is the config, as for
+        /// every subcommand).
+        #[arg(long = "count", value_name = "COUNT")]
+        count: Option<u64>,
+    },
+    /// Print the daemon's last log lines; with -f, follow them (root).
+    Log {
+        /// Follow: print new lines as they come, until Ctrl-C.
+        #[arg(short = 'f', long)]
+        follow: bool,
+        /// How many of the last lines first (at most 1000).
+        #[arg(short = 'n', long = "lines", value_name = "N", default_value_t = 10)]
+        lines: usize,
+    },
     /// The `[policy]` rules (ipf.rules / ipnat.rules).
     Policy {
         /// What to do with them.
         #[command(subcommand)]
         action: PolicyAction,
+    },
+    /// A serial console on DEVICE, like `cu -l` (leave with `~.` or `~^D`
+    /// at the start of a line); connect and disconnect are audit records.
+    Console {
+        /// The serial line (`/dev/ttyUSB0`).
+        device: PathBuf,
+        /// Its speed in bits per second (8N1).
+        #[arg(short = 's', long = "speed", default_value_t = crate::console::DEFAULT_SPEED)]
+        speed: u32,
     },
     /// Convert user-ppp, pppd, pptpd, xl2tpd, strongSwan and IPFilter
     /// files into tsunagi's config, printed on stdout; lines left out go to
@@ -133,9 +172,16 @@ pub fn run(cli: Cli) -> i32 {
                 // user. (Owners are checked against the uid running
                 // `check`: run it as the daemon's user.)
                 let mut bad = 0;
+                let files = crate::auth::SecretsFiles::new();
                 for l in &c.links {
-                    if let Err(e) = crate::auth::Credentials::load(l, &c.path) {
+                    if let Err(e) = crate::auth::Credentials::load(l, &c.path, &files) {
                         eprintln!("link {}: {e}", l.name);
+                        bad += 1;
+                    }
+                }
+                for s in &c.servers {
+                    if let Err(e) = crate::auth::Credentials::load_auth(&s.auth, &c.path, &files) {
+                        eprintln!("server {}: {e}", s.name);
                         bad += 1;
                     }
                 }
@@ -257,6 +303,21 @@ pub fn run(cli: Cli) -> i32 {
             &control_socket(cli.socket, &config_path),
             Request::Kick { session },
         ),
+        Command::Reload => simple(
+            &control_socket(cli.socket, &config_path),
+            Request::Reload {},
+        ),
+        Command::Capture { link, file, count } => crate::capture::client(
+            &control_socket(cli.socket, &config_path),
+            link,
+            &file,
+            count,
+        ),
+        Command::Log { follow, lines } => crate::live_log::client(
+            &control_socket(cli.socket, &config_path),
+            follow,
+            Some(lines),
+        ),
         Command::Policy {
             action: PolicyAction::Check { file },
         } => crate::policy::check(&file),
@@ -273,6 +334,7 @@ pub fn run(cli: Cli) -> i32 {
         Command::Probe {
             target: ProbeTarget::Ike(args),
         } => crate::probe::ike(&args),
+        Command::Console { device, speed } => crate::console::main(&device, speed, &config_path),
     }
 }
 
@@ -605,6 +667,35 @@ mod tests {
         assert!(matches!(c.command, Command::Status { json: true }));
         assert_eq!(c.config.as_deref(), Some(Path::new("/x.toml")));
         assert!(Cli::try_parse_from(["tsunagi", "direct"]).is_err());
+        // up/down are dial/hangup; reload takes no argument.
+        let c = Cli::try_parse_from(["tsunagi", "up", "labs"]).unwrap();
+        assert!(matches!(c.command, Command::Dial { ref name } if name == "labs"));
+        let c = Cli::try_parse_from(["tsunagi", "down", "labs"]).unwrap();
+        assert!(matches!(c.command, Command::Hangup { ref name } if name == "labs"));
+        let c = Cli::try_parse_from(["tsunagi", "reload"]).unwrap();
+        assert!(matches!(c.command, Command::Reload));
+        assert!(Cli::try_parse_from(["tsunagi", "reload", "x"]).is_err());
+    }
+
+    #[test]
+    fn capture_and_log_parse() {
+        // Every subcommand's options agree with the global ones.
+        <Cli as clap::CommandFactory>::command().debug_assert();
+        let c = Cli::try_parse_from(["tsunagi", "capture", "labs", "-w", "x.pcap", "--count", "5"])
+            .unwrap();
+        assert!(
+            matches!(c.command, Command::Capture { ref link, ref file, count: Some(5) }
+            if link == "labs" && file == Path::new("x.pcap"))
+        );
+        let c = Cli::try_parse_from(["tsunagi", "log", "-f"]).unwrap();
+        assert!(matches!(
+            c.command,
+            Command::Log {
+                follow: true,
+                lines: 10
+            }
+        ));
+        assert!(Cli::try_parse_from(["tsunagi", "capture", "labs"]).is_err());
     }
 
     #[test]

@@ -20,7 +20,10 @@
 //! | `{"v":1,"op":"dial","link":"labs"}` | root | `{"v":1,"result":"done","message":"..."}` |
 //! | `{"v":1,"op":"hangup","link":"labs"}` | root | `{"v":1,"result":"done","message":"..."}` |
 //! | `{"v":1,"op":"kick","session":7}` | root | `{"v":1,"result":"done","message":"..."}` |
+//! | `{"v":1,"op":"reload"}` | root | `{"v":1,"result":"done","message":"reload: link.labs changed; ..."}` (`refused` when the config does not load: nothing changed) |
 //! | `{"v":1,"op":"direct","profile":"home","ssh_client":"192.0.2.1"}` + 2 fds | `allow_users` | `{"v":1,"result":"ended","reason":"...","exit_code":N}` when the link ends |
+//! | `{"v":1,"op":"capture","link":"labs","count":N}` + 1 fd | root | `{"v":1,"result":"done","message":"... N packets written, M dropped"}` when the capture ends |
+//! | `{"v":1,"op":"log","follow":true,"lines":N}` | root | a stream of `{"v":1,"result":"log","line":"..."}` (and `{"v":1,"result":"dropped","lines":N}`) |
 //!
 //! `links` is the view of the site links (one row per `[link.NAME]`, PPP
 //! over SSH); `sessions` lists every live session of every profile, with
@@ -33,6 +36,17 @@
 //! ended; the `exit_code` is the one `tsunagi direct` exits with:
 //! 0 = terminated normally, 1 = refused or error, 2 = the link failed
 //! (echo timeout, negotiation failure, looped back, stream lost).
+//!
+//! A `capture` request carries one fd, a file the client opened for
+//! writing; the daemon writes the profile's (a site link's or a server's)
+//! packets to it as pcap ([`crate::capture`]) until the client shuts its
+//! side of the connection (or closes it), `count` packets (optional) are
+//! written, or the profile goes away, then answers. `log` answers with the
+//! last `lines` lines of the daemon's log (default 10), then, with
+//! `follow`, every new line until the client closes; a reader too slow
+//! for them is sent `dropped` with the number of lines it lost
+//! ([`crate::live_log`]). Both are streams: the connection stays open, and
+//! is not counted against the caller's connection cap.
 //!
 //! Any request may instead be answered `{"result":"refused","message":"..."}`
 //! (not allowed, no such link, profile busy) or
@@ -91,6 +105,8 @@ pub enum Request {
         /// The session's id, as `status` lists it.
         session: u64,
     },
+    /// Read the config again and apply what changed (as SIGHUP does).
+    Reload {},
     /// Run PPP over the fds attached to this message for a direct profile.
     Direct {
         /// The `[link.NAME]` with `mode = "direct"`.
@@ -101,6 +117,23 @@ pub enum Request {
         /// also counts by uid.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         ssh_client: Option<String>,
+    },
+    /// Write a profile's packets as pcap to the fd attached to this message.
+    Capture {
+        /// A `[link.NAME]` or a server profile.
+        link: String,
+        /// Stop after this many packets.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        count: Option<u64>,
+    },
+    /// The daemon's last log lines, then (with `follow`) its new ones.
+    Log {
+        /// Keep the connection and send new lines as they come.
+        #[serde(default)]
+        follow: bool,
+        /// How many of the last lines first (default 10).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        lines: Option<usize>,
     },
 }
 
@@ -133,6 +166,16 @@ pub enum Response {
         reason: String,
         /// What `tsunagi direct` should exit with.
         exit_code: i32,
+    },
+    /// One line of the daemon's log (`log`).
+    Log {
+        /// The line as the log file has it, without its newline.
+        line: String,
+    },
+    /// Lines of the log this reader was too slow for (`log`).
+    Dropped {
+        /// How many.
+        lines: u64,
     },
     /// Not allowed, unknown link, busy profile.
     Refused {
@@ -655,6 +698,41 @@ pub fn call(
     Response::parse(line)
 }
 
+/// Connects to `socket` and sends `request` (with `fds` attached): the
+/// connection, for a client that reads a stream of answers (`log`,
+/// `capture`). A daemon that answers before it reads (a connection over
+/// the caller's cap) may make the send fail: the connection is returned
+/// all the same, with the daemon's answer to read.
+pub fn send(
+    socket: &Path,
+    request: &Request,
+    fds: &[std::os::fd::BorrowedFd<'_>],
+) -> Result<StdUnixStream, ClientError> {
+    let stream = StdUnixStream::connect(socket).map_err(|source| ClientError::Connect {
+        path: socket.display().to_string(),
+        source,
+    })?;
+    let line = request.to_line();
+    let mut space = [MaybeUninit::<u8>::uninit(); rustix::cmsg_space!(ScmRights(4))];
+    let mut control = SendAncillaryBuffer::new(&mut space);
+    if !fds.is_empty() && !control.push(SendAncillaryMessage::ScmRights(fds)) {
+        return Err(ClientError::Io(io::Error::other(
+            "too many fds for one request",
+        )));
+    }
+    match send_line(&stream, line.as_bytes(), &mut control) {
+        Err(e)
+            if !matches!(
+                e.kind(),
+                io::ErrorKind::BrokenPipe | io::ErrorKind::ConnectionReset
+            ) =>
+        {
+            Err(ClientError::Io(e))
+        }
+        _ => Ok(stream),
+    }
+}
+
 /// Sends `line` with the `control` messages (fds) on its first byte; the
 /// rest of a long line follows.
 fn send_line(
@@ -765,6 +843,14 @@ mod tests {
                 profile: "home".into(),
                 ssh_client: Some("192.0.2.1".into()),
             },
+            Request::Capture {
+                link: "labs".into(),
+                count: Some(10),
+            },
+            Request::Log {
+                follow: true,
+                lines: Some(50),
+            },
         ] {
             let line = r.to_line();
             assert!(line.ends_with('\n') && !line[..line.len() - 1].contains('\n'));
@@ -783,6 +869,13 @@ mod tests {
             .unwrap_err()
             .contains("unknown field `x`"));
         assert!(parse("{\"op\":\"reboot\"}").is_err());
+        assert_eq!(
+            parse("{\"v\":1,\"op\":\"log\"}").unwrap(),
+            Request::Log {
+                follow: false,
+                lines: None
+            }
+        );
         assert!(parse("[1]").unwrap_err().contains("not a JSON object"));
         assert!(parse("{\"v\":\"one\",\"op\":\"status\"}")
             .unwrap_err()
@@ -869,6 +962,10 @@ mod tests {
             Response::Error {
                 message: "bad".into(),
             },
+            Response::Log {
+                line: "Dec  6 05:00:00 tsunagi[1]: labs: dialling".into(),
+            },
+            Response::Dropped { lines: 3 },
         ] {
             let line = r.to_line();
             assert_eq!(Response::parse(line.trim_end().as_bytes()).unwrap(), r);

@@ -15,6 +15,10 @@
 //!   time; a second is refused while the first runs.
 //! - SIGTERM/SIGINT: every link sends LCP Terminate-Request and gets up to
 //!   3 s for the Ack; routes are removed, tuns closed, the socket unlinked.
+//! - SIGHUP or `tsunagi reload`: the config is read again and only what
+//!   changed is stopped and started ([`crate::reload`]); each link and
+//!   server has its own stop for that. A server whose task fails is started
+//!   again after a backoff.
 
 use std::collections::BTreeMap;
 use std::net::Ipv4Addr;
@@ -32,8 +36,10 @@ use tokio::sync::{mpsc, oneshot, watch};
 use tracing::{error, info, warn};
 use tsunagi_host::Netlink;
 
-use crate::auth::{AuthGuard, AuthSource, Credentials};
-use crate::config::{Config, LinkSettings, Mode};
+use tokio::signal::unix::{signal, SignalKind};
+
+use crate::auth::{AuthGuard, AuthSource, Credentials, SecretsFiles};
+use crate::config::{Config, LinkSettings, Mode, ServerProfile};
 use crate::control::{self, Request, Response};
 use crate::limits::{
     self, AcceptBackoff, ConnectionLimits, ConnectionPermit, ControlWarning, ControlWarnings,
@@ -41,6 +47,7 @@ use crate::limits::{
 };
 use crate::netconf::Netconf;
 use crate::registry::{Attach, Command, ProfileKind, ProfileState, Registry};
+use crate::reload::{Change, NotApplied, ReloadPlan, ReloadReport};
 use crate::session::{EndReason, SessionEnd, SessionId};
 use crate::transport::stream::{self, SessionCtx, Stream};
 use crate::users;
@@ -67,13 +74,23 @@ fn device_socketpair() -> std::io::Result<(UnixStream, OwnedFd)> {
     Ok((UnixStream::from_std(ours)?, OwnedFd::from(theirs)))
 }
 
+/// The site links' settings by name, for `direct`'s checks.
+pub type LinkMap = BTreeMap<String, Arc<LinkSettings>>;
+
+/// Where `tsunagi reload` is carried out: the daemon's main loop, which
+/// answers on the enclosed channel.
+pub type ReloadSender = mpsc::Sender<oneshot::Sender<Response>>;
+
 /// What the control socket answers from.
 #[derive(Clone)]
 pub struct ControlContext {
     /// Every profile and session.
     pub registry: Registry,
-    /// The site links' settings, for `direct`'s checks.
-    pub links: Arc<BTreeMap<String, Arc<LinkSettings>>>,
+    /// The site links' settings, for `direct`'s checks; replaced whole by
+    /// a reload.
+    links: Arc<std::sync::RwLock<Arc<LinkMap>>>,
+    /// The daemon's main loop, for `reload` (`None`: not offered).
+    reload: Option<ReloadSender>,
     /// Warnings about control connections, rate-limited by cause and uid.
     pub warnings: Arc<ControlWarnings>,
     /// Control connections open, by uid, against their caps.
@@ -83,13 +100,31 @@ pub struct ControlContext {
 impl ControlContext {
     /// Answers from `registry` and `links`, with a fresh warning limiter
     /// and connection counts.
-    pub fn new(registry: Registry, links: Arc<BTreeMap<String, Arc<LinkSettings>>>) -> Self {
+    pub fn new(registry: Registry, links: Arc<LinkMap>) -> Self {
         ControlContext {
             registry,
-            links,
+            links: Arc::new(std::sync::RwLock::new(links)),
+            reload: None,
             warnings: Arc::default(),
             connections: ConnectionLimits::default(),
         }
+    }
+
+    /// The same, with `reload` carried out by the daemon's loop behind
+    /// `reload`.
+    pub fn with_reload(mut self, reload: ReloadSender) -> Self {
+        self.reload = Some(reload);
+        self
+    }
+
+    /// The site links' settings now.
+    pub fn links(&self) -> Arc<LinkMap> {
+        self.links.read().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    /// After a reload: the links' new settings.
+    pub fn set_links(&self, links: Arc<LinkMap>) {
+        *self.links.write().unwrap_or_else(|e| e.into_inner()) = links;
     }
 
     /// A warning about uid `uid`'s connection (`None`: not known yet),
@@ -115,37 +150,48 @@ pub fn run(config: Config, socket: PathBuf) -> anyhow::Result<()> {
     result
 }
 
+/// Credentials by link or server name.
+type CredentialsByName = BTreeMap<String, Arc<Credentials>>;
+
+/// What a running link was started with.
+type LinkStart = (Arc<LinkSettings>, Arc<Credentials>);
+
+/// Loads every link's and server's credentials through `files` (a file
+/// named by several is read once and shared); the first failure names its
+/// section.
+fn load_credentials(
+    config: &Config,
+    files: &SecretsFiles,
+) -> anyhow::Result<(CredentialsByName, CredentialsByName)> {
+    let mut links = BTreeMap::new();
+    for settings in &config.links {
+        let c = Credentials::load(settings, &config.path, files)
+            .with_context(|| format!("link {}: cannot use its credentials", settings.name))?;
+        links.insert(settings.name.clone(), Arc::new(c));
+    }
+    let mut servers = BTreeMap::new();
+    for profile in &config.servers {
+        let c = Credentials::load_auth(&profile.auth, &config.path, files)
+            .with_context(|| format!("server {}: cannot use its credentials", profile.name))?;
+        servers.insert(profile.name.clone(), Arc::new(c));
+    }
+    Ok((links, servers))
+}
+
 async fn serve(config: Config, socket: PathBuf) -> anyhow::Result<()> {
     // Secrets first: a secrets file (or a config holding a password) that
     // others can read or change is a reason not to start at all (as ssh
     // refuses such a key), before any socket exists.
-    let mut credentials = BTreeMap::new();
-    for settings in &config.links {
-        let c = match Credentials::load(settings, &config.path) {
-            Ok(c) => c,
-            Err(e) => {
-                // In the log as well: a daemon started by an init system
-                // may have nobody reading its stderr.
-                error!("link {}: refusing to start: {e}", settings.name);
-                return Err(e).with_context(|| {
-                    format!("link {}: cannot use its credentials", settings.name)
-                });
-            }
-        };
-        credentials.insert(settings.name.clone(), Arc::new(c));
-    }
-    let mut server_credentials = Vec::with_capacity(config.servers.len());
-    for profile in &config.servers {
-        match Credentials::load_auth(&profile.auth, &config.path) {
-            Ok(c) => server_credentials.push(Arc::new(c)),
-            Err(e) => {
-                error!("server {}: refusing to start: {e}", profile.name);
-                return Err(e).with_context(|| {
-                    format!("server {}: cannot use its credentials", profile.name)
-                });
-            }
+    let secrets = SecretsFiles::new();
+    let (mut credentials, mut server_credentials) = match load_credentials(&config, &secrets) {
+        Ok(c) => c,
+        Err(e) => {
+            // In the log as well: a daemon started by an init system
+            // may have nobody reading its stderr.
+            error!("refusing to start: {e:#}");
+            return Err(e);
         }
-    }
+    };
     // The IPsec PSKs, with the same permission check.
     let ipsec_psks = match crate::ipsec::driver::load_psks(&config.ipsec) {
         Ok(psks) => psks,
@@ -160,10 +206,17 @@ async fn serve(config: Config, socket: PathBuf) -> anyhow::Result<()> {
         error!("refusing to start: {e}");
         bail!("cannot draw randomness for challenges: {e}");
     }
+    // The audit trail before anything can start a session; an audit_file
+    // that cannot be used safely is a reason not to start, as log_file is.
+    let audit = crate::audit::Audit::open(&config.daemon)
+        .map_err(|e| anyhow::anyhow!("[daemon] audit_file: {e}"))
+        .inspect_err(|e| error!("refusing to start: {e}"))?;
     let guard = AuthGuard::new();
-    // Before anything else: a SIGTERM from now on is a clean shutdown.
-    let mut sigterm = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
-    let mut sigint = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::interrupt())?;
+    // Before anything else: a SIGTERM from now on is a clean shutdown, a
+    // SIGHUP a reload.
+    let mut sigterm = signal(SignalKind::terminate())?;
+    let mut sigint = signal(SignalKind::interrupt())?;
+    let mut sighup = signal(SignalKind::hangup())?;
     // The filter before the control socket and any link: once the daemon
     // answers, the gateway does not run open.
     // The servers' firewall holes (crate::policy::Holes), kept across
@@ -195,7 +248,7 @@ async fn serve(config: Config, socket: PathBuf) -> anyhow::Result<()> {
             return Err(e).context("cannot open rtnetlink");
         }
     };
-    let registry = Registry::new();
+    let registry = Registry::with_audit(Arc::new(audit));
     let netconf = Netconf::new(netlink);
     info!(
         "tsunagi {} started: config {}, control socket {}, {} links, {} servers, {} ipsec conns",
@@ -209,14 +262,12 @@ async fn serve(config: Config, socket: PathBuf) -> anyhow::Result<()> {
     for m in crate::config::mistakes(&config) {
         warn!("{m}");
     }
-    let (shutdown_tx, shutdown_rx) = watch::channel(false);
     // IPsec stops after the servers and links: their goodbyes (PPP's
     // Terminate-Request, L2TP's CDN and StopCCN) to L2TP/IPsec peers go
     // through its transport conns, and would be lost with the SAs.
     let (ipsec_stop_tx, ipsec_stop_rx) = watch::channel(false);
     let mut ipsec_task = None;
-    let mut links = BTreeMap::new();
-    let mut tasks = Vec::new();
+    let mut ipsec_keys = None;
     // IPsec before the servers and links: an L2TP/IPsec LNS binds its
     // socket to its conn's tun, and an L2TP/IPsec link drives its conn.
     let (mut lowers, bridge) = crate::ipsec::bridge::bridges(&config.ipsec);
@@ -229,49 +280,177 @@ async fn serve(config: Config, socket: PathBuf) -> anyhow::Result<()> {
             shutdown: &ipsec_stop_rx,
             bridge,
         };
-        match crate::ipsec::driver::start(config.ipsec, ipsec_psks, ctx).await {
+        let (tx, rx) = watch::channel(ipsec_psks);
+        ipsec_keys = Some(tx);
+        match crate::ipsec::driver::start(config.ipsec.clone(), rx, ctx).await {
             Ok(task) => ipsec_task = Some(task),
             Err(e) => {
                 error!("ipsec: refusing to start: {e:#}");
-                let _ = shutdown_tx.send(true);
                 let _ = std::fs::remove_file(&socket);
                 stop_policy(policy);
                 return Err(e);
             }
         }
     }
-    for (profile, credentials) in config.servers.into_iter().zip(server_credentials) {
+    let mut daemon = Daemon {
+        config_path: config.path.clone(),
+        registry: registry.clone(),
+        netconf,
+        guard,
+        holes: holes.clone(),
+        secrets,
+        policy,
+        ipsec_keys,
+        links: BTreeMap::new(),
+        servers: BTreeMap::new(),
+        control: ControlContext::new(registry, Arc::default()),
+        config: config.clone(),
+    };
+    let stop_ipsec = |task: Option<tokio::task::JoinHandle<()>>| async move {
+        let _ = ipsec_stop_tx.send(true);
+        if let Some(task) = task {
+            if tokio::time::timeout(SHUTDOWN_WAIT, task).await.is_err() {
+                warn!(
+                    "ipsec did not finish within {}s; exiting anyway",
+                    SHUTDOWN_WAIT.as_secs()
+                );
+            }
+        }
+    };
+    for profile in config.servers {
         crate::servers::log_server(&profile);
         let name = profile.name.clone();
-        let ctx = crate::servers::ServerCtx {
-            config_path: &config.path,
-            registry: &registry,
-            netconf: &netconf,
-            guard: &guard,
-            shutdown: &shutdown_rx,
-            holes: &holes,
-            lower: lowers.remove(&profile.name),
-        };
-        match crate::servers::start_server(profile, credentials, ctx).await {
-            Ok(task) => tasks.push(task),
-            Err(e) => {
-                error!("server {name}: refusing to start: {e:#}");
-                // The servers already started stop with the daemon.
-                let _ = shutdown_tx.send(true);
-                futures_join(tasks).await;
-                let _ = ipsec_stop_tx.send(true);
-                futures_join(ipsec_task.into_iter().collect()).await;
-                let _ = std::fs::remove_file(&socket);
-                stop_policy(policy);
-                return Err(e);
-            }
+        let credentials = server_credentials.remove(&name).unwrap_or_default();
+        let lower = lowers.remove(&name);
+        if let Err(e) = daemon
+            .start_server(profile, credentials, lower, false)
+            .await
+        {
+            error!("server {name}: refusing to start: {e:#}");
+            // The servers already started stop with the daemon.
+            daemon.stop_all().await;
+            stop_ipsec(ipsec_task).await;
+            let _ = std::fs::remove_file(&socket);
+            stop_policy(daemon.policy.take());
+            return Err(e);
         }
     }
     for settings in config.links {
         log_link(&settings);
-        let settings = Arc::new(settings);
+        let name = settings.name.clone();
+        let credentials = credentials.remove(&name).unwrap_or_default();
+        let lower = lowers.remove(&name);
+        daemon.start_link(Arc::new(settings), credentials, lower);
+    }
+    let (reload_tx, mut reload_rx) = mpsc::channel(4);
+    daemon.control = daemon.control.clone().with_reload(reload_tx);
+    daemon.publish_links();
+    crate::metrics::spawn(config.daemon.metrics_listen, daemon.registry.clone());
+    let control = daemon.control.clone();
+    let warnings = control.warnings.clone();
+    let server = tokio::spawn(serve_control(listener, control));
+
+    loop {
+        tokio::select! {
+            _ = sigterm.recv() => {
+                info!("SIGTERM: closing every link");
+                break;
+            }
+            _ = sigint.recv() => {
+                info!("SIGINT: closing every link");
+                break;
+            }
+            _ = sighup.recv() => {
+                info!("SIGHUP: reloading {}", daemon.config_path.display());
+                let _ = daemon.reload().await;
+            }
+            Some(reply) = reload_rx.recv() => {
+                let _ = reply.send(daemon.reload().await);
+            }
+        }
+    }
+    daemon.stop_all().await;
+    stop_ipsec(ipsec_task).await;
+    server.abort();
+    // What was only counted is not lost with the daemon.
+    warnings.write_all_summaries();
+    let _ = std::fs::remove_file(&socket);
+    stop_policy(daemon.policy.take());
+    info!("tsunagi stopped");
+    Ok(())
+}
+
+/// A link or server the daemon runs.
+struct Running<S> {
+    /// What it was started with.
+    settings: S,
+    /// Its own stop: set by a reload that removes or changes it, and at
+    /// shutdown.
+    stop: watch::Sender<bool>,
+    /// Its supervisor.
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl<S> Running<S> {
+    /// Tells it to stop (its peers are told as at shutdown).
+    fn stop(&self) {
+        let _ = self.stop.send(true);
+    }
+
+    /// Waits for it to finish, at most [`SHUTDOWN_WAIT`]; past that it is
+    /// aborted (its tun and sockets close with it).
+    async fn finished(self, what: &str) {
+        let abort = self.task.abort_handle();
+        if tokio::time::timeout(SHUTDOWN_WAIT, self.task)
+            .await
+            .is_err()
+        {
+            warn!(
+                "{what} did not finish within {}s; stopped anyway",
+                SHUTDOWN_WAIT.as_secs()
+            );
+            abort.abort();
+        }
+    }
+}
+
+/// What the daemon runs from its config, and what starting and stopping a
+/// link or server needs: the state `tsunagi reload` works on.
+struct Daemon {
+    config_path: PathBuf,
+    /// The config in force (what the last reload applied).
+    config: Config,
+    registry: Registry,
+    netconf: Netconf,
+    guard: AuthGuard,
+    holes: crate::policy::Holes,
+    secrets: SecretsFiles,
+    policy: Option<crate::policy::RunningPolicy>,
+    /// The IPsec conns' pre-shared keys, in conn order, as the driver has
+    /// them (`None`: no `[ipsec]`).
+    ipsec_keys: Option<watch::Sender<Vec<tsunagi_crypto::Secret>>>,
+    links: BTreeMap<String, Running<LinkStart>>,
+    servers: BTreeMap<String, Running<ServerProfile>>,
+    control: ControlContext,
+}
+
+/// First wait before a server that failed is started again; it doubles up
+/// to [`SERVER_RESTART_MAX`], and starts over after [`STABLE_UP`] of
+/// running.
+pub const SERVER_RESTART_MIN: Duration = Duration::from_secs(1);
+/// Longest wait between a server's restarts.
+pub const SERVER_RESTART_MAX: Duration = Duration::from_secs(60);
+
+impl Daemon {
+    /// Starts a link's supervisor.
+    fn start_link(
+        &mut self,
+        settings: Arc<LinkSettings>,
+        credentials: Arc<Credentials>,
+        lower: Option<crate::ipsec::bridge::Lower>,
+    ) {
         let (tx, rx) = mpsc::channel(8);
-        registry.add_profile(
+        self.registry.add_profile(
             &settings.name,
             ProfileKind::Site(settings.mode),
             &settings.tun,
@@ -285,56 +464,450 @@ async fn serve(config: Config, socket: PathBuf) -> anyhow::Result<()> {
                 ..ProfileState::default()
             },
         );
+        let (stop, stop_rx) = watch::channel(false);
         let sup = Supervisor {
-            lower: lowers.remove(&settings.name),
-            credentials: credentials.remove(&settings.name).unwrap_or_default(),
-            guard: guard.clone(),
+            lower,
+            credentials: credentials.clone(),
+            guard: self.guard.clone(),
             settings: settings.clone(),
-            registry: registry.clone(),
-            netconf: netconf.clone(),
+            registry: self.registry.clone(),
+            netconf: self.netconf.clone(),
             commands: rx,
-            shutdown: shutdown_rx.clone(),
+            shutdown: stop_rx,
         };
-        tasks.push(tokio::spawn(sup.run()));
-        links.insert(settings.name.clone(), settings);
-    }
-    let control = ControlContext::new(registry, Arc::new(links));
-    let warnings = control.warnings.clone();
-    let server = tokio::spawn(serve_control(listener, control));
-
-    tokio::select! {
-        _ = sigterm.recv() => info!("SIGTERM: closing every link"),
-        _ = sigint.recv() => info!("SIGINT: closing every link"),
-    }
-    let _ = shutdown_tx.send(true);
-    let all = futures_join(tasks);
-    if tokio::time::timeout(SHUTDOWN_WAIT, all).await.is_err() {
-        warn!(
-            "links did not finish within {}s; exiting anyway",
-            SHUTDOWN_WAIT.as_secs()
+        let task = tokio::spawn(sup.run());
+        self.links.insert(
+            settings.name.clone(),
+            Running {
+                settings: (settings, credentials),
+                stop,
+                task,
+            },
         );
     }
-    let _ = ipsec_stop_tx.send(true);
-    if let Some(task) = ipsec_task {
-        if tokio::time::timeout(SHUTDOWN_WAIT, task).await.is_err() {
-            warn!(
-                "ipsec did not finish within {}s; exiting anyway",
-                SHUTDOWN_WAIT.as_secs()
-            );
+
+    /// Starts a server under a supervisor that starts it again (after a
+    /// backoff) whenever it ends without being told to. A first start
+    /// that fails is the error here; with `retry` the supervisor keeps
+    /// trying anyway (a reload: the daemon runs on), without it gives up.
+    async fn start_server(
+        &mut self,
+        profile: ServerProfile,
+        credentials: Arc<Credentials>,
+        lower: Option<crate::ipsec::bridge::Lower>,
+        retry: bool,
+    ) -> anyhow::Result<()> {
+        let (stop, stop_rx) = watch::channel(false);
+        let (first_tx, first_rx) = oneshot::channel();
+        let deps = ServerDeps {
+            config_path: self.config_path.clone(),
+            registry: self.registry.clone(),
+            netconf: self.netconf.clone(),
+            guard: self.guard.clone(),
+            holes: self.holes.clone(),
+        };
+        let task = tokio::spawn(supervise_server(
+            profile.clone(),
+            credentials,
+            lower,
+            deps,
+            stop_rx,
+            first_tx,
+            retry,
+        ));
+        let first = first_rx
+            .await
+            .unwrap_or_else(|_| Err(anyhow::anyhow!("its supervisor ended")));
+        self.servers.insert(
+            profile.name.clone(),
+            Running {
+                settings: profile,
+                stop,
+                task,
+            },
+        );
+        first
+    }
+
+    /// The links' settings for `direct`'s checks, after a change.
+    fn publish_links(&self) {
+        let map: LinkMap = self
+            .links
+            .iter()
+            .map(|(name, r)| (name.clone(), r.settings.0.clone()))
+            .collect();
+        self.control.set_links(Arc::new(map));
+    }
+
+    /// Stops every link and server, at once, and waits for them.
+    async fn stop_all(&mut self) {
+        let links = std::mem::take(&mut self.links);
+        let servers = std::mem::take(&mut self.servers);
+        for r in links.values() {
+            r.stop();
+        }
+        for r in servers.values() {
+            r.stop();
+        }
+        // They stop side by side; this waits for each in turn.
+        for (name, r) in links {
+            r.finished(&format!("link {name}")).await;
+        }
+        for (name, r) in servers {
+            r.finished(&format!("server {name}")).await;
         }
     }
-    server.abort();
-    // What was only counted is not lost with the daemon.
-    warnings.write_all_summaries();
-    let _ = std::fs::remove_file(&socket);
-    stop_policy(policy);
-    info!("tsunagi stopped");
-    Ok(())
+
+    /// `tsunagi reload` / SIGHUP: reads the config again and applies what
+    /// changed ([`ReloadPlan`]). A config that does not load changes
+    /// nothing; the answer says why.
+    async fn reload(&mut self) -> Response {
+        let new = match Config::load(&self.config_path) {
+            Ok(c) => c,
+            Err(e) => {
+                let message = format!("reload refused, nothing changed: {e}");
+                error!("{message}");
+                return Response::Refused { message };
+            }
+        };
+        for m in crate::config::mistakes(&new) {
+            warn!("{m}");
+        }
+        let plan = ReloadPlan::between(&self.config, &new);
+        let mut report = ReloadReport {
+            not_applied: plan.not_applied.clone(),
+            ..ReloadReport::default()
+        };
+        // Every secrets file in use, again: what sessions look peers up
+        // in from now on.
+        for (path, result) in self.secrets.reread() {
+            match result {
+                Ok(n) => report
+                    .secrets
+                    .push(format!("{} ({n} entries)", path.display())),
+                Err(e) => report
+                    .errors
+                    .push(format!("{e}; the file's previous contents stay in use")),
+            }
+        }
+        // ipsec.secrets too, for the conns in force (a changed [ipsec] is
+        // not applied, and its keys with it).
+        if let (Some(keys), false) = (
+            &self.ipsec_keys,
+            plan.not_applied.contains(&NotApplied::Ipsec),
+        ) {
+            match crate::ipsec::driver::load_psks(&self.config.ipsec) {
+                Ok(new_keys) => {
+                    let changed = keys
+                        .borrow()
+                        .iter()
+                        .zip(&new_keys)
+                        .filter(|(a, b)| a.expose() != b.expose())
+                        .count();
+                    report
+                        .secrets
+                        .push(format!("ipsec.secrets ({changed} conns' keys changed)"));
+                    if changed > 0 {
+                        let _ = keys.send(new_keys);
+                    }
+                }
+                Err(e) => report
+                    .errors
+                    .push(format!("{e:#}; the IPsec keys in force stay")),
+            }
+        }
+        // New credentials for what starts, before anything stops: a link
+        // that cannot have its credentials keeps running as it was.
+        let mut link_credentials = BTreeMap::new();
+        let mut link_changes = Vec::new();
+        for (name, change) in &plan.links {
+            let settings = new.links.iter().find(|l| &l.name == name);
+            let mut change = *change;
+            if let (Change::Unchanged, Some(settings)) = (change, settings) {
+                // The same settings, but its own password file may say
+                // something else now.
+                if let (Ok(c), Some(running)) = (
+                    Credentials::load(settings, &new.path, &self.secrets),
+                    self.links.get(name),
+                ) {
+                    let old = running.settings.1.password.as_ref().map(|p| p.expose());
+                    if c.password.as_ref().map(|p| p.expose()) != old {
+                        change = Change::Changed;
+                    }
+                }
+            }
+            if matches!(change, Change::Added | Change::Changed) {
+                let settings = settings.expect("an added or changed link is in the new config");
+                match Credentials::load(settings, &new.path, &self.secrets) {
+                    Ok(c) => {
+                        link_credentials.insert(name.clone(), Arc::new(c));
+                    }
+                    Err(e) => {
+                        report
+                            .errors
+                            .push(format!("link {name}: {e}; left as it was"));
+                        continue;
+                    }
+                }
+            }
+            link_changes.push((name.clone(), change));
+        }
+        let mut server_credentials = BTreeMap::new();
+        let mut server_changes = Vec::new();
+        for (name, change) in &plan.servers {
+            if matches!(change, Change::Added | Change::Changed) {
+                let profile = new.servers.iter().find(|s| &s.name == name);
+                let profile = profile.expect("an added or changed server is in the new config");
+                match Credentials::load_auth(&profile.auth, &new.path, &self.secrets) {
+                    Ok(c) => {
+                        server_credentials.insert(name.clone(), Arc::new(c));
+                    }
+                    Err(e) => {
+                        report
+                            .errors
+                            .push(format!("server {name}: {e}; left as it was"));
+                        continue;
+                    }
+                }
+            }
+            server_changes.push((name.clone(), *change));
+        }
+        // Stop what goes or changes, side by side, and wait for each: a
+        // changed one's tun and port are free again before it restarts.
+        let stops = |changes: &[(String, Change)]| -> Vec<String> {
+            changes
+                .iter()
+                .filter(|(_, c)| matches!(c, Change::Removed | Change::Changed))
+                .map(|(n, _)| n.clone())
+                .collect()
+        };
+        let stopping_links: Vec<_> = stops(&link_changes)
+            .into_iter()
+            .filter_map(|n| self.links.remove(&n).map(|r| (n, r)))
+            .collect();
+        let stopping_servers: Vec<_> = stops(&server_changes)
+            .into_iter()
+            .filter_map(|n| self.servers.remove(&n).map(|r| (n, r)))
+            .collect();
+        for (name, r) in &stopping_links {
+            self.registry.stopping(name, EndReason::Reconfigured);
+            r.stop();
+        }
+        for (name, r) in &stopping_servers {
+            self.registry.stopping(name, EndReason::Reconfigured);
+            r.stop();
+        }
+        for (name, r) in stopping_links {
+            r.finished(&format!("link {name}")).await;
+        }
+        for (name, r) in stopping_servers {
+            r.finished(&format!("server {name}")).await;
+        }
+        // Then start what comes or changed.
+        for (name, change) in server_changes {
+            match change {
+                Change::Removed => self.registry.remove_profile(&name),
+                Change::Added | Change::Changed => {
+                    let profile = new.servers.iter().find(|s| s.name == name).cloned();
+                    let profile = profile.expect("in the new config");
+                    crate::servers::log_server(&profile);
+                    let credentials = server_credentials.remove(&name).unwrap_or_default();
+                    if let Err(e) = self.start_server(profile, credentials, None, true).await {
+                        report
+                            .errors
+                            .push(format!("server {name}: {e:#}; retried with a backoff"));
+                    }
+                }
+                Change::Unchanged => {
+                    report.unchanged += 1;
+                    continue;
+                }
+            }
+            report.done.push(format!("server.{name} {change}"));
+        }
+        for (name, change) in link_changes {
+            match change {
+                Change::Removed => self.registry.remove_profile(&name),
+                Change::Added | Change::Changed => {
+                    let settings = new.links.iter().find(|l| l.name == name).cloned();
+                    let settings = settings.expect("in the new config");
+                    log_link(&settings);
+                    let credentials = link_credentials.remove(&name).unwrap_or_default();
+                    self.start_link(Arc::new(settings), credentials, None);
+                }
+                Change::Unchanged => {
+                    report.unchanged += 1;
+                    continue;
+                }
+            }
+            report.done.push(format!("link.{name} {change}"));
+        }
+        self.publish_links();
+        report.policy = self.reload_policy(&new);
+        // What was not applied stays as it was in the config in force, so
+        // that the next reload sees it as a change again.
+        let mut kept = new;
+        if report.not_applied.contains(&NotApplied::Ipsec) {
+            kept.ipsec = self.config.ipsec.clone();
+        }
+        for n in &report.not_applied {
+            match n {
+                NotApplied::DaemonKey(_) => {
+                    let old = &self.config.daemon;
+                    kept.daemon.control_socket = old.control_socket.clone();
+                    kept.daemon.log_file = old.log_file.clone();
+                    kept.daemon.audit_file = old.audit_file.clone();
+                    kept.daemon.audit_syslog = old.audit_syslog;
+                    kept.daemon.metrics_listen = old.metrics_listen;
+                }
+                NotApplied::IpsecProfile(section) => {
+                    keep_section(&mut kept, &self.config, section);
+                }
+                NotApplied::Ipsec => {}
+            }
+        }
+        for e in &report.errors {
+            if let Some(name) = e.strip_prefix("link ").and_then(|r| r.split(':').next()) {
+                keep_section(&mut kept, &self.config, &format!("link.{name}"));
+            }
+        }
+        self.config = kept;
+        let message = report.to_string();
+        info!("{message}");
+        if !report.not_applied.is_empty() {
+            warn!("reload: not applied until a restart: {}", {
+                let list: Vec<String> = report.not_applied.iter().map(|n| n.to_string()).collect();
+                list.join(", ")
+            });
+        }
+        Response::Done { message }
+    }
+
+    /// `[policy]` compiled from the new config and its files and swapped
+    /// in; what happened, for the report.
+    fn reload_policy(&mut self, new: &Config) -> Option<String> {
+        match (&mut self.policy, &new.policy) {
+            (None, None) => None,
+            (Some(running), Some(settings)) => Some(match running.reload(settings) {
+                Ok(()) => "re-applied".to_string(),
+                Err(e) => {
+                    error!("reload: policy: {e:#}; the rules in force stay");
+                    format!("not re-applied ({e:#}); the rules in force stay")
+                }
+            }),
+            (None, Some(settings)) => Some(match crate::policy::start(settings, &self.holes) {
+                Ok(p) => {
+                    self.policy = Some(p);
+                    "applied".to_string()
+                }
+                Err(e) => {
+                    error!("reload: policy: {e:#}");
+                    format!("not applied ({e:#})")
+                }
+            }),
+            (Some(_), None) => {
+                if let Some(p) = self.policy.take() {
+                    p.stop();
+                }
+                Some("removed".to_string())
+            }
+        }
+    }
 }
 
-async fn futures_join(tasks: Vec<tokio::task::JoinHandle<()>>) {
-    for t in tasks {
-        let _ = t.await;
+/// In `kept`, puts back `section` (`link.NAME` or `server.NAME`) as the
+/// config in force `current` has it (or leaves it out if it has none).
+fn keep_section(kept: &mut Config, current: &Config, section: &str) {
+    if let Some(name) = section.strip_prefix("link.") {
+        kept.links.retain(|l| l.name != name);
+        kept.links
+            .extend(current.links.iter().filter(|l| l.name == name).cloned());
+        kept.links.sort_by(|a, b| a.name.cmp(&b.name));
+    } else if let Some(name) = section.strip_prefix("server.") {
+        kept.servers.retain(|s| s.name != name);
+        kept.servers
+            .extend(current.servers.iter().filter(|s| s.name == name).cloned());
+        kept.servers.sort_by(|a, b| a.name.cmp(&b.name));
+    }
+}
+
+/// What a server's supervisor needs to start it again.
+struct ServerDeps {
+    config_path: PathBuf,
+    registry: Registry,
+    netconf: Netconf,
+    guard: AuthGuard,
+    holes: crate::policy::Holes,
+}
+
+/// Runs a server: started now (the outcome goes to `first`), and again
+/// after a backoff whenever its task ends without `stop` (a panic).
+/// An L2TP/IPsec server's conn handle is used once: such a server is not
+/// started again (its IPsec side would be missing); it says so.
+async fn supervise_server(
+    profile: ServerProfile,
+    credentials: Arc<Credentials>,
+    mut lower: Option<crate::ipsec::bridge::Lower>,
+    deps: ServerDeps,
+    mut stop: watch::Receiver<bool>,
+    first: oneshot::Sender<anyhow::Result<()>>,
+    retry: bool,
+) {
+    let name = profile.name.clone();
+    let bound = profile.l2tp.ipsec.is_some();
+    let mut first = Some(first);
+    let mut backoff = SERVER_RESTART_MIN;
+    loop {
+        let ctx = crate::servers::ServerCtx {
+            config_path: &deps.config_path,
+            registry: &deps.registry,
+            netconf: &deps.netconf,
+            guard: &deps.guard,
+            shutdown: &stop,
+            holes: &deps.holes,
+            lower: lower.take(),
+        };
+        let started = Instant::now();
+        match crate::servers::start_server(profile.clone(), credentials.clone(), ctx).await {
+            Ok(task) => {
+                if let Some(tx) = first.take() {
+                    let _ = tx.send(Ok(()));
+                }
+                let ended = task.await;
+                if *stop.borrow() {
+                    return;
+                }
+                match ended {
+                    Err(e) if e.is_panic() => error!("server {name}: failed (panic)"),
+                    _ => error!("server {name}: stopped by itself"),
+                }
+                if started.elapsed() >= STABLE_UP {
+                    backoff = SERVER_RESTART_MIN;
+                }
+            }
+            Err(e) => {
+                let give_up = !retry && first.is_some();
+                if let Some(tx) = first.take() {
+                    let _ = tx.send(Err(e));
+                    if give_up {
+                        return;
+                    }
+                } else {
+                    error!("server {name}: cannot start again: {e:#}");
+                }
+            }
+        }
+        if bound {
+            error!("server {name}: its IPsec conn's handle is gone with it: restart the daemon to serve L2TP/IPsec again");
+            deps.registry.update_profile(&name, |s| s.phase = "failed");
+            return;
+        }
+        warn!("server {name}: starting again in {}s", backoff.as_secs());
+        tokio::select! {
+            () = tokio::time::sleep(backoff) => {}
+            _ = stop.wait_for(|s| *s) => return,
+        }
+        backoff = (backoff * 2).min(SERVER_RESTART_MAX);
     }
 }
 
@@ -530,6 +1103,18 @@ async fn handle_connection(
             );
             Response::Error { message }
         }
+        // Streams answer on the connection themselves while it stays
+        // open; root's only (others are refused in `dispatch`), and not
+        // counted against the cap, as a queued `direct` stream is not.
+        Ok(Request::Capture { link, count }) if uid == 0 => {
+            permit.release();
+            let tap = control.registry.tap(&link);
+            return crate::capture::serve(conn, link, tap, count, received.fds, pid).await;
+        }
+        Ok(Request::Log { follow, lines }) if uid == 0 => {
+            permit.release();
+            return crate::live_log::serve(conn, follow, lines).await;
+        }
         Ok(request) => dispatch(control, uid, pid, request, received.fds, &mut permit).await,
     };
     // A client that does not read a long answer must not hold the
@@ -583,6 +1168,26 @@ async fn dispatch(
         Request::Kick { session } if uid != 0 => not_allowed(format!(
             "uid {uid} may not kick session {session}: root only"
         )),
+        Request::Reload {} if uid != 0 => {
+            not_allowed(format!("uid {uid} may not reload the config: root only"))
+        }
+        Request::Reload {} => match &control.reload {
+            None => refused("reload is not offered here".into()),
+            Some(tx) => {
+                let (reply, answer) = oneshot::channel();
+                if tx.send(reply).await.is_err() {
+                    return refused("the daemon is stopping".into());
+                }
+                answer
+                    .await
+                    .unwrap_or_else(|_| refused("the daemon is stopping".into()))
+            }
+        },
+        // Root's are streams, served by `handle_connection`.
+        Request::Capture { link, .. } => {
+            not_allowed(format!("uid {uid} may not capture {link:?}: root only"))
+        }
+        Request::Log { .. } => not_allowed(format!("uid {uid} may not read the log: root only")),
         Request::Dial { link } => match registry.profile(&link) {
             None => refused(format!("no link named {link:?}")),
             Some((ProfileKind::Site(Mode::Direct), _)) => {
@@ -608,7 +1213,7 @@ async fn dispatch(
             profile,
             ssh_client,
         } => {
-            let verdict = check_direct(&control.links, uid, &profile, fds.len());
+            let verdict = check_direct(&control.links(), uid, &profile, fds.len());
             if let Err(why) = verdict {
                 control.warn(
                     ControlWarning::Refused,
@@ -861,8 +1466,9 @@ impl Supervisor {
                 s.redials = sessions - 1;
             });
             let end = self.dial_once().await;
-            info!("{name}: session ended: {}", end.reason);
-            self.set_status(|s| s.last_down = Some(end.reason.to_string()));
+            let why = self.registry.end_reason(&name, &end.reason);
+            info!("{name}: session ended: {why}");
+            self.set_status(|s| s.last_down = Some(why.to_string()));
             if end.reason == EndReason::Shutdown || *self.shutdown.borrow() {
                 return;
             }
@@ -1077,11 +1683,12 @@ impl Supervisor {
                     stream::run_session(ctx, stream).await
                 }
             };
-            info!("{name}: session ended: {}", end.reason);
-            self.set_status(|s| s.last_down = Some(end.reason.to_string()));
+            let why = self.registry.end_reason(&name, &end.reason);
+            info!("{name}: session ended: {why}");
+            self.set_status(|s| s.last_down = Some(why.to_string()));
             let _ = attach.reply.send(Response::Ended {
-                reason: end.reason.to_string(),
-                exit_code: end.reason.exit_code(),
+                reason: why.to_string(),
+                exit_code: why.exit_code(),
             });
             if end.reason == EndReason::Shutdown || *self.shutdown.borrow() {
                 return;

@@ -36,6 +36,8 @@ use tracing_subscriber::fmt::{FmtContext, FormatEvent, FormatFields};
 use tracing_subscriber::registry::LookupSpan;
 use tracing_subscriber::EnvFilter;
 
+use crate::live_log::Tee;
+
 /// The pppd-like line format.
 pub struct PppdFormat {
     pid: u32,
@@ -260,7 +262,8 @@ fn file_type_name(t: FileType) -> &'static str {
 
 /// Install the global subscriber: `RUST_LOG` filter (default `info`, the
 /// netlink crates only at `error`), to
-/// `log_file` when given (opened by [`open_log_file`]), else stderr.
+/// `log_file` when given (opened by [`open_log_file`]), else stderr; and
+/// to the ring of [`crate::live_log`].
 pub fn init(log_file: Option<&Path>) -> Result<(), LogFileError> {
     // netlink-packet-route warns about every attribute newer than itself
     // (e.g. IFLA_INET6_CONF of a newer kernel): noise to an operator.
@@ -274,11 +277,12 @@ pub fn init(log_file: Option<&Path>) -> Result<(), LogFileError> {
         .event_format(PppdFormat {
             pid: std::process::id(),
         });
+    // Each line also goes to the ring `tsunagi log` reads.
     let result = match log_file {
         Some(path) => builder
-            .with_writer(Mutex::new(open_log_file(path)?))
+            .with_writer(Tee(Mutex::new(open_log_file(path)?)))
             .try_init(),
-        None => builder.with_writer(std::io::stderr).try_init(),
+        None => builder.with_writer(Tee(std::io::stderr)).try_init(),
     };
     // Already installed (tests): keep the first one.
     let _ = result;

@@ -203,6 +203,8 @@ fn log_changes(server: &str, before: &[Hole], after: &[Hole]) {
 /// The applied policy of a running daemon.
 #[derive(Debug)]
 pub struct RunningPolicy {
+    /// What it was applied from.
+    settings: PolicySettings,
     keep_on_exit: bool,
     log_task: Option<tokio::task::JoinHandle<()>>,
     holes: Holes,
@@ -232,6 +234,7 @@ pub fn start(settings: &PolicySettings, holes: &Holes) -> anyhow::Result<Running
     let file = settings.log_file.clone();
     let log_task = tokio::spawn(ipmon_lines(log, file));
     Ok(RunningPolicy {
+        settings: settings.clone(),
         keep_on_exit: settings.keep_on_exit,
         log_task: Some(log_task),
         holes: holes.clone(),
@@ -239,6 +242,54 @@ pub fn start(settings: &PolicySettings, holes: &Holes) -> anyhow::Result<Running
 }
 
 impl RunningPolicy {
+    /// `tsunagi reload`: the rule files read and compiled again, and
+    /// swapped in with the holes open now in one nftables transaction, as
+    /// `ipf -Fa -f` with `ipnat -CF -f` (connection tracking, hence kept
+    /// state and NAT mappings, stays: it is the kernel's). A file that
+    /// does not load or compile leaves the rules in force, and the error
+    /// says which file and line. A new NFLOG group or ipmon file starts a
+    /// new ipmon task.
+    pub fn reload(&mut self, settings: &PolicySettings) -> anyhow::Result<()> {
+        let policy = settings.load()?;
+        let relog = settings.nflog_group != self.settings.nflog_group
+            || settings.log_file != self.settings.log_file;
+        let log = if relog {
+            if let Some(t) = self.log_task.take() {
+                // The old socket must go before the group can be bound again.
+                t.abort();
+            }
+            Some(
+                IpmonLog::bind(settings.nflog_group, policy.map.clone()).map_err(|e| {
+                    anyhow::anyhow!("policy: NFLOG group {}: {e}", settings.nflog_group)
+                })?,
+            )
+        } else {
+            None
+        };
+        self.holes
+            .lock()
+            .apply_policy(&policy)
+            .map_err(|e| anyhow::anyhow!("policy: cannot apply the ruleset: {e}"))?;
+        if settings.forwarding != self.settings.forwarding {
+            if let Some(on) = settings.forwarding {
+                policy_route::set_ip_forwarding(on)
+                    .map_err(|e| anyhow::anyhow!("policy: ip forwarding: {e}"))?;
+            }
+        }
+        if let Some(log) = log {
+            self.log_task = Some(tokio::spawn(ipmon_lines(log, settings.log_file.clone())));
+        }
+        info!(
+            "policy re-applied: {} ipf rules, {} ipnat rules, NFLOG group {}",
+            policy.ipf.rules.len(),
+            policy.ipnat.rules.len(),
+            settings.nflog_group
+        );
+        self.keep_on_exit = settings.keep_on_exit;
+        self.settings = settings.clone();
+        Ok(())
+    }
+
     /// At shutdown: stop logging, remove the tables unless kept; kept
     /// tables lose any hole still open.
     pub fn stop(mut self) {

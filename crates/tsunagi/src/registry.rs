@@ -21,9 +21,13 @@ use std::time::{Duration, Instant};
 
 use tokio::sync::{mpsc, oneshot};
 
+use crate::audit::Audit;
+use crate::capture::{ProfileTap, Tap};
 use crate::config::Mode;
-use crate::control::{IpsecConnStatus, LinkStatus, Response, ServerStatus, SessionStatus};
-use crate::session::{EndReason, SessionId};
+use crate::control::{
+    Counters, IpsecConnStatus, LinkStatus, Response, ServerStatus, SessionStatus,
+};
+use crate::session::{EndReason, SessionId, SessionInfo};
 
 /// How long `status` waits for a profile's owner to answer.
 pub const SNAPSHOT_WAIT: Duration = Duration::from_secs(2);
@@ -109,6 +113,8 @@ struct Profile {
     tun: String,
     commands: mpsc::Sender<Command>,
     state: ProfileState,
+    /// Its capture point: a capture ends when the profile goes.
+    tap: ProfileTap,
 }
 
 #[derive(Default)]
@@ -117,6 +123,35 @@ struct Inner {
     /// Live sessions and their profiles.
     sessions: BTreeMap<SessionId, String>,
     next_session: u64,
+    /// The audit trail, handed to each session ([`Registry::audit`]).
+    audit: Option<Arc<Audit>>,
+    /// What ended sessions leave behind, per profile: the metrics'
+    /// counters, which must not go down when a session ends.
+    ended: BTreeMap<String, Ended>,
+    /// The last sessions ended, newest last: a metrics scrape that saw one
+    /// in `status` and in `ended` counts it once.
+    recently_ended: std::collections::VecDeque<u64>,
+    /// Profiles being stopped for a reason other than the daemon's
+    /// shutdown (a reload): what their sessions' ends are put down to.
+    stopping: BTreeMap<String, EndReason>,
+}
+
+/// How many ended session ids [`Registry::ended`] remembers.
+const RECENTLY_ENDED: usize = 256;
+
+/// Per profile, the sessions that ended ([`Registry::ended`]).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Ended {
+    /// Sessions ended, by [`EndReason::kind`].
+    pub by_kind: BTreeMap<&'static str, u64>,
+    /// Of those, authentication failures ([`EndReason::is_auth_failure`]).
+    pub auth_failures: u64,
+    /// Of those, negotiation failures
+    /// ([`EndReason::is_negotiation_failure`]).
+    pub negotiation_failures: u64,
+    /// Their engines' counters, summed (sessions closed through
+    /// [`Registry::end_session`]).
+    pub counters: Counters,
 }
 
 /// Every profile and live session; cheap to clone (shared).
@@ -127,6 +162,51 @@ impl Registry {
     /// An empty registry.
     pub fn new() -> Registry {
         Registry::default()
+    }
+
+    /// An empty registry whose sessions write to the audit trail `audit`.
+    pub fn with_audit(audit: Arc<Audit>) -> Registry {
+        let registry = Registry::default();
+        registry.lock().audit = Some(audit);
+        registry
+    }
+
+    /// The audit trail sessions write to (`None`: none).
+    pub fn audit(&self) -> Option<Arc<Audit>> {
+        self.lock().audit.clone()
+    }
+
+    /// Session `info` ended for `reason`, its engine's last `counters`
+    /// (else the ones `info` kept): its audit record, its counters added
+    /// to its profile's, then [`Registry::close_session`].
+    pub fn end_session(&self, info: &SessionInfo, reason: &EndReason, counters: Option<Counters>) {
+        let reason = &self.end_reason(&info.profile, reason);
+        let counters = counters.or_else(|| info.final_counters.clone());
+        info.audit_end(reason, counters.clone());
+        if let Some(c) = counters {
+            let mut inner = self.lock();
+            let sum = &mut inner
+                .ended
+                .entry(info.profile.clone())
+                .or_default()
+                .counters;
+            add_counters(sum, &c);
+            if inner.recently_ended.len() == RECENTLY_ENDED {
+                inner.recently_ended.pop_front();
+            }
+            inner.recently_ended.push_back(info.id.0);
+        }
+        self.close_session(info.id, reason);
+    }
+
+    /// Per profile, what its ended sessions left ([`Ended`]), and the ids
+    /// of the last sessions ended (whose counters are in there).
+    pub fn ended(&self) -> (BTreeMap<String, Ended>, Vec<u64>) {
+        let inner = self.lock();
+        (
+            inner.ended.clone(),
+            inner.recently_ended.iter().copied().collect(),
+        )
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
@@ -143,15 +223,54 @@ impl Registry {
         commands: mpsc::Sender<Command>,
         state: ProfileState,
     ) {
-        self.lock().profiles.insert(
+        let mut inner = self.lock();
+        inner.profiles.insert(
             name.to_string(),
             Profile {
                 kind,
                 tun: tun.to_string(),
                 commands,
                 state,
+                tap: ProfileTap::default(),
             },
         );
+        // Started (again): no longer being stopped.
+        inner.stopping.remove(name);
+    }
+
+    /// Forgets a profile the config no longer has (`tsunagi reload`), once
+    /// its owner has stopped.
+    pub fn remove_profile(&self, name: &str) {
+        let mut inner = self.lock();
+        inner.profiles.remove(name);
+        inner.stopping.remove(name);
+    }
+
+    /// The daemon is about to stop `profile` for `why` (a reload), not for
+    /// its own shutdown: the sessions it ends are put down to `why`.
+    pub fn stopping(&self, profile: &str, why: EndReason) {
+        self.lock().stopping.insert(profile.to_string(), why);
+    }
+
+    /// Why a session of `profile` that its transport says ended for
+    /// `reason` really ended: a transport told to stop says
+    /// [`EndReason::Shutdown`], which a reload's stop turns into its own
+    /// reason ([`Registry::stopping`]).
+    pub fn end_reason(&self, profile: &str, reason: &EndReason) -> EndReason {
+        match (reason, self.lock().stopping.get(profile)) {
+            (EndReason::Shutdown, Some(why)) => why.clone(),
+            _ => reason.clone(),
+        }
+    }
+
+    /// The profile's capture point, for its transport and `capture`;
+    /// `None` for the IPsec driver, which carries no PPP of its own.
+    pub fn tap(&self, name: &str) -> Option<Tap> {
+        self.lock()
+            .profiles
+            .get(name)
+            .filter(|p| p.kind != ProfileKind::Ipsec)
+            .map(|p| p.tap.handle())
     }
 
     /// Changes what `status` shows of a site link between sessions.
@@ -178,9 +297,16 @@ impl Registry {
         id
     }
 
-    /// The session ended (for `reason`; the owner logs it).
-    pub fn close_session(&self, id: SessionId, _reason: &EndReason) {
-        self.lock().sessions.remove(&id);
+    /// The session ended (for `reason`; the owner logs it). Its end is
+    /// counted by kind against its profile ([`Registry::ended`]).
+    pub fn close_session(&self, id: SessionId, reason: &EndReason) {
+        let mut inner = self.lock();
+        if let Some(profile) = inner.sessions.remove(&id) {
+            let ended = inner.ended.entry(profile).or_default();
+            *ended.by_kind.entry(reason.kind()).or_default() += 1;
+            ended.auth_failures += u64::from(reason.is_auth_failure());
+            ended.negotiation_failures += u64::from(reason.is_negotiation_failure());
+        }
     }
 
     /// The profile a live session belongs to.
@@ -280,6 +406,20 @@ impl Registry {
             ipsec,
         }
     }
+}
+
+/// Adds `c` to `sum`, field by field.
+pub fn add_counters(sum: &mut Counters, c: &Counters) {
+    sum.rx_packets += c.rx_packets;
+    sum.rx_bytes += c.rx_bytes;
+    sum.tx_packets += c.tx_packets;
+    sum.tx_bytes += c.tx_bytes;
+    sum.rx_bad_fcs += c.rx_bad_fcs;
+    sum.rx_malformed += c.rx_malformed;
+    sum.rx_unknown_protocol += c.rx_unknown_protocol;
+    sum.rx_bad_control += c.rx_bad_control;
+    sum.rx_control_dropped += c.rx_control_dropped;
+    sum.tx_control_dropped += c.tx_control_dropped;
 }
 
 /// A site link as `status` shows it: its state between sessions, and its

@@ -7,17 +7,22 @@
 //! are current), the authentication and CCP outcomes (logged, shown, fed to
 //! the failure limiter: [`SessionInfo::auth_event`]), and how a session
 //! ended ([`EndReason`]: an enum, for the log, `status`, the `direct`
-//! caller's exit status, and later the audit trail and metrics).
+//! caller's exit status, the audit trail and the metrics, which take its
+//! [`EndReason::kind`]), and the session's audit records
+//! ([`SessionInfo::ipv4_up`] writes the start, [`SessionInfo::audit_end`]
+//! the end).
 
 use std::fmt;
 use std::net::{Ipv4Addr, Ipv6Addr};
-use std::time::{Duration, Instant};
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime};
 
 use tracing::{info, warn};
 use tsunagi_ppp::auth::AuthMethod;
 use tsunagi_ppp::link::{AuthEvent, DownReason, Link, Phase};
 use tsunagi_ppp::wire::FcsMode;
 
+use crate::audit::{Audit, Event as AuditEvent, Record};
 use crate::auth::{AuthGuard, AuthSource};
 use crate::control::{Counters, SessionStatus, EXIT_LINK_FAILED, EXIT_NORMAL, EXIT_REFUSED};
 
@@ -39,6 +44,9 @@ pub enum EndReason {
     Hangup,
     /// The daemon is stopping.
     Shutdown,
+    /// `tsunagi reload` (or SIGHUP) stopped the session's link or server:
+    /// its settings changed, or it left the config.
+    Reconfigured,
     /// The peer sent LCP Terminate-Request, with its text.
     PeerTerminated(String),
     /// We closed the link for a reason of our own (a tun that failed) and
@@ -89,6 +97,48 @@ pub enum EndReason {
 }
 
 impl EndReason {
+    /// A stable keyword for the kind of end, whatever its words: the audit
+    /// trail's `kind=` and the metrics' `kind` label.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            EndReason::Hangup => "hangup",
+            EndReason::Shutdown => "shutdown",
+            EndReason::Reconfigured => "reconfigured",
+            EndReason::PeerTerminated(_) => "peer-terminated",
+            EndReason::ClosedByUs => "closed-by-us",
+            EndReason::EchoTimeout => "echo-timeout",
+            EndReason::Loopback => "loopback",
+            EndReason::NegotiationFailed(_) => "negotiation-failed",
+            EndReason::AuthFailed { ours: false, .. } => "auth-failed",
+            EndReason::AuthFailed { ours: true, .. } => "auth-refused-by-peer",
+            EndReason::PeerRefusedAuth => "peer-refused-auth",
+            EndReason::NoAddress(_) => "no-address",
+            EndReason::HeldOff { .. } => "held-off",
+            EndReason::ControlFlood { .. } => "control-flood",
+            EndReason::TransportLost(_) => "transport-lost",
+            EndReason::TunFailed(_) => "tun-failed",
+            EndReason::SetupFailed(_) => "setup-failed",
+        }
+    }
+
+    /// An authentication failure, either way (the metrics' auth
+    /// failures).
+    pub fn is_auth_failure(&self) -> bool {
+        matches!(
+            self,
+            EndReason::AuthFailed { .. } | EndReason::PeerRefusedAuth | EndReason::HeldOff { .. }
+        )
+    }
+
+    /// A negotiation that did not converge (the metrics' negotiation
+    /// failures).
+    pub fn is_negotiation_failure(&self) -> bool {
+        matches!(
+            self,
+            EndReason::NegotiationFailed(_) | EndReason::Loopback | EndReason::NoAddress(_)
+        )
+    }
+
     /// The exit status of `tsunagi direct` for a session that ended so:
     /// 0 terminated normally, 1 refused or failed before PPP ran, 2 the
     /// link failed.
@@ -96,6 +146,7 @@ impl EndReason {
         match self {
             EndReason::Hangup
             | EndReason::Shutdown
+            | EndReason::Reconfigured
             | EndReason::PeerTerminated(_)
             | EndReason::ClosedByUs => EXIT_NORMAL,
             EndReason::AuthFailed { .. }
@@ -146,6 +197,7 @@ impl fmt::Display for EndReason {
         match self {
             EndReason::Hangup => f.write_str("administrative hangup"),
             EndReason::Shutdown => f.write_str("daemon shutdown"),
+            EndReason::Reconfigured => f.write_str("reconfigured by a reload"),
             EndReason::PeerTerminated(text) if text.is_empty() => f.write_str("peer terminated"),
             EndReason::PeerTerminated(text) => write!(f, "peer terminated: {text}"),
             EndReason::ClosedByUs => f.write_str("closed by us"),
@@ -288,6 +340,22 @@ pub struct SessionInfo {
     /// The tunnel under PPP in words, for `status` (the transport keeps it
     /// current).
     pub tunnel: Option<String>,
+    /// What carries it, for the audit trail: "ssh", "direct", "pptp",
+    /// "l2tp", "l2tp/ipsec".
+    pub protocol: &'static str,
+    /// Where the peer is for the audit trail, with the port where the
+    /// transport knows it (defaults to `outer_peer`).
+    pub from: Option<String>,
+    /// When it started, by the wall clock (the audit trail's).
+    pub started_at: SystemTime,
+    /// The addresses IPCP agreed on last (ours, the peer's): the audit
+    /// trail's inner address, kept after IPCP went down.
+    pub inner: Option<(Ipv4Addr, Ipv4Addr)>,
+    /// The engine's counters when it ended (the end record's bytes), for a
+    /// transport whose engine is gone by the time the session is closed.
+    pub final_counters: Option<Counters>,
+    /// The audit trail ([`SessionInfo::audited`]); `None`: not audited.
+    pub audit: Option<Arc<Audit>>,
 }
 
 impl SessionInfo {
@@ -316,7 +384,101 @@ impl SessionInfo {
             tun_errors: 0,
             ipv6_on_tun: false,
             tunnel: None,
+            protocol: "ppp",
+            from: None,
+            started_at: SystemTime::now(),
+            inner: None,
+            final_counters: None,
+            audit: None,
         }
+    }
+
+    /// The session with its audit trail (the registry's) and what carries
+    /// it (see [`SessionInfo::protocol`]).
+    pub fn audited(mut self, audit: Option<Arc<Audit>>, protocol: &'static str) -> SessionInfo {
+        self.audit = audit;
+        self.protocol = protocol;
+        self
+    }
+
+    /// IPCP came up with these addresses: the first time in the session,
+    /// the audit trail's start record.
+    pub fn ipv4_up(&mut self, local: Ipv4Addr, peer: Ipv4Addr) {
+        self.inner = Some((local, peer));
+        let first = self.first_up.is_none();
+        self.ipv4(true);
+        if first {
+            if let Some(audit) = &self.audit {
+                audit.write(&self.audit_record(AuditEvent::SessionStart, SystemTime::now(), None));
+            }
+        }
+    }
+
+    /// The session ended for `reason` with the engine's final `counters`
+    /// (else [`SessionInfo::final_counters`]): the audit trail's end
+    /// record, written whether or not IPCP came up (an authentication
+    /// failure is who tried, from where).
+    pub fn audit_end(&self, reason: &EndReason, counters: Option<Counters>) {
+        let Some(audit) = &self.audit else {
+            return;
+        };
+        let now = SystemTime::now();
+        let counters = counters
+            .or_else(|| self.final_counters.clone())
+            .unwrap_or_default();
+        let connected = now
+            .duration_since(self.started_at)
+            .unwrap_or_default()
+            .as_secs_f64();
+        let tried = match reason {
+            EndReason::AuthFailed {
+                user, ours: false, ..
+            } if !user.is_empty() => Some(user.as_str()),
+            _ => None,
+        };
+        let record = self
+            .audit_record(AuditEvent::SessionEnd, now, tried)
+            .field("start", crate::audit::rfc3339(self.started_at))
+            .field("duration", format_args!("{connected:.1}"))
+            .maybe(
+                "ipcp_up",
+                self.up_for().map(|d| format!("{:.1}", d.as_secs_f64())),
+            )
+            .field("bytes_in", counters.rx_bytes)
+            .field("bytes_out", counters.tx_bytes)
+            .field("packets_in", counters.rx_packets)
+            .field("packets_out", counters.tx_packets)
+            .field("kind", reason.kind())
+            .text("reason", &reason.to_string());
+        audit.write(&record);
+    }
+
+    /// The fields both records have: who (the name the peer
+    /// authenticated with, the local uid of a `direct` caller, the
+    /// authentication in words), from where, which inner addresses, on
+    /// which profile and protocol.
+    /// `tried`: the name a failed authentication was for, when no name
+    /// succeeded (who tried matters to an audit).
+    fn audit_record(&self, event: AuditEvent, at: SystemTime, tried: Option<&str>) -> Record {
+        let uid = match &self.source {
+            AuthSource::Direct { uid, .. } => Some(*uid),
+            AuthSource::Peer(_) => None,
+        };
+        let mut r = Record::new(event, at)
+            .field("id", self.id)
+            .field("profile", &self.profile)
+            .field("protocol", self.protocol);
+        if let Some(user) = self.user.as_deref().or(tried) {
+            r = r.text("user", user);
+        }
+        if let Some(auth) = &self.auth {
+            r = r.text("auth", auth);
+        }
+        r.maybe("uid", uid)
+            .field("from", self.from.as_deref().unwrap_or(&self.outer_peer))
+            .maybe("inner", self.inner.map(|(_, peer)| peer))
+            .maybe("local", self.inner.map(|(local, _)| local))
+            .field("tun", &self.tun)
     }
 
     /// IPCP came up or went down.
@@ -573,6 +735,59 @@ mod tests {
             link_local_address(&[0, 0, 0, 0, 0, 0, 0, 1]).to_string(),
             "fe80::1"
         );
+    }
+
+    #[test]
+    fn audit_records_of_a_session_that_failed_authentication_and_of_one_that_ran() {
+        let dir =
+            std::env::temp_dir().join(format!("tsunagi-session-audit-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir(&dir).unwrap();
+        let file = dir.join("audit.log");
+        let audit = Arc::new(Audit::open_with(Some(&file), None).unwrap());
+        let source = AuthSource::Peer("192.0.2.5".into());
+        let mut info =
+            SessionInfo::new(SessionId(7), "vpn", "vpn[7]".into(), source.clone(), "ppp0")
+                .audited(Some(audit.clone()), "pptp");
+        info.outer_peer = "192.0.2.5:50000".into();
+        // No IPCP: no start record; the end record still says who tried.
+        info.audit_end(
+            &EndReason::AuthFailed {
+                user: "mallory\" id=1\nx".into(),
+                method: AuthMethod::MsChapV2,
+                reason: "wrong password".into(),
+                ours: false,
+            },
+            None,
+        );
+        let mut ran = SessionInfo::new(SessionId(8), "vpn", "vpn[8]".into(), source, "ppp0")
+            .audited(Some(audit), "pptp");
+        ran.outer_peer = "192.0.2.5:50000".into();
+        ran.user = Some("alice".into());
+        ran.ipv4_up(Ipv4Addr::new(10, 0, 0, 1), Ipv4Addr::new(10, 0, 0, 2));
+        ran.ipv4(false);
+        ran.ipv4_up(Ipv4Addr::new(10, 0, 0, 1), Ipv4Addr::new(10, 0, 0, 2));
+        ran.audit_end(
+            &EndReason::PeerTerminated("bye".into()),
+            Some(Counters {
+                rx_bytes: 10,
+                tx_bytes: 20,
+                rx_packets: 1,
+                tx_packets: 2,
+                ..Counters::default()
+            }),
+        );
+        let text = std::fs::read_to_string(&file).unwrap();
+        let lines: Vec<&str> = text.lines().collect();
+        assert_eq!(lines.len(), 3, "{text}");
+        assert!(lines[0].contains(" session-end id=7 profile=vpn protocol=pptp user=\"mallory\\\" id=1\\nx\" from=192.0.2.5:50000 tun=ppp0 start="), "{text}");
+        assert!(lines[0].contains(" bytes_in=0 bytes_out=0 packets_in=0 packets_out=0 kind=auth-failed reason=\"authentication of peer \\\"mallory"), "{text}");
+        assert!(!lines[0].contains("ipcp_up="), "{text}");
+        // One start record, though IPCP came up twice.
+        assert!(lines[1].contains(" session-start id=8 profile=vpn protocol=pptp user=\"alice\" from=192.0.2.5:50000 inner=10.0.0.2 local=10.0.0.1 tun=ppp0"), "{text}");
+        assert!(lines[2].contains(" session-end id=8 "), "{text}");
+        assert!(lines[2].contains(" bytes_in=10 bytes_out=20 packets_in=1 packets_out=2 kind=peer-terminated reason=\"peer terminated: bye\""), "{text}");
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 
     #[test]

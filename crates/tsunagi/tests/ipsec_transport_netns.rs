@@ -189,7 +189,10 @@ fn transport(name: &str, nat: bool) {
         let rules = guard.sides[side].exec(&["ip", "rule"]);
         let rules = String::from_utf8_lossy(&rules.stdout).to_string();
         assert!(
-            rules.contains("ipproto udp sport 1701 dport 1701 lookup 200"),
+            rules.contains(&format!(
+                "ipproto udp sport 1701 dport 1701 lookup {}",
+                tsunagi::ipsec::transport_path::table_of("l2tp")
+            )),
             "{rules}"
         );
     }
@@ -231,7 +234,8 @@ fn transport(name: &str, nat: bool) {
         assert_eq!(guard.sides[side].stop(), Some(0));
         let rules = guard.sides[side].exec(&["ip", "rule"]);
         let rules = String::from_utf8_lossy(&rules.stdout).to_string();
-        assert!(!rules.contains("lookup 200"), "{rules}");
+        let table = tsunagi::ipsec::transport_path::table_of("l2tp");
+        assert!(!rules.contains(&format!("lookup {table}")), "{rules}");
         let table = guard.sides[side].exec(&["ip", "route", "show", "table", "200"]);
         assert!(table.stdout.is_empty(), "{table:?}");
     }

@@ -209,7 +209,14 @@ fn twenty_clients_get_their_own_addresses_and_the_21st_is_refused() {
     let mut guard = star("a", 21);
     let dir = guard.dir.clone();
     write_secrets(&dir, 21);
-    guard.sides[0].start(&server_config(&dir, "10.77.0.1", "firewall = false\n"));
+    // The audit trail too (issue 15): keys before the first table are
+    // [daemon]'s.
+    let audit = dir.join("audit.log");
+    guard.sides[0].start(&format!(
+        "audit_file = \"{}\"\naudit_syslog = false\n{}",
+        audit.display(),
+        server_config(&dir, "10.77.0.1", "firewall = false\n")
+    ));
     echo_server(&guard.sides[0].ns, "192.168.60.1:7000".parse().unwrap());
     for i in 0..20 {
         guard.sides[3 + i].start(&client_config(i, "10.77.0.1"));
@@ -256,6 +263,16 @@ fn twenty_clients_get_their_own_addresses_and_the_21st_is_refused() {
         );
         assert!(s["tunnel"].as_str().unwrap().contains("pptp call"), "{s}");
         assert!(s["ccp"].as_str().unwrap().contains("MPPE 128-bit"), "{s}");
+        // Its audit record: who, from which address and port, which inner
+        // address.
+        let start = format!(
+            " session-start id={} profile=vpn protocol=pptp user=\"{user}\" auth=\"peer {user} by MS-CHAP-v2\" from={} inner={} local=192.168.60.1 ",
+            s["id"],
+            s["outer_peer"].as_str().unwrap(),
+            addresses[i]
+        );
+        let records = std::fs::read_to_string(&audit).unwrap();
+        assert_eq!(records.matches(&start).count(), 1, "{start}\n{records}");
     }
     // u19's full tunnel keeps the server on its old next hop (seed 004's
     // split-tunnel lesson): the tunnel never carries its own GRE.
@@ -301,6 +318,15 @@ fn twenty_clients_get_their_own_addresses_and_the_21st_is_refused() {
     assert!(guard.sides[0]
         .log()
         .contains("pool \"vpn\" exhausted: all 20 addresses in use"));
+    // Refused before IPCP: an end record all the same, naming who.
+    let records = std::fs::read_to_string(&audit).unwrap();
+    assert!(
+        records.lines().any(|l| l.contains(" session-end ")
+            && l.contains(" user=\"u20\" ")
+            && l.contains(" from=10.77.0.30:")
+            && l.contains(" kind=no-address ")),
+        "{records}"
+    );
     // The others did not notice.
     assert!(support::ping(&guard.sides[3], "192.168.60.1"));
     assert_eq!(

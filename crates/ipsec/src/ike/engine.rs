@@ -220,6 +220,14 @@ pub struct Engine {
 }
 
 impl Engine {
+    /// A new pre-shared key (ipsec.secrets read again: strongSwan's
+    /// `ipsec rereadsecrets`). It enters SKEYID (RFC 2409 s5.4) of the
+    /// Phase 1 exchanges from now on; IKE SAs already up keep the keys they
+    /// derived, and their IPsec SAs run on.
+    pub fn set_psk(&mut self, psk: tsunagi_crypto::Secret) {
+        self.config.psk = psk;
+    }
+
     /// An engine for `config`; `random` is the OS CSPRNG.
     pub fn new(config: Config, random: Random) -> Engine {
         Engine {

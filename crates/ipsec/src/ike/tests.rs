@@ -441,6 +441,40 @@ fn a_wrong_psk_fails_on_both_sides() {
     assert!(line.contains("pre-shared key"), "{line}");
 }
 
+/// A key changed under a running engine (ipsec.secrets read again): the
+/// SA up keeps its keys and carries traffic; the next Phase 1 uses the new
+/// key, so both sides must have it.
+#[test]
+fn a_new_psk_counts_from_the_next_phase_1() {
+    let ike = "aes128-sha256-modp2048!";
+    let mut net = Net::new(
+        config(ike, "aes128gcm16!", "old-key"),
+        config(ike, "aes128gcm16!", "old-key"),
+    );
+    net.start();
+    assert!(net.up());
+    net.b.engine.set_psk(Secret::new(&b"new-key"[..]));
+    assert!(net.traffic(), "the SA up runs on");
+    // A starts over (a fresh engine, as after its restart) with the old
+    // key: refused.
+    let mut old = config(ike, "aes128gcm16!", "old-key");
+    old.keying_tries = 1;
+    net.a = Side::new(old, A_IP);
+    net.start();
+    net.advance(Duration::from_secs(120));
+    assert!(
+        net.b.failures.contains(&Reason::AuthenticationFailed),
+        "B: {:?}",
+        net.b.failures
+    );
+    assert!(net.a.children.is_empty());
+    // A gets the new key too: its next Phase 1 comes up.
+    net.a.engine.set_psk(Secret::new(&b"new-key"[..]));
+    net.start();
+    assert_eq!(net.a.ike_up, 1);
+    assert!(net.up() && net.traffic());
+}
+
 /// No proposal in common: the responder says NO-PROPOSAL-CHOSEN and logs
 /// what was offered.
 #[test]

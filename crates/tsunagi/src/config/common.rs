@@ -10,6 +10,29 @@ use serde::Deserialize;
 use toml::Spanned;
 use tsunagi_host::netlink::Ipv4Net;
 
+/// How many routing tables each kind of [`stable_table`] spreads over.
+pub const STABLE_TABLE_SPAN: u32 = 10_000;
+
+/// A routing table for `name` that depends on nothing but the name:
+/// `base` plus the name's 32-bit FNV-1a hash modulo [`STABLE_TABLE_SPAN`].
+/// Adding, removing or renaming another section (or a `tsunagi reload`)
+/// leaves it alone, as a table from the section's place in name order
+/// would not. Two names that land on one table are told apart by the
+/// caller (the later in name order takes the next free one).
+pub fn stable_table(base: u32, name: &str) -> u32 {
+    // FNV-1a (draft-eastlake-fnv): small, fixed across Rust versions and
+    // platforms, unlike std's hasher.
+    let hash = name.bytes().fold(0x811c_9dc5_u32, |h, b| {
+        (h ^ u32::from(b)).wrapping_mul(0x0100_0193)
+    });
+    base + hash % STABLE_TABLE_SPAN
+}
+
+/// The table after `table` among [`stable_table`]`(base, ..)`'s, wrapping.
+pub fn next_stable_table(base: u32, table: u32) -> u32 {
+    base + (table - base + 1) % STABLE_TABLE_SPAN
+}
+
 /// Linux interface names are at most IFNAMSIZ - 1 = 15 bytes.
 pub const MAX_IFNAME_LEN: usize = 15;
 

@@ -28,14 +28,15 @@ use tsunagi_ppp::link::{
 
 use super::auth::{validate_auth, AuthDefaults, AuthFields, AuthSettings};
 use super::common::{
-    check_dns, check_echo_failure, check_mru, check_restart, check_section_name, check_tun, Cidr,
-    Invalid, DEFAULT_L2TP_MRU, DEFAULT_PPTP_MRU,
+    check_dns, check_echo_failure, check_mru, check_restart, check_section_name, check_tun,
+    stable_table, Cidr, Invalid, DEFAULT_L2TP_MRU, DEFAULT_PPTP_MRU,
 };
 use super::server::{L2tpSettings, RawL2tp};
 
-/// `route_table` of a link without one: this plus the link's index in name
-/// order (100, 101, ...), clear of the kernel's 253..=255.
-pub const DEFAULT_ROUTE_TABLE_BASE: u32 = 100;
+/// `route_table` of a link without one: this plus a number from the link's
+/// name ([`stable_table`]), 10000..=19999, clear of the kernel's 253..=255
+/// and of IPsec transport mode's tables.
+pub const DEFAULT_ROUTE_TABLE_BASE: u32 = 10_000;
 
 /// `mode` of a link.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, serde::Serialize)]
@@ -168,9 +169,11 @@ pub struct LinkSettings {
     /// borrowed address): `ip rule from ADDR lookup route_table`.
     pub source_routes: Vec<Ipv4Addr>,
     /// The routing table holding the tun's default route for
-    /// `source_routes`: default [`DEFAULT_ROUTE_TABLE_BASE`] + the link's
-    /// index in name order.
+    /// `source_routes`: by default [`DEFAULT_ROUTE_TABLE_BASE`] + a number
+    /// from the link's name, so that adding a link renumbers none.
     pub route_table: u32,
+    /// `route_table` was written in the config (not derived from the name).
+    pub route_table_set: bool,
     /// RFC 1570 Identification text.
     pub ident: Option<String>,
     /// Bytes always escaped when sending (user-ppp `set escape`).
@@ -228,7 +231,6 @@ pub(super) fn validate_link(
     section: Range<usize>,
     raw: RawLink,
     daemon_secrets: Option<&Path>,
-    index: usize,
 ) -> Result<LinkSettings, Invalid> {
     check_section_name(name, section.clone())?;
     let mode = *raw.mode.get_ref();
@@ -419,6 +421,7 @@ pub(super) fn validate_link(
             ));
         }
     }
+    let route_table_set = raw.route_table.is_some();
     let route_table = match raw.route_table {
         // 0 is unspec, 253..=255 are the kernel's default/main/local tables.
         Some(t) if *t.get_ref() == 0 || (253..=255).contains(t.get_ref()) => {
@@ -431,7 +434,7 @@ pub(super) fn validate_link(
             ))
         }
         Some(t) => *t.get_ref(),
-        None => DEFAULT_ROUTE_TABLE_BASE.saturating_add(u32::try_from(index).unwrap_or(u32::MAX)),
+        None => stable_table(DEFAULT_ROUTE_TABLE_BASE, name),
     };
     Ok(LinkSettings {
         name: name.to_string(),
@@ -450,6 +453,7 @@ pub(super) fn validate_link(
         outer_peer: raw.outer_peer.or(server).or(lns),
         source_routes: raw.source_routes,
         route_table,
+        route_table_set,
         ident: raw.ident,
         escape: raw.escape,
         accm: raw.accm,

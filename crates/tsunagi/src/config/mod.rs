@@ -70,6 +70,7 @@ pub use mistakes::{mistakes, Mistake};
 pub use policy::{PolicySettings, RawPolicy};
 pub use server::{L2tpSettings, ServerProfile, ServerProtocol};
 
+pub use common::stable_table;
 use common::{check_section_name, Invalid};
 use ipsec::RawIpsec;
 use link::{validate_link, RawLink};
@@ -126,6 +127,9 @@ struct RawDaemon {
     log_file: Option<PathBuf>,
     secrets: Option<PathBuf>,
     ipsec_secrets: Option<PathBuf>,
+    audit_file: Option<PathBuf>,
+    audit_syslog: Option<bool>,
+    metrics_listen: Option<std::net::SocketAddr>,
 }
 
 /// The `[daemon]` section.
@@ -139,6 +143,14 @@ pub struct DaemonSettings {
     pub secrets: Option<PathBuf>,
     /// ipsec.secrets for `[ipsec.NAME]` without their own `secrets`.
     pub ipsec_secrets: Option<PathBuf>,
+    /// Where the audit trail's records are appended ([`crate::audit`]);
+    /// `None`: no file.
+    pub audit_file: Option<PathBuf>,
+    /// The audit trail's records also go to syslog (`/dev/log`, which
+    /// journald reads); default true.
+    pub audit_syslog: bool,
+    /// The Prometheus endpoint's address ([`crate::metrics`]); `None`: off.
+    pub metrics_listen: Option<std::net::SocketAddr>,
 }
 
 /// The whole config.
@@ -264,19 +276,31 @@ impl Config {
             log_file: raw.daemon.log_file,
             secrets: raw.daemon.secrets,
             ipsec_secrets: raw.daemon.ipsec_secrets,
+            audit_file: raw.daemon.audit_file,
+            audit_syslog: raw.daemon.audit_syslog.unwrap_or(true),
+            metrics_listen: raw.daemon.metrics_listen,
         };
         let mut links = Vec::with_capacity(raw.link.len());
         let mut tuns: BTreeMap<String, String> = BTreeMap::new();
         for (name, spanned) in raw.link {
             let span = spanned.span();
-            let link = validate_link(
+            let mut link = validate_link(
                 &name,
                 span.clone(),
                 spanned.into_inner(),
                 daemon.secrets.as_deref(),
-                links.len(),
             )
             .map_err(|(span, msg)| invalid(Some(span), format!("link.{name}: {msg}")))?;
+            // Two names on one table: the later in name order takes the
+            // next free one (the earlier keeps its own).
+            while !link.route_table_set
+                && links
+                    .iter()
+                    .any(|l: &LinkSettings| l.route_table == link.route_table)
+            {
+                link.route_table =
+                    common::next_stable_table(DEFAULT_ROUTE_TABLE_BASE, link.route_table);
+            }
             if let Some(other) = tuns.insert(link.tun.clone(), format!("link.{name}")) {
                 return Err(invalid(
                     Some(span),
@@ -353,7 +377,7 @@ impl Config {
                 )));
             }
             if conn.conn_type == ConnType::Transport {
-                let table = crate::ipsec::transport_path::table_of(ipsec.len());
+                let table = crate::ipsec::transport_path::table_of(&name);
                 if let Some(other) = links
                     .iter()
                     .find(|l| !l.source_routes.is_empty() && l.route_table == table)
@@ -361,8 +385,19 @@ impl Config {
                     return Err(at((
                         span,
                         format!(
-                            "transport mode uses routing table {table} ({} + its index among the [ipsec] sections), which link.{}'s route_table uses for its source_routes: give the link another",
-                            crate::ipsec::transport_path::TRANSPORT_TABLE_BASE,
+                            "transport mode uses routing table {table} (from the conn's name), which link.{}'s route_table uses for its source_routes: give the link another",
+                            other.name
+                        ),
+                    )));
+                }
+                if let Some(other) = ipsec.iter().find(|c: &&IpsecConn| {
+                    c.conn_type == ConnType::Transport
+                        && crate::ipsec::transport_path::table_of(&c.name) == table
+                }) {
+                    return Err(at((
+                        span,
+                        format!(
+                            "transport mode's routing table {table} comes from the conn's name, and ipsec.{}'s name gives the same one: rename one of them",
                             other.name
                         ),
                     )));
@@ -566,6 +601,26 @@ tun_offload = true              # default true: TCP super-packets (TSO/GSO on th
     }
 
     #[test]
+    fn audit_and_metrics_settings() {
+        let d = parse("").unwrap().daemon;
+        assert_eq!(
+            (d.audit_file, d.audit_syslog, d.metrics_listen),
+            (None, true, None)
+        );
+        let d = parse("[daemon]\naudit_file = \"/var/log/tsunagi/audit.log\"\naudit_syslog = false\nmetrics_listen = \"127.0.0.1:9469\"\n")
+            .unwrap()
+            .daemon;
+        assert_eq!(
+            d.audit_file.as_deref(),
+            Some(Path::new("/var/log/tsunagi/audit.log"))
+        );
+        assert!(!d.audit_syslog);
+        assert_eq!(d.metrics_listen, Some("127.0.0.1:9469".parse().unwrap()));
+        let e = err("[daemon]\nmetrics_listen = \"localhost\"\n");
+        assert!(e.starts_with("t.toml:2:"), "{e}");
+    }
+
+    #[test]
     fn fcs_key() {
         let base = "[link.x]\nmode = \"direct\"\nallow_users = [\"u\"]\n";
         let c = parse(base).unwrap();
@@ -597,8 +652,60 @@ tun_offload = true              # default true: TCP super-packets (TSO/GSO on th
         assert!(!c.links[0].default_route);
         assert_eq!(c.links[0].outer_peer, None);
         assert!(c.links[0].source_routes.is_empty());
-        assert_eq!(c.links[0].route_table, DEFAULT_ROUTE_TABLE_BASE);
-        assert_eq!(c.links[1].route_table, DEFAULT_ROUTE_TABLE_BASE + 1);
+        assert_eq!(
+            c.links[0].route_table,
+            stable_table(DEFAULT_ROUTE_TABLE_BASE, "a")
+        );
+        assert_eq!(
+            c.links[1].route_table,
+            stable_table(DEFAULT_ROUTE_TABLE_BASE, "b")
+        );
+    }
+
+    #[test]
+    fn adding_a_link_renumbers_no_routing_table() {
+        let link = |name: &str| format!("[link.{name}]\nmode = \"dial\"\ndevice = \"cat\"\n");
+        let tables = |c: &Config| -> BTreeMap<String, u32> {
+            c.links
+                .iter()
+                .map(|l| (l.name.clone(), l.route_table))
+                .collect()
+        };
+        let before = parse(&(link("labs") + &link("osaka"))).unwrap();
+        // A name before both in name order, one between, one after.
+        let after =
+            parse(&(link("aaa") + &link("labs") + &link("m") + &link("osaka") + &link("zz")))
+                .unwrap();
+        let (before, after) = (tables(&before), tables(&after));
+        for (name, table) in &before {
+            assert_eq!(after[name], *table, "{name} was renumbered");
+        }
+        let distinct: std::collections::BTreeSet<u32> = after.values().copied().collect();
+        assert_eq!(distinct.len(), after.len(), "{after:?}");
+    }
+
+    #[test]
+    fn two_names_on_one_table_take_the_next_one() {
+        // Two names whose FNV-1a hashes agree modulo 10000, found by search.
+        let mut seen = BTreeMap::new();
+        let (a, b) = (0..)
+            .map(|i| format!("l{i}"))
+            .find_map(|n| {
+                let t = stable_table(DEFAULT_ROUTE_TABLE_BASE, &n);
+                seen.insert(t, n.clone()).map(|other| (other, n))
+            })
+            .unwrap();
+        let text = format!(
+            "[link.{a}]\nmode = \"dial\"\ndevice = \"cat\"\n[link.{b}]\nmode = \"dial\"\ndevice = \"cat\"\n"
+        );
+        let c = parse(&text).unwrap();
+        let table = |n: &str| c.links.iter().find(|l| l.name == n).unwrap().route_table;
+        let (first, second) = if a < b { (&a, &b) } else { (&b, &a) };
+        assert_eq!(table(first), stable_table(DEFAULT_ROUTE_TABLE_BASE, first));
+        assert_eq!(
+            table(second),
+            common::next_stable_table(DEFAULT_ROUTE_TABLE_BASE, table(first))
+        );
     }
 
     #[test]
@@ -683,14 +790,20 @@ tun_offload = true              # default true: TCP super-packets (TSO/GSO on th
     fn a_transport_conns_table_is_not_a_links() {
         let conn =
             "[ipsec.l2tp]\nleft = \"10.0.0.1\"\nright = \"10.0.0.2\"\ntype = \"transport\"\n";
-        let link = "[link.x]\nmode = \"dial\"\ndevice = \"cat\"\nsource_routes = [\"203.0.113.7\"]\nroute_table = 200\n";
+        let table = crate::ipsec::transport_path::table_of("l2tp");
+        let link = format!("[link.x]\nmode = \"dial\"\ndevice = \"cat\"\nsource_routes = [\"203.0.113.7\"]\nroute_table = {table}\n");
         let e = err(&format!("{link}{conn}"));
         assert!(
-            e.contains("ipsec.l2tp: transport mode uses routing table 200")
-                && e.contains("link.x's route_table"),
+            e.contains(&format!(
+                "ipsec.l2tp: transport mode uses routing table {table}"
+            )) && e.contains("link.x's route_table"),
             "{e}"
         );
-        assert!(parse(&format!("{}{conn}", link.replace("= 200", "= 201"))).is_ok());
+        assert!(parse(&format!(
+            "{}{conn}",
+            link.replace(&format!("= {table}"), "= 201")
+        ))
+        .is_ok());
         // Its tun is checked like a tunnel conn's.
         let e = err(&format!("{conn}tun = \"t0\"\n[ipsec.b]\nleft = \"10.0.0.1\"\nright = \"10.0.0.3\"\ntype = \"transport\"\ntun = \"t0\"\n"));
         assert!(

@@ -312,16 +312,19 @@ pub fn load_psks(conns: &[IpsecConn]) -> anyhow::Result<Vec<Secret>> {
         .collect()
 }
 
-/// Starts the driver for `conns` (with their PSKs from [`load_psks`]):
-/// sockets, tuns, routes, holes; the task runs until the daemon stops.
+/// Starts the driver for `conns` (with their PSKs from [`load_psks`], in
+/// the same order): sockets, tuns, routes, holes; the task runs until the
+/// daemon stops. Keys sent later on `psks` (a reload read ipsec.secrets
+/// again) count from each conn's next Phase 1.
 pub async fn start(
     conns: Vec<IpsecConn>,
-    psks: Vec<Secret>,
+    psks: watch::Receiver<Vec<Secret>>,
     ctx: IpsecCtx<'_>,
 ) -> anyhow::Result<JoinHandle<()>> {
     let shutdown = ctx.shutdown.clone();
-    let (driver, commands) = prepare(conns, psks, ctx).await?;
-    Ok(tokio::spawn(driver.run(commands, shutdown)))
+    let initial = psks.borrow().clone();
+    let (driver, commands) = prepare(conns, initial, ctx).await?;
+    Ok(tokio::spawn(driver.run(commands, shutdown, Some(psks))))
 }
 
 /// [`start`] but for the task.
@@ -342,7 +345,7 @@ async fn prepare(
         steering: Vec::new(),
         holes_of: Vec::new(),
     };
-    for (conn_index, (settings, psk)) in conns.into_iter().zip(psks).enumerate() {
+    for (settings, psk) in conns.into_iter().zip(psks) {
         let name = settings.name.clone();
         let left = v4(settings.left, "left")?;
         if let Some(r) = settings.right {
@@ -441,8 +444,7 @@ async fn prepare(
                 }
             }
             if !tunnel {
-                let s =
-                    Steering::of(&settings, conn_index).with_context(|| format!("ipsec {name}"))?;
+                let s = Steering::of(&settings).with_context(|| format!("ipsec {name}"))?;
                 let oif = ctx
                     .netlink
                     .ifindex(&settings.tun)
@@ -580,6 +582,7 @@ impl Driver {
         mut self,
         mut commands: mpsc::Receiver<Command>,
         mut shutdown: watch::Receiver<bool>,
+        mut psks: Option<watch::Receiver<Vec<Secret>>>,
     ) {
         let now = Instant::now();
         for i in 0..self.conns.len() {
@@ -612,6 +615,17 @@ impl Driver {
                     self.lower_request(conn, request, Instant::now());
                     continue;
                 }
+                changed = async { psks.as_mut()?.changed().await.ok() }, if psks.is_some() => {
+                    match (changed, psks.as_mut()) {
+                        (Some(()), Some(keys)) => {
+                            let keys = keys.borrow_and_update().clone();
+                            self.set_psks(keys);
+                        }
+                        // The daemon's end went: keys stay as they are.
+                        _ => psks = None,
+                    }
+                    continue;
+                }
                 () = crate::transport::timers::sleep_until(deadline) => {
                     self.timers(Instant::now());
                     continue;
@@ -627,6 +641,23 @@ impl Driver {
             }
         }
         self.stop().await;
+    }
+
+    /// ipsec.secrets read again: each conn's key, in conn order, for its
+    /// next Phase 1 (the SAs up keep theirs).
+    fn set_psks(&mut self, keys: Vec<Secret>) {
+        if keys.len() != self.conns.len() {
+            warn!(
+                "ipsec: {} keys for {} conns: keys left as they were",
+                keys.len(),
+                self.conns.len()
+            );
+            return;
+        }
+        for (conn, key) in self.conns.iter_mut().zip(keys) {
+            conn.engine.set_psk(key);
+        }
+        info!("ipsec: pre-shared keys read again; they count from each conn's next Phase 1");
     }
 
     /// Waits until a socket or a tun has something.
@@ -1718,7 +1749,7 @@ mod tests {
                     };
                     driver.apply(conn, out, now);
                 }
-                let task = tokio::spawn(driver.run(commands, shutdown.clone()));
+                let task = tokio::spawn(driver.run(commands, shutdown.clone(), None));
                 let udp = std::net::UdpSocket::bind("10.201.10.1:0").unwrap();
                 let spoof = std::net::UdpSocket::bind("10.201.1.1:0").unwrap();
                 for _ in 0..5 {

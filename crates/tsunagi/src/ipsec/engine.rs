@@ -48,6 +48,13 @@ impl ConnEngine {
         }
     }
 
+    /// A new pre-shared key from the next Phase 1 on (also for an engine
+    /// made anew after a failure).
+    pub fn set_psk(&mut self, psk: tsunagi_crypto::Secret) {
+        self.config.psk = psk.clone();
+        self.engine.set_psk(psk);
+    }
+
     /// Runs `f` on the engine, then drains what it wants sent and said.
     fn run(&mut self, what: &str, out: &mut Output, f: impl FnOnce(&mut Engine)) {
         let engine = &mut self.engine;

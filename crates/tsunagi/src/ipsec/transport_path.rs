@@ -54,15 +54,16 @@ use tsunagi_ipsec::transport::{self, IPV6_HEADER_LEN};
 use super::datapath::{ChildKey, Delivered, DropKind, SaTable};
 use crate::config::IpsecConn;
 
-/// The routing table of the transport conn at index `i` among the
-/// `[ipsec]` sections is this plus `i` (links' `route_table` defaults are
-/// 100 + their index; the kernel's own are 253..=255).
-pub const TRANSPORT_TABLE_BASE: u32 = 200;
+/// Transport conns' routing tables are this plus a number from the conn's
+/// name (links' `route_table` defaults are 10000..=19999; the kernel's own
+/// are 253..=255).
+pub const TRANSPORT_TABLE_BASE: u32 = 20_000;
 
-/// The routing table of the transport conn at `index` among the `[ipsec]`
-/// sections.
-pub fn table_of(index: usize) -> u32 {
-    TRANSPORT_TABLE_BASE.saturating_add(u32::try_from(index).unwrap_or(u32::MAX))
+/// The routing table of the transport conn named `name`: from its name
+/// only, so that adding a conn renumbers none
+/// ([`crate::config::stable_table`]).
+pub fn table_of(name: &str) -> u32 {
+    crate::config::stable_table(TRANSPORT_TABLE_BASE, name)
 }
 
 /// Priority of the selector rules: before the links' source rules
@@ -81,8 +82,8 @@ pub struct Steering {
 }
 
 impl Steering {
-    /// The steering of transport conn `settings`, index `index`.
-    pub fn of(settings: &IpsecConn, index: usize) -> anyhow::Result<Steering> {
+    /// The steering of transport conn `settings`.
+    pub fn of(settings: &IpsecConn) -> anyhow::Result<Steering> {
         let to = match settings.right {
             Some(IpAddr::V4(r)) => Some(r),
             None => None,
@@ -103,7 +104,7 @@ impl Steering {
                 sport: settings.leftsubnet.port,
                 dport,
             },
-            table: table_of(index),
+            table: table_of(&settings.name),
             tun: settings.tun.clone(),
         })
     }
@@ -700,8 +701,9 @@ mod tests {
     fn steering_of_seed_002s_conn() {
         let text = "[ipsec.l2tp]\nleft = \"10.200.0.1\"\nright = \"10.200.0.2\"\ntype = \"transport\"\nleftprotoport = \"17/1701\"\nrightprotoport = \"17/1701\"\n";
         let config = crate::config::Config::parse(std::path::Path::new("t.toml"), text).unwrap();
-        let s = Steering::of(&config.ipsec[0], 0).unwrap();
-        assert_eq!(s.table, TRANSPORT_TABLE_BASE);
+        let s = Steering::of(&config.ipsec[0]).unwrap();
+        assert_eq!(s.table, table_of("l2tp"));
+        assert!((TRANSPORT_TABLE_BASE..TRANSPORT_TABLE_BASE + 10_000).contains(&s.table));
         assert_eq!(
             s.rule.to_string(),
             "to 10.200.0.2 ipproto 17 sport 1701 dport 1701"
@@ -710,8 +712,8 @@ mod tests {
         // A server's conn: any peer, the ports still matched.
         let any = text.replace("\"10.200.0.2\"", "\"%any\"");
         let config = crate::config::Config::parse(std::path::Path::new("t.toml"), &any).unwrap();
-        let s = Steering::of(&config.ipsec[0], 3).unwrap();
-        assert_eq!(s.table, TRANSPORT_TABLE_BASE + 3);
+        let s = Steering::of(&config.ipsec[0]).unwrap();
+        assert_eq!(s.table, table_of("l2tp"));
         assert_eq!(
             s.rule.to_string(),
             "to all ipproto 17 sport 1701 dport 1701"

@@ -47,6 +47,7 @@ use tsunagi_ppp::lcp::Framing;
 use tsunagi_ppp::link::{Event, IpVersion, Link, LinkConfig};
 
 use crate::auth::{AuthGuard, AuthSource};
+use crate::capture::{Direction, Tap};
 use crate::control::{Response, ServerStatus, SessionStatus, TunnelStatus};
 use crate::netconf::{Change, Netconf, SessionNet, SessionNetconf};
 use crate::pool::{Lease, Pool};
@@ -273,6 +274,8 @@ pub struct Server<P: PacketPort, D: PacketDevice> {
     coalescer: Coalescer,
     /// Where super-packets are cut.
     segments: Vec<u8>,
+    /// The profile's capture point.
+    tap: Tap,
 }
 
 impl<P: PacketPort, D: PacketDevice> Server<P, D> {
@@ -285,7 +288,10 @@ impl<P: PacketPort, D: PacketDevice> Server<P, D> {
         netconf: Netconf,
         guard: AuthGuard,
     ) -> Server<P, D> {
+        // Its packets for `tsunagi capture`.
+        let tap = registry.tap(&settings.name).unwrap_or_default();
         Server {
+            tap,
             settings,
             port,
             device,
@@ -458,6 +464,7 @@ impl<P: PacketPort, D: PacketDevice> Server<P, D> {
                 let counters = &mut self.counters;
                 let coalescer = &mut self.coalescer;
                 let routed = s.routed;
+                let tap = &self.tap;
                 let tun_errors = &mut s.info.tun_errors;
                 s.link
                     .handle_frame(now, &buf[..len.min(buf.len())], &mut |version, packet| {
@@ -466,6 +473,7 @@ impl<P: PacketPort, D: PacketDevice> Server<P, D> {
                             counters.spoofed += 1;
                             return;
                         }
+                        tap.packet(Direction::In, packet);
                         coalescer.push(packet, &mut |p| {
                             if device.try_send(p).is_err() {
                                 *tun_errors += 1;
@@ -514,7 +522,8 @@ impl<P: PacketPort, D: PacketDevice> Server<P, D> {
         let id = self.registry.open_session(&name);
         let log_name = format!("{name}[{id}]");
         let ifname = self.device.interface().unwrap_or("-").to_string();
-        let mut info = SessionInfo::new(id, &name, log_name.clone(), source, &ifname);
+        let mut info = SessionInfo::new(id, &name, log_name.clone(), source, &ifname)
+            .audited(self.registry.audit(), self.settings.tty);
         info.outer_peer = outer;
         let mut config = self.settings.link.clone();
         config.name = log_name.clone();
@@ -590,7 +599,7 @@ impl<P: PacketPort, D: PacketDevice> Server<P, D> {
                 }
                 Event::Ipv4Up { local, peer, dns } => {
                     s.max_send = usize::from(s.link.status().peer_mru);
-                    s.info.ipv4(true);
+                    s.info.ipv4_up(local, peer);
                     if let Some(old) = s.routed.replace(peer) {
                         self.by_inner.remove(&old);
                     }
@@ -653,7 +662,8 @@ impl<P: PacketPort, D: PacketDevice> Server<P, D> {
         }
         self.port.closed(&s.key, &reason);
         info!("{}: session ended: {reason}", s.info.log_name);
-        self.registry.close_session(id, &reason);
+        let counters = crate::control::Counters::from(s.link.stats());
+        self.registry.end_session(&s.info, &reason, Some(counters));
         let netconf = s.netconf;
         tokio::spawn(netconf.finish());
     }
@@ -688,10 +698,14 @@ impl<P: PacketPort, D: PacketDevice> Server<P, D> {
         let counters = &mut self.counters;
         let key = &s.key;
         let link = &mut s.link;
+        let tap = &self.tap;
         let mut send = |segment: &[u8]| {
             out.clear();
             out.resize(headroom, 0);
             let framed = link.encapsulate(IpVersion::V4, segment, out);
+            if framed {
+                tap.packet(Direction::Out, segment);
+            }
             if framed && port.send(key, out).is_err() {
                 counters.send_errors += 1;
             }

@@ -56,7 +56,7 @@ pub fn ncp_event(event: Event, s: SiteSession<'_>, mtu: u32) {
                     info!("{name}: IPCP: peer DNS {d}");
                 }
             }
-            s.info.ipv4(true);
+            s.info.ipv4_up(local, peer);
             s.netconf
                 .send(Change::Ipv4Up(Ipv4Pair { local, peer, dns }));
         }

@@ -52,8 +52,9 @@ use tsunagi_ppp::link::{Event, IpVersion, Link, LinkConfig, Phase};
 use tsunagi_ppp::stream::StreamLink;
 
 use crate::auth::{AuthGuard, AuthSource, Credentials};
+use crate::capture::{Direction, Tap};
 use crate::config::LinkSettings;
-use crate::control::Response;
+use crate::control::{Counters, Response};
 use crate::netconf::{Change, Netconf, SessionNet, SessionNetconf};
 use crate::registry::{Command, Registry};
 use crate::session::{phase_name, random_seed, EndReason, SessionEnd, SessionInfo};
@@ -265,13 +266,16 @@ pub async fn run_session(ctx: SessionCtx<'_>, stream: Stream) -> SessionEnd {
         }
     }
     let id = ctx.registry.open_session(name);
-    let info = SessionInfo::new(id, name, name.to_string(), ctx.source.clone(), tun.name());
+    let info = SessionInfo::new(id, name, name.to_string(), ctx.source.clone(), tun.name())
+        .audited(ctx.registry.audit(), ctx.tty);
     let netconf = ctx.netconf.open(SessionNet::site(
         ctx.settings,
         tun.name(),
         ctx.tty,
         ctx.outer_ip,
     ));
+    // Its packets for `tsunagi capture`.
+    let tap = ctx.registry.tap(name).unwrap_or_default();
     let mut session = Session {
         ctx,
         config: Some(config),
@@ -281,16 +285,21 @@ pub async fn run_session(ctx: SessionCtx<'_>, stream: Stream) -> SessionEnd {
         tun_mtu: None,
         max_send: usize::from(tsunagi_ppp::lcp::DEFAULT_MRU),
         segment_scratch: Vec::new(),
+        tap,
     };
     let end = session.run(stream).await;
     let Session {
-        ctx, netconf, tun, ..
+        ctx,
+        netconf,
+        tun,
+        info,
+        ..
     } = session;
     // Addresses, routes and ip-down before the tun goes: dropping it
     // removes the device and what remains of its routes.
     netconf.finish().await;
     drop(tun);
-    ctx.registry.close_session(id, &end.reason);
+    ctx.registry.end_session(&info, &end.reason, None);
     end
 }
 
@@ -310,6 +319,8 @@ struct Session<'a> {
     max_send: usize,
     /// Where [`segment_tcp`] builds segments of a too-long super-packet.
     segment_scratch: Vec<u8>,
+    /// The profile's capture point.
+    tap: Tap,
 }
 
 impl Session<'_> {
@@ -399,6 +410,7 @@ impl Session<'_> {
                         Some((false, _)) => EndReason::Shutdown,
                         None => end.clone(),
                     };
+                    self.info.final_counters = Some(Counters::from(link.stats()));
                     return SessionEnd {
                         reason,
                         up_for: self.info.up_for(),
@@ -440,9 +452,11 @@ impl Session<'_> {
                     match r {
                         Ok(n) if n > 0 => {
                             let tun = &self.tun;
+                            let tap = &self.tap;
                             let errors = &mut self.info.tun_errors;
                             let mut delivered = false;
                             link.handle_input(now, &rbuf[..n], &mut |_version, packet| {
+                                tap.packet(Direction::In, packet);
                                 match tun.try_send(packet) {
                                     Ok(_) => delivered = true,
                                     Err(_) => *errors += 1,
@@ -640,19 +654,20 @@ impl Session<'_> {
         out: &mut Vec<u8>,
     ) {
         let packet = &tbuf[..got.len];
+        let tap = &self.tap;
         match got.gso {
             Some(segment) if packet.len() > self.max_send => {
                 let cut = segment_tcp(
                     packet,
                     usize::from(segment),
                     &mut self.segment_scratch,
-                    &mut |seg| encapsulate(link, seg, out),
+                    &mut |seg| encapsulate(link, seg, out, tap),
                 );
                 if cut.is_err() {
                     self.info.tun_errors += 1;
                 }
             }
-            _ => encapsulate(link, packet, out),
+            _ => encapsulate(link, packet, out, tap),
         }
     }
 
@@ -783,16 +798,19 @@ fn watch_device(
     (Some(kill_tx), Some(exit_rx))
 }
 
-/// One packet from the tun to the stream buffer. Anything that is not
-/// IPv4 or IPv6 (by its version nibble) is dropped.
-fn encapsulate(link: &mut StreamLink, packet: &[u8], out: &mut Vec<u8>) {
+/// One packet from the tun to the stream buffer (and to `tap` once
+/// framed). Anything that is not IPv4 or IPv6 (by its version nibble) is
+/// dropped.
+fn encapsulate(link: &mut StreamLink, packet: &[u8], out: &mut Vec<u8>, tap: &Tap) {
     let version = match packet.first().map(|b| b >> 4) {
         Some(4) => IpVersion::V4,
         Some(6) => IpVersion::V6,
         _ => return,
     };
     // false = that NCP is not open (yet); the packet is dropped, as pppd does.
-    let _ = link.encapsulate(version, packet, out);
+    if link.encapsulate(version, packet, out) {
+        tap.packet(Direction::Out, packet);
+    }
 }
 
 fn describe_exit(status: io::Result<ExitStatus>) -> String {

@@ -16,6 +16,7 @@ use tsunagi_host::offload::{segment_tcp, tcp_layout, Received};
 use tsunagi_host::Tun;
 use tsunagi_ppp::link::{Event, IpVersion, Link, Phase};
 
+use crate::capture::{Direction, Tap};
 use crate::config::LinkSettings;
 use crate::netconf::{Change, SessionNetconf};
 use crate::session::{phase_name, EndReason, SessionInfo};
@@ -36,12 +37,16 @@ pub struct TunPath {
     max_send: usize,
     /// The MTU set on the tun while LCP is open.
     mtu: Option<u32>,
+    /// The profile's capture point.
+    tap: Tap,
 }
 
 impl TunPath {
-    pub fn new(tun: Tun) -> TunPath {
+    /// The path over `tun`; its packets pass `tap` both ways.
+    pub fn new(tun: Tun, tap: Tap) -> TunPath {
         TunPath {
             tun,
+            tap,
             coalescer: Coalescer::new(),
             segments: Vec::new(),
             max_send: usize::from(tsunagi_ppp::lcp::DEFAULT_MRU),
@@ -56,6 +61,7 @@ impl TunPath {
     /// One packet PPP delivered, to the tun (perhaps later, merged with
     /// the segments that follow it: see [`TunPath::flush`]).
     pub fn deliver(&mut self, packet: &[u8], tun_errors: &mut u64) {
+        self.tap.packet(Direction::In, packet);
         let tun = &self.tun;
         self.coalescer.push(packet, &mut |p| {
             if tun.try_send(p).is_err() {
@@ -95,7 +101,11 @@ impl TunPath {
                 return;
             }
         };
-        let mut frame = |segment: &[u8]| frame(version, segment);
+        let tap = &self.tap;
+        let mut frame = |segment: &[u8]| {
+            tap.packet(Direction::Out, segment);
+            frame(version, segment)
+        };
         match got.gso {
             Some(gso) if packet.len() > self.max_send => {
                 let room = tcp_layout(packet)

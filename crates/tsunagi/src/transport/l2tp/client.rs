@@ -156,19 +156,28 @@ pub async fn run_session(
             .map_or_else(|_| "?".to_string(), |a| a.to_string())
     );
     let id = ctx.registry.open_session(&name);
-    let info = SessionInfo::new(id, &name, name.clone(), ctx.source.clone(), tun.name());
+    let protocol = if lower.is_some() {
+        "l2tp/ipsec"
+    } else {
+        "l2tp"
+    };
+    let mut info = SessionInfo::new(id, &name, name.clone(), ctx.source.clone(), tun.name())
+        .audited(ctx.registry.audit(), protocol);
+    info.from = Some(peer.to_string());
     let netconf = ctx.netconf.open(SessionNet::site(
         ctx.settings,
         tun.name(),
         "l2tp",
         Some(lns),
     ));
+    // Its packets for `tsunagi capture`.
+    let tap = ctx.registry.tap(&name).unwrap_or_default();
     let mut client = Client {
         name: name.clone(),
         ctx,
         peer,
         socket,
-        tun_path: TunPath::new(tun),
+        tun_path: TunPath::new(tun, tap),
         tunnel,
         session: None,
         info,
@@ -184,11 +193,16 @@ pub async fn run_session(
         ctx,
         netconf,
         tun_path,
+        info,
+        link,
         ..
     } = client;
     netconf.finish().await;
     drop(tun_path);
-    ctx.registry.close_session(id, &end.reason);
+    let counters = link
+        .as_ref()
+        .map(|l| crate::control::Counters::from(l.stats()));
+    ctx.registry.end_session(&info, &end.reason, counters);
     end
 }
 

@@ -562,7 +562,9 @@ impl PacketPort for L2tpPort {
         // The session's last frames leave before its CDN.
         e.open.remove(&key.session);
         let result = match reason {
-            EndReason::Hangup | EndReason::Shutdown => CdnResult::Administrative,
+            EndReason::Hangup | EndReason::Shutdown | EndReason::Reconfigured => {
+                CdnResult::Administrative
+            }
             _ => CdnResult::GeneralError,
         };
         if e.tunnel.session_state(key.session).is_some() {

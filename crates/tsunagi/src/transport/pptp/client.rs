@@ -115,18 +115,22 @@ pub async fn run_session(ctx: SessionCtx<'_>, server: Ipv4Addr) -> SessionEnd {
             .map_or_else(|_| "?".to_string(), |a| a.to_string())
     );
     let id = ctx.registry.open_session(&name);
-    let info = SessionInfo::new(id, &name, name.clone(), ctx.source.clone(), tun.name());
+    let mut info = SessionInfo::new(id, &name, name.clone(), ctx.source.clone(), tun.name())
+        .audited(ctx.registry.audit(), "pptp");
+    info.from = Some(peer.to_string());
     let netconf = ctx.netconf.open(SessionNet::site(
         ctx.settings,
         tun.name(),
         "pptp",
         Some(server),
     ));
+    // Its packets for `tsunagi capture`.
+    let tap = ctx.registry.tap(&name).unwrap_or_default();
     let mut client = Client {
         name: name.clone(),
         ctx,
         server,
-        tun_path: TunPath::new(tun),
+        tun_path: TunPath::new(tun, tap),
         gre,
         info,
         netconf,
@@ -151,11 +155,16 @@ pub async fn run_session(ctx: SessionCtx<'_>, server: Ipv4Addr) -> SessionEnd {
         ctx,
         netconf,
         tun_path,
+        info,
+        link,
         ..
     } = client;
     netconf.finish().await;
     drop(tun_path);
-    ctx.registry.close_session(id, &end.reason);
+    let counters = link
+        .as_ref()
+        .map(|l| crate::control::Counters::from(l.stats()));
+    ctx.registry.end_session(&info, &end.reason, counters);
     end
 }
 

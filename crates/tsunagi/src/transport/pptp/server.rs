@@ -825,7 +825,9 @@ impl PacketPort for PptpPort {
         // Call-Disconnect-Notify (RFC 2637 section 2.13), the session's
         // end as its Call Statistics text.
         let result = match reason {
-            EndReason::Hangup | EndReason::Shutdown => DisconnectResult::AdminShutdown,
+            EndReason::Hangup | EndReason::Shutdown | EndReason::Reconfigured => {
+                DisconnectResult::AdminShutdown
+            }
             _ => DisconnectResult::LostCarrier,
         };
         let clear = ClearReason {
