@@ -119,7 +119,7 @@ pub enum Command {
     /// Convert user-ppp, pppd, pptpd, xl2tpd, strongSwan and IPFilter
     /// files into tsunagi's config, printed on stdout; lines left out go to
     /// stderr with FILE:LINE and why. Exit status 0: all converted, 3: some
-    /// lines left out, 1: an error (see `crate::import`).
+    /// lines left out, 1: an error (README: "Importing seed configs").
     Import(crate::import::ImportArgs),
     /// Ask a remote peer what it accepts (no config, no daemon).
     Probe {
