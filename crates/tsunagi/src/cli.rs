@@ -5,7 +5,9 @@
 //! `tsunagi console DEVICE [-s SPEED]`: a serial console (see [`crate::console`]).
 //!
 //! `tsunagi probe ike HOST [--port 500] [--proposals LIST] [--timeout S]`
-//! needs neither config nor daemon (see [`crate::probe`]).
+//! needs neither config nor daemon (see [`crate::probe`]), nor does
+//! `tsunagi import [--from FORMAT] [--label L] [--name N] FILE...` (see
+//! [`crate::import`]).
 //!
 //! The control socket is, in order: `-S`, `$TSUNAGI_SOCKET`, the config's
 //! `[daemon] control_socket`, `/run/tsunagi/tsunagi.sock`.
@@ -114,6 +116,11 @@ pub enum Command {
         #[arg(short = 's', long = "speed", default_value_t = crate::console::DEFAULT_SPEED)]
         speed: u32,
     },
+    /// Convert user-ppp, pppd, pptpd, xl2tpd, strongSwan and IPFilter
+    /// files into tsunagi's config, printed on stdout; lines left out go to
+    /// stderr with FILE:LINE and why. Exit status 0: all converted, 3: some
+    /// lines left out, 1: an error (README: "Importing seed configs").
+    Import(crate::import::ImportArgs),
     /// Ask a remote peer what it accepts (no config, no daemon).
     Probe {
         /// Which protocol.
@@ -323,6 +330,7 @@ pub fn run(cli: Cli) -> i32 {
                 1
             }
         },
+        Command::Import(args) => crate::import::run(&args),
         Command::Probe {
             target: ProbeTarget::Ike(args),
         } => crate::probe::ike(&args),

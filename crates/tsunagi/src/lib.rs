@@ -22,6 +22,7 @@
 //! - [`daemon`]: `tsunagi run`: supervisors, the control socket;
 //! - [`probe`]: `tsunagi probe ike`, a one-shot IKEv1 proposal scan;
 //! - [`console`]: `tsunagi console DEVICE`, a serial console like `cu -l`;
+//! - [`import`]: `tsunagi import`, the seeds' configs into this config;
 //! - [`cli`]: the subcommands.
 //!
 //! The network-namespace lab that shows and tests the gateway end to end
@@ -38,6 +39,7 @@ pub mod console;
 pub mod control;
 pub mod daemon;
 pub mod hooks;
+pub mod import;
 pub mod ipsec;
 pub mod limits;
 pub mod live_log;
