@@ -649,33 +649,7 @@ pub fn call(
     request: &Request,
     fds: &[std::os::fd::BorrowedFd<'_>],
 ) -> Result<Response, ClientError> {
-    let stream = StdUnixStream::connect(socket).map_err(|source| ClientError::Connect {
-        path: socket.display().to_string(),
-        source,
-    })?;
-    let line = request.to_line();
-    let mut space = [MaybeUninit::<u8>::uninit(); rustix::cmsg_space!(ScmRights(4))];
-    let mut control = SendAncillaryBuffer::new(&mut space);
-    if !fds.is_empty() && !control.push(SendAncillaryMessage::ScmRights(fds)) {
-        return Err(ClientError::Io(io::Error::other(
-            "too many fds for one request",
-        )));
-    }
-    // A daemon may answer before it reads (a connection over the caller's
-    // cap is refused at once and closed): the send then fails, and the
-    // answer is still there to read.
-    let sent = match send_line(&stream, line.as_bytes(), &mut control) {
-        Err(e)
-            if matches!(
-                e.kind(),
-                io::ErrorKind::BrokenPipe | io::ErrorKind::ConnectionReset
-            ) =>
-        {
-            Err(e)
-        }
-        Err(e) => return Err(ClientError::Io(e)),
-        Ok(()) => Ok(()),
-    };
+    let (stream, sent) = connect_and_send(socket, request, fds)?;
     let mut answer = Vec::new();
     let mut buf = [0u8; 4096];
     let mut read_error = None;
@@ -712,6 +686,18 @@ pub fn send(
     request: &Request,
     fds: &[std::os::fd::BorrowedFd<'_>],
 ) -> Result<StdUnixStream, ClientError> {
+    connect_and_send(socket, request, fds).map(|(stream, _)| stream)
+}
+
+/// Connects and sends the request line with its fds. A send that failed
+/// because the daemon already closed (it answers a connection over the
+/// caller's cap at once) is not an error here but the second value: the
+/// answer is still there to read.
+fn connect_and_send(
+    socket: &Path,
+    request: &Request,
+    fds: &[std::os::fd::BorrowedFd<'_>],
+) -> Result<(StdUnixStream, io::Result<()>), ClientError> {
     let stream = StdUnixStream::connect(socket).map_err(|source| ClientError::Connect {
         path: socket.display().to_string(),
         source,
@@ -726,14 +712,15 @@ pub fn send(
     }
     match send_line(&stream, line.as_bytes(), &mut control) {
         Err(e)
-            if !matches!(
+            if matches!(
                 e.kind(),
                 io::ErrorKind::BrokenPipe | io::ErrorKind::ConnectionReset
             ) =>
         {
-            Err(ClientError::Io(e))
+            Ok((stream, Err(e)))
         }
-        _ => Ok(stream),
+        Err(e) => Err(ClientError::Io(e)),
+        Ok(()) => Ok((stream, Ok(()))),
     }
 }
 

@@ -98,6 +98,14 @@ fn tshark(file: &Path) -> Vec<Vec<String>> {
         .collect()
 }
 
+/// How many of tshark's `rows` are ICMP packets with the ping pattern and
+/// these fields: source, destination, ICMP type, `sll.pkttype`.
+fn echoes(rows: &[Vec<String>], fields: [&str; 4]) -> usize {
+    rows.iter()
+        .filter(|r| r.len() >= 5 && r[..4] == fields && r[4].contains(PATTERN))
+        .count()
+}
+
 #[test]
 #[ignore = "needs root, network namespaces, tun devices and tshark (scripts/test.sh runs it)"]
 fn a_capture_of_a_running_link_reads_back_with_tshark() {
@@ -164,16 +172,7 @@ ipv6cp = false
     );
     let rows = tshark(&file);
     let echo = |src: &str, dst: &str, kind: &str, direction: &str| {
-        rows.iter()
-            .filter(|r| {
-                r.len() >= 5
-                    && r[0] == src
-                    && r[1] == dst
-                    && r[2] == kind
-                    && r[3] == direction
-                    && r[4].contains(PATTERN)
-            })
-            .count()
+        echoes(&rows, [src, dst, kind, direction])
     };
     assert_eq!(
         echo(&b_addr, &a_addr, "8", "0"),
@@ -334,16 +333,7 @@ fn l2tp_client_and_server_captures_read_back_with_tshark() {
         let rows = tshark(file);
         let reply_direction = if request_direction == "0" { "4" } else { "0" };
         let echo = |src: &str, dst: &str, kind: &str, direction: &str| {
-            rows.iter()
-                .filter(|r| {
-                    r.len() >= 5
-                        && r[0] == src
-                        && r[1] == dst
-                        && r[2] == kind
-                        && r[3] == direction
-                        && r[4].contains(PATTERN)
-                })
-                .count()
+            echoes(&rows, [src, dst, kind, direction])
         };
         assert_eq!(
             echo(&addr, "192.168.70.1", "8", request_direction),

@@ -20,7 +20,7 @@
 
 mod support;
 
-use std::io::{Read, Write};
+use std::io::Write;
 use std::net::{SocketAddr, TcpStream};
 use std::os::unix::fs::PermissionsExt;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -28,7 +28,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use support::netns::in_ns;
-use support::transfer::{digest_server, fill, Digest};
+use support::transfer::{digest_server, fill, finish_checked, Digest};
 use support::{ping, require_netns, wait_for, Guard, Side, BIN};
 
 /// The session id of `link` (a profile name) in `side`'s status, if it
@@ -70,18 +70,7 @@ fn send_until(
             sent += buf.len();
         }
         let last = Instant::now();
-        conn.shutdown(std::net::Shutdown::Write).unwrap();
-        let mut answer = [0u8; 16];
-        conn.read_exact(&mut answer)
-            .map_err(|e| format!("no digest back: {e}"))?;
-        let got_len = u64::from_be_bytes(answer[..8].try_into().unwrap());
-        let got = u64::from_be_bytes(answer[8..].try_into().unwrap());
-        if got_len != sent as u64 || got != digest.0 {
-            return Err(format!(
-                "{got_len} bytes arrived with digest {got:016x}; {sent} went with digest {:016x}",
-                digest.0
-            ));
-        }
+        finish_checked(&mut conn, sent, digest)?;
         Ok((sent, last))
     })
 }

@@ -102,18 +102,25 @@ pub fn send_checked(ns: &str, to: SocketAddr, seed: u64, len: usize) -> Result<u
                 .map_err(|e| format!("write after {} bytes: {e}", len - left))?;
             left -= n;
         }
-        conn.shutdown(std::net::Shutdown::Write).unwrap();
-        let mut answer = [0u8; 16];
-        conn.read_exact(&mut answer)
-            .map_err(|e| format!("no digest back: {e}"))?;
-        let got_len = u64::from_be_bytes(answer[..8].try_into().unwrap());
-        let got = u64::from_be_bytes(answer[8..].try_into().unwrap());
-        if got_len != len as u64 || got != digest.0 {
-            return Err(format!(
-                "{got_len} bytes arrived with digest {got:016x}; {len} went with digest {:016x}",
-                digest.0
-            ));
-        }
+        finish_checked(&mut conn, len, digest)?;
         Ok(digest.0)
     })
+}
+
+/// Ends a checked transfer on `conn`: its write side shut, the sink's
+/// answer read; it must say `len` bytes with `digest` arrived.
+pub fn finish_checked(conn: &mut TcpStream, len: usize, digest: Digest) -> Result<(), String> {
+    conn.shutdown(std::net::Shutdown::Write).unwrap();
+    let mut answer = [0u8; 16];
+    conn.read_exact(&mut answer)
+        .map_err(|e| format!("no digest back: {e}"))?;
+    let got_len = u64::from_be_bytes(answer[..8].try_into().unwrap());
+    let got = u64::from_be_bytes(answer[8..].try_into().unwrap());
+    if got_len != len as u64 || got != digest.0 {
+        return Err(format!(
+            "{got_len} bytes arrived with digest {got:016x}; {len} went with digest {:016x}",
+            digest.0
+        ));
+    }
+    Ok(())
 }
