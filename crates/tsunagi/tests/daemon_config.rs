@@ -217,10 +217,15 @@ fn check_names_the_classic_mistakes() {
         ),
         "{err}"
     );
+    use std::os::unix::fs::PermissionsExt;
+    // check reads the server's secrets as the daemon would: a real file.
+    let secrets = dir.0.join("chap-secrets");
+    std::fs::write(&secrets, "alice * pw *\n").unwrap();
+    std::fs::set_permissions(&secrets, std::fs::Permissions::from_mode(0o600)).unwrap();
     let (code, out, err, _) = check(
         &dir,
         "pool.toml",
-        "[daemon]\nsecrets = \"/nonexistent/chap-secrets\"\n[link.labs]\nmode = \"dial\"\ndevice = \"cat\"\nroutes = [\"192.168.253.0/24\"]\n[server.pptp]\nprotocol = \"pptp\"\nlocalip = \"192.168.253.1\"\nremoteip = \"192.168.253.200-210\"\n",
+        &format!("[daemon]\nsecrets = \"{}\"\n[link.labs]\nmode = \"dial\"\ndevice = \"cat\"\nroutes = [\"192.168.253.0/24\"]\n[server.pptp]\nprotocol = \"pptp\"\nlocalip = \"192.168.253.1\"\nremoteip = \"192.168.253.200-210\"\n", secrets.display()),
     );
     assert_eq!(code, 0, "{out}{err}");
     assert!(
@@ -228,4 +233,33 @@ fn check_names_the_classic_mistakes() {
         "{err}"
     );
     assert!(out.contains("config OK"), "{out}");
+}
+
+/// A server's secrets are checked as a link's are: missing, or open to
+/// others, is an error naming the server and the file.
+#[test]
+fn check_refuses_a_servers_unusable_secrets() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = TempDir::new("server-secrets");
+    let secrets = dir.0.join("chap-secrets");
+    let server = |path: &std::path::Path| {
+        format!("[daemon]\nsecrets = \"{}\"\n[server.vpn]\nprotocol = \"pptp\"\nlocalip = \"10.0.0.1\"\nremoteip = \"10.0.0.100-110\"\n", path.display())
+    };
+    let (code, _, err, _) = check(&dir, "missing.toml", &server(&secrets));
+    assert_eq!(code, 1, "{err}");
+    assert!(
+        err.contains("server vpn:") && err.contains("cannot read"),
+        "{err}"
+    );
+    std::fs::write(&secrets, "alice * pw *\n").unwrap();
+    std::fs::set_permissions(&secrets, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let (code, _, err, _) = check(&dir, "open.toml", &server(&secrets));
+    assert_eq!(code, 1, "{err}");
+    assert!(
+        err.contains("server vpn:") && err.contains("mode 0644"),
+        "{err}"
+    );
+    std::fs::set_permissions(&secrets, std::fs::Permissions::from_mode(0o600)).unwrap();
+    let (code, out, err, _) = check(&dir, "ok.toml", &server(&secrets));
+    assert_eq!(code, 0, "{out}{err}");
 }
