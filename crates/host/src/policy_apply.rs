@@ -19,6 +19,8 @@ use tsunagi_policy::{
     IpfRules, IpnatRules, LogPrefix, RuleInfo,
 };
 
+pub use tsunagi_policy::ipmon::{fold_identical, with_count};
+
 use crate::nflog::{interface_name, NflogSocket};
 use crate::nft;
 
@@ -202,12 +204,19 @@ pub fn remove() -> io::Result<()> {
     nft::apply(&CompiledPolicy::removal().to_string())
 }
 
-/// `DD/MM/YYYY HH:MM:SS.UUUUUU` in UTC, ipmon's date and time fields.
+/// `DD/MM/YYYY HH:MM:SS.UUUUUU` in local time, ipmon's date and time
+/// fields (ipmon(8) writes a log file's lines in the host's local time; the
+/// time zone is the process's, `TZ` or /etc/localtime).
 pub fn ipmon_timestamp(t: SystemTime) -> String {
+    ipmon_timestamp_at(t, local_utc_offset(t))
+}
+
+/// [`ipmon_timestamp`] at a given offset from UTC in seconds (east positive).
+pub fn ipmon_timestamp_at(t: SystemTime, utc_offset: i64) -> String {
     let d = t.duration_since(UNIX_EPOCH).unwrap_or_default();
-    let secs = d.as_secs();
-    let days = (secs / 86_400) as i64;
-    let rem = secs % 86_400;
+    let local = d.as_secs() as i64 + utc_offset;
+    let days = local.div_euclid(86_400);
+    let rem = local.rem_euclid(86_400);
     let (year, month, day) = crate::civil::civil_from_days(days);
     format!(
         "{day:02}/{month:02}/{year} {:02}:{:02}:{:02}.{:06}",
@@ -216,6 +225,24 @@ pub fn ipmon_timestamp(t: SystemTime) -> String {
         rem % 60,
         d.subsec_micros()
     )
+}
+
+/// The local time zone's offset from UTC at `t`, in seconds (0 if the C
+/// library cannot say).
+pub fn local_utc_offset(t: SystemTime) -> i64 {
+    let secs = t
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs() as libc::time_t);
+    // SAFETY: an all-zero `tm` is a valid value for localtime_r to fill.
+    let mut tm: libc::tm = unsafe { std::mem::zeroed() };
+    // SAFETY: both pointers are to live values of the right types;
+    // localtime_r is the reentrant form and keeps no pointer to them.
+    let ok = unsafe { !libc::localtime_r(&secs, &mut tm).is_null() };
+    if ok {
+        i64::from(tm.tm_gmtoff)
+    } else {
+        0
+    }
 }
 
 /// NFLOG group -> ipmon lines, on the tokio runtime of the caller.
@@ -244,7 +271,13 @@ impl IpmonLog {
         loop {
             let mut guard = self.socket.readable().await?;
             match guard.try_io(|s| s.get_ref().recv()) {
-                Ok(Ok(packets)) => {
+                Ok(Ok(mut packets)) => {
+                    // Whatever else is queued already comes along, so
+                    // identical consecutive records can be folded (`Nx`),
+                    // as IPFilter folds the records ipmon has not read yet.
+                    while let Ok(more) = self.socket.get_ref().recv() {
+                        packets.extend(more);
+                    }
                     return Ok(packets
                         .into_iter()
                         .map(|p| {
@@ -287,8 +320,25 @@ mod tests {
     #[test]
     fn timestamps_and_kinds() {
         let t = UNIX_EPOCH + std::time::Duration::from_micros(1_113_834_170_000_123);
-        assert_eq!(ipmon_timestamp(t), "18/04/2005 14:22:50.000123");
-        assert_eq!(ipmon_timestamp(UNIX_EPOCH), "01/01/1970 00:00:00.000000");
+        assert_eq!(ipmon_timestamp_at(t, 0), "18/04/2005 14:22:50.000123");
+        assert_eq!(
+            ipmon_timestamp_at(UNIX_EPOCH, 0),
+            "01/01/1970 00:00:00.000000"
+        );
+        // JST (+9 h) crosses midnight; a zone west of UTC goes back a year.
+        assert_eq!(
+            ipmon_timestamp_at(t + std::time::Duration::from_secs(10 * 3600), 9 * 3600),
+            "19/04/2005 09:22:50.000123"
+        );
+        assert_eq!(
+            ipmon_timestamp_at(UNIX_EPOCH, -5 * 3600),
+            "31/12/1969 19:00:00.000000"
+        );
+        // The local form is the local offset's (UTC where TZ says so).
+        assert_eq!(
+            ipmon_timestamp(t),
+            ipmon_timestamp_at(t, local_utc_offset(t))
+        );
         assert_eq!(rules_kind("# x\n\nmap em0 a -> b\n"), RulesKind::Ipnat);
         assert_eq!(rules_kind("  rdr em0\n"), RulesKind::Ipnat);
         assert_eq!(rules_kind("pass in all\n"), RulesKind::Ipf);

@@ -34,12 +34,15 @@ fn check_names_file_line_and_token() {
     let bad = dir.join("bad.rules");
     std::fs::write(
         &bad,
-        "pass in all\npass in quick proto tcp from any to any port = ssh\n",
+        "pass in all\npass in quick proto tcp from any to any port = sshd\n",
     )
     .expect("write");
     let err = check_rules_file(&bad).unwrap_err().to_string();
     assert!(err.starts_with(&format!("{}:2:", bad.display())), "{err}");
-    assert!(err.contains("found `ssh`") && err.ends_with("^^^"), "{err}");
+    assert!(
+        err.contains("found `sshd`") && err.ends_with("^^^^"),
+        "{err}"
+    );
     let refused = dir.join("refused.rules");
     std::fs::write(&refused, "pass in all\npass in all group 9\n").expect("write");
     let err = check_rules_file(&refused).unwrap_err().to_string();
@@ -150,7 +153,7 @@ async fn in_namespace(ns: &str) {
     assert!(
         lines.iter().any(
             |l| l.starts_with("lo0 @0:1 b 127.0.0.1 -> 127.0.0.1 PR icmp len ")
-                && l.ends_with(" icmp 8/0 IN")
+                && l.ends_with(" icmp echo/0 IN")
         ),
         "{lines:?}"
     );

@@ -75,7 +75,7 @@ pub use compile::{
     compile, parse_counters, CompileError, CompiledPolicy, Counter, IfaceMap, Options, RuleInfo,
 };
 pub use holes::{Hole, HoleProtocol, OpenHoles};
-pub use ipmon::{format_ipmon_line, LogPrefix};
+pub use ipmon::{fold_identical, format_ipmon_line, icmp_name, with_count, LogPrefix};
 pub use parse::{parse_ipf, parse_ipnat, ParseError};
 
 /// Checks shared by the fuzz target (fuzz/fuzz_targets/policy_parse.rs) and

@@ -42,7 +42,8 @@ use tracing::{info, warn};
 use tsunagi_host::holes::{hole_counts, hole_table, HoleSet};
 pub use tsunagi_host::holes::{Hole, HoleProtocol, OpenHoles};
 use tsunagi_host::policy_apply::{
-    check_rules_file, hit_table, ipmon_timestamp, IpmonLog, LoadedPolicy, PolicyError,
+    check_rules_file, fold_identical, hit_table, ipmon_timestamp, with_count, IpmonLog,
+    LoadedPolicy, PolicyError,
 };
 use tsunagi_host::policy_route;
 
@@ -333,7 +334,9 @@ async fn ipmon_lines(log: IpmonLog, file: Option<PathBuf>) {
     loop {
         match log.next_lines().await {
             Ok(lines) => {
-                for line in lines {
+                // ipmon's `Nx`: identical consecutive records read together.
+                for (count, line) in fold_identical(lines) {
+                    let line = with_count(count, &line);
                     match &mut out {
                         Some(f) => {
                             let _ = writeln!(f, "{} {line}", ipmon_timestamp(SystemTime::now()));
