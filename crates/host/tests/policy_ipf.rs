@@ -443,3 +443,120 @@ fn state_first_returns_and_icmp_types_on_real_packets() {
     );
     drop(t.m);
 }
+
+/// IPFilter's state entries are bound to the interfaces their packets use:
+/// a packet of a kept session that turns up on another interface is not
+/// let through by the state, the rules decide it.
+#[test]
+#[ignore = "needs root, network namespaces and nft (CI runs it as root)"]
+fn state_is_bound_to_its_interfaces() {
+    support::require_netns(&["nft", "sysctl"]);
+    let ns = |tag| Netns::create("tsunagi-ipf", tag).with_loopback();
+    let (c, g, s) = (ns("bc"), ns("bg"), ns("bs"));
+    for (dev, peer, other) in [("gin", "c0", &c), ("gin2", "c1", &c), ("gout", "s0", &s)] {
+        g.ip(&[
+            "link",
+            "add",
+            dev,
+            "type",
+            "veth",
+            "peer",
+            "name",
+            peer,
+            "netns",
+            &other.name,
+        ]);
+    }
+    for (n, dev, addr) in [
+        (&c, "c0", "10.17.1.2/24"),
+        (&c, "c1", "10.17.4.2/24"),
+        (&g, "gin", "10.17.1.1/24"),
+        (&g, "gin2", "10.17.4.1/24"),
+        (&g, "gout", "10.17.3.1/24"),
+        (&s, "s0", "10.17.3.2/24"),
+    ] {
+        n.ip(&["addr", "add", addr, "dev", dev]);
+        n.ip(&["link", "set", dev, "up"]);
+    }
+    c.ip(&["route", "add", "default", "via", "10.17.1.1"]);
+    s.ip(&["route", "add", "default", "via", "10.17.3.1"]);
+    g.run(|| policy_route::set_ip_forwarding(true))
+        .expect("ip_forward");
+    // The session's source arrives on gin2 too: no reverse-path filter.
+    g.sysctl("net.ipv4.conf.all.rp_filter=0");
+    g.sysctl("net.ipv4.conf.gin2.rp_filter=0");
+    for (n, dev) in [
+        (&c, "c0"),
+        (&c, "c1"),
+        (&g, "gin"),
+        (&g, "gin2"),
+        (&g, "gout"),
+        (&s, "s0"),
+    ] {
+        n.wait_link_up(dev);
+    }
+    let mut map = IfaceMap::new();
+    map.insert("em0", "gout")
+        .insert("em1", "gin")
+        .insert("em2", "gin2");
+    let rules = "pass in quick on em1 proto udp from any to any port = 5006 keep state\n\
+                 block in log quick on em2 all\n\
+                 block in on em0 all\n";
+    let ipf = parse_ipf(rules).expect("rules");
+    let compiled =
+        compile(&ipf, &Default::default(), &map, &Options { nflog_group: 8 }).expect("compile");
+    let log = g.run(|| NflogSocket::bind(8)).expect("NFLOG bind");
+    g.run(|| nft::apply(&compiled.to_json()))
+        .expect("nft apply");
+
+    let server = s.run(|| UdpSocket::bind("10.17.3.2:5006").expect("bind"));
+    server.set_read_timeout(Some(WAIT)).expect("timeout");
+    let client = c.run(|| UdpSocket::bind("10.17.1.2:6000").expect("bind"));
+    client.set_read_timeout(Some(WAIT)).expect("timeout");
+    let mut buf = [0u8; 64];
+    client.send_to(b"one", "10.17.3.2:5006").expect("send");
+    let (_, peer) = server.recv_from(&mut buf).expect("in on em1: passes");
+    server.send_to(b"back", peer).expect("answer");
+    assert!(
+        client.recv_from(&mut buf).is_ok(),
+        "the answer passes by state"
+    );
+
+    // The same session (same addresses and ports) now enters on gin2.
+    c.ip(&[
+        "route",
+        "replace",
+        "10.17.3.2/32",
+        "via",
+        "10.17.4.1",
+        "dev",
+        "c1",
+    ]);
+    client.send_to(b"two", "10.17.3.2:5006").expect("send");
+    assert!(
+        server.recv_from(&mut buf).is_err(),
+        "a packet of the state on another interface is not let through by it"
+    );
+    log.set_read_timeout(Some(Duration::from_millis(300)))
+        .expect("timeout");
+    let mut lines = Vec::new();
+    while let Ok(packets) = log.recv() {
+        for p in packets {
+            let linux = g
+                .run(|| interface_name(p.indev.expect("indev")))
+                .expect("ifname");
+            let name = map.rules_name(&linux).unwrap_or(&linux).to_string();
+            lines.push(format_ipmon_line(&name, &p.prefix, &p.payload).expect("line"));
+        }
+    }
+    assert!(
+        lines
+            .iter()
+            .any(|l| l == "em2 @0:2 b 10.17.1.2,6000 -> 10.17.3.2,5006 PR udp len 20 31 IN"),
+        "{lines:?}"
+    );
+    // Back on its own interface, the state lets it through again.
+    c.ip(&["route", "del", "10.17.3.2/32"]);
+    client.send_to(b"three", "10.17.3.2:5006").expect("send");
+    assert!(server.recv_from(&mut buf).is_ok(), "back on em1");
+}

@@ -77,6 +77,14 @@
 //! state table across `ipf -f` unless told `-FS`); ids are rule positions,
 //! so an unchanged file keeps its per-rule logging and counting too.
 //!
+//! As IPFilter's state entries, a state is bound to the interfaces its
+//! packets use, learnt from the first packet of each direction in and out:
+//! a packet of the session on another interface is not let through by the
+//! state and meets the rules instead. The binding lives in the
+//! connection's `ct label` (see [`STATE_LABEL_SLOTS`]), so it survives a
+//! re-apply too; a connection made before any ruleset used labels is not
+//! bound.
+//!
 //! # Fragments, options, short packets
 //!
 //! Linux reassembles fragments (nf_defrag, priority -400) before conntrack,
@@ -840,6 +848,104 @@ impl Builder<'_> {
     }
 }
 
+/// The `ct label` bit of interface `linux` in a state binding slot:
+/// 1..=30 from FNV-1a of the name, so a re-apply with other interfaces
+/// keeps the bits of the sessions already bound (two names on one bit are
+/// not told apart: the binding is looser, never wrong).
+fn interface_bit(linux: &str) -> u32 {
+    let mut h: u32 = 0x811c_9dc5;
+    for b in linux.bytes() {
+        h ^= u32::from(b);
+        h = h.wrapping_mul(0x0100_0193);
+    }
+    1 + h % 30
+}
+
+/// IPFilter binds a state entry to the interfaces its packets use: in and
+/// out, for each direction of the session, each learnt from the first
+/// packet that uses it. A packet of the session on another interface is
+/// not let through by the state; the rules decide it.
+///
+/// Here each (hook, direction) slot is 32 bits of the connection's `ct
+/// label` ([`STATE_LABEL_SLOTS`]): bit 0 says the slot is learnt, bit k the
+/// interface ([`interface_bit`]; bit 31 for interfaces the rules do not
+/// name). The base chain learns, then sends a packet whose interface is not
+/// its slot's straight to the rules (`goto DIR_rules`).
+fn bind_state_to_interfaces(b: &mut Builder<'_>, d: Direction, iface: &IfaceMap) {
+    let chain = dir_name(d);
+    let key = match d {
+        Direction::In => "iifname",
+        Direction::Out => "oifname",
+    };
+    let mut names: Vec<&str> = iface.map.values().map(String::as_str).collect();
+    names.sort_unstable();
+    names.dedup();
+    for (ct_dir, base) in STATE_LABEL_SLOTS
+        .iter()
+        .filter(|(dd, _, _)| *dd == d)
+        .map(|(_, cd, base)| (*cd, *base))
+    {
+        let state = [
+            matcher(
+                "==",
+                json!({"&": [{"ct": {"key": "mark"}}, STATE_MARK]}),
+                json!(STATE_MARK),
+            ),
+            matcher("==", json!({"ct": {"key": "direction"}}), json!(ct_dir)),
+        ];
+        let label = |bit: u32| json!({"mangle": {"key": {"ct": {"key": "label"}}, "value": bit}});
+        let mut cases: Vec<(Option<Value>, u32)> = names
+            .iter()
+            .map(|n| (Some(matcher("==", meta(key), json!(n))), interface_bit(n)))
+            .collect();
+        let other = if names.is_empty() {
+            None
+        } else {
+            Some(matcher("!=", meta(key), json!({"set": names})))
+        };
+        cases.push((other, 31));
+        for (if_match, bit) in &cases {
+            // Every tracked packet learns (a session's first packet comes
+            // before its state exists); only a state's packets are held
+            // to what was learnt.
+            let mut learn = vec![state[1].clone()];
+            // `!`: the bit is clear (`!=` would compare all 128 bits).
+            learn.push(matcher("!", json!({"ct": {"key": "label"}}), json!(base)));
+            learn.extend(if_match.clone());
+            learn.push(label(base));
+            learn.push(label(base + bit));
+            b.rule(
+                chain,
+                learn,
+                Some(format!("bind state ({ct_dir}) to {key}")),
+            );
+        }
+        for (if_match, bit) in &cases {
+            let mut other = state.to_vec();
+            // Learnt: a connection without labels (made before any ruleset
+            // used them) is not bound.
+            other.push(matcher("in", json!({"ct": {"key": "label"}}), json!(base)));
+            other.extend(if_match.clone());
+            other.push(matcher(
+                "!",
+                json!({"ct": {"key": "label"}}),
+                json!(base + bit),
+            ));
+            other.push(json!({"goto": {"target": format!("{chain}_rules")}}));
+            b.rule(chain, other, Some(format!("state on another {key}")));
+        }
+    }
+}
+
+/// The `ct label` slots of [`bind_state_to_interfaces`]: (hook, conntrack
+/// direction, first bit).
+pub const STATE_LABEL_SLOTS: [(Direction, &str, u32); 4] = [
+    (Direction::In, "original", 0),
+    (Direction::In, "reply", 32),
+    (Direction::Out, "original", 64),
+    (Direction::Out, "reply", 96),
+];
+
 /// `update @keep_frags { ct DIR ip saddr . ct DIR ip daddr . meta l4proto }`
 /// for both directions of the connection: the addresses its packets carry
 /// on the wire before any NAT, which is what a fragment shows before
@@ -1187,6 +1293,19 @@ pub fn compile(
         }
     }
 
+    // The rules proper, after the state table (or instead of it, for a
+    // packet of a state on another interface than the state's).
+    for d in [Direction::In, Direction::Out] {
+        let chain = format!("{}_rules", dir_name(d));
+        b.chain(&chain);
+        for pass in ["quick", "last"] {
+            b.rule(
+                &chain,
+                vec![json!({"jump": {"target": format!("g0_{}_{pass}", dir_name(d))}})],
+                None,
+            );
+        }
+    }
     for d in [Direction::In, Direction::Out] {
         let chain = dir_name(d);
         let hook = match d {
@@ -1234,6 +1353,8 @@ pub fn compile(
                 None,
             );
         }
+        // State bound to interfaces, as IPFilter's entries are.
+        bind_state_to_interfaces(&mut b, d, iface);
         // State table first, like IPFilter.
         for r in numbered
             .iter()
@@ -1280,12 +1401,7 @@ pub fn compile(
         );
         b.rule(
             chain,
-            vec![json!({"jump": {"target": format!("g0_{chain}_quick")}})],
-            None,
-        );
-        b.rule(
-            chain,
-            vec![json!({"jump": {"target": format!("g0_{chain}_last")}})],
+            vec![json!({"goto": {"target": format!("{chain}_rules")}})],
             None,
         );
     }
