@@ -13,12 +13,13 @@ use std::path::Path;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use tokio::io::unix::AsyncFd;
-use tsunagi_policy::compile::{Counter, Options, FILTER_TABLE, NAT_TABLE};
+use tsunagi_policy::compile::{Counter, FILTER_TABLE, NAT_TABLE};
 use tsunagi_policy::{
     compile, format_ipmon_line, parse_counters, parse_ipf, parse_ipnat, CompiledPolicy, IfaceMap,
     IpfRules, IpnatRules, LogPrefix, RuleInfo,
 };
 
+pub use tsunagi_policy::compile::{Options, OutLog};
 pub use tsunagi_policy::ipmon::{fold_identical, with_count};
 
 use crate::nflog::{interface_name, NflogSocket};
@@ -98,12 +99,13 @@ pub struct LoadedPolicy {
 impl LoadedPolicy {
     /// Read, parse and compile. `interfaces` maps the names in the rules
     /// (em0, tun0, lo0) to Linux names; every name the rules use must be
-    /// mapped, except `lo0`, which is `lo` unless mapped otherwise.
+    /// mapped, except `lo0`, which is `lo` unless mapped otherwise. `opts`:
+    /// the NFLOG group of `log` rules and where `out` passes are logged.
     pub fn load(
         ipf: Option<&Path>,
         ipnat: Option<&Path>,
         interfaces: &BTreeMap<String, String>,
-        nflog_group: u16,
+        opts: &Options,
     ) -> Result<LoadedPolicy, PolicyError> {
         let parse_file =
             |path: &Path, kind: RulesKind| -> Result<(IpfRules, IpnatRules), PolicyError> {
@@ -133,12 +135,11 @@ impl LoadedPolicy {
         for (from, to) in interfaces {
             map.insert(from, to);
         }
-        let opts = Options { nflog_group };
         let name = |p: Option<&Path>| p.map_or_else(String::new, |p| p.display().to_string());
         // Filter rules alone first, so an error names the file it is in.
-        compile(&ipf_rules, &IpnatRules::default(), &map, &opts)
+        compile(&ipf_rules, &IpnatRules::default(), &map, opts)
             .map_err(|e| PolicyError(format!("{}: {e}", name(ipf))))?;
-        let compiled = compile(&ipf_rules, &ipnat_rules, &map, &opts)
+        let compiled = compile(&ipf_rules, &ipnat_rules, &map, opts)
             .map_err(|e| PolicyError(format!("{}: {e}", name(ipnat))))?;
         Ok(LoadedPolicy {
             ipf: ipf_rules,

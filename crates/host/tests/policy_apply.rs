@@ -15,7 +15,9 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use tsunagi_host::policy_apply::{check_rules_file, hit_table, remove, IpmonLog, LoadedPolicy};
+use tsunagi_host::policy_apply::{
+    check_rules_file, hit_table, remove, IpmonLog, LoadedPolicy, Options,
+};
 
 fn data(name: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -56,7 +58,7 @@ fn unmapped_interface_is_named_with_its_file() {
         Some(&data("seed000_ipf.rules")),
         Some(&data("seed000_ipnat.rules")),
         &BTreeMap::from([("tun0".to_string(), "tun-labs".to_string())]),
-        1,
+        &Options::default(),
     )
     .unwrap_err()
     .to_string();
@@ -129,7 +131,10 @@ async fn in_namespace(ns: &str) {
         Some(&data("seed000_ipf.rules")),
         Some(&data("seed000_ipnat.rules")),
         &interfaces,
-        9,
+        &Options {
+            nflog_group: 9,
+            ..Options::default()
+        },
     )
     .expect("load");
     assert!(policy.show().contains("\"xtun0\""));

@@ -270,7 +270,10 @@ fn state_first_returns_and_icmp_types_on_real_packets() {
         &ipf,
         &Default::default(),
         &t.map,
-        &Options { nflog_group: 7 },
+        &Options {
+            nflog_group: 7,
+            ..Options::default()
+        },
     )
     .expect("compile");
     let log = t.g.run(|| NflogSocket::bind(7)).expect("NFLOG bind");
@@ -503,8 +506,16 @@ fn state_is_bound_to_its_interfaces() {
                  block in log quick on em2 all\n\
                  block in on em0 all\n";
     let ipf = parse_ipf(rules).expect("rules");
-    let compiled =
-        compile(&ipf, &Default::default(), &map, &Options { nflog_group: 8 }).expect("compile");
+    let compiled = compile(
+        &ipf,
+        &Default::default(),
+        &map,
+        &Options {
+            nflog_group: 8,
+            ..Options::default()
+        },
+    )
+    .expect("compile");
     let log = g.run(|| NflogSocket::bind(8)).expect("NFLOG bind");
     g.run(|| nft::apply(&compiled.to_json()))
         .expect("nft apply");

@@ -121,6 +121,9 @@
 //! # Logs and counters
 //!
 //! `log` adds `log group G prefix "@GROUP:RULE A DIR[ K-S][ K-F]"` (NFLOG);
+//! a packet an `out` rule or its state passes is logged after source NAT,
+//! as IPFilter logs it, unless [`Options::out_log`] says otherwise
+//! ([`OutLog`]);
 //! [`crate::ipmon`] turns prefix + packet into the ipmon line. `RULE` is the
 //! rule's 1-based number among the rules of its group and direction, as
 //! `ipfstat -n` counts. Every rule has a named counter (`RuleInfo::counter`)
@@ -401,11 +404,34 @@ impl IfaceMap {
 pub struct Options {
     /// NFLOG group that `log` rules send to.
     pub nflog_group: u16,
+    /// Where packets an `out` rule passes are logged.
+    pub out_log: OutLog,
 }
+
+/// Where the log line of a packet an `out` rule (or its state) passes is
+/// taken: IPFilter matches `out` rules before `map` and logs after it
+/// (seed 000 appendix B.3: `em0 ... 192.168.253.4,55360 ... OUT`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum OutLog {
+    /// After `map` (source NAT), as IPFilter: the rule marks the packet
+    /// (the top 12 bits of `meta mark`, [`OUT_LOG_MASK`]) and a chain
+    /// `out_log` after NAT logs it and clears those bits. A host whose own
+    /// packet marks use those bits wants [`OutLog::BeforeNat`].
+    #[default]
+    AfterNat,
+    /// Where the rule matches, before `map`; the packet mark is not used.
+    BeforeNat,
+}
+
+/// The bits of `meta mark` that carry an `out` log to the `out_log` chain.
+pub const OUT_LOG_MASK: u32 = 0xfff0_0000;
 
 impl Default for Options {
     fn default() -> Options {
-        Options { nflog_group: 1 }
+        Options {
+            nflog_group: 1,
+            out_log: OutLog::default(),
+        }
     }
 }
 
@@ -720,6 +746,8 @@ struct Builder<'m> {
     cmds: Vec<Value>,
     iface: &'m IfaceMap,
     opts: &'m Options,
+    /// Prefixes logged after NAT by `out_log`, in mark order.
+    out_logs: Vec<String>,
 }
 
 impl Builder<'_> {
@@ -787,11 +815,10 @@ impl Builder<'_> {
     }
 
     /// counter, log, state mark and verdict of a deciding rule.
-    fn verdict(&self, r: &Numbered<'_>) -> Vec<Value> {
+    fn verdict(&mut self, r: &Numbered<'_>) -> Vec<Value> {
         let mut tail = vec![json!({"counter": counter_name(r)})];
         if r.rule.log {
-            tail.push(json!({"log": {"prefix": log_prefix(r, r.rule.direction),
-                "group": self.opts.nflog_group}}));
+            tail.push(self.log(r, r.rule.direction));
         }
         match r.rule.action {
             Action::Pass => {
@@ -823,6 +850,30 @@ impl Builder<'_> {
             Action::Count | Action::Skip(_) => {}
         }
         tail
+    }
+
+    /// The statement that logs a packet `r` decides in direction `d`: `log`
+    /// here, or for a pass out with [`OutLog::AfterNat`] the mark that the
+    /// `out_log` chain logs after NAT.
+    fn log(&mut self, r: &Numbered<'_>, d: Direction) -> Value {
+        let prefix = log_prefix(r, d);
+        if d == Direction::Out
+            && r.rule.action == Action::Pass
+            && self.opts.out_log == OutLog::AfterNat
+        {
+            let index = match self.out_logs.iter().position(|p| *p == prefix) {
+                Some(i) => i,
+                None => {
+                    self.out_logs.push(prefix);
+                    self.out_logs.len() - 1
+                }
+            };
+            // 4095 prefixes at most: checked in compile().
+            let mark = ((index as u32 + 1) << 20) & OUT_LOG_MASK;
+            return json!({"mangle": {"key": {"meta": {"key": "mark"}}, "value":
+                {"|": [{"&": [meta("mark"), !OUT_LOG_MASK]}, mark]}}});
+        }
+        json!({"log": {"prefix": prefix, "group": self.opts.nflog_group}})
     }
 
     /// Rules of a `pass ... keep state (limit N)` rule's alternatives that
@@ -1059,6 +1110,7 @@ pub fn compile(
         cmds: vec![json!({"metainfo": {"json_schema_version": 1}})],
         iface,
         opts,
+        out_logs: Vec::new(),
     };
     let filter = json!({"table": {"family": "inet", "name": FILTER_TABLE}});
     b.cmds.push(json!({"add": filter.clone()}));
@@ -1371,7 +1423,7 @@ pub fn compile(
             ];
             // `log first`: only the packet that made the state.
             if r.rule.log && !r.rule.log_opts.first {
-                expr.push(json!({"log": {"prefix": log_prefix(r, d), "group": opts.nflog_group}}));
+                expr.push(b.log(r, d));
             }
             if r.rule.keep_frags {
                 expr.extend(keep_frags_updates());
@@ -1404,6 +1456,33 @@ pub fn compile(
             vec![json!({"goto": {"target": format!("{chain}_rules")}})],
             None,
         );
+    }
+
+    // Out log lines after source NAT (OutLog::AfterNat): srcnat is at 100.
+    if !b.out_logs.is_empty() {
+        if b.out_logs.len() >= (OUT_LOG_MASK >> 20) as usize {
+            return Err(CompileError::Unsupported {
+                line: 0,
+                what: "more than 4094 distinct logging `out` pass rules",
+            });
+        }
+        b.base_chain("out_log", "postrouting", 150);
+        for (i, prefix) in b.out_logs.clone().iter().enumerate() {
+            b.rule(
+                "out_log",
+                vec![
+                    matcher(
+                        "==",
+                        json!({"&": [meta("mark"), OUT_LOG_MASK]}),
+                        json!((i as u32 + 1) << 20),
+                    ),
+                    json!({"log": {"prefix": prefix, "group": opts.nflog_group}}),
+                    json!({"mangle": {"key": {"meta": {"key": "mark"}}, "value":
+                        {"&": [meta("mark"), !OUT_LOG_MASK]}}}),
+                ],
+                Some("logged by an out rule, after NAT".to_string()),
+            );
+        }
     }
 
     compile_nat(&mut b, ipnat, &mut infos)?;

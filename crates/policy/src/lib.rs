@@ -29,9 +29,11 @@
 //!   fragmented"), one nftables rule per option.
 //! - `port A >< B` excludes both ends as in `ipf.conf(5)`: seed 000's
 //!   passive FTP range `9900 >< 9990` is 9901-9989.
-//! - Out-rule log lines show addresses before `map` (the out filter runs
-//!   before NAT, HP-UX IPFilter Administrator Guide §6.1.2.1); appendix B.3
-//!   shows the translated source on `em0 ... OUT`.
+//! - `out` rules match addresses before `map` (the out filter runs before
+//!   NAT, HP-UX IPFilter Administrator Guide §6.1.2.1) but IPFilter writes
+//!   the log record after it: appendix B.3 shows the translated source on
+//!   `em0 ... OUT`. So do the log lines here by default
+//!   ([`compile::OutLog`]).
 //!
 //! Supported besides what seed 000 uses (issue 16, each parsed, printed
 //! back and compiled; [`mod@parse`] has the grammar): `block return-rst`,
@@ -72,7 +74,8 @@ pub use ast::{
     WithOpt,
 };
 pub use compile::{
-    compile, parse_counters, CompileError, CompiledPolicy, Counter, IfaceMap, Options, RuleInfo,
+    compile, parse_counters, CompileError, CompiledPolicy, Counter, IfaceMap, Options, OutLog,
+    RuleInfo,
 };
 pub use holes::{Hole, HoleProtocol, OpenHoles};
 pub use ipmon::{fold_identical, format_ipmon_line, icmp_name, with_count, LogPrefix};

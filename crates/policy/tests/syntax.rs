@@ -341,3 +341,42 @@ fn keep_frags_needs_keep_state() {
     let base = Value::Array(chain_rules(&json, "in")).to_string();
     assert!(base.contains(r#""op":"update""#), "{base}");
 }
+
+#[test]
+fn out_passes_are_logged_after_nat_unless_told_otherwise() {
+    use tsunagi_policy::compile::{OutLog, OUT_LOG_MASK};
+    let text =
+        "pass out log quick on em0 proto tcp all flags S keep state\nblock out log on em0 all\n";
+    let ipf = parse_ipf(text).unwrap();
+    let nat = IpnatRules::default();
+    let map = IfaceMap::identity(&ipf, &nat);
+    let after = compile(&ipf, &nat, &map, &Options::default())
+        .unwrap()
+        .to_json();
+    // The pass marks, `out_log` (after srcnat) logs and clears the mark.
+    let out_log = Value::Array(chain_rules(&after, "out_log")).to_string();
+    assert!(out_log.contains("@0:1 p OUT K-S"), "{out_log}");
+    assert!(out_log.contains(&format!("{}", !OUT_LOG_MASK)), "{out_log}");
+    assert!(after.contains(r#""hook":"postrouting","name":"out_log","policy":"accept","prio":150"#));
+    let quick = Value::Array(chain_rules(&after, "g0_out_quick")).to_string();
+    assert!(!quick.contains(r#""log""#), "{quick}");
+    // A block is logged where it is dropped, before NAT, as in IPFilter.
+    let last = Value::Array(chain_rules(&after, "g0_out_last")).to_string();
+    assert!(last.contains("@0:2 b OUT"), "{last}");
+
+    let before = compile(
+        &ipf,
+        &nat,
+        &map,
+        &Options {
+            out_log: OutLog::BeforeNat,
+            ..Options::default()
+        },
+    )
+    .unwrap()
+    .to_json();
+    assert!(chain_rules(&before, "out_log").is_empty());
+    let quick = Value::Array(chain_rules(&before, "g0_out_quick")).to_string();
+    assert!(quick.contains("@0:1 p OUT K-S"), "{quick}");
+    assert!(!before.contains(r#""meta":{"key":"mark"}"#), "{before}");
+}

@@ -10,6 +10,7 @@
 //! forwarding = true                     # net.ipv4.ip_forward at start; omit to leave it
 //! keep_on_exit = false                  # keep the nftables tables when the daemon stops
 //! nflog_group = 1                       # NFLOG group of `log` rules
+//! ipmon_out = "after-nat"                # out passes logged after map (IPFilter's); "before-nat"
 //! log_file = "/var/log/ipf.log"         # ipmon lines; omit: the daemon's log
 //! ```
 //!
@@ -43,7 +44,7 @@ use tsunagi_host::holes::{hole_counts, hole_table, HoleSet};
 pub use tsunagi_host::holes::{Hole, HoleProtocol, OpenHoles};
 use tsunagi_host::policy_apply::{
     check_rules_file, fold_identical, hit_table, ipmon_timestamp, with_count, IpmonLog,
-    LoadedPolicy, PolicyError,
+    LoadedPolicy, Options, PolicyError,
 };
 use tsunagi_host::policy_route;
 
@@ -56,7 +57,10 @@ impl PolicySettings {
             self.ipf.as_deref(),
             self.ipnat.as_deref(),
             &self.interfaces,
-            self.nflog_group,
+            &Options {
+                nflog_group: self.nflog_group,
+                out_log: self.out_log,
+            },
         )
     }
 }
