@@ -240,6 +240,8 @@ pub fn local_utc_offset(t: SystemTime) -> i64 {
     // localtime_r is the reentrant form and keeps no pointer to them.
     let ok = unsafe { !libc::localtime_r(&secs, &mut tm).is_null() };
     if ok {
+        // c_long: i64 here, i32 on 32-bit targets.
+        #[allow(clippy::useless_conversion)]
         i64::from(tm.tm_gmtoff)
     } else {
         0
