@@ -571,3 +571,65 @@ fn state_is_bound_to_its_interfaces() {
     client.send_to(b"three", "10.17.3.2:5006").expect("send");
     assert!(server.recv_from(&mut buf).is_ok(), "back on em1");
 }
+
+/// Every construct the compiler accepts is accepted by the kernel too (one
+/// ruleset with all of them applies), and `keep state (limit N)` holds
+/// the N-th + 1 session back while N are kept.
+#[test]
+#[ignore = "needs root, network namespaces and nft (CI runs it as root)"]
+fn every_accepted_construct_applies_and_state_limits_hold() {
+    support::require_netns(&["nft"]);
+    let ns = |tag| Netns::create("tsunagi-ipf", tag).with_loopback();
+    let (c, g) = (ns("lc"), ns("lg"));
+    g.ip(&[
+        "link", "add", "gx", "type", "veth", "peer", "name", "cx", "netns", &c.name,
+    ]);
+    c.ip(&["addr", "add", "10.18.0.2/24", "dev", "cx"]);
+    g.ip(&["addr", "add", "10.18.0.1/24", "dev", "gx"]);
+    c.ip(&["link", "set", "cx", "up"]);
+    g.ip(&["link", "set", "gx", "up"]);
+    c.wait_link_up("cx");
+    g.wait_link_up("gx");
+    let mut map = IfaceMap::new();
+    map.insert("em0", "gx").insert("em1", "lo");
+    let rules = "\
+block in log quick all with ipopts frag
+block in log quick proto tcp all with short
+block in log quick all with opt lsrr opt ssrr opt rr opt rtralrt
+count in on em0 proto tcp from !10.0.0.0/8 to any port = ssh
+block return-rst in log first body level local0.info quick on em0 proto tcp from any to any port = 5104
+block return-icmp in quick on em0 proto udp from any to any port = 5105
+block return-icmp(13) in quick on em0 proto udp from any to any port = 5106
+block return-icmp(filter-prohib) in quick on em0 proto udp from any to any port = 5107
+pass in quick on em0 proto icmp all icmp-type unreach code 3 keep state
+pass in quick on em0 proto tcp from any to any port = 5100 flags S keep state (limit 1) keep frags
+block in quick on em1 all head 20
+pass in proto tcp from any to any port = 22 group 20
+pass out quick on em0 in-via em1 all keep state
+block in on em0 all
+";
+    let ipf = parse_ipf(rules).expect("rules");
+    let compiled = compile(&ipf, &Default::default(), &map, &Options::default()).expect("compile");
+    g.run(|| nft::apply(&compiled.to_json()))
+        .expect("nft applies every construct");
+
+    let listener = g.run(|| TcpListener::bind("10.18.0.1:5100").expect("listen"));
+    listener.set_nonblocking(true).expect("nonblocking");
+    let connect = || {
+        c.run(|| {
+            let s = Socket::new(Domain::IPV4, Type::STREAM, Some(Protocol::TCP)).expect("socket");
+            s.connect_timeout(
+                &SockAddr::from(SocketAddrV4::new(v4("10.18.0.1"), 5100)),
+                WAIT,
+            )
+            .map(|()| TcpStream::from(s))
+        })
+    };
+    let first = connect().expect("the first session is kept");
+    let _first_server = accept(&listener).expect("accepted");
+    assert!(
+        connect().is_err(),
+        "a second session while one is kept: limit 1"
+    );
+    drop(first);
+}

@@ -252,13 +252,13 @@ fn refuse(rule: &FilterRule) -> Result<(), CompileError> {
         Some(RouteOpt::To(i, _)) => {
             return refused(
                 format!("to {i}"),
-                "policy routing is done by [route] and routing rules, not by a filter rule",
+                "nftables sends a packet to an interface (`fwd`) only from a netdev ingress chain, before the routing and conntrack the rules need; route it instead",
             )
         }
         Some(RouteOpt::DupTo(i, _)) => {
             return refused(
                 format!("dup-to {i}"),
-                "copies of filtered packets belong to `tsunagi capture`, not to the ruleset",
+                "nftables' `dup` works in ip, ip6 and netdev tables, not in the inet table the filter is (`tsunagi capture` copies a link's packets)",
             )
         }
     }
