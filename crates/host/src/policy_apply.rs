@@ -278,9 +278,16 @@ impl IpmonLog {
                     // Whatever else is queued already comes along, so
                     // identical consecutive records can be folded (`Nx`),
                     // as IPFilter folds the records ipmon has not read yet.
-                    while let Ok(more) = self.socket.get_ref().recv() {
-                        packets.extend(more);
+                    let mut lost = false;
+                    loop {
+                        match self.socket.get_ref().recv() {
+                            Ok(more) => packets.extend(more),
+                            Err(e) if e.raw_os_error() == Some(libc::ENOBUFS) => lost = true,
+                            Err(_) => break,
+                        }
                     }
+                    let notice =
+                        lost.then(|| "ipmon: NFLOG messages lost (socket buffer full)".to_string());
                     return Ok(packets
                         .into_iter()
                         .map(|p| {
@@ -301,6 +308,7 @@ impl IpmonLog {
                                 format!("{name} unformattable NFLOG packet: {e}")
                             })
                         })
+                        .chain(notice)
                         .collect());
                 }
                 // ENOBUFS: the kernel dropped log messages; say so, go on.
