@@ -15,8 +15,8 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use tokio::io::unix::AsyncFd;
 use tsunagi_policy::compile::{Counter, FILTER_TABLE, NAT_TABLE};
 use tsunagi_policy::{
-    compile, format_ipmon_line, parse_counters, parse_ipf, parse_ipnat, CompiledPolicy, IfaceMap,
-    IpfRules, IpnatRules, LogPrefix, RuleInfo,
+    compile, format_ipmon_line, parse_counters, parse_ipf_with, parse_ipnat, CompiledPolicy,
+    IfaceMap, IpfRules, IpnatRules, LogPrefix, RuleInfo, Services,
 };
 
 pub use tsunagi_policy::compile::{Options, OutLog};
@@ -53,6 +53,16 @@ pub fn rules_kind(text: &str) -> RulesKind {
     }
 }
 
+/// The service names ports in rules may use: the built-in ones and this
+/// host's `/etc/services` (services(5)), as `ipf` resolves them with
+/// getservbyname(3); the built-in ones alone if it cannot be read.
+pub fn system_services() -> Services {
+    match std::fs::read_to_string("/etc/services") {
+        Ok(text) => Services::from_services_file(&text),
+        Err(_) => Services::builtin(),
+    }
+}
+
 fn read(path: &Path) -> Result<String, PolicyError> {
     std::fs::read_to_string(path)
         .map_err(|e| PolicyError(format!("{}: cannot read: {e}", path.display())))
@@ -66,7 +76,8 @@ pub fn check_rules_file(path: &Path) -> Result<String, PolicyError> {
     let name = path.display().to_string();
     let (ipf, ipnat) = match rules_kind(&text) {
         RulesKind::Ipf => (
-            parse_ipf(&text).map_err(|e| PolicyError(e.render(&name, &text)))?,
+            parse_ipf_with(&text, &system_services())
+                .map_err(|e| PolicyError(e.render(&name, &text)))?,
             IpnatRules::default(),
         ),
         RulesKind::Ipnat => (
@@ -113,7 +124,8 @@ impl LoadedPolicy {
                 let name = path.display().to_string();
                 match kind {
                     RulesKind::Ipf => Ok((
-                        parse_ipf(&text).map_err(|e| PolicyError(e.render(&name, &text)))?,
+                        parse_ipf_with(&text, &system_services())
+                            .map_err(|e| PolicyError(e.render(&name, &text)))?,
                         IpnatRules::default(),
                     )),
                     RulesKind::Ipnat => Ok((

@@ -39,8 +39,8 @@
 //! back and compiled; [`mod@parse`] has the grammar): `block return-rst`,
 //! `block return-icmp[(code)]` on `in` rules, `icmp-type T [code C]` by
 //! number or name, `log first`, `log body`, `log level`, `!` before an
-//! address, service names for ports (`port = ssh`, a built-in table of
-//! [`parse::SERVICES`]), `count` (accounting), `head` with `quick`, `keep
+//! address, service names for ports (`port = ssh`: [`parse::SERVICES`] and a
+//! services(5) file's, [`parse::Services`]), `count` (accounting), `head` with `quick`, `keep
 //! state (limit N)`, `with short`, `with opt lsrr|ssrr|rr|rtralrt`, `on IF
 //! in-via IF` on `out` rules. `log body` and `log level` are accepted and
 //! change nothing here: NFLOG copies the whole packet anyway, ipmon lines
@@ -79,7 +79,7 @@ pub use compile::{
 };
 pub use holes::{Hole, HoleProtocol, OpenHoles};
 pub use ipmon::{fold_identical, format_ipmon_line, icmp_name, with_count, LogPrefix};
-pub use parse::{parse_ipf, parse_ipnat, ParseError};
+pub use parse::{parse_ipf, parse_ipf_with, parse_ipnat, ParseError, Services};
 
 /// Checks shared by the fuzz target (fuzz/fuzz_targets/policy_parse.rs) and
 /// its corpus replay test (tests/fuzz_corpus.rs). They panic when an

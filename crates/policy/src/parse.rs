@@ -17,7 +17,8 @@
 //! OPT  := ipopts | frag | short | opt NAME
 //! ADDR := any | a.b.c.d[/len | /a.b.c.d]
 //! PORT := port (=|!=|<|>|<=|>=|eq|ne|lt|gt|le|ge) N | port N >< M | port N <> M
-//! N    := a number or a service name of [`SERVICES`] (`ssh`, `domain`, ...)
+//! N    := a number or a service name (`ssh`, `domain`, ...: [`SERVICES`], and
+//!         a services(5) file's with [`parse_ipf_with`])
 //! T    := a number or echorep, unreach, squench, redir, echo, routerad,
 //!         routersol, timex, paramprob, timest, timestrep, inforeq, inforep,
 //!         maskreq, maskrep
@@ -49,8 +50,9 @@ use crate::ast::{
 
 /// Service names a port may be written as (`port = ssh`), with their
 /// numbers as both FreeBSD's and Debian's `/etc/services` list them
-/// (IANA's registry). The parser does no I/O, so the table is built in;
-/// a name not here is an error naming it. Ports print back as numbers.
+/// (IANA's registry): the names known without a services(5) file (the
+/// parser does no I/O; [`Services::from_services_file`] adds a file's). A
+/// name known to neither is an error naming it. Ports print back as numbers.
 pub const SERVICES: [(&str, u16); 62] = [
     ("echo", 7),
     ("discard", 9),
@@ -227,6 +229,8 @@ struct Cursor<'a> {
     pos: usize,
     /// Column just past the end of the line, for "end of line" errors.
     end_column: usize,
+    /// Service names for ports.
+    services: &'a Services,
 }
 
 impl<'a> Cursor<'a> {
@@ -383,7 +387,7 @@ impl<'a> Cursor<'a> {
             let n = self.port_number()?;
             return Ok(PortMatch::Cmp(op, n));
         }
-        if !first.bytes().all(|b| b.is_ascii_digit()) && service(first).is_none() {
+        if !first.bytes().all(|b| b.is_ascii_digit()) && self.services.port(first).is_none() {
             return Err(self.error(WHAT));
         }
         let a = self.port_number()?;
@@ -401,7 +405,7 @@ impl<'a> Cursor<'a> {
     fn port_number(&mut self) -> Result<u16, ParseError> {
         const WHAT: &str = "a port number 0..=65535 or a service name";
         match self.peek() {
-            Some(w) if !w.bytes().all(|b| b.is_ascii_digit()) => match service(w) {
+            Some(w) if !w.bytes().all(|b| b.is_ascii_digit()) => match self.services.port(w) {
                 Some(n) => {
                     self.pos += 1;
                     Ok(n)
@@ -479,9 +483,53 @@ pub fn service(name: &str) -> Option<u16> {
     SERVICES.iter().find(|(n, _)| *n == name).map(|(_, p)| *p)
 }
 
+/// Service names a rule file's ports may use: [`SERVICES`], and those of a
+/// `services(5)` file (as `/etc/services`, which IPFilter's `ipf` consults
+/// through getservbyname(3)) when one is given; the file wins.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Services {
+    names: std::collections::HashMap<String, u16>,
+}
+
+impl Services {
+    /// Only the built-in [`SERVICES`].
+    pub fn builtin() -> Services {
+        Services::default()
+    }
+
+    /// [`SERVICES`] and the TCP and UDP names (and aliases) of a
+    /// `services(5)` text: `name port/protocol [alias ...] [# comment]`.
+    /// Lines that do not read so are skipped, as getservent(3) skips them.
+    pub fn from_services_file(text: &str) -> Services {
+        let mut names = std::collections::HashMap::new();
+        for line in text.lines() {
+            let line = line.split('#').next().unwrap_or("");
+            let mut words = line.split_whitespace();
+            let (Some(name), Some(port)) = (words.next(), words.next()) else {
+                continue;
+            };
+            let Some((port, proto)) = port.split_once('/') else {
+                continue;
+            };
+            let (Ok(port), "tcp" | "udp") = (port.parse::<u16>(), proto) else {
+                continue;
+            };
+            for n in std::iter::once(name).chain(words) {
+                names.entry(n.to_string()).or_insert(port);
+            }
+        }
+        Services { names }
+    }
+
+    /// The port of `name`.
+    pub fn port(&self, name: &str) -> Option<u16> {
+        self.names.get(name).copied().or_else(|| service(name))
+    }
+}
+
 /// Lines of a rule file: (1-based number, cursor) for each non-empty line.
-fn lines(text: &str) -> impl Iterator<Item = Cursor<'_>> {
-    text.lines().enumerate().filter_map(|(i, line)| {
+fn lines<'a>(text: &'a str, services: &'a Services) -> impl Iterator<Item = Cursor<'a>> {
+    text.lines().enumerate().filter_map(move |(i, line)| {
         let code = line.split('#').next().unwrap_or("");
         let tokens = tokenize(code);
         if tokens.is_empty() {
@@ -492,14 +540,20 @@ fn lines(text: &str) -> impl Iterator<Item = Cursor<'_>> {
             end_column: code.chars().count() + 1,
             tokens,
             pos: 0,
+            services,
         })
     })
 }
 
-/// Parse `ipf.rules`.
+/// Parse `ipf.rules`, ports named by the built-in [`SERVICES`].
 pub fn parse_ipf(text: &str) -> Result<IpfRules, ParseError> {
+    parse_ipf_with(text, &Services::builtin())
+}
+
+/// Parse `ipf.rules`, ports named by `services`.
+pub fn parse_ipf_with(text: &str, services: &Services) -> Result<IpfRules, ParseError> {
     let mut rules = Vec::new();
-    for mut cur in lines(text) {
+    for mut cur in lines(text, services) {
         rules.push(parse_filter_rule(&mut cur)?);
     }
     Ok(IpfRules { rules })
@@ -806,7 +860,8 @@ fn parse_filter_rule(cur: &mut Cursor<'_>) -> Result<FilterRule, ParseError> {
 /// Parse `ipnat.rules`.
 pub fn parse_ipnat(text: &str) -> Result<IpnatRules, ParseError> {
     let mut rules = Vec::new();
-    for mut cur in lines(text) {
+    let services = Services::builtin();
+    for mut cur in lines(text, &services) {
         let rule = match cur.next() {
             Some("map") => parse_map(&mut cur)?,
             Some("rdr") => parse_rdr(&mut cur)?,
@@ -946,6 +1001,24 @@ mod tests {
         assert_eq!(parse_ipnat(&rules.to_string()).unwrap(), rules);
         let err = parse_ipnat("map em0 192.168.1.0/24 => 1.2.3.4").unwrap_err();
         assert_eq!((err.column, err.found.as_str()), (24, "`=>`"));
+    }
+
+    #[test]
+    fn services_file_names_and_aliases() {
+        let etc = "# services(5)\nimap3\t\t220/tcp\nnntps 563/tcp snntp # NNTP over TLS\n\
+                   ssh 2222/tcp\nbroken\nx 12/ddp\n";
+        let s = Services::from_services_file(etc);
+        assert_eq!(s.port("imap3"), Some(220));
+        assert_eq!(s.port("snntp"), Some(563));
+        assert_eq!(s.port("ssh"), Some(2222), "the file wins");
+        assert_eq!(s.port("domain"), Some(53), "built-in names stay");
+        assert_eq!(s.port("x"), None);
+        let rules = parse_ipf_with("pass in proto tcp from any to any port = imap3\n", &s).unwrap();
+        assert_eq!(
+            rules.rules[0].dst_port,
+            Some(PortMatch::Cmp(PortOp::Eq, 220))
+        );
+        assert!(parse_ipf("pass in proto tcp from any to any port = imap3\n").is_err());
     }
 
     #[test]
