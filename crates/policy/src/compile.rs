@@ -97,9 +97,9 @@
 //! before any rule: a fragment whose (source, destination, protocol) is
 //! that of a session a `keep state keep frags` rule let through, in either
 //! direction and as the addresses are on the wire before NAT, passes. The
-//! state rules keep that set ([`KEEP_FRAGS_SET`]) up to date on every packet
-//! of such a session; an entry lives [`KEEP_FRAGS_TIMEOUT`] seconds after
-//! the session's last packet. The key is coarser than IPFilter's fragment
+//! `in` chain's state rules keep that set ([`KEEP_FRAGS_SET`]) up to date on
+//! every inbound packet of such a session; an entry lives
+//! [`KEEP_FRAGS_TIMEOUT`] seconds after the session's last inbound packet. The key is coarser than IPFilter's fragment
 //! cache (which follows one datagram's IP id): any fragment between the two
 //! ends of a kept session passes. `keep frags` without `keep state` is
 //! refused (nothing here could remember the fragments of a stateless pass).
@@ -825,7 +825,8 @@ impl Builder<'_> {
                 if r.rule.keep_state {
                     tail.push(json!({"mangle": {"key": {"ct": {"key": "mark"}},
                         "value": STATE_MARK | r.id}}));
-                    if r.rule.keep_frags {
+                    // Fragments are looked up inbound only (in_defrag).
+                    if r.rule.keep_frags && r.rule.direction == Direction::In {
                         tail.extend(keep_frags_updates());
                     }
                 }
@@ -1425,7 +1426,7 @@ pub fn compile(
             if r.rule.log && !r.rule.log_opts.first {
                 expr.push(b.log(r, d));
             }
-            if r.rule.keep_frags {
+            if r.rule.keep_frags && d == Direction::In {
                 expr.extend(keep_frags_updates());
             }
             expr.push(json!({"accept": null}));
