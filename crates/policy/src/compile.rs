@@ -1125,12 +1125,17 @@ pub fn compile(
         infos.push(RuleInfo {
             line: r.rule.line,
             file: "ipf",
-            label: format!(
-                "@{}:{} {}",
-                r.rule.group,
-                r.number,
-                dir_name(r.rule.direction)
-            ),
+            // Accounting rules are a list of their own (`ipfstat -a`).
+            label: if r.rule.action == Action::Count {
+                format!("count:{} {}", r.number, dir_name(r.rule.direction))
+            } else {
+                format!(
+                    "@{}:{} {}",
+                    r.rule.group,
+                    r.number,
+                    dir_name(r.rule.direction)
+                )
+            },
             counter: name,
             family: "inet",
             table: FILTER_TABLE,

@@ -217,7 +217,17 @@ fn count_rules_are_an_accounting_list() {
         "count in on em0 proto tcp all",
     );
     assert_eq!(r.action, Action::Count);
-    let json = compiled("pass in quick all\ncount in proto tcp all\nblock in all\n").unwrap();
+    let ipf = parse_ipf("pass in quick all\ncount in proto tcp all\nblock in all\n").unwrap();
+    let c = compile(
+        &ipf,
+        &IpnatRules::default(),
+        &IfaceMap::new(),
+        &Options::default(),
+    )
+    .unwrap();
+    let labels: Vec<&str> = c.rules.iter().map(|r| r.label.as_str()).collect();
+    assert_eq!(labels, ["@0:1 in", "count:1 in", "@0:2 in"]);
+    let json = c.to_json();
     let count = chain_rules(&json, "count_in");
     assert_eq!(count.len(), 1);
     assert!(count[0].to_string().contains("ipf_count_in_1"));
