@@ -13,11 +13,14 @@ use std::path::Path;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use tokio::io::unix::AsyncFd;
-use tsunagi_policy::compile::{Counter, Options, FILTER_TABLE, NAT_TABLE};
+use tsunagi_policy::compile::{Counter, FILTER_TABLE, NAT_TABLE};
 use tsunagi_policy::{
-    compile, format_ipmon_line, parse_counters, parse_ipf, parse_ipnat, CompiledPolicy, IfaceMap,
-    IpfRules, IpnatRules, LogPrefix, RuleInfo,
+    compile, format_ipmon_line, parse_counters, parse_ipf_with, parse_ipnat, CompiledPolicy,
+    IfaceMap, IpfRules, IpnatRules, LogPrefix, RuleInfo, Services,
 };
+
+pub use tsunagi_policy::compile::{Options, OutLog};
+pub use tsunagi_policy::ipmon::{fold_identical, with_count};
 
 use crate::nflog::{interface_name, NflogSocket};
 use crate::nft;
@@ -50,6 +53,16 @@ pub fn rules_kind(text: &str) -> RulesKind {
     }
 }
 
+/// The service names ports in rules may use: the built-in ones and this
+/// host's `/etc/services` (services(5)), as `ipf` resolves them with
+/// getservbyname(3); the built-in ones alone if it cannot be read.
+pub fn system_services() -> Services {
+    match std::fs::read_to_string("/etc/services") {
+        Ok(text) => Services::from_services_file(&text),
+        Err(_) => Services::builtin(),
+    }
+}
+
 fn read(path: &Path) -> Result<String, PolicyError> {
     std::fs::read_to_string(path)
         .map_err(|e| PolicyError(format!("{}: cannot read: {e}", path.display())))
@@ -63,7 +76,8 @@ pub fn check_rules_file(path: &Path) -> Result<String, PolicyError> {
     let name = path.display().to_string();
     let (ipf, ipnat) = match rules_kind(&text) {
         RulesKind::Ipf => (
-            parse_ipf(&text).map_err(|e| PolicyError(e.render(&name, &text)))?,
+            parse_ipf_with(&text, &system_services())
+                .map_err(|e| PolicyError(e.render(&name, &text)))?,
             IpnatRules::default(),
         ),
         RulesKind::Ipnat => (
@@ -96,12 +110,13 @@ pub struct LoadedPolicy {
 impl LoadedPolicy {
     /// Read, parse and compile. `interfaces` maps the names in the rules
     /// (em0, tun0, lo0) to Linux names; every name the rules use must be
-    /// mapped, except `lo0`, which is `lo` unless mapped otherwise.
+    /// mapped, except `lo0`, which is `lo` unless mapped otherwise. `opts`:
+    /// the NFLOG group of `log` rules and where `out` passes are logged.
     pub fn load(
         ipf: Option<&Path>,
         ipnat: Option<&Path>,
         interfaces: &BTreeMap<String, String>,
-        nflog_group: u16,
+        opts: &Options,
     ) -> Result<LoadedPolicy, PolicyError> {
         let parse_file =
             |path: &Path, kind: RulesKind| -> Result<(IpfRules, IpnatRules), PolicyError> {
@@ -109,7 +124,8 @@ impl LoadedPolicy {
                 let name = path.display().to_string();
                 match kind {
                     RulesKind::Ipf => Ok((
-                        parse_ipf(&text).map_err(|e| PolicyError(e.render(&name, &text)))?,
+                        parse_ipf_with(&text, &system_services())
+                            .map_err(|e| PolicyError(e.render(&name, &text)))?,
                         IpnatRules::default(),
                     )),
                     RulesKind::Ipnat => Ok((
@@ -131,12 +147,11 @@ impl LoadedPolicy {
         for (from, to) in interfaces {
             map.insert(from, to);
         }
-        let opts = Options { nflog_group };
         let name = |p: Option<&Path>| p.map_or_else(String::new, |p| p.display().to_string());
         // Filter rules alone first, so an error names the file it is in.
-        compile(&ipf_rules, &IpnatRules::default(), &map, &opts)
+        compile(&ipf_rules, &IpnatRules::default(), &map, opts)
             .map_err(|e| PolicyError(format!("{}: {e}", name(ipf))))?;
-        let compiled = compile(&ipf_rules, &ipnat_rules, &map, &opts)
+        let compiled = compile(&ipf_rules, &ipnat_rules, &map, opts)
             .map_err(|e| PolicyError(format!("{}: {e}", name(ipnat))))?;
         Ok(LoadedPolicy {
             ipf: ipf_rules,
@@ -202,12 +217,19 @@ pub fn remove() -> io::Result<()> {
     nft::apply(&CompiledPolicy::removal().to_string())
 }
 
-/// `DD/MM/YYYY HH:MM:SS.UUUUUU` in UTC, ipmon's date and time fields.
+/// `DD/MM/YYYY HH:MM:SS.UUUUUU` in local time, ipmon's date and time
+/// fields (ipmon(8) writes a log file's lines in the host's local time; the
+/// time zone is the process's, `TZ` or /etc/localtime).
 pub fn ipmon_timestamp(t: SystemTime) -> String {
+    ipmon_timestamp_at(t, local_utc_offset(t))
+}
+
+/// [`ipmon_timestamp`] at a given offset from UTC in seconds (east positive).
+pub fn ipmon_timestamp_at(t: SystemTime, utc_offset: i64) -> String {
     let d = t.duration_since(UNIX_EPOCH).unwrap_or_default();
-    let secs = d.as_secs();
-    let days = (secs / 86_400) as i64;
-    let rem = secs % 86_400;
+    let local = d.as_secs() as i64 + utc_offset;
+    let days = local.div_euclid(86_400);
+    let rem = local.rem_euclid(86_400);
     let (year, month, day) = crate::civil::civil_from_days(days);
     format!(
         "{day:02}/{month:02}/{year} {:02}:{:02}:{:02}.{:06}",
@@ -216,6 +238,26 @@ pub fn ipmon_timestamp(t: SystemTime) -> String {
         rem % 60,
         d.subsec_micros()
     )
+}
+
+/// The local time zone's offset from UTC at `t`, in seconds (0 if the C
+/// library cannot say).
+pub fn local_utc_offset(t: SystemTime) -> i64 {
+    let secs = t
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs() as libc::time_t);
+    // SAFETY: an all-zero `tm` is a valid value for localtime_r to fill.
+    let mut tm: libc::tm = unsafe { std::mem::zeroed() };
+    // SAFETY: both pointers are to live values of the right types;
+    // localtime_r is the reentrant form and keeps no pointer to them.
+    let ok = unsafe { !libc::localtime_r(&secs, &mut tm).is_null() };
+    if ok {
+        // c_long: i64 here, i32 on 32-bit targets.
+        #[allow(clippy::useless_conversion)]
+        i64::from(tm.tm_gmtoff)
+    } else {
+        0
+    }
 }
 
 /// NFLOG group -> ipmon lines, on the tokio runtime of the caller.
@@ -244,7 +286,20 @@ impl IpmonLog {
         loop {
             let mut guard = self.socket.readable().await?;
             match guard.try_io(|s| s.get_ref().recv()) {
-                Ok(Ok(packets)) => {
+                Ok(Ok(mut packets)) => {
+                    // Whatever else is queued already comes along, so
+                    // identical consecutive records can be folded (`Nx`),
+                    // as IPFilter folds the records ipmon has not read yet.
+                    let mut lost = false;
+                    loop {
+                        match self.socket.get_ref().recv() {
+                            Ok(more) => packets.extend(more),
+                            Err(e) if e.raw_os_error() == Some(libc::ENOBUFS) => lost = true,
+                            Err(_) => break,
+                        }
+                    }
+                    let notice =
+                        lost.then(|| "ipmon: NFLOG messages lost (socket buffer full)".to_string());
                     return Ok(packets
                         .into_iter()
                         .map(|p| {
@@ -265,6 +320,7 @@ impl IpmonLog {
                                 format!("{name} unformattable NFLOG packet: {e}")
                             })
                         })
+                        .chain(notice)
                         .collect());
                 }
                 // ENOBUFS: the kernel dropped log messages; say so, go on.
@@ -287,8 +343,25 @@ mod tests {
     #[test]
     fn timestamps_and_kinds() {
         let t = UNIX_EPOCH + std::time::Duration::from_micros(1_113_834_170_000_123);
-        assert_eq!(ipmon_timestamp(t), "18/04/2005 14:22:50.000123");
-        assert_eq!(ipmon_timestamp(UNIX_EPOCH), "01/01/1970 00:00:00.000000");
+        assert_eq!(ipmon_timestamp_at(t, 0), "18/04/2005 14:22:50.000123");
+        assert_eq!(
+            ipmon_timestamp_at(UNIX_EPOCH, 0),
+            "01/01/1970 00:00:00.000000"
+        );
+        // JST (+9 h) crosses midnight; a zone west of UTC goes back a year.
+        assert_eq!(
+            ipmon_timestamp_at(t + std::time::Duration::from_secs(10 * 3600), 9 * 3600),
+            "19/04/2005 09:22:50.000123"
+        );
+        assert_eq!(
+            ipmon_timestamp_at(UNIX_EPOCH, -5 * 3600),
+            "31/12/1969 19:00:00.000000"
+        );
+        // The local form is the local offset's (UTC where TZ says so).
+        assert_eq!(
+            ipmon_timestamp(t),
+            ipmon_timestamp_at(t, local_utc_offset(t))
+        );
         assert_eq!(rules_kind("# x\n\nmap em0 a -> b\n"), RulesKind::Ipnat);
         assert_eq!(rules_kind("  rdr em0\n"), RulesKind::Ipnat);
         assert_eq!(rules_kind("pass in all\n"), RulesKind::Ipf);

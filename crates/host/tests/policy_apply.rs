@@ -15,7 +15,9 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use tsunagi_host::policy_apply::{check_rules_file, hit_table, remove, IpmonLog, LoadedPolicy};
+use tsunagi_host::policy_apply::{
+    check_rules_file, hit_table, remove, IpmonLog, LoadedPolicy, Options,
+};
 
 fn data(name: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -34,12 +36,15 @@ fn check_names_file_line_and_token() {
     let bad = dir.join("bad.rules");
     std::fs::write(
         &bad,
-        "pass in all\npass in quick proto tcp from any to any port = ssh\n",
+        "pass in all\npass in quick proto tcp from any to any port = sshd\n",
     )
     .expect("write");
     let err = check_rules_file(&bad).unwrap_err().to_string();
     assert!(err.starts_with(&format!("{}:2:", bad.display())), "{err}");
-    assert!(err.contains("found `ssh`") && err.ends_with("^^^"), "{err}");
+    assert!(
+        err.contains("found `sshd`") && err.ends_with("^^^^"),
+        "{err}"
+    );
     let refused = dir.join("refused.rules");
     std::fs::write(&refused, "pass in all\npass in all group 9\n").expect("write");
     let err = check_rules_file(&refused).unwrap_err().to_string();
@@ -53,7 +58,7 @@ fn unmapped_interface_is_named_with_its_file() {
         Some(&data("seed000_ipf.rules")),
         Some(&data("seed000_ipnat.rules")),
         &BTreeMap::from([("tun0".to_string(), "tun-labs".to_string())]),
-        1,
+        &Options::default(),
     )
     .unwrap_err()
     .to_string();
@@ -126,7 +131,10 @@ async fn in_namespace(ns: &str) {
         Some(&data("seed000_ipf.rules")),
         Some(&data("seed000_ipnat.rules")),
         &interfaces,
-        9,
+        &Options {
+            nflog_group: 9,
+            ..Options::default()
+        },
     )
     .expect("load");
     assert!(policy.show().contains("\"xtun0\""));
@@ -150,7 +158,7 @@ async fn in_namespace(ns: &str) {
     assert!(
         lines.iter().any(
             |l| l.starts_with("lo0 @0:1 b 127.0.0.1 -> 127.0.0.1 PR icmp len ")
-                && l.ends_with(" icmp 8/0 IN")
+                && l.ends_with(" icmp echo/0 IN")
         ),
         "{lines:?}"
     );

@@ -13,8 +13,210 @@ use std::net::Ipv4Addr;
 pub enum Action {
     /// `pass`
     Pass,
-    /// `block`
+    /// `block` (with [`FilterRule::ret`] saying what is sent back, if anything)
     Block,
+    /// `count`: an accounting rule; it counts and decides nothing
+    /// (IPFilter keeps these in their own list, walked before the filter).
+    Count,
+    /// `skip N`: when the rule matches, the next N rules are not looked at.
+    Skip(u32),
+}
+
+/// What a `block` rule sends back to the packet's source (`ipf.conf(5)`
+/// "ACTIONS": `return-rst`, `return-icmp`, `return-icmp-as-dest`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum BlockReturn {
+    /// `return-rst`: a TCP RST (RFC 9293 §3.10.7.1) for a TCP packet.
+    Rst,
+    /// `return-icmp[(code)]`: an ICMP destination unreachable (RFC 792)
+    /// with `code` (`None`: not written, port unreachable as IPFilter sends).
+    Icmp(Option<u8>),
+    /// `return-icmp-as-dest[(code)]`: the same, sent as if from the
+    /// packet's destination.
+    IcmpAsDest(Option<u8>),
+}
+
+/// ICMP destination-unreachable codes by the names `ipf.conf(5)` uses
+/// (RFC 792, RFC 1122, RFC 1812), index = code.
+pub const ICMP_CODE_NAMES: [&str; 16] = [
+    "net-unr",
+    "host-unr",
+    "proto-unr",
+    "port-unr",
+    "needfrag",
+    "srcfail",
+    "net-unk",
+    "host-unk",
+    "isolate",
+    "net-prohib",
+    "host-prohib",
+    "net-tos",
+    "host-tos",
+    "filter-prohib",
+    "host-preced",
+    "cutoff-preced",
+];
+
+/// ICMP types by the names `ipf.conf(5)` uses for `icmp-type` (RFC 792,
+/// RFC 950, RFC 1256).
+pub const ICMP_TYPE_NAMES: [(&str, u8); 15] = [
+    ("echorep", 0),
+    ("unreach", 3),
+    ("squench", 4),
+    ("redir", 5),
+    ("echo", 8),
+    ("routerad", 9),
+    ("routersol", 10),
+    ("timex", 11),
+    ("paramprob", 12),
+    ("timest", 13),
+    ("timestrep", 14),
+    ("inforeq", 15),
+    ("inforep", 16),
+    ("maskreq", 17),
+    ("maskrep", 18),
+];
+
+/// The `ipf.conf(5)` name of ICMP type `t`, if it has one.
+pub fn icmp_type_name(t: u8) -> Option<&'static str> {
+    ICMP_TYPE_NAMES
+        .iter()
+        .find(|(_, n)| *n == t)
+        .map(|(name, _)| *name)
+}
+
+/// `icmp-type T [code C]` (`ipf.conf(5)`, needs `proto icmp`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct IcmpMatch {
+    /// ICMP type.
+    pub ty: u8,
+    /// ICMP code, if written.
+    pub code: Option<u8>,
+}
+
+/// The IP options of `with opt NAME` (`ipf.conf(5)` "IP options"; numbers
+/// from the IANA IP option registry, RFC 791).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum IpOpt {
+    /// `nop`
+    Nop,
+    /// `rr`: record route.
+    Rr,
+    /// `zsu`
+    Zsu,
+    /// `mtup`
+    Mtup,
+    /// `mtur`
+    Mtur,
+    /// `encode`
+    Encode,
+    /// `ts`: timestamp.
+    Ts,
+    /// `tr`: traceroute.
+    Tr,
+    /// `sec`: security.
+    Sec,
+    /// `lsrr`: loose source route.
+    Lsrr,
+    /// `e-sec`
+    ESec,
+    /// `cipso`
+    Cipso,
+    /// `satid`: stream id.
+    Satid,
+    /// `ssrr`: strict source route.
+    Ssrr,
+    /// `addext`
+    Addext,
+    /// `visa`
+    Visa,
+    /// `imitd`
+    Imitd,
+    /// `eip`
+    Eip,
+    /// `finn`
+    Finn,
+    /// `dps`
+    Dps,
+    /// `sdb`
+    Sdb,
+    /// `nsapa`
+    Nsapa,
+    /// `rtralrt`: router alert (RFC 2113).
+    Rtralrt,
+    /// `ump`
+    Ump,
+}
+
+impl IpOpt {
+    /// Every option with its `ipf.conf(5)` name.
+    pub const ALL: [(IpOpt, &'static str); 24] = [
+        (IpOpt::Nop, "nop"),
+        (IpOpt::Rr, "rr"),
+        (IpOpt::Zsu, "zsu"),
+        (IpOpt::Mtup, "mtup"),
+        (IpOpt::Mtur, "mtur"),
+        (IpOpt::Encode, "encode"),
+        (IpOpt::Ts, "ts"),
+        (IpOpt::Tr, "tr"),
+        (IpOpt::Sec, "sec"),
+        (IpOpt::Lsrr, "lsrr"),
+        (IpOpt::ESec, "e-sec"),
+        (IpOpt::Cipso, "cipso"),
+        (IpOpt::Satid, "satid"),
+        (IpOpt::Ssrr, "ssrr"),
+        (IpOpt::Addext, "addext"),
+        (IpOpt::Visa, "visa"),
+        (IpOpt::Imitd, "imitd"),
+        (IpOpt::Eip, "eip"),
+        (IpOpt::Finn, "finn"),
+        (IpOpt::Dps, "dps"),
+        (IpOpt::Sdb, "sdb"),
+        (IpOpt::Nsapa, "nsapa"),
+        (IpOpt::Rtralrt, "rtralrt"),
+        (IpOpt::Ump, "ump"),
+    ];
+
+    /// The `ipf.conf(5)` name.
+    pub fn name(self) -> &'static str {
+        IpOpt::ALL
+            .iter()
+            .find(|(o, _)| *o == self)
+            .map_or("?", |(_, n)| n)
+    }
+}
+
+/// `log` and its options (`ipf.conf(5)` "LOGGING").
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct LogOpts {
+    /// `body`: log the packet's first octets of data too.
+    pub body: bool,
+    /// `first`: of a kept-state session, log only the packet that made it.
+    pub first: bool,
+    /// `level [facility.]priority`: syslog(3) routing of the line.
+    pub level: Option<String>,
+}
+
+/// `in-via` / `out-via` after `on IF` (`ipf.conf(5)`): the interface the
+/// packet came in on (for an `out` rule) or will leave by (for an `in` rule).
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum Via {
+    /// `in-via IF`
+    In(String),
+    /// `out-via IF`
+    Out(String),
+}
+
+/// Where a rule sends the packet besides deciding (`ipf.conf(5)`
+/// "OPTIONS": `to`, `dup-to`, `fastroute`).
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum RouteOpt {
+    /// `to IF[:ADDR]`: route out of IF (to ADDR).
+    To(String, Option<Ipv4Addr>),
+    /// `dup-to IF[:ADDR]`: send a copy out of IF (to ADDR).
+    DupTo(String, Option<Ipv4Addr>),
+    /// `fastroute`
+    FastRoute,
 }
 
 /// Which of IPFilter's two rule lists the rule is in.
@@ -148,6 +350,8 @@ pub enum WithOpt {
     Frag,
     /// `short`: too short to hold the transport header.
     Short,
+    /// `opt NAME`: the IP header carries this option.
+    Opt(IpOpt),
 }
 
 /// TCP flag bits in header order (RFC 9293 §3.1).
@@ -209,20 +413,32 @@ pub struct FilterRule {
     pub action: Action,
     /// `in` or `out`.
     pub direction: Direction,
+    /// `return-*` of a `block` rule.
+    pub ret: Option<BlockReturn>,
     /// `log`
     pub log: bool,
+    /// `log`'s options (all off without `log`).
+    pub log_opts: LogOpts,
     /// `quick`: decide at once instead of letting later rules override.
     pub quick: bool,
     /// `on IFACE` (the name in the rules, e.g. FreeBSD's `em0`).
     pub interface: Option<String>,
+    /// `in-via` / `out-via` (only with `on`).
+    pub via: Option<Via>,
+    /// `to`, `dup-to`, `fastroute`.
+    pub route: Option<RouteOpt>,
     /// `proto P`
     pub proto: Option<Proto>,
     /// Source (`from`); `all` is `Any` both ways.
     pub src: AddrMatch,
+    /// `from !ADDR`: the source is not in `src`.
+    pub src_not: bool,
     /// Source port condition.
     pub src_port: Option<PortMatch>,
     /// Destination (`to`).
     pub dst: AddrMatch,
+    /// `to !ADDR`: the destination is not in `dst`.
+    pub dst_not: bool,
     /// Destination port condition.
     pub dst_port: Option<PortMatch>,
     /// Whether the addresses were written `all` rather than `from .. to ..`.
@@ -232,8 +448,12 @@ pub struct FilterRule {
     pub with: Vec<WithOpt>,
     /// `flags ...`
     pub flags: Option<TcpFlags>,
+    /// `icmp-type T [code C]`
+    pub icmp: Option<IcmpMatch>,
     /// `keep state`
     pub keep_state: bool,
+    /// `keep state (limit N)`: at most N sessions from this rule at once.
+    pub state_limit: Option<u32>,
     /// `keep frags`
     pub keep_frags: bool,
     /// `head N`: this rule heads group N.
@@ -364,10 +584,12 @@ impl PartialEq for IpnatRules {
 
 impl fmt::Display for Action {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
-            Action::Pass => "pass",
-            Action::Block => "block",
-        })
+        match self {
+            Action::Pass => f.write_str("pass"),
+            Action::Block => f.write_str("block"),
+            Action::Count => f.write_str("count"),
+            Action::Skip(n) => write!(f, "skip {n}"),
+        }
     }
 }
 
@@ -442,15 +664,65 @@ pub fn flag_letters(bits: u8) -> String {
 
 impl fmt::Display for FilterRule {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{} {}", self.action, self.direction)?;
+        write!(f, "{}", self.action)?;
+        let code = |f: &mut fmt::Formatter<'_>, c: &Option<u8>| match c {
+            None => Ok(()),
+            Some(c) => match ICMP_CODE_NAMES.get(usize::from(*c)) {
+                Some(name) => write!(f, "({name})"),
+                None => write!(f, "({c})"),
+            },
+        };
+        match &self.ret {
+            None => {}
+            Some(BlockReturn::Rst) => f.write_str(" return-rst")?,
+            Some(BlockReturn::Icmp(c)) => {
+                f.write_str(" return-icmp")?;
+                code(f, c)?;
+            }
+            Some(BlockReturn::IcmpAsDest(c)) => {
+                f.write_str(" return-icmp-as-dest")?;
+                code(f, c)?;
+            }
+        }
+        write!(f, " {}", self.direction)?;
         if self.log {
             f.write_str(" log")?;
+            if self.log_opts.body {
+                f.write_str(" body")?;
+            }
+            if self.log_opts.first {
+                f.write_str(" first")?;
+            }
+            if let Some(level) = &self.log_opts.level {
+                write!(f, " level {level}")?;
+            }
         }
         if self.quick {
             f.write_str(" quick")?;
         }
         if let Some(iface) = &self.interface {
             write!(f, " on {iface}")?;
+            match &self.via {
+                None => {}
+                Some(Via::In(v)) => write!(f, " in-via {v}")?,
+                Some(Via::Out(v)) => write!(f, " out-via {v}")?,
+            }
+        }
+        let target = |f: &mut fmt::Formatter<'_>, i: &str, a: &Option<Ipv4Addr>| match a {
+            None => write!(f, " {i}"),
+            Some(a) => write!(f, " {i}:{a}"),
+        };
+        match &self.route {
+            None => {}
+            Some(RouteOpt::To(i, a)) => {
+                f.write_str(" to")?;
+                target(f, i, a)?;
+            }
+            Some(RouteOpt::DupTo(i, a)) => {
+                f.write_str(" dup-to")?;
+                target(f, i, a)?;
+            }
+            Some(RouteOpt::FastRoute) => f.write_str(" fastroute")?,
         }
         if let Some(proto) = &self.proto {
             write!(f, " proto {proto}")?;
@@ -458,11 +730,12 @@ impl fmt::Display for FilterRule {
         if self.all {
             f.write_str(" all")?;
         } else {
-            write!(f, " from {}", self.src)?;
+            let not = |n: bool| if n { "!" } else { "" };
+            write!(f, " from {}{}", not(self.src_not), self.src)?;
             if let Some(p) = &self.src_port {
                 write!(f, " {p}")?;
             }
-            write!(f, " to {}", self.dst)?;
+            write!(f, " to {}{}", not(self.dst_not), self.dst)?;
             if let Some(p) = &self.dst_port {
                 write!(f, " {p}")?;
             }
@@ -470,11 +743,12 @@ impl fmt::Display for FilterRule {
         if !self.with.is_empty() {
             f.write_str(" with")?;
             for w in &self.with {
-                f.write_str(match w {
-                    WithOpt::IpOpts => " ipopts",
-                    WithOpt::Frag => " frag",
-                    WithOpt::Short => " short",
-                })?;
+                match w {
+                    WithOpt::IpOpts => f.write_str(" ipopts")?,
+                    WithOpt::Frag => f.write_str(" frag")?,
+                    WithOpt::Short => f.write_str(" short")?,
+                    WithOpt::Opt(o) => write!(f, " opt {}", o.name())?,
+                }
             }
         }
         if let Some(flags) = &self.flags {
@@ -483,8 +757,20 @@ impl fmt::Display for FilterRule {
                 write!(f, "/{}", flag_letters(mask))?;
             }
         }
+        if let Some(icmp) = &self.icmp {
+            match icmp_type_name(icmp.ty) {
+                Some(name) => write!(f, " icmp-type {name}")?,
+                None => write!(f, " icmp-type {}", icmp.ty)?,
+            }
+            if let Some(c) = icmp.code {
+                write!(f, " code {c}")?;
+            }
+        }
         if self.keep_state {
             f.write_str(" keep state")?;
+            if let Some(n) = self.state_limit {
+                write!(f, " (limit {n})")?;
+            }
         }
         if self.keep_frags {
             f.write_str(" keep frags")?;

@@ -39,9 +39,29 @@
 //!    is the first match in reverse order.
 //!
 //! The base chain jumps to `g0_DIR_quick` then `g0_DIR_last`; its policy
-//! `accept` is IPFilter's default when no rule matches. `quick` together
-//! with `head` is refused (IPFilter's result there depends on whether the
-//! group matched, which these two passes cannot express).
+//! `accept` is IPFilter's default when no rule matches. A `quick` head rule
+//! is all in chain 1: `jump gM_DIR_quick`, `jump gM_DIR_last`, then its own
+//! verdict, so the group's result (or the head's, when nothing in M
+//! matched) ends the walk as ipf.conf(5) says of `quick`.
+//!
+//! `count` rules are IPFilter's accounting list: numbered apart from the
+//! filter rules (`ipf_count_DIR_N` counters), each matching one counts, in a
+//! chain `count_DIR` the base chain jumps to before the state table; they
+//! take no `group`, `head`, `keep state` or `log` here (refused).
+//!
+//! # return-rst, return-icmp
+//!
+//! nftables can `reject` only at the input, forward and output hooks, and
+//! `in` rules run at prerouting. A deciding `block return-rst` /
+//! `return-icmp(CODE)` `in` rule therefore counts and logs the packet as
+//! blocked, sets the packet mark to [`RETURN_MARK`] (with [`RETURN_RST`] or
+//! the code) and lets it go on to routing, where the base chains
+//! `return_input` and `return_forward` answer it (`reject with tcp reset`,
+//! `reject with icmp CODE`) and drop it. `return-rst` on anything but TCP
+//! blocks without an answer, as IPFilter does. `return-icmp` without a code
+//! sends port unreachable. On `out` rules (postrouting) a return is refused,
+//! and `return-icmp-as-dest` is refused: the kernel answers from its own
+//! address, not as the packet's destination.
 //!
 //! # keep state
 //!
@@ -57,21 +77,53 @@
 //! state table across `ipf -f` unless told `-FS`); ids are rule positions,
 //! so an unchanged file keeps its per-rule logging and counting too.
 //!
+//! As IPFilter's state entries, a state is bound to the interfaces its
+//! packets use, learnt from the first packet of each direction in and out:
+//! a packet of the session on another interface is not let through by the
+//! state and meets the rules instead. The binding lives in the
+//! connection's `ct label` (see [`STATE_LABEL_SLOTS`]), so it survives a
+//! re-apply too; a connection made before any ruleset used labels is not
+//! bound.
+//!
 //! # Fragments, options, short packets
 //!
 //! Linux reassembles fragments (nf_defrag, priority -400) before conntrack,
-//! so `keep frags` needs no rule and `with frag` can only be seen earlier:
-//! the `in` rules with `with frag` go into a base chain `in_defrag`
-//! (prerouting, priority -450) together with the `quick` group-0 `in` rules
-//! before them, in order (those must not be `head` rules). `with frag` on an
-//! `out` rule is refused: the kernel fragments after the last hook. `with
-//! ipopts` is `ip hdrlength > 5`; `with short` is an IP total length too
-//! small for the transport header (TCP 20, UDP 8, ICMP 4 octets) on a first
-//! fragment. Several `with` options match when any one does (seed 000 §4.3).
+//! so `with frag` can only be seen earlier: the `in` rules with `with frag`
+//! go into a base chain `in_defrag` (prerouting, priority -450) together
+//! with the `quick` group-0 `in` rules before them, in order (those must not
+//! be `head` rules). That chain decides fragments only (whole packets leave
+//! it at once, for the `in` chain after conntrack), and it looks at the
+//! state first, as IPFilter consults its fragment cache and state table
+//! before any rule: a fragment whose (source, destination, protocol) is
+//! that of a session a `keep state keep frags` rule let through, in either
+//! direction and as the addresses are on the wire before NAT, passes. The
+//! `in` chain's state rules keep that set ([`KEEP_FRAGS_SET`]) up to date on
+//! every inbound packet of such a session; an entry lives
+//! [`KEEP_FRAGS_TIMEOUT`] seconds after the session's last inbound packet. The key is coarser than IPFilter's fragment
+//! cache (which follows one datagram's IP id): any fragment between the two
+//! ends of a kept session passes. `keep frags` without `keep state` is
+//! refused (nothing here could remember the fragments of a stateless pass).
+//!
+//! Fragments that pass are reassembled and the whole packet then meets the
+//! state table and the rules like any other; an unsolicited fragment meets
+//! the `with frag` rule and is logged as the fragment it is (`@0:N`).
+//! `with frag` on an `out` rule is refused: the kernel fragments after the
+//! last hook.
+//!
+//! `with ipopts` is `ip hdrlength > 5`, `with opt NAME` is `ip option NAME
+//! exists` (nftables knows lsrr, ssrr, rr and rtralrt; other names are
+//! refused); both are matched after the state table, so the option-carrying
+//! packets of a kept session pass and an unsolicited one meets the rule.
+//! `with short` is an IP total length too small for the transport header
+//! (TCP 20, UDP 8, ICMP 4 octets) on a first fragment. Several `with`
+//! options match when any one does (seed 000 §4.3).
 //!
 //! # Logs and counters
 //!
 //! `log` adds `log group G prefix "@GROUP:RULE A DIR[ K-S][ K-F]"` (NFLOG);
+//! a packet an `out` rule or its state passes is logged after source NAT,
+//! as IPFilter logs it, unless [`Options::out_log`] says otherwise
+//! ([`OutLog`]);
 //! [`crate::ipmon`] turns prefix + packet into the ipmon line. `RULE` is the
 //! rule's 1-based number among the rules of its group and direction, as
 //! `ipfstat -n` counts. Every rule has a named counter (`RuleInfo::counter`)
@@ -84,8 +136,8 @@ use std::net::Ipv4Addr;
 use serde_json::{json, Value};
 
 use crate::ast::{
-    Action, AddrMatch, Direction, FilterRule, IpfRules, IpnatRules, NatRule, PortMatch, PortOp,
-    Proto, RdrProto, WithOpt,
+    Action, AddrMatch, BlockReturn, Direction, FilterRule, IpOpt, IpfRules, IpnatRules, NatRule,
+    PortMatch, PortOp, Proto, RdrProto, RouteOpt, Via, WithOpt,
 };
 use crate::holes;
 
@@ -95,6 +147,22 @@ pub const FILTER_TABLE: &str = "tsunagi";
 pub const NAT_TABLE: &str = "tsunagi_nat";
 /// `ct mark` bit saying "state created by a tsunagi `keep state` rule".
 pub const STATE_MARK: u32 = 0x8000_0000;
+/// Packet mark (`meta mark`) of a packet an `in` rule blocked with a
+/// `return-*`: the low byte is the ICMP code, [`RETURN_RST`] asks for a
+/// TCP RST. The `return_input`/`return_forward` chains answer and drop it.
+pub const RETURN_MARK: u32 = 0x7473_0000;
+/// Bit of [`RETURN_MARK`] asking for a TCP RST.
+pub const RETURN_RST: u32 = 0x100;
+const RETURN_MASK: u32 = 0xffff_fe00;
+/// The set of (source, destination, protocol) of sessions kept by a
+/// `keep state keep frags` rule, whose fragments pass before reassembly.
+pub const KEEP_FRAGS_SET: &str = "keep_frags";
+/// How long a [`KEEP_FRAGS_SET`] entry outlives the session's last packet
+/// (seconds).
+pub const KEEP_FRAGS_TIMEOUT: u32 = 300;
+/// ICMP unreachable code `return-icmp` sends when none is written: port
+/// unreachable (IPFilter HOWTO, "return-icmp").
+pub const DEFAULT_RETURN_ICMP_CODE: u8 = 3;
 
 /// Why rules cannot be compiled; each names the rule's line.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -144,6 +212,129 @@ pub enum CompileError {
         /// What.
         what: &'static str,
     },
+    /// A construct of `ipf.conf(5)` nftables cannot do as IPFilter does:
+    /// refused rather than ignored or done differently.
+    #[error("line {line}: `{construct}` is refused: {reason}")]
+    Refused {
+        /// Rule line.
+        line: usize,
+        /// The construct as written in the rule.
+        construct: String,
+        /// Why.
+        reason: &'static str,
+    },
+}
+
+/// The constructs of `rule` this compiler refuses (see
+/// [`CompileError::Refused`]); the first one found.
+fn refuse(rule: &FilterRule) -> Result<(), CompileError> {
+    let refused = |construct: String, reason: &'static str| {
+        Err(CompileError::Refused {
+            line: rule.line,
+            construct,
+            reason,
+        })
+    };
+    if let Action::Skip(n) = rule.action {
+        return refused(
+            format!("skip {n}"),
+            "rules compile to two nftables passes (quick, then last match) that cannot jump over the next N rules of the file",
+        );
+    }
+    match &rule.route {
+        None => {}
+        Some(RouteOpt::FastRoute) => {
+            return refused(
+                "fastroute".into(),
+                "nftables cannot route a packet around the kernel's routing from a filter rule",
+            )
+        }
+        Some(RouteOpt::To(i, _)) => {
+            return refused(
+                format!("to {i}"),
+                "nftables sends a packet to an interface (`fwd`) only from a netdev ingress chain, before the routing and conntrack the rules need; route it instead",
+            )
+        }
+        Some(RouteOpt::DupTo(i, _)) => {
+            return refused(
+                format!("dup-to {i}"),
+                "nftables' `dup` works in ip, ip6 and netdev tables, not in the inet table the filter is (`tsunagi capture` copies a link's packets)",
+            )
+        }
+    }
+    match (&rule.via, rule.direction) {
+        (Some(Via::Out(v)), Direction::In) => {
+            return refused(
+                format!("out-via {v}"),
+                "`in` rules run at prerouting, before the kernel has chosen the outgoing interface",
+            )
+        }
+        (Some(Via::In(v)), Direction::In) => {
+            return refused(format!("in-via {v}"), "`in-via` belongs on an `out` rule")
+        }
+        (Some(Via::Out(v)), Direction::Out) => {
+            return refused(format!("out-via {v}"), "`out-via` belongs on an `in` rule")
+        }
+        _ => {}
+    }
+    match rule.ret {
+        Some(BlockReturn::IcmpAsDest(_)) => return refused(
+            "return-icmp-as-dest".into(),
+            "the kernel's reject answers from its own address, not from the packet's destination",
+        ),
+        Some(r) if rule.direction == Direction::Out => {
+            return refused(
+                match r {
+                    BlockReturn::Rst => "return-rst",
+                    _ => "return-icmp",
+                }
+                .into(),
+                "nftables rejects only at the input, forward and output hooks; `out` rules run at postrouting",
+            );
+        }
+        _ => {}
+    }
+    for w in &rule.with {
+        if let WithOpt::Opt(o) = w {
+            if nft_ip_option(*o).is_none() {
+                return refused(
+                    format!("with opt {}", o.name()),
+                    "nftables matches only the lsrr, ssrr, rr and rtralrt (router alert) options",
+                );
+            }
+        }
+    }
+    if rule.action == Action::Count
+        && (rule.group != 0 || rule.head.is_some() || rule.keep_state || rule.log)
+    {
+        return refused(
+            "count".into(),
+            "accounting rules are counted in their own list here: no group, head, keep state or log",
+        );
+    }
+    if rule.keep_frags && !rule.keep_state {
+        return refused(
+            "keep frags".into(),
+            "Linux reassembles before the rules: only a kept state can let fragments past `with frag` (write `keep state keep frags`)",
+        );
+    }
+    for (not, addr) in [(rule.src_not, &rule.src), (rule.dst_not, &rule.dst)] {
+        if not && addr.network().is_none_or(|(_, p)| p == 0) {
+            return refused(format!("!{addr}"), "it matches no packet");
+        }
+    }
+    Ok(())
+}
+
+/// nftables' name (`ip option NAME exists`) of an IP option, if it has one.
+fn nft_ip_option(o: IpOpt) -> Option<&'static str> {
+    match o {
+        IpOpt::Lsrr => Some("lsrr"),
+        IpOpt::Ssrr => Some("ssrr"),
+        IpOpt::Rr => Some("rr"),
+        IpOpt::Rtralrt => Some("ra"),
+        _ => None,
+    }
 }
 
 /// FreeBSD interface names in the rules -> Linux interface names.
@@ -172,7 +363,13 @@ impl IfaceMap {
         for name in ipf
             .rules
             .iter()
-            .filter_map(|r| r.interface.as_deref())
+            .flat_map(|r| {
+                let via = match &r.via {
+                    Some(Via::In(v) | Via::Out(v)) => Some(v.as_str()),
+                    None => None,
+                };
+                r.interface.as_deref().into_iter().chain(via)
+            })
             .chain(ipnat.rules.iter().map(NatRule::interface))
         {
             map.insert(name, name);
@@ -207,11 +404,34 @@ impl IfaceMap {
 pub struct Options {
     /// NFLOG group that `log` rules send to.
     pub nflog_group: u16,
+    /// Where packets an `out` rule passes are logged.
+    pub out_log: OutLog,
 }
+
+/// Where the log line of a packet an `out` rule (or its state) passes is
+/// taken: IPFilter matches `out` rules before `map` and logs after it
+/// (seed 000 appendix B.3: `em0 ... 192.168.253.4,55360 ... OUT`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum OutLog {
+    /// After `map` (source NAT), as IPFilter: the rule marks the packet
+    /// (the top 12 bits of `meta mark`, [`OUT_LOG_MASK`]) and a chain
+    /// `out_log` after NAT logs it and clears those bits. A host whose own
+    /// packet marks use those bits wants [`OutLog::BeforeNat`].
+    #[default]
+    AfterNat,
+    /// Where the rule matches, before `map`; the packet mark is not used.
+    BeforeNat,
+}
+
+/// The bits of `meta mark` that carry an `out` log to the `out_log` chain.
+pub const OUT_LOG_MASK: u32 = 0xfff0_0000;
 
 impl Default for Options {
     fn default() -> Options {
-        Options { nflog_group: 1 }
+        Options {
+            nflog_group: 1,
+            out_log: OutLog::default(),
+        }
     }
 }
 
@@ -284,6 +504,9 @@ fn dir_name(d: Direction) -> &'static str {
 }
 
 fn counter_name(r: &Numbered<'_>) -> String {
+    if r.rule.action == Action::Count {
+        return format!("ipf_count_{}_{}", dir_name(r.rule.direction), r.number);
+    }
     format!(
         "ipf_g{}_{}_{}",
         r.rule.group,
@@ -299,8 +522,8 @@ fn log_prefix(r: &Numbered<'_>, direction: Direction) -> String {
         r.rule.group,
         r.number,
         match r.rule.action {
-            Action::Pass => "p",
             Action::Block => "b",
+            _ => "p",
         },
         match direction {
             Direction::In => "IN",
@@ -329,6 +552,11 @@ fn payload(protocol: &str, field: &str) -> Value {
 }
 
 fn addr_match(field: &str, addr: &AddrMatch) -> Option<Value> {
+    addr_match_op(field, addr, false)
+}
+
+/// `ip saddr|daddr (==|!=) NET`; `None` when it matches every address.
+fn addr_match_op(field: &str, addr: &AddrMatch, not: bool) -> Option<Value> {
     let (net, prefix) = addr.network()?;
     if prefix == 0 {
         return None;
@@ -338,7 +566,11 @@ fn addr_match(field: &str, addr: &AddrMatch) -> Option<Value> {
     } else {
         json!({"prefix": {"addr": net.to_string(), "len": prefix}})
     };
-    Some(matcher("==", payload("ip", field), right))
+    Some(matcher(
+        if not { "!=" } else { "==" },
+        payload("ip", field),
+        right,
+    ))
 }
 
 fn port_match(line: usize, proto: &str, field: &str, m: &PortMatch) -> Result<Value, CompileError> {
@@ -412,8 +644,8 @@ fn rule_alternatives(rule: &FilterRule) -> Result<Vec<Vec<Value>>, CompileError>
             None
         }
     };
-    base.extend(addr_match("saddr", &rule.src));
-    base.extend(addr_match("daddr", &rule.dst));
+    base.extend(addr_match_op("saddr", &rule.src, rule.src_not));
+    base.extend(addr_match_op("daddr", &rule.dst, rule.dst_not));
     for (field, port) in [("sport", &rule.src_port), ("dport", &rule.dst_port)] {
         if let Some(p) = port {
             let proto = port_proto.ok_or(CompileError::Unsupported {
@@ -430,6 +662,12 @@ fn rule_alternatives(rule: &FilterRule) -> Result<Vec<Vec<Value>>, CompileError>
             json!(flags.set & flags.mask()),
         ));
     }
+    if let Some(icmp) = &rule.icmp {
+        base.push(matcher("==", payload("icmp", "type"), json!(icmp.ty)));
+        if let Some(code) = icmp.code {
+            base.push(matcher("==", payload("icmp", "code"), json!(code)));
+        }
+    }
     if rule.with.is_empty() {
         return Ok(vec![base]);
     }
@@ -437,6 +675,17 @@ fn rule_alternatives(rule: &FilterRule) -> Result<Vec<Vec<Value>>, CompileError>
     for w in &rule.with {
         match w {
             WithOpt::Frag => {}
+            WithOpt::Opt(o) => {
+                if let Some(name) = nft_ip_option(*o) {
+                    let mut alt = base.clone();
+                    alt.push(matcher(
+                        "==",
+                        json!({"ip option": {"name": name}}),
+                        json!(true),
+                    ));
+                    alternatives.push(alt);
+                }
+            }
             WithOpt::IpOpts => {
                 let mut alt = base.clone();
                 alt.push(matcher(">", payload("ip", "hdrlength"), json!(5)));
@@ -497,6 +746,8 @@ struct Builder<'m> {
     cmds: Vec<Value>,
     iface: &'m IfaceMap,
     opts: &'m Options,
+    /// Prefixes logged after NAT by `out_log`, in mark order.
+    out_logs: Vec<String>,
 }
 
 impl Builder<'_> {
@@ -532,6 +783,18 @@ impl Builder<'_> {
         Ok(Some(matcher("==", meta(key), json!(linux))))
     }
 
+    /// `in-via IF` of an `out` rule: the interface a forwarded packet came
+    /// in on (`meta iifname`, known at postrouting).
+    fn via_match(&self, r: &FilterRule) -> Result<Option<Value>, CompileError> {
+        match (&r.via, r.direction) {
+            (Some(Via::In(name)), Direction::Out) => {
+                let linux = self.iface.get(r.line, name)?;
+                Ok(Some(matcher("==", meta("iifname"), json!(linux))))
+            }
+            _ => Ok(None),
+        }
+    }
+
     /// Rules for `alternatives` of `r`, each ending in `tail`.
     fn emit(
         &mut self,
@@ -541,8 +804,9 @@ impl Builder<'_> {
         tail: &[Value],
     ) -> Result<(), CompileError> {
         let iface = self.iface_match(r.rule)?;
+        let via = self.via_match(r.rule)?;
         for alt in alternatives {
-            let mut expr: Vec<Value> = iface.iter().cloned().collect();
+            let mut expr: Vec<Value> = iface.iter().chain(via.iter()).cloned().collect();
             expr.extend(alt.iter().cloned());
             expr.extend(tail.iter().cloned());
             self.rule(chain, expr, Some(format!("ipf line {}", r.rule.line)));
@@ -551,24 +815,201 @@ impl Builder<'_> {
     }
 
     /// counter, log, state mark and verdict of a deciding rule.
-    fn verdict(&self, r: &Numbered<'_>) -> Vec<Value> {
+    fn verdict(&mut self, r: &Numbered<'_>) -> Vec<Value> {
         let mut tail = vec![json!({"counter": counter_name(r)})];
         if r.rule.log {
-            tail.push(json!({"log": {"prefix": log_prefix(r, r.rule.direction),
-                "group": self.opts.nflog_group}}));
+            tail.push(self.log(r, r.rule.direction));
         }
         match r.rule.action {
             Action::Pass => {
                 if r.rule.keep_state {
                     tail.push(json!({"mangle": {"key": {"ct": {"key": "mark"}},
                         "value": STATE_MARK | r.id}}));
+                    // Fragments are looked up inbound only (in_defrag).
+                    if r.rule.keep_frags && r.rule.direction == Direction::In {
+                        tail.extend(keep_frags_updates());
+                    }
                 }
                 tail.push(json!({"accept": null}));
             }
-            Action::Block => tail.push(json!({"drop": null})),
+            Action::Block => match r.rule.ret {
+                // Answered by the return_* chains (input, forward hooks).
+                Some(BlockReturn::Rst) => {
+                    tail.push(json!({"mangle": {"key": {"meta": {"key": "mark"}},
+                        "value": RETURN_MARK | RETURN_RST}}));
+                    tail.push(json!({"accept": null}));
+                }
+                Some(BlockReturn::Icmp(code)) | Some(BlockReturn::IcmpAsDest(code)) => {
+                    let code = code.unwrap_or(DEFAULT_RETURN_ICMP_CODE);
+                    tail.push(json!({"mangle": {"key": {"meta": {"key": "mark"}},
+                        "value": RETURN_MARK | u32::from(code)}}));
+                    tail.push(json!({"accept": null}));
+                }
+                None => tail.push(json!({"drop": null})),
+            },
+            // Refused before (refuse()); an accounting rule decides nothing.
+            Action::Count | Action::Skip(_) => {}
         }
         tail
     }
+
+    /// The statement that logs a packet `r` decides in direction `d`: `log`
+    /// here, or for a pass out with [`OutLog::AfterNat`] the mark that the
+    /// `out_log` chain logs after NAT.
+    fn log(&mut self, r: &Numbered<'_>, d: Direction) -> Value {
+        let prefix = log_prefix(r, d);
+        if d == Direction::Out
+            && r.rule.action == Action::Pass
+            && self.opts.out_log == OutLog::AfterNat
+        {
+            let index = match self.out_logs.iter().position(|p| *p == prefix) {
+                Some(i) => i,
+                None => {
+                    self.out_logs.push(prefix);
+                    self.out_logs.len() - 1
+                }
+            };
+            // 4095 prefixes at most: checked in compile().
+            let mark = ((index as u32 + 1) << 20) & OUT_LOG_MASK;
+            return json!({"mangle": {"key": {"meta": {"key": "mark"}}, "value":
+                {"|": [{"&": [meta("mark"), !OUT_LOG_MASK]}, mark]}}});
+        }
+        json!({"log": {"prefix": prefix, "group": self.opts.nflog_group}})
+    }
+
+    /// Rules of a `pass ... keep state (limit N)` rule's alternatives that
+    /// block a new session once N are kept (`ct count over N`): IPFilter
+    /// blocks a packet whose state it cannot add.
+    fn state_limit(
+        &mut self,
+        chain: &str,
+        r: &Numbered<'_>,
+        alternatives: &[Vec<Value>],
+    ) -> Result<(), CompileError> {
+        if let (Action::Pass, true, Some(n)) =
+            (r.rule.action, r.rule.keep_state, r.rule.state_limit)
+        {
+            let tail = vec![
+                json!({"ct count": {"val": n, "inv": true}}),
+                json!({"counter": counter_name(r)}),
+                json!({"drop": null}),
+            ];
+            self.emit(chain, r, alternatives, &tail)?;
+        }
+        Ok(())
+    }
+}
+
+/// The `ct label` bit of interface `linux` in a state binding slot:
+/// 1..=30 from FNV-1a of the name, so a re-apply with other interfaces
+/// keeps the bits of the sessions already bound (two names on one bit are
+/// not told apart: the binding is looser, never wrong).
+fn interface_bit(linux: &str) -> u32 {
+    let mut h: u32 = 0x811c_9dc5;
+    for b in linux.bytes() {
+        h ^= u32::from(b);
+        h = h.wrapping_mul(0x0100_0193);
+    }
+    1 + h % 30
+}
+
+/// IPFilter binds a state entry to the interfaces its packets use: in and
+/// out, for each direction of the session, each learnt from the first
+/// packet that uses it. A packet of the session on another interface is
+/// not let through by the state; the rules decide it.
+///
+/// Here each (hook, direction) slot is 32 bits of the connection's `ct
+/// label` ([`STATE_LABEL_SLOTS`]): bit 0 says the slot is learnt, bit k the
+/// interface ([`interface_bit`]; bit 31 for interfaces the rules do not
+/// name). The base chain learns, then sends a packet whose interface is not
+/// its slot's straight to the rules (`goto DIR_rules`).
+fn bind_state_to_interfaces(b: &mut Builder<'_>, d: Direction, iface: &IfaceMap) {
+    let chain = dir_name(d);
+    let key = match d {
+        Direction::In => "iifname",
+        Direction::Out => "oifname",
+    };
+    let mut names: Vec<&str> = iface.map.values().map(String::as_str).collect();
+    names.sort_unstable();
+    names.dedup();
+    for (ct_dir, base) in STATE_LABEL_SLOTS
+        .iter()
+        .filter(|(dd, _, _)| *dd == d)
+        .map(|(_, cd, base)| (*cd, *base))
+    {
+        let state = [
+            matcher(
+                "==",
+                json!({"&": [{"ct": {"key": "mark"}}, STATE_MARK]}),
+                json!(STATE_MARK),
+            ),
+            matcher("==", json!({"ct": {"key": "direction"}}), json!(ct_dir)),
+        ];
+        let label = |bit: u32| json!({"mangle": {"key": {"ct": {"key": "label"}}, "value": bit}});
+        let mut cases: Vec<(Option<Value>, u32)> = names
+            .iter()
+            .map(|n| (Some(matcher("==", meta(key), json!(n))), interface_bit(n)))
+            .collect();
+        let other = if names.is_empty() {
+            None
+        } else {
+            Some(matcher("!=", meta(key), json!({"set": names})))
+        };
+        cases.push((other, 31));
+        for (if_match, bit) in &cases {
+            // Every tracked packet learns (a session's first packet comes
+            // before its state exists); only a state's packets are held
+            // to what was learnt.
+            let mut learn = vec![state[1].clone()];
+            // `!`: the bit is clear (`!=` would compare all 128 bits).
+            learn.push(matcher("!", json!({"ct": {"key": "label"}}), json!(base)));
+            learn.extend(if_match.clone());
+            learn.push(label(base));
+            learn.push(label(base + bit));
+            b.rule(
+                chain,
+                learn,
+                Some(format!("bind state ({ct_dir}) to {key}")),
+            );
+        }
+        for (if_match, bit) in &cases {
+            let mut other = state.to_vec();
+            // Learnt: a connection without labels (made before any ruleset
+            // used them) is not bound.
+            other.push(matcher("in", json!({"ct": {"key": "label"}}), json!(base)));
+            other.extend(if_match.clone());
+            other.push(matcher(
+                "!",
+                json!({"ct": {"key": "label"}}),
+                json!(base + bit),
+            ));
+            other.push(json!({"goto": {"target": format!("{chain}_rules")}}));
+            b.rule(chain, other, Some(format!("state on another {key}")));
+        }
+    }
+}
+
+/// The `ct label` slots of [`bind_state_to_interfaces`]: (hook, conntrack
+/// direction, first bit).
+pub const STATE_LABEL_SLOTS: [(Direction, &str, u32); 4] = [
+    (Direction::In, "original", 0),
+    (Direction::In, "reply", 32),
+    (Direction::Out, "original", 64),
+    (Direction::Out, "reply", 96),
+];
+
+/// `update @keep_frags { ct DIR ip saddr . ct DIR ip daddr . meta l4proto }`
+/// for both directions of the connection: the addresses its packets carry
+/// on the wire before any NAT, which is what a fragment shows before
+/// reassembly.
+fn keep_frags_updates() -> [Value; 2] {
+    ["original", "reply"].map(|dir| {
+        json!({"set": {"op": "update", "elem": {"concat": [
+            {"ct": {"key": "ip saddr", "dir": dir}},
+            {"ct": {"key": "ip daddr", "dir": dir}},
+            meta("l4proto")]},
+            "set": format!("@{KEEP_FRAGS_SET}")}})
+    })
 }
 
 /// Compile filter and NAT rules into one nftables JSON ruleset.
@@ -581,8 +1022,15 @@ pub fn compile(
     // Number the rules per (group, direction) and give each an id.
     let mut counts: HashMap<(u32, Direction), usize> = HashMap::new();
     let mut numbered = Vec::new();
+    let mut accounting: HashMap<Direction, usize> = HashMap::new();
     for (i, rule) in ipf.rules.iter().enumerate() {
-        let n = counts.entry((rule.group, rule.direction)).or_insert(0);
+        refuse(rule)?;
+        // Accounting rules are a list of their own (ipf(5) `count`).
+        let n = if rule.action == Action::Count {
+            accounting.entry(rule.direction).or_insert(0)
+        } else {
+            counts.entry((rule.group, rule.direction)).or_insert(0)
+        };
         *n += 1;
         let id = u32::try_from(i + 1).map_err(|_| CompileError::Unsupported {
             line: rule.line,
@@ -605,12 +1053,6 @@ pub fn compile(
     let mut heads: HashMap<u32, (Direction, usize)> = HashMap::new();
     for r in &numbered {
         if let Some(h) = r.rule.head {
-            if r.rule.quick {
-                return Err(CompileError::Unsupported {
-                    line: r.rule.line,
-                    what: "`quick` together with `head`",
-                });
-            }
             if let Some(&(_, first)) = heads.get(&h) {
                 return Err(CompileError::HeadTwice {
                     line: r.rule.line,
@@ -669,6 +1111,7 @@ pub fn compile(
         cmds: vec![json!({"metainfo": {"json_schema_version": 1}})],
         iface,
         opts,
+        out_logs: Vec::new(),
     };
     let filter = json!({"table": {"family": "inet", "name": FILTER_TABLE}});
     b.cmds.push(json!({"add": filter.clone()}));
@@ -682,12 +1125,17 @@ pub fn compile(
         infos.push(RuleInfo {
             line: r.rule.line,
             file: "ipf",
-            label: format!(
-                "@{}:{} {}",
-                r.rule.group,
-                r.number,
-                dir_name(r.rule.direction)
-            ),
+            // Accounting rules are a list of their own (`ipfstat -a`).
+            label: if r.rule.action == Action::Count {
+                format!("count:{} {}", r.number, dir_name(r.rule.direction))
+            } else {
+                format!(
+                    "@{}:{} {}",
+                    r.rule.group,
+                    r.number,
+                    dir_name(r.rule.direction)
+                )
+            },
             counter: name,
             family: "inet",
             table: FILTER_TABLE,
@@ -698,6 +1146,75 @@ pub fn compile(
     // The servers' holes (crate::holes), empty here; group chains. Both
     // created before the jumps to them.
     b.cmds.push(holes::services_chain());
+    b.cmds.push(json!({"add": {"set": {
+        "family": "inet", "table": FILTER_TABLE, "name": KEEP_FRAGS_SET,
+        "type": ["ipv4_addr", "ipv4_addr", "inet_proto"],
+        "flags": ["timeout"], "timeout": KEEP_FRAGS_TIMEOUT, "size": 65535}}}));
+    // Accounting rules (`count`): every one that matches counts.
+    for d in [Direction::In, Direction::Out] {
+        let chain = format!("count_{}", dir_name(d));
+        let mut made = false;
+        for r in numbered
+            .iter()
+            .filter(|r| r.rule.action == Action::Count && r.rule.direction == d)
+        {
+            if !made {
+                b.chain(&chain);
+                made = true;
+            }
+            let alts = rule_alternatives(r.rule)?;
+            b.emit(&chain, r, &alts, &[json!({"counter": counter_name(r)})])?;
+        }
+    }
+    // Answers of `return-rst` / `return-icmp` `in` rules: nftables rejects
+    // only at input and forward (and output), after the `in` rules decided.
+    let codes: BTreeSet<u8> = numbered
+        .iter()
+        .filter_map(|r| match r.rule.ret {
+            Some(BlockReturn::Icmp(c)) | Some(BlockReturn::IcmpAsDest(c)) => {
+                Some(c.unwrap_or(DEFAULT_RETURN_ICMP_CODE))
+            }
+            _ => None,
+        })
+        .collect();
+    let rst = numbered
+        .iter()
+        .any(|r| r.rule.ret == Some(BlockReturn::Rst));
+    if rst || !codes.is_empty() {
+        for (chain, hook) in [("return_input", "input"), ("return_forward", "forward")] {
+            b.base_chain(chain, hook, 0);
+            if rst {
+                b.rule(
+                    chain,
+                    vec![
+                        matcher("==", meta("mark"), json!(RETURN_MARK | RETURN_RST)),
+                        matcher("==", meta("l4proto"), json!("tcp")),
+                        json!({"reject": {"type": "tcp reset"}}),
+                    ],
+                    Some("return-rst".to_string()),
+                );
+                // return-rst on anything but TCP: blocked, no answer.
+                b.rule(
+                    chain,
+                    vec![
+                        matcher("==", meta("mark"), json!(RETURN_MARK | RETURN_RST)),
+                        json!({"drop": null}),
+                    ],
+                    None,
+                );
+            }
+            for &code in &codes {
+                b.rule(
+                    chain,
+                    vec![
+                        matcher("==", meta("mark"), json!(RETURN_MARK | u32::from(code))),
+                        json!({"reject": {"type": "icmp", "expr": code}}),
+                    ],
+                    Some(format!("return-icmp({code})")),
+                );
+            }
+        }
+    }
     let groups: BTreeSet<(u32, Direction)> = reachable;
     for &(g, d) in &groups {
         b.chain(&format!("g{g}_{}_quick", dir_name(d)));
@@ -706,7 +1223,9 @@ pub fn compile(
     for &(g, d) in &groups {
         let list: Vec<&Numbered<'_>> = numbered
             .iter()
-            .filter(|r| r.rule.group == g && r.rule.direction == d)
+            .filter(|r| {
+                r.rule.group == g && r.rule.direction == d && r.rule.action != Action::Count
+            })
             .collect();
         let quick_chain = format!("g{g}_{}_quick", dir_name(d));
         let last_chain = format!("g{g}_{}_last", dir_name(d));
@@ -720,12 +1239,30 @@ pub fn compile(
                     &alts,
                     &[json!({"jump": {"target": target}})],
                 )?;
+                if r.rule.quick {
+                    // A `quick` head: the group's last match, else the
+                    // head's own verdict, ends the walk.
+                    let target = format!("g{h}_{}_last", dir_name(d));
+                    b.emit(
+                        &quick_chain,
+                        r,
+                        &alts,
+                        &[json!({"jump": {"target": target}})],
+                    )?;
+                    b.state_limit(&quick_chain, r, &alts)?;
+                    let tail = b.verdict(r);
+                    b.emit(&quick_chain, r, &alts, &tail)?;
+                }
             } else if r.rule.quick {
+                b.state_limit(&quick_chain, r, &alts)?;
                 let tail = b.verdict(r);
                 b.emit(&quick_chain, r, &alts, &tail)?;
             }
         }
         for r in list.iter().rev() {
+            if r.rule.quick {
+                continue;
+            }
             let alts = rule_alternatives(r.rule)?;
             if let Some(h) = r.rule.head {
                 let target = format!("g{h}_{}_last", dir_name(d));
@@ -735,12 +1272,10 @@ pub fn compile(
                     &alts,
                     &[json!({"jump": {"target": target}})],
                 )?;
-                let tail = b.verdict(r);
-                b.emit(&last_chain, r, &alts, &tail)?;
-            } else if !r.rule.quick {
-                let tail = b.verdict(r);
-                b.emit(&last_chain, r, &alts, &tail)?;
             }
+            b.state_limit(&last_chain, r, &alts)?;
+            let tail = b.verdict(r);
+            b.emit(&last_chain, r, &alts, &tail)?;
         }
     }
 
@@ -758,8 +1293,39 @@ pub fn compile(
             ],
             None,
         );
+        // Only fragments are decided here; whole packets after conntrack.
+        b.rule(
+            "in_defrag",
+            vec![
+                matcher(
+                    "==",
+                    json!({"&": [payload("ip", "frag-off"), 0x3fff]}),
+                    json!(0),
+                ),
+                json!({"accept": null}),
+            ],
+            None,
+        );
+        // State first (ipf.conf(5) `keep frags`): fragments between the
+        // ends of a session a `keep state keep frags` rule let in.
+        b.rule(
+            "in_defrag",
+            vec![
+                matcher(
+                    "==",
+                    json!({"concat": [payload("ip", "saddr"), payload("ip", "daddr"),
+                        meta("l4proto")]}),
+                    json!(format!("@{KEEP_FRAGS_SET}")),
+                ),
+                json!({"accept": null}),
+            ],
+            Some("fragments of kept state (keep frags)".to_string()),
+        );
         for r in &numbered[..=last] {
-            if r.rule.group != 0 || r.rule.direction != Direction::In {
+            if r.rule.group != 0
+                || r.rule.direction != Direction::In
+                || r.rule.action == Action::Count
+            {
                 continue;
             }
             if r.rule.head.is_some() {
@@ -777,11 +1343,27 @@ pub fn compile(
             }
             let mut tail = b.verdict(r);
             // No conntrack yet: a state mark cannot be set here.
-            tail.retain(|v| v.get("mangle").is_none());
+            tail.retain(|v| {
+                v.get("set").is_none()
+                    && v.get("mangle").is_none_or(|m| m["key"].get("ct").is_none())
+            });
             b.emit("in_defrag", r, &alts, &tail)?;
         }
     }
 
+    // The rules proper, after the state table (or instead of it, for a
+    // packet of a state on another interface than the state's).
+    for d in [Direction::In, Direction::Out] {
+        let chain = format!("{}_rules", dir_name(d));
+        b.chain(&chain);
+        for pass in ["quick", "last"] {
+            b.rule(
+                &chain,
+                vec![json!({"jump": {"target": format!("g0_{}_{pass}", dir_name(d))}})],
+                None,
+            );
+        }
+    }
     for d in [Direction::In, Direction::Out] {
         let chain = dir_name(d);
         let hook = match d {
@@ -803,7 +1385,34 @@ pub fn compile(
                 vec![holes::jump_to_services()],
                 Some("holes for this host's servers".to_string()),
             );
+            if last_frag.is_some() && (rst || !codes.is_empty()) {
+                // Blocked with a return before reassembly (in_defrag).
+                b.rule(
+                    chain,
+                    vec![
+                        matcher(
+                            "==",
+                            json!({"&": [meta("mark"), RETURN_MASK]}),
+                            json!(RETURN_MARK),
+                        ),
+                        json!({"accept": null}),
+                    ],
+                    None,
+                );
+            }
         }
+        if numbered
+            .iter()
+            .any(|r| r.rule.action == Action::Count && r.rule.direction == d)
+        {
+            b.rule(
+                chain,
+                vec![json!({"jump": {"target": format!("count_{chain}")}})],
+                None,
+            );
+        }
+        // State bound to interfaces, as IPFilter's entries are.
+        bind_state_to_interfaces(&mut b, d, iface);
         // State table first, like IPFilter.
         for r in numbered
             .iter()
@@ -818,8 +1427,12 @@ pub fn compile(
                 matcher("!=", json!({"ct": {"key": "state"}}), json!("invalid")),
                 json!({"counter": counter_name(r)}),
             ];
-            if r.rule.log {
-                expr.push(json!({"log": {"prefix": log_prefix(r, d), "group": opts.nflog_group}}));
+            // `log first`: only the packet that made the state.
+            if r.rule.log && !r.rule.log_opts.first {
+                expr.push(b.log(r, d));
+            }
+            if r.rule.keep_frags && d == Direction::In {
+                expr.extend(keep_frags_updates());
             }
             expr.push(json!({"accept": null}));
             b.rule(
@@ -846,14 +1459,36 @@ pub fn compile(
         );
         b.rule(
             chain,
-            vec![json!({"jump": {"target": format!("g0_{chain}_quick")}})],
+            vec![json!({"goto": {"target": format!("{chain}_rules")}})],
             None,
         );
-        b.rule(
-            chain,
-            vec![json!({"jump": {"target": format!("g0_{chain}_last")}})],
-            None,
-        );
+    }
+
+    // Out log lines after source NAT (OutLog::AfterNat): srcnat is at 100.
+    if !b.out_logs.is_empty() {
+        if b.out_logs.len() >= (OUT_LOG_MASK >> 20) as usize {
+            return Err(CompileError::Unsupported {
+                line: 0,
+                what: "more than 4094 distinct logging `out` pass rules",
+            });
+        }
+        b.base_chain("out_log", "postrouting", 150);
+        for (i, prefix) in b.out_logs.clone().iter().enumerate() {
+            b.rule(
+                "out_log",
+                vec![
+                    matcher(
+                        "==",
+                        json!({"&": [meta("mark"), OUT_LOG_MASK]}),
+                        json!((i as u32 + 1) << 20),
+                    ),
+                    json!({"log": {"prefix": prefix, "group": opts.nflog_group}}),
+                    json!({"mangle": {"key": {"meta": {"key": "mark"}}, "value":
+                        {"&": [meta("mark"), !OUT_LOG_MASK]}}}),
+                ],
+                Some("logged by an out rule, after NAT".to_string()),
+            );
+        }
     }
 
     compile_nat(&mut b, ipnat, &mut infos)?;
@@ -1059,9 +1694,9 @@ mod tests {
             matches!(e, CompileError::GroupUnreachable { line: 2, .. }),
             "{e}"
         );
-        let e = compile_text("pass in quick all head 5\n").unwrap_err();
+        let e = compile_text("pass in all\nskip 1 in all\n").unwrap_err();
         assert!(
-            matches!(e, CompileError::Unsupported { line: 1, .. }),
+            matches!(e, CompileError::Refused { line: 2, ref construct, .. } if construct == "skip 1"),
             "{e}"
         );
         let e = compile_text("block out quick all with frag\n").unwrap_err();

@@ -5,8 +5,9 @@ use std::net::Ipv4Addr;
 
 use proptest::prelude::*;
 use tsunagi_policy::ast::{
-    Action, AddrMatch, Direction, FilterRule, IpfRules, IpnatRules, NatRule, PortMap, PortMatch,
-    PortOp, Proto, RdrProto, TcpFlags, WithOpt,
+    Action, AddrMatch, BlockReturn, Direction, FilterRule, IcmpMatch, IpOpt, IpfRules, IpnatRules,
+    LogOpts, NatRule, PortMap, PortMatch, PortOp, Proto, RdrProto, RouteOpt, TcpFlags, Via,
+    WithOpt,
 };
 use tsunagi_policy::{compile, parse_ipf, parse_ipnat, IfaceMap, Options};
 
@@ -56,9 +57,85 @@ fn proto() -> impl Strategy<Value = Option<Proto>> {
     ]
 }
 
+/// [`extras_inner`] behind a box: the value tree of one flat strategy this
+/// wide overflows a test thread's stack in debug builds.
+fn extras() -> BoxedStrategy<Extras> {
+    extras_inner().boxed()
+}
+
+/// The constructs beyond seed 000 (issue 16's list).
+#[derive(Debug, Clone)]
+struct Extras {
+    ret: Option<BlockReturn>,
+    log_opts: LogOpts,
+    via: Option<Via>,
+    route: Option<RouteOpt>,
+    src_not: bool,
+    dst_not: bool,
+    icmp: Option<IcmpMatch>,
+    state_limit: Option<u32>,
+    opt: Option<IpOpt>,
+}
+
+fn icmp_code() -> impl Strategy<Value = Option<u8>> {
+    proptest::option::of(any::<u8>())
+}
+
+prop_compose! {
+    fn extras_inner()(
+        ret in proptest::option::of(prop_oneof![
+            Just(BlockReturn::Rst),
+            icmp_code().prop_map(BlockReturn::Icmp),
+            icmp_code().prop_map(BlockReturn::IcmpAsDest),
+        ]),
+        body in any::<bool>(),
+        first in any::<bool>(),
+        level in proptest::option::of(prop_oneof![
+            Just("info".to_string()),
+            Just("local0.notice".to_string()),
+            Just("security.debug".to_string()),
+        ]),
+        via in proptest::option::of(prop_oneof![
+            iface().prop_map(Via::In),
+            iface().prop_map(Via::Out),
+        ]),
+        route in proptest::option::of(prop_oneof![
+            Just(RouteOpt::FastRoute),
+            (iface(), proptest::option::of(any::<u32>()))
+                .prop_map(|(i, a)| RouteOpt::To(i, a.map(Ipv4Addr::from))),
+            (iface(), proptest::option::of(any::<u32>()))
+                .prop_map(|(i, a)| RouteOpt::DupTo(i, a.map(Ipv4Addr::from))),
+        ]),
+        src_not in any::<bool>(),
+        dst_not in any::<bool>(),
+        icmp in proptest::option::of((any::<u8>(), proptest::option::of(any::<u8>()))
+            .prop_map(|(ty, code)| IcmpMatch { ty, code })),
+        state_limit in proptest::option::of(1u32..100_000),
+        opt in proptest::option::of(proptest::sample::select(
+            IpOpt::ALL.iter().map(|(o, _)| *o).collect::<Vec<_>>())),
+    ) -> Extras {
+        Extras {
+            ret,
+            log_opts: LogOpts { body, first, level },
+            via,
+            route,
+            src_not,
+            dst_not,
+            icmp,
+            state_limit,
+            opt,
+        }
+    }
+}
+
 prop_compose! {
     fn filter_rule()(
-        action in prop_oneof![Just(Action::Pass), Just(Action::Block)],
+        action in prop_oneof![
+            Just(Action::Pass),
+            Just(Action::Block),
+            Just(Action::Count),
+            (0u32..20).prop_map(Action::Skip),
+        ],
         direction in prop_oneof![Just(Direction::In), Just(Direction::Out)],
         log in any::<bool>(),
         quick in any::<bool>(),
@@ -76,23 +153,34 @@ prop_compose! {
         keep_frags in any::<bool>(),
         head in proptest::option::of(1u32..500),
         group in prop_oneof![Just(0u32), 1u32..500],
+        x in extras().boxed(),
     ) -> FilterRule {
         let ports = proto.is_some_and(Proto::has_ports) && !all;
         let head = head.filter(|&h| h != group);
+        let mut with = with;
+        with.extend(x.opt.map(WithOpt::Opt));
         FilterRule {
             line: 0,
             action,
             direction,
+            ret: if action == Action::Block { x.ret } else { None },
             log,
+            log_opts: if log { x.log_opts } else { LogOpts::default() },
             quick,
+            via: if interface.is_some() { x.via } else { None },
             interface,
+            route: x.route,
             proto,
             src: if all { AddrMatch::Any } else { src },
+            src_not: !all && x.src_not,
             src_port: if ports { src_port } else { None },
             dst: if all { AddrMatch::Any } else { dst },
+            dst_not: !all && x.dst_not,
             dst_port: if ports { dst_port } else { None },
             all,
             with,
+            icmp: if proto == Some(Proto::Icmp) { x.icmp } else { None },
+            state_limit: if keep_state { x.state_limit } else { None },
             flags: if proto == Some(Proto::Tcp) {
                 flags.map(|(set, mask)| TcpFlags { set, mask })
             } else {

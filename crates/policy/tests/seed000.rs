@@ -75,7 +75,16 @@ fn seed_rules_parse_as_written() {
 fn seed_rules_compile_to_one_ruleset() {
     let ipf = parse_ipf(IPF).unwrap();
     let ipnat = parse_ipnat(IPNAT).unwrap();
-    let c = compile(&ipf, &ipnat, &map(), &Options { nflog_group: 5 }).unwrap();
+    let c = compile(
+        &ipf,
+        &ipnat,
+        &map(),
+        &Options {
+            nflog_group: 5,
+            ..Options::default()
+        },
+    )
+    .unwrap();
     let text = c.to_json();
     // Replaces itself: add, delete, add of both tables, in one document.
     let cmds = c.ruleset["nftables"].as_array().unwrap();

@@ -10,6 +10,7 @@
 //! forwarding = true                     # net.ipv4.ip_forward at start; omit to leave it
 //! keep_on_exit = false                  # keep the nftables tables when the daemon stops
 //! nflog_group = 1                       # NFLOG group of `log` rules
+//! ipmon_out = "after-nat"                # out passes logged after map (IPFilter's); "before-nat"
 //! log_file = "/var/log/ipf.log"         # ipmon lines; omit: the daemon's log
 //! ```
 //!
@@ -42,7 +43,8 @@ use tracing::{info, warn};
 use tsunagi_host::holes::{hole_counts, hole_table, HoleSet};
 pub use tsunagi_host::holes::{Hole, HoleProtocol, OpenHoles};
 use tsunagi_host::policy_apply::{
-    check_rules_file, hit_table, ipmon_timestamp, IpmonLog, LoadedPolicy, PolicyError,
+    check_rules_file, fold_identical, hit_table, ipmon_timestamp, with_count, IpmonLog,
+    LoadedPolicy, Options, PolicyError,
 };
 use tsunagi_host::policy_route;
 
@@ -55,7 +57,10 @@ impl PolicySettings {
             self.ipf.as_deref(),
             self.ipnat.as_deref(),
             &self.interfaces,
-            self.nflog_group,
+            &Options {
+                nflog_group: self.nflog_group,
+                out_log: self.out_log,
+            },
         )
     }
 }
@@ -333,7 +338,9 @@ async fn ipmon_lines(log: IpmonLog, file: Option<PathBuf>) {
     loop {
         match log.next_lines().await {
             Ok(lines) => {
-                for line in lines {
+                // ipmon's `Nx`: identical consecutive records read together.
+                for (count, line) in fold_identical(lines) {
+                    let line = with_count(count, &line);
                     match &mut out {
                         Some(f) => {
                             let _ = writeln!(f, "{} {line}", ipmon_timestamp(SystemTime::now()));

@@ -145,6 +145,7 @@ fn holes_survive_policy_start_and_not_a_kept_policy() {
         keep_on_exit: true,
         nflog_group: 7,
         log_file: None,
+        out_log: Default::default(),
     };
     let client = scratch.client.clone();
     in_ns(&scratch.server, || {

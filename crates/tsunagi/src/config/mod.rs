@@ -1037,6 +1037,19 @@ tun_offload = true              # default true: TCP super-packets (TSO/GSO on th
         .unwrap();
         let s = raw.validate().unwrap();
         assert_eq!(s.nflog_group, 1);
+        assert_eq!(s.out_log, tsunagi_host::policy_apply::OutLog::AfterNat);
+        let raw: RawPolicy =
+            toml::from_str("ipf = \"/etc/ipf.rules\"\nipmon_out = \"before-nat\"\n").unwrap();
+        assert_eq!(
+            raw.validate().unwrap().out_log,
+            tsunagi_host::policy_apply::OutLog::BeforeNat
+        );
+        let raw: RawPolicy =
+            toml::from_str("ipf = \"/etc/ipf.rules\"\nipmon_out = \"later\"\n").unwrap();
+        assert!(raw
+            .validate()
+            .unwrap_err()
+            .starts_with("policy.ipmon_out: "));
         assert_eq!(s.interfaces["tun0"], "ts-labs");
         assert!(!s.keep_on_exit);
         let raw: RawPolicy = toml::from_str("interfaces = { em0 = \"eth0\" }\n").unwrap();

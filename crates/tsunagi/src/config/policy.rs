@@ -5,6 +5,8 @@ use std::path::PathBuf;
 
 use serde::Deserialize;
 
+use tsunagi_host::policy_apply::OutLog;
+
 use super::common::MAX_IFNAME_LEN;
 
 /// `[policy]` as written.
@@ -20,6 +22,7 @@ pub struct RawPolicy {
     keep_on_exit: bool,
     nflog_group: Option<u16>,
     log_file: Option<PathBuf>,
+    ipmon_out: Option<String>,
 }
 
 /// `[policy]`, validated.
@@ -39,6 +42,10 @@ pub struct PolicySettings {
     pub nflog_group: u16,
     /// Where ipmon lines go; `None`: the daemon's log.
     pub log_file: Option<PathBuf>,
+    /// `ipmon_out`: log lines of packets `out` rules pass taken after
+    /// `map` (`after-nat`, IPFilter's, the default) or where the rule
+    /// matched (`before-nat`, leaves the packet mark alone).
+    pub out_log: OutLog,
 }
 
 impl RawPolicy {
@@ -54,6 +61,15 @@ impl RawPolicy {
                 ));
             }
         }
+        let out_log = match self.ipmon_out.as_deref() {
+            None | Some("after-nat") => OutLog::AfterNat,
+            Some("before-nat") => OutLog::BeforeNat,
+            Some(other) => {
+                return Err(format!(
+                    "policy.ipmon_out: {other:?} is neither \"after-nat\" nor \"before-nat\""
+                ))
+            }
+        };
         Ok(PolicySettings {
             ipf: self.ipf,
             ipnat: self.ipnat,
@@ -62,6 +78,7 @@ impl RawPolicy {
             keep_on_exit: self.keep_on_exit,
             nflog_group: self.nflog_group.unwrap_or(1),
             log_file: self.log_file,
+            out_log,
         })
     }
 }

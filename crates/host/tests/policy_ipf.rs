@@ -1,0 +1,635 @@
+//! IPFilter's semantics and the `ipf.conf(5)` constructs of issue 16 on real
+//! packets, with the ruleset applied by `nft` in a gateway namespace:
+//!
+//! ```text
+//!  C (client)           G (gateway, rules here)             M (router)        S (server)
+//!  c0 10.16.1.2 ------- gin 10.16.1.1 [em1]
+//!                       gout 10.16.2.1 [em0] -- MTU 576 --- mg 10.16.2.2
+//!                                                           ms 10.16.3.1 ---- s0 10.16.3.2
+//! ```
+//!
+//! S sends without DF (`ip_no_pmtu_disc`), so its full-sized TCP segments
+//! reach G in fragments (M's link to G has an MTU of 576). Checked: state
+//! first (a kept session's fragments and its packets carrying an IP option
+//! pass; an unsolicited fragment and an option packet with no state are
+//! blocked and logged `@0:1`), `return-rst` answers with an RST,
+//! `return-icmp(host-unr)` with that code, `icmp-type` by number and by
+//! name, `count` with `with ipopts`.
+//!
+//! Needs root, `nft` and `ping`: `#[ignore]`d, run by CI as root with
+//! `--include-ignored`. Every namespace is deleted on drop, so a failing
+//! test leaves nothing behind.
+
+use std::io::{self, Read, Write};
+use std::net::{Ipv4Addr, SocketAddrV4, TcpListener, TcpStream, UdpSocket};
+use std::os::fd::AsRawFd;
+use std::time::{Duration, Instant};
+
+use socket2::{Domain, Protocol, SockAddr, Socket, Type};
+use tsunagi_host::nflog::{interface_name, NflogSocket};
+use tsunagi_host::{nft, policy_route};
+use tsunagi_policy::{compile, format_ipmon_line, parse_counters, parse_ipf, IfaceMap, Options};
+
+mod support;
+use support::Netns;
+
+const WAIT: Duration = Duration::from_millis(600);
+
+const RULES: &str = "\
+block in log quick all with ipopts frag
+pass in quick on em1 proto tcp from any to any port = 5003 flags S keep state keep frags
+block return-rst in log quick on em1 proto tcp from any to any port = 5004
+block return-icmp(host-unr) in quick on em1 proto udp from any to any port = 5005
+block in log quick on em1 proto icmp all icmp-type 13
+pass in quick on em1 proto icmp all icmp-type echo keep state
+block in log quick on em1 proto icmp all
+count in on em1 proto tcp all with ipopts
+block in log on em0 all
+block in log on em1 all
+";
+
+fn v4(a: &str) -> Ipv4Addr {
+    a.parse().expect("test address")
+}
+
+struct Topology {
+    c: Netns,
+    g: Netns,
+    m: Netns,
+    s: Netns,
+    map: IfaceMap,
+}
+
+fn topology() -> Topology {
+    let ns = |tag| Netns::create("tsunagi-ipf", tag).with_loopback();
+    let (c, g, m, s) = (ns("c"), ns("g"), ns("m"), ns("s"));
+    g.ip(&[
+        "link", "add", "gin", "type", "veth", "peer", "name", "c0", "netns", &c.name,
+    ]);
+    g.ip(&[
+        "link", "add", "gout", "type", "veth", "peer", "name", "mg", "netns", &m.name,
+    ]);
+    m.ip(&[
+        "link", "add", "ms", "type", "veth", "peer", "name", "s0", "netns", &s.name,
+    ]);
+    for (n, dev, addr) in [
+        (&c, "c0", "10.16.1.2/24"),
+        (&g, "gin", "10.16.1.1/24"),
+        (&g, "gout", "10.16.2.1/24"),
+        (&m, "mg", "10.16.2.2/24"),
+        (&m, "ms", "10.16.3.1/24"),
+        (&s, "s0", "10.16.3.2/24"),
+    ] {
+        n.ip(&["addr", "add", addr, "dev", dev]);
+    }
+    for (n, dev) in [(&g, "gout"), (&m, "mg")] {
+        n.ip(&["link", "set", dev, "mtu", "576"]);
+    }
+    for (n, dev) in [
+        (&c, "c0"),
+        (&g, "gin"),
+        (&g, "gout"),
+        (&m, "mg"),
+        (&m, "ms"),
+        (&s, "s0"),
+    ] {
+        n.ip(&["link", "set", dev, "up"]);
+    }
+    c.ip(&["route", "add", "default", "via", "10.16.1.1"]);
+    g.ip(&["route", "add", "default", "via", "10.16.2.2"]);
+    m.ip(&["route", "add", "10.16.1.0/24", "via", "10.16.2.1"]);
+    s.ip(&["route", "add", "default", "via", "10.16.3.1"]);
+    for n in [&g, &m] {
+        n.run(|| policy_route::set_ip_forwarding(true))
+            .expect("ip_forward");
+    }
+    // S's packets leave without DF: M fragments them towards G.
+    s.sysctl("net.ipv4.ip_no_pmtu_disc=1");
+    for (n, dev) in [
+        (&c, "c0"),
+        (&g, "gin"),
+        (&g, "gout"),
+        (&m, "mg"),
+        (&m, "ms"),
+        (&s, "s0"),
+    ] {
+        n.wait_link_up(dev);
+    }
+    let mut map = IfaceMap::new();
+    map.insert("em0", "gout").insert("em1", "gin");
+    Topology { c, g, m, s, map }
+}
+
+/// `connect` from C to S:port with `options` (IP header options) set on
+/// the socket first, if any.
+fn connect(c: &Netns, port: u16, options: Option<&[u8]>) -> io::Result<TcpStream> {
+    c.run(|| {
+        let s = Socket::new(Domain::IPV4, Type::STREAM, Some(Protocol::TCP))?;
+        if let Some(o) = options {
+            set_ip_options(&s, o)?;
+        }
+        s.connect_timeout(
+            &SockAddr::from(SocketAddrV4::new(v4("10.16.3.2"), port)),
+            WAIT,
+        )?;
+        Ok(TcpStream::from(s))
+    })
+}
+
+/// IP_OPTIONS (ip(7)): the options every later packet of the socket carries.
+fn set_ip_options(s: &impl AsRawFd, options: &[u8]) -> io::Result<()> {
+    // SAFETY: passes a live buffer and its length; the kernel copies it.
+    let rc = unsafe {
+        libc::setsockopt(
+            s.as_raw_fd(),
+            libc::IPPROTO_IP,
+            libc::IP_OPTIONS,
+            options.as_ptr().cast(),
+            options.len() as libc::socklen_t,
+        )
+    };
+    if rc < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}
+
+fn accept(l: &TcpListener) -> Option<TcpStream> {
+    let deadline = Instant::now() + WAIT;
+    loop {
+        match l.accept() {
+            Ok((s, _)) => {
+                s.set_nonblocking(false).expect("blocking");
+                s.set_read_timeout(Some(WAIT)).expect("timeout");
+                return Some(s);
+            }
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock && Instant::now() < deadline => {
+                std::thread::sleep(Duration::from_millis(10))
+            }
+            Err(_) => return None,
+        }
+    }
+}
+
+/// Read exactly `n` octets, or what arrived before the timeout.
+fn read_n(s: &mut TcpStream, n: usize) -> Vec<u8> {
+    s.set_read_timeout(Some(WAIT)).expect("timeout");
+    let mut got = Vec::new();
+    let mut buf = [0u8; 4096];
+    while got.len() < n {
+        match s.read(&mut buf) {
+            Ok(0) | Err(_) => break,
+            Ok(k) => got.extend_from_slice(&buf[..k]),
+        }
+    }
+    got
+}
+
+fn counters(g: &Netns) -> std::collections::BTreeMap<String, u64> {
+    let json = g
+        .run(|| nft::list_counters_json("inet", "tsunagi"))
+        .expect("list counters");
+    parse_counters(&json)
+        .expect("counter JSON")
+        .into_iter()
+        .map(|(k, v)| (k, v.packets))
+        .collect()
+}
+
+/// `Ip: ReasmOKs` of /proc/net/snmp in `n`: datagrams reassembled there.
+fn reassembled(n: &Netns) -> u64 {
+    let snmp = support::run("ip", &["netns", "exec", &n.name, "cat", "/proc/net/snmp"]);
+    let mut ip = snmp.lines().filter(|l| l.starts_with("Ip:"));
+    let (names, values) = (ip.next().expect("Ip names"), ip.next().expect("Ip values"));
+    let at = names
+        .split_whitespace()
+        .position(|w| w == "ReasmOKs")
+        .expect("ReasmOKs");
+    values
+        .split_whitespace()
+        .nth(at)
+        .and_then(|v| v.parse().ok())
+        .expect("ReasmOKs value")
+}
+
+/// RFC 791 header checksum.
+fn ip_checksum(h: &[u8]) -> u16 {
+    let mut sum: u32 = h
+        .chunks(2)
+        .map(|c| u32::from(u16::from_be_bytes([c[0], c[1]])))
+        .sum();
+    while sum > 0xffff {
+        sum = (sum & 0xffff) + (sum >> 16);
+    }
+    !(sum as u16)
+}
+
+fn ipv4_fragment(src: Ipv4Addr, dst: Ipv4Addr, id: u16, frag: u16, body: &[u8]) -> Vec<u8> {
+    let total = (20 + body.len()) as u16;
+    let mut p = vec![0x45, 0];
+    p.extend_from_slice(&total.to_be_bytes());
+    p.extend_from_slice(&id.to_be_bytes());
+    p.extend_from_slice(&frag.to_be_bytes());
+    p.extend_from_slice(&[64, 17, 0, 0]);
+    p.extend_from_slice(&src.octets());
+    p.extend_from_slice(&dst.octets());
+    let c = ip_checksum(&p);
+    p[10..12].copy_from_slice(&c.to_be_bytes());
+    p.extend_from_slice(body);
+    p
+}
+
+/// The ipmon lines of everything logged so far.
+fn ipmon_lines(t: &Topology, log: &NflogSocket) -> Vec<String> {
+    log.set_read_timeout(Some(Duration::from_millis(300)))
+        .expect("timeout");
+    let mut lines = Vec::new();
+    while let Ok(packets) = log.recv() {
+        for p in packets {
+            let index = if p.prefix.contains(" IN") {
+                p.indev
+            } else {
+                p.outdev
+            };
+            let index = index.expect("NFLOG packet has its interface");
+            let linux = t.g.run(|| interface_name(index)).expect("ifname");
+            let name = t.map.rules_name(&linux).unwrap_or(&linux).to_string();
+            lines.push(format_ipmon_line(&name, &p.prefix, &p.payload).expect("ipmon line"));
+        }
+    }
+    lines
+}
+
+#[test]
+#[ignore = "needs root, network namespaces, nft and ping (CI runs it as root)"]
+fn state_first_returns_and_icmp_types_on_real_packets() {
+    support::require_netns(&["nft", "ping", "sysctl"]);
+    let t = topology();
+    let ipf = parse_ipf(RULES).expect("rules");
+    let compiled = compile(
+        &ipf,
+        &Default::default(),
+        &t.map,
+        &Options {
+            nflog_group: 7,
+            ..Options::default()
+        },
+    )
+    .expect("compile");
+    let log = t.g.run(|| NflogSocket::bind(7)).expect("NFLOG bind");
+    t.g.run(|| nft::apply(&compiled.to_json()))
+        .expect("nft apply");
+
+    // A kept session whose inbound segments arrive at G in fragments.
+    let listener =
+        t.s.run(|| TcpListener::bind("10.16.3.2:5003").expect("listen"));
+    listener.set_nonblocking(true).expect("nonblocking");
+    let reasm_before = reassembled(&t.g);
+    let mut client = connect(&t.c, 5003, None).expect("SYN passes, keep state");
+    let mut server = accept(&listener).expect("accepted");
+    let big: Vec<u8> = (0..6000u32).map(|i| (i % 251) as u8).collect();
+    server.write_all(&big).expect("server writes");
+    assert_eq!(
+        read_n(&mut client, big.len()),
+        big,
+        "the fragmented segments of a kept session pass (keep frags)"
+    );
+    assert!(
+        reassembled(&t.g) > reasm_before,
+        "the segments did reach G in fragments"
+    );
+
+    // The same session's packets carrying an IP option (NOPs) pass too.
+    set_ip_options(&client, &[1, 1, 1, 0]).expect("IP_OPTIONS");
+    client.write_all(b"with options").expect("client writes");
+    assert_eq!(read_n(&mut server, 12), b"with options");
+    let after = counters(&t.g);
+    assert!(
+        after["ipf_count_in_1"] >= 1,
+        "the option packets were seen (count ... with ipopts): {after:?}"
+    );
+
+    // With no state, an option packet is blocked and logged by @0:1.
+    let before = counters(&t.g);
+    assert!(connect(&t.c, 5003, Some(&[1, 1, 1, 0])).is_err());
+    let after = counters(&t.g);
+    assert!(
+        after["ipf_g0_in_1"] > before["ipf_g0_in_1"],
+        "{before:?} {after:?}"
+    );
+
+    // An unsolicited fragmented datagram from S: both fragments @0:1.
+    let udp_listener =
+        t.c.run(|| UdpSocket::bind("10.16.1.2:7000").expect("udp bind"));
+    udp_listener.set_read_timeout(Some(WAIT)).expect("timeout");
+    let mut udp = Vec::new();
+    udp.extend_from_slice(&4000u16.to_be_bytes());
+    udp.extend_from_slice(&7000u16.to_be_bytes());
+    udp.extend_from_slice(&32u16.to_be_bytes());
+    udp.extend_from_slice(&[0, 0]);
+    udp.extend_from_slice(&[b'f'; 24]);
+    let (s_addr, c_addr) = (v4("10.16.3.2"), v4("10.16.1.2"));
+    let before = counters(&t.g);
+    t.s.run(|| {
+        let raw = Socket::new(
+            Domain::IPV4,
+            Type::RAW,
+            Some(Protocol::from(libc::IPPROTO_RAW)),
+        )
+        .expect("raw socket");
+        for p in [
+            ipv4_fragment(s_addr, c_addr, 0x6161, 0x2000, &udp[..16]),
+            ipv4_fragment(s_addr, c_addr, 0x6161, 2, &udp[16..]),
+        ] {
+            raw.send_to(&p, &SockAddr::from(SocketAddrV4::new(c_addr, 0)))
+                .expect("raw send");
+        }
+    });
+    let mut buf = [0u8; 64];
+    assert!(
+        udp_listener.recv_from(&mut buf).is_err(),
+        "an unsolicited fragment is blocked"
+    );
+    let after = counters(&t.g);
+    assert_eq!(after["ipf_g0_in_1"] - before["ipf_g0_in_1"], 2, "{after:?}");
+
+    // return-rst: the connection is refused at once, not timed out.
+    let started = Instant::now();
+    let e = connect(&t.c, 5004, None).expect_err("blocked");
+    assert_eq!(e.kind(), io::ErrorKind::ConnectionRefused, "{e}");
+    assert!(started.elapsed() < WAIT);
+
+    // return-icmp(host-unr): the sender learns "host unreachable" (code 1).
+    let e = t.c.run(|| {
+        let u = UdpSocket::bind("10.16.1.2:0").expect("udp");
+        u.connect("10.16.3.2:5005").expect("connect");
+        // Linux reports a non-fatal unreachable (net, host) to a UDP
+        // socket only with IP_RECVERR (ip(7)).
+        let on: libc::c_int = 1;
+        // SAFETY: passes a live c_int and its size.
+        let rc = unsafe {
+            libc::setsockopt(
+                u.as_raw_fd(),
+                libc::IPPROTO_IP,
+                libc::IP_RECVERR,
+                std::ptr::addr_of!(on).cast(),
+                std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+            )
+        };
+        assert_eq!(rc, 0, "IP_RECVERR");
+        u.set_read_timeout(Some(WAIT)).expect("timeout");
+        u.send(b"x").expect("send");
+        u.recv(&mut [0u8; 8])
+            .expect_err("an ICMP error, not an answer")
+    });
+    assert_eq!(e.raw_os_error(), Some(libc::EHOSTUNREACH), "{e}");
+
+    // icmp-type: echo (by name) passes with its reply; type 13 (by
+    // number, timestamp) is blocked and logged.
+    assert!(
+        t.c.exec_ok(&["ping", "-c1", "-W1", "10.16.3.2"]),
+        "icmp-type echo passes"
+    );
+    let before = counters(&t.g);
+    t.c.run(|| {
+        let icmp = Socket::new(Domain::IPV4, Type::RAW, Some(Protocol::ICMPV4)).expect("icmp");
+        let mut ts = vec![13, 0, 0, 0, 0x12, 0x34, 0, 1];
+        ts.extend_from_slice(&[0; 12]);
+        let c = ip_checksum(&ts);
+        ts[2..4].copy_from_slice(&c.to_be_bytes());
+        icmp.send_to(&ts, &SockAddr::from(SocketAddrV4::new(s_addr, 0)))
+            .expect("send timestamp request");
+    });
+    std::thread::sleep(Duration::from_millis(200));
+    let after = counters(&t.g);
+    assert_eq!(after["ipf_g0_in_5"] - before["ipf_g0_in_5"], 1, "{after:?}");
+
+    let lines = ipmon_lines(&t, &log);
+    println!("ipmon lines:\n{}", lines.join("\n"));
+    let has = |pred: &dyn Fn(&str) -> bool, what: &str| {
+        assert!(
+            lines.iter().any(|l| pred(l)),
+            "no {what} in log:\n{}",
+            lines.join("\n")
+        );
+    };
+    has(
+        &|l| {
+            l.starts_with("em1 @0:1 b 10.16.1.2,")
+                && l.contains(" -> 10.16.3.2,5003 PR tcp len 24 ")
+                && l.ends_with(" -S IN")
+        },
+        "option SYN without state",
+    );
+    has(
+        &|l| l == "em0 @0:1 b 10.16.3.2,4000 -> 10.16.1.2,7000 PR udp len 20 36 IN",
+        "first fragment",
+    );
+    has(
+        &|l| l == "em0 @0:1 b 10.16.3.2 -> 10.16.1.2 PR udp len 20 (36) (frag 24929:16@16) IN",
+        "second fragment",
+    );
+    has(
+        &|l| l.starts_with("em1 @0:3 b 10.16.1.2,") && l.ends_with(",5004 PR tcp len 20 60 -S IN"),
+        "return-rst's SYN",
+    );
+    has(
+        &|l| l == "em1 @0:5 b 10.16.1.2 -> 10.16.3.2 PR icmp len 20 40 icmp timestamp/0 IN",
+        "ICMP timestamp request",
+    );
+    // Nothing of the kept session was blocked.
+    assert!(
+        !lines.iter().any(
+            |l| l.contains(",5003 -> 10.16.1.2") || l.contains("10.16.3.2 -> 10.16.1.2 PR tcp")
+        ),
+        "{lines:?}"
+    );
+    drop(t.m);
+}
+
+/// IPFilter's state entries are bound to the interfaces their packets use:
+/// a packet of a kept session that turns up on another interface is not
+/// let through by the state, the rules decide it.
+#[test]
+#[ignore = "needs root, network namespaces and nft (CI runs it as root)"]
+fn state_is_bound_to_its_interfaces() {
+    support::require_netns(&["nft", "sysctl"]);
+    let ns = |tag| Netns::create("tsunagi-ipf", tag).with_loopback();
+    let (c, g, s) = (ns("bc"), ns("bg"), ns("bs"));
+    for (dev, peer, other) in [("gin", "c0", &c), ("gin2", "c1", &c), ("gout", "s0", &s)] {
+        g.ip(&[
+            "link",
+            "add",
+            dev,
+            "type",
+            "veth",
+            "peer",
+            "name",
+            peer,
+            "netns",
+            &other.name,
+        ]);
+    }
+    for (n, dev, addr) in [
+        (&c, "c0", "10.17.1.2/24"),
+        (&c, "c1", "10.17.4.2/24"),
+        (&g, "gin", "10.17.1.1/24"),
+        (&g, "gin2", "10.17.4.1/24"),
+        (&g, "gout", "10.17.3.1/24"),
+        (&s, "s0", "10.17.3.2/24"),
+    ] {
+        n.ip(&["addr", "add", addr, "dev", dev]);
+        n.ip(&["link", "set", dev, "up"]);
+    }
+    c.ip(&["route", "add", "default", "via", "10.17.1.1"]);
+    s.ip(&["route", "add", "default", "via", "10.17.3.1"]);
+    g.run(|| policy_route::set_ip_forwarding(true))
+        .expect("ip_forward");
+    // The session's source arrives on gin2 too: no reverse-path filter.
+    g.sysctl("net.ipv4.conf.all.rp_filter=0");
+    g.sysctl("net.ipv4.conf.gin2.rp_filter=0");
+    for (n, dev) in [
+        (&c, "c0"),
+        (&c, "c1"),
+        (&g, "gin"),
+        (&g, "gin2"),
+        (&g, "gout"),
+        (&s, "s0"),
+    ] {
+        n.wait_link_up(dev);
+    }
+    let mut map = IfaceMap::new();
+    map.insert("em0", "gout")
+        .insert("em1", "gin")
+        .insert("em2", "gin2");
+    let rules = "pass in quick on em1 proto udp from any to any port = 5006 keep state\n\
+                 block in log quick on em2 all\n\
+                 block in on em0 all\n";
+    let ipf = parse_ipf(rules).expect("rules");
+    let compiled = compile(
+        &ipf,
+        &Default::default(),
+        &map,
+        &Options {
+            nflog_group: 8,
+            ..Options::default()
+        },
+    )
+    .expect("compile");
+    let log = g.run(|| NflogSocket::bind(8)).expect("NFLOG bind");
+    g.run(|| nft::apply(&compiled.to_json()))
+        .expect("nft apply");
+
+    let server = s.run(|| UdpSocket::bind("10.17.3.2:5006").expect("bind"));
+    server.set_read_timeout(Some(WAIT)).expect("timeout");
+    let client = c.run(|| UdpSocket::bind("10.17.1.2:6000").expect("bind"));
+    client.set_read_timeout(Some(WAIT)).expect("timeout");
+    let mut buf = [0u8; 64];
+    client.send_to(b"one", "10.17.3.2:5006").expect("send");
+    let (_, peer) = server.recv_from(&mut buf).expect("in on em1: passes");
+    server.send_to(b"back", peer).expect("answer");
+    assert!(
+        client.recv_from(&mut buf).is_ok(),
+        "the answer passes by state"
+    );
+
+    // The same session (same addresses and ports) now enters on gin2.
+    c.ip(&[
+        "route",
+        "replace",
+        "10.17.3.2/32",
+        "via",
+        "10.17.4.1",
+        "dev",
+        "c1",
+    ]);
+    client.send_to(b"two", "10.17.3.2:5006").expect("send");
+    assert!(
+        server.recv_from(&mut buf).is_err(),
+        "a packet of the state on another interface is not let through by it"
+    );
+    log.set_read_timeout(Some(Duration::from_millis(300)))
+        .expect("timeout");
+    let mut lines = Vec::new();
+    while let Ok(packets) = log.recv() {
+        for p in packets {
+            let linux = g
+                .run(|| interface_name(p.indev.expect("indev")))
+                .expect("ifname");
+            let name = map.rules_name(&linux).unwrap_or(&linux).to_string();
+            lines.push(format_ipmon_line(&name, &p.prefix, &p.payload).expect("line"));
+        }
+    }
+    assert!(
+        lines
+            .iter()
+            .any(|l| l == "em2 @0:2 b 10.17.1.2,6000 -> 10.17.3.2,5006 PR udp len 20 31 IN"),
+        "{lines:?}"
+    );
+    // Back on its own interface, the state lets it through again.
+    c.ip(&["route", "del", "10.17.3.2/32"]);
+    client.send_to(b"three", "10.17.3.2:5006").expect("send");
+    assert!(server.recv_from(&mut buf).is_ok(), "back on em1");
+}
+
+/// Every construct the compiler accepts is accepted by the kernel too (one
+/// ruleset with all of them applies), and `keep state (limit N)` holds
+/// the N-th + 1 session back while N are kept.
+#[test]
+#[ignore = "needs root, network namespaces and nft (CI runs it as root)"]
+fn every_accepted_construct_applies_and_state_limits_hold() {
+    support::require_netns(&["nft"]);
+    let ns = |tag| Netns::create("tsunagi-ipf", tag).with_loopback();
+    let (c, g) = (ns("lc"), ns("lg"));
+    g.ip(&[
+        "link", "add", "gx", "type", "veth", "peer", "name", "cx", "netns", &c.name,
+    ]);
+    c.ip(&["addr", "add", "10.18.0.2/24", "dev", "cx"]);
+    g.ip(&["addr", "add", "10.18.0.1/24", "dev", "gx"]);
+    c.ip(&["link", "set", "cx", "up"]);
+    g.ip(&["link", "set", "gx", "up"]);
+    c.wait_link_up("cx");
+    g.wait_link_up("gx");
+    let mut map = IfaceMap::new();
+    map.insert("em0", "gx").insert("em1", "lo");
+    let rules = "\
+block in log quick all with ipopts frag
+block in log quick proto tcp all with short
+block in log quick all with opt lsrr opt ssrr opt rr opt rtralrt
+count in on em0 proto tcp from !10.0.0.0/8 to any port = ssh
+block return-rst in log first body level local0.info quick on em0 proto tcp from any to any port = 5104
+block return-icmp in quick on em0 proto udp from any to any port = 5105
+block return-icmp(13) in quick on em0 proto udp from any to any port = 5106
+block return-icmp(filter-prohib) in quick on em0 proto udp from any to any port = 5107
+pass in quick on em0 proto icmp all icmp-type unreach code 3 keep state
+pass in quick on em0 proto tcp from any to any port = 5100 flags S keep state (limit 1) keep frags
+block in quick on em1 all head 20
+pass in proto tcp from any to any port = 22 group 20
+pass out quick on em0 in-via em1 all keep state
+block in on em0 all
+";
+    let ipf = parse_ipf(rules).expect("rules");
+    let compiled = compile(&ipf, &Default::default(), &map, &Options::default()).expect("compile");
+    g.run(|| nft::apply(&compiled.to_json()))
+        .expect("nft applies every construct");
+
+    let listener = g.run(|| TcpListener::bind("10.18.0.1:5100").expect("listen"));
+    listener.set_nonblocking(true).expect("nonblocking");
+    let connect = || {
+        c.run(|| {
+            let s = Socket::new(Domain::IPV4, Type::STREAM, Some(Protocol::TCP)).expect("socket");
+            s.connect_timeout(
+                &SockAddr::from(SocketAddrV4::new(v4("10.18.0.1"), 5100)),
+                WAIT,
+            )
+            .map(|()| TcpStream::from(s))
+        })
+    };
+    let first = connect().expect("the first session is kept");
+    let _first_server = accept(&listener).expect("accepted");
+    assert!(
+        connect().is_err(),
+        "a second session while one is kept: limit 1"
+    );
+    drop(first);
+}
