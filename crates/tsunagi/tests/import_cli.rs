@@ -46,7 +46,7 @@ fn left_out_is_3_with_file_and_line() {
     assert!(!out.contains("[policy]"), "{out}");
     assert!(
         err.starts_with(&format!(
-            "{f}:3: left out (refused by the policy parser: column 25"
+            "{f}:3: left out (refused by the policy parser: column 28"
         )),
         "{err}"
     );

@@ -349,7 +349,10 @@ fn seed001_client_secrets_and_borrowed_address_rule() {
         &[(
             "seed001/ipf.rules",
             3,
-            Reason::Rules("column 25: expected `all` or `from`, found `to`".into()),
+            Reason::Rules(
+                "column 28: expected an interface name[:IPv4 address], found `tun0:h.j.k.l.`"
+                    .into(),
+            ),
         )],
     );
     assert!(c.policy.is_none());
