@@ -4,7 +4,8 @@
 # and /etc/tsunagi (0750) with the example config when there is none yet.
 # Run as root from the project root: `bash scripts/install.sh`. It starts
 # nothing: `systemctl enable --now tsunagi` does, once the config is yours.
-# PREFIX (default /usr/local) and DESTDIR (default empty) move where it goes.
+# PREFIX (default /usr/local) and DESTDIR (default empty) move where it goes;
+# TSUNAGI_BIN installs that binary instead of building the release one.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 [ "$(id -u)" -eq 0 ] || [ -n "${DESTDIR:-}" ] || {
@@ -13,8 +14,11 @@ cd "$(dirname "$0")/.."
 }
 PREFIX=${PREFIX:-/usr/local}
 DESTDIR=${DESTDIR:-}
-cargo build --release -p tsunagi
-install -D -m 0755 target/release/tsunagi "$DESTDIR$PREFIX/sbin/tsunagi"
+if [ -z "${TSUNAGI_BIN:-}" ]; then
+	cargo build --release -p tsunagi
+	TSUNAGI_BIN=${CARGO_TARGET_DIR:-target}/release/tsunagi
+fi
+install -D -m 0755 "$TSUNAGI_BIN" "$DESTDIR$PREFIX/sbin/tsunagi"
 unit="$DESTDIR/etc/systemd/system/tsunagi.service"
 install -D -m 0644 dist/systemd/tsunagi.service "$unit"
 if [ "$PREFIX" != /usr/local ]; then

@@ -8,7 +8,10 @@
 //!   bring a link up, ping across, answer `status` and `reload`, and stop
 //!   cleanly; their effective capabilities are checked in /proc.
 //!
-//! Both are `#[ignore]`d (systemd-analyze; root, namespaces, tun):
+//! - scripts/install.sh into a DESTDIR puts the binary, the unit and the
+//!   example config in place with their modes.
+//!
+//! The first two are `#[ignore]`d (systemd-analyze; root, namespaces, tun):
 //! `scripts/test.sh` runs them.
 
 mod support;
@@ -65,6 +68,66 @@ fn unit_verifies_without_complaint() {
     );
     // And a broken key would have been noticed.
     assert!(bounding_set(&unit_text()).contains("+net_admin"));
+}
+
+/// scripts/install.sh into a DESTDIR with another PREFIX: the binary, the
+/// unit naming it there, /etc/tsunagi 0750 with the example config (0600,
+/// which `check` accepts), and a second run that keeps a config it finds.
+#[test]
+fn install_script_puts_everything_in_place() {
+    use std::os::unix::fs::PermissionsExt;
+    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..");
+    let dest = std::env::temp_dir().join(format!("tsunagi-install-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dest);
+    let run = || {
+        let out = Command::new("bash")
+            .arg(root.join("scripts/install.sh"))
+            .env("DESTDIR", &dest)
+            .env("PREFIX", "/opt/tsunagi")
+            .env("TSUNAGI_BIN", BIN)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    };
+    run();
+    let mode = |p: &str| {
+        std::fs::metadata(dest.join(p))
+            .unwrap_or_else(|e| panic!("{p}: {e}"))
+            .permissions()
+            .mode()
+            & 0o7777
+    };
+    assert_eq!(mode("opt/tsunagi/sbin/tsunagi"), 0o755);
+    assert_eq!(mode("etc/systemd/system/tsunagi.service"), 0o644);
+    assert_eq!(mode("etc/tsunagi"), 0o750);
+    assert_eq!(mode("etc/tsunagi/tsunagi.toml"), 0o600);
+    let unit = std::fs::read_to_string(dest.join("etc/systemd/system/tsunagi.service")).unwrap();
+    assert!(
+        unit.contains("ExecStart=/opt/tsunagi/sbin/tsunagi -c /etc/tsunagi/tsunagi.toml run"),
+        "{unit}"
+    );
+    assert!(!unit.contains("/usr/local/sbin"), "{unit}");
+    let config = dest.join("etc/tsunagi/tsunagi.toml");
+    let check = Command::new(BIN)
+        .arg("-c")
+        .arg(&config)
+        .arg("check")
+        .output()
+        .unwrap();
+    assert!(
+        check.status.success(),
+        "{}",
+        String::from_utf8_lossy(&check.stderr)
+    );
+    // An operator's config is never overwritten.
+    std::fs::write(&config, "# mine\n").unwrap();
+    run();
+    assert_eq!(std::fs::read_to_string(&config).unwrap(), "# mine\n");
+    let _ = std::fs::remove_dir_all(&dest);
 }
 
 /// The hex `CapEff` of process `pid`.
