@@ -280,9 +280,9 @@ async fn serve(config: Config, socket: PathBuf) -> anyhow::Result<()> {
             shutdown: &ipsec_stop_rx,
             bridge,
         };
-        let (tx, rx) = watch::channel(ipsec_psks);
+        let (tx, rx) = watch::channel(config.ipsec.iter().cloned().zip(ipsec_psks).collect());
         ipsec_keys = Some(tx);
-        match crate::ipsec::driver::start(config.ipsec.clone(), rx, ctx).await {
+        match crate::ipsec::driver::start(rx, ctx).await {
             Ok(task) => ipsec_task = Some(task),
             Err(e) => {
                 error!("ipsec: refusing to start: {e:#}");
@@ -426,9 +426,9 @@ struct Daemon {
     holes: crate::policy::Holes,
     secrets: SecretsFiles,
     policy: Option<crate::policy::RunningPolicy>,
-    /// The IPsec conns' pre-shared keys, in conn order, as the driver has
-    /// them (`None`: no `[ipsec]`).
-    ipsec_keys: Option<watch::Sender<Vec<tsunagi_crypto::Secret>>>,
+    /// The IPsec conns and their pre-shared keys, in conn order, as the
+    /// driver has them (`None`: no `[ipsec]`).
+    ipsec_keys: Option<watch::Sender<crate::ipsec::driver::ConnsWithKeys>>,
     links: BTreeMap<String, Running<LinkStart>>,
     servers: BTreeMap<String, Running<ServerProfile>>,
     control: ControlContext,
@@ -590,30 +590,37 @@ impl Daemon {
                     .push(format!("{e}; the file's previous contents stay in use")),
             }
         }
-        // ipsec.secrets too, for the conns in force (a changed [ipsec] is
-        // not applied, and its keys with it).
-        if let (Some(keys), false) = (
-            &self.ipsec_keys,
-            plan.not_applied.contains(&NotApplied::Ipsec),
-        ) {
-            match crate::ipsec::driver::load_psks(&self.config.ipsec) {
+        // The IPsec conns: what they negotiate (keys from ipsec.secrets,
+        // proposals, lifetimes, ...) from their next negotiation; a change
+        // to their plumbing is not applied (NotApplied::Ipsec).
+        let mut ipsec_kept = plan.not_applied.contains(&NotApplied::Ipsec);
+        if let (Some(running), false) = (&self.ipsec_keys, ipsec_kept) {
+            match crate::ipsec::driver::load_psks(&new.ipsec) {
                 Ok(new_keys) => {
-                    let changed = keys
+                    let changed = running
                         .borrow()
                         .iter()
                         .zip(&new_keys)
-                        .filter(|(a, b)| a.expose() != b.expose())
+                        .filter(|((_, a), b)| a.expose() != b.expose())
                         .count();
                     report
                         .secrets
                         .push(format!("ipsec.secrets ({changed} conns' keys changed)"));
-                    if changed > 0 {
-                        let _ = keys.send(new_keys);
+                    for name in &plan.ipsec {
+                        report
+                            .done
+                            .push(format!("ipsec.{name} changed (from its next negotiation)"));
+                    }
+                    if changed > 0 || !plan.ipsec.is_empty() {
+                        let _ = running.send(new.ipsec.iter().cloned().zip(new_keys).collect());
                     }
                 }
-                Err(e) => report
-                    .errors
-                    .push(format!("{e:#}; the IPsec keys in force stay")),
+                Err(e) => {
+                    ipsec_kept = true;
+                    report
+                        .errors
+                        .push(format!("{e:#}; the IPsec conns and keys in force stay"));
+                }
             }
         }
         // New credentials for what starts, before anything stops: a link
@@ -747,7 +754,7 @@ impl Daemon {
         // What was not applied stays as it was in the config in force, so
         // that the next reload sees it as a change again.
         let mut kept = new;
-        if report.not_applied.contains(&NotApplied::Ipsec) {
+        if ipsec_kept {
             kept.ipsec = self.config.ipsec.clone();
         }
         for n in &report.not_applied {

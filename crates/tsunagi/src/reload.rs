@@ -12,9 +12,13 @@
 //! transaction (as `ipf -Fa -f` with `ipnat -CF -f`; the kernel's
 //! connection tracking, hence NAT mappings and kept state, stays).
 //!
+//! An `[ipsec]` conn whose plumbing is the same (addresses, mode,
+//! selectors, tun) takes what it negotiates (keys, proposals, lifetimes,
+//! DPD, ...) from its next negotiation; its SAs up stay.
+//!
 //! What a running daemon cannot take over is reported, and left as it was:
 //! `[daemon]`'s control socket, log file, audit sinks and metrics address,
-//! the `[ipsec]` sections, and
+//! `[ipsec]` conns added, removed or re-plumbed, and
 //! the L2TP/IPsec profiles bound to them (their conn's handles are made
 //! once, at start). Those need a restart, and the answer says so.
 
@@ -52,7 +56,9 @@ impl fmt::Display for Change {
 pub enum NotApplied {
     /// A `[daemon]` key read only at start.
     DaemonKey(&'static str),
-    /// The `[ipsec]` sections differ.
+    /// An `[ipsec]` conn was added or removed, or its plumbing changed
+    /// (addresses, mode, selectors, tun:
+    /// [`crate::config::IpsecConn::same_plumbing`]).
     Ipsec,
     /// An L2TP/IPsec link or server (`ipsec = "..."` in either config)
     /// differs: `link.NAME` or `server.NAME`.
@@ -63,7 +69,9 @@ impl fmt::Display for NotApplied {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             NotApplied::DaemonKey(key) => write!(f, "[daemon] {key} changed"),
-            NotApplied::Ipsec => f.write_str("the [ipsec] sections changed"),
+            NotApplied::Ipsec => f.write_str(
+                "an [ipsec] conn was added or removed, or its addresses, selectors or tun changed",
+            ),
             NotApplied::IpsecProfile(name) => {
                 write!(f, "{name} is bound to an [ipsec] conn and changed")
             }
@@ -78,6 +86,9 @@ pub struct ReloadPlan {
     pub links: Vec<(String, Change)>,
     /// Every server of either config, by name.
     pub servers: Vec<(String, Change)>,
+    /// `[ipsec]` conns whose negotiated settings changed (keys aside),
+    /// with the same plumbing: taken from their next negotiation.
+    pub ipsec: Vec<String>,
     /// What is left as it was, and why.
     pub not_applied: Vec<NotApplied>,
 }
@@ -134,8 +145,25 @@ impl ReloadPlan {
         if old.daemon.metrics_listen != new.daemon.metrics_listen {
             not_applied.push(NotApplied::DaemonKey("metrics_listen"));
         }
+        let mut ipsec = Vec::new();
         if old.ipsec != new.ipsec {
-            not_applied.push(NotApplied::Ipsec);
+            let same_plumbing = old.ipsec.len() == new.ipsec.len()
+                && old
+                    .ipsec
+                    .iter()
+                    .zip(&new.ipsec)
+                    .all(|(a, b)| a.same_plumbing(b));
+            if same_plumbing {
+                ipsec = old
+                    .ipsec
+                    .iter()
+                    .zip(&new.ipsec)
+                    .filter(|(a, b)| a != b)
+                    .map(|(_, b)| b.name.clone())
+                    .collect();
+            } else {
+                not_applied.push(NotApplied::Ipsec);
+            }
         }
         let links = diff(
             "link",
@@ -156,6 +184,7 @@ impl ReloadPlan {
         ReloadPlan {
             links,
             servers,
+            ipsec,
             not_applied,
         }
     }
@@ -280,23 +309,29 @@ mod tests {
                 ("office".to_string(), Change::Unchanged)
             ]
         );
+        // A new lifetime is negotiated, not plumbing: taken by the conn.
+        assert_eq!(plan.ipsec, vec!["l2tp".to_string()]);
         assert_eq!(
             plan.not_applied,
             vec![
                 NotApplied::DaemonKey("control_socket"),
-                NotApplied::Ipsec,
                 NotApplied::IpsecProfile("link.office".into())
             ]
         );
+        // Another peer is plumbing (the policy rule, the holes): a restart.
+        let moved = config(&format!("{link}{conn}").replace("10.0.0.2", "10.0.0.3"));
+        let moved = ReloadPlan::between(&old, &moved);
+        assert!(moved.ipsec.is_empty());
+        assert!(moved.not_applied.contains(&NotApplied::Ipsec), "{moved:?}");
         let report = ReloadReport {
             done: vec!["link.labs added".into()],
             unchanged: 1,
-            not_applied: plan.not_applied,
+            not_applied: vec![NotApplied::DaemonKey("control_socket"), NotApplied::Ipsec],
             ..ReloadReport::default()
         };
         assert_eq!(
             report.to_string(),
-            "reload: link.labs added; 1 unchanged; not applied (needs a restart): [daemon] control_socket changed, the [ipsec] sections changed, link.office is bound to an [ipsec] conn and changed"
+            "reload: link.labs added; 1 unchanged; not applied (needs a restart): [daemon] control_socket changed, an [ipsec] conn was added or removed, or its addresses, selectors or tun changed"
         );
     }
 }

@@ -18,8 +18,9 @@
 //!   SPI, a bad ICV, truncated and over-long ISAKMP, a 10,000-payload
 //!   message: each counted, no crash, the tunnel keeps working;
 //! - `tsunagi down` / `up` on the conn (Delete to the peer, no restart by
-//!   `auto = "start"` while down), and new keys in ipsec.secrets read by
-//!   `tsunagi reload`: the SA up runs on, the next Phase 1 uses them.
+//!   `auto = "start"` while down), and new keys in ipsec.secrets and a new
+//!   `esp` read by `tsunagi reload`: the SA up runs on, the next
+//!   negotiation uses them.
 //!
 //! Needs root (namespaces, tuns): `#[ignore]`d, run by scripts/test.sh.
 
@@ -657,8 +658,8 @@ fn a_dead_peer_is_noticed_and_auto_start_brings_the_conn_back() {
 }
 
 /// `tsunagi down` and `up` on a conn (strongSwan's `ipsec down`/`up`), and
-/// ipsec.secrets read again by `tsunagi reload`: the SA up keeps carrying
-/// traffic, and the next Phase 1 uses the new key.
+/// new keys in ipsec.secrets and a new `esp` read by `tsunagi reload`: the
+/// SA up keeps carrying traffic, and the next negotiation uses them.
 #[test]
 #[ignore = "needs root and network namespaces: run through scripts/test.sh"]
 fn down_up_and_new_keys_by_reload() {
@@ -706,17 +707,53 @@ fn down_up_and_new_keys_by_reload() {
     wait_for(Duration::from_secs(30), "the conn back after up", || {
         child_up(&guard, GWL) && child_up(&guard, GWR)
     });
-    // New keys on both sides, read by reload: the SA up runs on.
+    // New keys and a new ESP proposal on both sides, read by reload: the
+    // SA up runs on.
     for tag in ["gwl", "gwr"] {
         let path = guard.dir.join(format!("{tag}.secrets"));
         std::fs::write(&path, "left right : PSK \"n3w k3y\"\n").unwrap();
     }
+    let proposal = ("aes128-sha256-modp2048!", "aes256gcm16!");
+    let secrets = |tag: &str| {
+        guard
+            .dir
+            .join(format!("{tag}.secrets"))
+            .display()
+            .to_string()
+    };
+    guard.sides[GWR].config(&conn(
+        "10.201.1.2",
+        "10.201.1.1",
+        "right",
+        "left",
+        "10.201.20.0/24",
+        "10.201.10.0/24",
+        "add",
+        proposal,
+        &secrets("gwr"),
+    ));
+    guard.sides[GWL].config(&conn(
+        "10.201.1.1",
+        "10.201.1.2",
+        "left",
+        "right",
+        "10.201.10.0/24",
+        "10.201.20.0/24",
+        "start",
+        proposal,
+        &secrets("gwl"),
+    ));
     for side in [GWL, GWR] {
         let (ok, said) = cli(side, &["reload"]);
         assert!(
             ok && said.contains("ipsec.secrets (1 conns' keys changed)"),
             "{said}"
         );
+        assert!(
+            said.contains("ipsec.site changed (from its next negotiation)"),
+            "{said}"
+        );
+        assert!(!said.contains("not applied"), "{said}");
     }
     assert!(
         support::ping(&guard.sides[LANL], "10.201.20.2"),
@@ -735,6 +772,8 @@ fn down_up_and_new_keys_by_reload() {
     });
     let answered = lan_to_lan(&guard);
     assert!(answered, "no traffic with the new key");
+    let child = &ipsec_status(&guard, GWL)["child_sas"][0];
+    assert_eq!(child["proposal"], "AES_GCM_16_256", "{child}");
     let log = guard.sides[GWL].log();
     assert!(log.contains("pre-shared keys read again"), "{log}");
 }

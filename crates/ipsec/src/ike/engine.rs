@@ -228,6 +228,14 @@ impl Engine {
         self.config.psk = psk;
     }
 
+    /// A new configuration (a reload changed what this connection
+    /// negotiates: proposals, lifetimes, identities, DPD, the key): it
+    /// counts from the next exchange; SAs up keep what they negotiated.
+    /// The caller keeps the name, mode and selectors as they were.
+    pub fn set_config(&mut self, config: Config) {
+        self.config = config;
+    }
+
     /// An engine for `config`; `random` is the OS CSPRNG.
     pub fn new(config: Config, random: Random) -> Engine {
         Engine {

@@ -694,6 +694,26 @@ impl IpsecConn {
     }
 
     /// The engine's configuration, with the PSK found in the secrets.
+    /// Whether `other` has the same plumbing: the same addresses, mode,
+    /// selectors, tun, holes, sockets and L2TP profile, so that only what
+    /// is negotiated differs (identities, proposals, lifetimes, keying
+    /// tries, DPD, `auto`, the secrets file). Such a change can be taken by
+    /// a running conn from its next negotiation.
+    pub fn same_plumbing(&self, other: &IpsecConn) -> bool {
+        self.name == other.name
+            && self.left == other.left
+            && self.right == other.right
+            && self.conn_type == other.conn_type
+            && self.leftsubnet == other.leftsubnet
+            && self.rightsubnet == other.rightsubnet
+            && self.rightprotoport == other.rightprotoport
+            && self.forceencaps == other.forceencaps
+            && self.leftfirewall == other.leftfirewall
+            && self.tun == other.tun
+            && self.l2tp == other.l2tp
+    }
+
+    /// The IKE engine's configuration, with `psk`.
     pub fn engine_config(&self, psk: tsunagi_crypto::Secret) -> tsunagi_ipsec::ike::Config {
         tsunagi_ipsec::ike::Config {
             name: self.name.clone(),

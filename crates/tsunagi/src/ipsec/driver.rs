@@ -315,19 +315,22 @@ pub fn load_psks(conns: &[IpsecConn]) -> anyhow::Result<Vec<Secret>> {
         .collect()
 }
 
-/// Starts the driver for `conns` (with their PSKs from [`load_psks`], in
-/// the same order): sockets, tuns, routes, holes; the task runs until the
-/// daemon stops. Keys sent later on `psks` (a reload read ipsec.secrets
-/// again) count from each conn's next Phase 1.
+/// The conns as the config has them, each with its pre-shared key (from
+/// [`load_psks`], in the same order).
+pub type ConnsWithKeys = Vec<(IpsecConn, Secret)>;
+
+/// Starts the driver for the conns on `conns`: sockets, tuns, routes,
+/// holes; the task runs until the daemon stops. What a reload sends later
+/// on `conns` (the same conns with other keys, proposals, lifetimes, ...:
+/// [`IpsecConn::same_plumbing`]) counts from each conn's next negotiation.
 pub async fn start(
-    conns: Vec<IpsecConn>,
-    psks: watch::Receiver<Vec<Secret>>,
+    conns: watch::Receiver<ConnsWithKeys>,
     ctx: IpsecCtx<'_>,
 ) -> anyhow::Result<JoinHandle<()>> {
     let shutdown = ctx.shutdown.clone();
-    let initial = psks.borrow().clone();
-    let (driver, commands) = prepare(conns, initial, ctx).await?;
-    Ok(tokio::spawn(driver.run(commands, shutdown, Some(psks))))
+    let (settings, keys) = conns.borrow().iter().cloned().unzip();
+    let (driver, commands) = prepare(settings, keys, ctx).await?;
+    Ok(tokio::spawn(driver.run(commands, shutdown, Some(conns))))
 }
 
 /// [`start`] but for the task.
@@ -586,7 +589,7 @@ impl Driver {
         mut self,
         mut commands: mpsc::Receiver<Command>,
         mut shutdown: watch::Receiver<bool>,
-        mut psks: Option<watch::Receiver<Vec<Secret>>>,
+        mut updates: Option<watch::Receiver<ConnsWithKeys>>,
     ) {
         let now = Instant::now();
         for i in 0..self.conns.len() {
@@ -619,14 +622,14 @@ impl Driver {
                     self.lower_request(conn, request, Instant::now());
                     continue;
                 }
-                changed = async { psks.as_mut()?.changed().await.ok() }, if psks.is_some() => {
-                    match (changed, psks.as_mut()) {
-                        (Some(()), Some(keys)) => {
-                            let keys = keys.borrow_and_update().clone();
-                            self.set_psks(keys);
+                changed = async { updates.as_mut()?.changed().await.ok() }, if updates.is_some() => {
+                    match (changed, updates.as_mut()) {
+                        (Some(()), Some(conns)) => {
+                            let conns = conns.borrow_and_update().clone();
+                            self.reconfigure(conns);
                         }
-                        // The daemon's end went: keys stay as they are.
-                        _ => psks = None,
+                        // The daemon's end went: the conns stay as they are.
+                        _ => updates = None,
                     }
                     continue;
                 }
@@ -647,21 +650,38 @@ impl Driver {
         self.stop().await;
     }
 
-    /// ipsec.secrets read again: each conn's key, in conn order, for its
-    /// next Phase 1 (the SAs up keep theirs).
-    fn set_psks(&mut self, keys: Vec<Secret>) {
-        if keys.len() != self.conns.len() {
+    /// A reload: each conn's settings and key as the config now has them,
+    /// in conn order. What is negotiated (keys, identities, proposals,
+    /// lifetimes, DPD, `auto`) counts from each conn's next negotiation;
+    /// the SAs up keep theirs. A conn whose plumbing would change is left
+    /// as it is (the daemon does not send those: they need a restart).
+    fn reconfigure(&mut self, conns: ConnsWithKeys) {
+        if conns.len() != self.conns.len() {
             warn!(
-                "ipsec: {} keys for {} conns: keys left as they were",
-                keys.len(),
+                "ipsec: {} conns sent for {} running: left as they were",
+                conns.len(),
                 self.conns.len()
             );
             return;
         }
-        for (conn, key) in self.conns.iter_mut().zip(keys) {
-            conn.engine.set_psk(key);
+        for (conn, (settings, key)) in self.conns.iter_mut().zip(conns) {
+            let name = settings.name.clone();
+            if !conn.settings.same_plumbing(&settings) {
+                warn!("ipsec {name}: its addresses, selectors or tun changed: left as it was until a restart");
+                continue;
+            }
+            if conn.settings != settings {
+                info!(
+                    "ipsec {name}: new settings (ike {}, esp {}) from its next negotiation",
+                    settings.ike_text, settings.esp_text
+                );
+                conn.engine.set_config(settings.engine_config(key));
+                conn.settings = settings;
+            } else {
+                conn.engine.set_psk(key);
+            }
         }
-        info!("ipsec: pre-shared keys read again; they count from each conn's next Phase 1");
+        info!("ipsec: conns and pre-shared keys read again; they count from each conn's next negotiation");
     }
 
     /// Waits until a socket or a tun has something.

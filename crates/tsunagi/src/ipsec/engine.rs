@@ -48,6 +48,13 @@ impl ConnEngine {
         }
     }
 
+    /// A new configuration from the next negotiation on (also for an
+    /// engine made anew after a failure).
+    pub fn set_config(&mut self, config: ike::Config) {
+        self.config = config.clone();
+        self.engine.set_config(config);
+    }
+
     /// A new pre-shared key from the next Phase 1 on (also for an engine
     /// made anew after a failure).
     pub fn set_psk(&mut self, psk: tsunagi_crypto::Secret) {
