@@ -14,7 +14,7 @@ use tsunagi_host::netlink::Ipv4Net;
 pub const STABLE_TABLE_SPAN: u32 = 10_000;
 
 /// A routing table for `name` that depends on nothing but the name:
-/// `base` plus the name's 32-bit FNV-1a hash modulo [`STABLE_TABLE_SPAN`].
+/// `base` plus the name's 32-bit FNV-1a hash modulo `STABLE_TABLE_SPAN` (10000).
 /// Adding, removing or renaming another section (or a `tsunagi reload`)
 /// leaves it alone, as a table from the section's place in name order
 /// would not. Two names that land on one table are told apart by the
