@@ -657,8 +657,9 @@ block in on em0 all
 /// rule, each scoped to its own ports so that the probes of one rule meet
 /// no other (IPFilter passes what no rule matches). In group 0, `in`:
 /// @0:1 and @0:2 negate addresses, @0:3 a port, @0:4 names a service,
-/// @0:5 heads group 20, @0:6 catches what skips the group, @0:7 is `with
-/// short`, @0:8 `with opt lsrr`, @0:9 `log first`; `count in` 1 counts;
+/// @0:5 heads group 20, @0:6 catches what skips the group, @0:7 follows
+/// a non-`quick` match in it, @0:8 is `with short`, @0:9 `with opt lsrr`,
+/// @0:10 `log first`; `count in` 1 counts;
 /// `out` @0:1 is `in-via`.
 const CONSTRUCTS: &str = "\
 block in quick on em0 proto udp from !10.16.3.0/24 to any port = 5010
@@ -668,7 +669,9 @@ block in quick on em1 proto tcp from any to any port = ssh
 count in on em1 proto udp from any to any port = 5013
 block in quick on em1 proto udp from any to any port 5020 >< 5030 head 20
 pass in quick proto udp from any port = 6020 to any group 20
+pass in proto udp from any port = 6022 to any group 20
 block in quick on em1 proto udp from any port = 6020 to any
+block in quick on em1 proto udp from any port = 6022 to any port = 5026
 block in log quick on em1 proto tcp all with short
 block in quick on em1 proto udp from any to any port = 5070 with opt lsrr
 pass in log first quick on em1 proto udp from any to any port = 5060 keep state
@@ -823,6 +826,12 @@ fn each_construct_behaves_on_real_packets() {
     assert!(!udp_arrives(c, "10.16.1.2:6021", s, "10.16.3.2:5025", None));
     assert!(!udp_arrives(c, "10.16.1.2:6020", s, "10.16.3.2:5031", None));
     assert!(udp_arrives(c, "10.16.1.2:6021", s, "10.16.3.2:5031", None));
+    // A non-`quick` match in the group replaces the head's flags, its
+    // `quick` too (IPFilter's fr_scanlist): the walk goes on after the
+    // head, so a later `quick` rule of group 0 blocks 6022 -> 5026, and
+    // with none matching the group's `pass` stands for 6022 -> 5027.
+    assert!(!udp_arrives(c, "10.16.1.2:6022", s, "10.16.3.2:5026", None));
+    assert!(udp_arrives(c, "10.16.1.2:6022", s, "10.16.3.2:5027", None));
 
     // `with short`: a TCP header cut to 12 octets is blocked (and logged
     // `Sb`), the whole 20-octet one passes.
@@ -830,7 +839,7 @@ fn each_construct_behaves_on_real_packets() {
     assert!(tcp_reaches_s(&t, &tcp_ack(6041, 20), 6041), "whole header");
     assert!(!tcp_reaches_s(&t, &tcp_ack(6040, 12), 6040), "short header");
     let after = counters(g);
-    assert_eq!(after["ipf_g0_in_7"] - before["ipf_g0_in_7"], 1, "{after:?}");
+    assert_eq!(after["ipf_g0_in_8"] - before["ipf_g0_in_8"], 1, "{after:?}");
 
     // `with opt lsrr`: a loose source route (through S itself) is blocked
     // at 5070 and passes at 5071 (so the route itself gets through); a
@@ -886,16 +895,16 @@ fn each_construct_behaves_on_real_packets() {
 
     let lines = ipmon_lines(&t, &log);
     println!("ipmon lines:\n{}", lines.join("\n"));
-    let first: Vec<&String> = lines.iter().filter(|l| l.contains(" @0:9 ")).collect();
+    let first: Vec<&String> = lines.iter().filter(|l| l.contains(" @0:10 ")).collect();
     assert_eq!(
         first,
-        ["em1 @0:9 p 10.16.1.2,6060 -> 10.16.3.2,5060 PR udp len 20 33 K-S IN"],
+        ["em1 @0:10 p 10.16.1.2,6060 -> 10.16.3.2,5060 PR udp len 20 33 K-S IN"],
         "log first: only the packet that made the state"
     );
     assert!(
         lines
             .iter()
-            .any(|l| l == "em1 @0:7 Sb 10.16.1.2 -> 10.16.3.2 PR tcp len 20 32 IN"),
+            .any(|l| l == "em1 @0:8 Sb 10.16.1.2 -> 10.16.3.2 PR tcp len 20 32 IN"),
         "{lines:?}"
     );
 }
