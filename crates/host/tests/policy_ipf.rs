@@ -14,7 +14,11 @@
 //! pass; an unsolicited fragment and an option packet with no state are
 //! blocked and logged `@0:1`), `return-rst` answers with an RST,
 //! `return-icmp(host-unr)` with that code, `icmp-type` by number and by
-//! name, `count` with `with ipopts`.
+//! name, `count` with `with ipopts`. In a second copy of the topology,
+//! each other construct of issue 16 against ipf.conf(5): `!` before a
+//! source and a destination address, `port !=`, `port = ssh`, `count`,
+//! `head` with `quick` and `group`, `with short`, `with opt lsrr`, `in-via`
+//! on an `out` rule and `log first`.
 //!
 //! Needs root, `nft` and `ping`: `#[ignore]`d, run by CI as root with
 //! `--include-ignored`. Every namespace is deleted on drop, so a failing
@@ -27,8 +31,10 @@ use std::time::{Duration, Instant};
 
 use socket2::{Domain, Protocol, SockAddr, Socket, Type};
 use tsunagi_host::nflog::{interface_name, NflogSocket};
-use tsunagi_host::{nft, policy_route};
-use tsunagi_policy::{compile, format_ipmon_line, parse_counters, parse_ipf, IfaceMap, Options};
+use tsunagi_host::{nft, policy_apply, policy_route};
+use tsunagi_policy::{
+    compile, format_ipmon_line, parse_counters, parse_ipf, parse_ipf_with, IfaceMap, Options,
+};
 
 mod support;
 use support::Netns;
@@ -60,8 +66,10 @@ struct Topology {
     map: IfaceMap,
 }
 
-fn topology() -> Topology {
-    let ns = |tag| Netns::create("tsunagi-ipf", tag).with_loopback();
+/// The topology above in namespaces `tsunagi-ipf-PID-{tag}c` (`g`, `m`,
+/// `s`): a distinct `tag` per test, as tests of one run share the pid.
+fn topology(tag: &str) -> Topology {
+    let ns = |n: &str| Netns::create("tsunagi-ipf", &format!("{tag}{n}")).with_loopback();
     let (c, g, m, s) = (ns("c"), ns("g"), ns("m"), ns("s"));
     g.ip(&[
         "link", "add", "gin", "type", "veth", "peer", "name", "c0", "netns", &c.name,
@@ -225,12 +233,23 @@ fn ip_checksum(h: &[u8]) -> u16 {
 }
 
 fn ipv4_fragment(src: Ipv4Addr, dst: Ipv4Addr, id: u16, frag: u16, body: &[u8]) -> Vec<u8> {
+    ipv4_datagram(src, dst, 17, id, frag, body)
+}
+
+fn ipv4_datagram(
+    src: Ipv4Addr,
+    dst: Ipv4Addr,
+    proto: u8,
+    id: u16,
+    frag: u16,
+    body: &[u8],
+) -> Vec<u8> {
     let total = (20 + body.len()) as u16;
     let mut p = vec![0x45, 0];
     p.extend_from_slice(&total.to_be_bytes());
     p.extend_from_slice(&id.to_be_bytes());
     p.extend_from_slice(&frag.to_be_bytes());
-    p.extend_from_slice(&[64, 17, 0, 0]);
+    p.extend_from_slice(&[64, proto, 0, 0]);
     p.extend_from_slice(&src.octets());
     p.extend_from_slice(&dst.octets());
     let c = ip_checksum(&p);
@@ -264,7 +283,7 @@ fn ipmon_lines(t: &Topology, log: &NflogSocket) -> Vec<String> {
 #[ignore = "needs root, network namespaces, nft and ping (CI runs it as root)"]
 fn state_first_returns_and_icmp_types_on_real_packets() {
     support::require_netns(&["nft", "ping", "sysctl"]);
-    let t = topology();
+    let t = topology("");
     let ipf = parse_ipf(RULES).expect("rules");
     let compiled = compile(
         &ipf,
@@ -632,4 +651,260 @@ block in on em0 all
         "a second session while one is kept: limit 1"
     );
     drop(first);
+}
+
+/// Rules for [`each_construct_behaves_on_real_packets`], one construct per
+/// rule, each scoped to its own ports so that the probes of one rule meet
+/// no other (IPFilter passes what no rule matches). In group 0, `in`:
+/// @0:1 and @0:2 negate addresses, @0:3 a port, @0:4 names a service,
+/// @0:5 heads group 20, @0:6 catches what skips the group, @0:7 follows
+/// a non-`quick` match in it, @0:8 is `with short`, @0:9 `with opt lsrr`,
+/// @0:10 `log first`; `count in` 1 counts;
+/// `out` @0:1 is `in-via`.
+const CONSTRUCTS: &str = "\
+block in quick on em0 proto udp from !10.16.3.0/24 to any port = 5010
+block in quick on em0 proto udp from any to !10.16.1.0/24 port = 5012
+block in quick on em1 proto udp from any port != 6011 to any port = 5011
+block in quick on em1 proto tcp from any to any port = ssh
+count in on em1 proto udp from any to any port = 5013
+block in quick on em1 proto udp from any to any port 5020 >< 5030 head 20
+pass in quick proto udp from any port = 6020 to any group 20
+pass in proto udp from any port = 6022 to any group 20
+block in quick on em1 proto udp from any port = 6020 to any
+block in quick on em1 proto udp from any port = 6022 to any port = 5026
+block in log quick on em1 proto tcp all with short
+block in quick on em1 proto udp from any to any port = 5070 with opt lsrr
+pass in log first quick on em1 proto udp from any to any port = 5060 keep state
+block out quick on em0 in-via em1 proto udp from any to any port = 5050
+";
+
+/// Whether a datagram sent from `from` in `sender` (with IP `options` set
+/// on the socket, if any) reaches `to` in `receiver`.
+fn udp_arrives(
+    sender: &Netns,
+    from: &str,
+    receiver: &Netns,
+    to: &str,
+    options: Option<&[u8]>,
+) -> bool {
+    let rx = receiver.run(|| UdpSocket::bind(to).expect("bind receiver"));
+    rx.set_read_timeout(Some(WAIT)).expect("timeout");
+    let tx = sender.run(|| UdpSocket::bind(from).expect("bind sender"));
+    if let Some(o) = options {
+        set_ip_options(&tx, o).expect("IP_OPTIONS");
+    }
+    tx.send_to(b"probe", to).expect("send");
+    let mut buf = [0u8; 16];
+    matches!(rx.recv_from(&mut buf), Ok((5, _)))
+}
+
+/// A TCP ACK from C (10.16.1.2:`sport`) to S (10.16.3.2:5040) whose IP
+/// total length leaves only `tcp_len` octets of its 20-octet header.
+fn tcp_ack(sport: u16, tcp_len: usize) -> Vec<u8> {
+    let (src, dst) = (v4("10.16.1.2"), v4("10.16.3.2"));
+    let mut tcp = Vec::new();
+    tcp.extend_from_slice(&sport.to_be_bytes());
+    tcp.extend_from_slice(&5040u16.to_be_bytes());
+    tcp.extend_from_slice(&[0, 0, 0, 1, 0, 0, 0, 1, 0x50, 0x10, 0x20, 0, 0, 0, 0, 0]);
+    // Checksum over the RFC 793 pseudo-header, so that the whole segment
+    // is a valid one and only the truncation makes the short one short.
+    let mut pseudo = Vec::new();
+    pseudo.extend_from_slice(&src.octets());
+    pseudo.extend_from_slice(&dst.octets());
+    pseudo.extend_from_slice(&[0, 6, 0, 20]);
+    pseudo.extend_from_slice(&tcp);
+    let c = ip_checksum(&pseudo);
+    tcp[16..18].copy_from_slice(&c.to_be_bytes());
+    ipv4_datagram(src, dst, 6, sport, 0, &tcp[..tcp_len])
+}
+
+/// Sends `packet` from C on a raw socket and says whether S received a TCP
+/// datagram from source port `sport`: S's raw TCP socket is handed every
+/// TCP datagram S receives, truncated ones included, before TCP drops
+/// them.
+fn tcp_reaches_s(t: &Topology, packet: &[u8], sport: u16) -> bool {
+    let rx =
+        t.s.run(|| Socket::new(Domain::IPV4, Type::RAW, Some(Protocol::TCP)).expect("raw tcp"));
+    rx.set_read_timeout(Some(WAIT)).expect("timeout");
+    t.c.run(|| {
+        let raw = Socket::new(
+            Domain::IPV4,
+            Type::RAW,
+            Some(Protocol::from(libc::IPPROTO_RAW)),
+        )
+        .expect("raw socket");
+        raw.send_to(
+            packet,
+            &SockAddr::from(SocketAddrV4::new(v4("10.16.3.2"), 0)),
+        )
+        .expect("raw send");
+    });
+    let mut buf = [0u8; 1500];
+    while let Ok(n) = (&rx).read(&mut buf) {
+        let at = usize::from(buf[0] & 0x0f) * 4;
+        if n >= at + 2 && buf[at..at + 2] == sport.to_be_bytes() {
+            return true;
+        }
+    }
+    false
+}
+
+/// The constructs of issue 16 that the test above only applies, each on
+/// real packets against what ipf.conf(5) says of it: `!` before an
+/// address (source and destination), `port !=`, a service name, `count`,
+/// `head` with `quick` and `group`, `with short`, `with opt lsrr`,
+/// `in-via` on an `out` rule, `log first`.
+#[test]
+#[ignore = "needs root, network namespaces and nft (CI runs it as root)"]
+fn each_construct_behaves_on_real_packets() {
+    support::require_netns(&["nft", "sysctl"]);
+    let t = topology("k");
+    // A loose source route is dropped on receipt unless accepted (ip(7)
+    // sysctls): accepted on every hop, so only the rule can block it.
+    for (n, dev) in [(&t.g, "gin"), (&t.m, "mg"), (&t.s, "s0")] {
+        n.sysctl("net.ipv4.conf.all.accept_source_route=1");
+        n.sysctl(&format!("net.ipv4.conf.{dev}.accept_source_route=1"));
+    }
+    // Service names as the daemon resolves them (this host's services(5)).
+    let ipf = parse_ipf_with(CONSTRUCTS, &policy_apply::system_services()).expect("rules");
+    let compiled = compile(
+        &ipf,
+        &Default::default(),
+        &t.map,
+        &Options {
+            nflog_group: 9,
+            ..Options::default()
+        },
+    )
+    .expect("compile");
+    let log = t.g.run(|| NflogSocket::bind(9)).expect("NFLOG bind");
+    t.g.run(|| nft::apply(&compiled.to_json()))
+        .expect("nft apply");
+    let (c, g, m, s) = (&t.c, &t.g, &t.m, &t.s);
+
+    // `from !10.16.3.0/24` on em0: S (inside) passes, M (outside) not.
+    assert!(udp_arrives(s, "10.16.3.2:6010", c, "10.16.1.2:5010", None));
+    assert!(!udp_arrives(m, "10.16.2.2:6010", c, "10.16.1.2:5010", None));
+    // `to !10.16.1.0/24` on em0: to C (inside) passes, to G's em0 not.
+    assert!(udp_arrives(s, "10.16.3.2:6012", c, "10.16.1.2:5012", None));
+    assert!(!udp_arrives(s, "10.16.3.2:6012", g, "10.16.2.1:5012", None));
+    // `port != 6011`: from source port 6011 passes, from 6111 not.
+    assert!(udp_arrives(c, "10.16.1.2:6011", s, "10.16.3.2:5011", None));
+    assert!(!udp_arrives(c, "10.16.1.2:6111", s, "10.16.3.2:5011", None));
+
+    // `port = ssh` is TCP 22 and no other port: with both listened on,
+    // 22 times out (blocked, not refused) and 5014 connects.
+    let listeners =
+        s.run(|| ["10.16.3.2:22", "10.16.3.2:5014"].map(|a| TcpListener::bind(a).expect(a)));
+    let e = connect(c, 22, None).expect_err("port = ssh blocks TCP 22");
+    assert_eq!(e.kind(), io::ErrorKind::TimedOut, "{e}");
+    connect(c, 5014, None).expect("port = ssh leaves 5014 alone");
+    drop(listeners);
+
+    // `count`: its counter moves with its matching packets only, and
+    // counting decides nothing (they all pass).
+    let before = counters(g);
+    for _ in 0..3 {
+        assert!(udp_arrives(c, "10.16.1.2:6013", s, "10.16.3.2:5013", None));
+    }
+    for _ in 0..2 {
+        assert!(udp_arrives(c, "10.16.1.2:6013", s, "10.16.3.2:5015", None));
+    }
+    let after = counters(g);
+    assert_eq!(
+        after["ipf_count_in_1"] - before["ipf_count_in_1"],
+        3,
+        "{before:?} {after:?}"
+    );
+
+    // `head 20` with `quick`: a packet matching the head (5020 >< 5030)
+    // enters group 20, whose rule passes it from 6020; from 6021 nothing
+    // in the group matches and the head's `block` holds. One not matching
+    // the head (5031) skips the group, whose rule would have passed it:
+    // group 0's next rule blocks it from 6020, nothing blocks it from 6021.
+    assert!(udp_arrives(c, "10.16.1.2:6020", s, "10.16.3.2:5025", None));
+    assert!(!udp_arrives(c, "10.16.1.2:6021", s, "10.16.3.2:5025", None));
+    assert!(!udp_arrives(c, "10.16.1.2:6020", s, "10.16.3.2:5031", None));
+    assert!(udp_arrives(c, "10.16.1.2:6021", s, "10.16.3.2:5031", None));
+    // A non-`quick` match in the group replaces the head's flags, its
+    // `quick` too (IPFilter's fr_scanlist): the walk goes on after the
+    // head, so a later `quick` rule of group 0 blocks 6022 -> 5026, and
+    // with none matching the group's `pass` stands for 6022 -> 5027.
+    assert!(!udp_arrives(c, "10.16.1.2:6022", s, "10.16.3.2:5026", None));
+    assert!(udp_arrives(c, "10.16.1.2:6022", s, "10.16.3.2:5027", None));
+
+    // `with short`: a TCP header cut to 12 octets is blocked (and logged
+    // `Sb`), the whole 20-octet one passes.
+    let before = counters(g);
+    assert!(tcp_reaches_s(&t, &tcp_ack(6041, 20), 6041), "whole header");
+    assert!(!tcp_reaches_s(&t, &tcp_ack(6040, 12), 6040), "short header");
+    let after = counters(g);
+    assert_eq!(after["ipf_g0_in_8"] - before["ipf_g0_in_8"], 1, "{after:?}");
+
+    // `with opt lsrr`: a loose source route (through S itself) is blocked
+    // at 5070 and passes at 5071 (so the route itself gets through); a
+    // record-route option at 5070 passes (another option).
+    let s_addr = v4("10.16.3.2").octets();
+    let lsrr = [1, 131, 7, 4, s_addr[0], s_addr[1], s_addr[2], s_addr[3]];
+    let rr = [1, 7, 7, 4, 0, 0, 0, 0];
+    assert!(udp_arrives(
+        c,
+        "10.16.1.2:6071",
+        s,
+        "10.16.3.2:5071",
+        Some(&lsrr)
+    ));
+    assert!(!udp_arrives(
+        c,
+        "10.16.1.2:6070",
+        s,
+        "10.16.3.2:5070",
+        Some(&lsrr)
+    ));
+    assert!(udp_arrives(
+        c,
+        "10.16.1.2:6072",
+        s,
+        "10.16.3.2:5070",
+        Some(&rr)
+    ));
+
+    // `out on em0 in-via em1`: C's datagram, forwarded from em1 to em0, is
+    // blocked; G's own one out of em0 (came in on no interface) passes.
+    assert!(!udp_arrives(c, "10.16.1.2:6050", s, "10.16.3.2:5050", None));
+    assert!(udp_arrives(g, "10.16.2.1:6050", s, "10.16.3.2:5050", None));
+
+    // `log first`: three datagrams and an answer of one kept session, one
+    // log line (the packet that made the state).
+    let server = s.run(|| UdpSocket::bind("10.16.3.2:5060").expect("bind"));
+    server.set_read_timeout(Some(WAIT)).expect("timeout");
+    let client = c.run(|| UdpSocket::bind("10.16.1.2:6060").expect("bind"));
+    client.set_read_timeout(Some(WAIT)).expect("timeout");
+    let mut buf = [0u8; 16];
+    let mut peer = None;
+    for _ in 0..3 {
+        client.send_to(b"first", "10.16.3.2:5060").expect("send");
+        peer = Some(server.recv_from(&mut buf).expect("kept session").1);
+    }
+    server
+        .send_to(b"answer", peer.expect("peer"))
+        .expect("answer");
+    client
+        .recv_from(&mut buf)
+        .expect("the answer passes by state");
+
+    let lines = ipmon_lines(&t, &log);
+    println!("ipmon lines:\n{}", lines.join("\n"));
+    let first: Vec<&String> = lines.iter().filter(|l| l.contains(" @0:10 ")).collect();
+    assert_eq!(
+        first,
+        ["em1 @0:10 p 10.16.1.2,6060 -> 10.16.3.2,5060 PR udp len 20 33 K-S IN"],
+        "log first: only the packet that made the state"
+    );
+    assert!(
+        lines
+            .iter()
+            .any(|l| l == "em1 @0:8 Sb 10.16.1.2 -> 10.16.3.2 PR tcp len 20 32 IN"),
+        "{lines:?}"
+    );
 }

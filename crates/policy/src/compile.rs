@@ -40,9 +40,13 @@
 //!
 //! The base chain jumps to `g0_DIR_quick` then `g0_DIR_last`; its policy
 //! `accept` is IPFilter's default when no rule matches. A `quick` head rule
-//! is all in chain 1: `jump gM_DIR_quick`, `jump gM_DIR_last`, then its own
-//! verdict, so the group's result (or the head's, when nothing in M
-//! matched) ends the walk as ipf.conf(5) says of `quick`.
+//! ends the walk with its own verdict only when nothing in M matched: as
+//! IPFilter's `fr_scanlist` does, a non-`quick` match in M replaces the
+//! head's flags, `quick` included, and the walk goes on with the rules
+//! after the head. In chain 1 it is `jump gM_DIR_quick` then `jump
+//! gM_DIR_nomatch`, a chain where any rule of M that matches returns and
+//! the head's verdict follows; in chain 2, `jump gM_DIR_last` at its
+//! place, reached only when M matched.
 //!
 //! `count` rules are IPFilter's accounting list: numbered apart from the
 //! filter rules (`ipf_count_DIR_N` counters), each matching one counts, in a
@@ -1220,6 +1224,29 @@ pub fn compile(
         b.chain(&format!("g{g}_{}_quick", dir_name(d)));
         b.chain(&format!("g{g}_{}_last", dir_name(d)));
     }
+    // A `quick` head's verdict holds only when nothing in its group matched
+    // (see the module docs): `gN_DIR_nomatch` returns when a rule of group
+    // N matches, else gives the head's verdict.
+    for r in &numbered {
+        if let (Some(h), true) = (r.rule.head, r.rule.quick) {
+            let d = r.rule.direction;
+            let chain = format!("g{h}_{}_nomatch", dir_name(d));
+            b.chain(&chain);
+            for m in numbered.iter().filter(|m| {
+                m.rule.group == h && m.rule.direction == d && m.rule.action != Action::Count
+            }) {
+                // A `quick` match of the group ended the walk in
+                // gN_DIR_quick already: any rule matching here is a
+                // non-quick one (or a head whose group went on).
+                let alts = rule_alternatives(m.rule)?;
+                b.emit(&chain, m, &alts, &[json!({"return": null})])?;
+            }
+            let alts = rule_alternatives(r.rule)?;
+            b.state_limit(&chain, r, &alts)?;
+            let tail = b.verdict(r);
+            b.emit(&chain, r, &alts, &tail)?;
+        }
+    }
     for &(g, d) in &groups {
         let list: Vec<&Numbered<'_>> = numbered
             .iter()
@@ -1240,18 +1267,17 @@ pub fn compile(
                     &[json!({"jump": {"target": target}})],
                 )?;
                 if r.rule.quick {
-                    // A `quick` head: the group's last match, else the
-                    // head's own verdict, ends the walk.
-                    let target = format!("g{h}_{}_last", dir_name(d));
+                    // A `quick` head whose group matched nothing: its own
+                    // verdict ends the walk (gN_DIR_nomatch). When the
+                    // group did match, the walk goes on and the group's
+                    // last match stands in for the head in the last pass.
+                    let target = format!("g{h}_{}_nomatch", dir_name(d));
                     b.emit(
                         &quick_chain,
                         r,
                         &alts,
                         &[json!({"jump": {"target": target}})],
                     )?;
-                    b.state_limit(&quick_chain, r, &alts)?;
-                    let tail = b.verdict(r);
-                    b.emit(&quick_chain, r, &alts, &tail)?;
                 }
             } else if r.rule.quick {
                 b.state_limit(&quick_chain, r, &alts)?;
@@ -1260,7 +1286,7 @@ pub fn compile(
             }
         }
         for r in list.iter().rev() {
-            if r.rule.quick {
+            if r.rule.quick && r.rule.head.is_none() {
                 continue;
             }
             let alts = rule_alternatives(r.rule)?;
@@ -1272,6 +1298,11 @@ pub fn compile(
                     &alts,
                     &[json!({"jump": {"target": target}})],
                 )?;
+                if r.rule.quick {
+                    // Reached only when the group matched (else
+                    // gN_DIR_nomatch decided): its last match decides.
+                    continue;
+                }
             }
             b.state_limit(&last_chain, r, &alts)?;
             let tail = b.verdict(r);

@@ -267,8 +267,12 @@ fn skip_routes_and_vias() {
     refused("pass in on em0 out-via em1 all", "out-via em1", 1);
 }
 
+/// IPFilter's `fr_scanlist`: a `quick` head ends the walk with its own
+/// verdict only when nothing in its group matched; a non-`quick` match in
+/// the group replaces the head's flags (its `quick` too), and the rules
+/// after the head still get their say.
 #[test]
-fn quick_head_ends_the_walk_with_the_group() {
+fn quick_head_ends_the_walk_only_when_its_group_matched_nothing() {
     rule(
         "block in quick on em0 all head 10",
         "block in quick on em0 all head 10",
@@ -278,14 +282,22 @@ fn quick_head_ends_the_walk_with_the_group() {
     )
     .unwrap();
     let quick = Value::Array(chain_rules(&json, "g0_in_quick")).to_string();
-    let (q, l) = (
+    let (q, n) = (
         quick.find("g10_in_quick").unwrap(),
-        quick.find("g10_in_last").unwrap(),
+        quick.find("g10_in_nomatch").unwrap(),
     );
-    assert!(q < l && quick[l..].contains(r#"{"drop":null}"#), "{quick}");
-    // Not in the last-match pass.
+    assert!(q < n && !quick.contains("g10_in_last"), "{quick}");
+    // The group's rule returns; the head's block follows it.
+    let nomatch = Value::Array(chain_rules(&json, "g10_in_nomatch")).to_string();
+    let (ret, drop) = (
+        nomatch.find(r#"{"return":null}"#).unwrap(),
+        nomatch.find(r#"{"drop":null}"#).unwrap(),
+    );
+    assert!(ret < drop, "{nomatch}");
+    // The group's last match, in the last-match pass after `pass in all`.
     let last = Value::Array(chain_rules(&json, "g0_in_last")).to_string();
-    assert!(!last.contains("g10_in"), "{last}");
+    assert!(last.contains("g10_in_last"), "{last}");
+    assert!(!last.contains(r#"{"drop":null}"#), "{last}");
 }
 
 #[test]
