@@ -687,7 +687,21 @@ fn udp_arrives(
     to: &str,
     options: Option<&[u8]>,
 ) -> bool {
-    let rx = receiver.run(|| UdpSocket::bind(to).expect("bind receiver"));
+    // A bind that fails at once is retried for a while (it was seen to
+    // fail once under load, and a missed bind is not what is tested).
+    let rx = receiver.run(|| {
+        let deadline = Instant::now() + Duration::from_secs(3);
+        loop {
+            match UdpSocket::bind(to) {
+                Ok(s) => break s,
+                Err(e) if Instant::now() < deadline => {
+                    eprintln!("bind {to}: {e}; again");
+                    std::thread::sleep(Duration::from_millis(50));
+                }
+                Err(e) => panic!("bind receiver {to}: {e}"),
+            }
+        }
+    });
     rx.set_read_timeout(Some(WAIT)).expect("timeout");
     let tx = sender.run(|| UdpSocket::bind(from).expect("bind sender"));
     if let Some(o) = options {
