@@ -38,6 +38,7 @@ use tsunagi_policy::{
 
 mod support;
 use support::Netns;
+use support::{ip_checksum, ipv4_packet};
 
 const WAIT: Duration = Duration::from_millis(600);
 
@@ -221,41 +222,8 @@ fn reassembled(n: &Netns) -> u64 {
 }
 
 /// RFC 791 header checksum.
-fn ip_checksum(h: &[u8]) -> u16 {
-    let mut sum: u32 = h
-        .chunks(2)
-        .map(|c| u32::from(u16::from_be_bytes([c[0], c[1]])))
-        .sum();
-    while sum > 0xffff {
-        sum = (sum & 0xffff) + (sum >> 16);
-    }
-    !(sum as u16)
-}
-
 fn ipv4_fragment(src: Ipv4Addr, dst: Ipv4Addr, id: u16, frag: u16, body: &[u8]) -> Vec<u8> {
-    ipv4_datagram(src, dst, 17, id, frag, body)
-}
-
-fn ipv4_datagram(
-    src: Ipv4Addr,
-    dst: Ipv4Addr,
-    proto: u8,
-    id: u16,
-    frag: u16,
-    body: &[u8],
-) -> Vec<u8> {
-    let total = (20 + body.len()) as u16;
-    let mut p = vec![0x45, 0];
-    p.extend_from_slice(&total.to_be_bytes());
-    p.extend_from_slice(&id.to_be_bytes());
-    p.extend_from_slice(&frag.to_be_bytes());
-    p.extend_from_slice(&[64, proto, 0, 0]);
-    p.extend_from_slice(&src.octets());
-    p.extend_from_slice(&dst.octets());
-    let c = ip_checksum(&p);
-    p[10..12].copy_from_slice(&c.to_be_bytes());
-    p.extend_from_slice(body);
-    p
+    ipv4_packet(src, dst, 17, id, frag, body)
 }
 
 /// The ipmon lines of everything logged so far.
@@ -729,7 +697,7 @@ fn tcp_ack(sport: u16, tcp_len: usize) -> Vec<u8> {
     pseudo.extend_from_slice(&tcp);
     let c = ip_checksum(&pseudo);
     tcp[16..18].copy_from_slice(&c.to_be_bytes());
-    ipv4_datagram(src, dst, 6, sport, 0, &tcp[..tcp_len])
+    ipv4_packet(src, dst, 6, sport, 0, &tcp[..tcp_len])
 }
 
 /// Sends `packet` from C on a raw socket and says whether S received a TCP

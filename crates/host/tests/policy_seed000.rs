@@ -35,6 +35,7 @@ const SEED_IPNAT: &str = include_str!("../../policy/tests/data/seed000_ipnat.rul
 const BLOCKED_WAIT: Duration = Duration::from_millis(400);
 
 mod support;
+use support::ipv4_packet;
 use support::Netns;
 
 /// A namespace `tsunagi-pol-<pid>-<tag>` with `lo` up, deleted on drop.
@@ -101,39 +102,6 @@ fn udp_arrives(from: &UdpSocket, server: &UdpSocket, to: &str, port: u16) -> Opt
 }
 
 /// RFC 791 header checksum.
-fn ip_checksum(h: &[u8]) -> u16 {
-    let mut sum: u32 = h
-        .chunks(2)
-        .map(|c| u32::from(u16::from_be_bytes([c[0], c[1]])))
-        .sum();
-    while sum > 0xffff {
-        sum = (sum & 0xffff) + (sum >> 16);
-    }
-    !(sum as u16)
-}
-
-fn ipv4_packet(
-    src: Ipv4Addr,
-    dst: Ipv4Addr,
-    proto: u8,
-    id: u16,
-    frag: u16,
-    body: &[u8],
-) -> Vec<u8> {
-    let total = (20 + body.len()) as u16;
-    let mut p = vec![0x45, 0];
-    p.extend_from_slice(&total.to_be_bytes());
-    p.extend_from_slice(&id.to_be_bytes());
-    p.extend_from_slice(&frag.to_be_bytes());
-    p.extend_from_slice(&[64, proto, 0, 0]);
-    p.extend_from_slice(&src.octets());
-    p.extend_from_slice(&dst.octets());
-    let c = ip_checksum(&p);
-    p[10..12].copy_from_slice(&c.to_be_bytes());
-    p.extend_from_slice(body);
-    p
-}
-
 /// Send hand-made IPv4 packets (IPPROTO_RAW: header included) from `ns`.
 fn send_raw(ns: &Netns, packets: &[Vec<u8>]) {
     ns.run(|| {

@@ -12,6 +12,7 @@
 #![allow(dead_code)]
 
 use std::io;
+use std::net::Ipv4Addr;
 use std::os::fd::AsRawFd;
 use std::process::Command;
 
@@ -188,4 +189,41 @@ pub fn block_on<F: std::future::Future>(f: F) -> F::Output {
         .build()
         .expect("tokio runtime")
         .block_on(f)
+}
+
+/// The Internet checksum (RFC 1071) of `h`, an even number of octets.
+pub fn ip_checksum(h: &[u8]) -> u16 {
+    let mut sum: u32 = h
+        .chunks(2)
+        .map(|c| u32::from(u16::from_be_bytes([c[0], c[1]])))
+        .sum();
+    while sum > 0xffff {
+        sum = (sum & 0xffff) + (sum >> 16);
+    }
+    !(sum as u16)
+}
+
+/// An IPv4 packet without options (RFC 791): `proto`, `id`, the flags and
+/// fragment offset word `frag`, TTL 64, its header checksum, then `body`;
+/// for packets the kernel would not send (fragments, short headers).
+pub fn ipv4_packet(
+    src: Ipv4Addr,
+    dst: Ipv4Addr,
+    proto: u8,
+    id: u16,
+    frag: u16,
+    body: &[u8],
+) -> Vec<u8> {
+    let total = (20 + body.len()) as u16;
+    let mut p = vec![0x45, 0];
+    p.extend_from_slice(&total.to_be_bytes());
+    p.extend_from_slice(&id.to_be_bytes());
+    p.extend_from_slice(&frag.to_be_bytes());
+    p.extend_from_slice(&[64, proto, 0, 0]);
+    p.extend_from_slice(&src.octets());
+    p.extend_from_slice(&dst.octets());
+    let c = ip_checksum(&p);
+    p[10..12].copy_from_slice(&c.to_be_bytes());
+    p.extend_from_slice(body);
+    p
 }
